@@ -1,0 +1,1 @@
+"""The core: HTTP, pagination, manifests and state. It knows nothing of CLIs or platforms."""

@@ -1,0 +1,51 @@
+"""Emitted items: one flat dict per followed account, and the key that identifies it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+USER_FIELDS = ("uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
+               "privateAccount")
+STAT_FIELDS = ("followerCount", "followingCount", "heartCount", "videoCount", "diggCount")
+
+
+def flatten(entry: dict[str, Any]) -> dict[str, Any]:
+    """Turn a `{user, stats}` entry into the flat item of CONTRACT 2 (fields form builders map)."""
+    user = entry.get("user") or {}
+    stats = entry.get("stats") or {}
+    raw_id = user.get("id")
+    item: dict[str, Any] = {"id": _id_string(raw_id)}
+    for name in USER_FIELDS:
+        item[name] = user.get(name)
+    for name in STAT_FIELDS:
+        value = stats.get(name)
+        item[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+    unique_id = item["uniqueId"]
+    item["profileUrl"] = f"https://www.tiktok.com/@{unique_id}" if unique_id else None
+    return item
+
+
+def identity(entry: dict[str, Any]) -> str | None:
+    """The dedup key of an entry or item: `id`, else `secUid`, else the handle.
+
+    Prefixed so that an id can never collide with a secUid. `uniqueId` is the last resort
+    because it changes when a user renames.
+    """
+    user = entry.get("user", entry)
+    raw_id = _id_string(user.get("id"))
+    if raw_id:
+        return raw_id
+    if user.get("secUid"):
+        return "s:" + str(user["secUid"])
+    if user.get("uniqueId"):
+        return "u:" + str(user["uniqueId"]).lower()
+    return None
+
+
+def _id_string(value: Any) -> str | None:
+    # Ids exceed 2**53: keep them as strings. Python ints are exact; a float would not be.
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,136 @@
+"""The JSON manifests runners draw forms from, and input validation against them.
+
+The files live in the repository's top-level `manifests/` and ship inside the wheel as
+`connector/manifests/`; both places are looked in, so a checkout and an install behave alike.
+jsonschema is imported on first use: commands that validate nothing don't pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from .errors import ConnectorError, InputError
+
+CONNECTOR_KEY = "connector"
+
+
+def manifest_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "manifests", here.parent / "manifests"):
+        if (candidate / f"{CONNECTOR_KEY}.json").is_file():
+            return candidate
+    raise ConnectorError("the manifests are missing from this installation; reinstall the "
+                         "package (pip install --force-reinstall tiktok-following-connector)")
+
+
+@cache
+def load_all() -> dict[str, dict[str, Any]]:
+    """Every manifest by key: `connector` plus one per operation."""
+    folder = manifest_dir()
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        with path.open(encoding="utf-8") as f:
+            out[path.stem] = json.load(f)
+    return out
+
+
+def load(key: str) -> dict[str, Any]:
+    manifests = load_all()
+    if key not in manifests:
+        raise InputError(f"unknown manifest {key!r}; known: {', '.join(manifests)}",
+                         field="operation")
+    return manifests[key]
+
+
+def operation_keys() -> list[str]:
+    return list(load(CONNECTOR_KEY)["operations"])
+
+
+@cache
+def validator(key: str, part: str = "input") -> Any:
+    """One compiled Draft 2020-12 validator per schema, reused across calls."""
+    from jsonschema import Draft202012Validator
+
+    schema = load(key) if part == "connector" else load(key)[part]
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
+    """Coerce form values, apply defaults and validate, naming the field on error.
+
+    Form builders send blanks as "" and numbers as strings ("30"); both are accepted the way
+    a person filling the form meant them.
+    """
+    if inputs is None:
+        inputs = {}
+    if not isinstance(inputs, dict):
+        raise InputError("inputs must be an object of field values", field="inputs")
+    schema = load(key)["input"]
+    props: dict[str, Any] = schema.get("properties", {})
+    values: dict[str, Any] = {}
+    for name, value in inputs.items():
+        if value is None or (isinstance(value, str) and not value.strip() and name != "handle"):
+            continue  # a blank optional field means "not set"
+        values[name] = _coerce(value, props.get(name, {}))
+    for name, prop in props.items():
+        if name not in values and "default" in prop:
+            values[name] = prop["default"]
+    errors = sorted(validator(key).iter_errors(values), key=lambda e: list(e.path))
+    if errors:
+        raise _input_error(errors[0], props)
+    return values
+
+
+def _coerce(value: Any, prop: dict[str, Any]) -> Any:
+    types = prop.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(value, str):
+        text = value.strip()
+        if "integer" in types and text.lstrip("-").isdigit():
+            return int(text)
+        if "number" in types:
+            try:
+                number = float(text)
+            except ValueError:
+                return value
+            return int(number) if number.is_integer() else number
+        if "boolean" in types and text.lower() in ("true", "false"):
+            return text.lower() == "true"
+    if "integer" in types and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _input_error(error: Any, props: dict[str, Any]) -> InputError:
+    kind = error.validator
+    if kind == "required":
+        field = error.message.split("'")[1]
+        hint = props.get(field, {}).get("description", "")
+        return InputError(f"{field} is required. {hint}".strip(), field=field)
+    if kind == "additionalProperties":
+        extra = sorted(set(error.instance) - set(props))
+        field = extra[0] if extra else None
+        return InputError(f"unknown input {field!r}; the inputs are: {', '.join(props)}",
+                          field=field)
+    field = str(error.path[0]) if error.path else None
+    prop = props.get(field or "", {})
+    title = f"{field} ({prop['title']})" if prop.get("title") else str(field)
+    value = error.instance
+    if kind == "enum":
+        text = f"must be one of {', '.join(map(str, error.validator_value))}"
+    elif kind == "minimum":
+        text = f"must be at least {error.validator_value}"
+    elif kind == "maximum":
+        text = f"must be at most {error.validator_value}"
+    elif kind == "type":
+        text = f"must be {'an' if error.validator_value == 'integer' else 'a'} " \
+               f"{error.validator_value}"
+    elif kind in ("minLength", "maxLength"):
+        text = "must not be empty" if kind == "minLength" else "is too long"
+    else:
+        text = error.message
+    return InputError(f"{title} {text}; got {value!r}", field=field)
