@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -59,7 +60,12 @@ class Batch:
             return 0
         events = []
         if outbox:
-            events = [(event_id(self.handle, item), self.handle, item) for item in self.items]
+            detected = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            for item in self.items:
+                eid = event_id(self.handle, item)
+                payload = {"eventId": eid, "handle": self.handle, "detectedAt": detected,
+                           "item": item}
+                events.append((eid, self.handle, payload))
         added = 0
         if self.state is not None:
             added = self._store.save(state_key(self.handle), self.state, events)

@@ -1,0 +1,50 @@
+"""Shared fixtures: a scripted stand-in on loopback, credentials for it, and cassette settings.
+
+Cassette tests script the stand-in exactly as when they were recorded; on replay
+(`--record-mode=none`) vcrpy answers instead and the stand-in receives nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.core.config import RetryPolicy
+from connector.sandbox import StandIn
+
+ROOT = Path(__file__).resolve().parent.parent
+API_KEY = "test-key-0123456789"
+
+
+@pytest.fixture
+def standin():
+    """A fresh stand-in with no accounts; tests add what they need."""
+    with StandIn(api_keys=(API_KEY,)) as server:
+        yield server
+
+
+@pytest.fixture
+def creds(standin):
+    return {"apiKey": API_KEY, "baseUrl": standin.url}
+
+
+@pytest.fixture
+def fast_retry():
+    """Retries without sleeping, so replayed 429/503s do not wait out Retry-After."""
+    return RetryPolicy.no_wait(total=3)
+
+
+@pytest.fixture(scope="session")
+def vcr_config():
+    # record_mode stays out of here: it would override --record-mode on the command line.
+    return {
+        "match_on": ["method", "path", "body"],
+        "filter_headers": [("authorization", "REDACTED")],
+        "decode_compressed_response": True,
+    }
+
+
+@pytest.fixture
+def vcr_cassette_dir(request):
+    return str(ROOT / "cassettes" / request.module.__name__.split(".")[-1])
