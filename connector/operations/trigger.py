@@ -127,7 +127,9 @@ class _Poll:
         # the backlog is at its bound, to catch up before opening another gap.
         top: _Walk | None = None
         if len(prior.gaps) < GAP_LIMIT:
-            top = self._walk(None, prior.watermark, budget, known)
+            # With a backlog, one page of the budget is kept for it, so it always advances.
+            top_budget = budget - 1 if prior.gaps else budget
+            top = self._walk(None, prior.watermark, top_budget, known)
             budget -= top.pager.pages if top.pager else 0
             seen_order += _keys(top.entries)
             known.update(_keys(top.entries))
@@ -221,7 +223,9 @@ class _Poll:
                                      f"{pager.stop_reason} ({GAP_TRIES} polls)")
                 return None
             return Gap(walk.last_cursor, stop, tries + 1)
-        if pager.stop_reason == NO_CURSOR and stop is not None:
+        at_cap = pager.stop_reason == NO_CURSOR or (
+            pager.last_page is not None and pager.last_page.min_cursor in (-1, "-1"))
+        if at_cap and stop is not None:
             self.warnings.append("the upstream stopped listing at its depth cap before the "
                                  "known follows: older new follows cannot be read")
         return None

@@ -1,0 +1,278 @@
+"""The "New Account Followed" trigger: multi-poll histories against the stand-in.
+
+Every scenario checks the two promises: each follow is emitted exactly once, and a poll makes
+ceil((n + 1) / p) requests for n new follows with page size p (or its budget, catching up).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+import connector
+from connector.core.config import RetryPolicy
+from connector.core.state import KNOWN_LIMIT
+from connector.sandbox import Fault, StandIn
+from tests.conftest import API_KEY
+
+P = 10  # page size in these histories
+HANDLE = "alice"
+
+
+class Poller:
+    """Runs polls like a runner does: state out of one poll goes into the next."""
+
+    def __init__(self, standin: StandIn, creds: dict, **inputs):
+        self.standin = standin
+        self.creds = creds
+        self.inputs = {"handle": HANDLE, "count": P, "maxPages": 10, **inputs}
+        self.state = None
+        self.emitted: list[str] = []
+        self.requests: list[int] = []
+
+    def poll(self, **override):
+        before = self.standin.count_requests()
+        result = connector.run("new_account_followed", {**self.inputs, **override},
+                               credentials=self.creds, state=self.state,
+                               retry=RetryPolicy.no_wait())
+        self.requests.append(self.standin.count_requests() - before)
+        self.state = result.state
+        self.emitted += [key(i) for i in result.items]
+        return result
+
+
+def key(item: dict) -> str:
+    return item["id"] or f"s:{item['secUid']}"
+
+
+def ids(users: list[dict]) -> list[str]:
+    return [u.get("id") or f"s:{u['secUid']}" for u in users]
+
+
+def bound(n: int, p: int = P) -> int:
+    return math.ceil((n + 1) / p)
+
+
+@pytest.fixture
+def world(standin, creds):
+    standin.add_account(HANDLE, 57)
+    return Poller(standin, creds)
+
+
+def test_first_poll_takes_a_baseline_and_emits_nothing(world):
+    result = world.poll()
+    assert result.items == []
+    assert result.meta["baseline"] is True
+    assert world.requests == [1]
+    assert len(result.state["known"]) == P
+
+
+def test_a_poll_with_nothing_new_costs_one_request(world):
+    world.poll()
+    result = world.poll()
+    assert result.items == [] and world.requests[-1] == 1
+    assert result.meta["creditsUsed"] == 10
+
+
+@pytest.mark.parametrize("n", [1, 3, P - 1, P, P + 1, 2 * P, 5 * P + 3])
+def test_new_follows_are_emitted_once_oldest_first_in_the_fewest_requests(world, n):
+    world.poll()
+    new = world.standin.follow_many(HANDLE, n)
+    result = world.poll()
+    assert [key(i) for i in result.items] == ids(new)  # follow order: oldest first
+    assert world.requests[-1] == bound(n)
+    again = world.poll()
+    assert again.items == [] and world.requests[-1] == 1
+
+
+def test_emitted_items_match_the_manifest_output(world):
+    from jsonschema import Draft202012Validator
+
+    world.poll()
+    world.standin.follow_many(HANDLE, 3)
+    schema = connector.manifests.load("new_account_followed")["output"]
+    for item in world.poll().items:
+        Draft202012Validator(schema).validate(item)
+
+
+def test_a_burst_larger_than_the_budget_is_delivered_over_the_next_polls(world):
+    world.inputs["maxPages"] = 2
+    world.poll()
+    burst = world.standin.follow_many(HANDLE, 45)
+    first = world.poll()
+    assert world.requests[-1] == 2 and first.meta["catchingUp"] is True
+    assert [key(i) for i in first.items] == ids(burst)[-20:]  # the newest 20, oldest first
+    late = world.standin.follow_many(HANDLE, 3)  # arrive during catch-up: not starved
+    second = world.poll()
+    assert set(ids(late)) <= {key(i) for i in second.items}
+    for _ in range(5):
+        world.poll()
+    assert sorted(world.emitted) == sorted(ids(burst) + ids(late))
+    assert len(world.emitted) == len(set(world.emitted))
+    assert world.state["gaps"] == []
+    assert max(world.requests) <= 2
+
+
+def test_a_backlog_at_its_bound_is_caught_up_before_new_follows(standin, creds):
+    standin.add_account(HANDLE, 5)
+    world = Poller(standin, creds, maxPages=2)
+    world.poll()
+    everything = []
+    for _ in range(25):  # each poll opens a gap: more than the gap bound
+        everything += ids(standin.follow_many(HANDLE, 3 * P))
+        world.poll()
+    for _ in range(80):
+        world.poll()
+    assert sorted(world.emitted) == sorted(everything)
+    assert world.state["gaps"] == []
+
+
+def test_unfollowed_accounts_cause_no_miss_and_no_repeat(world):
+    world.poll()
+    known = world.standin.following(HANDLE)
+    for user in known[:3]:
+        world.standin.unfollow(HANDLE, user["id"])
+    new = world.standin.follow_many(HANDLE, 4)
+    result = world.poll()
+    assert [key(i) for i in result.items] == ids(new)
+    assert world.requests[-1] == bound(4)
+
+
+def test_a_refollowed_account_is_not_emitted_again(world):
+    world.poll()
+    again = world.standin.following(HANDLE)[5]
+    world.standin.unfollow(HANDLE, again["id"])
+    before = world.standin.follow_many(HANDLE, 2)
+    world.standin.follow(HANDLE, again)
+    after = world.standin.follow_many(HANDLE, 1)
+    result = world.poll()
+    assert [key(i) for i in result.items] == ids(before + after)
+    assert world.requests[-1] == bound(4)  # the re-follow is a follow event too
+
+
+def test_mass_unfollow_does_not_emit_old_follows_never_seen(world):
+    world.poll()
+    for user in world.standin.following(HANDLE)[:P]:  # every account the baseline saw
+        world.standin.unfollow(HANDLE, user["id"])
+    new = world.standin.follow_many(HANDLE, 2)
+    result = world.poll()
+    assert [key(i) for i in result.items] == ids(new)
+    # one more request tells the unseen old follows from new ones, instead of guessing
+    assert world.requests[-1] == bound(2) + 1
+    world.poll()
+    assert world.requests[-1] == 1  # and they are remembered
+
+
+def test_accounts_repeated_at_page_boundaries_are_emitted_once(standin, creds):
+    standin.add_account(HANDLE, 30, boundary_repeats=True)
+    world = Poller(standin, creds)
+    world.poll()
+    new = standin.follow_many(HANDLE, 25)
+    world.poll()
+    world.poll()
+    assert sorted(world.emitted) == sorted(ids(new))
+    assert len(world.emitted) == 25
+
+
+def test_accounts_without_id_are_identified_by_secuid(world):
+    world.poll()
+    nameless = []
+    for n in range(3):
+        user = world.standin.make_user(900 + n)
+        user.pop("id")
+        nameless.append(world.standin.follow(HANDLE, user))
+    result = world.poll()
+    assert [i["secUid"] for i in result.items] == [u["secUid"] for u in nameless]
+    assert all(i["id"] is None for i in result.items)
+    assert world.poll().items == []
+
+
+def test_an_account_beyond_the_depth_cap_still_polls_exactly():
+    with StandIn(api_keys=(API_KEY,), depth_cap=40) as standin:
+        standin.add_account(HANDLE, 120)
+        world = Poller(standin, {"apiKey": API_KEY, "baseUrl": standin.url})
+        world.poll()
+        new = standin.follow_many(HANDLE, 12)
+        world.poll()
+        assert world.emitted == ids(new) and world.requests[-1] == bound(12)
+        # a burst deeper than the cap: what the upstream can show is emitted, and it says so
+        world.inputs["maxPages"] = 20
+        burst = standin.follow_many(HANDLE, 55)
+        result = world.poll()
+        assert [key(i) for i in result.items] == ids(burst)[-40:]
+        assert any("depth cap" in w for w in result.meta["warnings"])
+
+
+def test_the_first_run_can_start_with_the_most_recent_follows(world):
+    result = world.poll(firstRun="emitRecent")
+    newest = world.standin.following(HANDLE)[:P]
+    assert [key(i) for i in result.items] == list(reversed(ids(newest)))
+    assert world.poll().items == []
+
+
+def test_test_mode_returns_recent_follows_and_leaves_state_identical(world):
+    world.poll()
+    world.standin.follow_many(HANDLE, 5)
+    frozen = copy.deepcopy(world.state)
+    result = connector.run("new_account_followed", {"handle": HANDLE}, mode="test",
+                           credentials=world.creds, state=world.state)
+    assert len(result.items) == 3
+    assert result.state == frozen and world.state == frozen
+    assert len(world.poll().items) == 5  # test mode consumed nothing
+
+
+@pytest.mark.parametrize("fault", [Fault(status=404), Fault(status=401), Fault(status=403),
+                                   Fault(status=500), Fault(malformed=True)])
+def test_an_error_mid_poll_leaves_state_untouched(world, fault):
+    world.poll()
+    new = world.standin.follow_many(HANDLE, 15)
+    frozen = copy.deepcopy(world.state)
+    world.standin.inject(*[fault] * 5)  # outlasts the retries
+    with pytest.raises(connector.ConnectorError):
+        world.poll()
+    assert world.state == frozen
+    world.standin.clear_faults()
+    assert [key(i) for i in world.poll().items] == ids(new)
+
+
+def test_a_private_list_is_a_clear_error_that_changes_nothing(standin, creds):
+    standin.add_account("hidden", 5, private=True)
+    with pytest.raises(connector.NotFoundError, match="Following list not found"):
+        connector.run("new_account_followed", {"handle": "hidden"}, credentials=creds)
+
+
+def test_a_changed_handle_starts_a_new_baseline_and_says_so(world, standin):
+    world.poll()
+    standin.add_account("bob", 20)
+    result = world.poll(handle="bob")
+    assert result.items == [] and result.meta["baseline"] is True
+    assert "new baseline" in result.meta["warnings"][0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{not json", "not valid JSON"),
+    ({"v": 99, "handle": HANDLE}, "newer than this connector"),
+    ({"handle": HANDLE}, "no version"),
+    ({"v": 1, "handle": HANDLE, "known": "abc"}, "damaged"),
+    ([1, 2], "JSON object"),
+])
+def test_bad_state_is_an_error_before_any_request(standin, creds, bad, message):
+    standin.add_account(HANDLE, 5)
+    with pytest.raises(connector.StateError, match=message):
+        connector.run("new_account_followed", {"handle": HANDLE}, credentials=creds,
+                      state=bad)
+    assert standin.count_requests() == 0
+
+
+def test_state_is_versioned_json_within_its_documented_bound(world):
+    world.poll()
+    world.standin.follow_many(HANDLE, KNOWN_LIMIT + 50)
+    world.inputs.update(count=100, maxPages=200)
+    for _ in range(3):
+        world.poll()
+    state = world.state
+    assert state["v"] == 1 and len(state["known"]) == KNOWN_LIMIT
+    assert len(json.dumps(state)) < 150_000
