@@ -1,0 +1,152 @@
+"""Polling without a runner: the SQLite store, `tiktok-following poll`, and state via invoke."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import connector
+from connector.core.store import STATE_DB_ENV, StateStore, default_path
+from connector.sandbox import Fault
+from tests.conftest import API_KEY
+
+HANDLE = "alice"
+
+
+def cli(standin, *args, stdin=None):
+    env = {**os.environ, "DUMPLINGAI_API_KEY": API_KEY}
+    return subprocess.run(
+        [sys.executable, "-m", "connector.cli", "--base-url", standin.url, *args],
+        input=stdin, capture_output=True, text=True, env=env, timeout=60,
+    )
+
+
+def lines(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "state.db")
+
+
+def test_poll_prints_new_follows_as_json_lines_and_a_summary(standin, db):
+    standin.add_account(HANDLE, 30)
+    first = cli(standin, "poll", HANDLE, "--state-db", db)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == "" and "baseline taken" in first.stderr
+    new = standin.follow_many(HANDLE, 4)
+    second = cli(standin, "poll", "@Alice", "--state-db", db)
+    assert [i["id"] for i in lines(second.stdout)] == [u["id"] for u in new]
+    assert "4 new follows, 1 requests, 10 credits" in second.stderr
+    assert cli(standin, "poll", HANDLE, "--state-db", db).stdout == ""
+
+
+def test_a_crash_between_fetching_and_committing_returns_the_same_items(standin, creds, db):
+    standin.add_account(HANDLE, 30)
+    store = connector.open_store(db)
+    store.poll(HANDLE, credentials=creds).commit()
+    new = standin.follow_many(HANDLE, 3)
+    with store.poll(HANDLE, credentials=creds) as batch:
+        assert len(batch.items) == 3
+        # the process "dies" here: no commit
+    again = store.poll(HANDLE, credentials=creds)
+    assert [i["id"] for i in again.items] == [u["id"] for u in new]
+    again.commit()
+    assert store.poll(HANDLE, credentials=creds).items == []
+
+
+def test_errors_mid_poll_leave_the_stored_state_untouched(standin, creds, db):
+    standin.add_account(HANDLE, 30)
+    store = connector.open_store(db)
+    store.poll(HANDLE, credentials=creds).commit()
+    before = store.state(HANDLE)
+    new = standin.follow_many(HANDLE, 12)
+    standin.inject(*[Fault(status=502)] * 10)
+    with pytest.raises(connector.UpstreamError):
+        store.poll(HANDLE, credentials=creds, retry=connector.RetryPolicy.no_wait(1))
+    assert store.state(HANDLE) == before
+    standin.clear_faults()
+    assert [i["id"] for i in store.poll(HANDLE, credentials=creds).items] == [
+        u["id"] for u in new]
+
+
+def test_two_polls_at_once_on_one_handle_never_emit_the_same_follow(standin, db):
+    standin.add_account(HANDLE, 30)
+    assert cli(standin, "poll", HANDLE, "--state-db", db).returncode == 0
+    new = standin.follow_many(HANDLE, 7)
+    standin.inject(Fault(delay=0.8), handle=HANDLE)  # the first poll holds its lock a while
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: cli(standin, "poll", HANDLE, "--state-db", db), [0, 1]))
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    emitted = [i["id"] for r in runs for i in lines(r.stdout)]
+    assert sorted(emitted) == sorted(u["id"] for u in new)
+
+
+def test_two_polls_at_once_in_threads_never_emit_the_same_follow(standin, creds, db):
+    standin.add_account(HANDLE, 30)
+    connector.open_store(db).poll(HANDLE, credentials=creds).commit()
+    new = standin.follow_many(HANDLE, 5)
+    standin.inject(Fault(delay=0.3), handle=HANDLE)
+
+    def poll(_):
+        with connector.open_store(db) as store, store.poll(HANDLE, credentials=creds) as b:
+            b.commit()
+            return [i["id"] for i in b.items]
+
+    with ThreadPoolExecutor(2) as pool:
+        emitted = [x for got in pool.map(poll, [0, 1]) for x in got]
+    assert sorted(emitted) == sorted(u["id"] for u in new)
+
+
+def test_damaged_stored_state_is_an_error_and_is_left_as_is(standin, creds, db):
+    standin.add_account(HANDLE, 5)
+    raw = StateStore(db)
+    raw._db.execute("INSERT INTO trigger_state VALUES ('new_account_followed:alice', '{oops', 0)")
+    store = connector.open_store(db)
+    with pytest.raises(connector.StateError, match="left as is"):
+        store.poll(HANDLE, credentials=creds)
+    assert standin.count_requests() == 0
+    row = raw._db.execute("SELECT state FROM trigger_state").fetchone()
+    assert row[0] == "{oops"
+
+
+def test_the_default_database_path_comes_from_platformdirs_or_the_environment(monkeypatch,
+                                                                             tmp_path):
+    monkeypatch.delenv(STATE_DB_ENV, raising=False)
+    assert default_path().name == "state.db" and "tiktok-following" in str(default_path())
+    monkeypatch.setenv(STATE_DB_ENV, str(tmp_path / "x.db"))
+    assert default_path() == tmp_path / "x.db"
+
+
+def test_state_round_trips_through_invoke(standin):
+    standin.add_account(HANDLE, 20)
+    request = {"operation": "new_account_followed", "inputs": {"handle": HANDLE},
+               "credentials": {"apiKey": API_KEY, "baseUrl": standin.url}, "platform": "n8n"}
+    first = cli(standin, "invoke", stdin=json.dumps(request))
+    assert first.returncode == 0, first.stderr
+    state = json.loads(first.stdout)["state"]
+    assert state["v"] == 1
+    new = standin.follow_many(HANDLE, 2)
+    second = cli(standin, "invoke", stdin=json.dumps({**request, "state": state}))
+    body = json.loads(second.stdout)
+    assert [i["id"] for i in body["items"]] == [u["id"] for u in new]
+    assert body["meta"]["requests"] == 1 and body["meta"]["creditsUsed"] == 10
+    assert standin.requests[-1].body["requestSource"] == "N8N"
+    assert API_KEY not in json.dumps(body["state"])
+
+
+def test_corrupt_state_through_invoke_exits_2_without_a_request(standin):
+    standin.add_account(HANDLE, 20)
+    request = {"operation": "new_account_followed", "inputs": {"handle": HANDLE},
+               "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
+               "state": {"v": 7, "handle": HANDLE}}
+    run = cli(standin, "invoke", stdin=json.dumps(request))
+    assert run.returncode == 2
+    assert json.loads(run.stdout)["error"]["type"] == "state_error"
+    assert standin.count_requests() == 0
