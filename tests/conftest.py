@@ -42,6 +42,8 @@ def vcr_config():
         "match_on": ["method", "path", "body"],
         "filter_headers": [("authorization", "REDACTED")],
         "decode_compressed_response": True,
+        # --block-network still lets tests reach the stand-in on loopback.
+        "allowed_hosts": ["127.0.0.1", "localhost", "::1"],
     }
 
 
