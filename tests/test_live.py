@@ -35,8 +35,11 @@ def _live_or_recorded(request, name: str) -> dict:
 @pytest.mark.vcr
 def test_page_two_is_asked_for_with_page_ones_min_cursor(request, vcr):
     creds = _live_or_recorded(request, request.node.name)
-    result = connector.run("get_tiktok_user_following",
-                           {"handle": HANDLE, "maxPages": 2, "count": 10}, credentials=creds)
+    result = connector.run(
+        "get_tiktok_user_following",
+        {"handle": HANDLE, "maxPages": 2, "count": 10},
+        credentials=creds,
+    )
     sent = [json.loads(r.body) for r in vcr.requests]
     page_one = json.loads(vcr.responses[0]["body"]["string"])
     assert "minTime" not in sent[0]

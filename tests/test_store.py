@@ -22,7 +22,11 @@ def cli(standin, *args, stdin=None):
     env = {**os.environ, "DUMPLINGAI_API_KEY": API_KEY}
     return subprocess.run(
         [sys.executable, "-m", "connector.cli", "--base-url", standin.url, *args],
-        input=stdin, capture_output=True, text=True, env=env, timeout=60,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
 
 
@@ -72,8 +76,7 @@ def test_errors_mid_poll_leave_the_stored_state_untouched(standin, creds, db):
         store.poll(HANDLE, credentials=creds, retry=connector.RetryPolicy.no_wait(1))
     assert store.state(HANDLE) == before
     standin.clear_faults()
-    assert [i["id"] for i in store.poll(HANDLE, credentials=creds).items] == [
-        u["id"] for u in new]
+    assert [i["id"] for i in store.poll(HANDLE, credentials=creds).items] == [u["id"] for u in new]
 
 
 def test_two_polls_at_once_on_one_handle_never_emit_the_same_follow(standin, db):
@@ -116,8 +119,9 @@ def test_damaged_stored_state_is_an_error_and_is_left_as_is(standin, creds, db):
     assert row[0] == "{oops"
 
 
-def test_the_default_database_path_comes_from_platformdirs_or_the_environment(monkeypatch,
-                                                                             tmp_path):
+def test_the_default_database_path_comes_from_platformdirs_or_the_environment(
+    monkeypatch, tmp_path
+):
     monkeypatch.delenv(STATE_DB_ENV, raising=False)
     assert default_path().name == "state.db" and "tiktok-following" in str(default_path())
     monkeypatch.setenv(STATE_DB_ENV, str(tmp_path / "x.db"))
@@ -126,8 +130,12 @@ def test_the_default_database_path_comes_from_platformdirs_or_the_environment(mo
 
 def test_state_round_trips_through_invoke(standin):
     standin.add_account(HANDLE, 20)
-    request = {"operation": "new_account_followed", "inputs": {"handle": HANDLE},
-               "credentials": {"apiKey": API_KEY, "baseUrl": standin.url}, "platform": "n8n"}
+    request = {
+        "operation": "new_account_followed",
+        "inputs": {"handle": HANDLE},
+        "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
+        "platform": "n8n",
+    }
     first = cli(standin, "invoke", stdin=json.dumps(request))
     assert first.returncode == 0, first.stderr
     state = json.loads(first.stdout)["state"]
@@ -143,9 +151,12 @@ def test_state_round_trips_through_invoke(standin):
 
 def test_corrupt_state_through_invoke_exits_2_without_a_request(standin):
     standin.add_account(HANDLE, 20)
-    request = {"operation": "new_account_followed", "inputs": {"handle": HANDLE},
-               "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
-               "state": {"v": 7, "handle": HANDLE}}
+    request = {
+        "operation": "new_account_followed",
+        "inputs": {"handle": HANDLE},
+        "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
+        "state": {"v": 7, "handle": HANDLE},
+    }
     run = cli(standin, "invoke", stdin=json.dumps(request))
     assert run.returncode == 2
     assert json.loads(run.stdout)["error"]["type"] == "state_error"

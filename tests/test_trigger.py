@@ -35,9 +35,13 @@ class Poller:
 
     def poll(self, **override):
         before = self.standin.count_requests()
-        result = connector.run("new_account_followed", {**self.inputs, **override},
-                               credentials=self.creds, state=self.state,
-                               retry=RetryPolicy.no_wait())
+        result = connector.run(
+            "new_account_followed",
+            {**self.inputs, **override},
+            credentials=self.creds,
+            state=self.state,
+            retry=RetryPolicy.no_wait(),
+        )
         self.requests.append(self.standin.count_requests() - before)
         self.state = result.state
         self.emitted += [key(i) for i in result.items]
@@ -217,15 +221,28 @@ def test_test_mode_returns_recent_follows_and_leaves_state_identical(world):
     world.poll()
     world.standin.follow_many(HANDLE, 5)
     frozen = copy.deepcopy(world.state)
-    result = connector.run("new_account_followed", {"handle": HANDLE}, mode="test",
-                           credentials=world.creds, state=world.state)
+    result = connector.run(
+        "new_account_followed",
+        {"handle": HANDLE},
+        mode="test",
+        credentials=world.creds,
+        state=world.state,
+    )
     assert len(result.items) == 3
     assert result.state == frozen and world.state == frozen
     assert len(world.poll().items) == 5  # test mode consumed nothing
 
 
-@pytest.mark.parametrize("fault", [Fault(status=404), Fault(status=401), Fault(status=403),
-                                   Fault(status=500), Fault(malformed=True)])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=404),
+        Fault(status=401),
+        Fault(status=403),
+        Fault(status=500),
+        Fault(malformed=True),
+    ],
+)
 def test_an_error_mid_poll_leaves_state_untouched(world, fault):
     world.poll()
     new = world.standin.follow_many(HANDLE, 15)
@@ -252,18 +269,20 @@ def test_a_changed_handle_starts_a_new_baseline_and_says_so(world, standin):
     assert "new baseline" in result.meta["warnings"][0]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("{not json", "not valid JSON"),
-    ({"v": 99, "handle": HANDLE}, "newer than this connector"),
-    ({"handle": HANDLE}, "no version"),
-    ({"v": 1, "handle": HANDLE, "known": "abc"}, "damaged"),
-    ([1, 2], "JSON object"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("{not json", "not valid JSON"),
+        ({"v": 99, "handle": HANDLE}, "newer than this connector"),
+        ({"handle": HANDLE}, "no version"),
+        ({"v": 1, "handle": HANDLE, "known": "abc"}, "damaged"),
+        ([1, 2], "JSON object"),
+    ],
+)
 def test_bad_state_is_an_error_before_any_request(standin, creds, bad, message):
     standin.add_account(HANDLE, 5)
     with pytest.raises(connector.StateError, match=message):
-        connector.run("new_account_followed", {"handle": HANDLE}, credentials=creds,
-                      state=bad)
+        connector.run("new_account_followed", {"handle": HANDLE}, credentials=creds, state=bad)
     assert standin.count_requests() == 0
 
 

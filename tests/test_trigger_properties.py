@@ -116,16 +116,17 @@ common = {
     "initial": st.integers(0, 40),
     "repeats": st.booleans(),
 }
-relaxed = settings(max_examples=100, deadline=None,
-                   suppress_health_check=[HealthCheck.too_slow])
+relaxed = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @relaxed
 @given(**common)
-def test_without_faults_every_new_follow_is_emitted_exactly_once(history, page, budget,
-                                                                 initial, repeats):
-    up, fresh, allowed, emitted, state = replay(history, page=page, budget=budget, initial=initial,
-                                       repeats=repeats)
+def test_without_faults_every_new_follow_is_emitted_exactly_once(
+    history, page, budget, initial, repeats
+):
+    up, fresh, allowed, emitted, state = replay(
+        history, page=page, budget=budget, initial=initial, repeats=repeats
+    )
     assert len(emitted) == len(set(emitted)), "a follow was emitted twice"
     assert set(emitted) <= allowed, "an old or baselined follow was emitted"
     assert fresh & set(up.times) <= set(emitted), "a new follow still listed was never emitted"
@@ -133,11 +134,22 @@ def test_without_faults_every_new_follow_is_emitted_exactly_once(history, page, 
 
 
 @relaxed
-@given(**common, faults=st.lists(st.booleans(), max_size=30),
-       crashes=st.sets(st.integers(1, 30), max_size=6))
+@given(
+    **common,
+    faults=st.lists(st.booleans(), max_size=30),
+    crashes=st.sets(st.integers(1, 30), max_size=6),
+)
 def test_with_faults_and_crashes_nothing_is_lost_and_nothing_old_is_emitted(
-        history, page, budget, initial, repeats, faults, crashes):
-    up, fresh, allowed, emitted, _ = replay(history, page=page, budget=budget, initial=initial,
-                                   repeats=repeats, faults=faults, crashes=crashes)
+    history, page, budget, initial, repeats, faults, crashes
+):
+    up, fresh, allowed, emitted, _ = replay(
+        history,
+        page=page,
+        budget=budget,
+        initial=initial,
+        repeats=repeats,
+        faults=faults,
+        crashes=crashes,
+    )
     assert set(emitted) <= allowed
     assert fresh & set(up.times) <= set(emitted)
