@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ipaddress
 import json
 import math
 import random
@@ -26,6 +25,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import urlsplit
+
+from .core.config import is_loopback
 
 ENDPOINT = "/api/v1/get-tiktok-user-following"
 
@@ -62,15 +63,6 @@ def normalize_handle(value: str) -> str:
     if value.startswith("@"):
         value = value[1:]
     return value.strip().lower()
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --------------------------------------------------------------------------- faults
@@ -283,7 +275,7 @@ class StandIn:
         demo_epoch: float | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not _is_loopback(host):
+        if not is_loopback(host):
             raise ValueError(f"the stand-in only listens on loopback, not {host!r}")
         if demo_speed <= 0:
             raise ValueError("demo_speed must be positive")
@@ -853,7 +845,7 @@ def serve(
     port: int = 8787, host: str = "127.0.0.1", *, demo: bool = True, out: TextIO = sys.stderr
 ) -> None:
     """Run a demo stand-in in the foreground until Ctrl-C (for `tiktok-following sandbox`)."""
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise ValueError(f"the stand-in only listens on loopback, not {host!r}")
     standin = StandIn(host=host, port=port, demo=demo)
     standin._bind()

@@ -54,7 +54,8 @@ class Credentials:
         return f"Credentials(api_key='***', base_url={self.base_url!r})"
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: where plain http cannot expose a secret."""
     if host == "localhost":
         return True
     try:
@@ -71,7 +72,7 @@ def check_base_url(url: str, *, field_name: str = "baseUrl") -> str:
             f"{field_name} must be an http(s) URL like {PRODUCTION_URL}, got {url!r}",
             field=field_name,
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"{field_name} uses plain http to {parts.hostname}: the API key would travel "
             "unencrypted; use https (plain http is allowed only for loopback)",
@@ -94,7 +95,12 @@ def resolve_credentials(
         raise ConfigurationError(
             f"no API key: set credentials.apiKey or {API_KEY_ENV}", field="apiKey"
         )
-    base = credentials.get("baseUrl") or env.get(BASE_URL_ENV) or PRODUCTION_URL
+    base = credentials.get("baseUrl")
+    # The error names where the bad URL came from, so the user knows what to fix.
+    source = "baseUrl"
+    if not base and env.get(BASE_URL_ENV):
+        base, source = env[BASE_URL_ENV], BASE_URL_ENV
+    base = base or PRODUCTION_URL
     if not isinstance(base, str):
         raise ConfigurationError("baseUrl must be a string URL", field="baseUrl")
-    return Credentials(api_key=key.strip(), base_url=check_base_url(base))
+    return Credentials(api_key=key.strip(), base_url=check_base_url(base, field_name=source))
