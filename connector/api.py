@@ -25,6 +25,10 @@ def prepare(
     if not isinstance(operation, str) or operation not in registry():
         raise InputError(f"unknown operation {operation!r}; the operations are: "
                          f"{', '.join(registry())}", field="operation")
+    if platform is not None and not isinstance(platform, str):
+        # Checked here: a list or object would otherwise crash the lookup, not name the field.
+        raise InputError(f"platform must be one of zapier, n8n, make, api; got {platform!r}",
+                         field="platform")
     if mode not in MODES:
         raise InputError(f"mode must be 'live' or 'test', got {mode!r}", field="mode")
     values = prepare_inputs(operation, inputs)
@@ -53,7 +57,9 @@ def run(
     DUMPLINGAI_BASE_URL. Pass `client` to share one pooled session across many calls;
     `on_page(pages, items)` is called after each page (progress indicators).
     """
-    values, source = prepare(operation, dict(inputs or {}), platform=platform, mode=mode)
+    # Anything but a mapping goes to prepare() as it is, to be refused as `inputs`.
+    given = dict(inputs) if isinstance(inputs, Mapping) else inputs
+    values, source = prepare(operation, given, platform=platform, mode=mode)
     op = registry()[operation]
     options = {"source": source, "state": state, "mode": mode, "on_page": on_page}
     if client is not None:

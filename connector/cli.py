@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--max-pages", type=int, default=1, help="pages to fetch (10 credits each)")
     c.add_argument("--max-items", type=int, help="stop after this many accounts")
     c.add_argument("--count", type=int, help="accounts per page")
-    c.add_argument("--min-time", type=float, help="resume from an earlier nextCursor")
+    # Kept as text: the manifest coerces it, and a float would turn a cursor 1700000045
+    # into 1700000045.0 (cursors pass through untouched, CONTRACT 1).
+    c.add_argument("--min-time", help="resume from an earlier nextCursor")
     c.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
     c.set_defaults(func=cmd_list)
 
@@ -142,8 +144,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     progress.done()
     write_items(result.items, args.format, sys.stdout)
     meta = result.meta
-    more = f", more from --min-time {meta['nextCursor']}" if meta["hasMore"] else ""
-    print(f"@{meta['handle']}: {len(result.items)} accounts, {meta['pages']} pages, "
+    more = ""
+    if meta["hasMore"]:
+        # No cursor means the first page was cut short by --max-items: more is at the top.
+        more = (", more with a higher --max-items" if meta["nextCursor"] is None
+                else f", more from --min-time {meta['nextCursor']}")
+    pages = f"{meta['pages']} page{'' if meta['pages'] == 1 else 's'}"
+    print(f"@{meta['handle']}: {len(result.items)} accounts, {pages}, "
           f"{meta['creditsUsed']} credits{_rate(meta)}{more}", file=sys.stderr)
     return 0
 

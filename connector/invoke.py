@@ -36,7 +36,8 @@ def handle(raw: bytes | str, **run_options: Any) -> tuple[int, dict[str, Any]]:
             credentials=creds,
             platform=request.get("platform"),
             state=request.get("state"),
-            mode=request.get("mode", "live"),
+            # null means "not given", as for the other optional fields.
+            mode=request["mode"] if request.get("mode") is not None else "live",
             **run_options,
         )
         return 0, {"items": result.items, "state": result.state, "meta": result.meta}
@@ -93,5 +94,7 @@ def main(stdin: Any, stdout: Any, stderr: Any, **run_options: Any) -> int:
     stdout.write(json.dumps(response, ensure_ascii=False) + "\n")
     stdout.flush()
     if "error" in response:
-        stderr.write(f"tiktok-following: {response['error']['message']}\n")
+        # One line, whatever the message holds (server texts may carry newlines).
+        line = " ".join(str(response["error"]["message"]).split())
+        stderr.write(f"tiktok-following: {line}\n")
     return code

@@ -50,3 +50,20 @@ def vcr_config():
 @pytest.fixture
 def vcr_cassette_dir(request):
     return str(ROOT / "cassettes" / request.module.__name__.split(".")[-1])
+
+
+@pytest.fixture(scope="session")
+def assert_valid_items():
+    """A check that emitted items match the action manifest's `output` schema (one item each)."""
+    from jsonschema import Draft202012Validator
+
+    from connector.core import manifests
+
+    validator = Draft202012Validator(manifests.load("get_tiktok_user_following")["output"])
+
+    def check(items):
+        for item in items:
+            problems = [e.message for e in validator.iter_errors(item)]
+            assert not problems, f"item {item.get('id')!r} does not match the output: {problems}"
+
+    return check

@@ -17,9 +17,16 @@ def normalize_handle(value: object, *, field: str = "handle") -> str:
         raise InputError(f"{field} is required: give a TikTok handle as {ACCEPTED_FORMS}",
                          field=field)
     text = value.strip()
-    if "tiktok.com" in text.lower() or text.lower().startswith(("http://", "https://")):
+    # A URL has a scheme or a path; "tiktok.com" alone could be a handle (dots are allowed).
+    if "/" in text or "://" in text:
         url = text if "://" in text else "https://" + text
-        path = urlsplit(url).path
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+        if host != "tiktok.com" and not host.endswith(".tiktok.com"):
+            # Taking "@bob" out of some other site's URL would read the wrong account.
+            raise InputError(f"{field}: {value!r} is not a TikTok profile URL; "
+                             f"give {ACCEPTED_FORMS}", field=field)
+        path = parts.path
         match = re.search(r"/@([^/?#]+)", path)
         if not match:
             raise InputError(f"{field}: {value!r} is a URL without an @handle in it; "

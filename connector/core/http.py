@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -149,13 +151,14 @@ class Client:
         try:
             resp = self.session.post(
                 self.url,
-                data=json.dumps(body),
+                # allow_nan=False: NaN is not JSON, and the server would answer 400 for it.
+                data=json.dumps(body, allow_nan=False),
                 timeout=(self.timeouts.connect, self.timeouts.read),
             )
-        except requests.exceptions.Timeout as exc:
-            raise TransportError(f"timed out talking to {self.credentials.base_url}: "
-                                 "the server did not answer in time; try again later") from exc
         except requests.exceptions.RequestException as exc:
+            if _timed_out(exc):
+                raise TransportError(f"timed out talking to {self.credentials.base_url}: "
+                                     "the server did not answer in time; try again later") from exc
             raise TransportError(f"could not reach {self.credentials.base_url} "
                                  f"({_reason(exc)}); check the network and baseUrl") from exc
         attempts = _attempts(resp)
@@ -214,7 +217,10 @@ def _is_cursor(value: Any) -> bool:
         return True
     if isinstance(value, bool):
         return False
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        # json.loads accepts NaN and Infinity; sent back as minTime they are not JSON.
+        return math.isfinite(value)
+    if isinstance(value, int):
         return True
     return isinstance(value, str) and value.lstrip("-").isdigit()
 
@@ -237,6 +243,19 @@ def _attempts(resp: requests.Response) -> int:
     retries = getattr(resp.raw, "retries", None)
     history = getattr(retries, "history", None) or ()
     return 1 + len(history)
+
+
+def _timed_out(exc: requests.exceptions.RequestException) -> bool:
+    """Whether the server was reached but did not answer in time.
+
+    Once urllib3 has retried, a read timeout arrives as a ConnectionError wrapping
+    MaxRetryError(reason=ReadTimeoutError), not as requests' Timeout. (Not any urllib3
+    TimeoutError: a refused connection, NewConnectionError, is one of those too.)
+    """
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ jsonschema is imported on first use: commands that validate nothing don't pay fo
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,9 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
         if value is None or (isinstance(value, str) and not value.strip() and name != "handle"):
             continue  # a blank optional field means "not set"
         values[name] = _coerce(value, props.get(name, {}))
+        if isinstance(values[name], float) and not math.isfinite(values[name]):
+            # jsonschema counts NaN and Infinity as numbers, but they are not JSON.
+            raise InputError(f"{name} must be a finite number; got {value!r}", field=name)
     for name, prop in props.items():
         if name not in values and "default" in prop:
             values[name] = prop["default"]
@@ -90,13 +94,15 @@ def _coerce(value: Any, prop: dict[str, Any]) -> Any:
     types = types if isinstance(types, list) else [types]
     if isinstance(value, str):
         text = value.strip()
-        if "integer" in types and text.lstrip("-").isdigit():
-            return int(text)
+        if ("integer" in types or "number" in types) and text.lstrip("-").isdigit():
+            return int(text)  # exact, however many digits a cursor has
         if "number" in types:
             try:
                 number = float(text)
             except ValueError:
                 return value
+            if not math.isfinite(number):
+                return value  # "nan", "inf": reported as not a number
             return int(number) if number.is_integer() else number
         if "boolean" in types and text.lower() in ("true", "false"):
             return text.lower() == "true"

@@ -83,11 +83,14 @@ class Pager:
             self.pages += 1
             self.attempts += page.attempts
             self.last_page = page
-            fresh = self._take_fresh(page.entries)
+            fresh = self._unseen(page.entries)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
                 truncated = True
+            # Only what is delivered counts as seen: entries cut off by max_items are not,
+            # so a walk sharing `seen` (or resuming) still delivers them.
+            self.seen.update(k for k in map(identity, fresh) if k is not None)
             self.items += len(fresh)
             reason = self._stop_after(page, fresh, cursor, truncated)
             self.stop_reason = reason or STOPPED
@@ -101,14 +104,16 @@ class Pager:
                 return
             cursor = page.min_cursor
 
-    def _take_fresh(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _unseen(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Entries not delivered before, each once (a page may repeat an account too)."""
         fresh = []
+        keys: set[str] = set()
         for entry in entries:
             key = identity(entry)
             if key is not None:
-                if key in self.seen:
+                if key in self.seen or key in keys:
                     continue
-                self.seen.add(key)
+                keys.add(key)
             fresh.append(entry)
         return fresh
 
@@ -116,10 +121,12 @@ class Pager:
         """Why the walk must end after this page, or None to go on."""
         if not page.entries:
             return EMPTY_PAGE if page.has_more else END
-        if not fresh and not truncated:
+        if not fresh:
             return NO_NEW_ITEMS
-        if truncated or (self.max_items is not None and self.items >= self.max_items):
-            return MAX_ITEMS if page.has_more or truncated else END
+        if truncated:
+            return MAX_ITEMS  # the rest of this page is still to read
+        # The list's own ends come before the caller's caps: a cap may only claim there is
+        # more (and hand out min_cursor to resume from) when min_cursor is a usable cursor.
         if page.has_more is not True:
             return END
         nxt = page.min_cursor
@@ -127,6 +134,8 @@ class Pager:
             return NO_CURSOR
         if nxt in self._sent or nxt == cursor:
             return CURSOR_REPEATED
+        if self.max_items is not None and self.items >= self.max_items:
+            return MAX_ITEMS
         if self.max_pages is not None and self.pages >= self.max_pages:
             return MAX_PAGES
         return None

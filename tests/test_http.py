@@ -1,0 +1,537 @@
+"""The HTTP core: typed errors with the server's message, retries, timeouts, rate limits,
+base URL rules, and an API key that never leaks.
+
+Tests marked `vcr` replay a cassette of the stand-in (scripted the same way when recorded);
+the others talk to the live stand-in on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import connector
+from connector.core.config import (
+    PRODUCTION_URL,
+    Credentials,
+    RetryPolicy,
+    Timeouts,
+    check_base_url,
+    resolve_credentials,
+)
+from connector.core.errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InsufficientCreditsError,
+    NotFoundError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+    UpstreamError,
+    error_for_status,
+)
+from connector.core.http import Client, RateLimit, build_retry, parse_page
+from connector.sandbox import ERROR_503, MALFORMED, RESET, Fault, StandIn
+
+CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+ACTION = "get_tiktok_user_following"
+
+# The messages the endpoint documents (seed page), as the stand-in sends them.
+MSG_400 = "'handle' parameter is required and must be a non-empty string."
+MSG_401 = "API key is invalid or missing."
+MSG_403 = "Insufficient credits. Please top up your account."
+MSG_404 = "Following list not found for user: ghost"
+MSG_500 = "An unexpected server error occurred while fetching the TikTok user following: injected"
+MSG_502 = "The following service is currently unavailable."
+MSG_503 = "Rate limit exceeded. Please try again later."
+
+
+@pytest.fixture
+def client(creds: dict[str, str], fast_retry: RetryPolicy):
+    with Client(Credentials(creds["apiKey"], creds["baseUrl"]), retry=fast_retry) as c:
+        yield c
+
+
+def cassette_statuses(cassette: Any) -> list[int]:
+    return [r["status"]["code"] for r in cassette.responses]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- documented errors
+
+
+def _handle_empty(standin: StandIn) -> str:
+    return ""  # only the action's validation keeps this from being sent; the client sends it
+
+
+def _unknown_key(standin: StandIn) -> str:
+    standin.add_account("alice", 3)
+    standin.api_keys = ["another-key"]  # the test's key is no longer valid
+    return "alice"
+
+
+def _no_credits(standin: StandIn) -> str:
+    standin.add_account("alice", 3)
+    standin.credits = {standin.api_key: 0}
+    return "alice"
+
+
+def _unknown_handle(standin: StandIn) -> str:
+    return "ghost"
+
+
+def _injected(status: int):
+    def setup(standin: StandIn) -> str:
+        standin.add_account("alice", 3)
+        standin.inject(*[Fault(status=status)] * 4)  # every attempt of fast_retry (1 + 3)
+        return "alice"
+
+    return setup
+
+
+ERROR_STATUSES = [
+    # status, how the stand-in is made to answer it, error class, type, message, attempts
+    (400, _handle_empty, BadRequestError, "bad_request", MSG_400, 1),
+    (401, _unknown_key, AuthenticationError, "authentication_error", MSG_401, 1),
+    (403, _no_credits, InsufficientCreditsError, "insufficient_credits", MSG_403, 1),
+    (404, _unknown_handle, NotFoundError, "not_found", MSG_404, 1),
+    (500, _injected(500), ServerError, "server_error", MSG_500, 4),
+    (502, _injected(502), UpstreamError, "upstream_error", MSG_502, 4),
+    (503, _injected(503), RateLimitError, "rate_limited", MSG_503, 4),
+]
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize(
+    ("status", "setup", "cls", "type_", "server_message", "attempts"),
+    ERROR_STATUSES,
+    ids=[str(row[0]) for row in ERROR_STATUSES],
+)
+def test_each_documented_error_status_raises_its_error_with_the_server_message(
+    standin, client, vcr, status, setup, cls, type_, server_message, attempts
+) -> None:
+    handle = setup(standin)
+    with pytest.raises(cls) as caught:
+        client.fetch_page(handle)
+    err = caught.value
+    assert isinstance(err, ApiError)
+    assert err.status == status
+    assert err.server_message == server_message
+    assert err.message.startswith(server_message)  # kept word for word, advice after it
+    assert err.to_dict()["type"] == type_
+    assert err.to_dict()["status"] == status
+    assert err.exit_code == 1
+    # 4xx are answers and are not retried; 5xx are retried until the policy gives up.
+    assert err.details["attempts"] == attempts
+    assert cassette_statuses(vcr) == [status] * attempts
+
+
+def test_each_error_says_what_to_do_after_the_server_message() -> None:
+    advice = {
+        400: "check the handle",
+        401: "check the API key",
+        403: "top up",
+        404: "private, hidden, or the handle does not exist",
+        429: "rate limited",
+        500: "try again later",
+        502: "upstream TikTok service",
+        503: "rate limited",
+    }
+    for status, words in advice.items():
+        err = error_for_status(status, "the server said so")
+        assert err.message.startswith("the server said so")
+        assert words in err.message, status
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"), [(429, RateLimitError), (504, ServerError), (418, ApiError)]
+)
+def test_undocumented_statuses_still_map_into_the_tree(status: int, cls: type) -> None:
+    err = error_for_status(status, None)
+    assert type(err) is cls
+    assert err.message.startswith(f"HTTP {status}")
+
+
+# --------------------------------------------------------------------------- retries
+
+
+@pytest.mark.vcr
+def test_a_503_is_retried_and_only_the_successful_request_costs_credits(
+    standin, creds, fast_retry, vcr, assert_valid_items
+) -> None:
+    standin.add_account("alice", 5)
+    standin.inject(ERROR_503)
+    result = connector.run(ACTION, {"handle": "alice"}, credentials=creds, retry=fast_retry)
+    assert len(result.items) == 5
+    assert_valid_items(result.items)
+    assert result.meta["requests"] == 2  # the 503 and the retry
+    assert result.meta["pages"] == 1
+    assert result.meta["creditsUsed"] == 10  # failed requests cost nothing
+    assert cassette_statuses(vcr) == [503, 200]
+
+
+@pytest.mark.vcr
+def test_a_429_with_retry_after_is_retried(standin, creds, fast_retry, vcr) -> None:
+    standin.add_account("alice", 2)
+    standin.inject(Fault(status=429, retry_after=1), Fault(status=429, retry_after=1))
+    result = connector.run(ACTION, {"handle": "alice"}, credentials=creds, retry=fast_retry)
+    assert [i["uniqueId"] for i in result.items] == ["user2", "user1"]
+    assert result.meta["requests"] == 3
+    assert result.meta["creditsUsed"] == 10
+    assert cassette_statuses(vcr) == [429, 429, 200]
+
+
+def test_a_long_retry_after_is_capped_instead_of_slept(standin, creds) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(Fault(status=503, retry_after=3600))
+    policy = RetryPolicy(retry_after_max=0, backoff_factor=0, backoff_jitter=0)
+    started = time.monotonic()
+    result = connector.run(ACTION, {"handle": "alice"}, credentials=creds, retry=policy)
+    assert time.monotonic() - started < 2  # not an hour
+    assert result.meta["requests"] == 2
+    assert standin.count_requests() == 2
+
+
+def test_retry_after_is_honoured_up_to_the_cap() -> None:
+    retry = build_retry(RetryPolicy(retry_after_max=5))
+    assert retry.parse_retry_after("2") == 2
+    assert retry.parse_retry_after("3600") == 5
+    # urllib3 makes a new Retry per attempt: the cap must survive it.
+    assert retry.new(total=1).parse_retry_after("3600") == 5
+
+
+def test_retries_cover_post_and_the_transient_statuses_only() -> None:
+    retry = build_retry(RetryPolicy())
+    assert "POST" in retry.allowed_methods
+    assert set(retry.status_forcelist) == {429, 500, 502, 503, 504}
+    for status in (400, 401, 403, 404):
+        assert not retry.is_retry("POST", status)
+    assert retry.is_retry("POST", 502)
+
+
+def test_no_wait_retries_without_sleeping() -> None:
+    policy = RetryPolicy.no_wait(total=2)
+    retry = build_retry(policy)
+    assert retry.total == 2
+    assert retry.get_backoff_time() == 0
+    assert retry.parse_retry_after("60") == 0
+
+
+def test_rate_limited_after_retries_reports_retry_after_and_headers(standin, client) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(*[Fault(status=429, retry_after=7)] * 4)
+    with pytest.raises(RateLimitError) as caught:
+        client.fetch_page("alice")
+    err = caught.value
+    assert err.status == 429 and err.retry_after == 7.0
+    assert err.headers["X-RateLimit-Remaining"] == "0"
+    assert standin.count_requests() == 4
+
+
+# --------------------------------------------------------------------------- bad 200s
+
+
+@pytest.mark.vcr
+def test_a_200_without_following_list_is_a_response_format_error(standin, client, vcr) -> None:
+    standin.add_account("alice", 3)
+    standin.inject(MALFORMED)
+    with pytest.raises(ResponseFormatError) as caught:
+        client.fetch_page("alice")
+    assert "without a followingList" in caught.value.message
+    assert caught.value.to_dict()["type"] == "bad_response"
+    assert cassette_statuses(vcr) == [200]  # a bad 200 is not retried
+
+
+@pytest.mark.vcr
+def test_a_200_whose_body_is_not_json_is_a_response_format_error(standin, client, vcr) -> None:
+    standin.add_account("alice", 3)
+    standin.inject(Fault(body="<html>maintenance</html>"))
+    with pytest.raises(ResponseFormatError) as caught:
+        client.fetch_page("alice")
+    assert "not JSON" in caught.value.message
+    assert "<html>maintenance" in caught.value.message  # a snippet, to report it
+    assert cassette_statuses(vcr) == [200]
+
+
+def test_an_html_error_page_keeps_its_status_without_a_server_message(standin, client) -> None:
+    standin.inject(*[Fault(html=True)] * 4)
+    with pytest.raises(UpstreamError) as caught:
+        client.fetch_page("alice")
+    assert caught.value.status == 502 and caught.value.server_message is None
+    assert caught.value.message.startswith("HTTP 502")
+
+
+GOOD = {"followingList": [], "minCursor": 1, "maxCursor": 2, "hasMore": False, "total": 0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        ([], "not an object"),
+        ({"data": []}, "without a followingList"),
+        ({**GOOD, "followingList": {"user": {}}}, "not {user, stats}"),
+        ({**GOOD, "followingList": [{"stats": {}}]}, "not {user, stats}"),
+        ({**GOOD, "followingList": ["6123"]}, "not {user, stats}"),
+        ({**GOOD, "hasMore": "yes"}, "hasMore"),
+        ({**GOOD, "minCursor": "soon"}, "minCursor"),
+        ({**GOOD, "maxCursor": True}, "maxCursor"),
+        ({**GOOD, "minCursor": float("nan")}, "minCursor"),
+        ({**GOOD, "minCursor": float("inf")}, "minCursor"),
+    ],
+)
+def test_a_200_that_lacks_the_documented_shape_is_refused(payload: Any, words: str) -> None:
+    with pytest.raises(ResponseFormatError) as caught:
+        parse_page(payload, json.dumps(payload).encode())
+    assert words in caught.value.message
+
+
+def test_the_documented_200_parses_with_cursors_passed_through_untouched() -> None:
+    payload = {
+        "followingList": [{"user": {"id": "6123456789012345678"}, "stats": {}}],
+        "maxCursor": 1234567890,
+        "minCursor": "1234567800",
+        "hasMore": None,
+        "total": 234,
+    }
+    page = parse_page(payload)
+    assert (page.min_cursor, page.max_cursor, page.has_more, page.total) == (
+        "1234567800",
+        1234567890,
+        None,
+        234,
+    )
+    assert page.entries == payload["followingList"]
+
+
+def test_a_null_following_list_is_an_empty_page() -> None:
+    page = parse_page({"followingList": None, "hasMore": False})
+    assert page.entries == [] and page.total is None
+
+
+# --------------------------------------------------------------------------- transport
+
+
+def test_a_closed_port_is_a_transport_error(creds, fast_retry) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    client = Client(Credentials(creds["apiKey"], url), retry=fast_retry)
+    with client, pytest.raises(TransportError) as caught:
+        client.fetch_page("alice")
+    assert "refused" in caught.value.message
+    assert url in caught.value.message
+    assert caught.value.exit_code == 1
+
+
+def test_a_connection_reset_on_every_attempt_is_a_transport_error(standin, client) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(*[RESET] * 4)
+    with pytest.raises(TransportError) as caught:
+        client.fetch_page("alice")
+    assert "reset" in caught.value.message
+    assert standin.count_requests() == 4  # connection errors are retried too
+
+
+def test_a_reset_then_an_answer_succeeds(standin, client) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(RESET)
+    page = client.fetch_page("alice")
+    assert len(page.entries) == 1 and page.attempts == 2
+
+
+def test_a_server_slower_than_the_read_timeout_is_a_transport_error(standin, creds) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(Fault(delay=0.6), Fault(delay=0.6))
+    credentials = Credentials(creds["apiKey"], creds["baseUrl"])
+    timeouts = Timeouts(connect=1, read=0.1)
+    started = time.monotonic()
+    client = Client(credentials, retry=RetryPolicy.no_wait(total=1), timeouts=timeouts)
+    with client, pytest.raises(TransportError) as caught:
+        client.fetch_page("alice")
+    assert time.monotonic() - started < 1.1  # two 0.1 s timeouts, not the 1.2 s of delays
+    assert "did not answer in time" in caught.value.message
+    assert standin.count_requests() == 2
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def test_rate_limit_headers_are_exposed_on_every_result(creds) -> None:
+    with StandIn(api_keys=(creds["apiKey"],), rate_limit=100) as server:
+        server.add_account("alice", 2)
+        credentials = {**creds, "baseUrl": server.url}
+        first = connector.run(ACTION, {"handle": "alice"}, credentials=credentials)
+        second = connector.run(ACTION, {"handle": "alice"}, credentials=credentials)
+    assert (first.meta["rateLimitLimit"], first.meta["rateLimitRemaining"]) == (100, 99)
+    assert (second.meta["rateLimitLimit"], second.meta["rateLimitRemaining"]) == (100, 98)
+
+
+def test_the_client_keeps_the_last_rate_limit_and_each_page_its_own(standin, client) -> None:
+    standin.add_account("alice", 1)
+    assert client.last_rate_limit == RateLimit()
+    page = client.fetch_page("alice")
+    assert page.rate_limit == RateLimit(limit=6000, remaining=5999)
+    assert client.last_rate_limit == page.rate_limit
+    assert RateLimit.from_headers({"X-RateLimit-Limit": "lots"}) == RateLimit()
+
+
+def test_an_error_keeps_the_rate_limit_headers(standin, client) -> None:
+    with pytest.raises(NotFoundError) as caught:
+        client.fetch_page("ghost")
+    assert caught.value.headers["X-RateLimit-Limit"] == "6000"
+
+
+# --------------------------------------------------------------------------- base URL
+
+
+def test_base_url_comes_from_credentials_then_environment_then_production() -> None:
+    env = {"DUMPLINGAI_API_KEY": "env-key", "DUMPLINGAI_BASE_URL": "https://env.example"}
+    given = {"apiKey": "k", "baseUrl": "https://given.example/"}
+    assert resolve_credentials(given, env).base_url == "https://given.example"
+    assert resolve_credentials({"apiKey": "k"}, env).base_url == "https://env.example"
+    assert resolve_credentials({"apiKey": "k", "baseUrl": ""}, env).base_url == (
+        "https://env.example"
+    )
+    assert resolve_credentials({"apiKey": "k"}, {}).base_url == PRODUCTION_URL
+    assert PRODUCTION_URL == "https://app.dumplingai.com"
+
+
+def test_the_api_key_comes_from_credentials_else_the_environment() -> None:
+    env = {"DUMPLINGAI_API_KEY": " env-key "}
+    assert resolve_credentials({"apiKey": "given"}, env).api_key == "given"
+    assert resolve_credentials(None, env).api_key == "env-key"
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_credentials({}, {})
+    assert caught.value.to_dict()["field"] == "apiKey"
+    assert "DUMPLINGAI_API_KEY" in caught.value.message
+    assert caught.value.exit_code == 2
+
+
+def test_run_reaches_the_base_url_from_the_environment(standin, creds, monkeypatch) -> None:
+    standin.add_account("alice", 1)
+    monkeypatch.setenv("DUMPLINGAI_API_KEY", creds["apiKey"])
+    monkeypatch.setenv("DUMPLINGAI_BASE_URL", standin.url)
+    result = connector.run(ACTION, {"handle": "alice"})
+    assert len(result.items) == 1 and standin.count_requests() == 1
+
+
+def test_credentials_base_url_wins_over_the_environment(standin, creds, monkeypatch) -> None:
+    standin.add_account("alice", 1)
+    monkeypatch.setenv("DUMPLINGAI_BASE_URL", f"http://127.0.0.1:{closed_port()}")
+    result = connector.run(ACTION, {"handle": "alice"}, credentials=creds)
+    assert len(result.items) == 1 and standin.count_requests() == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://app.dumplingai.com",
+        "http://10.0.0.5:8787",
+        "http://localhost.example.com",
+        "http://127.0.0.1@evil.example",
+        "ftp://app.dumplingai.com",
+        "app.dumplingai.com",
+    ],
+)
+def test_a_base_url_that_would_send_the_key_in_the_clear_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        resolve_credentials({"apiKey": "k", "baseUrl": url}, {})
+    assert caught.value.message.startswith("baseUrl")
+    assert caught.value.to_dict()["field"] == "baseUrl"
+
+
+def test_an_unsafe_base_url_from_the_environment_names_the_variable(monkeypatch) -> None:
+    monkeypatch.setenv("DUMPLINGAI_API_KEY", "k")
+    monkeypatch.setenv("DUMPLINGAI_BASE_URL", "http://api.example.com")
+    with pytest.raises(ConfigurationError) as caught:
+        connector.run(ACTION, {"handle": "alice"})
+    assert caught.value.message.startswith("DUMPLINGAI_BASE_URL uses plain http")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8787", "http://localhost:1", "http://[::1]:8080", "https://x.example"]
+)
+def test_https_anywhere_and_plain_http_on_loopback_are_accepted(url: str) -> None:
+    assert check_base_url(url + "/") == url
+
+
+def test_the_request_goes_to_the_endpoint_path_with_json_and_bearer(standin, client) -> None:
+    standin.add_account("alice", 1)
+    client.fetch_page("alice", min_time=1700000000, count=5, request_source="N8N")
+    (request,) = standin.requests
+    assert request.path == "/api/v1/get-tiktok-user-following"
+    assert request.method == "POST"
+    assert request.headers["authorization"] == f"Bearer {standin.api_key}"
+    assert request.headers["content-type"] == "application/json"
+    assert request.body == {
+        "handle": "alice",
+        "minTime": 1700000000,
+        "count": 5,
+        "requestSource": "N8N",
+    }
+
+
+# --------------------------------------------------------------------------- the key stays secret
+
+
+def test_the_api_key_is_not_in_reprs(creds) -> None:
+    key = creds["apiKey"]
+    credentials = Credentials(key, creds["baseUrl"])
+    with Client(credentials) as c:
+        shown = [repr(credentials), str(credentials), repr(c), str(c)]
+    assert all(key not in text for text in shown)
+    assert "***" in repr(credentials)
+
+
+def test_the_api_key_is_not_in_errors_or_debug_logs(standin, creds, fast_retry, caplog) -> None:
+    key = creds["apiKey"]
+    standin.add_account("alice", 2)
+    caplog.set_level(logging.DEBUG)
+    errors: list[Exception] = []
+    connector.run(ACTION, {"handle": "alice"}, credentials=creds, retry=fast_retry)
+    for fault in (Fault(status=401), *[Fault(status=500)] * 4):
+        standin.inject(fault)
+    for _ in range(2):
+        with pytest.raises(ApiError) as caught:
+            connector.run(ACTION, {"handle": "alice"}, credentials=creds, retry=fast_retry)
+        errors.append(caught.value)
+    closed = {**creds, "baseUrl": f"http://127.0.0.1:{closed_port()}"}
+    with pytest.raises(TransportError) as caught:
+        connector.run(ACTION, {"handle": "alice"}, credentials=closed, retry=fast_retry)
+    errors.append(caught.value)
+    assert [type(e) for e in errors] == [AuthenticationError, ServerError, TransportError]
+    for err in errors:
+        assert key not in f"{err} {err!r} {err.to_dict()} {err.__cause__!r}"
+    assert "connector.http" in caplog.text  # the debug log ran, and it is clean
+    assert key not in caplog.text
+    assert "Bearer" not in caplog.text
+
+
+# --------------------------------------------------------------------------- cassettes
+
+
+def test_no_cassette_contains_the_api_key(creds) -> None:
+    key = creds["apiKey"]
+    files = sorted(CASSETTES.rglob("*.yaml"))
+    assert len(files) >= 10, "the cassettes are missing: record them (see README)"
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert key not in text, path
+        assert not re.search(r"Bearer (?!REDACTED)", text), path
+        for interaction in yaml.safe_load(text)["interactions"]:
+            headers = {k.lower(): v for k, v in interaction["request"]["headers"].items()}
+            assert headers.get("authorization") == ["REDACTED"], path

@@ -1,0 +1,222 @@
+"""The pager: minCursor -> minTime, every way a walk ends, and resuming after an error.
+
+These drive the Pager with scripted pages and no HTTP, so each guard is shown on its own.
+The same guards against the stand-in (through the action, with cassettes) are in test_action.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.core.errors import ServerError
+from connector.core.http import Page
+from connector.core.pagination import (
+    CURSOR_REPEATED,
+    EMPTY_PAGE,
+    END,
+    MAX_ITEMS,
+    MAX_PAGES,
+    NO_CURSOR,
+    NO_NEW_ITEMS,
+    Pager,
+)
+
+
+def entry(n: int | str) -> dict[str, Any]:
+    return {"user": {"id": str(n), "uniqueId": f"user{n}"}, "stats": {}}
+
+
+def page(ids: list[int], min_cursor: Any, has_more: bool | None = True) -> Page:
+    return Page([entry(i) for i in ids], min_cursor, None, has_more, None)
+
+
+class Script:
+    """A fetch function answering from {cursor: Page}, recording the cursors it was sent."""
+
+    def __init__(self, pages: dict[Any, Page | Exception]) -> None:
+        self.pages = pages
+        self.sent: list[Any] = []
+
+    def __call__(self, cursor: Any) -> Page:
+        self.sent.append(cursor)
+        answer = self.pages[cursor]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def walk(pager: Pager) -> list[str]:
+    return [read["user"]["id"] for r in pager for read in r.fresh]
+
+
+def test_the_next_page_is_asked_for_with_the_previous_min_cursor() -> None:
+    fetch = Script({None: page([1, 2], 900), 900: page([3, 4], 800), 800: page([5], 700, False)})
+    pager = Pager(fetch)
+    assert walk(pager) == ["1", "2", "3", "4", "5"]
+    assert fetch.sent == [None, 900, 800]
+    assert (pager.stop_reason, pager.has_more, pager.next_cursor, pager.pages) == (
+        END,
+        False,
+        None,
+        3,
+    )
+
+
+def test_a_walk_starts_at_the_given_cursor() -> None:
+    fetch = Script({800: page([5], 700, False)})
+    assert walk(Pager(fetch, start=800)) == ["5"]
+    assert fetch.sent == [800]
+
+
+@pytest.mark.parametrize("has_more", [False, None])
+def test_has_more_false_or_null_ends_the_walk(has_more: bool | None) -> None:
+    fetch = Script({None: page([1], 900, has_more)})
+    pager = Pager(fetch)
+    assert walk(pager) == ["1"]
+    assert pager.stop_reason == END and not pager.has_more
+
+
+def test_an_empty_page_ends_the_walk_even_when_has_more_says_true() -> None:
+    fetch = Script({None: page([1], 900), 900: page([], 900, True)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1"]
+    assert pager.stop_reason == EMPTY_PAGE
+    assert fetch.sent == [None, 900]
+    assert pager.has_more is False and pager.next_cursor is None
+
+
+@pytest.mark.parametrize("dead", [None, 0, -1, "0", "-1", -1.0])
+def test_a_missing_zero_or_minus_one_cursor_ends_the_walk(dead: Any) -> None:
+    fetch = Script({None: page([1], dead, True)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1"]
+    assert pager.stop_reason == NO_CURSOR
+    assert pager.next_cursor is None and not pager.has_more
+
+
+def test_a_cursor_handed_back_unchanged_ends_the_walk() -> None:
+    fetch = Script({None: page([1], 900), 900: page([2], 900)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1", "2"]
+    assert pager.stop_reason == CURSOR_REPEATED
+    assert fetch.sent == [None, 900]
+
+
+def test_a_cursor_sent_several_pages_ago_ends_the_walk_not_only_the_last_one() -> None:
+    # 900 -> 800 -> 900: a cycle of two, which a check against the last cursor alone misses.
+    fetch = Script({None: page([1], 900), 900: page([2], 800), 800: page([3], 900)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1", "2", "3"]
+    assert pager.stop_reason == CURSOR_REPEATED
+    assert fetch.sent == [None, 900, 800]
+
+
+def test_a_repeated_start_cursor_counts_as_sent() -> None:
+    fetch = Script({500: page([1], 400), 400: page([2], 500)})
+    pager = Pager(fetch, start=500, max_pages=10)
+    walk(pager)
+    assert pager.stop_reason == CURSOR_REPEATED and fetch.sent == [500, 400]
+
+
+def test_accounts_repeated_across_pages_are_delivered_once() -> None:
+    # The upstream repeats the account at the boundary ("followed on or before this time").
+    fetch = Script({None: page([1, 2, 3], 900), 900: page([3, 4, 5], 800, False)})
+    assert walk(Pager(fetch)) == ["1", "2", "3", "4", "5"]
+
+
+def test_an_account_repeated_within_a_page_is_delivered_once() -> None:
+    fetch = Script({None: page([1, 2, 1], 900, False)})
+    assert walk(Pager(fetch)) == ["1", "2"]
+
+
+def test_a_page_that_adds_no_new_account_ends_the_walk() -> None:
+    fetch = Script({None: page([1, 2], 900), 900: page([1, 2], 800), 800: page([9], 700)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1", "2"]
+    assert pager.stop_reason == NO_NEW_ITEMS
+    assert fetch.sent == [None, 900]
+
+
+def test_entries_without_any_identity_are_kept() -> None:
+    anonymous = {"user": {}, "stats": {}}
+    fetch = Script({None: Page([anonymous, anonymous], 900, None, False, None)})
+    assert len([e for r in Pager(fetch) for e in r.fresh]) == 2
+
+
+def test_max_pages_stops_with_a_cursor_to_continue_from() -> None:
+    fetch = Script({None: page([1], 900), 900: page([2], 800), 800: page([3], 700)})
+    pager = Pager(fetch, max_pages=2)
+    assert walk(pager) == ["1", "2"]
+    assert pager.stop_reason == MAX_PAGES
+    assert pager.has_more is True and pager.next_cursor == 800
+    assert fetch.sent == [None, 900]
+
+
+def test_max_items_cuts_a_page_and_resumes_at_that_page_so_nothing_is_missed() -> None:
+    pages = {None: page([1, 2, 3], 900), 900: page([4, 5, 6], 800), 800: page([7], 700, False)}
+    pager = Pager(Script(pages), max_items=5)
+    assert walk(pager) == ["1", "2", "3", "4", "5"]
+    assert pager.stop_reason == MAX_ITEMS
+    # The page holding 6 was cut short: resuming reads it again (a repeat beats a miss).
+    assert pager.has_more is True and pager.next_cursor == 900
+    rest = walk(Pager(Script(pages), start=pager.next_cursor))
+    assert rest == ["4", "5", "6", "7"]
+
+
+def test_max_items_reached_at_a_page_end_continues_from_min_cursor() -> None:
+    fetch = Script({None: page([1, 2], 900), 900: page([3], 800)})
+    pager = Pager(fetch, max_items=2)
+    assert walk(pager) == ["1", "2"]
+    assert (pager.stop_reason, pager.has_more, pager.next_cursor) == (MAX_ITEMS, True, 900)
+
+
+@pytest.mark.parametrize(
+    ("last", "reason"),
+    [
+        (page([1, 2], -1, True), NO_CURSOR),
+        (page([1, 2], 900, False), END),
+        (page([1, 2], None, True), NO_CURSOR),
+    ],
+)
+def test_max_items_reached_where_the_list_ends_does_not_claim_more(last: Page, reason: str) -> None:
+    # A resume cursor of -1 (the depth cap) or None would restart or break the next call.
+    pager = Pager(Script({None: last}), max_items=2)
+    walk(pager)
+    assert (pager.stop_reason, pager.has_more, pager.next_cursor) == (reason, False, None)
+
+
+def test_accounts_cut_off_by_max_items_are_not_marked_seen() -> None:
+    # A caller sharing `seen` across walks must still get the accounts the cap held back.
+    seen: set[str] = set()
+    pages = {None: page([1, 2, 3], 900, False)}
+    first = Pager(Script(pages), max_items=2, seen=seen)
+    assert walk(first) == ["1", "2"]
+    assert seen == {"1", "2"}
+    assert walk(Pager(Script(pages), seen=seen)) == ["3"]
+
+
+def test_an_error_mid_walk_leaves_the_failing_cursor_to_resume_from() -> None:
+    boom = ServerError("boom (500)", status=500)
+    fetch = Script({None: page([1, 2], 900), 900: boom})
+    pager = Pager(fetch, max_pages=5)
+    delivered: list[str] = []
+    with pytest.raises(ServerError):
+        for read in pager:
+            delivered += [e["user"]["id"] for e in read.fresh]
+    assert delivered == ["1", "2"]
+    assert pager.next_cursor == 900 and pager.pages == 1
+    # Resuming asks for the failed page, not the first one again.
+    fetch.pages[900] = page([3], 800, False)
+    fetch.sent.clear()
+    assert walk(Pager(fetch, start=pager.next_cursor)) == ["3"]
+    assert fetch.sent == [900]
+
+
+def test_attempts_add_up_the_retries_of_every_page() -> None:
+    first, second = page([1], 900), page([2], 800, False)
+    first.attempts, second.attempts = 3, 1
+    pager = Pager(Script({None: first, 900: second}))
+    walk(pager)
+    assert (pager.pages, pager.attempts) == (2, 4)
