@@ -44,7 +44,7 @@ def request_source(platform: str | None, explicit: str | None = None) -> str:
             raise InputError(f"requestSource must be one of {', '.join(REQUEST_SOURCES)}; "
                              f"got {explicit!r}", field="requestSource")
         return explicit
-    if platform not in PLATFORM_SOURCES:
+    if not (platform is None or isinstance(platform, str)) or platform not in PLATFORM_SOURCES:
         raise InputError("platform must be one of zapier, n8n, make, api; "
                          f"got {platform!r}", field="platform")
     return PLATFORM_SOURCES[platform]
