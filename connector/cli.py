@@ -10,9 +10,9 @@ import json
 import os
 import sys
 import time
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TextIO
 
+from .cli_common import credentials_for, state_db_arg
 from .core.errors import ConnectorError
 
 PROG = "tiktok-following"
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("poll", help="print new follows since the last poll (SQLite state)")
     c.add_argument("handle")
-    _state_db_arg(c)
+    state_db_arg(c)
     c.add_argument("--count", type=int, help="accounts per page")
     c.add_argument("--max-pages", type=int, help="page budget of this poll (default 10)")
     c.add_argument("--first-run", choices=("skipExisting", "emitRecent"),
@@ -90,45 +90,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--handle", default="busy_demo")
     c.add_argument("--polls", type=int, default=3)
     c.add_argument("--interval", type=float, default=4.0, help="seconds between polls")
-    _state_db_arg(c, default_help="a temporary file")
+    state_db_arg(c, default_help="a temporary file")
     c.set_defaults(func=cmd_demo)
 
     from .watch.cli import add_commands
 
-    add_commands(sub, _state_db_arg)
+    add_commands(sub, state_db_arg)
     return p
-
-
-def _state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
-    parser.add_argument(
-        "--state-db", metavar="PATH",
-        help="SQLite state file (default: " + (default_help or
-             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir") + ")")
-
-
-def credentials_for(args: argparse.Namespace) -> AbstractContextManager[dict[str, Any]]:
-    """Credentials from the environment and flags; with --sandbox, a stand-in for the call."""
-    if args.sandbox:
-        return _sandbox_credentials()
-    creds: dict[str, Any] = {}
-    if os.environ.get("DUMPLINGAI_API_KEY"):
-        creds["apiKey"] = os.environ["DUMPLINGAI_API_KEY"]
-    if args.base_url:
-        creds["baseUrl"] = args.base_url
-    return nullcontext(creds)
-
-
-class _sandbox_credentials(AbstractContextManager):
-    def __enter__(self) -> dict[str, Any]:
-        from .sandbox import StandIn
-
-        # Anchored to the hour so separate commands see the same demo accounts.
-        epoch = time.time() // 3600 * 3600
-        self.standin = StandIn(demo=True, demo_epoch=epoch).start()
-        return {"apiKey": self.standin.api_key, "baseUrl": self.standin.url}
-
-    def __exit__(self, *exc: object) -> None:
-        self.standin.stop()
 
 
 def cmd_list(args: argparse.Namespace) -> int:

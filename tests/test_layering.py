@@ -114,11 +114,6 @@ def test_the_stand_in_stands_on_the_core_alone() -> None:
     assert reaching(imports, (*OPERATIONS, *SURFACES)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connector/watch/cli.py imports credentials_for from connector.cli (reported to the "
-    "watch/ owners; remove this mark once it lives below the CLI)",
-)
 def test_nothing_in_the_package_imports_the_cli() -> None:
     importers = [m for m, found in package_imports().items() if reaching(found, ("connector.cli",))]
     assert importers == []

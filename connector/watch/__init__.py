@@ -1,1 +1,51 @@
-"""`watch`: deliver new follows of many handles to a webhook, through a SQLite outbox."""
+"""`watch`: deliver new follows of many handles to a webhook, through a SQLite outbox.
+
+    from connector.watch import Watcher, Outbox
+    with Watcher(["alice", "bob"], "https://hooks.example/abc", store="watch.db") as w:
+        print(w.run_cycle().line())
+
+Names are imported on first use, so the CLI's `--help` does not load requests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "Watcher": "connector.watch.watcher",
+    "CycleSummary": "connector.watch.summary",
+    "PollOutcome": "connector.watch.summary",
+    "Webhook": "connector.watch.webhook",
+    "Outcome": "connector.watch.webhook",
+    "Deliverer": "connector.watch.delivery",
+    "Backoff": "connector.watch.delivery",
+    "PassResult": "connector.watch.delivery",
+    "Pacer": "connector.watch.pacing",
+    "Outbox": "connector.watch.outbox",
+    "parse_interval": "connector.watch.schedule",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .delivery import Backoff, Deliverer, PassResult  # noqa: F401
+    from .outbox import Outbox  # noqa: F401
+    from .pacing import Pacer  # noqa: F401
+    from .schedule import parse_interval  # noqa: F401
+    from .summary import CycleSummary, PollOutcome  # noqa: F401
+    from .watcher import Watcher  # noqa: F401
+    from .webhook import Outcome, Webhook  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'connector.watch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,11 +1,281 @@
-"""The `watch` and `outbox` commands."""
+"""The `watch` and `outbox` commands. Python equivalents: `Watcher` and `Outbox`.
+
+Exit status of `watch --once`: 0 when every handle was polled and every due event delivered,
+1 when a handle failed or an event is left pending or parked by this cycle's failures, 2 for
+bad arguments (nothing was sent). A stop by SIGTERM exits 0, by SIGINT 130 (both modes).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..cli_common import credentials_for
+from ..core.errors import InputError
+
+WEBHOOK_ENV = "TIKTOK_FOLLOWING_WEBHOOK"
+log = logging.getLogger("connector.watch")
+
 
 def add_commands(sub: Any, state_db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
-    pass
+    c = sub.add_parser(
+        "watch", help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
+        description="Poll each HANDLE for new follows every --interval and POST each new follow "
+                    "to --webhook as JSON, through a SQLite outbox: nothing detected is lost, "
+                    "even if the receiver is down or the process is killed.",
+        epilog="Exit status with --once: 0 all handles polled and all due events delivered; "
+               "1 a handle failed or an event is left pending/parked; 2 bad arguments. "
+               "SIGTERM stops cleanly with 0, SIGINT with 130.")
+    c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
+    c.add_argument("--handles-file", metavar="FILE",
+                   help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
+    _webhook_args(c)
+    c.add_argument("--interval", type=_interval, default=900.0, metavar="DURATION",
+                   help="how often each handle is polled, e.g. 30s, 15m, 1h (default 15m)")
+    c.add_argument("--once", action="store_true",
+                   help="one cycle: poll every handle once, deliver what is due, exit")
+    state_db_arg(c)
+    c.add_argument("--concurrency", type=_positive_int, default=4, metavar="N",
+                   help="handles polled (and webhooks posted) at once (default 4)")
+    c.add_argument("--max-attempts", type=_positive_int, default=10, metavar="N",
+                   help="delivery attempts before an event is parked (default 10)")
+    c.add_argument("--count", type=int, help="accounts per page")
+    c.add_argument("--max-pages", type=int, help="page budget of one poll (default 10)")
+    c.add_argument("--first-run", choices=("skipExisting", "emitRecent"),
+                   help="a handle's first poll: skipExisting (default, baseline only) or "
+                        "emitRecent (deliver its most recent follows too)")
+    c.add_argument("--send-sample", action="store_true",
+                   help="POST one sample event to the webhook and exit (teaches Zapier or "
+                        "Make the fields)")
+    c.set_defaults(func=cmd_watch)
+
+    c = sub.add_parser(
+        "outbox", help="list, retry or discard parked webhook events",
+        description="Events that failed --max-attempts deliveries are parked, never dropped. "
+                    "list shows them (--all: pending ones too); retry puts them back in the "
+                    "queue (with --webhook: delivers them now); discard deletes them.")
+    c.add_argument("action", nargs="?", choices=("list", "retry", "discard"), default="list")
+    c.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+    c.add_argument("--all", action="store_true",
+                   help="list: pending events too; retry/discard: every parked event")
+    state_db_arg(c)
+    c.add_argument("--format", choices=("table", "jsonl"), default="table",
+                   help="list output (default table; jsonl has the whole event)")
+    _webhook_args(c, for_retry=True)
+    c.set_defaults(func=cmd_outbox)
+
+
+def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> None:
+    c.add_argument("--webhook", metavar="URL", default=os.environ.get(WEBHOOK_ENV),
+                   help="retry: deliver the events now to this URL" if for_retry else
+                   f"where each new follow is POSTed (default: ${WEBHOOK_ENV})")
+    c.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="extra header on every POST, e.g. an auth token; repeatable; values "
+                        "are never logged")
+    c.add_argument("--allow-http", action="store_true",
+                   help="allow a plain-http webhook on a non-loopback host")
+    c.add_argument("--webhook-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="how long to wait for the webhook's answer (default 30)")
+
+
+def _interval(text: str) -> float:
+    from .schedule import parse_interval
+
+    try:
+        return parse_interval(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+# watch
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .watcher import Watcher
+    from .webhook import sample_event
+
+    webhook = _webhook(args)
+    with webhook:
+        if args.send_sample:
+            outcome = webhook.post(sample_event())
+            print(f"watch: sample event to {webhook.redacted}: "
+                  f"{'delivered' if outcome.ok else 'failed'} ({outcome.status or outcome.error})",
+                  file=sys.stderr)
+            return 0 if outcome.ok else 1
+        handles = list(args.handles)
+        if args.handles_file:
+            handles += read_handles_file(args.handles_file)
+        if not handles:
+            raise InputError("no handles to watch: give HANDLE arguments or --handles-file FILE",
+                             field="handle")
+        with credentials_for(args) as creds, Watcher(
+            handles, webhook, store=args.state_db, credentials=creds, interval=args.interval,
+            concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
+            first_run=args.first_run, max_attempts=args.max_attempts,
+        ) as watcher:
+            log.info("webhook %s; extra headers: %s", webhook.redacted,
+                     ", ".join(sorted(webhook.headers)) or "none")
+            with _GracefulStop(watcher) as stop:
+                if args.once:
+                    summary = watcher.run_cycle()
+                    _print_summary(summary)
+                    code = 0 if summary.ok else 1
+                else:
+                    n = len(watcher.handles)
+                    print(f"watch: {n} handle{'s' * (n != 1)} every {args.interval:g}s to "
+                          f"{webhook.redacted}, state in {watcher.store.path}; a summary line "
+                          "every interval", file=sys.stderr, flush=True)
+                    watcher.run(on_summary=_print_summary)
+                    code = 0
+        return stop.exit_code if stop.signum is not None else code
+
+
+def _webhook(args: argparse.Namespace) -> Any:
+    from ..core.config import Timeouts
+    from .webhook import DEFAULT_TIMEOUTS, Webhook, parse_header
+
+    if not args.webhook:
+        raise InputError(f"--webhook URL is required (or set {WEBHOOK_ENV})", field="webhook")
+    if args.webhook_timeout <= 0:
+        raise InputError("--webhook-timeout must be more than 0 seconds", field="webhook")
+    headers = [parse_header(h) for h in args.header]
+    return Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
+                   timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout),
+                   pool_size=getattr(args, "concurrency", 4))
+
+
+def read_handles_file(path: str) -> list[str]:
+    """Handles from a file, one a line; blank lines and '#' comments are skipped."""
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+    except OSError as exc:
+        raise InputError(f"cannot read --handles-file {path}: {exc.strerror}",
+                         field="handlesFile") from exc
+    return [h for h in (line.split("#", 1)[0].strip() for line in text.splitlines()) if h]
+
+
+def _print_summary(summary: Any) -> None:
+    print(summary.line(), file=sys.stderr, flush=True)
+
+
+class _GracefulStop:
+    """First SIGINT/SIGTERM: start nothing new, let polls and deliveries in flight finish.
+    A second one quits at once, which is safe: the outbox survives even kill -9."""
+
+    EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 0}
+
+    def __init__(self, watcher: Any) -> None:
+        self.watcher = watcher
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    @property
+    def exit_code(self) -> int:
+        return self.EXIT_CODES.get(self.signum, 1)  # type: ignore[call-overload]
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            os._exit(self.EXIT_CODES.get(signum, 1))  # type: ignore[call-overload]
+        self.signum = signum
+        # os.write, not print: a signal can arrive while the main thread is inside print().
+        os.write(2, b"watch: stopping after the deliveries in flight (signal again to quit "
+                    b"now)\n")
+        self.watcher.stop()
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.EXIT_CODES:
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# outbox
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from .outbox import Outbox
+
+    if args.action != "list" and bool(args.event_ids) == bool(args.all):
+        raise InputError(f"outbox {args.action} needs EVENT_ID ... or --all (one of the two)",
+                         field="eventIds")
+    with Outbox(args.state_db) as box:
+        if args.action == "list":
+            return _list(box, args)
+        ids = None if args.all else list(dict.fromkeys(args.event_ids))
+        parked = {e.event_id for e in box.list()}
+        targets = parked if ids is None else parked.intersection(ids)
+        if args.action == "discard":
+            done = box.discard(ids)
+            print(f"outbox: discarded {done} parked events", file=sys.stderr)
+        else:
+            done = box.retry(ids)
+            print(f"outbox: {done} parked events back in the queue", file=sys.stderr)
+        code = 0
+        if ids is not None and len(ids) > done:
+            missing = [i for i in ids if i not in parked]
+            print(f"outbox: not parked (unknown, pending or already delivered): "
+                  f"{', '.join(missing)}", file=sys.stderr)
+            code = 1
+        if args.action == "retry" and args.webhook and targets:
+            code = max(code, _deliver_now(box, args, targets))
+        return code
+
+
+def _list(box: Any, args: argparse.Namespace) -> int:
+    from .outbox import event_row
+
+    events = box.list(include_pending=args.all)
+    if args.event_ids:
+        wanted = set(args.event_ids)
+        events = [e for e in events if e.event_id in wanted]
+    if args.format == "jsonl":
+        for event in events:
+            sys.stdout.write(json.dumps(event_row(event), ensure_ascii=False) + "\n")
+    elif events:
+        print(f"{'EVENT_ID':<36}  {'STATUS':<7}  {'TRIES':>5}  {'HANDLE':<24}  "
+              f"{'FOLLOWED':<24}  LAST ERROR")
+        for e in events:
+            item = e.payload.get("item") or {}
+            print(f"{e.event_id:<36}  {'parked' if e.parked else 'pending':<7}  "
+                  f"{e.attempts:>5}  @{e.handle:<23}  @{item.get('uniqueId', '?'):<23}  "
+                  f"{e.last_error or ''}")
+    counts = box.counts()
+    print(f"outbox: {counts['parked']} parked, {counts['pending']} pending", file=sys.stderr)
+    return 0
+
+
+def _deliver_now(box: Any, args: argparse.Namespace, targets: set[str]) -> int:
+    from .delivery import Deliverer
+
+    with _webhook(args) as webhook:
+        result = Deliverer(box.store.db, webhook).run_pass(only=targets)
+    print(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
+          + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
+             if result.failed else ""), file=sys.stderr)
+    return 0 if result.delivered == len(targets) else 1
+

@@ -1,0 +1,204 @@
+"""Delivery: webhook POSTs from the outbox; an event leaves the outbox only after a 2xx.
+
+A failed POST is tried again later with exponential backoff; after `max_attempts` the event is
+parked (kept, never dropped) until `tiktok-following outbox retry`. When the receiver looks
+down (no answer, 429, or 502-504 from a gateway in front of it), the rest of the pass waits
+for the backoff instead of being tried one by one against a host that is not there.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ..core.store import OutboxEvent, StateStore
+from .webhook import Outcome, Webhook
+
+log = logging.getLogger("connector.watch")
+
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds before attempt n+1 after n failures: base * factor**(n-1), capped, less up to
+    `jitter` of it. The jitter keeps the retries of many events from arriving together when the
+    receiver comes back; `delay()` takes the random draw as an argument so tests can pin it."""
+
+    base: float = 30.0
+    factor: float = 2.0
+    cap: float = 3600.0
+    jitter: float = 0.25
+
+    def delay(self, failures: int, draw: float = 0.0) -> float:
+        exponent = min(max(failures - 1, 0), 64)  # 2**64 * base is past any cap already
+        return min(self.cap, self.base * self.factor ** exponent) * (1 - self.jitter * draw)
+
+    @classmethod
+    def immediate(cls) -> Backoff:
+        """No waiting between attempts: for tests."""
+        return cls(base=0.0, jitter=0.0)
+
+
+@dataclass
+class PassResult:
+    """What one delivery pass did."""
+
+    delivered: int = 0
+    #: POSTs that failed; each of those events is pending again, or parked.
+    failed: int = 0
+    #: Events parked by this pass (a subset of `failed`).
+    parked: int = 0
+    #: Due events not tried: the receiver looked down, or watch is stopping.
+    held: int = 0
+    last_error: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, other: PassResult) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.parked += other.parked
+        self.held += other.held
+        self.last_error = other.last_error or self.last_error
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The outbox as one watcher sees it: its handles' events only."""
+
+    pending: int
+    parked: int
+    #: When the earliest pending event is due (None when nothing is pending).
+    next_due: float | None
+
+
+class Deliverer:
+    """Delivers the due outbox events of a state database to one webhook.
+
+    `handles` limits it to events of those handles, so a `watch` never posts another watch's
+    events (sharing one database) to its own webhook. Events of one handle go out in the order
+    they were detected, handles in parallel.
+    """
+
+    def __init__(
+        self,
+        store: StateStore,
+        webhook: Webhook,
+        *,
+        handles: Iterable[str] | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Backoff | None = None,
+        concurrency: int = 4,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.time,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.store = store
+        self.webhook = webhook
+        self.handles = frozenset(handles) if handles is not None else None
+        self.max_attempts = max_attempts
+        self.backoff = backoff or Backoff()
+        self.concurrency = max(1, concurrency)
+        self.stop = stop or threading.Event()
+        # Wall-clock time: the outbox stores next_attempt_at as time.time().
+        self.clock = clock
+        self.draw = draw
+        #: No POST before this time: the receiver looked down on the last try.
+        self.hold_until = 0.0
+
+    def _mine(self) -> list[OutboxEvent]:
+        events = self.store.events()
+        if self.handles is None:
+            return events
+        return [e for e in events if e.handle in self.handles]
+
+    def backlog(self) -> Backlog:
+        events = self._mine()
+        pending = [e.next_attempt_at for e in events if not e.parked]
+        next_due = max(min(pending), self.hold_until) if pending else None
+        return Backlog(len(pending), len(events) - len(pending), next_due)
+
+    def run_pass(self, only: Collection[str] | None = None) -> PassResult:
+        """POST every due event once (only those in `only`, when given); return what happened."""
+        now = self.clock()
+        due = [e for e in self._mine() if not e.parked and e.next_attempt_at <= now
+               and (only is None or e.event_id in only)]
+        result = PassResult()
+        if not due:
+            return result
+        if now < self.hold_until or self.stop.is_set():
+            result.held = len(due)
+            return result
+        by_handle: dict[str, list[OutboxEvent]] = {}
+        for event in due:
+            by_handle.setdefault(event.handle, []).append(event)
+        down = threading.Event()
+        workers = min(self.concurrency, len(by_handle))
+        with ThreadPoolExecutor(workers, thread_name_prefix="watch-deliver") as pool:
+            for events in by_handle.values():
+                pool.submit(self._deliver_all, events, result, down)
+        return result
+
+    def _deliver_all(self, events: list[OutboxEvent], result: PassResult,
+                     down: threading.Event) -> None:
+        for event in events:
+            if self.stop.is_set() or down.is_set():
+                with result._lock:
+                    result.held += 1
+                continue
+            try:
+                self._deliver(event, result, down)
+            except Exception:
+                # A bug or a database error must not end the pass for everyone else; the
+                # event stays in the outbox and is tried again.
+                log.exception("delivering %s failed unexpectedly", event.event_id)
+                with result._lock:
+                    result.failed += 1
+                    result.last_error = "internal error (see the log)"
+
+    def _deliver(self, event: OutboxEvent, result: PassResult, down: threading.Event) -> None:
+        outcome = self.webhook.post(event.payload)
+        if outcome.ok:
+            self.store.delivered(event.event_id)
+            log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
+                     event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
+            with result._lock:
+                result.delivered += 1
+            return
+        failures = event.attempts + 1
+        park = failures >= self.max_attempts
+        delay = self.backoff.delay(failures, self.draw())
+        if outcome.retry_after is not None:
+            delay = max(delay, min(outcome.retry_after, self.backoff.cap))
+        retry_at = self.clock() + delay
+        error = outcome.error or "failed"
+        self.store.failed(event.event_id, error, retry_at=retry_at, park=park)
+        _log_failure(event, outcome, failures, self.max_attempts, park, delay)
+        with result._lock:
+            result.failed += 1
+            result.parked += int(park)
+            result.last_error = error
+        if outcome.receiver_down:
+            down.set()
+            with result._lock:
+                self.hold_until = max(self.hold_until, retry_at)
+
+
+def _followed(event: OutboxEvent) -> str:
+    item = event.payload.get("item") or {}
+    return str(item.get("uniqueId") or item.get("id") or "?")
+
+
+def _log_failure(event: OutboxEvent, outcome: Outcome, failures: int, limit: int, park: bool,
+                 delay: float) -> None:
+    then = ("parked; `tiktok-following outbox retry` sends it again" if park
+            else f"next try in {delay:.0f}s")
+    log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
+             event.event_id, event.handle, _followed(event), outcome.error, failures, limit, then)

@@ -1,0 +1,66 @@
+"""When each handle is polled: once per interval, jittered so many handles' polls spread out
+instead of hitting the API (and the webhook) in one burst every interval."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterable
+
+from ..core.errors import InputError
+
+#: The first polls of a fresh `watch` start over about a second per handle, at most this long
+#: (or the interval, if shorter): soon enough to see the baselines taken, not one burst.
+FIRST_SPREAD = 60.0
+_UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]*)")
+
+
+def parse_interval(text: str) -> float:
+    """'30s', '15m', '1h', '1h30m', or plain seconds -> seconds (> 0)."""
+    value = re.sub(r"\s+", "", text.lower())
+    parts = _PART.findall(value)
+    whole = "".join(n + u for n, u in parts) == value != ""
+    # A bare number means seconds, but only alone: "1h30" is more likely a typo than 1h30s.
+    if (not whole or any(u not in _UNITS for _, u in parts)
+            or (len(parts) > 1 and not all(u for _, u in parts))):
+        raise InputError(f"interval {text!r}: give a duration like 30s, 15m, 1h or 1h30m",
+                         field="interval")
+    seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise InputError(f"interval {text!r} must be longer than zero", field="interval")
+    return seconds
+
+
+class Schedule:
+    """The next poll time of each handle."""
+
+    def __init__(
+        self,
+        handles: Iterable[str],
+        interval: float,
+        *,
+        now: float,
+        jitter: float = 0.1,
+        first_spread: float = FIRST_SPREAD,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self.interval = interval
+        self.jitter = jitter
+        self.draw = draw
+        handles = list(handles)
+        spread = min(interval, first_spread, float(len(handles)))
+        self._next = {h: now + draw() * spread for h in handles}
+
+    def due(self, now: float) -> list[str]:
+        """Handles whose time has come, the longest-waiting first."""
+        return sorted((h for h, t in self._next.items() if t <= now), key=self._next.__getitem__)
+
+    def polled(self, handles: Iterable[str], now: float) -> None:
+        """Schedule the next poll one interval from now, ± `jitter` of it: the random walk keeps
+        handles that started together from staying together."""
+        for h in handles:
+            self._next[h] = now + self.interval * (1 + self.jitter * (2 * self.draw() - 1))
+
+    def next_at(self) -> float:
+        return min(self._next.values())

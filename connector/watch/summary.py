@@ -1,0 +1,116 @@
+"""What a cycle of `watch` did: the numbers on its summary line, and what `--once` exits with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import ApiError
+from ..core.http import RateLimit
+from ..operations import CREDITS_PER_REQUEST
+from .delivery import Backlog, PassResult
+
+#: Failed handles named on the summary line; `-v` logs every one of them.
+SHOWN_FAILURES = 5
+
+
+@dataclass
+class PollOutcome:
+    """One handle's poll: its trigger meta, or the error that stopped it."""
+
+    handle: str
+    meta: dict[str, Any] | None = None
+    error: BaseException | None = None
+    #: Outbox events this poll added (new follows not already queued).
+    queued: int = 0
+    requests: int = 0
+    pages: int = 0
+    #: Not polled: watch was stopping.
+    skipped: bool = False
+
+    @property
+    def reason(self) -> str:
+        """A short cause for the summary line: `404 not_found`, `transport_error`, ..."""
+        err = self.error
+        if isinstance(err, ApiError):
+            return f"{err.status} {err.type}"
+        return str(getattr(err, "type", None) or type(err).__name__)
+
+
+@dataclass
+class CycleSummary:
+    """One cycle: every handle polled once (`--once`), or one interval of a running watch."""
+
+    handles: int
+    #: Handles whose last poll in the cycle succeeded.
+    polled: set[str] = field(default_factory=set)
+    #: Handles whose last poll in the cycle failed, with a short reason.
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    baselined: int = 0
+    new_follows: int = 0
+    requests: int = 0
+    credits: int = 0
+    delivery: PassResult = field(default_factory=PassResult)
+    #: The outbox (this watch's handles) at the end of the cycle.
+    pending: int = 0
+    parked: int = 0
+    rate_limit: RateLimit | None = None
+    stopped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Every handle polled and every due event delivered: `watch --once` exits 0.
+
+        Events that failed earlier and are not due again yet do not count against it.
+        """
+        d = self.delivery
+        return not self.failed and not self.skipped and d.failed == 0 and d.held == 0
+
+    def record_poll(self, outcome: PollOutcome) -> None:
+        self.requests += outcome.requests
+        self.credits += outcome.pages * CREDITS_PER_REQUEST
+        if outcome.skipped:
+            self.skipped += 1
+        elif outcome.error is not None:
+            self.polled.discard(outcome.handle)
+            self.failed[outcome.handle] = outcome.reason
+        else:
+            assert outcome.meta is not None
+            self.failed.pop(outcome.handle, None)
+            self.polled.add(outcome.handle)
+            self.new_follows += outcome.meta["newFollows"]
+            self.baselined += int(bool(outcome.meta["baseline"]))
+
+    def record_delivery(self, result: PassResult) -> None:
+        self.delivery.add(result)
+
+    def record_backlog(self, backlog: Backlog) -> None:
+        self.pending, self.parked = backlog.pending, backlog.parked
+
+    def line(self) -> str:
+        """The one-line summary printed on stderr after each cycle."""
+        d = self.delivery
+        base = f" ({self.baselined} baselined)" if self.baselined else ""
+        rate = ""
+        if self.rate_limit is not None and self.rate_limit.remaining is not None:
+            rate = f", rate limit {self.rate_limit.remaining}/{self.rate_limit.limit} left"
+        text = (f"watch: {len(self.polled)}/{self.handles} handles polled{base}, "
+                f"{self.new_follows} new follows, {self.requests} requests, "
+                f"{self.credits} credits{rate}; delivered {d.delivered}, "
+                f"pending {self.pending}, parked {self.parked}")
+        if d.failed:
+            text += f"; {d.failed} failed deliveries ({d.last_error})"
+        if d.held:
+            text += f"; {d.held} held back (receiver down or stopping)"
+        if self.failed:
+            names = [f"@{h} ({why})" for h, why in sorted(self.failed.items())]
+            more = len(names) - SHOWN_FAILURES
+            text += "; failed: " + ", ".join(names[:SHOWN_FAILURES])
+            if more > 0:
+                text += f" and {more} more (-v lists them)"
+        if self.skipped:
+            text += f"; {self.skipped} not polled (stopping)"
+        if self.stopped:
+            text += " [stopped]"
+        return text

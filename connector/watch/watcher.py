@@ -1,0 +1,232 @@
+"""The watcher: polls many handles into the outbox, and delivers the outbox to a webhook.
+
+    with Watcher(["alice", "bob"], "https://hooks.example/abc", store="watch.db") as w:
+        summary = w.run_cycle()      # one cycle, like `watch --once`
+        w.run(on_summary=lambda s: print(s.line()))   # or: until w.stop()
+
+Each poll commits the trigger's new state and its new follows as outbox events in one
+transaction (`Batch.commit(outbox=True)`); delivery removes an event only after a 2xx. So a
+crash at any moment repeats work, and loses none: at-least-once, with the event id in the
+`Idempotency-Key` header for receivers that want exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..api import prepare
+from ..core.config import RetryPolicy, Timeouts, resolve_credentials
+from ..core.errors import ConnectorError, InputError
+from ..core.handles import normalize_handle
+from ..core.http import Client
+from ..operations import trigger
+from ..store_api import Store
+from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
+from .pacing import PacedClient, Pacer, Stopped
+from .schedule import Schedule
+from .summary import CycleSummary, PollOutcome
+from .webhook import Webhook
+
+log = logging.getLogger("connector.watch")
+
+DEFAULT_INTERVAL = 900.0
+DEFAULT_CONCURRENCY = 4
+#: A running watch looks at the outbox at least this often, so events put back by
+#: `outbox retry` from another process go out within a minute.
+MAX_IDLE = 60.0
+#: Never spin: a zero backoff (tests) would otherwise retry in a tight loop.
+MIN_IDLE = 0.05
+
+
+class Watcher:
+    """Watches handles for new follows and delivers each one to a webhook, through the outbox."""
+
+    def __init__(
+        self,
+        handles: Iterable[str],
+        webhook: Webhook | str,
+        *,
+        store: Store | str | os.PathLike[str] | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        client: Client | None = None,
+        interval: float = DEFAULT_INTERVAL,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        count: int | None = None,
+        max_pages: int | None = None,
+        first_run: str | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        backoff: Backoff | None = None,
+        pacer: Pacer | None = None,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+        jitter: float = 0.1,
+        lock_timeout: float = 30.0,
+    ) -> None:
+        # Everything that can be wrong with the arguments fails here, before any request.
+        self.handles = _unique_handles(handles)
+        if interval <= 0:
+            raise InputError("interval must be longer than zero", field="interval")
+        if concurrency < 1:
+            raise InputError("concurrency must be at least 1", field="concurrency")
+        if max_attempts < 1:
+            raise InputError("max attempts must be at least 1", field="maxAttempts")
+        inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run}
+        self.inputs = {k: v for k, v in inputs.items() if v is not None}
+        prepare(trigger.KEY, {**self.inputs, "handle": self.handles[0]})
+        self.interval = interval
+        self.concurrency = concurrency
+        self.jitter = jitter
+        self.lock_timeout = lock_timeout
+        self._owned: list[Any] = []
+        self._stop = threading.Event()
+        try:
+            if isinstance(webhook, str):
+                webhook = self._own(Webhook(webhook, pool_size=concurrency))
+            self.webhook = webhook
+            if client is None:
+                client = self._own(Client(resolve_credentials(credentials), retry=retry,
+                                          timeouts=timeouts, pool_size=concurrency))
+            self.client = client
+            if not isinstance(store, Store):
+                store = self._own(Store(store))
+            self.store = store
+        except BaseException:
+            self.close()
+            raise
+        self.pacer = pacer or Pacer()
+        self.pacer.stop = self._stop
+        self.deliverer = Deliverer(store.db, webhook, handles=self.handles,
+                                   max_attempts=max_attempts, backoff=backoff,
+                                   concurrency=concurrency, stop=self._stop)
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
+
+    def _own(self, resource: Any) -> Any:
+        self._owned.append(resource)
+        return resource
+
+    # Lifecycle
+
+    def stop(self) -> None:
+        """Ask a running cycle to wind down: polls and deliveries in flight finish, no new ones
+        start. Safe from a signal handler or another thread."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+        for resource in reversed(self._owned):
+            resource.close()
+        self._owned.clear()
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # Cycles
+
+    def run_cycle(self) -> CycleSummary:
+        """Poll every handle once, then deliver what is due: one cycle, like `watch --once`."""
+        summary = CycleSummary(len(self.handles))
+        for outcome in self.poll(self.handles):
+            summary.record_poll(outcome)
+        summary.record_delivery(self.deliverer.run_pass())
+        return self._finish(summary)
+
+    def run(self, on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
+        """Poll each handle once per interval (jittered) and deliver as events come due, until
+        `stop()`. `on_summary` gets each interval's summary, and the last partial one."""
+        mono = time.monotonic
+        schedule = Schedule(self.handles, self.interval, now=mono(), jitter=self.jitter)
+        summary = CycleSummary(len(self.handles))
+        period_end = mono() + self.interval
+        log.info("watching %d handles every %gs, %d at a time; webhook %s", len(self.handles),
+                 self.interval, self.concurrency, self.webhook)
+        while not self.stopping:
+            due = schedule.due(mono())
+            if due:
+                for outcome in self.poll(due):
+                    summary.record_poll(outcome)
+                schedule.polled(due, mono())
+            summary.record_delivery(self.deliverer.run_pass())
+            if mono() >= period_end and not self.stopping:
+                if on_summary is not None:
+                    on_summary(self._finish(summary))
+                summary = CycleSummary(len(self.handles))
+                while period_end <= mono():
+                    period_end += self.interval
+            wake = min(schedule.next_at(), period_end, mono() + MAX_IDLE)
+            next_due = self.deliverer.backlog().next_due
+            if next_due is not None:
+                wake = min(wake, mono() + (next_due - time.time()))
+            self._stop.wait(max(MIN_IDLE, wake - mono()))
+        summary.stopped = True
+        self._finish(summary)
+        if on_summary is not None:
+            on_summary(summary)
+        return summary
+
+    def _finish(self, summary: CycleSummary) -> CycleSummary:
+        summary.record_backlog(self.deliverer.backlog())
+        if self.pacer.last.remaining is not None:
+            summary.rate_limit = self.pacer.last
+        summary.stopped = summary.stopped or self.stopping
+        return summary
+
+    # Polling
+
+    def poll(self, handles: Iterable[str]) -> list[PollOutcome]:
+        """Poll `handles` at most `concurrency` at a time; each commits its follows to the
+        outbox. A failing handle is an outcome with an error, never an exception."""
+        futures = [self._pool.submit(self._poll_one, h) for h in handles]
+        return [f.result() for f in futures]
+
+    def _poll_one(self, handle: str) -> PollOutcome:
+        if self.stopping:
+            return PollOutcome(handle, skipped=True)
+        paced = PacedClient(self.client, self.pacer)
+        try:
+            batch = self.store.poll(handle, inputs=self.inputs, client=paced,  # type: ignore[arg-type]
+                                    lock_timeout=self.lock_timeout)
+            with batch:
+                queued = batch.commit(outbox=True)
+        except Stopped:
+            return PollOutcome(handle, skipped=True, requests=paced.requests, pages=paced.pages)
+        except Exception as exc:
+            # One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
+            # others; its state is untouched, so its next poll starts from the same place.
+            outcome = PollOutcome(handle, error=exc, requests=paced.requests, pages=paced.pages)
+            if isinstance(exc, ConnectorError):
+                log.info("@%s: failed: %s", handle, exc.message)
+            else:
+                log.exception("@%s: failed unexpectedly", handle)
+            return outcome
+        meta = batch.meta
+        log.info("@%s: %s%d new follows (%d queued), %d requests, %d credits", handle,
+                 "baseline taken, " if meta["baseline"] else "", meta["newFollows"], queued,
+                 paced.requests, meta["creditsUsed"])
+        for warning in meta.get("warnings", ()):
+            log.info("@%s: %s", handle, warning)
+        return PollOutcome(handle, meta=meta, queued=queued, requests=paced.requests,
+                           pages=paced.pages)
+
+
+def _unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(handles, str):
+        handles = [handles]
+    out = tuple(dict.fromkeys(normalize_handle(h) for h in handles))
+    if not out:
+        raise InputError("no handles to watch: give at least one TikTok handle", field="handle")
+    return out
