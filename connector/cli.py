@@ -141,8 +141,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def poll_summary(meta: dict[str, Any]) -> str:
     what = "baseline taken, " if meta["baseline"] else ""
     extra = f", catching up ({meta['pendingGaps']} gaps)" if meta["catchingUp"] else ""
-    line = (f"@{meta['handle']}: {what}{meta['newFollows']} new follows, {meta['pages']} "
-            f"requests, {meta['creditsUsed']} credits{_rate(meta)}{extra}")
+    line = (f"@{meta['handle']}: {what}{_n(meta['newFollows'], 'new follow')}, "
+            f"{_n(meta['pages'], 'request')}, {meta['creditsUsed']} credits{_rate(meta)}{extra}")
     return "\n".join([line, *(f"  warning: {w}" for w in meta["warnings"])])
 
 
@@ -209,6 +209,10 @@ def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO) -> None:
         writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(items)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _rate(meta: dict[str, Any]) -> str:

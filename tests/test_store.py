@@ -47,7 +47,7 @@ def test_poll_prints_new_follows_as_json_lines_and_a_summary(standin, db):
     new = standin.follow_many(HANDLE, 4)
     second = cli(standin, "poll", "@Alice", "--state-db", db)
     assert [i["id"] for i in lines(second.stdout)] == [u["id"] for u in new]
-    assert "4 new follows, 1 requests, 10 credits" in second.stderr
+    assert "4 new follows, 1 request, 10 credits" in second.stderr
     assert cli(standin, "poll", HANDLE, "--state-db", db).stdout == ""
 
 
