@@ -273,6 +273,7 @@ class StandIn:
         demo: bool = False,
         demo_speed: float = 1.0,
         demo_epoch: float | None = None,
+        latency: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not is_loopback(host):
@@ -295,6 +296,11 @@ class StandIn:
         self.demo_speed = demo_speed
         # A fixed epoch gives separate processes the same demo world (the CLI's --sandbox).
         self.demo_epoch = demo_epoch
+        #: Seconds added to every endpoint request, like a distant upstream (benchmarks).
+        self.latency = latency
+        #: The most requests ever in flight at once: what a client's concurrency really was.
+        self.peak_in_flight = 0
+        self._in_flight = 0
         self.clock = clock
         self.requests: list[RecordedRequest] = []
         self._lock = threading.RLock()
@@ -576,8 +582,16 @@ class StandIn:
                 fault = self._take_fault(record.handle)
         # Sleep outside the lock so other requests keep flowing, and before computing the page
         # so a demo account is read as of when the answer leaves.
-        if fault is not None and fault.delay > 0:
-            time.sleep(fault.delay)
+        with self._lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            delay = self.latency + (fault.delay if fault is not None else 0.0)
+            if delay > 0:
+                time.sleep(delay)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
         with self._lock:
             reply = self._answer(method, path, headers, body, record.handle, fault)
             if fault is not None:
@@ -770,6 +784,9 @@ class _Handler(BaseHTTPRequestHandler):
     """Reads the request, asks the StandIn for a reply, writes it (or misbehaves as told)."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
+    # Headers and body go out in two writes: without TCP_NODELAY each response would wait
+    # ~40 ms on loopback for the client's delayed ACK.
+    disable_nagle_algorithm = True
     server_version = "DumplingStandIn/1.0"
     timeout = 30  # idle keep-alive connections do not hold a thread forever
     server: _Server

@@ -14,12 +14,15 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     user = entry.get("user") or {}
     stats = entry.get("stats") or {}
     raw_id = user.get("id")
-    item: dict[str, Any] = {"id": _id_string(raw_id)}
+    item: dict[str, Any] = {"id": raw_id if type(raw_id) is str and raw_id else
+                            _id_string(raw_id)}
+    get = user.get
     for name in USER_FIELDS:
-        item[name] = user.get(name)
+        item[name] = get(name)
     for name in STAT_FIELDS:
         value = stats.get(name)
-        item[name] = value if isinstance(value, int) and not isinstance(value, bool) else None
+        # type() rather than isinstance: a bool is an int, but not a count
+        item[name] = value if type(value) is int else None
     unique_id = item["uniqueId"]
     item["profileUrl"] = f"https://www.tiktok.com/@{unique_id}" if unique_id else None
     return item
@@ -32,7 +35,10 @@ def identity(entry: dict[str, Any]) -> str | None:
     because it changes when a user renames.
     """
     user = entry.get("user", entry)
-    raw_id = _id_string(user.get("id"))
+    raw_id = user.get("id")
+    if type(raw_id) is str and raw_id:  # the usual case, first
+        return raw_id
+    raw_id = _id_string(raw_id)
     if raw_id:
         return raw_id
     if user.get("secUid"):

@@ -83,14 +83,16 @@ class Pager:
             self.pages += 1
             self.attempts += page.attempts
             self.last_page = page
-            fresh = self._unseen(page.entries)
+            fresh, keys = self._unseen(page.entries)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
+                keys = keys[: len(fresh)]
                 truncated = True
             # Only what is delivered counts as seen: entries cut off by max_items are not,
             # so a walk sharing `seen` (or resuming) still delivers them.
-            self.seen.update(k for k in map(identity, fresh) if k is not None)
+            self.seen.update(keys)
+            self.seen.discard(None)
             self.items += len(fresh)
             reason = self._stop_after(page, fresh, cursor, truncated)
             self.stop_reason = reason or STOPPED
@@ -104,18 +106,22 @@ class Pager:
                 return
             cursor = page.min_cursor
 
-    def _unseen(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Entries not delivered before, each once (a page may repeat an account too)."""
-        fresh = []
-        keys: set[str] = set()
+    def _unseen(self, entries: list[dict[str, Any]]) -> tuple[list[dict], list[str | None]]:
+        """Entries not delivered before, each once (a page may repeat an account too), and
+        their identity keys, computed once."""
+        fresh: list[dict[str, Any]] = []
+        keys: list[str | None] = []
+        on_page: set[str] = set()
+        seen = self.seen
         for entry in entries:
             key = identity(entry)
             if key is not None:
-                if key in self.seen or key in keys:
+                if key in seen or key in on_page:
                     continue
-                keys.add(key)
+                on_page.add(key)
             fresh.append(entry)
-        return fresh
+            keys.append(key)
+        return fresh, keys
 
     def _stop_after(self, page: Page, fresh: list, cursor: Any, truncated: bool) -> str | None:
         """Why the walk must end after this page, or None to go on."""

@@ -1,0 +1,85 @@
+"""Run the benchmarks, print a table, and write BENCHMARKS.md at the repository root.
+
+    python benchmarks/run.py            # everything, a few minutes
+    python benchmarks/run.py --quick    # every section shrunk: a smoke test under a minute
+    python benchmarks/run.py --only overhead
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):
+    # Run as a script: import the benchmarks as a package, and nothing from this folder bare.
+    sys.path[0] = str(ROOT)
+
+from benchmarks import coldstart, credits, overhead, scale, state  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
+from benchmarks.report import Section, render_markdown, render_text  # noqa: E402
+
+PREAMBLE = (
+    "The stand-in is used through `benchmarks/standin.py`, which turns on TCP_NODELAY for its "
+    "connections: as shipped, `connector/sandbox.py` sends a response's headers and body in "
+    "two writes without it, and every response then waits about 40 ms for the client's delayed "
+    "ACK, a loopback artefact of the stand-in that would swamp every figure here. Latency, "
+    "where a section adds it, is added there too. `--quick` shrinks every section for a smoke "
+    "test; `--only NAME` runs one section."
+)
+
+SECTIONS = {
+    "credits": credits.run,
+    "overhead": overhead.run,
+    "coldstart": coldstart.run,
+    "scale": scale.run,
+    "state": state.run,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python benchmarks/run.py", description=__doc__.split(
+        "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="shrink every section (a smoke test, not figures to publish)")
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append", metavar="NAME",
+                        help=f"run only this section (repeatable): {', '.join(SECTIONS)}")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
+                        help="where to write the Markdown report (default: BENCHMARKS.md)")
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "benchmarks/run.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    names = [n for n in SECTIONS if not args.only or n in args.only]
+
+    sections = []
+    for name in names:
+        print(f"running {name}...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        try:
+            section = SECTIONS[name](quick=args.quick)
+        except Exception as exc:  # one broken section must not cost the others' figures
+            traceback.print_exc()
+            section = Section(name=name, title=name, skipped=f"failed: {exc!r}")
+        section.seconds = time.perf_counter() - started
+        sections.append(section)
+
+    print(render_text(sections))
+    partial = None
+    if args.quick:
+        partial = "Quick run: every section shrunk; these figures are a smoke test only."
+    elif args.only:
+        partial = f"Only these sections were run: {', '.join(names)}."
+    args.output.write_text(render_markdown(sections, describe(), command=command,
+                                           partial=partial, preamble=PREAMBLE), encoding="utf-8")
+    print(f"\nwrote {args.output}", file=sys.stderr)
+    missed = any(t.met is False for s in sections for t in s.targets)
+    failed = any(s.skipped and s.skipped.startswith("failed") for s in sections)
+    return 1 if failed or missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The credits benchmark on a tiny history, so that the benchmark code cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import math
+
+from benchmarks import credits
+
+P = 3
+EXISTING = 12
+POLLS = 2
+
+
+def test_the_trigger_spends_exactly_the_lower_bound_in_every_benchmark_history():
+    rows = credits.measure(p=P, existing=EXISTING, polls=POLLS, budget=60)
+    assert [r.label for r in rows] == ["0", "1", "p-1", "p", "p+1", "5p", "50p"]
+    for row in rows:
+        assert row.ours == [math.ceil((row.n + 1) / P)] * POLLS, row.label
+        assert all(row.ours_exact), row.label
+
+
+def test_the_reference_pollers_behave_as_the_benchmark_says():
+    rows = credits.measure(p=P, existing=EXISTING, polls=POLLS, budget=60, only=["0", "5p"])
+    for row in rows:
+        # First page only: one request, and everything below the first page is lost.
+        assert row.first_page == [1] * POLLS
+        assert row.first_page_missed == [max(0, row.n - P)] * POLLS
+        # Full-list diff: finds everything, by reading the whole (growing) list each poll.
+        lengths = [EXISTING + k * row.n for k in range(1, POLLS + 1)]
+        assert row.full_diff == [math.ceil(length / P) for length in lengths]
+        assert row.full_diff_missed == [0] * POLLS
