@@ -6,7 +6,6 @@ itself a credential): reprs and messages show the origin and header names only.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 import time
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from ..core.config import Timeouts
+from ..core.config import Timeouts, is_loopback
 from ..core.errors import ConfigurationError, InputError
 from ..core.http import USER_AGENT
 
@@ -45,15 +44,6 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_webhook_url(url: str, *, allow_http: bool = False) -> str:
     """https anywhere; plain http only to loopback unless `allow_http`, since the events and
     any auth header would cross the network unencrypted."""
@@ -61,7 +51,7 @@ def check_webhook_url(url: str, *, allow_http: bool = False) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError("the webhook must be an http(s) URL, like "
                                  "https://hooks.zapier.com/hooks/catch/...", field="webhook")
-    if parts.scheme == "http" and not allow_http and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
         raise ConfigurationError(
             f"the webhook uses plain http to {parts.hostname}: events and headers would travel "
             "unencrypted; use https, or pass --allow-http if this network is trusted",
@@ -113,7 +103,7 @@ class Webhook:
         self.session.mount("http://", adapter)
         # A loopback receiver must not be sent through an environment proxy; a remote one may
         # legitimately need it (HTTPS_PROXY in a company network).
-        self.session.trust_env = not _is_loopback(urlsplit(self.url).hostname or "")
+        self.session.trust_env = not is_loopback(urlsplit(self.url).hostname or "")
 
     @property
     def redacted(self) -> str:
