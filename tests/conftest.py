@@ -15,6 +15,12 @@ from connector.sandbox import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"
+#: CONTRACT 2's emitted item, in order: written out here as the spec, not taken from the code.
+ITEM_FIELDS = [
+    "id", "uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
+    "privateAccount", "followerCount", "followingCount", "heartCount", "videoCount",
+    "diggCount", "profileUrl",
+]
 
 
 @pytest.fixture

@@ -20,25 +20,10 @@ from connector.core.errors import (
     TransportError,
 )
 from connector.sandbox import EMPTY_PAGE, OK, RESET, STALL, Fault
+from tests.conftest import ITEM_FIELDS
 
 ACTION = "get_tiktok_user_following"
 T0 = 1_700_000_000  # the stand-in's first follow time
-ITEM_FIELDS = [
-    "id",
-    "uniqueId",
-    "nickname",
-    "avatarThumb",
-    "signature",
-    "verified",
-    "secUid",
-    "privateAccount",
-    "followerCount",
-    "followingCount",
-    "heartCount",
-    "videoCount",
-    "diggCount",
-    "profileUrl",
-]
 
 
 def sent_bodies(cassette: Any) -> list[dict[str, Any]]:

@@ -14,24 +14,9 @@ import pytest
 import connector
 from connector import cli
 from connector.core import manifests
+from tests.conftest import ITEM_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
-ITEM_FIELDS = [
-    "id",
-    "uniqueId",
-    "nickname",
-    "avatarThumb",
-    "signature",
-    "verified",
-    "secUid",
-    "privateAccount",
-    "followerCount",
-    "followingCount",
-    "heartCount",
-    "videoCount",
-    "diggCount",
-    "profileUrl",
-]
 
 
 @pytest.fixture
