@@ -73,11 +73,11 @@ def run(
 class _Walk:
     """One descent through the list: what it read, what was new, and where it ended."""
 
+    pager: Pager
     entries: list[dict[str, Any]] = field(default_factory=list)
     new: list[dict[str, Any]] = field(default_factory=list)
     old_verified: list[str] = field(default_factory=list)
     reached: bool = False
-    pager: Pager | None = None
     last_cursor: Any = None
     first_page: Page | None = None
 
@@ -130,7 +130,7 @@ class _Poll:
             # With a backlog, one page of the budget is kept for it, so it always advances.
             top_budget = budget - 1 if prior.gaps else budget
             top = self._walk(None, prior.watermark, top_budget, known)
-            budget -= top.pager.pages if top.pager else 0
+            budget -= top.pager.pages
             seen_order += _keys(top.entries)
             known.update(_keys(top.entries))
             old_verified += top.old_verified
@@ -148,7 +148,7 @@ class _Poll:
                 kept.append(gap)
                 continue
             walk = self._walk(gap.start, gap.stop, budget, known)
-            budget -= walk.pager.pages if walk.pager else 0
+            budget -= walk.pager.pages
             seen_order += _keys(walk.entries)
             known.update(_keys(walk.entries))
             old_verified += walk.old_verified
@@ -174,15 +174,13 @@ class _Poll:
 
     def _walk(self, start: Any, stop: Any, budget: int, known: set[str]) -> _Walk:
         """Read from `start` down until a page reaches the cursor `stop`, or the list ends."""
-        walk = _Walk()
-        pager = Pager(self.fetch, start=start, max_pages=max(budget, 1))
-        walk.pager = pager
+        walk = _Walk(Pager(self.fetch, start=start, max_pages=max(budget, 1)))
         last: list[dict[str, Any]] = []
-        for read in pager:
+        for read in walk.pager:
             walk.first_page = walk.first_page or read.page
             walk.last_cursor = read.cursor
             walk.entries += read.fresh
-            last = read.fresh
+            last = read.page.entries  # all of it: a known account may be a boundary repeat
             if stop is not None and _reaches(read.page.min_cursor, stop):
                 walk.reached = True
                 break
@@ -212,7 +210,7 @@ class _Poll:
     def _leftover(self, walk: _Walk, stop: Any, *, tries: int) -> Gap | None:
         """The gap a walk leaves when it ran out of budget or tripped a guard, if any."""
         pager = walk.pager
-        if walk.reached or pager is None:
+        if walk.reached:
             return None
         if pager.stop_reason == MAX_PAGES:
             return Gap(pager.next_cursor, stop, 0)
