@@ -177,8 +177,8 @@ def test_accounts_repeated_at_page_boundaries_are_emitted_once(standin, creds):
     new = standin.follow_many(HANDLE, 25)
     world.poll()
     world.poll()
-    assert sorted(world.emitted) == sorted(ids(new))
-    assert len(world.emitted) == 25
+    assert world.emitted == ids(new)
+    assert world.requests[1:] == [bound(25), 1]
 
 
 def test_accounts_without_id_are_identified_by_secuid(world):
@@ -191,7 +191,8 @@ def test_accounts_without_id_are_identified_by_secuid(world):
     result = world.poll()
     assert [i["secUid"] for i in result.items] == [u["secUid"] for u in nameless]
     assert all(i["id"] is None for i in result.items)
-    assert world.poll().items == []
+    assert world.requests[-1] == bound(3)
+    assert world.poll().items == [] and world.requests[-1] == 1
 
 
 def test_an_account_beyond_the_depth_cap_still_polls_exactly():
