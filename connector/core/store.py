@@ -143,31 +143,30 @@ class StateStore:
                 added += cur.rowcount
         return added
 
-    def keys(self) -> list[str]:
-        with self._lock:
-            return [r[0] for r in self._db.execute("SELECT key FROM trigger_state ORDER BY key")]
-
     def lock_path(self, key: str) -> Path:
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
 
     # Outbox
 
-    def due(self, now: float, limit: int = 100) -> list[OutboxEvent]:
+    def due(self, now: float, *, handles: Iterable[str] | None = None) -> list[OutboxEvent]:
+        """Events to try now, oldest first (only those of `handles`, when given)."""
+        where, args = _only(handles)
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM outbox WHERE parked=0 AND next_attempt_at<=? "
-                "ORDER BY created_at, rowid LIMIT ?", (now, limit)).fetchall()
+                "SELECT * FROM outbox WHERE parked=0 AND next_attempt_at<=?" + where +
+                " ORDER BY created_at, rowid", (now, *args)).fetchall()
         return [_event(r) for r in rows]
 
-    def events(self, *, parked: bool | None = None) -> list[OutboxEvent]:
-        query = "SELECT * FROM outbox"
-        args: tuple = ()
+    def events(self, *, parked: bool | None = None,
+               handles: Iterable[str] | None = None) -> list[OutboxEvent]:
+        where, args = _only(handles)
         if parked is not None:
-            query += " WHERE parked=?"
-            args = (int(parked),)
+            where += " AND parked=?"
+            args += (int(parked),)
         with self._lock:
-            rows = self._db.execute(query + " ORDER BY created_at, rowid", args).fetchall()
+            rows = self._db.execute("SELECT * FROM outbox WHERE 1=1" + where +
+                                    " ORDER BY created_at, rowid", args).fetchall()
         return [_event(r) for r in rows]
 
     def delivered(self, event_id: str) -> None:
@@ -199,12 +198,25 @@ class StateStore:
             return sum(db.execute("DELETE FROM outbox WHERE parked=1 AND event_id=?",
                                   (e,)).rowcount for e in event_ids)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, handles: Iterable[str] | None = None) -> dict[str, int]:
+        return {k: v for k, v in self.backlog(handles).items() if k != "next_due"}
+
+    def backlog(self, handles: Iterable[str] | None = None) -> dict[str, Any]:
+        """Pending and parked events, and when the next pending one is due."""
+        where, args = _only(handles)
         with self._lock:
-            pending, parked = self._db.execute(
-                "SELECT COALESCE(SUM(parked=0),0), COALESCE(SUM(parked=1),0) FROM outbox"
-            ).fetchone()
-        return {"pending": int(pending), "parked": int(parked)}
+            pending, parked, next_due = self._db.execute(
+                "SELECT COALESCE(SUM(parked=0),0), COALESCE(SUM(parked=1),0), "
+                "MIN(CASE WHEN parked=0 THEN next_attempt_at END) FROM outbox WHERE 1=1"
+                + where, args).fetchone()
+        return {"pending": int(pending), "parked": int(parked), "next_due": next_due}
+
+
+def _only(handles: Iterable[str] | None) -> tuple[str, tuple]:
+    """A WHERE clause for some handles; one JSON parameter, so no limit on their number."""
+    if handles is None:
+        return "", ()
+    return " AND handle IN (SELECT value FROM json_each(?))", (json.dumps(sorted(handles)),)
 
 
 def _event(row: tuple) -> OutboxEvent:

@@ -113,23 +113,18 @@ class Deliverer:
         #: No POST before this time: the receiver looked down on the last try.
         self.hold_until = 0.0
 
-    def _mine(self) -> list[OutboxEvent]:
-        events = self.store.events()
-        if self.handles is None:
-            return events
-        return [e for e in events if e.handle in self.handles]
-
     def backlog(self) -> Backlog:
-        events = self._mine()
-        pending = [e.next_attempt_at for e in events if not e.parked]
-        next_due = max(min(pending), self.hold_until) if pending else None
-        return Backlog(len(pending), len(events) - len(pending), next_due)
+        counts = self.store.backlog(self.handles)
+        next_due = counts["next_due"]
+        if next_due is not None:
+            next_due = max(next_due, self.hold_until)
+        return Backlog(counts["pending"], counts["parked"], next_due)
 
     def run_pass(self, only: Collection[str] | None = None) -> PassResult:
         """POST every due event once (only those in `only`, when given); return what happened."""
         now = self.clock()
-        due = [e for e in self._mine() if not e.parked and e.next_attempt_at <= now
-               and (only is None or e.event_id in only)]
+        due = [e for e in self.store.due(now, handles=self.handles)
+               if only is None or e.event_id in only]
         result = PassResult()
         if not due:
             return result
