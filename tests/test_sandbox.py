@@ -575,7 +575,12 @@ def test_only_loopback_hosts() -> None:
 @pytest.mark.slow
 def test_serve_prints_and_stops_on_ctrl_c() -> None:
     root = Path(__file__).resolve().parents[1]
-    code = "from connector.sandbox import serve; serve(port=0)"
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler in children: restore it, as a terminal would have it.
+    code = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from connector.sandbox import serve; serve(port=0)"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=root,
