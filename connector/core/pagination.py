@@ -91,8 +91,7 @@ class Pager:
                 truncated = True
             # Only what is delivered counts as seen: entries cut off by max_items are not,
             # so a walk sharing `seen` (or resuming) still delivers them.
-            self.seen.update(keys)
-            self.seen.discard(None)
+            self.seen.update(k for k in keys if k is not None)
             self.items += len(fresh)
             reason = self._stop_after(page, fresh, cursor, truncated)
             self.stop_reason = reason or STOPPED
