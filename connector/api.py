@@ -61,7 +61,9 @@ def run(
     given = dict(inputs) if isinstance(inputs, Mapping) else inputs
     values, source = prepare(operation, given, platform=platform, mode=mode)
     op = registry()[operation]
-    options = {"source": source, "state": state, "mode": mode, "on_page": on_page}
+    options: dict[str, Any] = {"source": source, "state": state, "mode": mode}
+    if on_page is not None:
+        options["on_page"] = on_page
     if client is not None:
         return op(client, values, **options)
     creds = resolve_credentials(credentials)

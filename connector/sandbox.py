@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 from .core.config import is_loopback
+from .core.items import identity
 
 ENDPOINT = "/api/v1/get-tiktok-user-following"
 
@@ -82,9 +83,11 @@ class Fault:
     reset: bool = False  # close with an RST and no response at all
     stall_cursor: bool = False  # minCursor = the minTime sent, hasMore true
     empty_page: bool = False  # 200, no items, hasMore true, cursors echo the request
+    advance_cursor: bool = False  # with empty_page: minCursor moves on past the page withheld
     repeat_boundary: int = 0  # prepend the N items just before the page start
     slow_body: float = 0  # dribble the body out over this many seconds
     malformed: bool = False  # 200 whose JSON lacks followingList
+    wrong_shape: bool = False  # 200 whose followingList holds no {user, stats} objects
 
     @property
     def replaces_response(self) -> bool:
@@ -95,7 +98,7 @@ class Fault:
     @property
     def spoils_page(self) -> bool:
         """True when the client gets no usable page: such requests cost no credits."""
-        return self.replaces_response or self.truncate or self.malformed
+        return self.replaces_response or self.truncate or self.malformed or self.wrong_shape
 
 
 OK = Fault()  # passes the request through untouched: a placeholder in a script
@@ -108,7 +111,9 @@ ERROR_503 = Fault(status=503)
 RATE_LIMITED = Fault(status=429, retry_after=1)
 STALL = Fault(stall_cursor=True)
 EMPTY_PAGE = Fault(empty_page=True)
+EMPTY_ADVANCING = Fault(empty_page=True, advance_cursor=True)
 MALFORMED = Fault(malformed=True)
+WRONG_SHAPE = Fault(wrong_shape=True)
 
 NAMED_FAULTS: dict[str, Fault] = {
     "ok": OK,
@@ -117,7 +122,9 @@ NAMED_FAULTS: dict[str, Fault] = {
     "html": HTML_502,
     "stall": STALL,
     "empty": EMPTY_PAGE,
+    "empty_advancing": EMPTY_ADVANCING,
     "malformed": MALFORMED,
+    "wrong_shape": WRONG_SHAPE,
     "429": RATE_LIMITED,
 }
 
@@ -201,8 +208,9 @@ class _Entry:
 
     @property
     def key(self) -> str:
-        """What identifies the user: the id, or the secUid when there is no id."""
-        return str(self.user.get("id") or self.user.get("secUid") or "")
+        """What identifies the user: the connector's one identity rule (id, secUid, handle,
+        else a digest of the profile)."""
+        return identity(self.user)
 
 
 @dataclass
@@ -460,10 +468,12 @@ class StandIn:
             return [self.follow(handle) for _ in range(n)]
 
     def unfollow(self, handle: str, user_id: str) -> None:
-        """Remove a followed user by id (or secUid, for users without an id)."""
+        """Remove a followed user by id, secUid, handle or identity key."""
         with self._lock:
             account = self._account(handle)
-            keys = [k for k, e in account.entries.items() if user_id in (k, e.user.get("secUid"))]
+            keys = [k for k, e in account.entries.items()
+                    if user_id in (k, e.user.get("id"), e.user.get("secUid"),
+                                   e.user.get("uniqueId"))]
             if not keys:
                 raise KeyError(f"{handle!r} does not follow {user_id!r}")
             for key in keys:
@@ -492,8 +502,6 @@ class StandIn:
         if at is None:
             at = SCRIPTED_EPOCH if account.last_time is None else account.last_time + 1
         entry = _Entry(at, self._seq, user, stats)
-        if not entry.key:
-            raise ValueError("a user needs an 'id' or a 'secUid'")
         self._seq += 1
         account.last_time = at if account.last_time is None else max(account.last_time, at)
         # A user appears once in a following list: a re-follow moves them to the top.
@@ -662,6 +670,9 @@ class StandIn:
         self._materialize(account)
         if fault is not None and fault.malformed:
             return _json_reply(200, {"data": None}, rate)
+        if fault is not None and fault.wrong_shape:
+            listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
+            return _json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
         page = self._page(account, body, fault)
         if balance is not None and not (fault is not None and fault.spoils_page):
             self.credits[key] = balance - CREDITS_PER_CALL  # type: ignore[index]
@@ -714,10 +725,12 @@ class StandIn:
         else:
             asked = 0
         if fault is not None and fault.empty_page:
+            # The page's accounts withheld; with advance_cursor the cursor still moves past them.
+            moved = page[-1].time if fault.advance_cursor and page else asked
             return {
                 "followingList": [],
                 "maxCursor": asked,
-                "minCursor": asked,
+                "minCursor": moved,
                 "hasMore": True,
                 "total": total,
             }

@@ -104,7 +104,7 @@ def test_a_cursor_handed_back_again_stops_the_walk(standin, creds, vcr) -> None:
     )
 
     assert len(result.items) == 20
-    assert result.meta["stopReason"] == "cursor_repeated"
+    assert result.meta["stopReason"] == "bad_cursor"
     assert result.meta["hasMore"] is False
     assert (result.meta["pages"], result.meta["creditsUsed"]) == (2, 20)
     bodies, pages = sent_bodies(vcr), answered(vcr)

@@ -13,6 +13,7 @@ import pytest
 from connector.core.errors import ServerError
 from connector.core.http import Page
 from connector.core.pagination import (
+    BAD_CURSOR,
     CURSOR_REPEATED,
     EMPTY_PAGE,
     END,
@@ -20,6 +21,7 @@ from connector.core.pagination import (
     MAX_PAGES,
     NO_CURSOR,
     NO_NEW_ITEMS,
+    REACHED,
     Pager,
 )
 
@@ -104,20 +106,42 @@ def test_a_cursor_handed_back_unchanged_ends_the_walk() -> None:
     assert fetch.sent == [None, 900]
 
 
-def test_a_cursor_sent_several_pages_ago_ends_the_walk_not_only_the_last_one() -> None:
+def test_a_cursor_that_moves_back_up_ends_the_walk() -> None:
     # 900 -> 800 -> 900: a cycle of two, which a check against the last cursor alone misses.
     fetch = Script({None: page([1], 900), 900: page([2], 800), 800: page([3], 900)})
     pager = Pager(fetch, max_pages=10)
     assert walk(pager) == ["1", "2", "3"]
-    assert pager.stop_reason == CURSOR_REPEATED
+    assert pager.stop_reason == BAD_CURSOR
     assert fetch.sent == [None, 900, 800]
 
 
-def test_a_repeated_start_cursor_counts_as_sent() -> None:
-    fetch = Script({500: page([1], 400), 400: page([2], 500)})
+def test_a_page_newer_than_the_cursor_sent_ends_the_walk() -> None:
+    fetch = Script({500: Page([entry(1)], 400, 600, True, None)})
     pager = Pager(fetch, start=500, max_pages=10)
     walk(pager)
-    assert pager.stop_reason == CURSOR_REPEATED and fetch.sent == [500, 400]
+    assert pager.stop_reason == BAD_CURSOR and fetch.sent == [500]
+    assert pager.next_cursor is None and not pager.has_more
+
+
+def test_a_page_whose_oldest_follow_is_newer_than_its_newest_ends_the_walk() -> None:
+    fetch = Script({None: Page([entry(1), entry(2)], 901, 900, True, None)})
+    pager = Pager(fetch, max_pages=10)
+    walk(pager)
+    assert pager.stop_reason == BAD_CURSOR and fetch.sent == [None]
+
+
+def test_a_walk_told_where_to_stop_ends_at_the_page_that_reaches_it() -> None:
+    fetch = Script({None: page([1, 2], 900), 900: page([3, 4], 800), 800: page([5], 700)})
+    pager = Pager(fetch, stop=850, max_pages=10)
+    assert walk(pager) == ["1", "2", "3", "4"]
+    assert pager.stop_reason == REACHED and fetch.sent == [None, 900]
+
+
+def test_a_stop_in_seconds_is_reached_by_cursors_in_milliseconds() -> None:
+    fetch = Script({None: page([1, 2], 1_700_000_900_000), 1_700_000_900_000: page([3], 7)})
+    pager = Pager(fetch, stop=1_700_000_950, max_pages=10)
+    assert walk(pager) == ["1", "2"]
+    assert pager.stop_reason == REACHED
 
 
 def test_accounts_repeated_across_pages_are_delivered_once() -> None:
@@ -139,10 +163,11 @@ def test_a_page_that_adds_no_new_account_ends_the_walk() -> None:
     assert fetch.sent == [None, 900]
 
 
-def test_entries_without_any_identity_are_kept() -> None:
-    anonymous = {"user": {}, "stats": {}}
-    fetch = Script({None: Page([anonymous, anonymous], 900, None, False, None)})
-    assert len([e for r in Pager(fetch) for e in r.fresh]) == 2
+def test_entries_without_any_identity_are_told_apart_by_their_profile() -> None:
+    first = {"user": {"nickname": "First"}, "stats": {}}
+    second = {"user": {"nickname": "Second"}, "stats": {}}
+    fetch = Script({None: Page([first, second, first], 900, None, False, None)})
+    assert [e["user"]["nickname"] for r in Pager(fetch) for e in r.fresh] == ["First", "Second"]
 
 
 def test_max_pages_stops_with_a_cursor_to_continue_from() -> None:
@@ -185,16 +210,6 @@ def test_max_items_reached_where_the_list_ends_does_not_claim_more(last: Page, r
     pager = Pager(Script({None: last}), max_items=2)
     walk(pager)
     assert (pager.stop_reason, pager.has_more, pager.next_cursor) == (reason, False, None)
-
-
-def test_accounts_cut_off_by_max_items_are_not_marked_seen() -> None:
-    # A caller sharing `seen` across walks must still get the accounts the cap held back.
-    seen: set[str] = set()
-    pages = {None: page([1, 2, 3], 900, False)}
-    first = Pager(Script(pages), max_items=2, seen=seen)
-    assert walk(first) == ["1", "2"]
-    assert seen == {"1", "2"}
-    assert walk(Pager(Script(pages), seen=seen)) == ["3"]
 
 
 def test_an_error_mid_walk_leaves_the_failing_cursor_to_resume_from() -> None:

@@ -296,3 +296,103 @@ def test_state_is_versioned_json_within_its_documented_bound(world):
     state = world.state
     assert state["v"] == 1 and len(state["known"]) == KNOWN_LIMIT
     assert len(json.dumps(state)) < 150_000
+
+
+# Loss paths an adversarial review found (issue 8): each test failed on the earlier code.
+
+
+def test_a_follow_inside_a_pending_gap_is_not_lost_when_the_top_is_unfollowed(standin, creds):
+    standin.add_account(HANDLE, 12)
+    world = Poller(standin, creds, count=5, maxPages=2)
+    world.poll()
+    first = standin.follow_many(HANDLE, 20)  # more than one poll's budget: a gap is left
+    world.poll()
+    second = standin.follow_many(HANDLE, 10)
+    world.poll()
+    standin.unfollow(HANDLE, second[-1]["id"])
+    for _ in range(12):
+        world.poll()
+    assert sorted(world.emitted) == sorted(ids(first + second))
+    assert len(world.emitted) == len(set(world.emitted))
+    assert world.state["gaps"] == []
+
+
+def test_an_empty_page_that_claims_more_never_counts_as_reaching_known_follows(standin, creds):
+    from connector.sandbox import EMPTY_ADVANCING, OK
+
+    standin.add_account(HANDLE, 20)
+    world = Poller(standin, creds, count=5, maxPages=4)
+    world.poll()
+    new = standin.follow_many(HANDLE, 7)
+    standin.inject(OK, EMPTY_ADVANCING)  # page 2: empty, hasMore true, cursor past the page
+    first = world.poll()
+    assert first.meta["pendingGaps"] == 1 and first.meta["warnings"]
+    world.poll()
+    assert sorted(world.emitted) == sorted(ids(new))  # the 2 oldest come on the next poll
+    assert len(world.emitted) == len(set(world.emitted))
+    assert world.state["gaps"] == []
+
+
+@pytest.mark.parametrize("fault", ["empty", "empty_advancing", "stall", "malformed",
+                                   "wrong_shape", "html", "reset", "500", "503"])
+def test_a_range_the_upstream_keeps_breaking_is_retried_later_never_dropped(
+    standin, creds, fault
+):
+    from connector.sandbox import script
+
+    standin.add_account(HANDLE, 20)
+    world = Poller(standin, creds, count=5, maxPages=2)
+    world.poll()
+    burst = standin.follow_many(HANDLE, 18)
+    world.poll()  # reads the newest 10; the other 8 are a gap
+    assert world.state["gaps"] and world.state["gaps"][0]["tries"] == 0
+    tried = []
+    for _ in range(8):  # every read of the gap fails, retries included
+        standin.inject(*script(f"ok, {fault}*5"))
+        before = standin.count_requests()
+        result = world.poll()
+        tried.append(standin.count_requests() - before > 1)
+        standin.clear_faults()
+        assert result.meta["pendingGaps"] == 1 and result.meta["retryingGaps"] == 1
+        if tried[-1]:  # a failed read is reported, never silent
+            assert any("try again" in w for w in result.meta["warnings"])
+    # Retried after 1, 2, 4 ... polls, so a persistent fault costs little.
+    assert tried == [True, True, False, True, False, False, False, True]
+    for _ in range(12):
+        world.poll()
+    assert sorted(world.emitted) == sorted(ids(burst))
+    assert len(world.emitted) == len(set(world.emitted))
+    assert world.state["gaps"] == []
+
+
+def test_accounts_with_only_a_handle_are_told_apart_and_emitted_once(world):
+    world.poll()
+    users = []
+    for n in range(3):
+        user = world.standin.make_user(800 + n)
+        user.pop("id")
+        user.pop("secUid")
+        users.append(world.standin.follow(HANDLE, user))
+    result = world.poll()
+    assert [i["uniqueId"] for i in result.items] == [u["uniqueId"] for u in users]
+    assert world.poll().items == [] and world.poll().items == []
+
+
+def test_an_account_without_id_secuid_or_handle_is_emitted_once(world):
+    world.poll()
+    anonymous = {"nickname": "No Name", "avatarThumb": "https://a.example/x.jpeg?x-expires=1"}
+    world.standin.follow(HANDLE, anonymous)
+    first = world.poll()
+    assert [i["nickname"] for i in first.items] == ["No Name"]
+    more = world.standin.follow_many(HANDLE, 2)
+    assert [i["nickname"] for i in world.poll().items] == [u["nickname"] for u in more]
+    assert world.poll().items == []
+
+
+def test_test_mode_does_not_call_its_sample_new(world):
+    world.poll()
+    result = connector.run("new_account_followed", {"handle": HANDLE}, mode="test",
+                           credentials=world.creds, state=world.state)
+    assert len(result.items) == 3
+    assert result.meta["newFollows"] == 0 and result.meta["sampleItems"] == 3
+    assert result.meta["mode"] == "test" and result.meta["baseline"] is False

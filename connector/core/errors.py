@@ -14,6 +14,9 @@ class ConnectorError(Exception):
     """Anything that went wrong in the connector. `type` names it in the invoke protocol."""
 
     type = "connector_error"
+    #: Whether trying again later may succeed (an upstream or network failure), as opposed to
+    #: something the user must fix first (input, credentials, credits, a private list).
+    transient = False
     #: Exit status of `tiktok-following invoke`: 2 when nothing was sent, 1 otherwise.
     exit_code = 1
 
@@ -109,18 +112,21 @@ class ServerError(ApiError):
     """500: DumplingAI failed; retried already. Try later, or contact support if it persists."""
 
     type = "server_error"
+    transient = True
 
 
 class UpstreamError(ApiError):
     """502: the upstream TikTok service failed or sent bad data; retried already. Try later."""
 
     type = "upstream_error"
+    transient = True
 
 
 class RateLimitError(ApiError):
     """429 or 503: a rate limit was hit and retries ran out. Poll less often, or try later."""
 
     type = "rate_limited"
+    transient = True
 
     @property
     def retry_after(self) -> float | None:
@@ -138,12 +144,14 @@ class ResponseFormatError(ConnectorError):
     """A 200 whose body is not JSON or lacks the documented shape. Retry; report it if it stays."""
 
     type = "bad_response"
+    transient = True
 
 
 class TransportError(ConnectorError):
     """Connection refused, reset or timed out, after retries. Check the network or base URL."""
 
     type = "transport_error"
+    transient = True
 
 
 STATUS_ERRORS: dict[int, type[ApiError]] = {

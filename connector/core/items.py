@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import uuid
 from typing import Any
 
 USER_FIELDS = ("uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
@@ -28,24 +32,57 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def identity(entry: dict[str, Any]) -> str | None:
-    """The dedup key of an entry or item: `id`, else `secUid`, else the handle.
+def identity(entry: dict[str, Any]) -> str:
+    """The one key that identifies an account, for an entry (`{user, stats}`) or a flat item.
 
-    Prefixed so that an id can never collide with a secUid. `uniqueId` is the last resort
-    because it changes when a user renames.
+    In order: `id` (a string: ids exceed 2**53), else `secUid`, else the handle `uniqueId`,
+    else a digest of the user's fields. Prefixes keep the kinds apart, so an id never collides
+    with a secUid. The trigger's memory, the outbox's event ids and the tests all use this.
+    Only `id` and `secUid` survive a rename: see `is_stable`.
     """
     user = entry.get("user", entry)
+    if not isinstance(user, dict):
+        user = {}
     raw_id = user.get("id")
     if type(raw_id) is str and raw_id:  # the usual case, first
         return raw_id
     raw_id = _id_string(raw_id)
     if raw_id:
         return raw_id
-    if user.get("secUid"):
-        return "s:" + str(user["secUid"])
-    if user.get("uniqueId"):
-        return "u:" + str(user["uniqueId"]).lower()
-    return None
+    sec_uid = user.get("secUid")
+    if isinstance(sec_uid, str) and sec_uid:
+        return "s:" + sec_uid
+    unique_id = user.get("uniqueId")
+    if isinstance(unique_id, str) and unique_id:
+        return "u:" + unique_id.lower()
+    return "d:" + _digest(user)
+
+
+def is_stable(key: str) -> bool:
+    """Whether an identity key survives the account renaming or changing its profile."""
+    return not key.startswith(("u:", "d:"))
+
+
+def event_id(handle: str, key: str, kind: str = "followed") -> str:
+    """The id of "`handle` <kind> the account `key`": the same on every retry, so a receiver
+    can drop duplicates (`Idempotency-Key`). Follow events keep the ids of earlier releases."""
+    who = key if kind == "followed" else f"{kind}:{key}"
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tiktok-following:{handle}:{who}"))
+
+
+def _digest(user: dict[str, Any]) -> str:
+    """A digest of a user that has no id, secUid or handle: its profile fields (the ones an
+    item keeps, so an entry and its item digest alike), with the query strings cut from URLs
+    (avatar links carry signatures that change on every read)."""
+    fields = {}
+    for name in USER_FIELDS:
+        value = user.get(name)
+        if isinstance(value, str) and value.startswith("http"):
+            value = value.split("?", 1)[0]
+        if value is not None:
+            fields[name] = value
+    text = json.dumps(fields, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def _id_string(value: Any) -> str | None:
@@ -53,5 +90,7 @@ def _id_string(value: Any) -> str | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, float):
-        return str(int(value))
+        return str(int(value)) if math.isfinite(value) else None
+    if isinstance(value, (dict, list)):
+        return None  # not an id: the next rule identifies the account
     return str(value)

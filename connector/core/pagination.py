@@ -1,9 +1,10 @@
 """The pager: follows `minCursor` -> `minTime` down the list, with guards against every loop.
 
-CONTRACT 1: the next page is asked for by sending the previous response's `minCursor` as
-`minTime`. The upstream may repeat accounts at page boundaries, answer `hasMore: true` forever
-with the same cursor or with empty pages, and ends at a depth cap with a -1 cursor. Each of
-those ends the walk instead of spending credits in a loop.
+The upstream may repeat accounts at page boundaries, answer `hasMore: true` forever with the
+same cursor or with empty pages, hand back cursors that do not move, and ends at a depth cap
+with a -1 cursor. Each of those ends the walk instead of spending credits in a loop, and says
+why in `stop_reason`. A walk can also be told where to stop: at the first page that reaches the
+cursor `stop` (a follow time the caller already knows).
 """
 
 from __future__ import annotations
@@ -12,36 +13,45 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from . import cursors
 from .http import Page
 from .items import identity
 
-#: Why a walk ended. Only the caps leave `next_cursor` set: there is more to read from there.
+# Why a walk ended. The list's own ends:
 END = "end"  # hasMore false or null
-EMPTY_PAGE = "empty_page"  # no entries, even if hasMore says true
 NO_CURSOR = "no_cursor"  # minCursor missing, 0 or -1 (the depth cap)
-CURSOR_REPEATED = "cursor_repeated"  # the server handed back a cursor we had already sent
-NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before
+REACHED = "reached"  # the page reached the `stop` cursor
+# The caller's caps: `next_cursor` says where to go on from.
 MAX_PAGES = "max_pages"
 MAX_ITEMS = "max_items"
-STOPPED = "stopped"  # the caller stopped reading (the trigger reached known follows)
+# Guards: the upstream answered something a walk cannot go on from.
+EMPTY_PAGE = "empty_page"  # no entries, yet hasMore true: proves nothing about the list
+BAD_CURSOR = "bad_cursor"  # cursors that contradict the page or do not move down
+CURSOR_REPEATED = "cursor_repeated"  # the server handed back a cursor already sent
+NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before in this walk
 
-_DEAD_CURSORS = (0, -1, "0", "-1", "")
+GUARDS = frozenset({EMPTY_PAGE, BAD_CURSOR, CURSOR_REPEATED, NO_NEW_ITEMS})
 
 
 @dataclass
 class PageRead:
-    """One page as the pager saw it: the page, the cursor that fetched it, its unseen entries."""
+    """One page as the pager saw it: the page, the cursor that fetched it, the identity key of
+    each of its entries, and those not seen before in this walk (`fresh`, with their keys)."""
 
     page: Page
     cursor: Any
+    keys: list[str]
     fresh: list[dict[str, Any]]
+    fresh_keys: list[str]
 
 
 class Pager:
     """Iterates pages from `start` and records why and where it stopped.
 
     `fetch(cursor)` returns a Page or raises; on an error, `next_cursor` is the cursor that
-    failed, so the caller can resume there instead of starting over.
+    failed, so the caller can resume there instead of starting over. After a guard, the page
+    that tripped it is still yielded (with `stop_reason` set) so the caller can decide what it
+    is worth; `PageRead.cursor` says where it was fetched.
     """
 
     def __init__(
@@ -49,16 +59,17 @@ class Pager:
         fetch: Callable[[Any], Page],
         *,
         start: Any = None,
+        stop: Any = None,
         max_pages: int | None = None,
         max_items: int | None = None,
-        seen: set[str] | None = None,
     ) -> None:
         self._fetch = fetch
         self.start = start
+        self.stop = stop
         self.max_pages = max_pages
         self.max_items = max_items
-        #: Identity keys already delivered: across pages, or across walks when shared.
-        self.seen = seen if seen is not None else set()
+        #: Identity keys delivered so far in this walk.
+        self.seen: set[str] = set()
         self.pages = 0
         self.attempts = 0
         self.items = 0
@@ -83,63 +94,70 @@ class Pager:
             self.pages += 1
             self.attempts += page.attempts
             self.last_page = page
-            fresh, keys = self._unseen(page.entries)
+            keys = [identity(entry) for entry in page.entries]
+            fresh, fresh_keys = self._unseen(page.entries, keys)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
-                keys = keys[: len(fresh)]
+                fresh_keys = fresh_keys[: len(fresh)]
                 truncated = True
-            # Only what is delivered counts as seen: entries cut off by max_items are not,
-            # so a walk sharing `seen` (or resuming) still delivers them.
-            self.seen.update(k for k in keys if k is not None)
-            self.items += len(fresh)
-            reason = self._stop_after(page, fresh, cursor, truncated)
-            self.stop_reason = reason or STOPPED
+            reason = self._stop_after(page, cursor, fresh, truncated)
+            if reason not in GUARDS:
+                # Only what is delivered counts as seen: entries cut off by max_items are
+                # not, so a resumed walk still delivers them.
+                self.seen.update(fresh_keys)
+                self.items += len(fresh)
+            self.stop_reason = reason
             self._more = reason in (MAX_PAGES, MAX_ITEMS, None)
             # A page cut short by max_items is read again on resume: a repeat beats a miss.
-            self.next_cursor = (
-                cursor if truncated else page.min_cursor if self._more else None
-            )
-            yield PageRead(page=page, cursor=cursor, fresh=fresh)
+            if reason is None or reason == MAX_PAGES or (reason == MAX_ITEMS and not truncated):
+                self.next_cursor = page.min_cursor
+            elif reason != MAX_ITEMS:
+                self.next_cursor = None
+            yield PageRead(page, cursor, keys, fresh, fresh_keys)
             if reason is not None:
                 return
             cursor = page.min_cursor
 
-    def _unseen(self, entries: list[dict[str, Any]]) -> tuple[list[dict], list[str | None]]:
-        """Entries not delivered before, each once (a page may repeat an account too), and
-        their identity keys, computed once."""
+    def _unseen(self, entries: list[dict[str, Any]],
+                keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+        """Entries not delivered before in this walk, each once (a page may repeat an account)."""
         fresh: list[dict[str, Any]] = []
-        keys: list[str | None] = []
-        on_page: set[str] = set()
+        fresh_keys: list[str] = []
         seen = self.seen
-        for entry in entries:
-            key = identity(entry)
-            if key is not None:
-                if key in seen or key in on_page:
-                    continue
-                on_page.add(key)
+        on_page: set[str] = set()
+        for entry, key in zip(entries, keys, strict=False):
+            if key in seen or key in on_page:
+                continue
+            on_page.add(key)
             fresh.append(entry)
-            keys.append(key)
-        return fresh, keys
+            fresh_keys.append(key)
+        return fresh, fresh_keys
 
-    def _stop_after(self, page: Page, fresh: list, cursor: Any, truncated: bool) -> str | None:
+    def _stop_after(self, page: Page, cursor: Any, fresh: list, truncated: bool) -> str | None:
         """Why the walk must end after this page, or None to go on."""
         if not page.entries:
             return EMPTY_PAGE if page.has_more else END
+        if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, cursor):
+            return BAD_CURSOR
         if not fresh:
             return NO_NEW_ITEMS
         if truncated:
             return MAX_ITEMS  # the rest of this page is still to read
+        nxt = page.min_cursor
+        if self.stop is not None and not cursors.is_dead(nxt) and cursors.at_or_below(
+            nxt, self.stop
+        ):
+            return REACHED
         # The list's own ends come before the caller's caps: a cap may only claim there is
         # more (and hand out min_cursor to resume from) when min_cursor is a usable cursor.
         if page.has_more is not True:
             return END
-        nxt = page.min_cursor
-        if nxt is None or nxt in _DEAD_CURSORS:
+        if cursors.is_dead(nxt):
             return NO_CURSOR
         if nxt in self._sent or nxt == cursor:
             return CURSOR_REPEATED
-        if self.max_items is not None and self.items >= self.max_items:
+        if self.max_items is not None and self.items + len(fresh) >= self.max_items:
             return MAX_ITEMS
         if self.max_pages is not None and self.pages >= self.max_pages:
             return MAX_PAGES

@@ -3,15 +3,16 @@
 What it remembers, and why that is enough:
 - `watermark`: the follow-time cursor of the newest follow seen. The next poll reads down only
   until a page reaches it: everything newer is on the pages before.
-- `known`: identity keys of the most recently seen accounts, newest first, at most
-  KNOWN_LIMIT (5,000). They tell new from old on the page where a poll stops, and keep
+- `known`: identity keys of the accounts emitted, baselined or proven old, newest first, at
+  most KNOWN_LIMIT (5,000). They tell new from old on the page where a walk stops, and keep
   re-follows and page-boundary repeats from being emitted twice. 5,000 is the upstream's own
-  depth cap: the list never shows more, so an account forgotten here is one the upstream
-  could only show again by being re-followed after 5,000 newer follows.
-- `gaps`: cursor ranges of follows detected but not yet read because a burst exceeded one
-  poll's page budget; later polls read them. At most GAP_LIMIT; past that the trigger catches
-  up before it reads new follows, so nothing is dropped.
-At the bounds the JSON is about 110 KB.
+  depth cap: the list never shows more.
+- `gaps`: cursor ranges of follows detected but not read yet, because a burst exceeded one
+  poll's page budget or the upstream failed part-way. Later polls read them; a range whose
+  reading failed is retried after 1, 2, 4, 8 ... polls (`tries`, `wait`). At most GAP_LIMIT;
+  at the bound the trigger catches up before it reads new follows, so nothing is dropped.
+At the bounds the JSON is about 110 KB. Anything else in a state object is damage: it is
+refused with a StateError before any request, never repaired silently.
 """
 
 from __future__ import annotations
@@ -20,20 +21,49 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import cursors
 from .errors import StateError
+from .handles import normalize_handle
 
 STATE_VERSION = 1
 KNOWN_LIMIT = 5000
 GAP_LIMIT = 20
+#: A range that keeps failing is retried at least this often (in polls).
+MAX_WAIT = 31
+_MAX_TRIES = 1000
+_MAX_KEY = 300
+_RESTORE = "restore it from the runner's history, or pass null state to start a new baseline"
 
 
 @dataclass
 class Gap:
-    """Follows between two cursors still to read: from `start` (exclusive) down to `stop`."""
+    """Follows still to read between two cursors: from `start` (exclusive; None = the top)
+    down to `stop` (a follow time already known; None = the end of the list).
+
+    `tries` counts the polls whose reading of this range failed; the range then waits `wait`
+    polls before the next try. `check`: the last walk stopped at the page that reaches `stop`
+    and could not afford the one request that tells its old follows from new ones, so the next
+    walk needs two requests in a row.
+    """
 
     start: Any
     stop: Any
     tries: int = 0
+    wait: int = 0
+    check: bool = False
+
+    def failed(self) -> Gap:
+        """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
+        tries = min(self.tries + 1, _MAX_TRIES)
+        return Gap(self.start, self.stop, tries, min(2 ** (tries - 1) - 1, MAX_WAIT))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
+        if self.wait:
+            out["wait"] = self.wait
+        if self.check:
+            out["check"] = True
+        return out
 
 
 @dataclass
@@ -49,7 +79,7 @@ class TriggerState:
             "handle": self.handle,
             "watermark": self.watermark,
             "known": self.known[:KNOWN_LIMIT],
-            "gaps": [{"from": g.start, "to": g.stop, "tries": g.tries} for g in self.gaps],
+            "gaps": [g.to_json() for g in self.gaps],
         }
 
     @classmethod
@@ -58,29 +88,73 @@ class TriggerState:
         if isinstance(data, (str, bytes)):
             try:
                 data = json.loads(data)
-            except ValueError as exc:
-                raise StateError("state is not valid JSON; restore it from the runner's "
-                                 "history, or pass null state to start a new baseline") from exc
+            except (ValueError, RecursionError) as exc:
+                raise StateError(f"state is not valid JSON; {_RESTORE}") from exc
         if not isinstance(data, dict):
             raise StateError("state must be a JSON object written by this connector "
                              "(or null for a first run)")
         version = data.get("v")
-        if not isinstance(version, int):
+        if "v" not in data:
             raise StateError("state has no version field 'v': it was not written by this "
-                             "connector; pass null state to start a new baseline")
+                             f"connector; {_RESTORE}")
+        if type(version) is not int or version < 1:
+            raise StateError(f"state version {version!r} is not valid (a whole number from 1); "
+                             f"{_RESTORE}")
         if version > STATE_VERSION:
             raise StateError(f"state is version {version}, newer than this connector "
                              f"understands ({STATE_VERSION}); upgrade tiktok-following-connector")
+        handle = data.get("handle")
         try:
-            handle = data["handle"]
-            known = data.get("known", [])
-            gaps = [Gap(g["from"], g["to"], int(g.get("tries", 0))) for g in data.get("gaps", [])]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise StateError(f"state is damaged ({exc!r}); restore it, or pass null state to "
-                             "start a new baseline") from exc
-        if not isinstance(handle, str) or not isinstance(known, list) or not all(
-            isinstance(k, str) for k in known
+            valid_handle = isinstance(handle, str) and normalize_handle(handle) == handle
+        except Exception:
+            valid_handle = False
+        if not valid_handle:
+            raise StateError(f"state is damaged: 'handle' {_short(handle)} is not a TikTok handle; "
+                             f"{_RESTORE}")
+        watermark = data.get("watermark")
+        _check_cursor(watermark, "watermark")
+        known = data.get("known", [])
+        if not isinstance(known, list) or not all(
+            isinstance(k, str) and 0 < len(k) <= _MAX_KEY for k in known
         ):
-            raise StateError("state is damaged (handle or known ids of the wrong type); "
-                             "restore it, or pass null state to start a new baseline")
-        return cls(handle=handle, watermark=data.get("watermark"), known=known, gaps=gaps)
+            raise StateError(f"state is damaged: 'known' must be a list of account ids; {_RESTORE}")
+        if len(known) > KNOWN_LIMIT:
+            raise StateError(f"state is damaged: 'known' holds {len(known)} ids, more than the "
+                             f"{KNOWN_LIMIT} this connector keeps; {_RESTORE}")
+        raw_gaps = data.get("gaps", [])
+        if not isinstance(raw_gaps, list):
+            raise StateError(f"state is damaged: 'gaps' must be a list; {_RESTORE}")
+        if len(raw_gaps) > GAP_LIMIT:
+            raise StateError(f"state is damaged: {len(raw_gaps)} gaps, more than the "
+                             f"{GAP_LIMIT} this connector keeps; {_RESTORE}")
+        return cls(handle=handle, watermark=watermark, known=known,
+                   gaps=[_gap(g) for g in raw_gaps])
+
+
+def _gap(raw: Any) -> Gap:
+    if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
+        raise StateError(f"state is damaged: a gap must be an object with 'from' and 'to'; "
+                         f"{_RESTORE}")
+    _check_cursor(raw["from"], "gap 'from'")
+    _check_cursor(raw["to"], "gap 'to'")
+    numbers = [raw.get("tries", 0), raw.get("wait", 0)]
+    if not all(type(n) is int and 0 <= n <= _MAX_TRIES for n in numbers):
+        raise StateError(f"state is damaged: a gap's 'tries' and 'wait' must be whole numbers "
+                         f"from 0 to {_MAX_TRIES}; {_RESTORE}")
+    check = raw.get("check", False)
+    if not isinstance(check, bool):
+        raise StateError(f"state is damaged: a gap's 'check' must be true or false; {_RESTORE}")
+    return Gap(raw["from"], raw["to"], numbers[0], min(numbers[1], MAX_WAIT), check)
+
+
+def _check_cursor(value: Any, name: str) -> None:
+    if not cursors.is_cursor(value) or (value is not None and cursors.is_dead(value)):
+        raise StateError(f"state is damaged: {name} {_short(value)} is not a follow-time cursor; "
+                         f"{_RESTORE}")
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"(a number of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,11 +1,10 @@
-"""The polling trigger "New Account Followed": each follow that happened since the last poll.
+"""The polling trigger "New Account Followed": each follow since the last poll, exactly once.
 
-A poll reads from the newest follow down only until a page reaches the newest follow it
-already knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p)
-requests, the fewest that can show every new follow and one known one. The known ids then
-tell new from old on that last page. A burst larger than the page budget is read over the
-next polls through "gaps" (see core/state.py); the newest follows are always read first so
-they never starve behind a backlog.
+A poll reads from the newest follow down only until a page reaches the newest follow it already
+knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
+the fewest that can show every new follow and one known one. A burst larger than the page
+budget, or a read the upstream broke off, leaves a "gap" (see core/state.py) that later polls
+read; the newest follows are always read first so they never starve behind a backlog.
 """
 
 from __future__ import annotations
@@ -14,26 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core import cursors
+from ..core.errors import ConnectorError, ResponseFormatError
 from ..core.handles import normalize_handle
 from ..core.http import Client, Page
-from ..core.items import flatten, identity
-from ..core.pagination import (
-    CURSOR_REPEATED,
-    EMPTY_PAGE,
-    MAX_PAGES,
-    NO_CURSOR,
-    NO_NEW_ITEMS,
-    Pager,
-)
+from ..core.items import flatten, identity, is_stable
+from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
 from ..core.state import GAP_LIMIT, KNOWN_LIMIT, Gap, TriggerState
 from . import CREDITS_PER_REQUEST, Result
 
 KEY = "new_account_followed"
 TEST_ITEMS = 3
-#: A gap whose walk keeps tripping a pager guard is given up after this many polls.
-GAP_TRIES = 3
-_GUARDS = (CURSOR_REPEATED, EMPTY_PAGE, NO_NEW_ITEMS)
-_DEAD = (None, 0, -1, "0", "-1", "")
+
+_GUARD_TEXT = {
+    "empty_page": "an empty page that claimed more",
+    "bad_cursor": "a page whose cursors contradict it",
+    "cursor_repeated": "a cursor it had already handed out",
+    "no_new_items": "a page of accounts it had just listed",
+}
 
 
 def run(
@@ -43,7 +40,6 @@ def run(
     source: str = "API",
     state: Any = None,
     mode: str = "live",
-    on_page: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Poll once. `state` is what the previous poll returned (None on the first run)."""
     handle = normalize_handle(inputs.get("handle"))
@@ -57,7 +53,9 @@ def run(
     )
     if mode == "test":
         items = poll.sample()
-        return Result(items=items, state=state, meta=poll.meta(handle, items, state=None))
+        meta = poll.meta(handle, new_follows=0, state=None)
+        meta.update(mode="test", sampleItems=len(items))
+        return Result(items=items, state=state, meta=meta)
     if prior is None or prior.handle != handle:
         if prior is not None:
             poll.warnings.append(f"the state was for @{prior.handle}; started a new baseline "
@@ -66,33 +64,44 @@ def run(
     else:
         new_state, items = poll.advance(prior)
     return Result(items=items, state=new_state.to_json(),
-                  meta=poll.meta(handle, items, state=new_state))
+                  meta=poll.meta(handle, new_follows=len(items), state=new_state))
 
 
 @dataclass
 class _Walk:
-    """One descent through the list: what it read, what was new, and where it ended."""
+    """One descent through a range of the list: what was new, what is proven old, what is left."""
 
-    pager: Pager
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    new: list[dict[str, Any]] = field(default_factory=list)
-    old_verified: list[str] = field(default_factory=list)
-    reached: bool = False
-    last_cursor: Any = None
+    #: (identity, entry) of the new follows found, newest first.
+    new: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Identities shown to be old follows below every pending range: safe to remember.
+    old: list[str] = field(default_factory=list)
+    #: The part of the range still to read, if any.
+    left: Gap | None = None
+    #: The first page read, when it was usable (the top walk's watermark comes from it).
     first_page: Page | None = None
+    #: Why the range could not be read further this time, when it could not.
+    failure: str | None = None
+    error: ConnectorError | None = None
+    #: The walk ended at the upstream's depth cap without reaching its stop.
+    at_cap: bool = False
 
 
 class _Poll:
+    """One poll: a page budget shared by its walks, and what it cost."""
+
     def __init__(self, fetch: Callable[[Any], Page], *, budget: int) -> None:
         self._fetch_page = fetch
-        self.budget = budget
+        self.remaining = budget
         self.pages = 0
         self.attempts = 0
         self.last_page: Page | None = None
         self.warnings: list[str] = []
         self.baselined = False
+        #: Whether this poll read every new follow down to the watermark.
+        self.top_done = True
 
     def fetch(self, cursor: Any) -> Page:
+        self.remaining -= 1
         page = self._fetch_page(cursor)
         self.pages += 1
         self.attempts += page.attempts
@@ -102,186 +111,261 @@ class _Poll:
     def sample(self) -> list[dict[str, Any]]:
         """Test mode: up to three recent follows, oldest first; nothing is remembered."""
         page = self.fetch(None)
-        return [flatten(e) for e in reversed(_dedupe(page.entries)[:TEST_ITEMS])]
+        return [flatten(e) for e in reversed(_unique(page.entries)[:TEST_ITEMS])]
 
     def baseline(self, handle: str, *, emit: bool) -> tuple[TriggerState, list[dict]]:
         """First poll: remember the top of the list; emit it only if asked to."""
         self.baselined = True
         page = self.fetch(None)
-        entries = _dedupe(page.entries)
+        if (page.has_more and not page.entries) or not cursors.consistent(
+            len(page.entries), page.min_cursor, page.max_cursor, None
+        ):
+            raise ResponseFormatError("the upstream's first page was unusable for a baseline "
+                                      "(empty, or with contradicting cursors); nothing was "
+                                      "saved, the next poll tries again")
+        entries = _unique(page.entries)
         state = TriggerState(handle=handle, watermark=_newest_cursor(page),
-                             known=_keys(entries)[:KNOWN_LIMIT])
+                             known=[identity(e) for e in entries][:KNOWN_LIMIT])
         items = [flatten(e) for e in reversed(entries)] if emit else []
         return state, items
 
     def advance(self, prior: TriggerState) -> tuple[TriggerState, list[dict]]:
+        """Every poll after the first: read new follows, then the backlog, within the budget.
+
+        Each walk reads a range of the list from its start down to a follow time already
+        known (its stop). Pages that lie wholly above the stop hold only new follows. The page
+        that reaches the stop also holds old ones; there an account the trigger knows, or saw
+        earlier in the walk, is an anchor: unknown accounts before the last anchor are new (the
+        list is ordered by follow time). Unknown accounts after it are new or old follows never
+        seen: one request at the lowest stop of all (`floor`) lists the old ones, which are then
+        remembered, and the rest are new. The top walk reads from the newest follow down to the
+        watermark; gaps, oldest first, read what earlier polls could not. A range whose read
+        the upstream broke off is kept and tried again later; only the depth cap ends one.
+        """
         known = set(prior.known)
-        budget = self.budget
-        seen_order: list[str] = []
-        chunks: list[list[dict]] = []  # oldest chunk first
-        old_verified: list[str] = []
+        floor = cursors.lowest([prior.watermark, *(g.stop for g in prior.gaps)])
+        # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
+        # (waiting out a failure, or no budget left) keeps its place.
+        slots: list[Gap | None] = []
+        due: list[int] = []
+        for i, gap in enumerate(prior.gaps):
+            if gap.wait > 0:
+                slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check))
+            else:
+                slots.append(gap)
+                due.append(i)
+        found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
+        proven_old: list[str] = []
+
+        def read_gap(i: int) -> None:
+            gap = prior.gaps[i]
+            if self.remaining < 1:
+                return
+            walk = self._walk(gap.start, gap.stop, self.remaining, known, floor, gap)
+            found[i] = walk.new
+            proven_old.extend(walk.old)
+            slots[i] = walk.left
+            known.update(k for k, _ in walk.new)
+            known.update(walk.old)
+
+        oldest_first = list(reversed(due))
+        # A range whose last walk stopped for want of the one request its last page needed
+        # goes first: it needs two requests in a row, which a backlog slot may never have.
+        for i in [i for i in oldest_first if prior.gaps[i].check]:
+            read_gap(i)
         watermark = prior.watermark
-        new_gaps: list[Gap] = []
-
-        # The newest follows first, so a backlog never starves them; skipped only when
-        # the backlog is at its bound, to catch up before opening another gap.
-        top: _Walk | None = None
-        if len(prior.gaps) < GAP_LIMIT:
-            # With a backlog, one page of the budget is kept for it, so it always advances.
-            top_budget = budget - 1 if prior.gaps else budget
-            top = self._walk(None, prior.watermark, top_budget, known)
-            budget -= top.pager.pages
-            seen_order += _keys(top.entries)
-            known.update(_keys(top.entries))
-            old_verified += top.old_verified
-            if top.first_page is not None and top.first_page.entries:
-                watermark = _newest_cursor(top.first_page, fallback=prior.watermark)
-            gap = self._leftover(top, prior.watermark, tries=0)
-            if gap is not None:
-                new_gaps.append(gap)
-        else:
+        top_gap: Gap | None = None
+        self.top_done = False
+        if len(prior.gaps) >= GAP_LIMIT:
             self.warnings.append("catching up on a backlog before reading new follows")
+        elif self.remaining >= 1:
+            # With a backlog due, one page of the budget is kept for it, so it always advances.
+            reserve = 1 if any(i not in found for i in due) else 0
+            top = self._walk(None, prior.watermark, max(1, self.remaining - reserve), known,
+                             floor, None)
+            found[-1] = top.new
+            proven_old.extend(top.old)
+            known.update(k for k, _ in top.new)
+            known.update(top.old)
+            self.top_done = top.left is None
+            if top.left is None or top.left.start is not None:
+                top_gap = top.left
+                newest = _newest_cursor(top.first_page, fallback=prior.watermark)
+                # Never lower: when unfollows emptied the top, new follows still come above it.
+                if watermark is None or (newest is not None
+                                         and cursors.below(watermark, newest)):
+                    watermark = newest
+            # else the newest page itself is left: the next poll's top walk reads it again,
+            # from the same watermark.
+        for i in oldest_first:
+            if i not in found:
+                read_gap(i)
 
-        kept: list[Gap] = []
-        for gap in reversed(prior.gaps):  # oldest first: its follows are the oldest
-            if budget <= 0:
-                kept.append(gap)
-                continue
-            walk = self._walk(gap.start, gap.stop, budget, known)
-            budget -= walk.pager.pages
-            seen_order += _keys(walk.entries)
-            known.update(_keys(walk.entries))
-            old_verified += walk.old_verified
-            chunks.append(walk.new)
-            rest = self._leftover(walk, gap.stop, tries=gap.tries)
-            if rest is not None:
-                kept.append(rest)
-
-        if top is not None:
-            chunks.append(top.new)
-        gaps = new_gaps + list(reversed(kept))
-        # Accounts shown to be older than a stop cursor are remembered only once no gap is
-        # pending: until then they might be follows that a gap has yet to emit.
-        extra = old_verified if not gaps else []
+        gaps = ([top_gap] if top_gap is not None else []) + [g for g in slots if g is not None]
+        order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
+        new_keys = [k for i in reversed(order) for k, _ in found[i]]
         state = TriggerState(
             handle=prior.handle,
             watermark=watermark,
-            known=_unique(seen_order + extra + prior.known)[:KNOWN_LIMIT],
+            known=list(dict.fromkeys([*new_keys, *prior.known, *proven_old]))[:KNOWN_LIMIT],
             gaps=gaps,
         )
-        items = [flatten(e) for chunk in chunks for e in reversed(chunk)]
+        items = [flatten(e) for i in order for _, e in reversed(found[i])]
         return state, items
 
-    def _walk(self, start: Any, stop: Any, budget: int, known: set[str]) -> _Walk:
-        """Read from `start` down until a page reaches the cursor `stop`, or the list ends."""
-        walk = _Walk(Pager(self.fetch, start=start, max_pages=max(budget, 1)))
-        last: list[dict[str, Any]] = []
-        for read in walk.pager:
-            walk.first_page = walk.first_page or read.page
-            walk.last_cursor = read.cursor
-            walk.entries += read.fresh
-            last = read.page.entries  # all of it: a known account may be a boundary repeat
-            if stop is not None and _reaches(read.page.min_cursor, stop):
-                walk.reached = True
-                break
-        walk.new = [e for e in walk.entries if identity(e) not in known]
-        if walk.reached:
-            self._verify_tail(walk, last, stop, known)
-        return walk
-
-    def _verify_tail(self, walk: _Walk, last: list[dict], stop: Any, known: set[str]) -> None:
-        """Tell new from old among unknown accounts after the last known one on the last page.
-
-        Normally the last page ends in known accounts. Unknown ones after them appear only
-        when unfollows emptied the known accounts just below `stop`: they may be old follows
-        never seen before. One request at `minTime=stop` lists what is older, instead of
-        guessing (a guess would either drop a follow or emit an old one).
-        """
-        last_known = max((i for i, e in enumerate(last) if identity(e) in known), default=-1)
-        tail = [e for e in last[last_known + 1:] if identity(e) is not None]
-        if not tail:
-            return
-        older = {identity(e) for e in self.fetch(stop).entries}
-        old_keys = {identity(e) for e in tail} & older
-        if old_keys:
-            walk.new = [e for e in walk.new if identity(e) not in old_keys]
-            walk.old_verified = sorted(k for k in old_keys if k)
-
-    def _leftover(self, walk: _Walk, stop: Any, *, tries: int) -> Gap | None:
-        """The gap a walk leaves when it ran out of budget or tripped a guard, if any."""
-        pager = walk.pager
-        if walk.reached:
-            return None
-        if pager.stop_reason == MAX_PAGES:
-            return Gap(pager.next_cursor, stop, 0)
-        if pager.stop_reason in _GUARDS and walk.last_cursor is not None:
-            if tries + 1 >= GAP_TRIES:
-                self.warnings.append(f"gave up reading older follows below cursor "
-                                     f"{walk.last_cursor}: the upstream kept answering "
-                                     f"{pager.stop_reason} ({GAP_TRIES} polls)")
-                return None
-            return Gap(walk.last_cursor, stop, tries + 1)
-        at_cap = pager.stop_reason == NO_CURSOR or (
-            pager.last_page is not None and pager.last_page.min_cursor in (-1, "-1"))
-        if at_cap and stop is not None:
+    def _walk(self, start: Any, stop: Any, pages: int, known: set[str], floor: Any,
+              gap: Gap | None) -> _Walk:
+        """Read from `start` down until a page reaches the follow time `stop` (or the list
+        ends), within `pages` pages; `gap` is the range being read, None for the top walk."""
+        walk = _Walk()
+        pager = Pager(self.fetch, start=start, stop=stop, max_pages=pages)
+        tries = gap.tries if gap is not None else 0
+        try:
+            for read in pager:
+                reason = pager.stop_reason
+                if reason in GUARDS:
+                    self._failed(walk, read.cursor, stop, tries, _GUARD_TEXT[reason])
+                    break
+                if walk.first_page is None:
+                    walk.first_page = read.page
+                if reason == REACHED or (
+                    reason in (END, NO_CURSOR) and cursors.is_dead(read.page.min_cursor)
+                ):
+                    if self._settle(walk, read, pager.seen, stop, known, floor, tries):
+                        walk.at_cap = reason != REACHED and not walk.old and not any(
+                            k in known for k in read.keys)
+                    break
+                walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
+                             if k not in known]
+                if reason == MAX_PAGES:
+                    walk.left = Gap(pager.next_cursor, stop)
+        except ConnectorError as err:
+            if not err.transient:
+                raise
+            walk.error = err
+            self._failed(walk, pager.next_cursor, stop, tries, err.message)
+        if walk.failure is not None and start is None and walk.first_page is None:
+            # Nothing usable from the very first page: this poll has nothing to go on.
+            if walk.error is not None:
+                raise walk.error
+            raise ResponseFormatError(f"the upstream answered the first page with "
+                                      f"{walk.failure}; try again, and report it if it stays")
+        if walk.at_cap and stop is not None:
             self.warnings.append("the upstream stopped listing at its depth cap before the "
                                  "known follows: older new follows cannot be read")
-        return None
+        return walk
 
-    def meta(self, handle: str, items: list, *, state: TriggerState | None) -> dict[str, Any]:
+    def _settle(self, walk: _Walk, read: PageRead, seen: set[str], stop: Any,
+                known: set[str], floor: Any, tries: int) -> bool:
+        """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
+        Returns False when that could not be done now and the page is left for later."""
+        fresh = set(read.fresh_keys)
+
+        def anchor(key: str) -> bool:
+            return key in known or (key in seen and key not in fresh)
+
+        keys = read.keys
+        last_anchor = max((i for i, k in enumerate(keys) if anchor(k)), default=-1)
+        sure: set[str] = set()
+        unsure: set[str] = set()
+        for i, key in enumerate(keys):
+            if anchor(key):
+                continue
+            (sure if i < last_anchor and is_stable(key) else unsure).add(key)
+        old: set[str] = set()
+        if unsure and stop is not None and floor is not None:
+            if self.remaining < 1:
+                walk.new += _pick(read, sure)
+                walk.left = Gap(read.cursor, stop, tries, 0, check=True)
+                return False
+            listed = self._older_than(floor)
+            if listed is None:
+                walk.new += _pick(read, sure)
+                self._failed(walk, read.cursor, stop, tries,
+                             "a check of older follows it could not answer")
+                return False
+            old = unsure & listed
+        walk.new += _pick(read, (sure | unsure) - old)
+        walk.old += [k for k in dict.fromkeys(keys) if k in old]
+        return True
+
+    def _older_than(self, floor: Any) -> set[str] | None:
+        """Identities of the newest follows at or before `floor`, or None when the upstream
+        could not say (an error, an empty page that claims more, contradicting cursors)."""
+        try:
+            page = self.fetch(floor)
+        except ConnectorError as err:
+            if not err.transient:
+                raise
+            return None
+        if not page.entries:
+            return None if page.has_more else set()
+        if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, floor):
+            return None
+        return {identity(e) for e in page.entries}
+
+    def _failed(self, walk: _Walk, cursor: Any, stop: Any, tries: int, why: str) -> None:
+        """The upstream broke the walk off at `cursor`: keep the rest of the range for a later
+        poll, sooner when this walk still made progress."""
+        walk.failure = why
+        walk.left = Gap(cursor, stop, 0 if walk.first_page is not None else tries).failed()
+        if cursor is None:
+            if walk.first_page is not None:
+                self.warnings.append(f"could not tell new follows from old on the newest page: "
+                                     f"the upstream answered {why}; the next poll reads it again")
+            return
+        wait = walk.left.wait
+        self.warnings.append(
+            f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
+            f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
+
+    def meta(self, handle: str, *, new_follows: int, state: TriggerState | None
+             ) -> dict[str, Any]:
         rate = self.last_page.rate_limit if self.last_page else None
+        gaps = state.gaps if state else []
         return {
             "handle": handle,
             "requests": self.attempts,
             "pages": self.pages,
             "creditsUsed": self.pages * CREDITS_PER_REQUEST,
-            "newFollows": len(items),
+            "newFollows": new_follows,
             "baseline": self.baselined,
-            "catchingUp": bool(state and state.gaps),
-            "pendingGaps": len(state.gaps) if state else 0,
+            "catchingUp": bool(gaps) or not self.top_done,
+            "pendingGaps": len(gaps),
+            "retryingGaps": sum(1 for g in gaps if g.tries),
             "warnings": self.warnings,
             "rateLimitLimit": rate.limit if rate else None,
             "rateLimitRemaining": rate.remaining if rate else None,
         }
 
 
-def _as_ms(cursor: Any) -> float:
-    # Cursor units vary between upstreams (seconds or milliseconds): compare in one unit.
-    value = float(cursor)
-    return value * 1000 if abs(value) < 1e11 else value
-
-
-def _reaches(min_cursor: Any, stop: Any) -> bool:
-    if min_cursor in _DEAD:
-        return False
-    return _as_ms(min_cursor) <= _as_ms(stop)
-
-
-def _newest_cursor(page: Page, fallback: Any = None) -> Any:
-    """The follow time of the newest account on a page; lower is always safe, higher is not."""
-    if not page.entries:
-        return fallback
-    hi, lo = page.max_cursor, page.min_cursor
-    if hi not in _DEAD and (lo in _DEAD or _as_ms(hi) >= _as_ms(lo)):
-        return hi
-    return lo if lo not in _DEAD else fallback
-
-
-def _dedupe(entries: list[dict]) -> list[dict]:
-    seen: set[str] = set()
+def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The entries of a page whose identity is in `keys`, once each, in page order."""
     out = []
-    for e in entries:
-        key = identity(e)
-        if key is None or key not in seen:
-            out.append(e)
-            if key is not None:
-                seen.add(key)
+    for key, entry in zip(read.keys, read.page.entries, strict=False):
+        if key in keys:
+            out.append((key, entry))
+            keys = keys - {key}
     return out
 
 
-def _keys(entries: list[dict]) -> list[str]:
-    return [k for k in (identity(e) for e in entries) if k is not None]
+def _newest_cursor(page: Page | None, fallback: Any = None) -> Any:
+    """The follow time of the newest account on a page; lower is always safe, higher is not."""
+    if page is None or not page.entries:
+        return fallback
+    hi, lo = page.max_cursor, page.min_cursor
+    if not cursors.is_dead(hi) and (cursors.is_dead(lo) or cursors.at_or_below(lo, hi)):
+        return hi
+    return lo if not cursors.is_dead(lo) else fallback
 
 
-def _unique(keys: list[str]) -> list[str]:
-    return list(dict.fromkeys(keys))
+def _unique(entries: list[dict]) -> list[dict]:
+    """Entries once each (a page may repeat an account), in page order."""
+    seen: set[str] = set()
+    out = []
+    for entry in entries:
+        key = identity(entry)
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out

@@ -1,0 +1,373 @@
+"""The trigger's one promise, checked against an independent model of the upstream.
+
+The model below is written from the endpoint's contract alone (a following list served newest
+first, follow times as cursors, `minCursor` sent back as `minTime`), not from the stand-in or the
+connector. It answers at the HTTP level, through a requests transport adapter mounted on the
+connector's own `Client`, so the connector parses and maps every answer exactly as it would the
+real API's.
+
+Random histories of follows, unfollows (of any account) and re-follows (of accounts followed
+since the baseline) run between polls, with page sizes 3-10, budgets 2-4, inclusive and exclusive
+page boundaries, accounts with and without ids, and transient faults of every kind the stand-in
+injects. Once the faults stop, draining polls must have emitted every account followed after the
+baseline and still followed exactly once, and no baseline account, ever.
+
+`TRIGGER_MODEL_HISTORIES=5000 pytest tests/test_trigger_model.py` runs more histories.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from requests.adapters import BaseAdapter
+
+import connector
+from connector.core.config import Credentials
+
+HISTORIES = int(os.environ.get("TRIGGER_MODEL_HISTORIES", "250"))
+FAULT_KINDS = ("malformed", "wrong_shape", "html", "reset", "stuck_cursor", "empty_more",
+               "500", "503")
+HANDLE = "modelled"
+
+
+@dataclass
+class Account:
+    """One followed account as the upstream shows it; `name` is the model's own key for it."""
+
+    name: str
+    user: dict[str, Any]
+    time: int = 0
+
+
+@dataclass
+class Upstream:
+    """The following list of one handle, and the faults it is told to answer with."""
+
+    inclusive: bool
+    epoch: int
+    rng: random.Random
+    clock: int = 0
+    listed: dict[str, Account] = field(default_factory=dict)
+    fault_rate: float = 0.0
+    requests: int = 0
+    counter: int = 0
+
+    def new_account(self) -> Account:
+        self.counter += 1
+        n = self.counter
+        user: dict[str, Any] = {"nickname": f"Account {n}", "avatarThumb": f"https://a/{n}.jpeg"}
+        kind = self.rng.random()
+        if kind < 0.85:
+            user["id"] = str(7_100_000_000_000_000_000 + n)
+            user["secUid"] = f"MS4w{n}"
+            user["uniqueId"] = f"acct{n}"
+        elif kind < 0.90:
+            user["secUid"] = f"MS4w{n}"
+            user["uniqueId"] = f"acct{n}"
+        elif kind < 0.95:
+            user["uniqueId"] = f"acct{n}"
+        # else: no id, no secUid, no uniqueId at all
+        return Account(f"Account {n}", user)
+
+    def follow(self, account: Account) -> None:
+        """Follow (or re-follow): the account moves to the top with a new follow time."""
+        self.clock += self.rng.choice((1, 1, 2, 7))
+        account.time = self.epoch + self.clock
+        self.listed[account.name] = account
+
+    def unfollow(self, name: str) -> None:
+        del self.listed[name]
+
+    # The endpoint
+
+    def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        self.requests += 1
+        fault = self.rng.choice(FAULT_KINDS) if self.rng.random() < self.fault_rate else None
+        if fault in ("500", "503"):
+            return int(fault), {"error": "injected"}
+        if fault == "html":
+            return 502, "<html><body><h1>502 Bad Gateway</h1></body></html>"
+        if fault == "reset":
+            raise requests.exceptions.ConnectionError("Connection reset by peer")
+        if fault == "malformed":
+            return 200, {"data": None}
+        rows = sorted(self.listed.values(), key=lambda a: -a.time)
+        min_time = body.get("minTime")
+        if min_time is not None:
+            rows = [a for a in rows
+                    if (a.time <= min_time if self.inclusive else a.time < min_time)]
+        page, rest = rows[: body["count"]], rows[body["count"]:]
+        asked = min_time if min_time is not None else self.epoch + self.clock + 1
+        if fault == "wrong_shape":
+            return 200, {"followingList": [a.name for a in page], "hasMore": "yes"}
+        if fault == "empty_more":
+            # An empty page that claims more, with a cursor that moves on (below the watermark).
+            return 200, {"followingList": [], "hasMore": True, "maxCursor": asked,
+                         "minCursor": asked - self.rng.randint(1, 40), "total": len(self.listed)}
+        entries = [{"user": dict(a.user), "stats": {"followerCount": 1}} for a in page]
+        if fault == "stuck_cursor":
+            # The real page, but a next cursor that does not move (the stand-in's STALL).
+            return 200, {"followingList": entries, "hasMore": True,
+                         "maxCursor": page[0].time if page else asked, "minCursor": asked,
+                         "total": len(self.listed)}
+        if not page:
+            return 200, {"followingList": [], "hasMore": False, "maxCursor": 0, "minCursor": 0,
+                         "total": len(self.listed)}
+        return 200, {"followingList": entries, "hasMore": bool(rest),
+                     "maxCursor": page[0].time, "minCursor": page[-1].time,
+                     "total": len(self.listed)}
+
+
+class ModelAdapter(BaseAdapter):
+    """A requests transport that hands each POST to the model instead of a socket."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        super().__init__()
+        self.upstream = upstream
+
+    def send(self, request: Any, **kwargs: Any) -> requests.Response:
+        status, payload = self.upstream.answer(json.loads(request.body))
+        response = requests.Response()
+        response.status_code = status
+        response.request = request
+        response.url = request.url
+        if isinstance(payload, str):
+            response._content = payload.encode()
+            response.headers["Content-Type"] = "text/html"
+        else:
+            response._content = json.dumps(payload).encode()
+            response.headers["Content-Type"] = "application/json"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def model_client(upstream: Upstream) -> connector.Client:
+    client = connector.Client(Credentials(api_key="model-key",
+                                          base_url="https://model.invalid"))
+    client.session.mount("https://", ModelAdapter(upstream))
+    return client
+
+
+@dataclass
+class Run:
+    """A history's bookkeeping: what the test knows happened, independent of the trigger."""
+
+    upstream: Upstream
+    inputs: dict[str, Any]
+    client: connector.Client
+    state: Any = None
+    baseline: set[str] = field(default_factory=set)
+    fresh: dict[str, Account] = field(default_factory=dict)
+    emitted: list[str] = field(default_factory=list)
+    crashes: set[int] = field(default_factory=set)
+    polls: int = 0
+
+    def poll(self) -> dict[str, Any] | None:
+        self.polls += 1
+        try:
+            result = connector.run("new_account_followed", self.inputs, state=self.state,
+                                   client=self.client)
+        except connector.ConnectorError:
+            return None  # a failed poll: the runner keeps the old state and polls again
+        self.emitted += [item["nickname"] for item in result.items]
+        if self.polls not in self.crashes:  # a crash after the hand-off loses the new state
+            self.state = result.state
+        return result.meta
+
+
+def play(rng: random.Random, *, faults: bool, crashes: bool = False) -> Run:
+    upstream = Upstream(inclusive=rng.random() < 0.5,
+                        epoch=rng.choice((1_700_000_000, 1_700_000_000_000)), rng=rng)
+    for _ in range(rng.randint(0, 30)):
+        upstream.follow(upstream.new_account())
+    run = Run(upstream, {"handle": HANDLE, "count": rng.randint(3, 10),
+                         "maxPages": rng.randint(2, 4)}, model_client(upstream))
+    run.baseline = set(upstream.listed)
+    while run.state is None:  # the baseline itself is taken without faults
+        run.poll()
+    upstream.fault_rate = rng.choice((0.1, 0.25, 0.5)) if faults else 0.0
+    if crashes:
+        run.crashes = {rng.randint(2, 25) for _ in range(rng.randint(1, 4))}
+    for _ in range(rng.randint(1, 25)):
+        step = rng.random()
+        if step < 0.35:
+            for _ in range(rng.choice((1, 1, 2, 3, 5, 8, 13, 21))):
+                account = upstream.new_account()
+                run.fresh[account.name] = account
+                upstream.follow(account)
+        elif step < 0.55 and upstream.listed:
+            upstream.unfollow(rng.choice(sorted(upstream.listed)))
+        elif step < 0.65:
+            gone = sorted(set(run.fresh) - set(upstream.listed))
+            if gone:
+                upstream.follow(run.fresh[rng.choice(gone)])
+        else:
+            run.poll()
+    upstream.fault_rate = 0.0
+    run.crashes = set()
+    # Draining: quiet polls until nothing is pending (retries of failed ranges are spaced out).
+    for _ in range(500):
+        meta = run.poll()
+        if meta is not None and not meta["catchingUp"]:
+            break
+    return run
+
+
+def check_exactly_once(run: Run) -> None:
+    emitted = run.emitted
+    twice = sorted({n for n in emitted if emitted.count(n) > 1})
+    assert not twice, f"emitted twice: {twice}"
+    check_nothing_lost_nothing_old(run)
+
+
+def check_nothing_lost_nothing_old(run: Run) -> None:
+    emitted = set(run.emitted)
+    old = sorted(emitted - set(run.fresh))
+    assert not old, f"emitted accounts that were not followed after the baseline: {old}"
+    missed = sorted(set(run.fresh) & set(run.upstream.listed) - emitted)
+    assert not missed, f"followed after the baseline, still followed, never emitted: {missed}"
+    assert run.state["gaps"] == [], "ranges still pending after the draining polls"
+
+
+relaxed = settings(max_examples=HISTORIES, deadline=None, derandomize=True,
+                   suppress_health_check=[HealthCheck.too_slow])
+
+
+@relaxed
+@given(seed=st.integers(0, 2**32 - 1))
+def test_without_faults_every_new_follow_is_emitted_exactly_once(seed: int) -> None:
+    check_exactly_once(play(random.Random(seed), faults=False))
+
+
+@relaxed
+@given(seed=st.integers(0, 2**32 - 1))
+def test_after_transient_faults_every_new_follow_is_emitted_exactly_once(seed: int) -> None:
+    check_exactly_once(play(random.Random(seed), faults=True))
+
+
+@relaxed
+@given(seed=st.integers(0, 2**32 - 1))
+def test_crashes_before_the_state_is_saved_repeat_follows_but_lose_none(seed: int) -> None:
+    check_nothing_lost_nothing_old(play(random.Random(seed), faults=True, crashes=True))
+
+
+@pytest.mark.parametrize("kind", FAULT_KINDS)
+def test_the_model_injects_each_fault_kind_as_the_connector_sees_it(kind: str) -> None:
+    """The faults must reach the trigger as the real API's would: a guard on this test."""
+    upstream = Upstream(inclusive=False, epoch=1_700_000_000, rng=random.Random(1))
+    for _ in range(12):
+        upstream.follow(upstream.new_account())
+    upstream.fault_rate = 1.0
+    upstream.rng = _Pinned(kind)
+    client = model_client(upstream)
+    try:
+        page = client.fetch_page(HANDLE, count=5)
+    except connector.ConnectorError as err:
+        assert kind in ("malformed", "wrong_shape", "html", "reset", "500", "503"), err
+        return
+    assert kind in ("stuck_cursor", "empty_more")
+    assert page.has_more is True
+    assert (page.entries == []) == (kind == "empty_more")
+
+
+# The same promise through the stand-in, over HTTP, with the stand-in's own faults. Fewer
+# histories: each request crosses loopback. The bookkeeping stays the test's own.
+
+STANDIN_FAULTS = {
+    "malformed": "malformed", "wrong_shape": "wrong_shape", "html": "html", "reset": "reset",
+    "stuck_cursor": "stall", "empty_more": "empty_advancing", "500": "500", "503": "503",
+}
+STANDIN_HISTORIES = max(1, HISTORIES // 10)
+
+
+@pytest.mark.parametrize("seed", range(STANDIN_HISTORIES))
+def test_through_the_stand_in_every_new_follow_is_emitted_exactly_once(seed: int) -> None:
+    from connector.core.config import RetryPolicy
+    from connector.sandbox import OK, StandIn, script
+
+    rng = random.Random(seed)
+    handle = "modelled"
+    count, budget = rng.randint(3, 10), rng.randint(2, 4)
+    with StandIn(api_keys=("k",), boundary_repeats=rng.random() < 0.5) as standin, \
+            connector.Client(Credentials(api_key="k", base_url=standin.url),
+                             retry=RetryPolicy.no_wait(total=0)) as client:
+        made = 0
+
+        def new_user() -> dict[str, Any]:
+            nonlocal made
+            made += 1
+            user = {"nickname": f"Account {made}", "uniqueId": f"acct{made}",
+                    "id": str(7_200_000_000_000_000_000 + made)}
+            if rng.random() < 0.1:
+                del user["id"]
+            return user
+
+        standin.add_account(handle, [new_user() for _ in range(rng.randint(0, 25))])
+        inputs = {"handle": handle, "count": count, "maxPages": budget}
+        state = connector.run("new_account_followed", inputs, client=client).state
+        fresh: dict[str, dict[str, Any]] = {}
+        emitted: list[str] = []
+
+        def poll(faulty: bool) -> dict[str, Any] | None:
+            nonlocal state
+            if faulty:
+                kinds = [rng.choice(sorted(STANDIN_FAULTS)) if rng.random() < 0.3 else None
+                         for _ in range(budget + 2)]
+                standin.inject(*[script(STANDIN_FAULTS[k])[0] if k else OK for k in kinds])
+            try:
+                result = connector.run("new_account_followed", inputs, state=state,
+                                       client=client)
+            except connector.ConnectorError:
+                return None
+            finally:
+                standin.clear_faults()
+            emitted.extend(i["nickname"] for i in result.items)
+            state = result.state
+            return result.meta
+
+        for _ in range(rng.randint(3, 15)):
+            step = rng.random()
+            if step < 0.35:
+                for _ in range(rng.choice((1, 2, 5, 9, 17))):
+                    user = standin.follow(handle, new_user())
+                    fresh[user["nickname"]] = user
+            elif step < 0.5:
+                listed = standin.following(handle)
+                if listed:
+                    gone = rng.choice(listed)
+                    standin.unfollow(handle, gone.get("id") or gone["uniqueId"])
+            elif step < 0.6:
+                listed = {u["nickname"] for u in standin.following(handle)}
+                gone = sorted(set(fresh) - listed)
+                if gone:
+                    standin.follow(handle, fresh[rng.choice(gone)])
+            else:
+                poll(faulty=True)
+        for _ in range(300):
+            meta = poll(faulty=False)
+            if meta is not None and not meta["catchingUp"]:
+                break
+        listed = {u["nickname"] for u in standin.following(handle)}
+    twice = sorted({n for n in emitted if emitted.count(n) > 1})
+    assert not twice, f"emitted twice: {twice}"
+    assert not set(emitted) - set(fresh), "emitted an account followed before the baseline"
+    assert not (set(fresh) & listed) - set(emitted), "a new follow still listed was lost"
+
+
+class _Pinned(random.Random):
+    def __init__(self, kind: str) -> None:
+        super().__init__(0)
+        self.kind = kind
+
+    def choice(self, seq: Any) -> Any:
+        return self.kind if seq is FAULT_KINDS else super().choice(seq)
