@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from connector.sandbox import StandIn
+from connector.standin import StandIn
 
 #: The benchmarks' name for it; kept so the sections read the same.
 BenchStandIn = StandIn

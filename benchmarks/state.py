@@ -19,9 +19,9 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from connector.core.state import KNOWN_LIMIT, TriggerState
-from connector.core.store import StateStore
-from connector.store_api import state_key
+from connector.operations.state import KNOWN_LIMIT, TriggerState
+from connector.polling import state_key
+from connector.storage.sqlite import SQLiteDatabase as StateStore
 
 from .peakmem import peak_rss_bytes
 from .report import Section, median, ms, percentile, size

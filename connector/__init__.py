@@ -16,19 +16,19 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "run": "connector.api",
-    "prepare": "connector.api",
-    "Result": "connector.operations",
-    "Partial": "connector.operations",
+    "prepare": "connector.operations.registry",
+    "Result": "connector.operations.results",
+    "Partial": "connector.operations.results",
     "RetryPolicy": "connector.core.config",
     "Timeouts": "connector.core.config",
     "Client": "connector.core.http",
-    "Store": "connector.store_api",
-    "open_store": "connector.store_api",
-    "Batch": "connector.store_api",
+    "Store": "connector.polling",
+    "open_store": "connector.polling",
+    "Batch": "connector.polling",
     "manifests": "connector.core.manifests",
-    "StandIn": "connector.sandbox",
-    "Fault": "connector.sandbox",
-    "CONNECTOR": "connector.connector_object",
+    "StandIn": "connector.standin.server",
+    "Fault": "connector.standin.faults",
+    "CONNECTOR": "connector.api",
     # The error tree.
     "ConnectorError": "connector.core.errors",
     "InputError": "connector.core.errors",
@@ -49,8 +49,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import prepare, run
-    from .connector_object import CONNECTOR
+    from .api import CONNECTOR, run
     from .core import manifests
     from .core.config import RetryPolicy, Timeouts
     from .core.errors import (
@@ -70,9 +69,9 @@ if TYPE_CHECKING:  # pragma: no cover
         UpstreamError,
     )
     from .core.http import Client
-    from .operations import Partial, Result
-    from .sandbox import Fault, StandIn
-    from .store_api import Batch, Store, open_store
+    from .operations import Partial, Result, prepare
+    from .polling import Batch, Store, open_store
+    from .standin import Fault, StandIn
 
 
 def __getattr__(name: str) -> Any:

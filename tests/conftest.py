@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connector.core.config import RetryPolicy
-from connector.sandbox import StandIn
+from connector.standin import StandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-0123456789"

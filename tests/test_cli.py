@@ -13,8 +13,9 @@ import pytest
 
 import connector
 from connector import cli
+from connector.cli import commands as cli_commands
 from connector.core import manifests
-from tests.conftest import ITEM_FIELDS
+from tests.support import ITEM_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -164,7 +165,7 @@ class Terminal(io.StringIO):
 
 def test_the_progress_indicator_shows_on_a_terminal_for_several_pages_then_clears() -> None:
     screen = Terminal()
-    progress = cli._Progress(screen, max_pages=3)
+    progress = cli_commands._Progress(screen, max_pages=3)
     progress.update(1, 30)
     progress.update(2, 60)
     progress.done()
@@ -177,7 +178,7 @@ def test_the_progress_indicator_shows_on_a_terminal_for_several_pages_then_clear
 def test_the_progress_indicator_stays_silent_off_a_terminal_or_for_one_page(
     out: io.StringIO, max_pages: int
 ) -> None:
-    progress = cli._Progress(out, max_pages=max_pages)
+    progress = cli_commands._Progress(out, max_pages=max_pages)
     progress.update(1, 30)
     progress.done()
     assert out.getvalue() == ""

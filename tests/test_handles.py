@@ -76,4 +76,4 @@ def test_the_error_names_the_field_it_was_given() -> None:
         normalize_handle("bad handle!", field="account")
     assert caught.value.field == "account"
     assert caught.value.message.startswith("account:")
-    assert caught.value.exit_code == 2
+    assert caught.value.sent_nothing

@@ -42,7 +42,7 @@ from connector.core.errors import (
     error_for_status,
 )
 from connector.core.http import Client, RateLimit, build_retry, parse_page
-from connector.sandbox import ERROR_503, MALFORMED, RESET, Fault, StandIn
+from connector.standin import ERROR_503, MALFORMED, RESET, Fault, StandIn
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
 ACTION = "get_tiktok_user_following"
@@ -88,7 +88,7 @@ def _unknown_key(standin: StandIn) -> str:
 
 def _no_credits(standin: StandIn) -> str:
     standin.add_account("alice", 3)
-    standin.credits = {standin.api_key: 0}
+    standin.meter.credits = {standin.api_key: 0}
     return "alice"
 
 
@@ -136,7 +136,7 @@ def test_each_documented_error_status_raises_its_error_with_the_server_message(
     assert err.message.startswith(server_message)  # kept word for word, advice after it
     assert err.to_dict()["type"] == type_
     assert err.to_dict()["status"] == status
-    assert err.exit_code == 1
+    assert not err.sent_nothing
     # 4xx are answers and are not retried; 5xx are retried until the policy gives up.
     assert err.details["attempts"] == attempts
     assert cassette_statuses(vcr) == [status] * attempts
@@ -334,7 +334,7 @@ def test_a_closed_port_is_a_transport_error(creds, fast_retry) -> None:
         client.fetch_page("alice")
     assert "refused" in caught.value.message
     assert url in caught.value.message
-    assert caught.value.exit_code == 1
+    assert not caught.value.sent_nothing
 
 
 def test_a_connection_reset_on_every_attempt_is_a_transport_error(standin, client) -> None:
@@ -380,12 +380,10 @@ def test_rate_limit_headers_are_exposed_on_every_result(creds) -> None:
     assert (second.meta["rateLimitLimit"], second.meta["rateLimitRemaining"]) == (100, 98)
 
 
-def test_the_client_keeps_the_last_rate_limit_and_each_page_its_own(standin, client) -> None:
+def test_each_page_keeps_its_own_rate_limit_headers(standin, client) -> None:
     standin.add_account("alice", 1)
-    assert client.last_rate_limit == RateLimit()
     page = client.fetch_page("alice")
     assert page.rate_limit == RateLimit(limit=6000, remaining=5999)
-    assert client.last_rate_limit == page.rate_limit
     assert RateLimit.from_headers({"X-RateLimit-Limit": "lots"}) == RateLimit()
 
 
@@ -418,7 +416,7 @@ def test_the_api_key_comes_from_credentials_else_the_environment() -> None:
         resolve_credentials({}, {})
     assert caught.value.to_dict()["field"] == "apiKey"
     assert "DUMPLINGAI_API_KEY" in caught.value.message
-    assert caught.value.exit_code == 2
+    assert caught.value.sent_nothing
 
 
 def test_run_reaches_the_base_url_from_the_environment(standin, creds, monkeypatch) -> None:
@@ -459,7 +457,8 @@ def test_an_unsafe_base_url_from_the_environment_names_the_variable(monkeypatch)
     monkeypatch.setenv("DUMPLINGAI_BASE_URL", "http://api.example.com")
     with pytest.raises(ConfigurationError) as caught:
         connector.run(ACTION, {"handle": "alice"})
-    assert caught.value.message.startswith("DUMPLINGAI_BASE_URL uses plain http")
+    assert caught.value.message.startswith(
+        "DUMPLINGAI_BASE_URL http://api.example.com uses plain http")
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from connector import invoke
-from connector.sandbox import OK, Fault
+from connector.standin import OK, Fault
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTION = "get_tiktok_user_following"
@@ -90,7 +90,7 @@ def test_test_mode_returns_at_most_three_items(standin, creds) -> None:
 def test_null_optional_fields_mean_not_given(standin, creds) -> None:
     standin.add_account("alice", 5)
     request = request_for(creds, {"handle": "alice"}, platform=None, state=None, mode=None)
-    code, response = invoke.handle(json.dumps(request))
+    code, response = invoke.answer(json.dumps(request))
     assert code == 0, response
     assert len(response["items"]) == 5  # live mode, not test mode's three
     assert [r.body["requestSource"] for r in standin.requests] == ["API"]
@@ -217,7 +217,7 @@ def test_an_unexpected_exception_is_still_a_json_error(monkeypatch, creds) -> No
         raise RuntimeError(f"bug near {creds['apiKey']}")
 
     monkeypatch.setattr(connector.api, "run", broken)
-    code, response = invoke.handle(json.dumps(request_for(creds, {"handle": "alice"})))
+    code, response = invoke.answer(json.dumps(request_for(creds, {"handle": "alice"})))
     assert code == 1
     assert response["error"]["type"] == "internal_error"
     assert "RuntimeError" in response["error"]["message"]
@@ -225,5 +225,5 @@ def test_an_unexpected_exception_is_still_a_json_error(monkeypatch, creds) -> No
 
 
 def test_an_oversized_request_is_refused_unread() -> None:
-    code, response = invoke.handle(b" " * (invoke.MAX_REQUEST_BYTES + 1))
+    code, response = invoke.answer(b" " * (invoke.MAX_REQUEST_BYTES + 1))
     assert code == 2 and response["error"]["field"] == "request"

@@ -15,7 +15,7 @@ from jsonschema import Draft202012Validator
 
 from connector.core import manifests
 from connector.core.errors import InputError
-from tests.conftest import ITEM_FIELDS
+from tests.support import ITEM_FIELDS
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))

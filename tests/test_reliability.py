@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import connector
 from connector import invoke
 from connector.core.config import RetryPolicy, Timeouts
-from connector.sandbox import Fault, StandIn
+from connector.standin import Fault, StandIn
 
 CANARY = "sk_CANARY_7f3a9c1e5b2d"
 OPS = ["get_tiktok_user_following", "new_account_followed"]
@@ -112,7 +112,7 @@ def test_invoke_answers_every_bad_request_with_a_structured_error_and_sends_noth
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(raw=_requests(quiet_standin.url))
     def check(raw):
-        code, body = invoke.handle(raw)
+        code, body = invoke.answer(raw)
         assert code == 2, body
         assert set(body) == {"error"}
         assert body["error"]["type"] in ("input_error", "configuration_error", "state_error")
@@ -125,9 +125,9 @@ def test_invoke_answers_every_bad_request_with_a_structured_error_and_sends_noth
 
 def test_invoke_refuses_a_huge_request_before_parsing_it(quiet_standin):
     raw = json.dumps({"operation": OPS[0], "inputs": {"handle": "a" * (9 * 1024 * 1024)}})
-    code, body = invoke.handle(raw)
+    code, body = invoke.answer(raw)
     assert code == 2 and body["error"]["field"] == "request"
-    code, body = invoke.handle(
+    code, body = invoke.answer(
         json.dumps(
             {"operation": OPS[0], "inputs": {"handle": "a" * 5000}, "credentials": {"apiKey": "k"}}
         )
@@ -141,7 +141,7 @@ def test_invoke_never_prints_a_traceback_even_on_internal_errors(monkeypatch):
         raise RuntimeError("unexpected")
 
     monkeypatch.setattr("connector.api.run", boom)
-    code, body = invoke.handle(json.dumps({"operation": OPS[0], "inputs": {"handle": "x"}}))
+    code, body = invoke.answer(json.dumps({"operation": OPS[0], "inputs": {"handle": "x"}}))
     assert code == 1 and body["error"]["type"] == "internal_error"
 
 
@@ -183,7 +183,7 @@ def test_a_canary_key_never_leaks_through_an_error_path(name, faults, caplog, tm
         with pytest.raises(connector.ConnectorError) as caught:
             connector.run(OPS[0], {"handle": "alice", "maxPages": 3}, credentials=creds, **options)
         server.inject(*faults)
-        code, body = invoke.handle(
+        code, body = invoke.answer(
             json.dumps({"operation": OPS[1], "inputs": {"handle": "alice"}, "credentials": creds}),
             **options,
         )
@@ -220,7 +220,7 @@ def test_a_canary_key_never_leaks_on_input_config_and_transport_errors(caplog, t
         with pytest.raises(connector.ConnectorError) as caught:
             connector.run(OPS[0], inputs, credentials=creds, retry=RetryPolicy.no_wait(1))
         texts += [str(caught.value), repr(caught.value), json.dumps(caught.value.to_dict())]
-        code, body = invoke.handle(
+        code, body = invoke.answer(
             json.dumps({"operation": OPS[0], "inputs": inputs, "credentials": creds}),
             retry=RetryPolicy.no_wait(1),
         )

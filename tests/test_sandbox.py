@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import requests
 
-from connector.sandbox import (
+from connector.standin import (
     ENDPOINT,
     ERROR_502,
     RESET,
@@ -579,7 +579,7 @@ def test_serve_prints_and_stops_on_ctrl_c() -> None:
     # KeyboardInterrupt handler in children: restore it, as a terminal would have it.
     code = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        "from connector.sandbox import serve; serve(port=0)"
+        "from connector.standin import serve; serve(port=0)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],

@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import connector
-from connector.core.store import STATE_DB_ENV, StateStore, default_path
-from connector.sandbox import Fault
-from tests.conftest import API_KEY
+from connector.polling import state_key
+from connector.standin import Fault
+from connector.storage import STATE_DB_ENV, default_path
+from connector.storage.sqlite import SQLiteDatabase as StateStore
+from tests.support import API_KEY
 
 HANDLE = "alice"
 
@@ -69,12 +71,12 @@ def test_errors_mid_poll_leave_the_stored_state_untouched(standin, creds, db):
     standin.add_account(HANDLE, 30)
     store = connector.open_store(db)
     store.poll(HANDLE, credentials=creds).commit()
-    before = store.state(HANDLE)
+    before = store.database.load_state(state_key(HANDLE))
     new = standin.follow_many(HANDLE, 12)
     standin.inject(*[Fault(status=502)] * 10)
     with pytest.raises(connector.UpstreamError):
         store.poll(HANDLE, credentials=creds, retry=connector.RetryPolicy.no_wait(1))
-    assert store.state(HANDLE) == before
+    assert store.database.load_state(state_key(HANDLE)) == before
     standin.clear_faults()
     assert [i["id"] for i in store.poll(HANDLE, credentials=creds).items] == [u["id"] for u in new]
 

@@ -14,9 +14,9 @@ import pytest
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.core.state import KNOWN_LIMIT
-from connector.sandbox import Fault, StandIn
-from tests.conftest import API_KEY
+from connector.operations.state import KNOWN_LIMIT
+from connector.standin import Fault, StandIn
+from tests.support import API_KEY
 
 P = 10  # page size in these histories
 HANDLE = "alice"
@@ -318,7 +318,7 @@ def test_a_follow_inside_a_pending_gap_is_not_lost_when_the_top_is_unfollowed(st
 
 
 def test_an_empty_page_that_claims_more_never_counts_as_reaching_known_follows(standin, creds):
-    from connector.sandbox import EMPTY_ADVANCING, OK
+    from connector.standin import EMPTY_ADVANCING, OK
 
     standin.add_account(HANDLE, 20)
     world = Poller(standin, creds, count=5, maxPages=4)
@@ -338,7 +338,7 @@ def test_an_empty_page_that_claims_more_never_counts_as_reaching_known_follows(s
 def test_a_range_the_upstream_keeps_breaking_is_retried_later_never_dropped(
     standin, creds, fault
 ):
-    from connector.sandbox import script
+    from connector.standin import script
 
     standin.add_account(HANDLE, 20)
     world = Poller(standin, creds, count=5, maxPages=2)

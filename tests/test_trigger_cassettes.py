@@ -10,7 +10,7 @@ import pytest
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.sandbox import Fault
+from connector.standin import Fault
 
 HANDLE = "alice"
 

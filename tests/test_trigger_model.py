@@ -293,7 +293,7 @@ STANDIN_HISTORIES = max(1, HISTORIES // 10)
 @pytest.mark.parametrize("seed", range(STANDIN_HISTORIES))
 def test_through_the_stand_in_every_new_follow_is_emitted_exactly_once(seed: int) -> None:
     from connector.core.config import RetryPolicy
-    from connector.sandbox import OK, StandIn, script
+    from connector.standin import OK, StandIn, script
 
     rng = random.Random(seed)
     handle = "modelled"

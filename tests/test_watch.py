@@ -22,15 +22,16 @@ from connector.cli import main
 from connector.core.config import RetryPolicy
 from connector.core.errors import InputError, RateLimitError
 from connector.core.http import RateLimit
-from connector.core.store import StateStore
-from connector.sandbox import Fault
-from connector.store_api import event_id
+from connector.core.items import event_id, identity
+from connector.polling import state_key
+from connector.standin import Fault
+from connector.storage.sqlite import SQLiteDatabase as StateStore
 from connector.watch import Backoff, Deliverer, Outbox, Pacer, Watcher, Webhook
 from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
 from connector.watch.webhook import check_webhook_url, parse_header
-from tests.conftest import API_KEY, ROOT
 from tests.receiver import Receiver
+from tests.support import API_KEY, ROOT
 
 SECRET = "s3cret-token-value"
 
@@ -66,7 +67,7 @@ def make_watcher(creds, receiver, db) -> Iterator[Any]:
 
 
 def ids_for(handle: str, users: list[dict[str, Any]]) -> list[str]:
-    return [event_id(handle, user) for user in users]
+    return [event_id(handle, identity(user)) for user in users]
 
 
 @pytest.fixture
@@ -200,7 +201,8 @@ def test_a_running_watch_polls_on_its_interval_and_delivers_until_stopped(
     thread.start()
     try:
         deadline = time.monotonic() + 5
-        while watcher.store.state("alice") is None and time.monotonic() < deadline:
+        database = watcher.store.database
+        while database.load_state(state_key("alice")) is None and time.monotonic() < deadline:
             time.sleep(0.01)  # the baseline is taken
         users = standin.follow_many("alice", 2)
         assert receiver.wait_for(2, timeout=5)
@@ -443,9 +445,11 @@ def test_pacer_spaces_requests_more_the_lower_the_rate_limit_gets():
     pacer.wait_turn()
     assert stop.waits == []
     pacer.observe(RateLimit(limit=100, remaining=5))  # half of the low mark (10) left
-    assert pacer.spacing == 2.0
+    pacer.wait_turn()
+    pacer.wait_turn()
     pacer.observe(RateLimit(limit=100, remaining=0))
-    assert pacer.spacing == 4.0
+    pacer.wait_turn()
+    assert stop.waits == [2.0, 2.0, 4.0]  # waits between request starts
 
 
 def test_pacer_holds_everyone_back_after_a_429_and_stops_when_asked():

@@ -1,4 +1,4 @@
-"""Where requests go and how patient they are: credentials, base URL, timeouts, retries."""
+"""Where requests go and how patient they are: credentials, URLs, timeouts, retries."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
+from .redact import display_url
 
 PRODUCTION_URL = "https://app.dumplingai.com"
 ENDPOINT_PATH = "/api/v1/get-tiktok-user-following"
 API_KEY_ENV = "DUMPLINGAI_API_KEY"
 BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
+#: A URL longer than this is a paste gone wrong, not an address.
+MAX_URL = 2048
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class Credentials:
     base_url: str = PRODUCTION_URL
 
     def __repr__(self) -> str:
-        return f"Credentials(api_key='***', base_url={self.base_url!r})"
+        return f"Credentials(api_key='***', base_url={display_url(self.base_url)!r})"
 
 
 def is_loopback(host: str) -> bool:
@@ -64,21 +67,64 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str, *, field_name: str = "baseUrl") -> str:
-    """Validate a base URL: https anywhere, plain http only on loopback (the stand-in)."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def check_url(url: Any, *, field: str, example: str, allow_http: bool = False,
+              secret_path: bool = False, http_hint: str = "") -> str:
+    """Validate a URL the connector will send to: https anywhere, plain http only to loopback
+    (or anywhere with `allow_http`), a host, a valid port, nothing that cannot travel in a
+    request line. Returns it stripped. Errors never echo a secret: userinfo is dropped, and the
+    path too when `secret_path` (webhook URLs)."""
+    fix = f"give an http(s) URL like {example}"
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"{field} is empty; {fix}", field=field)
+    text = url.strip()
+    if len(text) > MAX_URL or any(ord(c) < 33 or ord(c) == 127 for c in text):
+        raise ConfigurationError(f"{field} is not a URL (it holds spaces, line breaks or is "
+                                 f"over {MAX_URL} characters); {fix}", field=field)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
+    except ValueError:
+        raise ConfigurationError(f"{field} is not a valid URL (a bad host or a port outside "
+                                 f"1-65535); {fix}", field=field) from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigurationError(f"{field} must be an http(s) URL with a host; {fix}",
+                                 field=field)
+    if parts.port == 0:
+        raise ConfigurationError(f"{field} has port 0; {fix}", field=field)
+    if not text.isascii():
+        raise ConfigurationError(f"{field} holds characters outside ASCII; write the host in "
+                                 f"its xn-- form and percent-encode the path; {fix}", field=field)
+    if parts.scheme == "http" and not allow_http and not is_loopback(host):
+        shown = display_url(text, path=not secret_path)
         raise ConfigurationError(
-            f"{field_name} must be an http(s) URL like {PRODUCTION_URL}, got {url!r}",
-            field=field_name,
-        )
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"{field_name} uses plain http to {parts.hostname}: the API key would travel "
-            "unencrypted; use https (plain http is allowed only for loopback)",
-            field=field_name,
-        )
-    return url.strip().rstrip("/")
+            f"{field} {shown} uses plain http to {host}: secrets would travel unencrypted; use "
+            f"https (plain http is allowed only for loopback{http_hint})", field=field)
+    return text
+
+
+def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
+    """The API base URL: https, or plain http for loopback (the stand-in). No trailing slash."""
+    return check_url(url, field=field_name, example=PRODUCTION_URL).rstrip("/")
+
+
+def check_api_key(key: Any, *, source: str = "apiKey") -> str:
+    """The API key as it will travel in the Authorization header, or a ConfigurationError
+    that names where it came from (the key itself is never shown)."""
+    if key is None or (isinstance(key, str) and not key.strip()):
+        raise ConfigurationError(f"no API key: set credentials.apiKey or {API_KEY_ENV}",
+                                 field="apiKey")
+    if not isinstance(key, str):
+        raise ConfigurationError(f"{source} must be a string", field="apiKey")
+    key = key.strip()
+    if any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ConfigurationError(f"the API key in {source} holds a line break or control "
+                                 "character; paste it again on one line", field="apiKey")
+    if not key.isascii() or " " in key:
+        raise ConfigurationError(f"the API key in {source} holds spaces or characters outside "
+                                 "ASCII, which an HTTP header cannot carry; paste the key "
+                                 "exactly as the dashboard shows it", field="apiKey")
+    return key
 
 
 def resolve_credentials(
@@ -90,17 +136,13 @@ def resolve_credentials(
     credentials = credentials or {}
     if not isinstance(credentials, Mapping):
         raise ConfigurationError("credentials must be an object with apiKey", field="credentials")
-    key = credentials.get("apiKey") or env.get(API_KEY_ENV)
-    if not isinstance(key, str) or not key.strip():
-        raise ConfigurationError(
-            f"no API key: set credentials.apiKey or {API_KEY_ENV}", field="apiKey"
-        )
+    key, key_source = credentials.get("apiKey"), "credentials.apiKey"
+    if key is None or (isinstance(key, str) and not key.strip()):
+        key, key_source = env.get(API_KEY_ENV), API_KEY_ENV
+    key = check_api_key(key, source=key_source)
     base = credentials.get("baseUrl")
     # The error names where the bad URL came from, so the user knows what to fix.
     source = "baseUrl"
-    if not base and env.get(BASE_URL_ENV):
-        base, source = env[BASE_URL_ENV], BASE_URL_ENV
-    base = base or PRODUCTION_URL
-    if not isinstance(base, str):
-        raise ConfigurationError("baseUrl must be a string URL", field="baseUrl")
-    return Credentials(api_key=key.strip(), base_url=check_base_url(base, field_name=source))
+    if base is None or base == "":
+        base, source = env.get(BASE_URL_ENV) or PRODUCTION_URL, BASE_URL_ENV
+    return Credentials(api_key=key, base_url=check_base_url(base, field_name=source))

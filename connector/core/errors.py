@@ -11,14 +11,16 @@ from typing import Any
 
 
 class ConnectorError(Exception):
-    """Anything that went wrong in the connector. `type` names it in the invoke protocol."""
+    """Anything that went wrong in the connector. `code` names it (the invoke protocol's
+    `type`)."""
 
-    type = "connector_error"
+    code = "connector_error"
+    #: Raised before any request was sent: no credit was spent, and fixing the input or
+    #: configuration is what helps.
+    sent_nothing = False
     #: Whether trying again later may succeed (an upstream or network failure), as opposed to
     #: something the user must fix first (input, credentials, credits, a private list).
     transient = False
-    #: Exit status of `tiktok-following invoke`: 2 when nothing was sent, 1 otherwise.
-    exit_code = 1
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -29,7 +31,7 @@ class ConnectorError(Exception):
 
     def to_dict(self) -> dict[str, Any]:
         """The `error` object of the invoke protocol."""
-        out: dict[str, Any] = {"type": self.type, "message": self.message}
+        out: dict[str, Any] = {"type": self.code, "message": self.message}
         out.update({k: v for k, v in self.details.items() if v is not None})
         return out
 
@@ -40,8 +42,8 @@ class ConnectorError(Exception):
 class InputError(ConnectorError):
     """An input is missing or invalid. `field` names it; fix the value and run again."""
 
-    type = "input_error"
-    exit_code = 2
+    code = "input_error"
+    sent_nothing = True
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message, field=field)
@@ -51,15 +53,15 @@ class InputError(ConnectorError):
 class ConfigurationError(ConnectorError):
     """Credentials or settings are missing or unsafe (no API key, a plain-http base URL)."""
 
-    type = "configuration_error"
-    exit_code = 2
+    code = "configuration_error"
+    sent_nothing = True
 
 
 class StateError(ConnectorError):
     """Trigger state does not parse or comes from a newer version; it is never replaced silently."""
 
-    type = "state_error"
-    exit_code = 2
+    code = "state_error"
+    sent_nothing = True
 
 
 # Errors the endpoint answered with. `status` and the server's message are kept.
@@ -68,7 +70,7 @@ class StateError(ConnectorError):
 class ApiError(ConnectorError):
     """The endpoint answered with an error status."""
 
-    type = "api_error"
+    code = "api_error"
 
     def __init__(
         self,
@@ -87,45 +89,45 @@ class ApiError(ConnectorError):
 class BadRequestError(ApiError):
     """400: the endpoint rejected the request (bad JSON, empty handle, or a handle it can't use)."""
 
-    type = "bad_request"
+    code = "bad_request"
 
 
 class AuthenticationError(ApiError):
     """401: the API key is invalid, missing or inactive. Check it in your DumplingAI account."""
 
-    type = "authentication_error"
+    code = "authentication_error"
 
 
 class InsufficientCreditsError(ApiError):
     """403: the account is out of credits. Top up, then run again."""
 
-    type = "insufficient_credits"
+    code = "insufficient_credits"
 
 
 class NotFoundError(ApiError):
     """404: the following list is private, hidden, or the handle does not exist."""
 
-    type = "not_found"
+    code = "not_found"
 
 
 class ServerError(ApiError):
     """500: DumplingAI failed; retried already. Try later, or contact support if it persists."""
 
-    type = "server_error"
+    code = "server_error"
     transient = True
 
 
 class UpstreamError(ApiError):
     """502: the upstream TikTok service failed or sent bad data; retried already. Try later."""
 
-    type = "upstream_error"
+    code = "upstream_error"
     transient = True
 
 
 class RateLimitError(ApiError):
     """429 or 503: a rate limit was hit and retries ran out. Poll less often, or try later."""
 
-    type = "rate_limited"
+    code = "rate_limited"
     transient = True
 
     @property
@@ -143,14 +145,14 @@ class RateLimitError(ApiError):
 class ResponseFormatError(ConnectorError):
     """A 200 whose body is not JSON or lacks the documented shape. Retry; report it if it stays."""
 
-    type = "bad_response"
+    code = "bad_response"
     transient = True
 
 
 class TransportError(ConnectorError):
     """Connection refused, reset or timed out, after retries. Check the network or base URL."""
 
-    type = "transport_error"
+    code = "transport_error"
     transient = True
 
 

@@ -1,30 +1,38 @@
-"""The HTTP core: one pooled session, bounded retries, and a typed result or error per page."""
+"""The HTTP core: one pooled session, bounded retries, and a typed page or error per request.
+
+`PageSource` is the seam the rest of the package depends on: anything with `fetch_page` (the
+`Client` here, `watch`'s paced client, a test's fake) can feed the pager and the operations.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .config import ENDPOINT_PATH, Credentials, RetryPolicy, Timeouts
+from . import cursors
+from .config import ENDPOINT_PATH, Credentials, RetryPolicy, Timeouts, resolve_credentials
 from .errors import ResponseFormatError, TransportError, error_for_status
+from .redact import display_url, one_line, redact, url_secrets
 
 log = logging.getLogger("connector.http")
 
 USER_AGENT = "tiktok-following-connector/0.1"
+#: A page is a few hundred KB at most; anything past this is refused unread.
+MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RateLimit:
-    """`X-RateLimit-*` headers of the last response (None when the server did not send them)."""
+    """`X-RateLimit-*` headers of a response (None when the server did not send them)."""
 
     limit: int | None = None
     remaining: int | None = None
@@ -47,6 +55,13 @@ class Page:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     #: HTTP requests this page took, retries included.
     attempts: int = 1
+
+
+class PageSource(Protocol):
+    """Anything that fetches one page of a handle's following list."""
+
+    def fetch_page(self, handle: str, *, min_time: Any = None, count: int | None = None,
+                   request_source: str = "API") -> Page: ...
 
 
 class _Retry(Retry):
@@ -85,6 +100,35 @@ def build_retry(policy: RetryPolicy) -> Retry:
     return retry
 
 
+def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = False
+                ) -> requests.Session:
+    """A pooled session for one host. Environment proxies are off unless asked for: they would
+    send loopback traffic astray and see the secrets in it."""
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.trust_env = trust_env
+    return session
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """A short cause for a failed request, without the URL (which may hold secrets)."""
+    if isinstance(exc, requests.exceptions.Timeout) or _read_timed_out(exc):
+        return "timed out"
+    text = str(exc).lower()
+    for word, says in (("refused", "connection refused"), ("reset", "connection reset"),
+                       ("name or service not known", "unknown host"),
+                       ("nodename nor servname", "unknown host"),
+                       ("certificate", "TLS certificate rejected"),
+                       ("incompleteread", "incomplete response"),
+                       ("aborted", "connection aborted"),
+                       ("max retries exceeded", "retries exhausted")):
+        if word in text:
+            return says
+    return type(exc).__name__
+
+
 class Client:
     """Sends one page request at a time over a shared, pooled `requests.Session`.
 
@@ -102,27 +146,18 @@ class Client:
         self.credentials = credentials
         self.timeouts = timeouts or Timeouts()
         self.url = credentials.base_url + ENDPOINT_PATH
-        self.session = requests.Session()
-        adapter = HTTPAdapter(
-            max_retries=build_retry(retry or RetryPolicy()),
-            pool_connections=1,
-            pool_maxsize=pool_size,
-        )
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self._shown_url = display_url(self.url)
+        self._secrets = [credentials.api_key, *url_secrets(credentials.base_url)]
+        self.session = new_session(pool_size=pool_size, retry=build_retry(retry or RetryPolicy()))
         self.session.headers.update({
             "Authorization": f"Bearer {credentials.api_key}",
             "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         })
-        # Environment proxies would send loopback stand-in traffic astray and leak the key.
-        self.session.trust_env = False
-        #: The rate-limit headers of the most recent response, for callers that pace themselves.
-        self.last_rate_limit = RateLimit()
 
     def __repr__(self) -> str:
-        return f"Client(url={self.url!r})"
+        return f"Client(url={self._shown_url!r})"
 
     def close(self) -> None:
         self.session.close()
@@ -147,41 +182,68 @@ class Client:
             body["minTime"] = min_time
         if count is not None:
             body["count"] = count
-        log.debug("POST %s handle=%s minTime=%s count=%s", self.url, handle, min_time, count)
+        log.debug("POST %s handle=%s minTime=%s count=%s", self._shown_url, handle, min_time,
+                  count)
+        base = display_url(self.credentials.base_url)
         try:
             resp = self.session.post(
                 self.url,
                 # allow_nan=False: NaN is not JSON, and the server would answer 400 for it.
                 data=json.dumps(body, allow_nan=False),
                 timeout=(self.timeouts.connect, self.timeouts.read),
+                stream=True,
             )
+            content = _read_capped(resp)
         except requests.exceptions.RequestException as exc:
-            if _timed_out(exc):
-                raise TransportError(f"timed out talking to {self.credentials.base_url}: "
-                                     "the server did not answer in time; try again later") from exc
-            raise TransportError(f"could not reach {self.credentials.base_url} "
-                                 f"({_reason(exc)}); check the network and baseUrl") from exc
+            why = describe_transport_error(exc)
+            if why == "timed out":
+                raise TransportError(f"timed out talking to {base}: the server did not "
+                                     "answer in time; try again later") from None
+            raise TransportError(f"could not reach {base} ({why}); check the network and "
+                                 "baseUrl") from None
         attempts = _attempts(resp)
-        rate = RateLimit.from_headers(resp.headers)
-        self.last_rate_limit = rate
-        payload = _json_or_none(resp.content)
+        payload = _json_or_none(content)
         if resp.status_code != 200:
             server_message = payload.get("error") if isinstance(payload, dict) else None
-            if not isinstance(server_message, str):
+            if isinstance(server_message, str):
+                # The server's text is kept, but on one line and without any secret echoed.
+                server_message = redact(one_line(server_message, 500), self._secrets)
+            else:
                 server_message = None
             err = error_for_status(resp.status_code, server_message, resp.headers)
             err.details["attempts"] = attempts
             raise err
-        page = parse_page(payload, resp.content)
-        page.rate_limit = rate
+        page = parse_page(payload, content)
+        page.rate_limit = RateLimit.from_headers(resp.headers)
         page.attempts = attempts
         return page
+
+
+def _read_capped(resp: requests.Response) -> bytes:
+    """The body, read whole only if it is within MAX_RESPONSE_BYTES (a runaway or hostile
+    answer must not be read into memory)."""
+    declared = _int_or_none(resp.headers.get("Content-Length"))
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
+        resp.close()
+        raise ResponseFormatError(f"the server answered with {declared} bytes, more than the "
+                                  f"{MAX_RESPONSE_BYTES // 2**20} MB a page can be; refused "
+                                  "unread")
+    try:
+        content = resp.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        resp.close()
+        raise requests.exceptions.ConnectionError(exc) from None
+    if len(content) > MAX_RESPONSE_BYTES:
+        resp.close()
+        raise ResponseFormatError(f"the server's answer is larger than the "
+                                  f"{MAX_RESPONSE_BYTES // 2**20} MB a page can be; refused")
+    return content
 
 
 def parse_page(payload: Any, raw: bytes = b"") -> Page:
     """Check a 200 body against the documented shape and turn it into a Page."""
     if payload is None:
-        snippet = raw[:80].decode("utf-8", "replace")
+        snippet = one_line(raw[:80].decode("utf-8", "replace"), 80)
         raise ResponseFormatError(f"the server answered 200 with a body that is not JSON: "
                                   f"{snippet!r}; try again, and report it if it persists")
     if not isinstance(payload, dict):
@@ -198,10 +260,12 @@ def parse_page(payload: Any, raw: bytes = b"") -> Page:
                                   "are not {user, stats} objects")
     has_more = payload.get("hasMore")
     if has_more is not None and not isinstance(has_more, bool):
-        raise ResponseFormatError(f"hasMore should be true, false or null, got {has_more!r}")
+        raise ResponseFormatError(f"hasMore should be true, false or null, got "
+                                  f"{one_line(repr(has_more), 40)}")
     for name in ("minCursor", "maxCursor"):
-        if not _is_cursor(payload.get(name)):
-            raise ResponseFormatError(f"{name} should be a number, got {payload.get(name)!r}")
+        if not cursors.is_cursor(payload.get(name)):
+            raise ResponseFormatError(f"{name} should be a number, got "
+                                      f"{one_line(repr(payload.get(name)), 40)}")
     total = payload.get("total")
     return Page(
         entries=entries,
@@ -212,29 +276,16 @@ def parse_page(payload: Any, raw: bytes = b"") -> Page:
     )
 
 
-def _is_cursor(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, float):
-        # json.loads accepts NaN and Infinity; sent back as minTime they are not JSON.
-        return math.isfinite(value)
-    if isinstance(value, int):
-        return True
-    return isinstance(value, str) and value.lstrip("-").isdigit()
-
-
 def _json_or_none(content: bytes) -> Any:
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 
 def _int_or_none(value: str | None) -> int | None:
     try:
-        return int(value) if value is not None else None
+        return int(value) if value is not None and len(value) < 20 else None
     except ValueError:
         return None
 
@@ -245,24 +296,28 @@ def _attempts(resp: requests.Response) -> int:
     return 1 + len(history)
 
 
-def _timed_out(exc: requests.exceptions.RequestException) -> bool:
-    """Whether the server was reached but did not answer in time.
-
-    Once urllib3 has retried, a read timeout arrives as a ConnectionError wrapping
+def _read_timed_out(exc: BaseException) -> bool:
+    """Once urllib3 has retried, a read timeout arrives as a ConnectionError wrapping
     MaxRetryError(reason=ReadTimeoutError), not as requests' Timeout. (Not any urllib3
-    TimeoutError: a refused connection, NewConnectionError, is one of those too.)
-    """
-    if isinstance(exc, requests.exceptions.Timeout):
-        return True
+    TimeoutError: a refused connection, NewConnectionError, is one of those too.)"""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
 
 
-def _reason(exc: BaseException) -> str:
-    """A short cause for a transport failure, without URLs that could carry secrets."""
-    text = str(exc)
-    for word in ("refused", "reset", "timed out", "Name or service not known",
-                 "IncompleteRead", "Connection aborted", "Max retries exceeded"):
-        if word.lower() in text.lower():
-            return {"Max retries exceeded": "retries exhausted"}.get(word, word)
-    return type(exc).__name__
+@contextmanager
+def client_for(
+    client: PageSource | None = None,
+    *,
+    credentials: Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+    pool_size: int = 10,
+) -> Iterator[PageSource]:
+    """The client to use: `client` if one is given (the caller owns it), else a new Client for
+    `credentials` (default: the environment), closed when the block ends."""
+    if client is not None:
+        yield client
+        return
+    with Client(resolve_credentials(credentials), retry=retry, timeouts=timeouts,
+                pool_size=pool_size) as own:
+        yield own

@@ -51,13 +51,11 @@ def operation_keys() -> list[str]:
 
 
 @cache
-def validator(key: str, part: str = "input") -> Any:
-    """One compiled Draft 2020-12 validator per schema, reused across calls."""
+def validator(key: str) -> Any:
+    """One compiled Draft 2020-12 validator per operation's input schema, reused."""
     from jsonschema import Draft202012Validator
 
-    schema = load(key) if part == "connector" else load(key)[part]
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema)
+    return Draft202012Validator(load(key)["input"])
 
 
 def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
@@ -94,8 +92,11 @@ def _coerce(value: Any, prop: dict[str, Any]) -> Any:
     types = types if isinstance(types, list) else [types]
     if isinstance(value, str):
         text = value.strip()
-        if ("integer" in types or "number" in types) and text.lstrip("-").isdigit():
-            return int(text)  # exact, however many digits a cursor has
+        digits = text[1:] if text.startswith("-") else text
+        if ("integer" in types or "number" in types) and digits.isdigit() and digits.isascii():
+            # Exact, however many digits a cursor has; past 19 it is no cursor or count, and
+            # stays text, to be refused by name as not a number.
+            return int(text) if len(digits) <= 19 else value
         if "number" in types:
             try:
                 number = float(text)
@@ -108,7 +109,14 @@ def _coerce(value: Any, prop: dict[str, Any]) -> Any:
             return text.lower() == "true"
     if "integer" in types and isinstance(value, float) and value.is_integer():
         return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**19:
+        return _TOO_BIG  # refused below by name, without printing it
     return value
+
+
+#: A number too large for any field: replaces it before validation, so the error message never
+#: has to print a 5,000-digit number (which Python refuses to turn into text).
+_TOO_BIG = "(a number of more than 19 digits)"
 
 
 def _input_error(error: Any, props: dict[str, Any]) -> InputError:
@@ -125,7 +133,7 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     field = str(error.path[0]) if error.path else None
     prop = props.get(field or "", {})
     title = f"{field} ({prop['title']})" if prop.get("title") else str(field)
-    value = error.instance
+    value = _shown(error.instance)
     if kind == "enum":
         text = f"must be one of {', '.join(map(str, error.validator_value))}"
     elif kind == "minimum":
@@ -139,4 +147,11 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
         text = "must not be empty" if kind == "minLength" else "is too long"
     else:
         text = error.message
-    return InputError(f"{title} {text}; got {value!r}", field=field)
+    return InputError(f"{title} {text}; got {value}", field=field)
+
+
+def _shown(value: Any) -> str:
+    if value == _TOO_BIG:
+        return value
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."

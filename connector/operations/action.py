@@ -2,35 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ConnectorError
-from ..core.handles import normalize_handle
-from ..core.http import Client
+from ..core.http import PageSource
 from ..core.items import flatten
 from ..core.pagination import Pager
-from . import CREDITS_PER_REQUEST, Partial, Result
+from .results import CREDITS_PER_REQUEST, Partial, Result
 
 KEY = "get_tiktok_user_following"
 TEST_ITEMS = 3
 
 
 def run(
-    client: Client,
+    client: PageSource,
     inputs: dict[str, Any],
     *,
     source: str = "API",
     state: Any = None,
     mode: str = "live",
-    on_page: Callable[[int, int], None] | None = None,
 ) -> Result:
     """Fetch up to `maxPages` pages (and `maxItems` items) from `minTime` down.
 
     In test mode, one page and at most three items: enough to map fields. The action keeps no
-    state; whatever state came in goes back out untouched.
+    state; whatever state came in goes back out untouched. `inputs` are prepared (defaults
+    applied, handle normalised).
     """
-    handle = normalize_handle(inputs.get("handle"))
+    handle = inputs["handle"]
     count = inputs.get("count")
     test = mode == "test"
     pager = Pager(
@@ -44,8 +42,6 @@ def run(
     try:
         for read in pager:
             items.extend(flatten(entry) for entry in read.fresh)
-            if on_page is not None:
-                on_page(pager.pages, len(items))
     except ConnectorError as err:
         err.partial = Partial(items, pager.next_cursor, pager.pages)
         raise

@@ -15,12 +15,11 @@ from typing import Any
 
 from ..core import cursors
 from ..core.errors import ConnectorError, ResponseFormatError
-from ..core.handles import normalize_handle
-from ..core.http import Client, Page
+from ..core.http import Page, PageSource
 from ..core.items import flatten, identity, is_stable
 from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
-from ..core.state import GAP_LIMIT, KNOWN_LIMIT, Gap, TriggerState
-from . import CREDITS_PER_REQUEST, Result
+from .results import CREDITS_PER_REQUEST, Result
+from .state import GAP_LIMIT, KNOWN_LIMIT, Gap, TriggerState
 
 KEY = "new_account_followed"
 TEST_ITEMS = 3
@@ -34,19 +33,20 @@ _GUARD_TEXT = {
 
 
 def run(
-    client: Client,
+    client: PageSource,
     inputs: dict[str, Any],
     *,
     source: str = "API",
     state: Any = None,
     mode: str = "live",
 ) -> Result:
-    """Poll once. `state` is what the previous poll returned (None on the first run)."""
-    handle = normalize_handle(inputs.get("handle"))
+    """Poll once. `state` is what the previous poll returned (None on the first run);
+    `inputs` are prepared (defaults applied, handle normalised)."""
+    handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = TriggerState.from_json(state) if state is not None else None
     count = inputs.get("count")
-    poll = _Poll(
+    poll = _PollRun(
         lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
                                          request_source=source),
         budget=inputs.get("maxPages", 10),
@@ -68,7 +68,7 @@ def run(
 
 
 @dataclass
-class _Walk:
+class _RangeRead:
     """One descent through a range of the list: what was new, what is proven old, what is left."""
 
     #: (identity, entry) of the new follows found, newest first.
@@ -86,7 +86,7 @@ class _Walk:
     at_cap: bool = False
 
 
-class _Poll:
+class _PollRun:
     """One poll: a page budget shared by its walks, and what it cost."""
 
     def __init__(self, fetch: Callable[[Any], Page], *, budget: int) -> None:
@@ -214,10 +214,10 @@ class _Poll:
         return state, items
 
     def _walk(self, start: Any, stop: Any, pages: int, known: set[str], floor: Any,
-              gap: Gap | None) -> _Walk:
+              gap: Gap | None) -> _RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
         ends), within `pages` pages; `gap` is the range being read, None for the top walk."""
-        walk = _Walk()
+        walk = _RangeRead()
         pager = Pager(self.fetch, start=start, stop=stop, max_pages=pages)
         tries = gap.tries if gap is not None else 0
         try:
@@ -255,7 +255,7 @@ class _Poll:
                                  "known follows: older new follows cannot be read")
         return walk
 
-    def _settle(self, walk: _Walk, read: PageRead, seen: set[str], stop: Any,
+    def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str], stop: Any,
                 known: set[str], floor: Any, tries: int) -> bool:
         """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
         Returns False when that could not be done now and the page is left for later."""
@@ -304,7 +304,7 @@ class _Poll:
             return None
         return {identity(e) for e in page.entries}
 
-    def _failed(self, walk: _Walk, cursor: Any, stop: Any, tries: int, why: str) -> None:
+    def _failed(self, walk: _RangeRead, cursor: Any, stop: Any, tries: int, why: str) -> None:
         """The upstream broke the walk off at `cursor`: keep the rest of the range for a later
         poll, sooner when this walk still made progress."""
         walk.failure = why

@@ -1,4 +1,4 @@
-"""`watch`: deliver new follows of many handles to a webhook, through a SQLite outbox.
+"""`watch`: deliver new follows of many handles to a webhook, through the outbox.
 
     from connector.watch import Watcher, Outbox
     with Watcher(["alice", "bob"], "https://hooks.example/abc", store="watch.db") as w:
@@ -15,27 +15,27 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "Watcher": "connector.watch.watcher",
     "CycleSummary": "connector.watch.summary",
-    "PollOutcome": "connector.watch.summary",
+    "HandlePoll": "connector.watch.summary",
     "Webhook": "connector.watch.webhook",
-    "Outcome": "connector.watch.webhook",
+    "WebhookReply": "connector.watch.webhook",
     "Deliverer": "connector.watch.delivery",
     "Backoff": "connector.watch.delivery",
-    "PassResult": "connector.watch.delivery",
+    "DeliveryPass": "connector.watch.delivery",
     "Pacer": "connector.watch.pacing",
-    "Outbox": "connector.watch.outbox",
+    "Outbox": "connector.storage.outbox",
     "parse_interval": "connector.watch.schedule",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .delivery import Backoff, Deliverer, PassResult  # noqa: F401
-    from .outbox import Outbox  # noqa: F401
+    from ..storage.outbox import Outbox  # noqa: F401
+    from .delivery import Backoff, Deliverer, DeliveryPass  # noqa: F401
     from .pacing import Pacer  # noqa: F401
     from .schedule import parse_interval  # noqa: F401
-    from .summary import CycleSummary, PollOutcome  # noqa: F401
+    from .summary import CycleSummary, HandlePoll  # noqa: F401
     from .watcher import Watcher  # noqa: F401
-    from .webhook import Outcome, Webhook  # noqa: F401
+    from .webhook import Webhook, WebhookReply  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

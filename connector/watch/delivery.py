@@ -16,8 +16,8 @@ from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..core.store import OutboxEvent, StateStore
-from .webhook import Outcome, Webhook
+from ..storage import Backlog, Database, OutboxEvent
+from .webhook import Webhook, WebhookReply
 
 log = logging.getLogger("connector.watch")
 
@@ -46,7 +46,7 @@ class Backoff:
 
 
 @dataclass
-class PassResult:
+class DeliveryPass:
     """What one delivery pass did."""
 
     delivered: int = 0
@@ -59,22 +59,12 @@ class PassResult:
     last_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, other: PassResult) -> None:
+    def add(self, other: DeliveryPass) -> None:
         self.delivered += other.delivered
         self.failed += other.failed
         self.parked += other.parked
         self.held += other.held
         self.last_error = other.last_error or self.last_error
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """The outbox as one watcher sees it: its handles' events only."""
-
-    pending: int
-    parked: int
-    #: When the earliest pending event is due (None when nothing is pending).
-    next_due: float | None
 
 
 class Deliverer:
@@ -87,7 +77,7 @@ class Deliverer:
 
     def __init__(
         self,
-        store: StateStore,
+        store: Database,
         webhook: Webhook,
         *,
         handles: Iterable[str] | None = None,
@@ -115,17 +105,17 @@ class Deliverer:
 
     def backlog(self) -> Backlog:
         counts = self.store.backlog(self.handles)
-        next_due = counts["next_due"]
+        next_due = counts.next_due
         if next_due is not None:
             next_due = max(next_due, self.hold_until)
-        return Backlog(counts["pending"], counts["parked"], next_due)
+        return Backlog(counts.pending, counts.parked, next_due)
 
-    def run_pass(self, only: Collection[str] | None = None) -> PassResult:
+    def run_pass(self, only: Collection[str] | None = None) -> DeliveryPass:
         """POST every due event once (only those in `only`, when given); return what happened."""
         now = self.clock()
         due = [e for e in self.store.due(now, handles=self.handles)
                if only is None or e.event_id in only]
-        result = PassResult()
+        result = DeliveryPass()
         if not due:
             return result
         if now < self.hold_until or self.stop.is_set():
@@ -141,7 +131,7 @@ class Deliverer:
                 pool.submit(self._deliver_all, events, result, down)
         return result
 
-    def _deliver_all(self, events: list[OutboxEvent], result: PassResult,
+    def _deliver_all(self, events: list[OutboxEvent], result: DeliveryPass,
                      down: threading.Event) -> None:
         for event in events:
             if self.stop.is_set() or down.is_set():
@@ -158,7 +148,17 @@ class Deliverer:
                     result.failed += 1
                     result.last_error = "internal error (see the log)"
 
-    def _deliver(self, event: OutboxEvent, result: PassResult, down: threading.Event) -> None:
+    def _deliver(self, event: OutboxEvent, result: DeliveryPass, down: threading.Event) -> None:
+        if event.payload is None:
+            # Damaged in the database: sending it cannot work, and retrying cannot mend it.
+            error = "its stored payload is damaged; `outbox discard` removes it"
+            self.store.failed(event.event_id, error, retry_at=self.clock(), park=True)
+            log.warning("outbox event %s parked: %s", event.event_id, error)
+            with result._lock:
+                result.failed += 1
+                result.parked += 1
+                result.last_error = error
+            return
         outcome = self.webhook.post(event.payload)
         if outcome.ok:
             self.store.delivered(event.event_id)
@@ -187,11 +187,11 @@ class Deliverer:
 
 
 def _followed(event: OutboxEvent) -> str:
-    item = event.payload.get("item") or {}
+    item = (event.payload or {}).get("item") or {}
     return str(item.get("uniqueId") or item.get("id") or "?")
 
 
-def _log_failure(event: OutboxEvent, outcome: Outcome, failures: int, limit: int, park: bool,
+def _log_failure(event: OutboxEvent, outcome: WebhookReply, failures: int, limit: int, park: bool,
                  delay: float) -> None:
     then = ("parked; `tiktok-following outbox retry` sends it again" if park
             else f"next try in {delay:.0f}s")

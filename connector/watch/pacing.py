@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core.errors import ApiError, ConnectorError, RateLimitError
-from ..core.http import Client, Page, RateLimit
+from ..core.http import Page, PageSource, RateLimit
 
 
 class Stopped(Exception):
@@ -48,11 +48,6 @@ class Pacer:
         self._strikes = 0
         #: The most recent rate-limit headers seen, for the summary line.
         self.last = RateLimit()
-
-    @property
-    def spacing(self) -> float:
-        """Seconds kept between request starts right now (0 when the limit is far away)."""
-        return self._spacing
 
     def hold_remaining(self) -> float:
         """Seconds left of a global backoff (0 when none)."""
@@ -103,7 +98,7 @@ class PacedClient:
     The trigger only calls `fetch_page`, so this is all of the Client it needs.
     """
 
-    def __init__(self, client: Client, pacer: Pacer) -> None:
+    def __init__(self, client: PageSource, pacer: Pacer) -> None:
         self.client = client
         self.pacer = pacer
         #: HTTP requests made, retries included.

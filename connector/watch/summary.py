@@ -5,17 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.errors import ApiError
+from ..core.errors import ApiError, ConnectorError
 from ..core.http import RateLimit
 from ..operations import CREDITS_PER_REQUEST
-from .delivery import Backlog, PassResult
+from ..storage import Backlog
+from .delivery import DeliveryPass
 
 #: Failed handles named on the summary line; `-v` logs every one of them.
 SHOWN_FAILURES = 5
 
 
 @dataclass
-class PollOutcome:
+class HandlePoll:
     """One handle's poll: its trigger meta, or the error that stopped it."""
 
     handle: str
@@ -33,8 +34,8 @@ class PollOutcome:
         """A short cause for the summary line: `404 not_found`, `transport_error`, ..."""
         err = self.error
         if isinstance(err, ApiError):
-            return f"{err.status} {err.type}"
-        return str(getattr(err, "type", None) or type(err).__name__)
+            return f"{err.status} {err.code}"
+        return err.code if isinstance(err, ConnectorError) else type(err).__name__
 
 
 @dataclass
@@ -51,7 +52,7 @@ class CycleSummary:
     new_follows: int = 0
     requests: int = 0
     credits: int = 0
-    delivery: PassResult = field(default_factory=PassResult)
+    delivery: DeliveryPass = field(default_factory=DeliveryPass)
     #: The outbox (this watch's handles) at the end of the cycle.
     pending: int = 0
     parked: int = 0
@@ -67,7 +68,7 @@ class CycleSummary:
         d = self.delivery
         return not self.failed and not self.skipped and d.failed == 0 and d.held == 0
 
-    def record_poll(self, outcome: PollOutcome) -> None:
+    def record_poll(self, outcome: HandlePoll) -> None:
         self.requests += outcome.requests
         self.credits += outcome.pages * CREDITS_PER_REQUEST
         if outcome.skipped:
@@ -82,7 +83,7 @@ class CycleSummary:
             self.new_follows += outcome.meta["newFollows"]
             self.baselined += int(bool(outcome.meta["baseline"]))
 
-    def record_delivery(self, result: PassResult) -> None:
+    def record_delivery(self, result: DeliveryPass) -> None:
         self.delivery.add(result)
 
     def record_backlog(self, backlog: Backlog) -> None:

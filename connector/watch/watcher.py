@@ -18,19 +18,20 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from typing import Any
 
-from ..api import prepare
-from ..core.config import RetryPolicy, Timeouts, resolve_credentials
+from ..core.config import RetryPolicy, Timeouts
 from ..core.errors import ConnectorError, InputError
 from ..core.handles import normalize_handle
-from ..core.http import Client
-from ..operations import trigger
-from ..store_api import Store
+from ..core.http import PageSource, client_for
+from ..operations import prepare, trigger
+from ..polling import Store
+from ..storage import Database
 from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
-from .summary import CycleSummary, PollOutcome
+from .summary import CycleSummary, HandlePoll
 from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
@@ -52,9 +53,9 @@ class Watcher:
         handles: Iterable[str],
         webhook: Webhook | str,
         *,
-        store: Store | str | os.PathLike[str] | None = None,
+        store: Store | Database | str | os.PathLike[str] | None = None,
         credentials: Mapping[str, Any] | None = None,
-        client: Client | None = None,
+        client: PageSource | None = None,
         interval: float = DEFAULT_INTERVAL,
         concurrency: int = DEFAULT_CONCURRENCY,
         count: int | None = None,
@@ -77,38 +78,34 @@ class Watcher:
         if max_attempts < 1:
             raise InputError("max attempts must be at least 1", field="maxAttempts")
         inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run}
-        self.inputs = {k: v for k, v in inputs.items() if v is not None}
-        prepare(trigger.KEY, {**self.inputs, "handle": self.handles[0]})
+        inputs = {k: v for k, v in inputs.items() if v is not None}
+        # Checked once for every handle: only the handle differs between their polls.
+        self.inputs, self.source = prepare(trigger.KEY, {**inputs, "handle": self.handles[0]})
         self.interval = interval
         self.concurrency = concurrency
         self.jitter = jitter
         self.lock_timeout = lock_timeout
-        self._owned: list[Any] = []
+        self._owned = ExitStack()
         self._stop = threading.Event()
         try:
             if isinstance(webhook, str):
-                webhook = self._own(Webhook(webhook, pool_size=concurrency))
+                webhook = self._owned.enter_context(Webhook(webhook, pool_size=concurrency))
             self.webhook = webhook
-            if client is None:
-                client = self._own(Client(resolve_credentials(credentials), retry=retry,
-                                          timeouts=timeouts, pool_size=concurrency))
-            self.client = client
+            self.client = self._owned.enter_context(client_for(
+                client, credentials=credentials, retry=retry, timeouts=timeouts,
+                pool_size=concurrency))
             if not isinstance(store, Store):
-                store = self._own(Store(store))
+                store = self._owned.enter_context(Store(store))
             self.store = store
         except BaseException:
             self.close()
             raise
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
-        self.deliverer = Deliverer(store.db, webhook, handles=self.handles,
+        self.deliverer = Deliverer(store.database, webhook, handles=self.handles,
                                    max_attempts=max_attempts, backoff=backoff,
                                    concurrency=concurrency, stop=self._stop)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
-
-    def _own(self, resource: Any) -> Any:
-        self._owned.append(resource)
-        return resource
 
     # Lifecycle
 
@@ -125,9 +122,7 @@ class Watcher:
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.shutdown(wait=True)
-        for resource in reversed(self._owned):
-            resource.close()
-        self._owned.clear()
+        self._owned.close()
 
     def __enter__(self) -> Watcher:
         return self
@@ -187,27 +182,27 @@ class Watcher:
 
     # Polling
 
-    def poll(self, handles: Iterable[str]) -> list[PollOutcome]:
+    def poll(self, handles: Iterable[str]) -> list[HandlePoll]:
         """Poll `handles` at most `concurrency` at a time; each commits its follows to the
         outbox. A failing handle is an outcome with an error, never an exception."""
         futures = [self._pool.submit(self._poll_one, h) for h in handles]
         return [f.result() for f in futures]
 
-    def _poll_one(self, handle: str) -> PollOutcome:
+    def _poll_one(self, handle: str) -> HandlePoll:
         if self.stopping:
-            return PollOutcome(handle, skipped=True)
+            return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
         try:
-            batch = self.store.poll(handle, inputs=self.inputs, client=paced,  # type: ignore[arg-type]
-                                    lock_timeout=self.lock_timeout)
+            batch = self.store.poll_prepared({**self.inputs, "handle": handle}, self.source,
+                                             client=paced, lock_timeout=self.lock_timeout)
             with batch:
                 queued = batch.commit(outbox=True)
         except Stopped:
-            return PollOutcome(handle, skipped=True, requests=paced.requests, pages=paced.pages)
+            return HandlePoll(handle, skipped=True, requests=paced.requests, pages=paced.pages)
         except Exception as exc:
             # One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
             # others; its state is untouched, so its next poll starts from the same place.
-            outcome = PollOutcome(handle, error=exc, requests=paced.requests, pages=paced.pages)
+            outcome = HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
             if isinstance(exc, ConnectorError):
                 log.info("@%s: failed: %s", handle, exc.message)
             else:
@@ -219,7 +214,7 @@ class Watcher:
                  paced.requests, meta["creditsUsed"])
         for warning in meta.get("warnings", ()):
             log.info("@%s: %s", handle, warning)
-        return PollOutcome(handle, meta=meta, queued=queued, requests=paced.requests,
+        return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                            pages=paced.pages)
 
 

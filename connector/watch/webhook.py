@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ..core.config import Timeouts, is_loopback
-from ..core.errors import ConfigurationError, InputError
-from ..core.http import USER_AGENT
+from ..core.config import Timeouts, check_url, is_loopback
+from ..core.errors import InputError
+from ..core.http import USER_AGENT, describe_transport_error, new_session
+from ..core.redact import display_url, url_secrets
 
 #: RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -33,12 +33,28 @@ def parse_header(text: str) -> tuple[str, str]:
     """`'Name: value'` from the command line -> (name, value). The text is never echoed back:
     a malformed header may still hold a secret."""
     name, sep, value = text.partition(":")
-    name, value = name.strip(), value.strip()
-    if not sep or not _TOKEN.fullmatch(name):
+    if not sep:
         raise InputError("a --header is not in the form 'Name: value' (its text is not shown: "
                          "it may hold a secret)", field="header")
-    if any(c in value for c in "\r\n\0"):
-        raise InputError(f"--header {name}: the value contains a line break", field="header")
+    return check_header(name.strip(), value.strip())
+
+
+def check_header(name: str, value: str) -> tuple[str, str]:
+    """A header `watch` may send on every POST: a valid name, a value HTTP can carry (one
+    line, Latin-1), not one watch sets itself. The value is never shown in an error."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise InputError("a header name must be letters, digits and -_.!#$%&'*+^`|~ (the "
+                         "header is not shown: it may hold a secret)", field="header")
+    if not isinstance(value, str) or any((ord(c) < 32 and c != "\t") or ord(c) == 127
+                                          for c in value):
+        raise InputError(f"--header {name}: the value holds a line break or control "
+                         "character", field="header")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise InputError(f"--header {name}: the value holds characters HTTP headers cannot "
+                         "carry (outside Latin-1); encode it, e.g. as base64", field="header"
+                         ) from None
     if name.lower() in RESERVED_HEADERS:
         raise InputError(f"--header {name}: watch sets this header itself", field="header")
     return name, value
@@ -47,20 +63,13 @@ def parse_header(text: str) -> tuple[str, str]:
 def check_webhook_url(url: str, *, allow_http: bool = False) -> str:
     """https anywhere; plain http only to loopback unless `allow_http`, since the events and
     any auth header would cross the network unencrypted."""
-    parts = urlsplit((url or "").strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError("the webhook must be an http(s) URL, like "
-                                 "https://hooks.zapier.com/hooks/catch/...", field="webhook")
-    if parts.scheme == "http" and not allow_http and not is_loopback(parts.hostname):
-        raise ConfigurationError(
-            f"the webhook uses plain http to {parts.hostname}: events and headers would travel "
-            "unencrypted; use https, or pass --allow-http if this network is trusted",
-            field="webhook")
-    return url.strip()
+    return check_url(url, field="webhook", allow_http=allow_http, secret_path=True,
+                     example="https://hooks.zapier.com/hooks/catch/...",
+                     http_hint=", or with --allow-http on a trusted network")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class WebhookReply:
     """How one POST went. `unreachable` means no answer at all: the receiver is down or slow,
     which says nothing about this particular event."""
 
@@ -92,24 +101,25 @@ class Webhook:
     ) -> None:
         self.url = check_webhook_url(url, allow_http=allow_http)
         pairs = headers.items() if isinstance(headers, Mapping) else headers
-        self.headers = dict(pairs)
-        for name in self.headers:
-            if name.lower() in RESERVED_HEADERS:
-                raise InputError(f"header {name}: watch sets this header itself", field="header")
+        self.headers = dict(check_header(name, value) for name, value in pairs)
         self.timeouts = timeouts
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
         # A loopback receiver must not be sent through an environment proxy; a remote one may
         # legitimately need it (HTTPS_PROXY in a company network).
-        self.session.trust_env = not is_loopback(urlsplit(self.url).hostname or "")
+        self.session = new_session(pool_size=pool_size,
+                                   trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
 
     @property
     def redacted(self) -> str:
-        """The URL without its path and query, which are secret for most hook services."""
+        """The URL without its path, query and userinfo, which are secret for most hooks."""
+        return display_url(self.url, path=False)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Everything about this webhook that must never be printed."""
         parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}/…"
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return [*url_secrets(self.url), *self.headers.values(),
+                *([path] if len(path) > 1 else [])]
 
     def __repr__(self) -> str:
         return f"Webhook({self.redacted!r}, headers={sorted(self.headers)!r})"
@@ -123,7 +133,7 @@ class Webhook:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def post(self, event: Mapping[str, Any]) -> Outcome:
+    def post(self, event: Mapping[str, Any]) -> WebhookReply:
         """POST one event as JSON, its eventId in `Idempotency-Key`. Never raises for HTTP or
         network trouble: the Outcome says what happened."""
         headers = {
@@ -139,21 +149,21 @@ class Webhook:
             resp = self.session.post(self.url, data=body, headers=headers, allow_redirects=False,
                                      timeout=(self.timeouts.connect, self.timeouts.read))
         except requests.exceptions.Timeout:
-            return Outcome(False, error="timed out", unreachable=True,
+            return WebhookReply(False, error="timed out", unreachable=True,
                            elapsed=time.monotonic() - started)
         except requests.exceptions.RequestException as exc:
-            return Outcome(False, error=_reason(exc), unreachable=True,
+            return WebhookReply(False, error=describe_transport_error(exc), unreachable=True,
                            elapsed=time.monotonic() - started)
         elapsed = time.monotonic() - started
         status = resp.status_code
         resp.close()
         if 200 <= status < 300:
-            return Outcome(True, status=status, elapsed=elapsed)
+            return WebhookReply(True, status=status, elapsed=elapsed)
         if 300 <= status < 400:
             error = f"HTTP {status} redirect: give the final webhook URL"
         else:
             error = f"HTTP {status}"
-        return Outcome(False, status=status, error=error,
+        return WebhookReply(False, status=status, error=error,
                        retry_after=_retry_after(resp.headers.get("Retry-After")), elapsed=elapsed)
 
 
@@ -162,9 +172,10 @@ def sample_event() -> dict[str, Any]:
     Zapier or Make hook its fields before any real follow happens."""
     from ..core.manifests import load
     from ..operations import trigger
+    from ..storage import new_event
 
-    return {"eventId": "00000000-0000-0000-0000-000000000000", "handle": "sample",
-            "detectedAt": "2024-01-01T00:00:00+00:00", "item": load(trigger.KEY)["sample"]}
+    return new_event("sample", load(trigger.KEY)["sample"],
+                     detected_at="2024-01-01T00:00:00+00:00")[1]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -172,13 +183,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare for webhooks; the backoff applies instead
-
-
-def _reason(exc: BaseException) -> str:
-    """A short cause without the URL, which is secret."""
-    text = str(exc).lower()
-    for word in ("refused", "reset", "name or service not known", "certificate", "aborted"):
-        if word in text:
-            return {"name or service not known": "unknown host",
-                    "certificate": "TLS certificate rejected"}.get(word, f"connection {word}")
-    return type(exc).__name__

@@ -21,9 +21,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import cursors
-from .errors import StateError
-from .handles import normalize_handle
+from ..core import cursors
+from ..core.errors import StateError
+from ..core.handles import normalize_handle
 
 STATE_VERSION = 1
 KNOWN_LIMIT = 5000

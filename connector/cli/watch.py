@@ -1,4 +1,5 @@
-"""The `watch` and `outbox` commands. Python equivalents: `Watcher` and `Outbox`.
+"""The `watch` and `outbox` commands. Python equivalents: `connector.watch.Watcher` and
+`connector.watch.Outbox`.
 
 Exit status of `watch --once`: 0 when every handle was polled and every due event delivered,
 1 when a handle failed or an event is left pending or parked by this cycle's failures, 2 for
@@ -14,17 +15,24 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from typing import Any
 
-from ..cli_common import credentials_for
 from ..core.errors import InputError
+from ..core.redact import one_line
+from .common import (
+    credentials_for,
+    read_text_file,
+    say,
+    seconds,
+    state_db_arg,
+    whole_number,
+)
 
 WEBHOOK_ENV = "TIKTOK_FOLLOWING_WEBHOOK"
 log = logging.getLogger("connector.watch")
 
 
-def add_commands(sub: Any, state_db_arg: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_commands(sub: Any) -> None:
     c = sub.add_parser(
         "watch", help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
         description="Poll each HANDLE for new follows every --interval and POST each new follow "
@@ -42,12 +50,13 @@ def add_commands(sub: Any, state_db_arg: Callable[[argparse.ArgumentParser], Non
     c.add_argument("--once", action="store_true",
                    help="one cycle: poll every handle once, deliver what is due, exit")
     state_db_arg(c)
-    c.add_argument("--concurrency", type=_positive_int, default=4, metavar="N",
+    c.add_argument("--concurrency", type=whole_number(1, 256), default=4, metavar="N",
                    help="handles polled (and webhooks posted) at once (default 4)")
-    c.add_argument("--max-attempts", type=_positive_int, default=10, metavar="N",
+    c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
                    help="delivery attempts before an event is parked (default 10)")
-    c.add_argument("--count", type=int, help="accounts per page")
-    c.add_argument("--max-pages", type=int, help="page budget of one poll (default 10)")
+    c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
+    c.add_argument("--max-pages", type=whole_number(2, 200),
+                   help="page budget of one poll (default 10)")
     c.add_argument("--first-run", choices=("skipExisting", "emitRecent"),
                    help="a handle's first poll: skipExisting (default, baseline only) or "
                         "emitRecent (deliver its most recent follows too)")
@@ -59,12 +68,15 @@ def add_commands(sub: Any, state_db_arg: Callable[[argparse.ArgumentParser], Non
     c = sub.add_parser(
         "outbox", help="list, retry or discard parked webhook events",
         description="Events that failed --max-attempts deliveries are parked, never dropped. "
-                    "list shows them (--all: pending ones too); retry puts them back in the "
-                    "queue (with --webhook: delivers them now); discard deletes them.")
+                    "list shows them (--all: pending ones too, with when each is next tried); "
+                    "retry puts parked events back in the queue, due now (--all: every "
+                    "parked event, and every pending one due now too; with --webhook: "
+                    "delivers them now); discard deletes parked events.")
     c.add_argument("action", nargs="?", choices=("list", "retry", "discard"), default="list")
     c.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
     c.add_argument("--all", action="store_true",
-                   help="list: pending events too; retry/discard: every parked event")
+                   help="list: pending events too; retry: every parked and pending event, due "
+                        "now; discard: every parked event")
     state_db_arg(c)
     c.add_argument("--format", choices=("table", "jsonl"), default="table",
                    help="list output (default table; jsonl has the whole event)")
@@ -81,12 +93,12 @@ def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> Non
                         "are never logged")
     c.add_argument("--allow-http", action="store_true",
                    help="allow a plain-http webhook on a non-loopback host")
-    c.add_argument("--webhook-timeout", type=float, default=30.0, metavar="SECONDS",
+    c.add_argument("--webhook-timeout", type=seconds(0, 600), default=30.0, metavar="SECONDS",
                    help="how long to wait for the webhook's answer (default 30)")
 
 
 def _interval(text: str) -> float:
-    from .schedule import parse_interval
+    from ..watch.schedule import parse_interval
 
     try:
         return parse_interval(text)
@@ -94,31 +106,21 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
-
-
 # watch
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from .watcher import Watcher
-    from .webhook import sample_event
+    from ..watch.watcher import Watcher
+    from ..watch.webhook import sample_event
 
     webhook = _webhook(args)
     with webhook:
         if args.send_sample:
-            outcome = webhook.post(sample_event())
-            print(f"watch: sample event to {webhook.redacted}: "
-                  f"{'delivered' if outcome.ok else 'failed'} ({outcome.status or outcome.error})",
-                  file=sys.stderr)
-            return 0 if outcome.ok else 1
+            reply = webhook.post(sample_event())
+            say(f"watch: sample event to {webhook.redacted}: "
+                f"{'delivered' if reply.ok else 'failed'} ({reply.status or reply.error})",
+                args.secrets)
+            return 0 if reply.ok else 1
         handles = list(args.handles)
         if args.handles_file:
             handles += read_handles_file(args.handles_file)
@@ -139,9 +141,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     code = 0 if summary.ok else 1
                 else:
                     n = len(watcher.handles)
-                    print(f"watch: {n} handle{'s' * (n != 1)} every {args.interval:g}s to "
-                          f"{webhook.redacted}, state in {watcher.store.path}; a summary line "
-                          "every interval", file=sys.stderr, flush=True)
+                    say(f"watch: {n} handle{'s' * (n != 1)} every {args.interval:g}s to "
+                        f"{webhook.redacted}, state in {watcher.store.location}; a summary "
+                        "line every interval", args.secrets)
                     watcher.run(on_summary=_print_summary)
                     code = 0
         return stop.exit_code if stop.signum is not None else code
@@ -149,29 +151,26 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def _webhook(args: argparse.Namespace) -> Any:
     from ..core.config import Timeouts
-    from .webhook import DEFAULT_TIMEOUTS, Webhook, parse_header
+    from ..core.redact import url_secrets
+    from ..watch.webhook import DEFAULT_TIMEOUTS, Webhook, parse_header
 
     if not args.webhook:
         raise InputError(f"--webhook URL is required (or set {WEBHOOK_ENV})", field="webhook")
-    if args.webhook_timeout <= 0:
-        raise InputError("--webhook-timeout must be more than 0 seconds", field="webhook")
+    # Known as secrets before anything can fail, so no message can show them.
+    args.secrets.add(*url_secrets(args.webhook))
+    for header in args.header:
+        args.secrets.add(header.partition(":")[2].strip())
     headers = [parse_header(h) for h in args.header]
-    return Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
-                   timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout),
-                   pool_size=getattr(args, "concurrency", 4))
+    webhook = Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
+                      timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout),
+                      pool_size=getattr(args, "concurrency", 4))
+    args.secrets.add(*webhook.secrets)
+    return webhook
 
 
 def read_handles_file(path: str) -> list[str]:
     """Handles from a file, one a line; blank lines and '#' comments are skipped."""
-    try:
-        if path == "-":
-            text = sys.stdin.read()
-        else:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-    except OSError as exc:
-        raise InputError(f"cannot read --handles-file {path}: {exc.strerror}",
-                         field="handlesFile") from exc
+    text = read_text_file(path, "--handles-file")
     return [h for h in (line.split("#", 1)[0].strip() for line in text.splitlines()) if h]
 
 
@@ -218,7 +217,7 @@ class _GracefulStop:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from .outbox import Outbox
+    from ..storage import Outbox
 
     if args.action != "list" and bool(args.event_ids) == bool(args.all):
         raise InputError(f"outbox {args.action} needs EVENT_ID ... or --all (one of the two)",
@@ -227,27 +226,36 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         if args.action == "list":
             return _list(box, args)
         ids = None if args.all else list(dict.fromkeys(args.event_ids))
-        parked = {e.event_id for e in box.list()}
-        targets = parked if ids is None else parked.intersection(ids)
+        before = {e.event_id: e for e in box.list(include_pending=True)}
+        parked = {i for i, e in before.items() if e.parked}
         if args.action == "discard":
             done = box.discard(ids)
-            print(f"outbox: discarded {done} parked events", file=sys.stderr)
+            say(f"outbox: discarded {done} parked events")
+            known = parked
         else:
-            done = box.retry(ids)
-            print(f"outbox: {done} parked events back in the queue", file=sys.stderr)
+            # --all: parked events back in the queue, and pending ones due now (the receiver
+            # was fixed: nothing should wait out its backoff).
+            done = box.retry(ids, include_pending=ids is None)
+            pending = len(before) - len(parked)
+            say(f"outbox: {len(parked) if ids is None else done} parked events back in the "
+                f"queue" + (f", {pending} pending events due now" if ids is None and pending
+                            else ""))
+            known = parked if ids is not None else set(before)
         code = 0
         if ids is not None and len(ids) > done:
             missing = [i for i in ids if i not in parked]
-            print(f"outbox: not parked (unknown, pending or already delivered): "
-                  f"{', '.join(missing)}", file=sys.stderr)
+            say(f"outbox: not parked (unknown, pending or already delivered): "
+                f"{', '.join(missing)}", args.secrets)
             code = 1
+        targets = known if ids is None else known.intersection(ids)
         if args.action == "retry" and args.webhook and targets:
             code = max(code, _deliver_now(box, args, targets))
         return code
 
 
 def _list(box: Any, args: argparse.Namespace) -> int:
-    from .outbox import event_row
+    from ..storage import event_row
+    from ..storage.outbox import iso
 
     events = box.list(include_pending=args.all)
     if args.event_ids:
@@ -257,25 +265,26 @@ def _list(box: Any, args: argparse.Namespace) -> int:
         for event in events:
             sys.stdout.write(json.dumps(event_row(event), ensure_ascii=False) + "\n")
     elif events:
-        print(f"{'EVENT_ID':<36}  {'STATUS':<7}  {'TRIES':>5}  {'HANDLE':<24}  "
-              f"{'FOLLOWED':<24}  LAST ERROR")
+        print(f"{'EVENT_ID':<36}  {'STATUS':<7}  {'TRIES':>5}  {'NEXT TRY':<25}  "
+              f"{'HANDLE':<24}  {'FOLLOWED':<24}  LAST ERROR")
         for e in events:
-            item = e.payload.get("item") or {}
+            item = (e.payload or {}).get("item") or {}
+            followed = item.get("uniqueId") or item.get("id") or "?"
+            next_try = "-" if e.parked else iso(e.next_attempt_at)
             print(f"{e.event_id:<36}  {'parked' if e.parked else 'pending':<7}  "
-                  f"{e.attempts:>5}  @{e.handle:<23}  @{item.get('uniqueId', '?'):<23}  "
-                  f"{e.last_error or ''}")
+                  f"{e.attempts:>5}  {next_try:<25}  @{e.handle:<23}  @{followed:<23}  "
+                  f"{one_line(e.last_error or '', 200)}")
     counts = box.counts()
-    print(f"outbox: {counts['parked']} parked, {counts['pending']} pending", file=sys.stderr)
+    say(f"outbox: {counts['parked']} parked, {counts['pending']} pending")
     return 0
 
 
 def _deliver_now(box: Any, args: argparse.Namespace, targets: set[str]) -> int:
-    from .delivery import Deliverer
+    from ..watch.delivery import Deliverer
 
     with _webhook(args) as webhook:
-        result = Deliverer(box.store.db, webhook).run_pass(only=targets)
-    print(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
-          + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
-             if result.failed else ""), file=sys.stderr)
+        result = Deliverer(box.database, webhook).run_pass(only=targets)
+    say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
+        + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
+           if result.failed else ""), args.secrets)
     return 0 if result.delivered == len(targets) else 1
-

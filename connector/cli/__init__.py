@@ -1,0 +1,91 @@
+"""`tiktok-following`: the command line. Every command has a Python call that does the same.
+
+Modules are imported inside each command so `--help` stays as quick as `import connector`.
+Whatever goes wrong, the user gets one line on stderr and an exit status (2: fix the input,
+nothing was sent; 1: anything else), never a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+from ..core.errors import ConnectorError
+from .common import PROG, Parser, RedactingFormatter, Secrets, say
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.secrets = secrets = Secrets()
+    if args.base_url:
+        from ..core.redact import url_secrets
+
+        secrets.add(*url_secrets(args.base_url))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s"))
+    own = logging.getLogger("connector")
+    if args.verbose:
+        # -v: the connector's own progress; -vv: urllib3 too (its lines name paths and hosts,
+        # which is why every line goes through the redacting formatter).
+        logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+        own.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
+        if args.verbose > 1:
+            logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    else:
+        handler.setLevel(logging.WARNING)
+        own.addHandler(handler)
+    try:
+        return _run(args)
+    finally:
+        own.removeHandler(handler)
+
+
+def _run(args: Any) -> int:
+    from ..invoke import exit_code
+
+    secrets = args.secrets
+    try:
+        return int(args.func(args) or 0)
+    except ConnectorError as err:
+        say(f"{PROG}: {err.message}", secrets)
+        return exit_code(err)
+    except KeyboardInterrupt:
+        say(f"{PROG}: interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader (head, a closed pipe) left; exit quietly like other Unix tools.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as err:  # a bug: one line, the traceback only with -vv
+        logging.getLogger("connector").debug("internal error", exc_info=True)
+        say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
+            "and report it", secrets)
+        return 1
+
+
+def _parser() -> Parser:
+    p = Parser(
+        prog=PROG,
+        description="Whom a TikTok account follows, and when it follows someone new "
+                    "(DumplingAI get-tiktok-user-following).",
+        epilog="Credentials: DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL, or --sandbox to use "
+               "a built-in stand-in with demo accounts and no key.",
+    )
+    p.add_argument("--sandbox", action="store_true",
+                   help="run against a built-in local stand-in (demo accounts, no API key)")
+    p.add_argument("--base-url", help="API base URL (default: $DUMPLINGAI_BASE_URL or "
+                                      "https://app.dumplingai.com)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=Parser)
+
+    from . import commands, watch
+
+    commands.add_commands(sub)
+    watch.add_commands(sub)
+    return p

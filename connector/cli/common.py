@@ -1,0 +1,172 @@
+"""What the CLI's commands share: the one-line error style, secrets kept out of every line,
+credentials from the environment or the stand-in, and item output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn, TextIO
+
+from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.errors import InputError
+from ..core.redact import one_line, redact, url_secrets
+
+PROG = "tiktok-following"
+
+
+class Secrets:
+    """Every secret this run knows of, so no line it prints or logs can hold one."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+        self.add(os.environ.get(API_KEY_ENV, "").strip(),
+                 *url_secrets(os.environ.get(BASE_URL_ENV, "")))
+
+    def add(self, *values: str | None) -> None:
+        self.values.extend(v for v in values if v)
+
+    def scrub(self, text: str) -> str:
+        return redact(text, self.values)
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter that removes the run's secrets from every line, tracebacks included."""
+
+    def __init__(self, secrets: Secrets, fmt: str) -> None:
+        super().__init__(fmt)
+        self.secrets = secrets
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.secrets.scrub(super().format(record))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors on one line (exit 2) instead of usage and error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {one_line(message, 300)} (see --help)\n")
+
+
+def say(text: str, secrets: Secrets | None = None, out: TextIO | None = None) -> None:
+    """One line on stderr (or `out`), secrets removed."""
+    line = one_line(text)
+    print(secrets.scrub(line) if secrets else line, file=out or sys.stderr, flush=True)
+
+
+@contextmanager
+def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """Credentials from $DUMPLINGAI_API_KEY and --base-url; with --sandbox, a demo stand-in
+    for the duration of the command."""
+    if args.sandbox:
+        from ..standin import StandIn
+
+        # Anchored to the hour so separate commands see the same demo accounts.
+        with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
+            yield {"apiKey": standin.api_key, "baseUrl": standin.url}
+        return
+    creds: dict[str, Any] = {}
+    if os.environ.get(API_KEY_ENV):
+        creds["apiKey"] = os.environ[API_KEY_ENV]
+    if args.base_url:
+        creds["baseUrl"] = args.base_url
+    yield creds
+
+
+def state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
+    """The --state-db option, the same on every command that keeps state."""
+    parser.add_argument(
+        "--state-db", metavar="PATH",
+        help="SQLite state file (default: " + (default_help or
+             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir") + ")")
+
+
+def whole_number(low: int, high: int) -> Any:
+    """An argparse type: a whole number from `low` to `high`, refused in one short line."""
+    def parse(text: str) -> int:
+        digits = text.strip().lstrip("-")
+        if not (digits.isdigit() and digits.isascii() and len(digits) <= 12):
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, "
+                                             f"got {_short(text)}")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, "
+                                             f"got {value}")
+        return value
+    return parse
+
+
+def seconds(low: float, high: float) -> Any:
+    """An argparse type: a finite number of seconds, more than `low` and at most `high`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text) if len(text) < 30 else math.nan
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and low < value <= high):
+            raise argparse.ArgumentTypeError(f"expected seconds, more than {low:g} and at most "
+                                             f"{high:g}, got {_short(text)}")
+        return value
+    return parse
+
+
+def _short(text: str) -> str:
+    return repr(text if len(text) <= 30 else text[:27] + "...")
+
+
+def read_text_file(path: str, option: str) -> str:
+    """A UTF-8 text file named on the command line ('-' is stdin), or an InputError."""
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read(10 * 2**20 + 1)
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path} is not a UTF-8 text file", field=option) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {option} {path}: {exc.strerror}", field=option) from None
+
+
+def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO, *, header: bool = True
+                ) -> None:
+    if fmt == "json":
+        json.dump(items, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "jsonl":
+        for item in items:
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+    else:
+        import csv
+
+        from ..core.items import STAT_FIELDS, USER_FIELDS
+
+        fields = ["id", *USER_FIELDS, *STAT_FIELDS, "profileUrl"]
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+        if header:
+            writer.writeheader()
+        writer.writerows(items)
+
+
+def poll_summary(meta: dict[str, Any]) -> str:
+    what = "baseline taken, " if meta["baseline"] else ""
+    extra = f", catching up ({meta['pendingGaps']} gaps)" if meta["catchingUp"] else ""
+    line = (f"@{meta['handle']}: {what}{plural(meta['newFollows'], 'new follow')}, "
+            f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
+            f"{extra}")
+    return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def rate(meta: dict[str, Any]) -> str:
+    if meta.get("rateLimitRemaining") is None:
+        return ""
+    return f", rate limit {meta['rateLimitRemaining']}/{meta['rateLimitLimit']} left"

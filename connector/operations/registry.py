@@ -1,0 +1,69 @@
+"""The operations by key, and everything about a call that can be checked before sending."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..core.errors import InputError
+from ..core.handles import normalize_handle
+from ..core.manifests import prepare_inputs
+from .results import Result
+
+#: The `requestSource` values the endpoint accepts (its OpenAPI enum).
+REQUEST_SOURCES = ("API", "WEB", "MAKE_DOT_COM", "ZAPIER", "N8N", "PLAYGROUND",
+                   "DEFAULT_AUTOMATION", "AGENT_PREVIEW", "AGENT_LIVE", "AUTOPILOT", "STUDIO")
+PLATFORM_SOURCES = {None: "API", "api": "API", "zapier": "ZAPIER", "n8n": "N8N",
+                    "make": "MAKE_DOT_COM"}
+MODES = ("live", "test")
+
+
+def registry() -> dict[str, Callable[..., Result]]:
+    """Operation key -> run(source, inputs, *, request_source, state, mode) -> Result."""
+    from . import action, trigger
+
+    return {action.KEY: action.run, trigger.KEY: trigger.run}
+
+
+def request_source(platform: Any, explicit: Any = None) -> str:
+    """`requestSource` for every request: the explicit input if given, else the platform's."""
+    if explicit is not None:
+        if explicit not in REQUEST_SOURCES:
+            raise InputError(f"requestSource must be one of {', '.join(REQUEST_SOURCES)}; "
+                             f"got {_short(explicit)}", field="requestSource")
+        return explicit
+    if not (platform is None or isinstance(platform, str)) or platform not in PLATFORM_SOURCES:
+        raise InputError("platform must be one of zapier, n8n, make, api; "
+                         f"got {_short(platform)}", field="platform")
+    return PLATFORM_SOURCES[platform]
+
+
+def prepare(
+    operation: Any, inputs: Any, *, platform: Any = None, mode: Any = "live"
+) -> tuple[dict[str, Any], str]:
+    """Validate everything about a call that needs no network: operation, inputs, platform,
+    mode. Returns the inputs with defaults applied and the handle normalised (once, here),
+    and the requestSource to send."""
+    operations = registry()
+    if not isinstance(operation, str) or operation not in operations:
+        raise InputError(f"unknown operation {_short(operation)}; the operations are: "
+                         f"{', '.join(operations)}", field="operation")
+    if mode not in MODES:
+        raise InputError(f"mode must be 'live' or 'test', got {_short(mode)}", field="mode")
+    source = request_source(platform)  # the platform is checked even when an input overrides it
+    if isinstance(inputs, dict) and "handle" in inputs:
+        # Normalised first, once: its error says more than the schema's pattern can.
+        inputs = {**inputs, "handle": normalize_handle(inputs["handle"])}
+    values = prepare_inputs(operation, inputs)
+    explicit = values.pop("requestSource", None)
+    if explicit is not None:
+        source = request_source(platform, explicit)
+    return values, source
+
+
+def _short(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails (a huge int) must not turn into a traceback
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,148 @@
+"""Polling with the embedded store, for people without a runner.
+
+    store = connector.open_store()                # or open_store("follows.db")
+    with store.poll("@someone") as batch:          # holds the handle's lock
+        for item in batch.items:
+            handle(item)
+        batch.commit()                             # only now is the state advanced
+
+Leaving the block without `commit()` (an exception, a crash) keeps the old state, so the same
+follows come back on the next poll: at-least-once, never lost.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from .core.config import RetryPolicy, Timeouts
+from .core.http import PageSource, client_for
+from .operations import prepare, trigger
+from .storage import Database, new_event, open_database
+from .storage.outbox import now_iso
+
+__all__ = ["Batch", "Store", "open_store", "state_key"]
+
+
+def state_key(handle: str) -> str:
+    """Where a handle's trigger state is kept in the database."""
+    return f"{trigger.KEY}:{handle}"
+
+
+@dataclass
+class Batch:
+    """One poll's result, holding the handle's lock until it is committed or closed."""
+
+    handle: str
+    items: list[dict[str, Any]]
+    meta: dict[str, Any]
+    state: dict[str, Any] | None
+    _database: Database = field(repr=False)
+    _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
+    committed: bool = False
+
+    def commit(self, *, outbox: bool = False) -> int:
+        """Save the new state (and, with outbox=True, the items as outbox events, in the same
+        transaction). Call it after the items were handled. Returns events queued."""
+        if self.committed:
+            return 0
+        events = []
+        if outbox:
+            detected = now_iso()
+            events = [(eid, self.handle, payload) for eid, payload in
+                      (new_event(self.handle, item, detected_at=detected) for item in self.items)]
+        added = 0
+        if self.state is not None:
+            added = self._database.save(state_key(self.handle), self.state, events)
+        self.committed = True
+        self.close()
+        return added
+
+    def close(self) -> None:
+        if self._hold is not None:
+            hold, self._hold = self._hold, None
+            hold.__exit__(None, None, None)
+
+    def __enter__(self) -> Batch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Store:
+    """The embedded state database, with the trigger as a method."""
+
+    def __init__(self, target: str | os.PathLike[str] | Database | None = None) -> None:
+        self._owns = not isinstance(target, Database)
+        self.database = open_database(target)
+
+    @property
+    def location(self) -> str:
+        return self.database.location
+
+    def close(self) -> None:
+        if self._owns:
+            self.database.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def poll(
+        self,
+        handle: str,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        platform: str | None = None,
+        client: PageSource | None = None,
+        lock_timeout: float = 300.0,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> Batch:
+        """Poll `handle` once with the stored state; commit the returned Batch to advance it."""
+        values, source = prepare(trigger.KEY, {**(inputs or {}), "handle": handle},
+                                 platform=platform)
+        return self.poll_prepared(values, source, credentials=credentials, client=client,
+                                  lock_timeout=lock_timeout, retry=retry, timeouts=timeouts)
+
+    def poll_prepared(
+        self,
+        values: dict[str, Any],
+        source: str,
+        *,
+        credentials: Mapping[str, Any] | None = None,
+        client: PageSource | None = None,
+        lock_timeout: float = 300.0,
+        retry: RetryPolicy | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> Batch:
+        """`poll` for inputs already checked by `operations.prepare` (watch checks them once
+        for all its handles)."""
+        name = values["handle"]
+        key = state_key(name)
+        with ExitStack() as stack:
+            own = stack.enter_context(client_for(client, credentials=credentials, retry=retry,
+                                                 timeouts=timeouts))
+            hold = self.database.lock(key, lock_timeout)
+            hold.__enter__()
+            try:
+                # Read state only once the lock is held: it may just have been advanced.
+                state = self.database.load_state(key)
+                result = trigger.run(own, values, source=source, state=state)
+            except BaseException:
+                hold.__exit__(None, None, None)
+                raise
+        return Batch(name, result.items, result.meta, result.state, self.database, hold)
+
+
+def open_store(target: str | os.PathLike[str] | Database | None = None) -> Store:
+    """Open (or create) the state database: a path or postgresql:// URL, else
+    $TIKTOK_FOLLOWING_STATE_DB, else the platform's data dir."""
+    return Store(target)
