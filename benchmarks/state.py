@@ -19,7 +19,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-from connector.operations.state import KNOWN_LIMIT, TriggerState
+from connector.operations.state import KNOWN_LIMIT, Memory, TriggerState
 from connector.polling import state_key
 from connector.storage.sqlite import SQLiteDatabase as StateStore
 
@@ -38,7 +38,8 @@ def state_for(i: int, known: int) -> dict[str, Any]:
     """The trigger's state for handle i: its `known` most recent follows, newest first."""
     start = ID_BASE + i * 1_000_003 * known
     ids = list(map(str, range(start + known - 1, start - 1, -1)))
-    return TriggerState(handle=handle_name(i), watermark=WATERMARK + i, known=ids).to_json()
+    return TriggerState(handle=handle_name(i), watermark=WATERMARK + i,
+                        known=Memory().remember(reversed(ids))).to_json()
 
 
 def build(path: Path, handles: int, known: int) -> float:
@@ -53,9 +54,9 @@ def build(path: Path, handles: int, known: int) -> float:
 def poll_commit(store: StateStore, key: str, new_id: str) -> tuple[float, float]:
     """One poll's state round trip: load and parse, one new follow, serialise and save."""
     started = time.perf_counter()
-    state = TriggerState.from_json(store.load(key))
+    state = TriggerState.from_json(store.load_state(key))
     loaded = time.perf_counter()
-    state.known = [new_id, *state.known][:KNOWN_LIMIT]
+    state.known = state.known.remember([new_id])
     state.watermark = int(time.time() * 1000)
     store.save(key, state.to_json())
     return loaded - started, time.perf_counter() - loaded

@@ -141,7 +141,7 @@ def test_state_round_trips_through_invoke(standin):
     first = cli(standin, "invoke", stdin=json.dumps(request))
     assert first.returncode == 0, first.stderr
     state = json.loads(first.stdout)["state"]
-    assert state["v"] == 1
+    assert state["v"] == 2
     new = standin.follow_many(HANDLE, 2)
     second = cli(standin, "invoke", stdin=json.dumps({**request, "state": state}))
     body = json.loads(second.stdout)

@@ -14,7 +14,7 @@ import pytest
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.operations.state import KNOWN_LIMIT
+from connector.operations.state import KNOWN_LIMIT, TriggerState
 from connector.standin import Fault, StandIn
 from tests.support import API_KEY
 
@@ -71,7 +71,7 @@ def test_first_poll_takes_a_baseline_and_emits_nothing(world):
     assert result.items == []
     assert result.meta["baseline"] is True
     assert world.requests == [1]
-    assert len(result.state["known"]) == P
+    assert len(TriggerState.from_json(result.state).known) == P
 
 
 def test_a_poll_with_nothing_new_costs_one_request(world):
@@ -294,8 +294,22 @@ def test_state_is_versioned_json_within_its_documented_bound(world):
     for _ in range(3):
         world.poll()
     state = world.state
-    assert state["v"] == 1 and len(state["known"]) == KNOWN_LIMIT
-    assert len(json.dumps(state)) < 150_000
+    assert state["v"] == 2
+    assert 3750 <= len(TriggerState.from_json(state).known) <= KNOWN_LIMIT
+    assert len(json.dumps(state)) <= 20 * 1024
+
+
+def test_state_of_the_previous_release_still_loads_and_polls_on_exactly(world):
+    world.poll()
+    before = world.standin.following(HANDLE)
+    old = {"v": 1, "handle": HANDLE, "watermark": world.state["watermark"],
+           "known": [u["id"] for u in before[:P]], "gaps": []}
+    world.state = old
+    new = world.standin.follow_many(HANDLE, 3)
+    result = world.poll()
+    assert [key(i) for i in result.items] == ids(new)
+    assert result.state["v"] == 2
+    assert world.poll().items == []
 
 
 # Loss paths an adversarial review found (issue 8): each test failed on the earlier code.

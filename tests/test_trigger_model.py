@@ -17,6 +17,7 @@ baseline and still followed exactly once, and no baseline account, ever.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
@@ -28,6 +29,7 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
+from urllib3 import HTTPResponse
 
 import connector
 from connector.core.config import Credentials
@@ -140,11 +142,11 @@ class ModelAdapter(BaseAdapter):
         response.request = request
         response.url = request.url
         if isinstance(payload, str):
-            response._content = payload.encode()
-            response.headers["Content-Type"] = "text/html"
+            body, kind = payload.encode(), "text/html"
         else:
-            response._content = json.dumps(payload).encode()
-            response.headers["Content-Type"] = "application/json"
+            body, kind = json.dumps(payload).encode(), "application/json"
+        response.headers["Content-Type"] = kind
+        response.raw = HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
         return response
 
     def close(self) -> None:

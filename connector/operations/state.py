@@ -1,32 +1,45 @@
-"""The trigger's state: a small, versioned JSON object that the runner (or SQLite) keeps.
+"""The trigger's state: a small, versioned JSON object that the runner (or a database) keeps.
 
 What it remembers, and why that is enough:
 - `watermark`: the follow-time cursor of the newest follow seen. The next poll reads down only
   until a page reaches it: everything newer is on the pages before.
-- `known`: identity keys of the accounts emitted, baselined or proven old, newest first, at
-  most KNOWN_LIMIT (5,000). They tell new from old on the page where a walk stops, and keep
-  re-follows and page-boundary repeats from being emitted twice. 5,000 is the upstream's own
-  depth cap: the list never shows more.
+- `known`: the accounts emitted, baselined or proven old, at most KNOWN_LIMIT (5,000), the
+  upstream's own depth cap. They tell new from old on the page where a walk stops, and keep
+  re-follows and page-boundary repeats from being emitted twice. Kept compact (see Memory):
+  32-bit fingerprints of their identities, in segments newest first, so 5,000 of them take
+  under 20 KB.
 - `gaps`: cursor ranges of follows detected but not read yet, because a burst exceeded one
   poll's page budget or the upstream failed part-way. Later polls read them; a range whose
   reading failed is retried after 1, 2, 4, 8 ... polls (`tries`, `wait`). At most GAP_LIMIT;
   at the bound the trigger catches up before it reads new follows, so nothing is dropped.
-At the bounds the JSON is about 110 KB. Anything else in a state object is damage: it is
-refused with a StateError before any request, never repaired silently.
+At 5,000 remembered accounts the JSON is under 20 KB. Anything else in a state object is
+damage: it is refused with a StateError before any request, never repaired silently. State of
+version 1 (identities as a plain list of strings, up to 110 KB) still loads.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
+import sys
+import zlib
+from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from ..core import cursors
 from ..core.errors import StateError
 from ..core.handles import normalize_handle
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 KNOWN_LIMIT = 5000
+#: Remembered accounts are sealed into segments of this many; the oldest segment is dropped
+#: whole when more than KNOWN_LIMIT are remembered, so between 3,750 and 5,000 stay.
+SEGMENT = 1250
 GAP_LIMIT = 20
 #: A range that keeps failing is retried at least this often (in polls).
 MAX_WAIT = 31
@@ -66,11 +79,102 @@ class Gap:
         return out
 
 
+def fingerprint(key: str) -> int:
+    """The 32-bit fingerprint an identity is remembered by. With 5,000 remembered, a new
+    account shares one with a remembered account about once in 860,000 new follows."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big")
+
+
+class _Segment:
+    """Fingerprints remembered together, and their text form once computed."""
+
+    __slots__ = ("prints", "text")
+
+    def __init__(self, prints: set[int], text: str | None = None) -> None:
+        self.prints = prints
+        self.text = text
+
+    def encode(self) -> str:
+        """Sorted fingerprints as deltas, split into byte planes (the high bytes of deltas are
+        mostly zero and compress well), deflated, in base85: about 3.9 characters each."""
+        if self.text is None:
+            ordered = sorted(self.prints)
+            deltas = [b - a for a, b in zip([0, *ordered], ordered, strict=False)]
+            words = array("I", deltas)
+            if sys.byteorder == "little":
+                words.byteswap()
+            raw = words.tobytes()
+            planes = b"".join(raw[i::4] for i in range(4))
+            self.text = base64.b85encode(zlib.compress(planes, 9)).decode("ascii")
+        return self.text
+
+    @classmethod
+    def decode(cls, text: str) -> _Segment:
+        planes = zlib.decompress(base64.b85decode(text), bufsize=4 * SEGMENT * 4 + 64)
+        n, rest = divmod(len(planes), 4)
+        if rest or n > 4 * SEGMENT:
+            raise ValueError("not a segment")
+        # Interleave the planes back into big-endian words, all in C: slices, not loops.
+        words = bytearray(4 * n)
+        for i in range(4):
+            words[i::4] = planes[i * n:(i + 1) * n]
+        deltas = array("I", bytes(words))
+        if sys.byteorder == "little":
+            deltas.byteswap()
+        return cls(set(accumulate(deltas)), text)
+
+
+class Memory:
+    """The accounts a trigger remembers, by fingerprint, in segments newest first."""
+
+    def __init__(self, segments: list[_Segment] | None = None) -> None:
+        self._segments = segments or []
+        self._all: set[int] = set().union(*(s.prints for s in self._segments))
+
+    def __contains__(self, key: str) -> bool:
+        return fingerprint(key) in self._all
+
+    def __len__(self) -> int:
+        return sum(len(s.prints) for s in self._segments)
+
+    def remember(self, keys: Iterable[str]) -> Memory:
+        """A new Memory with `keys` added to the newest segment (sealed at SEGMENT), the
+        oldest segments dropped while more than KNOWN_LIMIT are remembered."""
+        new = {fingerprint(k) for k in keys} - self._all
+        if not new:
+            return self
+        segments = list(self._segments)
+        if segments and len(segments[0].prints) < SEGMENT:
+            room = SEGMENT - len(segments[0].prints)
+            taken = set(sorted(new)[:room])
+            segments[0] = _Segment(segments[0].prints | taken)
+            new -= taken
+        for chunk in _chunks(sorted(new), SEGMENT):
+            segments.insert(0, _Segment(set(chunk)))
+        while len(segments) > 1 and sum(len(s.prints) for s in segments) > KNOWN_LIMIT:
+            segments.pop()
+        return Memory(segments)
+
+    def to_json(self) -> list[str]:
+        return [s.encode() for s in self._segments]
+
+    @classmethod
+    def from_json(cls, data: Any, version: int) -> Memory:
+        """Version 2: segments; version 1: identity keys, newest first."""
+        if version == 1:
+            return cls().remember(reversed(data)) if data else cls()
+        return cls([_Segment.decode(text) for text in data])
+
+
+def _chunks(items: list[int], size: int) -> list[list[int]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
 @dataclass
 class TriggerState:
     handle: str
     watermark: Any = None
-    known: list[str] = field(default_factory=list)
+    known: Memory = field(default_factory=Memory)
     gaps: list[Gap] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -78,7 +182,7 @@ class TriggerState:
             "v": STATE_VERSION,
             "handle": self.handle,
             "watermark": self.watermark,
-            "known": self.known[:KNOWN_LIMIT],
+            "known": self.known.to_json(),
             "gaps": [g.to_json() for g in self.gaps],
         }
 
@@ -114,20 +218,27 @@ class TriggerState:
         watermark = data.get("watermark")
         _check_cursor(watermark, "watermark")
         known = data.get("known", [])
+        limit = KNOWN_LIMIT if version == 1 else KNOWN_LIMIT // SEGMENT + 2
         if not isinstance(known, list) or not all(
-            isinstance(k, str) and 0 < len(k) <= _MAX_KEY for k in known
+            isinstance(k, str) and 0 < len(k) <= (_MAX_KEY if version == 1 else 8 * SEGMENT)
+            for k in known
         ):
-            raise StateError(f"state is damaged: 'known' must be a list of account ids; {_RESTORE}")
-        if len(known) > KNOWN_LIMIT:
-            raise StateError(f"state is damaged: 'known' holds {len(known)} ids, more than the "
-                             f"{KNOWN_LIMIT} this connector keeps; {_RESTORE}")
+            raise StateError(f"state is damaged: 'known' must be a list of "
+                             f"{'account ids' if version == 1 else 'segments'}; {_RESTORE}")
+        if len(known) > limit:
+            raise StateError(f"state is damaged: 'known' holds {len(known)} entries, more than "
+                             f"the {limit} this connector keeps; {_RESTORE}")
+        try:
+            memory = Memory.from_json(known, version)
+        except (ValueError, zlib.error, binascii.Error):
+            raise StateError(f"state is damaged: 'known' does not decode; {_RESTORE}") from None
         raw_gaps = data.get("gaps", [])
         if not isinstance(raw_gaps, list):
             raise StateError(f"state is damaged: 'gaps' must be a list; {_RESTORE}")
         if len(raw_gaps) > GAP_LIMIT:
             raise StateError(f"state is damaged: {len(raw_gaps)} gaps, more than the "
                              f"{GAP_LIMIT} this connector keeps; {_RESTORE}")
-        return cls(handle=handle, watermark=watermark, known=known,
+        return cls(handle=handle, watermark=watermark, known=memory,
                    gaps=[_gap(g) for g in raw_gaps])
 
 

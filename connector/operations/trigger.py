@@ -19,7 +19,7 @@ from ..core.http import Page, PageSource
 from ..core.items import flatten, identity, is_stable
 from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
 from .results import CREDITS_PER_REQUEST, Result
-from .state import GAP_LIMIT, KNOWN_LIMIT, Gap, TriggerState
+from .state import GAP_LIMIT, Gap, Memory, TriggerState
 
 KEY = "new_account_followed"
 TEST_ITEMS = 3
@@ -125,7 +125,7 @@ class _PollRun:
                                       "saved, the next poll tries again")
         entries = _unique(page.entries)
         state = TriggerState(handle=handle, watermark=_newest_cursor(page),
-                             known=[identity(e) for e in entries][:KNOWN_LIMIT])
+                             known=Memory().remember(identity(e) for e in entries))
         items = [flatten(e) for e in reversed(entries)] if emit else []
         return state, items
 
@@ -142,7 +142,7 @@ class _PollRun:
         watermark; gaps, oldest first, read what earlier polls could not. A range whose read
         the upstream broke off is kept and tried again later; only the depth cap ends one.
         """
-        known = set(prior.known)
+        known = _Known(prior.known)
         floor = cursors.lowest([prior.watermark, *(g.stop for g in prior.gaps)])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
         # (waiting out a failure, or no budget left) keeps its place.
@@ -207,13 +207,13 @@ class _PollRun:
         state = TriggerState(
             handle=prior.handle,
             watermark=watermark,
-            known=list(dict.fromkeys([*new_keys, *prior.known, *proven_old]))[:KNOWN_LIMIT],
+            known=prior.known.remember([*proven_old, *reversed(new_keys)]),
             gaps=gaps,
         )
         items = [flatten(e) for i in order for _, e in reversed(found[i])]
         return state, items
 
-    def _walk(self, start: Any, stop: Any, pages: int, known: set[str], floor: Any,
+    def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
               gap: Gap | None) -> _RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
         ends), within `pages` pages; `gap` is the range being read, None for the top walk."""
@@ -256,7 +256,7 @@ class _PollRun:
         return walk
 
     def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str], stop: Any,
-                known: set[str], floor: Any, tries: int) -> bool:
+                known: _Known, floor: Any, tries: int) -> bool:
         """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
         Returns False when that could not be done now and the page is left for later."""
         fresh = set(read.fresh_keys)
@@ -337,6 +337,20 @@ class _PollRun:
             "rateLimitLimit": rate.limit if rate else None,
             "rateLimitRemaining": rate.remaining if rate else None,
         }
+
+
+class _Known:
+    """What the trigger remembers, plus what this poll has learnt so far."""
+
+    def __init__(self, memory: Memory) -> None:
+        self.memory = memory
+        self.learnt: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.learnt or key in self.memory
+
+    def update(self, keys: Any) -> None:
+        self.learnt.update(keys)
 
 
 def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
