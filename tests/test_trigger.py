@@ -278,12 +278,42 @@ def test_a_changed_handle_starts_a_new_baseline_and_says_so(world, standin):
         ({"handle": HANDLE}, "no version"),
         ({"v": 1, "handle": HANDLE, "known": "abc"}, "damaged"),
         ([1, 2], "JSON object"),
+        # Damage that used to spend credits, then fail as an internal error.
+        ({"v": 2, "handle": HANDLE, "watermark": "abc"}, "watermark 'abc'"),
+        ({"v": 2, "handle": HANDLE, "watermark": {}}, "watermark"),
+        ({"v": 2, "handle": HANDLE, "watermark": []}, "watermark"),
+        ({"v": 2, "handle": HANDLE, "watermark": float("inf")}, "watermark"),  # JSON's 1e400
+        ({"v": 2, "handle": HANDLE, "watermark": 10**5000}, "watermark"),
+        ({"v": 2, "handle": HANDLE, "watermark": 5, "gaps": [{"from": "abc", "to": 1}]},
+         "gap 'from'"),
+        ({"v": 2, "handle": HANDLE, "watermark": 5, "gaps": [{"from": 9, "to": 1}] * 1000},
+         "1000 gaps"),
+        ({"v": 2, "handle": HANDLE, "gaps": [{"from": 9, "to": 1, "tries": -1}]}, "tries"),
+        ({"v": True, "handle": HANDLE}, "version True"),
+        ({"v": 0, "handle": HANDLE}, "version 0"),
+        ({"v": -1, "handle": HANDLE}, "version -1"),
+        ({"v": 2, "handle": "not a handle!"}, "not a TikTok handle"),
+        ({"v": 2, "handle": HANDLE, "known": ["!!!!"]}, "does not decode"),
+        ({"v": 2, "handle": HANDLE, "known": [1, 2]}, "segments"),
     ],
 )
 def test_bad_state_is_an_error_before_any_request(standin, creds, bad, message):
     standin.add_account(HANDLE, 5)
-    with pytest.raises(connector.StateError, match=message):
+    with pytest.raises(connector.StateError) as caught:
         connector.run("new_account_followed", {"handle": HANDLE}, credentials=creds, state=bad)
+    assert message in caught.value.message and caught.value.sent_nothing
+    assert "\n" not in caught.value.message and len(caught.value.message) < 300
+    assert standin.count_requests() == 0
+
+
+def test_bad_state_through_invoke_is_a_state_error_exiting_2(standin, creds):
+    from connector import invoke
+
+    standin.add_account(HANDLE, 5)
+    code, body = invoke.answer(json.dumps({
+        "operation": "new_account_followed", "inputs": {"handle": HANDLE},
+        "credentials": creds, "state": {"v": 2, "handle": HANDLE, "watermark": "abc"}}))
+    assert (code, body["error"]["type"]) == (2, "state_error")
     assert standin.count_requests() == 0
 
 

@@ -110,9 +110,11 @@ class _Segment:
 
     @classmethod
     def decode(cls, text: str) -> _Segment:
-        planes = zlib.decompress(base64.b85decode(text), bufsize=4 * SEGMENT * 4 + 64)
+        # Bounded: a damaged (or hostile) state must not inflate into gigabytes.
+        inflate = zlib.decompressobj()
+        planes = inflate.decompress(base64.b85decode(text), 4 * SEGMENT + 1)
         n, rest = divmod(len(planes), 4)
-        if rest or n > 4 * SEGMENT:
+        if rest or n > SEGMENT or inflate.unconsumed_tail or not inflate.eof:
             raise ValueError("not a segment")
         # Interleave the planes back into big-endian words, all in C: slices, not loops.
         words = bytearray(4 * n)
