@@ -181,13 +181,20 @@ def test_accounts_repeated_at_page_boundaries_are_emitted_once(standin, creds):
     assert world.requests[1:] == [bound(25), 1]
 
 
+def follow_without(world, fields: tuple[str, ...], first: int, n: int = 3) -> list[dict]:
+    """`n` new follows of generated users stripped of `fields` (id, secUid ...)."""
+    followed = []
+    for i in range(n):
+        user = world.standin.make_user(first + i)
+        for name in fields:
+            user.pop(name)
+        followed.append(world.standin.follow(HANDLE, user))
+    return followed
+
+
 def test_accounts_without_id_are_identified_by_secuid(world):
     world.poll()
-    nameless = []
-    for n in range(3):
-        user = world.standin.make_user(900 + n)
-        user.pop("id")
-        nameless.append(world.standin.follow(HANDLE, user))
+    nameless = follow_without(world, ("id",), 900)
     result = world.poll()
     assert [i["secUid"] for i in result.items] == [u["secUid"] for u in nameless]
     assert all(i["id"] is None for i in result.items)
@@ -411,12 +418,7 @@ def test_a_range_the_upstream_keeps_breaking_is_retried_later_never_dropped(
 
 def test_accounts_with_only_a_handle_are_told_apart_and_emitted_once(world):
     world.poll()
-    users = []
-    for n in range(3):
-        user = world.standin.make_user(800 + n)
-        user.pop("id")
-        user.pop("secUid")
-        users.append(world.standin.follow(HANDLE, user))
+    users = follow_without(world, ("id", "secUid"), 800)
     result = world.poll()
     assert [i["uniqueId"] for i in result.items] == [u["uniqueId"] for u in users]
     assert world.poll().items == [] and world.poll().items == []
