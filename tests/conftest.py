@@ -6,21 +6,11 @@ Cassette tests script the stand-in exactly as when they were recorded; on replay
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from connector.core.config import RetryPolicy
 from connector.standin import StandIn
-
-ROOT = Path(__file__).resolve().parent.parent
-API_KEY = "test-key-0123456789"
-#: CONTRACT 2's emitted item, in order: written out here as the spec, not taken from the code.
-ITEM_FIELDS = [
-    "id", "uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
-    "privateAccount", "followerCount", "followingCount", "heartCount", "videoCount",
-    "diggCount", "profileUrl",
-]
+from tests.support import API_KEY, ROOT
 
 
 @pytest.fixture

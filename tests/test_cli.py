@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +12,7 @@ import connector
 from connector import cli
 from connector.cli import commands as cli_commands
 from connector.core import manifests
-from tests.support import ITEM_FIELDS
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ITEM_FIELDS, run_cli
 
 
 @pytest.fixture
@@ -55,15 +50,9 @@ def test_manifest_with_an_unknown_key_exits_2_naming_the_known_ones(capsys) -> N
 
 
 def test_manifest_runs_as_a_module_without_credentials() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "connector.cli", "manifest", "connector"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=True,
-    )
-    assert json.loads(proc.stdout)["operations"] == manifests.operation_keys()
+    run = run_cli("manifest", "connector", key=None)
+    assert run.code == 0, run.stderr
+    assert run.json["operations"] == manifests.operation_keys()
 
 
 # --------------------------------------------------------------------------- list

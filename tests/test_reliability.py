@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import subprocess
-import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +14,7 @@ import connector
 from connector import invoke
 from connector.core.config import RetryPolicy, Timeouts
 from connector.standin import Fault, StandIn
+from tests.support import request, run_invoke
 
 CANARY = "sk_CANARY_7f3a9c1e5b2d"
 OPS = ["get_tiktok_user_following", "new_account_followed"]
@@ -226,19 +225,7 @@ def test_a_canary_key_never_leaks_on_input_config_and_transport_errors(caplog, t
         )
         assert code in (1, 2) and "error" in body
         texts.append(json.dumps(body))
-    cli = subprocess.run(
-        [sys.executable, "-m", "connector.cli", "invoke"],
-        input=json.dumps(
-            {
-                "operation": OPS[0],
-                "inputs": {"handle": "ok"},
-                "credentials": {"apiKey": CANARY, "baseUrl": dead},
-            }
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert cli.returncode == 1 and "Traceback" not in cli.stderr
+    cli = run_invoke(request(OPS[0], {"handle": "ok"}, {"apiKey": CANARY, "baseUrl": dead}))
+    assert cli.code == 1 and "Traceback" not in cli.stderr
     texts += [cli.stdout, cli.stderr, caplog.text]
     assert all(CANARY not in t for t in texts)

@@ -6,10 +6,8 @@ injected short so nothing here sleeps for long.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
 from connector.watch.webhook import check_webhook_url, parse_header
 from tests.receiver import Receiver
-from tests.support import API_KEY, ROOT
+from tests.support import API_KEY, start_cli
 
 SECRET = "s3cret-token-value"
 
@@ -345,13 +343,8 @@ def test_handles_file_adds_handles_and_skips_comments(standin, cli_env, db, rece
 def watch_process(standin, db: Path, receiver: Receiver, *args: str,
                   verbose: bool = False) -> subprocess.Popen:
     """`tiktok-following watch ARGS` in a child process, on the stand-in and the receiver."""
-    env = {**os.environ, "DUMPLINGAI_API_KEY": API_KEY}
-    env.pop("TIKTOK_FOLLOWING_WEBHOOK", None)
-    command = [sys.executable, "-m", "connector.cli", "--base-url", standin.url,
-               *(["-v"] if verbose else []), "watch", *args, "--webhook", receiver.url,
-               "--state-db", str(db)]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_cli("--base-url", standin.url, *(["-v"] if verbose else []), "watch", *args,
+                     "--webhook", receiver.url, "--state-db", str(db))
 
 
 @pytest.mark.slow
