@@ -75,7 +75,7 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     # The key is left to the environment, so an error about it names DUMPLINGAI_API_KEY,
     # where the user set it; the URL is checked here for its error to name --base-url.
     creds: dict[str, Any] = {}
-    if args.base_url:
+    if args.base_url is not None:  # given but blank is a mistake, not "the default"
         creds["baseUrl"] = check_base_url(args.base_url, field_name="--base-url")
     yield creds
 
