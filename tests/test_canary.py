@@ -140,7 +140,8 @@ def test_credentials_api_key_never_leaks_through_an_error_path(
                  *files_under(tmp_path))
 
 
-def test_credentials_api_key_never_leaks_on_bad_input_or_an_unreachable_host(caplog):
+def test_credentials_api_key_never_leaks_on_bad_input_or_an_unreachable_host(caplog,
+                                                                           instant_client):
     caplog.set_level(logging.DEBUG)
     dead = f"http://127.0.0.1:{closed_port()}"
     cases = [
@@ -160,7 +161,8 @@ def test_credentials_api_key_never_leaks_on_bad_input_or_an_unreachable_host(cap
                                    retry=RetryPolicy.no_wait(1))
         assert code in (1, 2) and "error" in body
         texts.append(json.dumps(body))
-    run = run_invoke(request(ACTION, {"handle": "ok"}, {"apiKey": KEY, "baseUrl": dead}))
+    run = run_main("-vv", "invoke", stdin=json.dumps(request(ACTION, {"handle": "ok"},
+                                                             {"apiKey": KEY, "baseUrl": dead})))
     assert run.code == 1 and "Traceback" not in run.stderr
     assert_clean(*texts, run.output, caplog.text)
 
