@@ -1,13 +1,18 @@
-"""What many test files share: the test key, the item fields the contract promises, and one
-way to run the CLI or `invoke` in a subprocess, as a runner would."""
+"""What many test files share: the test key, the item fields the contract promises, one
+`invoke` request builder, and one way to run the CLI, `invoke` or a Python snippet in a
+subprocess (as a runner would) or the CLI in this process (for tests that run it many times).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,8 @@ ITEM_FIELDS = [
 ]
 ACTION = "get_tiktok_user_following"
 TRIGGER = "new_account_followed"
+#: The command line, as a child process runs it.
+CLI = (sys.executable, "-m", "connector.cli")
 
 
 def request(operation: str = ACTION, inputs: Mapping[str, Any] | None = None,
@@ -38,7 +45,7 @@ def request(operation: str = ACTION, inputs: Mapping[str, Any] | None = None,
 
 @dataclass
 class Run:
-    """A finished subprocess: exit code, stdout, stderr, and stdout as JSON when it is."""
+    """A finished run: exit code, stdout, stderr, and stdout as JSON when it is."""
 
     code: int
     stdout: str
@@ -56,27 +63,126 @@ class Run:
     def error(self) -> dict[str, Any]:
         return self.json["error"]
 
+    @property
+    def output(self) -> str:
+        """Everything the run printed, on both channels."""
+        return self.stdout + self.stderr
 
-def run_cli(*args: str, stdin: str | bytes | None = None, env: Mapping[str, str] | None = None,
-            key: str | None = API_KEY, timeout: float = 60) -> Run:
-    """`tiktok-following ARGS` in a fresh interpreter (`python -m connector.cli`), with the
-    test key in DUMPLINGAI_API_KEY unless `key` is None, and `env` on top."""
-    full = {k: v for k, v in os.environ.items() if not k.startswith(("DUMPLINGAI_",
-                                                                        "TIKTOK_FOLLOWING_"))}
+
+def child_env(key: str | None = API_KEY, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child: this one without DUMPLINGAI_* and TIKTOK_FOLLOWING_*
+    (a developer's own settings must not leak into a test), the test key in
+    DUMPLINGAI_API_KEY unless `key` is None, and `env` on top."""
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DUMPLINGAI_", "TIKTOK_FOLLOWING_"))}
     if key is not None:
         full["DUMPLINGAI_API_KEY"] = key
     full.update(env or {})
+    return full
+
+
+def run(argv: Sequence[str], *, stdin: str | bytes | None = None,
+        env: Mapping[str, str] | None = None, key: str | None = API_KEY,
+        cwd: str | os.PathLike[str] = ROOT, timeout: float = 60) -> Run:
+    """Run `argv` to the end in the environment of `child_env(key, env)`."""
     binary = isinstance(stdin, bytes)
-    proc = subprocess.run([sys.executable, "-m", "connector.cli", *args], input=stdin,
-                          capture_output=True, text=not binary, env=full, timeout=timeout,
-                          cwd=ROOT)
+    proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=not binary,
+                          env=child_env(key, env), timeout=timeout, cwd=cwd)
     out, err = proc.stdout, proc.stderr
     if binary:
         out, err = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
     return Run(proc.returncode, out, err)
 
 
-def run_invoke(req: Any, **kwargs: Any) -> Run:
-    """`tiktok-following invoke` with `req` (a dict is sent as JSON, text or bytes as they are)."""
+def run_cli(*args: str, stdin: str | bytes | None = None, env: Mapping[str, str] | None = None,
+            key: str | None = API_KEY, timeout: float = 60) -> Run:
+    """`tiktok-following ARGS` in a fresh interpreter (`python -m connector.cli`), with the
+    test key in DUMPLINGAI_API_KEY unless `key` is None, and `env` on top."""
+    return run([*CLI, *args], stdin=stdin, env=env, key=key, timeout=timeout)
+
+
+def run_invoke(req: Any, *, key: str | None = None, **kwargs: Any) -> Run:
+    """`tiktok-following invoke` with `req` (a dict is sent as JSON, text or bytes as they are).
+    As a runner starts it: no DUMPLINGAI_* in the environment unless `key` or `env` says so."""
     stdin = req if isinstance(req, (str, bytes)) else json.dumps(req)
-    return run_cli("invoke", stdin=stdin, **kwargs)
+    return run_cli("invoke", stdin=stdin, key=key, **kwargs)
+
+
+def run_python(code: str, *, flags: Sequence[str] = (), env: Mapping[str, str] | None = None,
+               key: str | None = None, cwd: str | os.PathLike[str] = ROOT,
+               timeout: float = 60) -> Run:
+    """`python FLAGS -c CODE` in a fresh interpreter."""
+    return run([sys.executable, *flags, "-c", code], env=env, key=key, cwd=cwd,
+               timeout=timeout)
+
+
+def start_cli(*args: str, env: Mapping[str, str] | None = None, key: str | None = API_KEY
+              ) -> subprocess.Popen[str]:
+    """`tiktok-following ARGS` started and left running (stdout and stderr piped as text), for
+    tests that signal or kill it."""
+    return start([*CLI, *args], env=env, key=key)
+
+
+def start(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
+          key: str | None = API_KEY) -> subprocess.Popen[str]:
+    """`argv` started and left running, in the environment of `child_env(key, env)`."""
+    return subprocess.Popen(list(argv), cwd=ROOT, env=child_env(key, env), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def run_main(*args: str, stdin: str | bytes = b"", env: Mapping[str, str] | None = None,
+             key: str | None = API_KEY) -> Run:
+    """`tiktok-following ARGS` in this process (`connector.cli.main`), in the environment of
+    `child_env(key, env)`: stdin given, stdout and stderr captured, and the environment and the
+    logging set-up `-v` changes put back afterwards. Much cheaper than a subprocess, for tests
+    that run the CLI many times or patch what it calls. Not thread-safe (it swaps sys.stdout)."""
+    from connector.cli import main
+
+    raw = stdin.encode() if isinstance(stdin, str) else stdin
+    out, err = io.StringIO(), io.StringIO()
+    with _logging_restored(), _environ(child_env(key, env)), contextlib.ExitStack() as stack:
+        stack.enter_context(_swapped("stdin", io.TextIOWrapper(io.BytesIO(raw),
+                                                               encoding="utf-8")))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: usage errors and --help
+            code = exit_.code if isinstance(exit_.code, int) else 2
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+@contextlib.contextmanager
+def _swapped(name: str, value: Any) -> Iterator[None]:
+    old = getattr(sys, name)
+    setattr(sys, name, value)
+    try:
+        yield
+    finally:
+        setattr(sys, name, old)
+
+
+@contextlib.contextmanager
+def _environ(env: Mapping[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """`-v` replaces the root logger's handlers (pytest's capture among them) and sets levels:
+    put all of it back."""
+    loggers = [logging.getLogger(), logging.getLogger("connector"), logging.getLogger("urllib3")]
+    saved = [(lg, lg.level, list(lg.handlers)) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, level, handlers in saved:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,9 +12,8 @@ import connector
 from connector import cli
 from connector.cli import commands as cli_commands
 from connector.core import manifests
-from tests.support import ITEM_FIELDS
-
-ROOT = Path(__file__).resolve().parent.parent
+from connector.standin import Fault
+from tests.support import ACTION, API_KEY, ITEM_FIELDS, request, run_cli, run_invoke
 
 
 @pytest.fixture
@@ -55,15 +51,9 @@ def test_manifest_with_an_unknown_key_exits_2_naming_the_known_ones(capsys) -> N
 
 
 def test_manifest_runs_as_a_module_without_credentials() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "connector.cli", "manifest", "connector"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=True,
-    )
-    assert json.loads(proc.stdout)["operations"] == manifests.operation_keys()
+    run = run_cli("manifest", "connector", key=None)
+    assert run.code == 0, run.stderr
+    assert run.json["operations"] == manifests.operation_keys()
 
 
 # --------------------------------------------------------------------------- list
@@ -182,3 +172,19 @@ def test_the_progress_indicator_stays_silent_off_a_terminal_or_for_one_page(
     progress.update(1, 30)
     progress.done()
     assert out.getvalue() == ""
+
+
+def test_a_server_message_with_line_breaks_is_printed_on_one_line(standin) -> None:
+    """A server's error text must not be able to forge log lines (issue 8 item 11)."""
+    forged = "bad handle\nINFO connector.watch: @alice: delivered\r\nok"
+    for _ in range(2):
+        standin.inject(Fault(status=400, body=json.dumps({"error": forged})))
+    expected = ("tiktok-following: bad handle INFO connector.watch: @alice: delivered ok "
+                "(400: check the handle and inputs)\n")
+    cli = run_cli("--base-url", standin.url, "list", "alice")
+    answer = run_invoke(request(ACTION, {"handle": "alice"},
+                                {"apiKey": API_KEY, "baseUrl": standin.url}))
+    assert (cli.code, cli.stdout, cli.stderr) == (1, "", expected)
+    assert (answer.code, answer.stderr) == (1, expected)
+    assert answer.stdout.count("\n") == 1 and "\\n" not in answer.stdout
+    assert answer.error["message"] == expected.removeprefix("tiktok-following: ").rstrip("\n")

@@ -7,10 +7,12 @@ the others talk to the live stand-in on loopback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,9 @@ from connector.core.errors import (
 )
 from connector.core.http import Client, RateLimit, build_retry, parse_page
 from connector.standin import ERROR_503, MALFORMED, RESET, Fault, StandIn
+from tests.support import ACTION, request, run_cli, run_invoke
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
-ACTION = "get_tiktok_user_following"
 
 # The messages the endpoint documents (seed page), as the stand-in sends them.
 MSG_400 = "'handle' parameter is required and must be a non-empty string."
@@ -534,3 +536,62 @@ def test_no_cassette_contains_the_api_key(creds) -> None:
         for interaction in yaml.safe_load(text)["interactions"]:
             headers = {k.lower(): v for k, v in interaction["request"]["headers"].items()}
             assert headers.get("authorization") == ["REDACTED"], path
+
+
+# --------------------------------------------------------------------------- response size
+
+
+OVERSIZED = 21 * 1024 * 1024  # over the 20 MB a page may be
+
+
+def test_a_response_declaring_more_than_20_mb_is_refused_unread(standin, client) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(Fault(status=200, body=b" " * OVERSIZED))
+    started = time.monotonic()
+    with pytest.raises(ResponseFormatError) as caught:
+        client.fetch_page("alice")
+    assert caught.value.message == (f"the server answered with {OVERSIZED} bytes, more than the "
+                                    "20 MB a page can be; refused unread")
+    assert time.monotonic() - started < 5
+    assert standin.count_requests() == 1  # not retried: it would only come back as large
+
+
+def test_a_response_streaming_past_20_mb_without_a_length_is_refused(creds) -> None:
+    """No Content-Length: the body is read up to the cap and one byte, then refused."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Connection: close\r\n\r\n")
+                with contextlib.suppress(OSError):  # the client hangs up once it has enough
+                    for _ in range(OVERSIZED // 2**20):
+                        conn.sendall(b" " * 2**20)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        credentials = Credentials(creds["apiKey"], f"http://127.0.0.1:{port}")
+        with Client(credentials, retry=RetryPolicy.no_wait(0)) as own, \
+                pytest.raises(ResponseFormatError) as caught:
+            own.fetch_page("alice")
+        thread.join(10)
+    assert caught.value.message == ("the server's answer is larger than the 20 MB a page can "
+                                    "be; refused")
+
+
+def test_the_cli_and_invoke_report_an_oversized_response_in_one_line(standin, creds) -> None:
+    standin.add_account("alice", 1)
+    standin.inject(Fault(status=200, body=b" " * OVERSIZED))
+    cli = run_cli("--base-url", standin.url, "list", "alice")
+    standin.inject(Fault(status=200, body=b" " * OVERSIZED))
+    answer = run_invoke(request(ACTION, {"handle": "alice"}, creds))
+    assert (cli.code, cli.stdout) == (1, "")
+    assert cli.stderr == ("tiktok-following: the server answered with 22020096 bytes, more than "
+                          "the 20 MB a page can be; refused unread\n")
+    assert (answer.code, answer.error["type"]) == (1, "bad_response")
+    assert "refused unread" in answer.error["message"]

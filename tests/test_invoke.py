@@ -5,46 +5,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from connector import invoke
 from connector.standin import OK, Fault
-
-ROOT = Path(__file__).resolve().parent.parent
-ACTION = "get_tiktok_user_following"
-COMMAND = [sys.executable, "-m", "connector.cli", "invoke"]
-
-
-class Answer:
-    def __init__(self, proc: subprocess.CompletedProcess[str]) -> None:
-        self.code = proc.returncode
-        self.stdout = proc.stdout
-        self.stderr = proc.stderr
-        self.response: dict[str, Any] = json.loads(proc.stdout)
-
-    @property
-    def error(self) -> dict[str, Any]:
-        return self.response["error"]
-
-
-def run_invoke(request: Any) -> Answer:
-    """Start `invoke` as a runner would: request on stdin, no DUMPLINGAI_* in the environment."""
-    raw = request if isinstance(request, str) else json.dumps(request)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUMPLINGAI_")}
-    proc = subprocess.run(
-        COMMAND, input=raw, capture_output=True, text=True, timeout=30, cwd=ROOT, env=env
-    )
-    return Answer(proc)
-
-
-def request_for(creds: dict[str, str], inputs: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"operation": ACTION, "inputs": inputs, "credentials": creds, **extra}
+from tests.support import ACTION, request, run_invoke
 
 
 def assert_one_line_without_traceback(stderr: str) -> None:
@@ -57,14 +24,14 @@ def test_success_prints_items_state_and_meta_and_exits_0(
     standin, creds, assert_valid_items
 ) -> None:
     standin.add_account("alice", 5)
-    answer = run_invoke(request_for(creds, {"handle": "@alice"}))
+    answer = run_invoke(request(ACTION, {"handle": "@alice"}, creds))
     assert answer.code == 0, answer.stderr
-    assert set(answer.response) == {"items", "state", "meta"}
-    items = answer.response["items"]
+    assert set(answer.json) == {"items", "state", "meta"}
+    items = answer.json["items"]
     assert [i["uniqueId"] for i in items] == [f"user{n}" for n in range(5, 0, -1)]
     assert_valid_items(items)
-    assert answer.response["state"] is None
-    meta = answer.response["meta"]
+    assert answer.json["state"] is None
+    meta = answer.json["meta"]
     assert (meta["requests"], meta["creditsUsed"], meta["pages"]) == (1, 10, 1)
     assert answer.stderr == ""
     assert answer.stdout.count("\n") == 1  # one JSON document, one line
@@ -73,24 +40,24 @@ def test_success_prints_items_state_and_meta_and_exits_0(
 def test_the_platform_sets_request_source_and_state_comes_back(standin, creds) -> None:
     standin.add_account("alice", 1)
     state = {"opaque": [1, 2]}
-    answer = run_invoke(request_for(creds, {"handle": "alice"}, platform="n8n", state=state))
+    answer = run_invoke(request(ACTION, {"handle": "alice"}, creds, platform="n8n", state=state))
     assert answer.code == 0
-    assert answer.response["state"] == state
+    assert answer.json["state"] == state
     assert [r.body["requestSource"] for r in standin.requests] == ["N8N"]
 
 
 def test_test_mode_returns_at_most_three_items(standin, creds) -> None:
     standin.add_account("alice", 10)
-    answer = run_invoke(request_for(creds, {"handle": "alice"}, mode="test"))
+    answer = run_invoke(request(ACTION, {"handle": "alice"}, creds, mode="test"))
     assert answer.code == 0
-    assert len(answer.response["items"]) == 3
+    assert len(answer.json["items"]) == 3
     assert standin.count_requests() == 1
 
 
 def test_null_optional_fields_mean_not_given(standin, creds) -> None:
     standin.add_account("alice", 5)
-    request = request_for(creds, {"handle": "alice"}, platform=None, state=None, mode=None)
-    code, response = invoke.answer(json.dumps(request))
+    req = request(ACTION, {"handle": "alice"}, creds, platform=None, state=None, mode=None)
+    code, response = invoke.answer(json.dumps(req))
     assert code == 0, response
     assert len(response["items"]) == 5  # live mode, not test mode's three
     assert [r.body["requestSource"] for r in standin.requests] == ["API"]
@@ -138,7 +105,7 @@ def test_bad_input_exits_2_naming_the_field_and_sends_nothing(
 ) -> None:
     standin.add_account("alice", 3)
     if isinstance(request_, dict):
-        request_ = {"operation": ACTION, "credentials": creds, **request_}
+        request_ = {**request(ACTION, credentials=creds), **request_}
         if request_["credentials"] == "no key":
             request_["credentials"] = {"baseUrl": creds["baseUrl"]}
     answer = run_invoke(request_)
@@ -153,7 +120,7 @@ def test_bad_input_exits_2_naming_the_field_and_sends_nothing(
 
 def test_a_plain_http_base_url_exits_2_naming_base_url(standin, creds) -> None:
     answer = run_invoke(
-        request_for({**creds, "baseUrl": "http://api.example.com"}, {"handle": "alice"})
+        request(ACTION, {"handle": "alice"}, {**creds, "baseUrl": "http://api.example.com"})
     )
     assert (answer.code, answer.error["type"], answer.error["field"]) == (
         2,
@@ -163,7 +130,7 @@ def test_a_plain_http_base_url_exits_2_naming_base_url(standin, creds) -> None:
 
 
 def test_a_404_exits_1_with_not_found_and_the_server_message(standin, creds) -> None:
-    answer = run_invoke(request_for(creds, {"handle": "ghost"}))
+    answer = run_invoke(request(ACTION, {"handle": "ghost"}, creds))
     assert answer.code == 1
     assert answer.error["type"] == "not_found"
     assert answer.error["status"] == 404
@@ -177,7 +144,7 @@ def test_an_error_after_some_pages_returns_what_was_fetched_and_where_to_resume(
 ) -> None:
     standin.add_account("alice", 30)
     standin.inject(OK, Fault(status=404))
-    answer = run_invoke(request_for(creds, {"handle": "alice", "count": 10, "maxPages": 3}))
+    answer = run_invoke(request(ACTION, {"handle": "alice", "count": 10, "maxPages": 3}, creds))
     assert answer.code == 1
     partial = answer.error["partial"]
     assert len(partial["items"]) == 10
@@ -187,9 +154,9 @@ def test_an_error_after_some_pages_returns_what_was_fetched_and_where_to_resume(
 
 def test_the_api_key_is_never_printed(standin, creds) -> None:
     standin.add_account("alice", 1)
-    good = run_invoke(request_for(creds, {"handle": "alice"}))
+    good = run_invoke(request(ACTION, {"handle": "alice"}, creds))
     wrong_key = "sk_wrong_0123456789abcdef"
-    bad = run_invoke(request_for({**creds, "apiKey": wrong_key}, {"handle": "alice"}))
+    bad = run_invoke(request(ACTION, {"handle": "alice"}, {**creds, "apiKey": wrong_key}))
     assert bad.code == 1 and bad.error["type"] == "authentication_error"
     assert creds["apiKey"] not in good.stdout + good.stderr
     assert wrong_key not in bad.stdout + bad.stderr
@@ -200,7 +167,7 @@ def test_the_api_key_is_never_printed(standin, creds) -> None:
 
 def test_a_multi_line_server_message_is_one_line_on_stderr(standin, creds) -> None:
     standin.inject(Fault(status=400, body=json.dumps({"error": "first line\nsecond line"})))
-    stdin = io.StringIO(json.dumps(request_for(creds, {"handle": "alice"})))
+    stdin = io.StringIO(json.dumps(request(ACTION, {"handle": "alice"}, creds)))
     stdout, stderr = io.StringIO(), io.StringIO()
     code = invoke.main(stdin, stdout, stderr)
     assert code == 1
@@ -217,7 +184,7 @@ def test_an_unexpected_exception_is_still_a_json_error(monkeypatch, creds) -> No
         raise RuntimeError(f"bug near {creds['apiKey']}")
 
     monkeypatch.setattr(connector.api, "run", broken)
-    code, response = invoke.answer(json.dumps(request_for(creds, {"handle": "alice"})))
+    code, response = invoke.answer(json.dumps(request(ACTION, {"handle": "alice"}, creds)))
     assert code == 1
     assert response["error"]["type"] == "internal_error"
     assert "RuntimeError" in response["error"]["message"]

@@ -4,14 +4,12 @@ lazy import inside a function counts as much as one at the top of a module."""
 from __future__ import annotations
 
 import ast
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, run_python
+
 PACKAGE = ROOT / "connector"
 
 #: Each unit of the package and the units it may import. Imports point down only: the core
@@ -139,11 +137,9 @@ def test_importing_connector_loads_no_heavy_dependency() -> None:
         "cli._parser()  # --help builds this and nothing more\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == []
+    run = run_python(script)
+    assert run.code == 0, run.stderr
+    assert run.json == []
 
 
 def test_the_check_above_sees_a_heavy_import() -> None:
@@ -152,7 +148,6 @@ def test_the_check_above_sees_a_heavy_import() -> None:
         "connector.run\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=ROOT
-    )
-    assert "requests" in json.loads(proc.stdout)
+    run = run_python(script)
+    assert run.code == 0, run.stderr
+    assert "requests" in run.json

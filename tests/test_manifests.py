@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,9 +12,8 @@ from jsonschema import Draft202012Validator
 
 from connector.core import manifests
 from connector.core.errors import InputError
-from tests.support import ITEM_FIELDS
+from tests.support import ITEM_FIELDS, ROOT, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))
 OPERATIONS = [p.stem for p in MANIFEST_FILES if p.stem != manifests.CONNECTOR_KEY]
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -177,17 +173,9 @@ def test_the_built_wheel_ships_the_manifests_and_loads_them_when_installed(
         "import json; from connector.core import manifests; "
         "print(json.dumps([str(manifests.manifest_dir()), manifests.load_all()]))"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(tmp_path / "site")
-    out = subprocess.run(
-        [sys.executable, "-S", "-c", script],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    folder, loaded = json.loads(out)
+    run = run_python(script, flags=["-S"], env={"PYTHONPATH": str(tmp_path / "site")},
+                     cwd=tmp_path)
+    assert run.code == 0, run.stderr
+    folder, loaded = run.json
     assert Path(folder) == tmp_path / "site" / "connector" / "manifests"
     assert loaded == {p.stem: load(p.stem) for p in MANIFEST_FILES}

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +24,7 @@ from connector.standin import (
     script,
     serve,
 )
+from tests.support import start
 
 T0 = 1_700_000_000  # first follow time of a scripted account
 INJECTED_500 = (
@@ -574,20 +572,13 @@ def test_only_loopback_hosts() -> None:
 
 @pytest.mark.slow
 def test_serve_prints_and_stops_on_ctrl_c() -> None:
-    root = Path(__file__).resolve().parents[1]
     # A shell starts background jobs with SIGINT ignored, and Python then installs no
     # KeyboardInterrupt handler in children: restore it, as a terminal would have it.
     code = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from connector.standin import serve; serve(port=0)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code],
-        cwd=root,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(root)},
-    )
+    proc = start([sys.executable, "-c", code], key=None)
     try:
         assert proc.stderr is not None
         lines = [proc.stderr.readline() for _ in range(5)]

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,25 +12,13 @@ from connector.polling import state_key
 from connector.standin import Fault
 from connector.storage import STATE_DB_ENV, default_path
 from connector.storage.sqlite import SQLiteDatabase as StateStore
-from tests.support import API_KEY
+from tests.support import API_KEY, TRIGGER, request, run_cli, run_invoke
 
 HANDLE = "alice"
 
 
 def cli(standin, *args, stdin=None):
-    env = {**os.environ, "DUMPLINGAI_API_KEY": API_KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "connector.cli", "--base-url", standin.url, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-
-
-def lines(out: str) -> list[dict]:
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
+    return run_cli("--base-url", standin.url, *args, stdin=stdin)
 
 
 @pytest.fixture
@@ -44,11 +29,11 @@ def db(tmp_path):
 def test_poll_prints_new_follows_as_json_lines_and_a_summary(standin, db):
     standin.add_account(HANDLE, 30)
     first = cli(standin, "poll", HANDLE, "--state-db", db)
-    assert first.returncode == 0, first.stderr
+    assert first.code == 0, first.stderr
     assert first.stdout == "" and "baseline taken" in first.stderr
     new = standin.follow_many(HANDLE, 4)
     second = cli(standin, "poll", "@Alice", "--state-db", db)
-    assert [i["id"] for i in lines(second.stdout)] == [u["id"] for u in new]
+    assert [i["id"] for i in second.lines] == [u["id"] for u in new]
     assert "4 new follows, 1 request, 10 credits" in second.stderr
     assert cli(standin, "poll", HANDLE, "--state-db", db).stdout == ""
 
@@ -83,13 +68,13 @@ def test_errors_mid_poll_leave_the_stored_state_untouched(standin, creds, db):
 
 def test_two_polls_at_once_on_one_handle_never_emit_the_same_follow(standin, db):
     standin.add_account(HANDLE, 30)
-    assert cli(standin, "poll", HANDLE, "--state-db", db).returncode == 0
+    assert cli(standin, "poll", HANDLE, "--state-db", db).code == 0
     new = standin.follow_many(HANDLE, 7)
     standin.inject(Fault(delay=0.8), handle=HANDLE)  # the first poll holds its lock a while
     with ThreadPoolExecutor(2) as pool:
         runs = list(pool.map(lambda _: cli(standin, "poll", HANDLE, "--state-db", db), [0, 1]))
-    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
-    emitted = [i["id"] for r in runs for i in lines(r.stdout)]
+    assert all(r.code == 0 for r in runs), [r.stderr for r in runs]
+    emitted = [i["id"] for r in runs for i in r.lines]
     assert sorted(emitted) == sorted(u["id"] for u in new)
 
 
@@ -132,19 +117,15 @@ def test_the_default_database_path_comes_from_platformdirs_or_the_environment(
 
 def test_state_round_trips_through_invoke(standin):
     standin.add_account(HANDLE, 20)
-    request = {
-        "operation": "new_account_followed",
-        "inputs": {"handle": HANDLE},
-        "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
-        "platform": "n8n",
-    }
-    first = cli(standin, "invoke", stdin=json.dumps(request))
-    assert first.returncode == 0, first.stderr
-    state = json.loads(first.stdout)["state"]
+    req = request(TRIGGER, {"handle": HANDLE}, {"apiKey": API_KEY, "baseUrl": standin.url},
+                  platform="n8n")
+    first = run_invoke(req)
+    assert first.code == 0, first.stderr
+    state = first.json["state"]
     assert state["v"] == 2
     new = standin.follow_many(HANDLE, 2)
-    second = cli(standin, "invoke", stdin=json.dumps({**request, "state": state}))
-    body = json.loads(second.stdout)
+    second = run_invoke({**req, "state": state})
+    body = second.json
     assert [i["id"] for i in body["items"]] == [u["id"] for u in new]
     assert body["meta"]["requests"] == 1 and body["meta"]["creditsUsed"] == 10
     assert standin.requests[-1].body["requestSource"] == "N8N"
@@ -153,13 +134,9 @@ def test_state_round_trips_through_invoke(standin):
 
 def test_corrupt_state_through_invoke_exits_2_without_a_request(standin):
     standin.add_account(HANDLE, 20)
-    request = {
-        "operation": "new_account_followed",
-        "inputs": {"handle": HANDLE},
-        "credentials": {"apiKey": API_KEY, "baseUrl": standin.url},
-        "state": {"v": 7, "handle": HANDLE},
-    }
-    run = cli(standin, "invoke", stdin=json.dumps(request))
-    assert run.returncode == 2
-    assert json.loads(run.stdout)["error"]["type"] == "state_error"
+    req = request(TRIGGER, {"handle": HANDLE}, {"apiKey": API_KEY, "baseUrl": standin.url},
+                  state={"v": 7, "handle": HANDLE})
+    run = run_invoke(req)
+    assert run.code == 2
+    assert run.error["type"] == "state_error"
     assert standin.count_requests() == 0

@@ -6,13 +6,12 @@ injected short so nothing here sleeps for long.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
 from connector.watch.webhook import check_webhook_url, parse_header
 from tests.receiver import Receiver
-from tests.support import API_KEY, ROOT
+from tests.support import API_KEY, start_cli
 
 SECRET = "s3cret-token-value"
 
@@ -236,6 +235,80 @@ def test_watchers_sharing_a_database_deliver_only_their_own_handles(
     assert receiver.event_ids() == ids_for("alice", users)
 
 
+def test_accounts_without_id_or_sec_uid_get_their_own_event_ids_and_are_all_delivered(
+    standin, make_watcher, receiver
+):
+    """Issue 8 defect 4: two accounts with only a uniqueId got the same eventId (built from
+    the literal None) and the outbox kept one. Profile-only accounts must not collide either."""
+    standin.add_account("alice", 3)
+    watcher = make_watcher(["alice"])
+    watcher.run_cycle()
+    users = [
+        {"uniqueId": "handle_only_one", "nickname": "One"},
+        {"uniqueId": "handle_only_two", "nickname": "Two"},
+        {"nickname": "Profile Only", "signature": "no id, no secUid, no handle"},
+        {"nickname": "Another Profile", "signature": "still nothing to go by"},
+    ]
+    for user in users:
+        standin.follow("alice", user)
+
+    summary = watcher.run_cycle()
+
+    expected = ids_for("alice", users)
+    assert len(set(expected)) == 4
+    assert (summary.new_follows, summary.delivery.delivered) == (4, 4)
+    assert receiver.event_ids() == expected
+    assert [r.body["item"]["nickname"] for r in receiver] == [u["nickname"] for u in users]
+    assert watcher.run_cycle().delivery.delivered == 0  # and never twice
+    assert len(receiver.requests) == 4
+
+
+def test_outbox_retry_all_makes_pending_events_due_now_and_the_table_shows_next_try(
+    standin, make_watcher, receiver, db, cli_env, capsys
+):
+    """Issue 8 item 10: after the receiver is fixed, nothing waits out its backoff."""
+    standin.add_account("alice", 3)
+    watcher = make_watcher(["alice"], max_attempts=2, backoff=Backoff(base=3600, jitter=0))
+    watcher.run_cycle()
+    users = standin.follow_many("alice", 2)
+    receiver.status = 500
+    first = watcher.run_cycle()  # both POSTs fail: both wait an hour for their next try
+    assert (first.delivery.failed, first.pending, first.parked) == (2, 2, 0)
+    with Outbox(db) as box:  # and the second one has run out of attempts since
+        box.database.failed(ids_for("alice", users)[1], "HTTP 500", retry_at=time.time(),
+                            park=True)
+    capsys.readouterr()
+
+    assert main(["outbox", "list", "--all", "--state-db", str(db)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:5] == ["EVENT_ID", "STATUS", "TRIES", "NEXT", "TRY"]
+    pending = next(line for line in table if "pending" in line)
+    parked = next(line for line in table if "parked" in line)
+    next_try = datetime.fromisoformat(pending.split()[3])
+    assert 3500 < (next_try - datetime.now(timezone.utc)).total_seconds() <= 3600
+    assert parked.split()[3] == "-"  # parked: not tried until someone says so
+
+    # A bad --webhook changes nothing.
+    assert main(["outbox", "retry", "--all", "--state-db", str(db),
+                 "--webhook", "http://[::1/h"]) == 2
+    assert "webhook is not a valid URL" in capsys.readouterr().err
+    with Outbox(db) as box:
+        assert box.counts() == {"pending": 1, "parked": 1}
+        [waiting] = [e for e in box.list(include_pending=True) if not e.parked]
+        assert waiting.next_attempt_at > time.time() + 3000
+
+    receiver.status = 200
+    assert main(["outbox", "retry", "--all", "--state-db", str(db)]) == 0
+    assert capsys.readouterr().err == ("outbox: 1 parked events back in the queue, "
+                                       "1 pending events due now\n")
+    with Outbox(db) as box:
+        assert all(e.next_attempt_at <= time.time() and not e.parked
+                   for e in box.list(include_pending=True))
+    summary = watcher.run_cycle()
+    assert (summary.delivery.delivered, summary.pending, summary.parked) == (2, 0, 0)
+    assert sorted(receiver.event_ids()[-2:]) == sorted(ids_for("alice", users))
+
+
 # --------------------------------------------------------------------------- many handles
 
 
@@ -345,13 +418,8 @@ def test_handles_file_adds_handles_and_skips_comments(standin, cli_env, db, rece
 def watch_process(standin, db: Path, receiver: Receiver, *args: str,
                   verbose: bool = False) -> subprocess.Popen:
     """`tiktok-following watch ARGS` in a child process, on the stand-in and the receiver."""
-    env = {**os.environ, "DUMPLINGAI_API_KEY": API_KEY}
-    env.pop("TIKTOK_FOLLOWING_WEBHOOK", None)
-    command = [sys.executable, "-m", "connector.cli", "--base-url", standin.url,
-               *(["-v"] if verbose else []), "watch", *args, "--webhook", receiver.url,
-               "--state-db", str(db)]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_cli("--base-url", standin.url, *(["-v"] if verbose else []), "watch", *args,
+                     "--webhook", receiver.url, "--state-db", str(db))
 
 
 @pytest.mark.slow

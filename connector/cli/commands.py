@@ -14,6 +14,7 @@ from ..core.errors import ConfigurationError
 from .common import (
     PROG,
     credentials_for,
+    cursor,
     plural,
     poll_summary,
     rate,
@@ -34,9 +35,7 @@ def add_commands(sub: Any) -> None:
                    help="pages to fetch (10 credits each)")
     c.add_argument("--max-items", type=whole_number(1, 10**6), help="stop after this many accounts")
     c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
-    # Kept as text: the manifest coerces it, and a float would turn a cursor 1700000045
-    # into 1700000045.0 (cursors pass through untouched).
-    c.add_argument("--min-time", help="resume from an earlier nextCursor")
+    c.add_argument("--min-time", type=cursor, help="resume from an earlier nextCursor")
     c.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
     c.set_defaults(func=cmd_list)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.config import API_KEY_ENV, BASE_URL_ENV, check_base_url
 from ..core.errors import InputError
 from ..core.redact import one_line, redact, url_secrets
 
@@ -62,8 +62,9 @@ def say(text: str, secrets: Secrets | None = None, out: TextIO | None = None) ->
 
 @contextmanager
 def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Credentials from $DUMPLINGAI_API_KEY and --base-url; with --sandbox, a demo stand-in
-    for the duration of the command."""
+    """Credentials from --base-url (the key and the default URL come from the environment,
+    where `resolve_credentials` finds them); with --sandbox, a demo stand-in for the duration
+    of the command."""
     if args.sandbox:
         from ..standin import StandIn
 
@@ -71,11 +72,11 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
             yield {"apiKey": standin.api_key, "baseUrl": standin.url}
         return
+    # The key is left to the environment, so an error about it names DUMPLINGAI_API_KEY,
+    # where the user set it; the URL is checked here for its error to name --base-url.
     creds: dict[str, Any] = {}
-    if os.environ.get(API_KEY_ENV):
-        creds["apiKey"] = os.environ[API_KEY_ENV]
-    if args.base_url:
-        creds["baseUrl"] = args.base_url
+    if args.base_url is not None:  # given but blank is a mistake, not "the default"
+        creds["baseUrl"] = check_base_url(args.base_url, field_name="--base-url")
     yield creds
 
 
@@ -100,6 +101,22 @@ def whole_number(low: int, high: int) -> Any:
                                              f"got {value}")
         return value
     return parse
+
+
+def cursor(text: str) -> str:
+    """An argparse type: a cursor to resume from (an earlier nextCursor), kept as the text it
+    is: turned into a float, 1700000045 would travel as 1700000045.0."""
+    from ..core.cursors import MAX_DIGITS, is_cursor
+
+    value = text.strip()
+    try:
+        number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf
+    except ValueError:
+        number = math.nan
+    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)):
+        raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number of at most "
+                                         f"{MAX_DIGITS} digits), got {_short(text)}")
+    return value
 
 
 def seconds(low: float, high: float) -> Any:

@@ -9,6 +9,7 @@ bad arguments (nothing was sent). A stop by SIGTERM exits 0, by SIGINT 130 (both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -217,11 +218,18 @@ class _GracefulStop:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from ..storage import Outbox
-
     if args.action != "list" and bool(args.event_ids) == bool(args.all):
         raise InputError(f"outbox {args.action} needs EVENT_ID ... or --all (one of the two)",
                          field="eventIds")
+    # A bad --webhook is refused before the outbox changes, not after the events were requeued.
+    webhook = _webhook(args) if args.action == "retry" and args.webhook else None
+    with webhook if webhook is not None else contextlib.nullcontext():
+        return _outbox(args, webhook)
+
+
+def _outbox(args: argparse.Namespace, webhook: Any) -> int:
+    from ..storage import Outbox
+
     with Outbox(args.state_db) as box:
         if args.action == "list":
             return _list(box, args)
@@ -248,8 +256,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                 f"{', '.join(missing)}", args.secrets)
             code = 1
         targets = known if ids is None else known.intersection(ids)
-        if args.action == "retry" and args.webhook and targets:
-            code = max(code, _deliver_now(box, args, targets))
+        if webhook is not None and targets:
+            code = max(code, _deliver_now(box, args, webhook, targets))
         return code
 
 
@@ -279,11 +287,10 @@ def _list(box: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _deliver_now(box: Any, args: argparse.Namespace, targets: set[str]) -> int:
+def _deliver_now(box: Any, args: argparse.Namespace, webhook: Any, targets: set[str]) -> int:
     from ..watch.delivery import Deliverer
 
-    with _webhook(args) as webhook:
-        result = Deliverer(box.database, webhook).run_pass(only=targets)
+    result = Deliverer(box.database, webhook).run_pass(only=targets)
     say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
         + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
            if result.failed else ""), args.secrets)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -206,14 +206,15 @@ class Client:
         if resp.status_code != 200:
             server_message = payload.get("error") if isinstance(payload, dict) else None
             if isinstance(server_message, str):
-                # The server's text is kept, but on one line and without any secret echoed.
-                server_message = redact(one_line(server_message, 500), self._secrets)
+                # The server's text is kept, but on one line and without any secret echoed
+                # (redacted before it is cut short, so no part of one survives the cut).
+                server_message = one_line(redact(server_message, self._secrets), 500)
             else:
                 server_message = None
             err = error_for_status(resp.status_code, server_message, resp.headers)
             err.details["attempts"] = attempts
             raise err
-        page = parse_page(payload, content)
+        page = parse_page(payload, content, secrets=self._secrets)
         page.rate_limit = RateLimit.from_headers(resp.headers)
         page.attempts = attempts
         return page
@@ -240,10 +241,11 @@ def _read_capped(resp: requests.Response) -> bytes:
     return content
 
 
-def parse_page(payload: Any, raw: bytes = b"") -> Page:
-    """Check a 200 body against the documented shape and turn it into a Page."""
+def parse_page(payload: Any, raw: bytes = b"", *, secrets: Iterable[str] = ()) -> Page:
+    """Check a 200 body against the documented shape and turn it into a Page. What the
+    server sent is quoted in errors only with `secrets` (say, the key it echoed) removed."""
     if payload is None:
-        snippet = one_line(raw[:80].decode("utf-8", "replace"), 80)
+        snippet = _quoted(raw[:4096].decode("utf-8", "replace"), secrets, 80)
         raise ResponseFormatError(f"the server answered 200 with a body that is not JSON: "
                                   f"{snippet!r}; try again, and report it if it persists")
     if not isinstance(payload, dict):
@@ -261,11 +263,11 @@ def parse_page(payload: Any, raw: bytes = b"") -> Page:
     has_more = payload.get("hasMore")
     if has_more is not None and not isinstance(has_more, bool):
         raise ResponseFormatError(f"hasMore should be true, false or null, got "
-                                  f"{one_line(repr(has_more), 40)}")
+                                  f"{_quoted(repr(has_more), secrets, 40)}")
     for name in ("minCursor", "maxCursor"):
         if not cursors.is_cursor(payload.get(name)):
             raise ResponseFormatError(f"{name} should be a number, got "
-                                      f"{one_line(repr(payload.get(name)), 40)}")
+                                      f"{_quoted(repr(payload.get(name)), secrets, 40)}")
     total = payload.get("total")
     return Page(
         entries=entries,
@@ -274,6 +276,11 @@ def parse_page(payload: Any, raw: bytes = b"") -> Page:
         has_more=has_more,
         total=total if isinstance(total, int) and not isinstance(total, bool) else None,
     )
+
+
+def _quoted(text: str, secrets: Iterable[str], limit: int) -> str:
+    """Server text for a message: secrets out first, then on one line and cut short."""
+    return one_line(redact(text, secrets), limit)
 
 
 def _json_or_none(content: bytes) -> Any:
