@@ -1,0 +1,75 @@
+"""The `serve` and `auth test` commands. Python equivalents: `connector.serve.serve()` (or
+`connector.serve.make_app()` in any WSGI server) and `connector.check_credentials()`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+from .common import RedactingFormatter, credentials_for, say, whole_number
+
+
+def add_commands(sub: Any) -> None:
+    c = sub.add_parser(
+        "serve", help="the invoke protocol over HTTP, for n8n and other HTTP runners",
+        description="Serve GET /healthz, GET /v1/manifests, POST /v1/run (an invoke request; "
+                    "the DumplingAI key in 'Authorization: Bearer') and POST /v1/auth/test. "
+                    "Needs the serve extra: pip install 'tiktok-following-connector[serve]'.",
+        epilog="Without a Bearer key, requests use $DUMPLINGAI_API_KEY of the service. "
+               "Listening beyond loopback needs $TIKTOK_FOLLOWING_SERVE_TOKEN, which callers "
+               "send in the X-Connector-Token header.")
+    c.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; others need a token)")
+    c.add_argument("--port", type=whole_number(0, 65535), default=8790,
+                   help="port (default 8790; 0 for any free one)")
+    c.add_argument("--threads", type=whole_number(1, 64), default=4,
+                   help="requests served at once (default 4); more wait their turn")
+    c.add_argument("--connection-limit", type=whole_number(1, 10000), default=100,
+                   help="open connections at most (default 100)")
+    c.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser("auth", help="check credentials")
+    auth = c.add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
+    t = auth.add_parser(
+        "test", help="prove the API key, at no cost",
+        description="Prove the API key with one request the endpoint refuses for its empty "
+                    "handle: 0 credits. With --handle, one real one-account read instead "
+                    "(10 credits), which proves it beyond doubt.")
+    t.add_argument("--handle", help="read one account of this handle's list (10 credits)")
+    t.set_defaults(func=cmd_auth_test)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ..serve import TOKEN_ENV
+    from ..serve.server import serve
+
+    args.secrets.add(os.environ.get(TOKEN_ENV, ""))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(args.secrets, "%(asctime)s %(message)s"))
+    own = logging.getLogger("connector.serve")
+    own.addHandler(handler)
+    own.setLevel(logging.INFO)
+    own.propagate = False
+    try:
+        serve(host=args.host, port=args.port, threads=args.threads,
+              connection_limit=args.connection_limit,
+              ready=lambda url: say(f"ready: {url} (Ctrl-C stops)"))
+    finally:
+        own.removeHandler(handler)
+        own.propagate = True
+    return 0
+
+
+def cmd_auth_test(args: argparse.Namespace) -> int:
+    from ..api import check_credentials
+
+    with credentials_for(args) as creds:
+        result = check_credentials(creds, handle=args.handle)
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    say(f"ok: {result['message']}; {result['creditsUsed']} credits", args.secrets)
+    return 0
