@@ -299,3 +299,22 @@ def test_fields_shared_by_operations_are_the_same_everywhere() -> None:
         for name in ("handle", "count", "requestSource"):
             if name in props:
                 assert props[name] == first[name], (key, name)
+
+
+def test_the_zapier_export_keeps_labels_defaults_and_the_secret() -> None:
+    from connector.core import forms
+
+    out = forms.zapier()
+    assert list(out["operations"]) == OPERATIONS
+    key = out["authentication"]["fields"][0]
+    assert (key["key"], key["type"], key["required"]) == ("apiKey", "password", True)
+    trigger = out["operations"]["new_account_followed"]
+    first_run = next(f for f in trigger["inputFields"] if f["key"] == "firstRun")
+    assert first_run["default"] == "skipExisting"
+    choices = load("new_account_followed")["input"]["properties"]["firstRun"]["oneOf"]
+    assert [c["label"] for c in first_run["choices"]] == [c["title"] for c in choices]
+    assert "requestSource" in trigger["advancedFields"]
+    assert [f["key"] for f in trigger["outputFields"]] == ITEM_FIELDS
+    assert trigger["sample"] == load("new_account_followed")["sample"]
+    with pytest.raises(InputError):
+        forms.zapier("connector")
