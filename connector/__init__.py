@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "run": "connector.api",
+    "check_credentials": "connector.api",
     "prepare": "connector.operations.registry",
     "Result": "connector.operations.results",
     "Partial": "connector.operations.results",
@@ -49,7 +50,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import CONNECTOR, run
+    from .api import CONNECTOR, check_credentials, run
     from .core import manifests
     from .core.config import RetryPolicy, Timeouts
     from .core.errors import (

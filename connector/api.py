@@ -10,7 +10,7 @@ from typing import Any
 from .core import manifests
 from .core.config import RetryPolicy, Timeouts
 from .core.http import Page, PageSource, client_for
-from .operations import Result, prepare, registry
+from .operations import Result, prepare, registry, request_source
 
 
 def run(
@@ -58,6 +58,26 @@ class _Progress:
         self.accounts += len(page.entries)
         self.on_page(self.pages, self.accounts)
         return page
+
+
+def check_credentials(
+    credentials: Mapping[str, Any] | None = None,
+    *,
+    handle: str | None = None,
+    platform: str | None = None,
+    client: PageSource | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+) -> dict[str, Any]:
+    """The connection test (`tiktok-following auth test`): prove the API key and say what it
+    cost. By default one request the endpoint refuses for its empty handle, costing nothing;
+    with `handle`, one real one-account read (10 credits). Raises AuthenticationError for a
+    refused key, like any operation."""
+    from .operations.auth import check_credentials as probe
+
+    source = request_source(platform)
+    with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
+        return probe(own, handle=handle, source=source)
 
 
 @dataclass(frozen=True)

@@ -23,15 +23,18 @@ ALLOWED: dict[str, set[str]] = {
     "connector.storage": {CORE},
     "connector.api": {CORE, "connector.operations"},
     "connector.polling": {CORE, "connector.operations", "connector.storage"},
-    "connector.invoke": {CORE, "connector.operations", "connector.api"},
+    # The runner protocol both request/response surfaces speak (invoke, serve).
+    "connector.protocol": {CORE, "connector.operations", "connector.api"},
+    "connector.invoke": {CORE, "connector.operations", "connector.api", "connector.protocol"},
+    "connector.serve": {CORE, "connector.operations", "connector.api", "connector.protocol"},
     "connector.watch": {CORE, "connector.operations", "connector.storage", "connector.polling"},
     "connector.standin": {CORE},
     "connector.cli": {CORE, "connector.operations", "connector.storage", "connector.api",
-                      "connector.polling", "connector.invoke", "connector.watch",
-                      "connector.standin"},
+                      "connector.polling", "connector.protocol", "connector.invoke",
+                      "connector.serve", "connector.watch", "connector.standin"},
 }
-SURFACES = ("connector.invoke", "connector.watch", "connector.standin")
-HEAVY = ("jsonschema", "requests", "sqlite3")
+SURFACES = ("connector.invoke", "connector.serve", "connector.watch", "connector.standin")
+HEAVY = ("jsonschema", "requests", "sqlite3", "waitress")
 
 
 def unit_of(module: str) -> str | None:

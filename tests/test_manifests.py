@@ -12,6 +12,8 @@ from jsonschema import Draft202012Validator
 
 from connector.core import manifests
 from connector.core.errors import InputError
+from connector.core.handles import MAX_INPUT, PATTERN, normalize_handle
+from connector.operations import REQUEST_SOURCES
 from tests.support import ITEM_FIELDS, ROOT, run_python
 
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))
@@ -85,7 +87,7 @@ def test_every_input_field_has_form_hints_in_order(key: str) -> None:
     assert schema["additionalProperties"] is False
     for name, prop in props.items():
         assert prop.get("title") and prop.get("description"), name
-        assert prop.get("examples") or prop.get("enum"), name
+        assert prop.get("examples") or prop.get("oneOf"), name
 
 
 @pytest.mark.parametrize("key", OPERATIONS)
@@ -100,7 +102,8 @@ def test_defaults_and_examples_are_values_the_field_accepts(key: str) -> None:
 
 @pytest.mark.parametrize("key", OPERATIONS)
 def test_request_source_offers_exactly_the_seed_enum(key: str) -> None:
-    assert load(key)["input"]["properties"]["requestSource"]["enum"] == [
+    choices = load(key)["input"]["properties"]["requestSource"]["oneOf"]
+    assert list(REQUEST_SOURCES) == [c["const"] for c in choices] == [
         "API",
         "WEB",
         "MAKE_DOT_COM",
@@ -179,3 +182,127 @@ def test_the_built_wheel_ships_the_manifests_and_loads_them_when_installed(
     folder, loaded = run.json
     assert Path(folder) == tmp_path / "site" / "connector" / "manifests"
     assert loaded == {p.stem: load(p.stem) for p in MANIFEST_FILES}
+
+
+# ---------------------------------------------------------------- conversion without loss
+# (issue 12): what n8n, Zapier and JSON-Schema form libraries need to draw the same form the
+# connector validates.
+
+CORPUS = json.loads((ROOT / "tests" / "data" / "handle_corpus.json").read_text("utf-8"))
+HANDLE_OPERATIONS = [k for k in OPERATIONS if "handle" in load(k)["input"]["properties"]]
+
+
+def walk(node: Any) -> Any:
+    """Every dict inside a manifest, depth first."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def test_the_handle_corpus_says_what_the_connector_accepts() -> None:
+    def accepted(value: str) -> bool:
+        try:
+            normalize_handle(value)
+        except InputError:
+            return False
+        return True
+
+    cases = CORPUS["cases"]
+    assert [accepted(c["value"]) for c in cases] == [c["accepted"] for c in cases]
+    assert 20 < sum(c["accepted"] for c in cases) < len(cases) - 20  # both kinds, plenty
+
+
+@pytest.mark.parametrize("key", HANDLE_OPERATIONS)
+def test_the_handle_field_accepts_exactly_what_the_connector_accepts(key: str) -> None:
+    field = load(key)["input"]["properties"]["handle"]
+    assert field["pattern"] == PATTERN and field["maxLength"] == MAX_INPUT
+    check = Draft202012Validator(field)
+    wrong = [c["value"] for c in CORPUS["cases"] if check.is_valid(c["value"]) != c["accepted"]]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("key", OPERATIONS)
+def test_every_choice_has_a_label_and_no_bare_enum_is_left(key: str) -> None:
+    for name, prop in load(key)["input"]["properties"].items():
+        assert "enum" not in prop, name
+        for choice in prop.get("oneOf", []):
+            assert set(choice) <= {"const", "title", "description"}, name
+            assert isinstance(choice["const"], str) and choice["title"], name
+
+
+def test_a_value_outside_a_labelled_choice_is_refused_naming_the_values() -> None:
+    with pytest.raises(InputError) as caught:
+        manifests.prepare_inputs("new_account_followed", {"handle": "a", "firstRun": "all"})
+    assert caught.value.field == "firstRun"
+    assert caught.value.message == ("firstRun (On the first run) must be one of skipExisting, "
+                                    "emitRecent; got 'all'")
+
+
+def test_a_handle_refused_by_the_pattern_gets_the_connectors_own_message() -> None:
+    with pytest.raises(InputError) as caught:
+        manifests.prepare_inputs("get_tiktok_user_following", {"handle": "stool presidente"})
+    assert caught.value.field == "handle"
+    assert "is not a TikTok handle" in caught.value.message
+
+
+@pytest.mark.parametrize("key", OPERATIONS)
+def test_advanced_fields_are_marked_by_a_boolean_and_the_handle_never_is(key: str) -> None:
+    props = load(key)["input"]["properties"]
+    advanced = {n for n, p in props.items() if p.get("x-advanced")}
+    assert all(isinstance(p.get("x-advanced", False), bool) for p in props.values())
+    assert "requestSource" in advanced and "handle" not in advanced
+    for name in advanced:
+        assert not props[name]["description"].startswith("Advanced:"), name
+
+
+def test_every_vendor_keyword_used_is_declared_and_every_declared_one_used() -> None:
+    declared = load("connector")["vendorKeywords"]
+    used = {k for p in MANIFEST_FILES for node in walk(load(p.stem)) for k in node
+            if k.startswith("x-")}
+    assert sorted(used) == sorted(declared)
+
+
+def test_the_base_url_is_a_uri_and_advanced() -> None:
+    base = load("connector")["auth"]["properties"]["baseUrl"]
+    assert base["format"] == "uri" and base["x-advanced"] is True
+
+
+def test_the_connector_manifest_describes_the_connection_test_and_its_cost() -> None:
+    test = load("connector")["connectionTest"]
+    assert test["cli"].startswith("tiktok-following auth test")
+    assert test["http"] == "POST /v1/auth/test"
+    assert test["python"].startswith("connector.check_credentials(")
+    assert test["cost"].startswith("0 credits")
+
+
+def test_fields_shared_by_operations_are_the_same_everywhere() -> None:
+    """One source for the handle, page size and request source: no operation drifts."""
+    first = load(OPERATIONS[0])["input"]["properties"]
+    for key in OPERATIONS[1:]:
+        props = load(key)["input"]["properties"]
+        for name in ("handle", "count", "requestSource"):
+            if name in props:
+                assert props[name] == first[name], (key, name)
+
+
+def test_the_zapier_export_keeps_labels_defaults_and_the_secret() -> None:
+    from connector.core import forms
+
+    out = forms.zapier()
+    assert list(out["operations"]) == OPERATIONS
+    key = out["authentication"]["fields"][0]
+    assert (key["key"], key["type"], key["required"]) == ("apiKey", "password", True)
+    trigger = out["operations"]["new_account_followed"]
+    first_run = next(f for f in trigger["inputFields"] if f["key"] == "firstRun")
+    assert first_run["default"] == "skipExisting"
+    choices = load("new_account_followed")["input"]["properties"]["firstRun"]["oneOf"]
+    assert [c["label"] for c in first_run["choices"]] == [c["title"] for c in choices]
+    assert "requestSource" in trigger["advancedFields"]
+    assert [f["key"] for f in trigger["outputFields"]] == ITEM_FIELDS
+    assert trigger["sample"] == load("new_account_followed")["sample"]
+    with pytest.raises(InputError):
+        forms.zapier("connector")

@@ -84,8 +84,9 @@ def _parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=Parser)
 
-    from . import commands, watch
+    from . import commands, serve, watch
 
     commands.add_commands(sub)
     watch.add_commands(sub)
+    serve.add_commands(sub)
     return p

@@ -16,8 +16,10 @@ _HOST = "(?:[A-Za-z0-9-]+\\.)*[Tt][Ii][Kk][Tt][Oo][Kk]\\.[Cc][Oo][Mm]"
 _URL = f"(?:[Hh][Tt][Tt][Pp][Ss]?://)?{_HOST}/@{{name}}(?:[/?#][^ \\t]*)?"
 _FORMS = f"(?:@?[ \\t]*{{name}}|{_URL})"
 #: The accepted forms as a JSON Schema (ECMA-262) pattern: a bare handle, @handle, or a
-#: profile URL on a tiktok.com host (http or https, or no scheme), with spaces around.
-PATTERN = f"^[ \\t]*{_FORMS.format(name=NAME)}[ \\t]*$"
+#: profile URL on a tiktok.com host (http or https, or no scheme), with spaces around. It ends
+#: with "nothing follows" rather than `$`, which in Python (jsonschema's `re.search`) also
+#: matches before a final newline: the pattern must mean the same in every engine.
+PATTERN = f"^[ \\t]*{_FORMS.format(name=NAME)}[ \\t]*(?![\\s\\S])"
 _ACCEPTED = re.compile(f"[ \\t]*(?:@?[ \\t]*(?P<bare>{NAME})|"
                        f"{_URL.format(name=f'(?P<url>{NAME})')})[ \\t]*")
 ACCEPTED_FORMS = "'name', '@name' or 'https://www.tiktok.com/@name'"

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConnectorError, InputError
+from .handles import normalize_handle
 
 CONNECTOR_KEY = "connector"
 
@@ -134,8 +135,16 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     prop = props.get(field or "", {})
     title = f"{field} ({prop['title']})" if prop.get("title") else str(field)
     value = _shown(error.instance)
+    if kind == "pattern" and field == "handle":
+        try:
+            normalize_handle(error.instance)
+        except InputError as err:
+            return err  # its message says what is wrong with the handle, in the user's terms
     if kind == "enum":
         text = f"must be one of {', '.join(map(str, error.validator_value))}"
+    elif kind == "oneOf" and all("const" in branch for branch in error.validator_value):
+        # A choice with labels (oneOf of const + title): the values to send, as for an enum.
+        text = f"must be one of {', '.join(str(b['const']) for b in error.validator_value)}"
     elif kind == "minimum":
         text = f"must be at least {error.validator_value}"
     elif kind == "maximum":
@@ -144,7 +153,10 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
         text = f"must be {'an' if error.validator_value == 'integer' else 'a'} " \
                f"{error.validator_value}"
     elif kind in ("minLength", "maxLength"):
-        text = "must not be empty" if kind == "minLength" else "is too long"
+        text = "must not be empty" if kind == "minLength" else (
+            f"is too long (at most {error.validator_value} characters)")
+    elif kind == "pattern":
+        text = "does not have the expected form"
     else:
         text = error.message
     return InputError(f"{title} {text}; got {value}", field=field)

@@ -1,0 +1,134 @@
+"""The runner protocol that `invoke` (stdin/stdout) and `serve` (HTTP) both speak.
+
+One request object in, one response object out: `{"items", "state", "meta"}` on success,
+`{"error": {"type", "message", ...}}` on failure. Whatever breaks, the answer is that JSON and
+a code (0 ok, 2 bad input or configuration and nothing was sent, 1 anything else); a traceback
+never reaches the runner, nor does a secret. The surfaces only move bytes: they share this.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .core.config import API_KEY_ENV, BASE_URL_ENV
+from .core.errors import ConnectorError, InputError
+from .core.redact import one_line, redact, url_secrets
+
+log = logging.getLogger("connector.protocol")
+
+REQUEST_KEYS = {"operation", "inputs", "credentials", "platform", "state", "mode"}
+#: A request is a form and a state (about 110 KB at most); anything far larger is a mistake.
+MAX_REQUEST_BYTES = 8 * 1024 * 1024
+OK, FAILED, NOTHING_SENT = 0, 1, 2
+
+
+def exit_code(err: BaseException) -> int:
+    """2 when the error came before anything was sent (fix the input), else 1."""
+    return NOTHING_SENT if getattr(err, "sent_nothing", False) else FAILED
+
+
+def request_secrets(request: Any = None) -> list[str]:
+    """Every secret a request (or the environment) brings: keys and URL passwords."""
+    found = [os.environ.get(API_KEY_ENV, ""), *url_secrets(os.environ.get(BASE_URL_ENV, ""))]
+    creds = request.get("credentials") if isinstance(request, dict) else None
+    if isinstance(creds, dict):
+        if isinstance(creds.get("apiKey"), str):
+            found.append(creds["apiKey"].strip())
+        if isinstance(creds.get("baseUrl"), str):
+            found += url_secrets(creds["baseUrl"])
+    return [s for s in found if s]
+
+
+def answer(raw: bytes | str, *, source: str = "stdin", api_key: str | None = None,
+           **run_options: Any) -> tuple[int, dict[str, Any]]:
+    """Answer one raw request: (exit code, response object).
+
+    `source` names where the request came from in a parse error ("stdin", "the body");
+    `api_key`, when given, is the key the transport carried (a `serve` Bearer header) and
+    takes the place of any in the request.
+    """
+    secrets = [*request_secrets(), *([api_key] if api_key else [])]
+    try:
+        request = parse_request(raw, source=source)
+        if api_key:
+            request["credentials"] = {**(request.get("credentials") or {}), "apiKey": api_key}
+        secrets = [*request_secrets(request), *secrets]
+        from .api import run
+
+        result = run(
+            request["operation"],
+            request.get("inputs"),
+            credentials=request.get("credentials"),
+            platform=request.get("platform"),
+            state=request.get("state"),
+            # null means "not given", as for the other optional fields.
+            mode=request["mode"] if request.get("mode") is not None else "live",
+            **run_options,
+        )
+        return OK, {"items": result.items, "state": result.state, "meta": result.meta}
+    except Exception as err:  # the runner must get JSON, whatever broke
+        return failure(err, secrets)
+
+
+def answer_auth_test(credentials: Mapping[str, Any] | None = None, **options: Any
+                     ) -> tuple[int, dict[str, Any]]:
+    """Answer a connection test: (exit code, `{"ok": true, ...}` or `{"error": ...}`)."""
+    creds = dict(credentials or {})
+    secrets = request_secrets({"credentials": creds})
+    try:
+        from .api import check_credentials
+
+        return OK, check_credentials(creds, **options)
+    except Exception as err:
+        return failure(err, secrets)
+
+
+def failure(err: BaseException, secrets: list[str]) -> tuple[int, dict[str, Any]]:
+    """The error response for any exception: typed for ours, `internal_error` for a bug;
+    one line, secrets removed."""
+    if isinstance(err, ConnectorError):
+        body = err.to_dict()
+        if err.partial is not None:
+            body["partial"] = err.partial.to_dict()
+        body["message"] = redact(one_line(body["message"]), secrets)
+        return exit_code(err), {"error": body}
+    log.debug("internal error", exc_info=True)
+    message = redact(one_line(f"internal error ({type(err).__name__}): {err}"), secrets)
+    return FAILED, {"error": {"type": "internal_error", "message": message}}
+
+
+def parse_request(raw: bytes | str, *, source: str = "stdin") -> dict[str, Any]:
+    """The request object from raw JSON, checked for shape (not content: `run` does that)."""
+    if len(raw) > MAX_REQUEST_BYTES:
+        raise InputError(f"the request is {len(raw)} bytes; at most {MAX_REQUEST_BYTES} are "
+                         "accepted", field="request")
+    try:
+        request = json.loads(raw)
+    except RecursionError:
+        raise InputError("the request is nested too deeply to be a connector request; send "
+                         "one flat object", field="request") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{source} is not a JSON request ({one_line(str(exc), 120)}); send "
+                         'one object like {"operation": "get_tiktok_user_following", '
+                         '"inputs": {"handle": "name"}, "credentials": {"apiKey": "..."}}',
+                         field="request") from None
+    if not isinstance(request, dict):
+        raise InputError("the request must be a JSON object", field="request")
+    unknown = sorted(set(request) - REQUEST_KEYS)
+    if unknown:
+        raise InputError(f"unknown request field {one_line(repr(unknown[0]), 60)}; the fields "
+                         f"are: {', '.join(sorted(REQUEST_KEYS))}", field=unknown[0][:60])
+    if "operation" not in request:
+        raise InputError("operation is required (get_tiktok_user_following or "
+                         "new_account_followed)", field="operation")
+    for key in ("inputs", "credentials"):
+        if request.get(key) is not None and not isinstance(request[key], dict):
+            raise InputError(f"{key} must be an object", field=key)
+    if request.get("state") is not None and not isinstance(request["state"], dict):
+        raise InputError("state must be an object (what the previous call returned) or null",
+                         field="state")
+    return request

@@ -1,0 +1,228 @@
+"""The WSGI application behind `serve`: routes, the shared token, HTTP statuses, access log.
+
+It moves bytes and headers only; answers come from `connector.protocol`, the same functions
+`invoke` uses, so the two surfaces cannot disagree. The key a request carries is never logged:
+the access log names the method, path, status, operation, error type and time, nothing else.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ..core import manifests
+from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.errors import ConfigurationError, ConnectorError, InputError
+from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure, request_secrets
+
+log = logging.getLogger("connector.serve")
+
+#: The shared token callers from other hosts must send, when the service has one.
+TOKEN_HEADER = "X-Connector-Token"
+TOKEN_ENV = "TIKTOK_FOLLOWING_SERVE_TOKEN"
+
+#: HTTP status per error type. Errors of the endpoint keep their meaning (401 a refused key,
+#: 404 a private list, 429 a rate limit); failures of DumplingAI or TikTok are a bad gateway.
+ERROR_STATUS = {
+    "input_error": 400,
+    "state_error": 400,
+    "configuration_error": 400,
+    "bad_request": 400,
+    "authentication_error": 401,
+    "unauthorized": 401,
+    "insufficient_credits": 402,
+    "not_found": 404,
+    "too_large": 413,
+    "rate_limited": 429,
+    "internal_error": 500,
+    "server_error": 502,
+    "upstream_error": 502,
+    "bad_response": 502,
+    "transport_error": 502,
+}
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
+            404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
+            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway"}
+
+
+def status_for(response: dict[str, Any]) -> int:
+    """The HTTP status of a protocol response: 200, or what fits its error type."""
+    error = response.get("error")
+    if error is None:
+        return 200
+    if error.get("type") == "configuration_error" and error.get("field") == "apiKey":
+        return 401  # no key at all: the caller has to send one
+    return ERROR_STATUS.get(error.get("type"), 502 if error.get("status") else 500)
+
+
+def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
+             **run_options: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The WSGI app. With `token`, every /v1 route wants it in the X-Connector-Token header.
+    `run_options` go to `connector.run` (retry, timeouts)."""
+    routes: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]] = {
+        ("GET", "/healthz"): lambda env: (200, {"ok": True, "version": _version()}),
+        ("GET", "/v1/manifests"): lambda env: (200, manifests.load_all()),
+        ("POST", "/v1/run"): lambda env: _run(env, max_body, run_options),
+        ("POST", "/v1/auth/test"): lambda env: _auth_test(env, max_body, run_options),
+    }
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/") or "/"
+        try:
+            status, body = _route(environ, method, path, routes, token)
+        except Exception as err:  # a bug must still answer JSON, without a secret
+            _, body = failure(err, [*request_secrets(), *_secrets_of(environ), token or ""])
+            status = 500
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = [("Content-Type", "application/json; charset=utf-8"),
+                   ("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
+        if status == 405:
+            headers.append(("Allow", ", ".join(m for m, p in routes if p == path)))
+        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        error = body.get("error") if isinstance(body, dict) else None
+        log.info("%s %s %d%s %.0fms", method, path if _known(path, routes) else "(other)",
+                 status, f" {error['type']}" if error else "",
+                 (time.perf_counter() - started) * 1000)
+        return [payload]
+
+    return app
+
+
+def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, Any],
+           token: str | None) -> tuple[int, dict[str, Any]]:
+    if path.startswith("/v1/") and token is not None:
+        given = environ.get("HTTP_X_CONNECTOR_TOKEN", "")
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            return 401, _error("unauthorized", f"this service wants its shared token in the "
+                               f"{TOKEN_HEADER} header", field=TOKEN_HEADER)
+    if path.startswith("/v1/manifests/") and method == "GET":
+        key = path.removeprefix("/v1/manifests/")
+        try:
+            return 200, manifests.load(key)
+        except InputError:
+            return 404, _error("not_found", f"no manifest {key[:60]!r}; known: "
+                               f"{', '.join(manifests.load_all())}")
+    handler = routes.get((method, path))
+    if handler is not None:
+        return handler(environ)
+    if any(p == path for _, p in routes):
+        return 405, _error("method_not_allowed", f"{path} does not take {method[:10]}")
+    return 404, _error("not_found", "no such route; the routes are GET /healthz, GET "
+                       "/v1/manifests, POST /v1/run, POST /v1/auth/test")
+
+
+def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any]
+         ) -> tuple[int, dict[str, Any]]:
+    try:
+        raw = _body(environ, max_body)
+        key = _bearer(environ)
+        if key is None:
+            _refuse_own_key_elsewhere(raw)
+    except ConnectorError as err:
+        return _refused(err, environ)
+    _, response = answer(raw, source="the request body", api_key=key, **options)
+    return status_for(response), response
+
+
+def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any]
+               ) -> tuple[int, dict[str, Any]]:
+    """Body (optional): {"credentials": {"baseUrl"}, "handle", "platform"}."""
+    try:
+        raw = _body(environ, max_body)
+        request = json.loads(raw) if raw.strip() else {}
+        if not isinstance(request, dict) or set(request) - {"credentials", "handle",
+                                                            "platform"}:
+            raise InputError("the body must be an object with credentials, handle and "
+                             "platform, all optional", field="request")
+        creds = request.get("credentials") or {}
+        if not isinstance(creds, dict):
+            raise InputError("credentials must be an object", field="credentials")
+        key = _bearer(environ)
+        if key is None:
+            _refuse_own_key_elsewhere(raw)
+        else:
+            creds = {**creds, "apiKey": key}
+    except (ConnectorError, ValueError, RecursionError) as err:
+        if not isinstance(err, ConnectorError):
+            err = InputError("the request body is not JSON; send {} or nothing",
+                             field="request")
+        return _refused(err, environ)
+    options = {k: v for k, v in options.items() if k in ("retry", "timeouts")}
+    _, response = answer_auth_test(creds, handle=request.get("handle"),
+                                   platform=request.get("platform"), **options)
+    return status_for(response), response
+
+
+def _body(environ: dict[str, Any], max_body: int) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if length < 0:
+        raise InputError("Content-Length is not a number", field="request")
+    if length > max_body:
+        err = InputError(f"the request is {length} bytes; at most {max_body} are accepted",
+                         field="request")
+        err.code = "too_large"
+        raise err
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def _bearer(environ: dict[str, Any]) -> str | None:
+    """The DumplingAI key in `Authorization: Bearer KEY`, or None when there is no header."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    if not header.strip():
+        return None
+    scheme, _, key = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise InputError("the Authorization header must be 'Bearer <DumplingAI API key>'",
+                         field="Authorization")
+    return key.strip()
+
+
+def _refuse_own_key_elsewhere(raw: bytes) -> None:
+    """With no key in the request, the service's own key is used; then the request may not
+    pick where it goes, or any caller could send the service's key to a host of its choice."""
+    if not os.environ.get(API_KEY_ENV):
+        return
+    try:
+        request = json.loads(raw)
+    except (ValueError, RecursionError):
+        return  # answer() reports it
+    creds = request.get("credentials") if isinstance(request, dict) else None
+    if isinstance(creds, dict) and creds.get("baseUrl") and not creds.get("apiKey"):
+        raise ConfigurationError(f"baseUrl can only be chosen together with a key in the "
+                                 f"Authorization header; without one the service uses its own "
+                                 f"key and {BASE_URL_ENV}", field="baseUrl")
+
+
+def _refused(err: Any, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    _, response = failure(err, [*request_secrets(), *_secrets_of(environ)])
+    return status_for(response), response
+
+
+def _secrets_of(environ: dict[str, Any]) -> list[str]:
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    return [header.strip().partition(" ")[2].strip(), environ.get("HTTP_X_CONNECTOR_TOKEN", "")]
+
+
+def _error(kind: str, message: str, **details: Any) -> dict[str, Any]:
+    return {"error": {"type": kind, "message": message, **details}}
+
+
+def _version() -> str:
+    return str(manifests.load(manifests.CONNECTOR_KEY).get("version", ""))
+
+
+def _known(path: str, routes: dict[Any, Any]) -> bool:
+    # Unknown paths are not logged as sent: a hook path can be a secret someone mistyped.
+    return any(p == path for _, p in routes) or path.startswith("/v1/manifests/")
