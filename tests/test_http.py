@@ -595,3 +595,12 @@ def test_the_cli_and_invoke_report_an_oversized_response_in_one_line(standin, cr
                           "the 20 MB a page can be; refused unread\n")
     assert (answer.code, answer.error["type"]) == (1, "bad_response")
     assert "refused unread" in answer.error["message"]
+
+
+@pytest.mark.parametrize("url", ["https://user:secret-pass@app.dumplingai.com",
+                                 "http://u:p4ss-word@127.0.0.1:9"])
+def test_a_base_url_with_a_password_is_refused_without_showing_it(url: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        check_base_url(url)
+    assert "user name or password" in caught.value.message
+    assert "secret-pass" not in caught.value.message and "p4ss-word" not in caught.value.message

@@ -104,8 +104,14 @@ def check_url(url: Any, *, field: str, example: str, allow_http: bool = False,
 
 
 def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
-    """The API base URL: https, or plain http for loopback (the stand-in). No trailing slash."""
-    return check_url(url, field=field_name, example=PRODUCTION_URL).rstrip("/")
+    """The API base URL: https, or plain http for loopback (the stand-in). No trailing slash.
+    No `user:password@`: requests would send it as Basic auth in place of the API key."""
+    text = check_url(url, field=field_name, example=PRODUCTION_URL)
+    if "@" in urlsplit(text).netloc:
+        raise ConfigurationError(f"{field_name} holds a user name or password (user:password@); "
+                                 "the API authenticates with the API key alone: remove them",
+                                 field=field_name)
+    return text.rstrip("/")
 
 
 def check_api_key(key: Any, *, source: str = "apiKey") -> str:
