@@ -16,6 +16,9 @@ from typing import Any
 from ..core.items import identity
 from .faults import Fault
 
+#: `World.set_total(handle, MISSING)`: answers carry no `total`.
+MISSING = "missing"
+
 #: Follow times of scripted accounts start here (demo accounts use epoch milliseconds).
 SCRIPTED_EPOCH = 1_700_000_000
 
@@ -65,6 +68,9 @@ class _Account:
     feed_done: int = 0
     feed_base: int = 0
     cache: list[_Entry] | None = field(default=None, repr=False)  # ordered(), until a change
+    # What `total` says: None = the true count, MISSING = no total at all, an int = that
+    # number whatever the list holds (a count that lags, or runs ahead).
+    total: int | str | None = None
 
     def ordered(self) -> list[_Entry]:
         """Newest follow first; ties by insertion, later first."""
@@ -188,6 +194,14 @@ class World:
                 del account.entries[key]
             account.cache = None
 
+    def set_total(self, handle: str, total: int | str | None) -> None:
+        """What `total` says from now on: None, the true count (the default); MISSING, no
+        `total` at all; a number, that number whatever the list holds (a stale count)."""
+        if total is not None and total != MISSING and (type(total) is not int or total < 0):
+            raise ValueError("total must be None, MISSING or a whole number")
+        with self.lock:
+            self.account(handle).total = total
+
     def following(self, handle: str) -> list[dict[str, Any]]:
         """The current list of followed users, newest first (copies)."""
         with self.lock:
@@ -255,7 +269,9 @@ class World:
         if repeats is None:
             repeats = self.boundary_repeats
         reachable = account.ordered()[: self.depth_cap]
-        total = len(account.entries)
+        counted = {"total": len(account.entries) if account.total is None else account.total}
+        if account.total == MISSING:
+            counted = {}
         # The list is newest first; on negated times it is ascending, so bisect finds the start.
         negated = [-e.time for e in reachable]
         if min_time is None:
@@ -284,11 +300,11 @@ class World:
                 "maxCursor": asked,
                 "minCursor": moved,
                 "hasMore": True,
-                "total": total,
+                **counted,
             }
         if not page:
             empty = {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False}
-            return {**empty, "total": total}
+            return {**empty, **counted}
         min_cursor: float = page[-1].time
         has_more = end < len(reachable)
         if end >= self.depth_cap:
@@ -303,5 +319,5 @@ class World:
             "maxCursor": page[0].time,
             "minCursor": min_cursor,
             "hasMore": has_more,
-            "total": total,
+            **counted,
         }
