@@ -364,11 +364,12 @@ class _Poll:
         try:
             for read in pager:
                 reason = pager.stop_reason
+                # Even a page the read cannot go on from lists accounts that are followed.
+                self._merge(state.roster, read.cursor, read.page)
                 if reason in GUARDS:
                     self._read_failed(scan, read.cursor, _GUARD_TEXT[reason])
                     return
                 scan.tries = 0  # the read moves on
-                self._merge(state.roster, read.cursor, read.page)
                 if reason in (END, NO_CURSOR):
                     self._finish(state, read.page, read.cursor, target, found)
                     return
@@ -470,14 +471,15 @@ class _Poll:
 
     def _merge(self, roster: Roster, cursor: Any, page: Page) -> None:
         """Every account a page lists is followed now; its bound is the page's oldest follow
-        time, when the page's cursors can be trusted."""
+        time, when the page's cursors can be trusted: consistent, and moved below the cursor
+        sent (a page that hands the cursor back, stalled, may list older follows under it)."""
         if id(page) in self.merged:
             return
         self.merged.add(id(page))
         bound = page.min_cursor
         if cursors.is_dead(bound) or not cursors.consistent(
             len(page.entries), page.min_cursor, page.max_cursor, cursor
-        ):
+        ) or not (cursors.is_dead(cursor) or cursors.below(bound, cursor)):
             bound = None
         for entry in page.entries:
             if roster.see(identity(entry), flatten(entry), bound, self.now):
