@@ -443,7 +443,7 @@ class _Poll:
                 # A read over several polls: accounts it listed early may have gone since.
                 # The next poll's check reads again; a second such read settles it.
                 state.offset, state.short_scans = 0, state.short_scans + 1
-        if capped:
+        if capped and (state.offset > 0 or self.dropped):
             self.walk.warnings.append(
                 f"the list is deeper than the upstream lists (its depth cap, about 5,000): "
                 f"unfollows of the {max(state.offset, 0)} oldest follows cannot be seen")
