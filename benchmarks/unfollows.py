@@ -221,8 +221,8 @@ def run(quick: bool = False) -> Section:
                       + "; ".join(figures) + ".")
     section.notes.append(
         "With one unfollow anywhere, ours reads down to where the missing account was and "
-        "stops: about half the list on average, in these runs never more than the full diff; the full diff "
-        "pays the whole list every poll, also when nothing changed. Steady state: "
+        "stops: about half the list on average, in these runs never more than the full diff; "
+        "the full diff pays the whole list every poll, also when nothing changed. Steady state: "
         f"{math.ceil(5000 / PAGE)} requests per poll for the full diff at 5,000, 1 for ours.")
     section.notes.append(
         "State is the runner-owned JSON at N followed accounts. Realistic fields have signed "
