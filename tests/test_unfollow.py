@@ -490,3 +490,19 @@ def test_state_at_5000_followed_accounts_stays_compact(standin, creds):
     world.standin.follow_many(HANDLE, 3)
     world.poll()
     assert world.requests[-1] == 1
+
+
+def test_many_accounts_pushed_below_the_cap_start_a_full_read_that_drops_them(monkeypatch):
+    from connector.operations import unfollow
+
+    monkeypatch.setattr(unfollow, "TRACK_LIMIT", 45)
+    with StandIn(api_keys=(API_KEY,), depth_cap=40) as standin:
+        standin.add_account(HANDLE, 40)
+        world = Poller(standin, {"apiKey": API_KEY, "baseUrl": standin.url},
+                       reconcileEvery=0)
+        world.poll()
+        standin.follow_many(HANDLE, 8)  # 48 tracked, 8 of them now below the cap
+        result = world.poll()
+        assert result.meta["fullRead"] is True and result.items == []
+        assert result.meta["tracked"] == 40 and result.meta["unlisted"] == 8
+        assert world.poll().meta["requests"] == 1

@@ -52,6 +52,9 @@ DEFAULT_RECONCILE = 96
 #: A roster larger than this is damage: the upstream lists about 5,000 accounts, and a full
 #: read drops the ones pushed below its depth cap.
 ROSTER_LIMIT = 50_000
+#: More tracked accounts than this means many have been pushed below the depth cap since the
+#: last full read: one is started, to drop them (TikTok itself allows 10,000 follows).
+TRACK_LIMIT = 10_000
 #: A list that ends (hasMore false, a live cursor) this deep while the count says it goes on is
 #: taken to have reached the depth cap (about 5,000) rather than its end.
 DEPTH_NEAR = 4000
@@ -338,7 +341,8 @@ class _Poll:
         if scan is None:
             if self.check == "short":
                 scan = Scan(None, SHORT, began=self.now)
-            elif self.reconcile and state.since_full >= self.reconcile:
+            elif ((self.reconcile and state.since_full >= self.reconcile)
+                  or len(state.roster) > TRACK_LIMIT):
                 scan = Scan(None, FULL, began=self.now)
         elif scan.mode == SHORT and self.check in ("agreed", "higher"):
             scan = None  # the count agrees again: nothing is missing any more
