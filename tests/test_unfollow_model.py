@@ -24,8 +24,6 @@ records which accounts each successful poll was shown. What must hold:
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -34,11 +32,9 @@ from typing import Any
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from requests.adapters import BaseAdapter
-from urllib3 import HTTPResponse
 
 import connector
-from connector.core.config import Credentials
+from tests.model_transport import model_client
 
 HISTORIES = int(os.environ.get("UNFOLLOW_MODEL_HISTORIES", "150"))
 FAULTS = ("500", "503", "reset", "malformed", "html", "stuck_cursor", "empty_more")
@@ -121,31 +117,6 @@ class Upstream:
                      **counted}
 
 
-class ModelAdapter(BaseAdapter):
-    """A requests transport that hands each POST to the model instead of a socket."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        super().__init__()
-        self.upstream = upstream
-
-    def send(self, request: Any, **kwargs: Any) -> requests.Response:
-        status, payload = self.upstream.answer(json.loads(request.body))
-        response = requests.Response()
-        response.status_code = status
-        response.request = request
-        response.url = request.url
-        if isinstance(payload, str):
-            body, kind = payload.encode(), "text/html"
-        else:
-            body, kind = json.dumps(payload).encode(), "application/json"
-        response.headers["Content-Type"] = kind
-        response.raw = HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
-        return response
-
-    def close(self) -> None:
-        pass
-
-
 @dataclass
 class History:
     """The test's own bookkeeping of what happened, poll by poll."""
@@ -194,9 +165,7 @@ def play(rng: random.Random, *, faults: bool, crashes: bool = False) -> History:
                         epoch=rng.choice((1_700_000_000, 1_700_000_000_000)), rng=rng)
     for _ in range(rng.randint(0, 40)):
         upstream.follow(upstream.new_account())
-    client = connector.Client(Credentials(api_key="model-key",
-                                          base_url="https://model.invalid"))
-    client.session.mount("https://", ModelAdapter(upstream))
+    client = model_client(upstream)
     history = History(upstream, {"handle": HANDLE, "count": rng.randint(3, 10),
                                  "maxPages": rng.randint(2, 5),
                                  "reconcileEvery": rng.choice((0, 3, 10))}, client)

@@ -24,7 +24,6 @@ passes its old place: an unfollow undone before the next poll is not an event.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,13 +33,22 @@ from typing import Any
 
 from ..core import cursors
 from ..core.errors import ConnectorError, StateError
-from ..core.handles import normalize_handle
 from ..core.http import Page, PageSource
 from ..core.items import flatten, identity
 from ..core.pagination import END, GUARDS, NO_CURSOR, Pager
 from .results import CREDITS_PER_REQUEST, Result
 from .roster import FIELDS, Account, Roster
-from .state import _RESTORE, GAP_LIMIT, MAX_WAIT, Gap, _check_cursor, _gap, _short
+from .state import (
+    _RESTORE,
+    GAP_LIMIT,
+    MAX_WAIT,
+    Gap,
+    _check_cursor,
+    _gap,
+    check_handle,
+    check_version,
+    parse_object,
+)
 from .walk import _GUARD_TEXT, TEST_ITEMS, PollRun, unique
 
 KEY = "account_unfollowed"
@@ -189,33 +197,13 @@ class UnfollowState:
     @classmethod
     def from_json(cls, data: Any) -> UnfollowState:
         """Parse stored state; anything unexpected is a StateError, never a silent reset."""
-        if isinstance(data, (str, bytes)):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError) as exc:
-                raise StateError(f"state is not valid JSON; {_RESTORE}") from exc
-        if not isinstance(data, dict):
-            raise StateError("state must be a JSON object written by this connector "
-                             "(or null for a first run)")
+        data = parse_object(data)
         if data.get("trigger") != KEY:
             raise StateError(f"state was not written by the Account Unfollowed trigger (it "
                              f"has no \"trigger\": \"{KEY}\"); pass the state this trigger "
                              f"returned, or null to start a new baseline")
-        version = data.get("v")
-        if type(version) is not int or version < 1:
-            raise StateError(f"state version {_short(version)} is not valid (a whole number "
-                             f"from 1); {_RESTORE}")
-        if version > STATE_VERSION:
-            raise StateError(f"state is version {version}, newer than this connector "
-                             f"understands ({STATE_VERSION}); upgrade tiktok-following-connector")
-        handle = data.get("handle")
-        try:
-            valid_handle = isinstance(handle, str) and normalize_handle(handle) == handle
-        except Exception:
-            valid_handle = False
-        if not valid_handle:
-            raise StateError(f"state is damaged: 'handle' {_short(handle)} is not a TikTok "
-                             f"handle; {_RESTORE}")
+        check_version(data.get("v"), STATE_VERSION)
+        handle = check_handle(data.get("handle"))
         _check_cursor(data.get("watermark"), "watermark")
         raw_gaps = data.get("gaps", [])
         if not isinstance(raw_gaps, list) or len(raw_gaps) > GAP_LIMIT:
