@@ -7,7 +7,8 @@
         batch.commit()                             # only now is the state advanced
 
 Leaving the block without `commit()` (an exception, a crash) keeps the old state, so the same
-follows come back on the next poll: at-least-once, never lost.
+follows come back on the next poll: at-least-once, never lost. Unfollows the same way:
+`store.poll("@someone", operation="account_unfollowed")`.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .core.config import RetryPolicy, Timeouts
+from .core.errors import InputError
 from .core.http import PageSource, client_for
-from .operations import prepare, trigger
+from .operations import prepare, registry, trigger, triggers
 from .storage import Database, new_event, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
 
 
-def state_key(handle: str) -> str:
-    """Where a handle's trigger state is kept in the database."""
-    return f"{trigger.KEY}:{handle}"
+def state_key(handle: str, operation: str = trigger.KEY) -> str:
+    """Where a handle's state for a trigger is kept in the database."""
+    return f"{operation}:{handle}"
 
 
 @dataclass
@@ -43,6 +45,8 @@ class Batch:
     _database: Database = field(repr=False)
     _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
     committed: bool = False
+    #: The trigger polled, and so the state key and the kind of its outbox events.
+    operation: str = trigger.KEY
 
     def commit(self, *, outbox: bool = False) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
@@ -52,11 +56,14 @@ class Batch:
         events = []
         if outbox:
             detected = now_iso()
+            kind = {key: kind for kind, key in triggers().items()}[self.operation]
             events = [(eid, self.handle, payload) for eid, payload in
-                      (new_event(self.handle, item, detected_at=detected) for item in self.items)]
+                      (new_event(self.handle, item, detected_at=detected, kind=kind)
+                       for item in self.items)]
         added = 0
         if self.state is not None:
-            added = self._database.save(state_key(self.handle), self.state, events)
+            added = self._database.save(state_key(self.handle, self.operation), self.state,
+                                        events)
         self.committed = True
         self.close()
         return added
@@ -105,12 +112,16 @@ class Store:
         lock_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        operation: str = trigger.KEY,
     ) -> Batch:
-        """Poll `handle` once with the stored state; commit the returned Batch to advance it."""
-        values, source = prepare(trigger.KEY, {**(inputs or {}), "handle": handle},
+        """Poll `handle` once with the stored state; commit the returned Batch to advance it.
+        `operation`: the trigger, new_account_followed (default) or account_unfollowed."""
+        _check_trigger(operation)
+        values, source = prepare(operation, {**(inputs or {}), "handle": handle},
                                  platform=platform)
         return self.poll_prepared(values, source, credentials=credentials, client=client,
-                                  lock_timeout=lock_timeout, retry=retry, timeouts=timeouts)
+                                  lock_timeout=lock_timeout, retry=retry, timeouts=timeouts,
+                                  operation=operation)
 
     def poll_prepared(
         self,
@@ -122,11 +133,12 @@ class Store:
         lock_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        operation: str = trigger.KEY,
     ) -> Batch:
         """`poll` for inputs already checked by `operations.prepare` (watch checks them once
         for all its handles)."""
         name = values["handle"]
-        key = state_key(name)
+        key = state_key(name, operation)
         with ExitStack() as stack:
             own = stack.enter_context(client_for(client, credentials=credentials, retry=retry,
                                                  timeouts=timeouts))
@@ -135,11 +147,18 @@ class Store:
             try:
                 # Read state only once the lock is held: it may just have been advanced.
                 state = self.database.load_state(key)
-                result = trigger.run(own, values, source=source, state=state)
+                result = registry()[operation](own, values, source=source, state=state)
             except BaseException:
                 hold.__exit__(None, None, None)
                 raise
-        return Batch(name, result.items, result.meta, result.state, self.database, hold)
+        return Batch(name, result.items, result.meta, result.state, self.database, hold,
+                     operation=operation)
+
+
+def _check_trigger(operation: str) -> None:
+    if operation not in triggers().values():
+        raise InputError(f"operation must be a trigger ({', '.join(triggers().values())}); "
+                         f"got {operation!r}", field="operation")
 
 
 def open_store(target: str | os.PathLike[str] | Database | None = None) -> Store:

@@ -29,3 +29,14 @@ def test_the_reference_pollers_behave_as_the_benchmark_says():
         lengths = [EXISTING + k * row.n for k in range(1, POLLS + 1)]
         assert row.full_diff == [math.ceil(length / P) for length in lengths]
         assert row.full_diff_missed == [0] * POLLS
+
+
+def test_the_unfollow_benchmark_counts_requests_as_it_says():
+    from benchmarks import unfollows
+
+    quiet = unfollows.measure(40, None, polls=2)
+    assert quiet["ours"] == [1, 1] and quiet["diff"] == [2, 2] and quiet["baseline"] == 2
+    recent = unfollows.measure(40, "recent", polls=2)
+    assert recent["ours"] == [1, 1] and recent["ours_exact"] and recent["diff_exact"]
+    state_bytes, plain, _ = unfollows.state_figures(20, True, repeat=1)
+    assert 0 < state_bytes < plain

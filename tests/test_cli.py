@@ -34,7 +34,8 @@ def test_manifest_prints_every_manifest(capsys) -> None:
     assert cli.main(["manifest"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == manifests.load_all()
-    assert set(printed) == {"connector", "get_tiktok_user_following", "new_account_followed"}
+    assert set(printed) == {"connector", "get_tiktok_user_following", "new_account_followed",
+                            "account_unfollowed"}
 
 
 @pytest.mark.parametrize("key", ["connector", "get_tiktok_user_following", "new_account_followed"])

@@ -27,6 +27,7 @@ def load(name: str) -> dict[str, Any]:
 
 def test_there_is_a_connector_manifest_and_one_per_operation() -> None:
     assert [p.stem for p in MANIFEST_FILES] == [
+        "account_unfollowed",
         "connector",
         "get_tiktok_user_following",
         "new_account_followed",
@@ -68,11 +69,16 @@ def test_the_sample_validates_against_the_output(key: str) -> None:
     Draft202012Validator(manifest["output"]).validate(manifest["sample"])
 
 
+#: What an operation's items carry beyond the flat item: an unfollow says when it was seen.
+ITEM_EXTRAS = {"account_unfollowed": {"lastSeenAt", "detectedAt"}}
+
+
 @pytest.mark.parametrize("key", OPERATIONS)
 def test_the_output_is_the_flat_item_of_the_contract(key: str) -> None:
     output = load(key)["output"]
-    assert set(output["properties"]) == set(ITEM_FIELDS)
-    assert set(output["required"]) == set(ITEM_FIELDS)
+    fields = set(ITEM_FIELDS) | ITEM_EXTRAS.get(key, set())
+    assert set(output["properties"]) == fields
+    assert set(output["required"]) == fields
     assert output["additionalProperties"] is False
     assert "string" in output["properties"]["id"]["type"]  # ids exceed 2^53
 

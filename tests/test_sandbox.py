@@ -596,3 +596,16 @@ def test_serve_prints_and_stops_on_ctrl_c() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_churn_demo_account_also_unfollows_with_the_clock(clock: FakeClock) -> None:
+    from connector.standin.world import World
+
+    start = clock()
+    worlds = [World(demo=True, clock=clock, demo_epoch=start) for _ in range(2)]
+    clock.advance(61)  # 15 follows (every 4 s) and 10 unfollows (every 6 s)
+    for world in worlds:
+        world.materialize(world.accounts["churn_demo"])
+    first, second = (w.following("churn_demo") for w in worlds)
+    assert len(first) == 150 + 15 - 10
+    assert first == second  # the same clock gives every process the same list

@@ -17,8 +17,6 @@ baseline and still followed exactly once, and no baseline account, ever.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -28,11 +26,10 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from requests.adapters import BaseAdapter
-from urllib3 import HTTPResponse
 
 import connector
 from connector.core.config import Credentials
+from tests.model_transport import model_client
 
 HISTORIES = int(os.environ.get("TRIGGER_MODEL_HISTORIES", "250"))
 FAULT_KINDS = ("malformed", "wrong_shape", "html", "reset", "stuck_cursor", "empty_more",
@@ -126,38 +123,6 @@ class Upstream:
         return 200, {"followingList": entries, "hasMore": bool(rest),
                      "maxCursor": page[0].time, "minCursor": page[-1].time,
                      "total": len(self.listed)}
-
-
-class ModelAdapter(BaseAdapter):
-    """A requests transport that hands each POST to the model instead of a socket."""
-
-    def __init__(self, upstream: Upstream) -> None:
-        super().__init__()
-        self.upstream = upstream
-
-    def send(self, request: Any, **kwargs: Any) -> requests.Response:
-        status, payload = self.upstream.answer(json.loads(request.body))
-        response = requests.Response()
-        response.status_code = status
-        response.request = request
-        response.url = request.url
-        if isinstance(payload, str):
-            body, kind = payload.encode(), "text/html"
-        else:
-            body, kind = json.dumps(payload).encode(), "application/json"
-        response.headers["Content-Type"] = kind
-        response.raw = HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
-        return response
-
-    def close(self) -> None:
-        pass
-
-
-def model_client(upstream: Upstream) -> connector.Client:
-    client = connector.Client(Credentials(api_key="model-key",
-                                          base_url="https://model.invalid"))
-    client.session.mount("https://", ModelAdapter(upstream))
-    return client
 
 
 @dataclass

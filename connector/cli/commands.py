@@ -1,5 +1,6 @@
 """`list`, `poll`, `invoke`, `manifest`, `sandbox` and `demo`. Python equivalents: `connector.run`,
-`connector.open_store().poll`, `connector.invoke`, `connector.manifests`, `connector.StandIn`."""
+`connector.open_store().poll` (`operation="account_unfollowed"` for `poll --unfollows`),
+`connector.invoke`, `connector.manifests`, `connector.StandIn`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from ..core.errors import ConfigurationError
+from ..core.errors import ConfigurationError, InputError
 from .common import (
     PROG,
     credentials_for,
@@ -39,14 +40,21 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
     c.set_defaults(func=cmd_list)
 
-    c = sub.add_parser("poll", help="print new follows since the last poll (SQLite state)")
+    c = sub.add_parser("poll", help="print new follows (or --unfollows) since the last poll "
+                                    "(SQLite state)")
     c.add_argument("handle")
     state_db_arg(c)
+    c.add_argument("--unfollows", action="store_true",
+                   help="print the accounts unfollowed since the last poll instead (the Account "
+                        "Unfollowed trigger, with its own state)")
     c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
     c.add_argument("--max-pages", type=whole_number(2, 200),
-                   help="page budget of this poll (default 10)")
+                   help="page budget of this poll (default 10; 50 with --unfollows)")
     c.add_argument("--first-run", choices=FIRST_RUN,
                    help="what the first poll does (default skipExisting: baseline only)")
+    c.add_argument("--reconcile-every", type=whole_number(0, 100000), metavar="POLLS",
+                   help="with --unfollows: read the whole list every POLLS polls even when the "
+                        "count agrees (default 96; 0: never)")
     c.set_defaults(func=cmd_poll)
 
     c = sub.add_parser("invoke", help="runner protocol: JSON request on stdin, JSON on stdout")
@@ -95,10 +103,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_poll(args: argparse.Namespace) -> int:
     from ..polling import open_store
 
-    inputs = {"count": args.count, "maxPages": args.max_pages, "firstRun": args.first_run}
+    inputs = {"count": args.count, "maxPages": args.max_pages, "firstRun": args.first_run,
+              "reconcileEvery": args.reconcile_every}
+    operation = "account_unfollowed" if args.unfollows else "new_account_followed"
+    if args.unfollows and args.first_run is not None:
+        raise InputError("--first-run is for new follows; an unfollow poll's first run always "
+                         "only learns the list", field="firstRun")
+    if not args.unfollows and args.reconcile_every is not None:
+        raise InputError("--reconcile-every needs --unfollows", field="reconcileEvery")
     with credentials_for(args) as creds, open_store(args.state_db) as store:
         batch = store.poll(args.handle, inputs={k: v for k, v in inputs.items() if v is not None},
-                           credentials=creds)
+                           credentials=creds, operation=operation)
         with batch:
             write_items(batch.items, "jsonl", sys.stdout)
             sys.stdout.flush()  # the lines are out before the state moves on

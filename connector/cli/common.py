@@ -171,11 +171,30 @@ def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO, *, header: b
 
 
 def poll_summary(meta: dict[str, Any]) -> str:
+    if "unfollows" in meta:
+        return unfollow_summary(meta)
     what = "baseline taken, " if meta["baseline"] else ""
     extra = f", catching up ({meta['pendingGaps']} gaps)" if meta["catchingUp"] else ""
     line = (f"@{meta['handle']}: {what}{plural(meta['newFollows'], 'new follow')}, "
             f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
             f"{extra}")
+    return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
+
+
+def unfollow_summary(meta: dict[str, Any]) -> str:
+    """`@alice: 1 unfollow, 4 requests, 40 credits, count 56 short by 1` and warnings."""
+    what = "learning the list, " if meta["baseline"] else ""
+    check = {"agreed": f", count {meta['total']} agreed",
+             "higher": f", count {meta['total']} higher (not an unfollow)",
+             "short": f", count {meta['total']} short by "
+                      f"{(meta['expectedTotal'] or 0) - (meta['total'] or 0)}",
+             "noTotal": ", no count sent"}.get(meta["check"] or "", "")
+    extra = ", full read done" if meta["fullRead"] else ""
+    if meta["readingList"]:
+        extra += ", reading the list (goes on next poll)"
+    line = (f"@{meta['handle']}: {what}{plural(meta['unfollows'], 'unfollow')}, "
+            f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
+            f"{check}{extra}")
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
 
 

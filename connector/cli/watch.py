@@ -61,6 +61,12 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--first-run", choices=("skipExisting", "emitRecent"),
                    help="a handle's first poll: skipExisting (default, baseline only) or "
                         "emitRecent (deliver its most recent follows too)")
+    c.add_argument("--events", type=_events, default=("followed",), metavar="KINDS",
+                   help="what to deliver: followed (default), unfollowed, or "
+                        "followed,unfollowed; unfollow events carry \"event\": \"unfollowed\"")
+    c.add_argument("--reconcile-every", type=whole_number(0, 100000), metavar="POLLS",
+                   help="unfollows: read each whole list every POLLS polls even when the count "
+                        "agrees (default 96; 0: never)")
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
@@ -98,6 +104,14 @@ def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> Non
                    help="how long to wait for the webhook's answer (default 30)")
 
 
+def _events(text: str) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    if not kinds or not set(kinds) <= {"followed", "unfollowed"}:
+        raise argparse.ArgumentTypeError(f"expected followed, unfollowed or "
+                                         f"followed,unfollowed, got {text[:40]!r}")
+    return kinds
+
+
 def _interval(text: str) -> float:
     from ..watch.schedule import parse_interval
 
@@ -117,11 +131,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
     webhook = _webhook(args)
     with webhook:
         if args.send_sample:
-            reply = webhook.post(sample_event())
-            say(f"watch: sample event to {webhook.redacted}: "
-                f"{'delivered' if reply.ok else 'failed'} ({reply.status or reply.error})",
-                args.secrets)
-            return 0 if reply.ok else 1
+            code = 0
+            for kind in args.events:
+                reply = webhook.post(sample_event(kind))
+                say(f"watch: sample {kind} event to {webhook.redacted}: "
+                    f"{'delivered' if reply.ok else 'failed'} ({reply.status or reply.error})",
+                    args.secrets)
+                code = code or (0 if reply.ok else 1)
+            return code
         handles = list(args.handles)
         if args.handles_file:
             handles += read_handles_file(args.handles_file)
@@ -131,7 +148,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
         with credentials_for(args) as creds, Watcher(
             handles, webhook, store=args.state_db, credentials=creds, interval=args.interval,
             concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
-            first_run=args.first_run, max_attempts=args.max_attempts,
+            first_run=args.first_run, max_attempts=args.max_attempts, events=args.events,
+            reconcile_every=args.reconcile_every,
         ) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
                      ", ".join(sorted(webhook.headers)) or "none")

@@ -63,10 +63,17 @@ def is_stable(key: str) -> bool:
     return not key.startswith(("u:", "d:"))
 
 
-def event_id(handle: str, key: str, kind: str = "followed") -> str:
+def event_id(handle: str, key: str, kind: str = "followed", occurrence: str | None = None
+             ) -> str:
     """The id of "`handle` <kind> the account `key`": the same on every retry, so a receiver
-    can drop duplicates (`Idempotency-Key`). Follow events keep the ids of earlier releases."""
+    can drop duplicates (`Idempotency-Key`). Follow events keep the ids of earlier releases.
+
+    An event that can happen to one account more than once (unfollowed, followed again,
+    unfollowed again) also takes `occurrence`, something that tells those times apart and
+    stays the same when a poll is repeated."""
     who = key if kind == "followed" else f"{kind}:{key}"
+    if occurrence is not None:
+        who = f"{who}@{occurrence}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tiktok-following:{handle}:{who}"))
 
 

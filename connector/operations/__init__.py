@@ -1,4 +1,4 @@
-"""Operations: the action and the trigger. They use the core and know nothing of surfaces."""
+"""Operations: the action and the two triggers. They use the core and know nothing of surfaces."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from .registry import (
     prepare,
     registry,
     request_source,
+    triggers,
 )
 from .results import CREDITS_PER_REQUEST, Partial, Result
 
 __all__ = ["CREDITS_PER_REQUEST", "MODES", "PLATFORM_SOURCES", "REQUEST_SOURCES", "Partial",
-           "Result", "prepare", "registry", "request_source"]
+           "Result", "prepare", "registry", "request_source", "triggers"]

@@ -20,9 +20,16 @@ MODES = ("live", "test")
 
 def registry() -> dict[str, Callable[..., Result]]:
     """Operation key -> run(source, inputs, *, request_source, state, mode) -> Result."""
-    from . import action, trigger
+    from . import action, trigger, unfollow
 
-    return {action.KEY: action.run, trigger.KEY: trigger.run}
+    return {action.KEY: action.run, trigger.KEY: trigger.run, unfollow.KEY: unfollow.run}
+
+
+def triggers() -> dict[str, str]:
+    """Event kind -> the key of the trigger whose items are events of that kind."""
+    from . import trigger, unfollow
+
+    return {trigger.EVENT: trigger.KEY, unfollow.EVENT: unfollow.KEY}
 
 
 def request_source(platform: Any, explicit: Any = None) -> str:

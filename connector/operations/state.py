@@ -191,32 +191,12 @@ class TriggerState:
     @classmethod
     def from_json(cls, data: Any) -> TriggerState:
         """Parse stored state; anything unexpected is a StateError, never a silent reset."""
-        if isinstance(data, (str, bytes)):
-            try:
-                data = json.loads(data)
-            except (ValueError, RecursionError) as exc:
-                raise StateError(f"state is not valid JSON; {_RESTORE}") from exc
-        if not isinstance(data, dict):
-            raise StateError("state must be a JSON object written by this connector "
-                             "(or null for a first run)")
-        version = data.get("v")
+        data = parse_object(data)
         if "v" not in data:
             raise StateError("state has no version field 'v': it was not written by this "
                              f"connector; {_RESTORE}")
-        if type(version) is not int or version < 1:
-            raise StateError(f"state version {version!r} is not valid (a whole number from 1); "
-                             f"{_RESTORE}")
-        if version > STATE_VERSION:
-            raise StateError(f"state is version {version}, newer than this connector "
-                             f"understands ({STATE_VERSION}); upgrade tiktok-following-connector")
-        handle = data.get("handle")
-        try:
-            valid_handle = isinstance(handle, str) and normalize_handle(handle) == handle
-        except Exception:
-            valid_handle = False
-        if not valid_handle:
-            raise StateError(f"state is damaged: 'handle' {_short(handle)} is not a TikTok handle; "
-                             f"{_RESTORE}")
+        version = check_version(data.get("v"), STATE_VERSION)
+        handle = check_handle(data.get("handle"))
         watermark = data.get("watermark")
         _check_cursor(watermark, "watermark")
         known = data.get("known", [])
@@ -242,6 +222,42 @@ class TriggerState:
                              f"{GAP_LIMIT} this connector keeps; {_RESTORE}")
         return cls(handle=handle, watermark=watermark, known=memory,
                    gaps=[_gap(g) for g in raw_gaps])
+
+
+def parse_object(data: Any) -> dict[str, Any]:
+    """Stored state as a dict (parsed first when it comes as JSON text), or a StateError."""
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise StateError(f"state is not valid JSON; {_RESTORE}") from exc
+    if not isinstance(data, dict):
+        raise StateError("state must be a JSON object written by this connector "
+                         "(or null for a first run)")
+    return data
+
+
+def check_version(version: Any, newest: int) -> int:
+    """A state's version 'v', from 1 up to `newest` (what this connector writes)."""
+    if type(version) is not int or version < 1:
+        raise StateError(f"state version {_short(version)} is not valid (a whole number "
+                         f"from 1); {_RESTORE}")
+    if version > newest:
+        raise StateError(f"state is version {version}, newer than this connector "
+                         f"understands ({newest}); upgrade tiktok-following-connector")
+    return version
+
+
+def check_handle(handle: Any) -> str:
+    """A state's handle: normalised, as the connector writes it."""
+    try:
+        valid = isinstance(handle, str) and normalize_handle(handle) == handle
+    except Exception:
+        valid = False
+    if not valid:
+        raise StateError(f"state is damaged: 'handle' {_short(handle)} is not a TikTok handle; "
+                         f"{_RESTORE}")
+    return handle
 
 
 def _gap(raw: Any) -> Gap:

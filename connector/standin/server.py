@@ -235,6 +235,11 @@ class StandIn:
         """The current list of followed users, newest first (copies)."""
         return self.world.following(handle)
 
+    def set_total(self, handle: str, total: int | str | None) -> None:
+        """What `total` says from now on: None, the true count (the default); "missing", no
+        `total` at all; a number, that number whatever the list holds (a stale count)."""
+        self.world.set_total(handle, total)
+
     # ----------------------------------------------------------------- observing and faults
 
     def reset_log(self) -> None:

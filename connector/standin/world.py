@@ -16,6 +16,9 @@ from typing import Any
 from ..core.items import identity
 from .faults import Fault
 
+#: `World.set_total(handle, MISSING)`: answers carry no `total`.
+MISSING = "missing"
+
 #: Follow times of scripted accounts start here (demo accounts use epoch milliseconds).
 SCRIPTED_EPOCH = 1_700_000_000
 
@@ -26,7 +29,11 @@ DEMO_ACCOUNTS: dict[str, tuple[int, float | None, bool]] = {
     "quiet_demo": (40, None, False),
     "private_demo": (25, None, True),
     "big_demo": (6000, None, False),
+    "churn_demo": (150, 4.0, False),
 }
+#: Demo accounts that also unfollow one of their 60 newest follows: handle -> seconds between
+#: unfollows at speed 1.
+DEMO_UNFOLLOWS: dict[str, float] = {"churn_demo": 6.0}
 _DEMO_PAST_STEP_MS = 60_000  # past demo follows are one a minute, ending at start-up
 
 
@@ -64,7 +71,13 @@ class _Account:
     feed_start: float = 0.0
     feed_done: int = 0
     feed_base: int = 0
+    # Demo accounts that unfollow: one account chosen by the clock, every unfollow_interval.
+    unfollow_interval: float | None = None
+    unfollow_done: int = 0
     cache: list[_Entry] | None = field(default=None, repr=False)  # ordered(), until a change
+    # What `total` says: None = the true count, MISSING = no total at all, an int = that
+    # number whatever the list holds (a count that lags, or runs ahead).
+    total: int | str | None = None
 
     def ordered(self) -> list[_Entry]:
         """Newest follow first; ties by insertion, later first."""
@@ -188,6 +201,14 @@ class World:
                 del account.entries[key]
             account.cache = None
 
+    def set_total(self, handle: str, total: int | str | None) -> None:
+        """What `total` says from now on: None, the true count (the default); MISSING, no
+        `total` at all; a number, that number whatever the list holds (a stale count)."""
+        if total is not None and total != MISSING and (type(total) is not int or total < 0):
+            raise ValueError("total must be None, MISSING or a whole number")
+        with self.lock:
+            self.account(handle).total = total
+
     def following(self, handle: str) -> list[dict[str, Any]]:
         """The current list of followed users, newest first (copies)."""
         with self.lock:
@@ -231,18 +252,34 @@ class World:
                 account.feed_interval = interval / self.demo_speed
                 account.feed_start = start
                 account.feed_base += past
+            if handle in DEMO_UNFOLLOWS:
+                account.unfollow_interval = DEMO_UNFOLLOWS[handle] / self.demo_speed
             self.accounts[handle] = account
 
     def materialize(self, account: _Account) -> None:
-        """Add the demo follows that the clock says are due by now."""
+        """Add the demo follows (and make the demo unfollows) the clock says are due by now,
+        in the order they fell due: the same clock gives every process the same list."""
         if account.feed_interval is None:
             return
-        due = int((self.clock() - account.feed_start) / account.feed_interval)
-        while account.feed_done < due:
-            account.feed_done += 1
-            at = account.feed_start + account.feed_done * account.feed_interval
-            user = self.make_user(account.feed_base + account.feed_done)
-            self._add_entry(account, user, int(at * 1000))
+        elapsed = self.clock() - account.feed_start
+        due = int(elapsed / account.feed_interval)
+        unfollows = (int(elapsed / account.unfollow_interval)
+                     if account.unfollow_interval is not None else 0)
+        while account.feed_done < due or account.unfollow_done < unfollows:
+            follow_at = (account.feed_done + 1) * account.feed_interval
+            unfollow_at = ((account.unfollow_done + 1) * account.unfollow_interval
+                           if account.unfollow_interval is not None else math.inf)
+            if account.feed_done < due and follow_at <= unfollow_at:
+                account.feed_done += 1
+                user = self.make_user(account.feed_base + account.feed_done)
+                self._add_entry(account, user, int((account.feed_start + follow_at) * 1000))
+            else:
+                account.unfollow_done += 1
+                # Mostly recent follows are undone (follow-for-follow churn).
+                recent = account.ordered()[:60]
+                if recent:
+                    del account.entries[random.Random(account.unfollow_done).choice(recent).key]
+                    account.cache = None
 
 
     def page(self, account: _Account, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
@@ -255,7 +292,9 @@ class World:
         if repeats is None:
             repeats = self.boundary_repeats
         reachable = account.ordered()[: self.depth_cap]
-        total = len(account.entries)
+        counted = {"total": len(account.entries) if account.total is None else account.total}
+        if account.total == MISSING:
+            counted = {}
         # The list is newest first; on negated times it is ascending, so bisect finds the start.
         negated = [-e.time for e in reachable]
         if min_time is None:
@@ -284,11 +323,11 @@ class World:
                 "maxCursor": asked,
                 "minCursor": moved,
                 "hasMore": True,
-                "total": total,
+                **counted,
             }
         if not page:
             empty = {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False}
-            return {**empty, "total": total}
+            return {**empty, **counted}
         min_cursor: float = page[-1].time
         has_more = end < len(reachable)
         if end >= self.depth_cap:
@@ -303,5 +342,5 @@ class World:
             "maxCursor": page[0].time,
             "minCursor": min_cursor,
             "hasMore": has_more,
-            "total": total,
+            **counted,
         }

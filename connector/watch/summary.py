@@ -50,6 +50,8 @@ class CycleSummary:
     skipped: int = 0
     baselined: int = 0
     new_follows: int = 0
+    #: Unfollows detected, once a handle's unfollows were polled (None: not watched).
+    unfollows: int | None = None
     requests: int = 0
     credits: int = 0
     delivery: DeliveryPass = field(default_factory=DeliveryPass)
@@ -80,7 +82,9 @@ class CycleSummary:
             assert outcome.meta is not None
             self.failed.pop(outcome.handle, None)
             self.polled.add(outcome.handle)
-            self.new_follows += outcome.meta["newFollows"]
+            self.new_follows += outcome.meta.get("newFollows", 0)
+            if "unfollows" in outcome.meta:
+                self.unfollows = (self.unfollows or 0) + outcome.meta["unfollows"]
             self.baselined += int(bool(outcome.meta["baseline"]))
 
     def record_delivery(self, result: DeliveryPass) -> None:
@@ -97,7 +101,9 @@ class CycleSummary:
         if self.rate_limit is not None and self.rate_limit.remaining is not None:
             rate = f", rate limit {self.rate_limit.remaining}/{self.rate_limit.limit} left"
         text = (f"watch: {len(self.polled)}/{self.handles} handles polled{base}, "
-                f"{self.new_follows} new follows, {self.requests} requests, "
+                f"{self.new_follows} new follows, "
+                f"{'' if self.unfollows is None else f'{self.unfollows} unfollows, '}"
+                f"{self.requests} requests, "
                 f"{self.credits} credits{rate}; delivered {d.delivered}, "
                 f"pending {self.pending}, parked {self.parked}")
         if d.failed:

@@ -7,7 +7,9 @@
 Each poll commits the trigger's new state and its new follows as outbox events in one
 transaction (`Batch.commit(outbox=True)`); delivery removes an event only after a 2xx. So a
 crash at any moment repeats work, and loses none: at-least-once, with the event id in the
-`Idempotency-Key` header for receivers that want exactly-once.
+`Idempotency-Key` header for receivers that want exactly-once. With
+`events=("followed", "unfollowed")` each handle is polled by both triggers, each with its own
+state, and both kinds of event go to the one webhook.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..core.config import RetryPolicy, Timeouts
 from ..core.errors import ConnectorError, InputError
 from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
-from ..operations import prepare, trigger
+from ..operations import prepare, trigger, triggers
 from ..polling import Store
 from ..storage import Database
 from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
@@ -61,6 +63,8 @@ class Watcher:
         count: int | None = None,
         max_pages: int | None = None,
         first_run: str | None = None,
+        events: Iterable[str] = (trigger.EVENT,),
+        reconcile_every: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
         pacer: Pacer | None = None,
@@ -77,10 +81,15 @@ class Watcher:
             raise InputError("concurrency must be at least 1", field="concurrency")
         if max_attempts < 1:
             raise InputError("max attempts must be at least 1", field="maxAttempts")
-        inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run}
-        inputs = {k: v for k, v in inputs.items() if v is not None}
+        inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run,
+                  "reconcileEvery": reconcile_every}
+        operations = _triggers_for(events)
+        _check_options(inputs, operations)
         # Checked once for every handle: only the handle differs between their polls.
-        self.inputs, self.source = prepare(trigger.KEY, {**inputs, "handle": self.handles[0]})
+        self.plans = [(key, *prepare(key, {**_inputs_for(key, inputs),
+                                            "handle": self.handles[0]}))
+                      for key in operations]
+        _, self.inputs, self.source = self.plans[0]
         self.interval = interval
         self.concurrency = concurrency
         self.jitter = jitter
@@ -189,12 +198,36 @@ class Watcher:
         return [f.result() for f in futures]
 
     def _poll_one(self, handle: str) -> HandlePoll:
+        if len(self.plans) == 1:
+            return self._poll_trigger(handle, *self.plans[0])
+        # Each trigger in turn, with its own state; the outcome adds them up.
+        outcome = HandlePoll(handle, meta={"newFollows": 0, "unfollows": 0, "baseline": False,
+                                           "warnings": []})
+        for plan in self.plans:
+            step = self._poll_trigger(handle, *plan)
+            outcome.requests += step.requests
+            outcome.pages += step.pages
+            outcome.queued += step.queued
+            if step.meta is None:
+                outcome.error, outcome.skipped, outcome.meta = step.error, step.skipped, None
+                return outcome
+            meta = outcome.meta
+            assert meta is not None
+            for name in ("newFollows", "unfollows"):
+                meta[name] += step.meta.get(name, 0)
+            meta["baseline"] = meta["baseline"] or step.meta["baseline"]
+            meta["warnings"] += step.meta["warnings"]
+        return outcome
+
+    def _poll_trigger(self, handle: str, operation: str, inputs: dict[str, Any],
+                      source: str) -> HandlePoll:
         if self.stopping:
             return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
         try:
-            batch = self.store.poll_prepared({**self.inputs, "handle": handle}, self.source,
-                                             client=paced, lock_timeout=self.lock_timeout)
+            batch = self.store.poll_prepared({**inputs, "handle": handle}, source,
+                                             client=paced, lock_timeout=self.lock_timeout,
+                                             operation=operation)
             with batch:
                 queued = batch.commit(outbox=True)
         except Stopped:
@@ -209,13 +242,44 @@ class Watcher:
                 log.exception("@%s: failed unexpectedly", handle)
             return outcome
         meta = batch.meta
-        log.info("@%s: %s%d new follows (%d queued), %d requests, %d credits", handle,
-                 "baseline taken, " if meta["baseline"] else "", meta["newFollows"], queued,
+        found = (f"{meta['unfollows']} unfollows" if "unfollows" in meta else
+                 f"{meta['newFollows']} new follows")
+        log.info("@%s: %s%s (%d queued), %d requests, %d credits", handle,
+                 "baseline taken, " if meta["baseline"] else "", found, queued,
                  paced.requests, meta["creditsUsed"])
         for warning in meta.get("warnings", ()):
             log.info("@%s: %s", handle, warning)
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                            pages=paced.pages)
+
+
+def _triggers_for(events: Iterable[str]) -> list[str]:
+    """The triggers to poll for the event kinds asked for, in the order given."""
+    known = triggers()
+    kinds = [events] if isinstance(events, str) else list(events)
+    wrong = [k for k in kinds if k not in known]
+    if wrong or not kinds:
+        raise InputError(f"events must be some of {', '.join(known)}; got "
+                         f"{', '.join(map(str, wrong)) or 'none'}", field="events")
+    return [known[k] for k in dict.fromkeys(kinds)]
+
+
+def _inputs_for(operation: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The watch options a trigger takes (firstRun is the follow trigger's, reconcileEvery
+    the unfollow trigger's), those that were given."""
+    from ..core.manifests import load
+
+    accepted = load(operation)["input"]["properties"]
+    return {k: v for k, v in inputs.items() if v is not None and k in accepted}
+
+
+def _check_options(inputs: dict[str, Any], operations: list[str]) -> None:
+    """An option none of the watched triggers takes is a mistake, not something to ignore."""
+    for name, value in inputs.items():
+        if value is not None and not any(name in _inputs_for(op, {name: value})
+                                         for op in operations):
+            kind = {"firstRun": "followed", "reconcileEvery": "unfollowed"}.get(name, "?")
+            raise InputError(f"{name} applies only when watching {kind} events", field=name)
 
 
 def _unique_handles(handles: Iterable[str]) -> tuple[str, ...]:

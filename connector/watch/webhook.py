@@ -167,15 +167,15 @@ class Webhook:
                        retry_after=_retry_after(resp.headers.get("Retry-After")), elapsed=elapsed)
 
 
-def sample_event() -> dict[str, Any]:
-    """An event shaped like the real ones, with the manifest's sample item: for teaching a
-    Zapier or Make hook its fields before any real follow happens."""
+def sample_event(kind: str = "followed") -> dict[str, Any]:
+    """An event shaped like the real ones of `kind` (followed, unfollowed), with the manifest's
+    sample item: for teaching a Zapier or Make hook its fields before any real one happens."""
     from ..core.manifests import load
-    from ..operations import trigger
+    from ..operations import triggers
     from ..storage import new_event
 
-    return new_event("sample", load(trigger.KEY)["sample"],
-                     detected_at="2024-01-01T00:00:00+00:00")[1]
+    return new_event("sample", load(triggers()[kind])["sample"],
+                     detected_at="2024-01-01T00:00:00+00:00", kind=kind)[1]
 
 
 def _retry_after(value: str | None) -> float | None:

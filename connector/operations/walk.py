@@ -1,0 +1,353 @@
+"""The walk both triggers share: one poll's reads down the list, within a page budget.
+
+A poll reads from the newest follow down only until a page reaches the newest follow it already
+knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
+the fewest that can show every new follow and one known one. A burst larger than the page
+budget, or a read the upstream broke off, leaves a "gap" (see state.py) that later polls read;
+the newest follows are always read first so they never starve behind a backlog.
+
+"New Account Followed" (trigger.py) emits what the walk finds; "Account Unfollowed"
+(unfollow.py) uses the same walk to keep up with new follows before it checks the count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import cursors
+from ..core.errors import ConnectorError, ResponseFormatError
+from ..core.http import Page
+from ..core.items import flatten, identity, is_stable
+from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
+from .results import CREDITS_PER_REQUEST
+from .state import GAP_LIMIT, Gap
+
+TEST_ITEMS = 3
+
+_GUARD_TEXT = {
+    "empty_page": "an empty page that claimed more",
+    "bad_cursor": "a page whose cursors contradict it",
+    "cursor_repeated": "a cursor it had already handed out",
+    "no_new_items": "a page of accounts it had just listed",
+}
+
+
+@dataclass
+class Advance:
+    """What one poll's walks found: the new watermark and gaps, the new follows (flat items,
+    oldest first) and the identities to remember, in the order to remember them."""
+
+    watermark: Any
+    gaps: list[Gap]
+    items: list[dict[str, Any]]
+    remembered: list[str]
+
+
+@dataclass
+class _RangeRead:
+    """One descent through a range of the list: what was new, what is proven old, what is left."""
+
+    #: (identity, entry) of the new follows found, newest first.
+    new: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Identities shown to be old follows below every pending range: safe to remember.
+    old: list[str] = field(default_factory=list)
+    #: The part of the range still to read, if any.
+    left: Gap | None = None
+    #: The first page read, when it was usable (the top walk's watermark comes from it).
+    first_page: Page | None = None
+    #: Why the range could not be read further this time, when it could not.
+    failure: str | None = None
+    error: ConnectorError | None = None
+    #: The walk ended at the upstream's depth cap without reaching its stop.
+    at_cap: bool = False
+
+
+class PollRun:
+    """One poll: a page budget shared by its walks, and what it cost."""
+
+    def __init__(self, fetch: Callable[[Any], Page], *, budget: int) -> None:
+        self._fetch_page = fetch
+        self.remaining = budget
+        self.pages = 0
+        self.attempts = 0
+        self.last_page: Page | None = None
+        self.warnings: list[str] = []
+        self.baselined = False
+        #: Whether this poll read every new follow down to the watermark.
+        self.top_done = True
+
+    def fetch(self, cursor: Any) -> Page:
+        self.remaining -= 1
+        page = self._fetch_page(cursor)
+        self.pages += 1
+        self.attempts += page.attempts
+        self.last_page = page
+        return page
+
+    def sample(self) -> list[dict[str, Any]]:
+        """Test mode: up to three recent follows, oldest first; nothing is remembered."""
+        page = self.fetch(None)
+        return [flatten(e) for e in reversed(unique(page.entries)[:TEST_ITEMS])]
+
+    def baseline(self) -> tuple[Any, list[dict[str, Any]]]:
+        """First poll: the top of the list, as (watermark, its entries once each)."""
+        self.baselined = True
+        page = self.fetch(None)
+        if (page.has_more and not page.entries) or not cursors.consistent(
+            len(page.entries), page.min_cursor, page.max_cursor, None
+        ):
+            raise ResponseFormatError("the upstream's first page was unusable for a baseline "
+                                      "(empty, or with contradicting cursors); nothing was "
+                                      "saved, the next poll tries again")
+        return newest_cursor(page), unique(page.entries)
+
+    def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str]
+                ) -> Advance:
+        """Every poll after the first: read new follows, then the backlog, within the budget.
+
+        Each walk reads a range of the list from its start down to a follow time already
+        known (its stop). Pages that lie wholly above the stop hold only new follows. The page
+        that reaches the stop also holds old ones; there an account the trigger knows, or saw
+        earlier in the walk, is an anchor: unknown accounts before the last anchor are new (the
+        list is ordered by follow time). Unknown accounts after it are new or old follows never
+        seen: one request at the lowest stop of all (`floor`) lists the old ones, which are then
+        remembered, and the rest are new. The top walk reads from the newest follow down to the
+        watermark; gaps, oldest first, read what earlier polls could not. A range whose read
+        the upstream broke off is kept and tried again later; only the depth cap ends one.
+        """
+        known = _Known(remembered)
+        floor = cursors.lowest([watermark, *(g.stop for g in prior_gaps)])
+        # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
+        # (waiting out a failure, or no budget left) keeps its place.
+        slots: list[Gap | None] = []
+        due: list[int] = []
+        for i, gap in enumerate(prior_gaps):
+            if gap.wait > 0:
+                slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check))
+            else:
+                slots.append(gap)
+                due.append(i)
+        found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
+        proven_old: list[str] = []
+
+        def read_gap(i: int) -> None:
+            gap = prior_gaps[i]
+            if self.remaining < 1:
+                return
+            walk = self._walk(gap.start, gap.stop, self.remaining, known, floor, gap)
+            found[i] = walk.new
+            proven_old.extend(walk.old)
+            slots[i] = walk.left
+            known.update(k for k, _ in walk.new)
+            known.update(walk.old)
+
+        oldest_first = list(reversed(due))
+        # A range whose last walk stopped for want of the one request its last page needed
+        # goes first: it needs two requests in a row, which a backlog slot may never have.
+        for i in [i for i in oldest_first if prior_gaps[i].check]:
+            read_gap(i)
+        top_gap: Gap | None = None
+        self.top_done = False
+        if len(prior_gaps) >= GAP_LIMIT:
+            self.warnings.append("catching up on a backlog before reading new follows")
+        elif self.remaining >= 1:
+            # With a backlog due, one page of the budget is kept for it, so it always advances.
+            reserve = 1 if any(i not in found for i in due) else 0
+            top = self._walk(None, watermark, max(1, self.remaining - reserve), known,
+                             floor, None)
+            found[-1] = top.new
+            proven_old.extend(top.old)
+            known.update(k for k, _ in top.new)
+            known.update(top.old)
+            self.top_done = top.left is None
+            if top.left is None or top.left.start is not None:
+                top_gap = top.left
+                newest = newest_cursor(top.first_page, fallback=watermark)
+                # Never lower: when unfollows emptied the top, new follows still come above it.
+                if watermark is None or (newest is not None
+                                         and cursors.below(watermark, newest)):
+                    watermark = newest
+            # else the newest page itself is left: the next poll's top walk reads it again,
+            # from the same watermark.
+        for i in oldest_first:
+            if i not in found:
+                read_gap(i)
+
+        gaps = ([top_gap] if top_gap is not None else []) + [g for g in slots if g is not None]
+        order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
+        new_keys = [k for i in reversed(order) for k, _ in found[i]]
+        items = [flatten(e) for i in order for _, e in reversed(found[i])]
+        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)])
+
+    def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
+              gap: Gap | None) -> _RangeRead:
+        """Read from `start` down until a page reaches the follow time `stop` (or the list
+        ends), within `pages` pages; `gap` is the range being read, None for the top walk."""
+        walk = _RangeRead()
+        pager = Pager(self.fetch, start=start, stop=stop, max_pages=pages)
+        tries = gap.tries if gap is not None else 0
+        try:
+            for read in pager:
+                reason = pager.stop_reason
+                if reason in GUARDS:
+                    self._failed(walk, read.cursor, stop, tries, _GUARD_TEXT[reason])
+                    break
+                if walk.first_page is None:
+                    walk.first_page = read.page
+                if reason == REACHED or (
+                    reason in (END, NO_CURSOR) and cursors.is_dead(read.page.min_cursor)
+                ):
+                    if self._settle(walk, read, pager.seen, stop, known, floor, tries):
+                        walk.at_cap = reason != REACHED and not walk.old and not any(
+                            k in known for k in read.keys)
+                    break
+                walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
+                             if k not in known]
+                if reason == MAX_PAGES:
+                    walk.left = Gap(pager.next_cursor, stop)
+        except ConnectorError as err:
+            if not err.transient:
+                raise
+            walk.error = err
+            self._failed(walk, pager.next_cursor, stop, tries, err.message)
+        if walk.failure is not None and start is None and walk.first_page is None:
+            # Nothing usable from the very first page: this poll has nothing to go on.
+            if walk.error is not None:
+                raise walk.error
+            raise ResponseFormatError(f"the upstream answered the first page with "
+                                      f"{walk.failure}; try again, and report it if it stays")
+        if walk.at_cap and stop is not None:
+            self.warnings.append("the upstream stopped listing at its depth cap before the "
+                                 "known follows: older new follows cannot be read")
+        return walk
+
+    def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str], stop: Any,
+                known: _Known, floor: Any, tries: int) -> bool:
+        """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
+        Returns False when that could not be done now and the page is left for later."""
+        fresh = set(read.fresh_keys)
+
+        def anchor(key: str) -> bool:
+            return key in known or (key in seen and key not in fresh)
+
+        keys = read.keys
+        last_anchor = max((i for i, k in enumerate(keys) if anchor(k)), default=-1)
+        sure: set[str] = set()
+        unsure: set[str] = set()
+        for i, key in enumerate(keys):
+            if anchor(key):
+                continue
+            (sure if i < last_anchor and is_stable(key) else unsure).add(key)
+        old: set[str] = set()
+        if unsure and stop is not None and floor is not None:
+            if self.remaining < 1:
+                walk.new += _pick(read, sure)
+                walk.left = Gap(read.cursor, stop, tries, 0, check=True)
+                return False
+            listed = self._older_than(floor)
+            if listed is None:
+                walk.new += _pick(read, sure)
+                self._failed(walk, read.cursor, stop, tries,
+                             "a check of older follows it could not answer")
+                return False
+            old = unsure & listed
+        walk.new += _pick(read, (sure | unsure) - old)
+        walk.old += [k for k in dict.fromkeys(keys) if k in old]
+        return True
+
+    def _older_than(self, floor: Any) -> set[str] | None:
+        """Identities of the newest follows at or before `floor`, or None when the upstream
+        could not say (an error, an empty page that claims more, contradicting cursors)."""
+        try:
+            page = self.fetch(floor)
+        except ConnectorError as err:
+            if not err.transient:
+                raise
+            return None
+        if not page.entries:
+            return None if page.has_more else set()
+        if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, floor):
+            return None
+        return {identity(e) for e in page.entries}
+
+    def _failed(self, walk: _RangeRead, cursor: Any, stop: Any, tries: int, why: str) -> None:
+        """The upstream broke the walk off at `cursor`: keep the rest of the range for a later
+        poll, sooner when this walk still made progress."""
+        walk.failure = why
+        walk.left = Gap(cursor, stop, 0 if walk.first_page is not None else tries).failed()
+        if cursor is None:
+            if walk.first_page is not None:
+                self.warnings.append(f"could not tell new follows from old on the newest page: "
+                                     f"the upstream answered {why}; the next poll reads it again")
+            return
+        wait = walk.left.wait
+        self.warnings.append(
+            f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
+            f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
+
+    def meta(self, handle: str, *, new_follows: int, gaps: list[Gap] | None
+             ) -> dict[str, Any]:
+        rate = self.last_page.rate_limit if self.last_page else None
+        gaps = gaps or []
+        return {
+            "handle": handle,
+            "requests": self.attempts,
+            "pages": self.pages,
+            "creditsUsed": self.pages * CREDITS_PER_REQUEST,
+            "newFollows": new_follows,
+            "baseline": self.baselined,
+            "catchingUp": bool(gaps) or not self.top_done,
+            "pendingGaps": len(gaps),
+            "retryingGaps": sum(1 for g in gaps if g.tries),
+            "warnings": self.warnings,
+            "rateLimitLimit": rate.limit if rate else None,
+            "rateLimitRemaining": rate.remaining if rate else None,
+        }
+
+
+class _Known:
+    """What the trigger remembers, plus what this poll has learnt so far."""
+
+    def __init__(self, memory: Container[str]) -> None:
+        self.memory = memory
+        self.learnt: set[str] = set()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.learnt or key in self.memory
+
+    def update(self, keys: Iterable[str]) -> None:
+        self.learnt.update(keys)
+
+
+def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The entries of a page whose identity is in `keys`, once each, in page order."""
+    out = []
+    for key, entry in zip(read.keys, read.page.entries, strict=False):
+        if key in keys:
+            out.append((key, entry))
+            keys = keys - {key}
+    return out
+
+
+def newest_cursor(page: Page | None, fallback: Any = None) -> Any:
+    """The follow time of the newest account on a page; lower is always safe, higher is not."""
+    if page is None or not page.entries:
+        return fallback
+    hi, lo = page.max_cursor, page.min_cursor
+    if not cursors.is_dead(hi) and (cursors.is_dead(lo) or cursors.at_or_below(lo, hi)):
+        return hi
+    return lo if not cursors.is_dead(lo) else fallback
+
+
+def unique(entries: list[dict]) -> list[dict]:
+    """Entries once each (a page may repeat an account), in page order."""
+    seen: set[str] = set()
+    out = []
+    for entry in entries:
+        key = identity(entry)
+        if key not in seen:
+            seen.add(key)
+            out.append(entry)
+    return out
