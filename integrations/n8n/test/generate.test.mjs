@@ -77,18 +77,18 @@ test('a new trigger manifest becomes a new node, and the one missing line is nam
 	const folder = mkdtempSync(join(tmpdir(), 'manifests-'));
 	cpSync(join(ROOT, 'manifests'), folder, { recursive: true });
 	const extra = JSON.parse(readFileSync(join(folder, 'new_account_followed.json'), 'utf8'));
-	extra.key = 'account_unfollowed';
-	extra.label = 'Account Unfollowed';
-	writeFileSync(join(folder, 'account_unfollowed.json'), JSON.stringify(extra));
+	extra.key = 'account_renamed';
+	extra.label = 'Account Renamed';
+	writeFileSync(join(folder, 'account_renamed.json'), JSON.stringify(extra));
 	const index = JSON.parse(readFileSync(join(folder, 'connector.json'), 'utf8'));
-	index.operations.push('account_unfollowed');
+	index.operations.push('account_renamed');
 	writeFileSync(join(folder, 'connector.json'), JSON.stringify(index));
 
 	const files = generate(loadManifests(folder));
-	const path = 'nodes/TikTokAccountUnfollowedTrigger/TikTokAccountUnfollowedTrigger.node.ts';
+	const path = 'nodes/TikTokAccountRenamedTrigger/TikTokAccountRenamedTrigger.node.ts';
 	assert.match(files[path], /async poll\(this: IPollFunctions\)/);
-	assert.match(files[path], /const OPERATION = 'account_unfollowed';/);
-	assert.match(files[path], /displayName: "TikTok Account Unfollowed Trigger"/);
+	assert.match(files[path], /const OPERATION = 'account_renamed';/);
+	assert.match(files[path], /displayName: "TikTok Account Renamed Trigger"/);
 	assert.deepEqual(missingNodeEntries(files, PKG), {
 		missing: [`dist/${path.replace(/\.ts$/, '.js')}`],
 		extra: [],
