@@ -7,7 +7,9 @@
         batch.commit()                             # only now is the state advanced
 
 Leaving the block without `commit()` (an exception, a crash) keeps the old state, so the same
-follows come back on the next poll: at-least-once, never lost.
+follows come back on the next poll: at-least-once, never lost. A commit saves over the version
+of the state the poll read, or not at all (StateConflict): two polls of one handle can never
+both advance it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 from .core.config import RetryPolicy, Timeouts
 from .core.http import PageSource, client_for
 from .operations import prepare, trigger
-from .storage import Database, new_event, open_database
+from .storage import Database, Lease, new_event, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
@@ -43,10 +45,14 @@ class Batch:
     _database: Database = field(repr=False)
     _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
     committed: bool = False
+    #: The version of the stored state this poll started from (0: none).
+    version: int = 0
 
-    def commit(self, *, outbox: bool = False) -> int:
+    def commit(self, *, outbox: bool = False, lease: Lease | None = None) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
-        transaction). Call it after the items were handled. Returns events queued."""
+        transaction). Call it after the items were handled. Returns events queued. Raises
+        StateConflict, saving nothing, if another poll saved the state since this one read it;
+        with `lease`, that poll lease is released in the same transaction."""
         if self.committed:
             return 0
         events = []
@@ -56,7 +62,8 @@ class Batch:
                       (new_event(self.handle, item, detected_at=detected) for item in self.items)]
         added = 0
         if self.state is not None:
-            added = self._database.save(state_key(self.handle), self.state, events)
+            added = self._database.save(state_key(self.handle), self.state, events,
+                                        expect=self.version, lease=lease)
         self.committed = True
         self.close()
         return added
@@ -122,24 +129,30 @@ class Store:
         lock_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
+        locked: bool = True,
     ) -> Batch:
         """`poll` for inputs already checked by `operations.prepare` (watch checks them once
-        for all its handles)."""
+        for all its handles). `locked=False` skips the per-handle lock, for a caller that
+        holds the handle's poll lease instead (watch): the commit's version check still keeps
+        two polls from both advancing the state."""
         name = values["handle"]
         key = state_key(name)
         with ExitStack() as stack:
             own = stack.enter_context(client_for(client, credentials=credentials, retry=retry,
                                                  timeouts=timeouts))
-            hold = self.database.lock(key, lock_timeout)
-            hold.__enter__()
+            hold = self.database.lock(key, lock_timeout) if locked else None
+            if hold is not None:
+                hold.__enter__()
             try:
                 # Read state only once the lock is held: it may just have been advanced.
-                state = self.database.load_state(key)
-                result = trigger.run(own, values, source=source, state=state)
+                stored = self.database.read_state(key)
+                result = trigger.run(own, values, source=source, state=stored.state)
             except BaseException:
-                hold.__exit__(None, None, None)
+                if hold is not None:
+                    hold.__exit__(None, None, None)
                 raise
-        return Batch(name, result.items, result.meta, result.state, self.database, hold)
+        return Batch(name, result.items, result.meta, result.state, self.database, hold,
+                     version=stored.version)
 
 
 def open_store(target: str | os.PathLike[str] | Database | None = None) -> Store:
