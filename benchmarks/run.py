@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     # Run as a script: import the benchmarks as a package, and nothing from this folder bare.
     sys.path[0] = str(ROOT)
 
-from benchmarks import coldstart, credits, overhead, scale, state  # noqa: E402
+from benchmarks import coldstart, credits, overhead, scale, state, workers  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.report import Section, render_markdown, render_text  # noqa: E402
 
@@ -38,6 +38,7 @@ SECTIONS = {
     "coldstart": coldstart.run,
     "scale": scale.run,
     "state": state.run,
+    "workers": workers.run,
 }
 
 
