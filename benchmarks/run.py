@@ -19,7 +19,7 @@ if __package__ in (None, ""):
     # Run as a script: import the benchmarks as a package, and nothing from this folder bare.
     sys.path[0] = str(ROOT)
 
-from benchmarks import coldstart, credits, overhead, scale, state, unfollows  # noqa: E402
+from benchmarks import coldstart, credits, overhead, scale, state, unfollows, workers  # noqa: E402
 from benchmarks.machine import describe  # noqa: E402
 from benchmarks.report import Section, render_markdown, render_text  # noqa: E402
 
@@ -39,6 +39,7 @@ SECTIONS = {
     "scale": scale.run,
     "state": state.run,
     "unfollows": unfollows.run,
+    "workers": workers.run,
 }
 
 

@@ -8,7 +8,9 @@
 
 Leaving the block without `commit()` (an exception, a crash) keeps the old state, so the same
 follows come back on the next poll: at-least-once, never lost. Unfollows the same way:
-`store.poll("@someone", operation="account_unfollowed")`.
+`store.poll("@someone", operation="account_unfollowed")`. A commit saves over
+the version of the state the poll read, or not at all (StateConflict): two polls of one handle
+can never both advance it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .core.config import RetryPolicy, Timeouts
 from .core.errors import InputError
 from .core.http import PageSource, client_for
 from .operations import prepare, registry, trigger, triggers
-from .storage import Database, new_event, open_database
+from .storage import Database, Lease, new_event, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
@@ -47,10 +49,14 @@ class Batch:
     committed: bool = False
     #: The trigger polled, and so the state key and the kind of its outbox events.
     operation: str = trigger.KEY
+    #: The version of the stored state this poll started from (0: none).
+    version: int = 0
 
-    def commit(self, *, outbox: bool = False) -> int:
+    def commit(self, *, outbox: bool = False, lease: Lease | None = None) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
-        transaction). Call it after the items were handled. Returns events queued."""
+        transaction). Call it after the items were handled. Returns events queued. Raises
+        StateConflict, saving nothing, if another poll saved the state since this one read it;
+        with `lease`, that poll lease is released in the same transaction."""
         if self.committed:
             return 0
         events = []
@@ -63,7 +69,7 @@ class Batch:
         added = 0
         if self.state is not None:
             added = self._database.save(state_key(self.handle, self.operation), self.state,
-                                        events)
+                                        events, expect=self.version, lease=lease)
         self.committed = True
         self.close()
         return added
@@ -134,25 +140,30 @@ class Store:
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
         operation: str = trigger.KEY,
+        locked: bool = True,
     ) -> Batch:
         """`poll` for inputs already checked by `operations.prepare` (watch checks them once
-        for all its handles)."""
+        for all its handles). `locked=False` skips the per-handle lock, for a caller that
+        holds the handle's poll lease instead (watch): the commit's version check still keeps
+        two polls from both advancing the state."""
         name = values["handle"]
         key = state_key(name, operation)
         with ExitStack() as stack:
             own = stack.enter_context(client_for(client, credentials=credentials, retry=retry,
                                                  timeouts=timeouts))
-            hold = self.database.lock(key, lock_timeout)
-            hold.__enter__()
+            hold = self.database.lock(key, lock_timeout) if locked else None
+            if hold is not None:
+                hold.__enter__()
             try:
                 # Read state only once the lock is held: it may just have been advanced.
-                state = self.database.load_state(key)
-                result = registry()[operation](own, values, source=source, state=state)
+                stored = self.database.read_state(key)
+                result = registry()[operation](own, values, source=source, state=stored.state)
             except BaseException:
-                hold.__exit__(None, None, None)
+                if hold is not None:
+                    hold.__exit__(None, None, None)
                 raise
         return Batch(name, result.items, result.meta, result.state, self.database, hold,
-                     operation=operation)
+                     operation=operation, version=stored.version)
 
 
 def _check_trigger(operation: str) -> None:

@@ -63,3 +63,42 @@ def assert_valid_items():
             assert not problems, f"item {item.get('id')!r} does not match the output: {problems}"
 
     return check
+
+
+# --------------------------------------------------------------------------- state databases
+
+#: The storage backends every storage, polling, outbox and watch test runs against.
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the whole session (tests/pgserver.py), or a skip saying why
+    there is none. Under CI (CI=true) a missing PostgreSQL fails instead: CI must run these."""
+    import os
+
+    from tests import pgserver
+
+    reason = pgserver.unavailable()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but: {reason}")
+        pytest.skip(f"no PostgreSQL here: {reason}")
+    with pgserver.TempPostgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A fresh, empty PostgreSQL database for one test."""
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def any_db(request, tmp_path) -> str:
+    """A state database target: a SQLite file path, or a postgresql:// URL of a fresh database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "state.db")
+    return request.getfixturevalue("postgres_url")

@@ -186,3 +186,22 @@ def _logging_restored() -> Iterator[None]:
         for lg, level, handlers in saved:
             lg.setLevel(level)
             lg.handlers[:] = handlers
+
+
+def raw_sql(target: str, sql: str, args: tuple = ()) -> list[tuple]:
+    """Run SQL straight on a state database, behind the connector's back (to damage it, or to
+    look at what it wrote): a SQLite path, or a postgresql:// URL (tables in its schema)."""
+    if target.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(target, autocommit=True) as conn:
+            conn.execute("SET search_path TO tiktok_following")
+            cur = conn.execute(sql.replace("?", "%s"), args)
+            return cur.fetchall() if cur.description else []
+    import sqlite3
+
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()

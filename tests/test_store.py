@@ -1,4 +1,5 @@
-"""Polling without a runner: the SQLite store, `tiktok-following poll`, and state via invoke."""
+"""Polling without a runner: the store (SQLite and PostgreSQL), `tiktok-following poll`, and
+state via invoke."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import connector
 from connector.polling import state_key
 from connector.standin import Fault
 from connector.storage import STATE_DB_ENV, default_path
-from connector.storage.sqlite import SQLiteDatabase as StateStore
-from tests.support import API_KEY, TRIGGER, request, run_cli, run_invoke
+from tests.support import API_KEY, TRIGGER, raw_sql, request, run_cli, run_invoke
 
 HANDLE = "alice"
 
@@ -22,8 +22,8 @@ def cli(standin, *args, stdin=None):
 
 
 @pytest.fixture
-def db(tmp_path):
-    return str(tmp_path / "state.db")
+def db(any_db):
+    return any_db
 
 
 def test_poll_prints_new_follows_as_json_lines_and_a_summary(standin, db):
@@ -96,14 +96,14 @@ def test_two_polls_at_once_in_threads_never_emit_the_same_follow(standin, creds,
 
 def test_damaged_stored_state_is_an_error_and_is_left_as_is(standin, creds, db):
     standin.add_account(HANDLE, 5)
-    raw = StateStore(db)
-    raw._db.execute("INSERT INTO trigger_state VALUES ('new_account_followed:alice', '{oops', 0)")
     store = connector.open_store(db)
+    raw_sql(db, "INSERT INTO trigger_state (key, state, updated_at) VALUES "
+                "('new_account_followed:alice', '{oops', 0)")
     with pytest.raises(connector.StateError, match="left as is"):
         store.poll(HANDLE, credentials=creds)
     assert standin.count_requests() == 0
-    row = raw._db.execute("SELECT state FROM trigger_state").fetchone()
-    assert row[0] == "{oops"
+    assert raw_sql(db, "SELECT state FROM trigger_state") == [("{oops",)]
+    store.close()
 
 
 def test_the_default_database_path_comes_from_platformdirs_or_the_environment(

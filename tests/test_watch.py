@@ -24,7 +24,7 @@ from connector.core.http import RateLimit
 from connector.core.items import event_id, identity
 from connector.polling import state_key
 from connector.standin import Fault
-from connector.storage.sqlite import SQLiteDatabase as StateStore
+from connector.storage import open_database
 from connector.watch import Backoff, Deliverer, Outbox, Pacer, Watcher, Webhook
 from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
@@ -42,8 +42,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    return tmp_path / "watch.db"
+def db(any_db: str) -> str:
+    """A SQLite file, or a PostgreSQL database: every test here runs against both."""
+    return any_db
 
 
 @pytest.fixture
@@ -415,7 +416,7 @@ def test_handles_file_adds_handles_and_skips_comments(standin, cli_env, db, rece
 # --------------------------------------------------------------------------- processes
 
 
-def watch_process(standin, db: Path, receiver: Receiver, *args: str,
+def watch_process(standin, db: str | Path, receiver: Receiver, *args: str,
                   verbose: bool = False) -> subprocess.Popen:
     """`tiktok-following watch ARGS` in a child process, on the stand-in and the receiver."""
     return start_cli("--base-url", standin.url, *(["-v"] if verbose else []), "watch", *args,
@@ -577,8 +578,8 @@ def test_headers_and_urls():
     hook.close()
 
 
-def test_delivery_parks_after_max_attempts_and_never_drops(tmp_path, receiver):
-    store = StateStore(tmp_path / "s.db")
+def test_delivery_parks_after_max_attempts_and_never_drops(db, receiver):
+    store = open_database(db)
     event = {"eventId": "e1", "handle": "alice", "detectedAt": "now", "item": {"id": "1"}}
     store.save("k", {}, [("e1", "alice", event)])
     receiver.status = 503

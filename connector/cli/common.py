@@ -26,8 +26,11 @@ class Secrets:
 
     def __init__(self) -> None:
         self.values: list[str] = []
+        from ..storage.database import STATE_DB_ENV, database_secrets
+
         self.add(os.environ.get(API_KEY_ENV, "").strip(),
-                 *url_secrets(os.environ.get(BASE_URL_ENV, "")))
+                 *url_secrets(os.environ.get(BASE_URL_ENV, "")),
+                 *database_secrets(os.environ.get(STATE_DB_ENV, "")))
 
     def add(self, *values: str | None) -> None:
         self.values.extend(v for v in values if v)
@@ -83,8 +86,9 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 def state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
     """The --state-db option, the same on every command that keeps state."""
     parser.add_argument(
-        "--state-db", metavar="PATH",
-        help="SQLite state file (default: " + (default_help or
+        "--state-db", metavar="PATH|URL",
+        help="SQLite state file, or a postgresql://user:password@host/db URL shared by many "
+             "watch workers (needs the postgres extra) (default: " + (default_help or
              "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir") + ")")
 
 

@@ -67,6 +67,10 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--reconcile-every", type=whole_number(0, 100000), metavar="POLLS",
                    help="unfollows: read each whole list every POLLS polls even when the count "
                         "agrees (default 96; 0: never)")
+    c.add_argument("--lease", type=_interval, default=300.0, metavar="DURATION",
+                   help="with several watch workers on one --state-db: how long a handle "
+                        "claimed by a worker stays its own if that worker stops answering "
+                        "(default 5m; a worker whose process died is taken over at once)")
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
@@ -149,7 +153,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
             handles, webhook, store=args.state_db, credentials=creds, interval=args.interval,
             concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
             first_run=args.first_run, max_attempts=args.max_attempts, events=args.events,
-            reconcile_every=args.reconcile_every,
+            reconcile_every=args.reconcile_every, lease=args.lease,
         ) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
                      ", ".join(sorted(webhook.headers)) or "none")

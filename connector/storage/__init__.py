@@ -1,13 +1,24 @@
 """Storage: trigger states and the webhook outbox, in SQLite or PostgreSQL.
 
 It knows nothing of operations or surfaces: states are JSON objects under a key, events are
-JSON payloads under an id.
+JSON payloads under an id, leases and claims are rows naming a worker.
 """
 
 from __future__ import annotations
 
-from .database import STATE_DB_ENV, Database, default_path, open_database
+from .database import (
+    STATE_DB_ENV,
+    Claim,
+    Database,
+    Lease,
+    Snapshot,
+    StateConflict,
+    default_path,
+    new_owner,
+    open_database,
+)
 from .outbox import Backlog, Outbox, OutboxEvent, event_row, new_event
 
-__all__ = ["STATE_DB_ENV", "Backlog", "Database", "Outbox", "OutboxEvent", "default_path",
-           "event_row", "new_event", "open_database"]
+__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "Lease", "Outbox", "OutboxEvent",
+           "Snapshot", "StateConflict", "default_path", "event_row", "new_event", "new_owner",
+           "open_database"]

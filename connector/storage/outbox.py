@@ -14,6 +14,7 @@ repeats an event, never loses one), leaves the outbox only after a 2xx, and afte
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -127,3 +128,16 @@ class Backlog:
     pending: int
     parked: int
     next_due: float | None
+
+
+def event_from_row(row: tuple) -> OutboxEvent:
+    """An outbox row (event_id, handle, payload, created_at, attempts, next_attempt_at,
+    last_error, parked) as an OutboxEvent; a damaged payload becomes None."""
+    event_id, handle, payload, _created, attempts, next_at, error, parked = row
+    try:
+        body = json.loads(payload)
+    except (ValueError, TypeError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        body = None
+    return OutboxEvent(event_id, handle, body, attempts, next_at, error, bool(parked))

@@ -1,7 +1,9 @@
 """SQLite (WAL) as the state database: the embedded default, one file on this machine.
 
-A per-key file lock (released by the OS if the process dies) serialises polls of one handle
-across processes, so two `poll` commands at once cannot both emit the same follow.
+A per-key file lock (released by the OS if the process dies) serialises `poll`s of one handle
+across processes, so two `poll` commands at once cannot both emit the same follow. `watch`
+workers use the poll leases instead (rows, under SQLite's own write lock), so several `watch`
+processes on this machine can share one file.
 """
 
 from __future__ import annotations
@@ -18,12 +20,26 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigurationError, ConnectorError, StateError
-from .database import STATE_DB_ENV, Database, NewEvent
-from .outbox import Backlog, OutboxEvent
+from .database import (
+    STATE_DB_ENV,
+    Claim,
+    Database,
+    Lease,
+    NewEvent,
+    Snapshot,
+    StateConflict,
+    assemble_state,
+    plan_parts,
+    sort_claim,
+    split_state,
+)
+from .outbox import Backlog, OutboxEvent, event_from_row
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
+#: Each migration takes the file from the version before it to its own number, in one
+#: transaction. 1 is the schema of the first release, as it made it (so an empty file and a
+#: file of that release end up the same).
+MIGRATIONS: dict[int, str] = {
+    1: """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trigger_state (
     key TEXT PRIMARY KEY,
@@ -41,15 +57,52 @@ CREATE TABLE IF NOT EXISTS outbox (
     parked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (parked, next_attempt_at);
-"""
-#: The columns each table must have: a file whose tables differ is not ours.
-_COLUMNS = {
+""",
+    # 2: states versioned (saves compare and set) and split (one row per `known` segment);
+    # poll leases; outbox claims.
+    2: """
+ALTER TABLE trigger_state ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE trigger_state ADD COLUMN parts INTEGER;
+CREATE TABLE state_part (
+    key TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (key, n)
+);
+CREATE TABLE poll_lease (
+    key TEXT PRIMARY KEY,
+    owner TEXT,
+    lease_until REAL NOT NULL DEFAULT 0,
+    polled_at REAL NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL DEFAULT 0
+);
+ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
+ALTER TABLE outbox ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
+CREATE INDEX outbox_handle ON outbox (handle, created_at);
+""",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+#: The columns of each table at each version: a file whose tables differ is not ours, and is
+#: refused before anything in it is changed.
+_V1 = {
     "meta": ["name", "value"],
     "trigger_state": ["key", "state", "updated_at"],
     "outbox": ["event_id", "handle", "payload", "created_at", "attempts", "next_attempt_at",
                "last_error", "parked"],
 }
-_OUTBOX_COLUMNS = ", ".join(_COLUMNS["outbox"])
+COLUMNS: dict[int, dict[str, list[str]]] = {
+    1: _V1,
+    2: {
+        "meta": _V1["meta"],
+        "trigger_state": [*_V1["trigger_state"], "version", "parts"],
+        "state_part": ["key", "n", "digest", "text"],
+        "poll_lease": ["key", "owner", "lease_until", "polled_at", "next_at"],
+        "outbox": [*_V1["outbox"], "claimed_by", "claimed_until"],
+    },
+}
+_OUTBOX_COLUMNS = ", ".join(_V1["outbox"])
 
 
 class SQLiteDatabase(Database):
@@ -59,6 +112,8 @@ class SQLiteDatabase(Database):
         self.path = Path(path).expanduser()
         self.location = str(self.path)
         self._lock = threading.RLock()
+        #: Workers known to have died (names are never reused, so they stay dead).
+        self._dead: set[str] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -73,32 +128,53 @@ class SQLiteDatabase(Database):
             self._db.close()
             raise
 
+    # Schema
+
     def _prepare(self) -> None:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            for table, columns in _COLUMNS.items():
-                found = [r[1] for r in self._db.execute(f"PRAGMA table_info({table})")]
-                if found != columns:
-                    raise StateError(f"{self.path} is not a tiktok-following state database "
-                                     f"(its table {table} has other columns); pass another "
-                                     "--state-db PATH")
-            row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the second
+            # finds the schema made and changes nothing.
+            with self._tx() as db:
+                version = self._version(db)
+                self._check_columns(db, version)
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS[target].split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT(name) DO "
+                               "UPDATE SET value=excluded.value", (str(target),))
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path} is not a usable SQLite database ({exc}); pass "
                              "another --state-db PATH") from None
+
+    def _version(self, db: sqlite3.Connection) -> int:
+        """The file's schema version: 0 for an empty file."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            return 0
+        row = db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
         if row is None:
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)",
-                             (str(SCHEMA_VERSION),))
-            return
+            return 0
         version = row[0]
         if not (isinstance(version, str) and version.isdigit() and len(version) < 6):
             raise StateError(f"{self.path} has a damaged schema version {str(version)[:20]!r}; "
                              "restore the file, or pass another --state-db PATH")
         if int(version) > SCHEMA_VERSION:
-            raise StateError(f"{self.path} was written by a newer version (schema {version}); "
-                             "upgrade tiktok-following-connector")
+            raise StateError(f"{self.path} was written by a newer version of "
+                             f"tiktok-following-connector (schema {version}; this one knows "
+                             f"up to {SCHEMA_VERSION}); upgrade it, or pass another "
+                             "--state-db PATH")
+        return int(version)
+
+    def _check_columns(self, db: sqlite3.Connection, version: int) -> None:
+        for table, columns in COLUMNS[max(version, 1)].items():
+            found = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
+            if (found and found != columns) or (version and not found):
+                raise StateError(f"{self.path} is not a tiktok-following state database "
+                                 f"(its table {table} has other columns); pass another "
+                                 "--state-db PATH")
 
     def close(self) -> None:
         with self._lock:
@@ -121,22 +197,46 @@ class SQLiteDatabase(Database):
 
     # Trigger states
 
-    def load_state(self, key: str) -> dict[str, Any] | None:
-        rows = self._query("SELECT state FROM trigger_state WHERE key=?", (key,))
-        if not rows:
-            return None
-        try:
-            return json.loads(rows[0][0])
-        except (ValueError, TypeError, RecursionError):
-            raise StateError(f"the stored state for {key} in {self.path} is not valid JSON; it "
-                             "was left as is (delete that row to start a new baseline)") from None
+    def read_state(self, key: str) -> Snapshot:
+        with self._lock:
+            # One read transaction, so the row and its parts are of the same save.
+            self._db.execute("BEGIN")
+            try:
+                row = self._db.execute("SELECT state, version, parts FROM trigger_state "
+                                       "WHERE key=?", (key,)).fetchone()
+                parts = [] if row is None or row[2] is None else [r[0] for r in self._db.execute(
+                    "SELECT text FROM state_part WHERE key=? ORDER BY n DESC", (key,))]
+            finally:
+                self._db.execute("COMMIT")
+        if row is None:
+            return Snapshot(None, 0)
+        return Snapshot(assemble_state(key, self.path, row[0], row[2], parts), row[1])
 
-    def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = ()) -> int:
+    def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
+             expect: int | None = None, lease: Lease | None = None) -> int:
         now = time.time()
+        small, parts = split_state(state)
+        text = json.dumps(small, separators=(",", ":"))
         with self._tx() as db:
-            db.execute("INSERT INTO trigger_state VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE "
-                       "SET state=excluded.state, updated_at=excluded.updated_at",
-                       (key, json.dumps(state, separators=(",", ":")), now))
+            row = db.execute("SELECT version FROM trigger_state WHERE key=?", (key,)).fetchone()
+            current = 0 if row is None else row[0]
+            if expect is not None and current != expect:
+                raise StateConflict(f"the state of {key} was saved by another poll meanwhile; "
+                                    "this poll's result was dropped (the other one stands)")
+            stored = {d: n for n, d in db.execute(
+                "SELECT n, digest FROM state_part WHERE key=?", (key,))}
+            plan = plan_parts(parts or [], stored)
+            db.executemany("DELETE FROM state_part WHERE key=? AND n=?",
+                           [(key, n) for n in plan.delete])
+            db.executemany("INSERT INTO state_part VALUES (?, ?, ?, ?)",
+                           [(key, n, d, t) for n, d, t in plan.insert])
+            count = None if parts is None else len(parts)
+            if row is None:
+                db.execute("INSERT INTO trigger_state (key, state, updated_at, version, parts) "
+                           "VALUES (?, ?, ?, 1, ?)", (key, text, now, count))
+            else:
+                db.execute("UPDATE trigger_state SET state=?, updated_at=?, version=?, parts=? "
+                           "WHERE key=?", (text, now, current + 1, count, key))
             added = 0
             for event_id, handle, payload in events:
                 cur = db.execute(
@@ -144,19 +244,25 @@ class SQLiteDatabase(Database):
                     "next_attempt_at) VALUES (?, ?, ?, ?, ?)",
                     (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now))
                 added += cur.rowcount
+            if lease is not None:
+                _release(db, key, lease.owner, lease.polled, lease.next_in, now)
         return added
+
+    def _lock_path(self, name: str) -> Path:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+        folder = self.path.with_name(self.path.name + "-locks")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot create the lock folder {folder}: "
+                                     f"{exc.strerror}", field="stateDb") from None
+        return folder / f"{digest}.lock"
 
     @contextmanager
     def lock(self, key: str, timeout: float) -> Iterator[None]:
         from filelock import FileLock, Timeout
 
-        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
-        path = self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create the lock folder {path.parent}: "
-                                     f"{exc.strerror}", field="stateDb") from None
+        path = self._lock_path(key)
         lock = FileLock(str(path))
         try:
             lock.acquire(timeout=timeout)
@@ -168,13 +274,108 @@ class SQLiteDatabase(Database):
         finally:
             lock.release()
 
+    # Workers, poll leases and event claims
+
+    @contextmanager
+    def worker(self, owner: str) -> Iterator[None]:
+        from filelock import FileLock
+
+        path = self._lock_path(f"worker:{owner}")
+        lock = FileLock(str(path))
+        lock.acquire(timeout=5)
+        try:
+            yield
+        finally:
+            lock.release()
+            path.unlink(missing_ok=True)
+
+    def _gone(self, owner: str | None) -> bool:
+        """Whether `owner` was marked alive (`worker`) and its process has died since: its lock
+        file is there and nobody holds it."""
+        if owner is None:
+            return True
+        if owner in self._dead:
+            return True
+        from filelock import FileLock, Timeout
+
+        path = self._lock_path(f"worker:{owner}")
+        if not path.exists():
+            return False
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        # The file stays: other processes must be able to tell too.
+        lock.release()
+        self._dead.add(owner)
+        return True
+
+    def _dead_claimers(self, db: sqlite3.Connection, now: float) -> str:
+        """The owners of live-looking outbox claims whose process is gone, as a JSON list."""
+        owners = [r[0] for r in db.execute("SELECT DISTINCT claimed_by FROM outbox WHERE "
+                                           "claimed_until>?", (now,))]
+        return json.dumps([o for o in owners if o is not None and self._gone(o)])
+
+    def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
+                    polled_within: float | None = None) -> Claim:
+        wanted = json.dumps(list(dict.fromkeys(keys)))
+        claim = Claim()
+        with self._tx() as db:
+            now = time.time()
+            db.execute("INSERT OR IGNORE INTO poll_lease (key) SELECT value FROM json_each(?)",
+                       (wanted,))
+            rows = db.execute("SELECT key, owner, lease_until, polled_at, next_at FROM "
+                              "poll_lease WHERE key IN (SELECT value FROM json_each(?))",
+                              (wanted,)).fetchall()
+            for key, holder, until, polled_at, next_at in rows:
+                held = holder != owner and until > now and not self._gone(holder)
+                sort_claim(claim, key, held_for=until - now if held else 0.0,
+                           due_in=next_at - now,
+                           polled=(polled_at >= now - polled_within if polled_within is not None
+                                   else next_at > now))
+            db.executemany("UPDATE poll_lease SET owner=?, lease_until=? WHERE key=?",
+                           [(owner, now + lease_for, k) for k in claim.granted])
+        return claim
+
+    def release_poll(self, key: str, owner: str, *, polled: bool = False,
+                     next_in: float | None = None) -> None:
+        with self._tx() as db:
+            _release(db, key, owner, polled, next_in, time.time())
+
     # Outbox
 
     def due(self, now: float, *, handles: Iterable[str] | None = None) -> list[OutboxEvent]:
         where, args = _only(handles)
-        rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE parked=0 AND "
-                           f"next_attempt_at<=?{where} ORDER BY created_at, rowid", (now, *args))
-        return [_event(r) for r in rows]
+        with self._lock:
+            clock = time.time()
+            dead = self._dead_claimers(self._db, clock)
+            rows = self._query(
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox o WHERE parked=0 AND next_attempt_at<=?"
+                f"{where} AND NOT EXISTS (SELECT 1 FROM outbox c WHERE c.handle=o.handle AND "
+                "c.claimed_until>? AND c.claimed_by NOT IN (SELECT value FROM json_each(?))) "
+                "ORDER BY created_at, rowid", (now, *args, clock, dead))
+        return [event_from_row(r) for r in rows]
+
+    def claim_events(self, event_ids: list[str], owner: str, *, claim_for: float) -> list[str]:
+        granted = []
+        with self._tx() as db:
+            now = time.time()
+            dead = self._dead_claimers(db, now)
+            for event_id in event_ids:
+                cur = db.execute("UPDATE outbox SET claimed_by=?, claimed_until=? WHERE "
+                                 "event_id=? AND parked=0 AND next_attempt_at<=? AND "
+                                 "(claimed_until<=? OR claimed_by IN (SELECT value FROM "
+                                 "json_each(?)))", (owner, now + claim_for, event_id, now, now,
+                                                    dead))
+                if cur.rowcount:
+                    granted.append(event_id)
+        return granted
+
+    def release_events(self, event_ids: list[str], owner: str) -> None:
+        with self._tx() as db:
+            db.executemany("UPDATE outbox SET claimed_by=NULL, claimed_until=0 WHERE "
+                           "event_id=? AND claimed_by=?", [(e, owner) for e in event_ids])
 
     def events(self, *, parked: bool | None = None,
                handles: Iterable[str] | None = None) -> list[OutboxEvent]:
@@ -184,7 +385,7 @@ class SQLiteDatabase(Database):
             args += (int(parked),)
         rows = self._query(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE 1=1{where} "
                            "ORDER BY created_at, rowid", args)
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def delivered(self, event_id: str) -> None:
         with self._tx() as db:
@@ -193,7 +394,8 @@ class SQLiteDatabase(Database):
     def failed(self, event_id: str, error: str, *, retry_at: float, park: bool) -> None:
         with self._tx() as db:
             db.execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=?, "
-                       "parked=? WHERE event_id=?", (error[:500], retry_at, int(park), event_id))
+                       "parked=?, claimed_by=NULL, claimed_until=0 WHERE event_id=?",
+                       (error[:500], retry_at, int(park), event_id))
 
     def requeue(self, event_ids: list[str] | None = None, *,
                 include_pending: bool = False) -> int:
@@ -224,19 +426,24 @@ class SQLiteDatabase(Database):
         return Backlog(int(pending), int(parked), next_due)
 
 
+def _release(db: sqlite3.Connection, key: str, owner: str, polled: bool,
+             next_in: float | None, now: float) -> None:
+    if not polled:
+        db.execute("UPDATE poll_lease SET owner=NULL, lease_until=0 WHERE key=? AND owner=?",
+                   (key, owner))
+        return
+    # Polled now, whoever holds the lease; only the holder's lease ends.
+    db.execute("INSERT INTO poll_lease (key, polled_at, next_at) VALUES (?, ?, ?) "
+               "ON CONFLICT(key) DO UPDATE SET polled_at=excluded.polled_at, "
+               "next_at=COALESCE(?, next_at), "
+               "owner=CASE WHEN owner=? THEN NULL ELSE owner END, "
+               "lease_until=CASE WHEN owner=? THEN 0 ELSE lease_until END",
+               (key, now, now + (next_in or 0.0), None if next_in is None else now + next_in,
+                owner, owner))
+
+
 def _only(handles: Iterable[str] | None) -> tuple[str, tuple]:
     """A WHERE clause for some handles; one JSON parameter, so no limit on their number."""
     if handles is None:
         return "", ()
     return " AND handle IN (SELECT value FROM json_each(?))", (json.dumps(sorted(handles)),)
-
-
-def _event(row: tuple) -> OutboxEvent:
-    event_id, handle, payload, _created, attempts, next_at, error, parked = row
-    try:
-        body = json.loads(payload)
-    except (ValueError, TypeError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        body = None
-    return OutboxEvent(event_id, handle, body, attempts, next_at, error, bool(parked))

@@ -4,6 +4,10 @@ A failed POST is tried again later with exponential backoff; after `max_attempts
 parked (kept, never dropped) until `tiktok-following outbox retry`. When the receiver looks
 down (no answer, 429, or 502-504 from a gateway in front of it), the rest of the pass waits
 for the backoff instead of being tried one by one against a host that is not there.
+
+Deliverers sharing a database (many `watch` workers) claim a handle's events, a few at a time,
+just before they POST them: each event is tried by one deliverer at a time, one handle's events
+go out in order, and the claims of a deliverer that died run out so another takes over.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from ..storage import Backlog, Database, OutboxEvent
+from ..storage import Backlog, Database, OutboxEvent, new_owner
 from .webhook import Webhook, WebhookReply
 
 log = logging.getLogger("connector.watch")
 
 DEFAULT_MAX_ATTEMPTS = 10
+#: A deliverer claims this many of a handle's events at once, just before it POSTs them.
+CLAIM_CHUNK = 10
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,8 @@ class Deliverer:
         stop: threading.Event | None = None,
         clock: Callable[[], float] = time.time,
         draw: Callable[[], float] = random.random,
+        owner: str | None = None,
+        claim_for: float | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -102,6 +110,17 @@ class Deliverer:
         self.draw = draw
         #: No POST before this time: the receiver looked down on the last try.
         self.hold_until = 0.0
+        #: This deliverer's name on its claims.
+        self.owner = owner or new_owner()
+        if claim_for is None:
+            # Long enough to POST a whole claim to a receiver that takes its full timeout on
+            # each: a claim that ran out mid-way would let a second deliverer in.
+            timeouts = getattr(webhook, "timeouts", None)
+            each = timeouts.connect + timeouts.read if timeouts is not None else 60.0
+            claim_for = CLAIM_CHUNK * each * 1.5 + 60.0
+        #: Seconds a claim lasts: after this, events claimed by a deliverer that died are
+        #: tried by another.
+        self.claim_for = claim_for
 
     def backlog(self) -> Backlog:
         counts = self.store.backlog(self.handles)
@@ -133,20 +152,56 @@ class Deliverer:
 
     def _deliver_all(self, events: list[OutboxEvent], result: DeliveryPass,
                      down: threading.Event) -> None:
-        for event in events:
+        """One handle's due events, in order, claimed CLAIM_CHUNK at a time."""
+        for start in range(0, len(events), CLAIM_CHUNK):
             if self.stop.is_set() or down.is_set():
                 with result._lock:
-                    result.held += 1
-                continue
+                    result.held += len(events) - start
+                return
+            chunk = events[start:start + CLAIM_CHUNK]
             try:
-                self._deliver(event, result, down)
+                got = set(self.store.claim_events([e.event_id for e in chunk], self.owner,
+                                                  claim_for=self.claim_for))
             except Exception:
-                # A bug or a database error must not end the pass for everyone else; the
-                # event stays in the outbox and is tried again.
-                log.exception("delivering %s failed unexpectedly", event.event_id)
+                log.exception("claiming events of @%s failed", chunk[0].handle)
                 with result._lock:
-                    result.failed += 1
-                    result.last_error = "internal error (see the log)"
+                    result.held += len(events) - start
+                return
+            # Only an unbroken run from the oldest: if another deliverer holds an older event
+            # of this handle, it sends the rest too, in order.
+            mine: list[OutboxEvent] = []
+            for event in chunk:
+                if event.event_id not in got:
+                    break
+                mine.append(event)
+            rest = [e for e in got if e not in {m.event_id for m in mine}]
+            for i, event in enumerate(mine):
+                if self.stop.is_set() or down.is_set():
+                    rest += [e.event_id for e in mine[i:]]
+                    with result._lock:
+                        result.held += len(events) - start - i
+                    self._unclaim(rest)
+                    return
+                try:
+                    self._deliver(event, result, down)
+                except Exception:
+                    # A bug or a database error must not end the pass for everyone else; the
+                    # event stays in the outbox and is tried again.
+                    log.exception("delivering %s failed unexpectedly", event.event_id)
+                    rest.append(event.event_id)
+                    with result._lock:
+                        result.failed += 1
+                        result.last_error = "internal error (see the log)"
+            self._unclaim(rest)
+            if len(mine) < len(chunk):
+                return
+
+    def _unclaim(self, event_ids: list[str]) -> None:
+        if event_ids:
+            try:
+                self.store.release_events(event_ids, self.owner)
+            except Exception as exc:  # the claims run out by themselves
+                log.warning("releasing %d claimed events failed: %s", len(event_ids), exc)
 
     def _deliver(self, event: OutboxEvent, result: DeliveryPass, down: threading.Event) -> None:
         if event.payload is None:

@@ -60,7 +60,15 @@ class Schedule:
         """Schedule the next poll one interval from now, ± `jitter` of it: the random walk keeps
         handles that started together from staying together."""
         for h in handles:
-            self._next[h] = now + self.interval * (1 + self.jitter * (2 * self.draw() - 1))
+            self._next[h] = now + self.next_in()
+
+    def next_in(self) -> float:
+        """Seconds to a handle's next poll: one interval, ± `jitter` of it."""
+        return self.interval * (1 + self.jitter * (2 * self.draw() - 1))
+
+    def set(self, handle: str, at: float) -> None:
+        """Poll `handle` next at `at` (another watcher sharing the database decided it)."""
+        self._next[handle] = at
 
     def next_at(self) -> float:
         return min(self._next.values())

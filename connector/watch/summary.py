@@ -28,6 +28,8 @@ class HandlePoll:
     pages: int = 0
     #: Not polled: watch was stopping.
     skipped: bool = False
+    #: Not polled here: another watcher sharing the database polled it (or holds it).
+    elsewhere: bool = False
 
     @property
     def reason(self) -> str:
@@ -48,6 +50,8 @@ class CycleSummary:
     #: Handles whose last poll in the cycle failed, with a short reason.
     failed: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
+    #: Handles another watcher sharing the database polled in this cycle.
+    elsewhere: int = 0
     baselined: int = 0
     new_follows: int = 0
     #: Unfollows detected, once a handle's unfollows were polled (None: not watched).
@@ -75,6 +79,8 @@ class CycleSummary:
         self.credits += outcome.pages * CREDITS_PER_REQUEST
         if outcome.skipped:
             self.skipped += 1
+        elif outcome.elsewhere:
+            self.elsewhere += 1
         elif outcome.error is not None:
             self.polled.discard(outcome.handle)
             self.failed[outcome.handle] = outcome.reason
@@ -100,7 +106,8 @@ class CycleSummary:
         rate = ""
         if self.rate_limit is not None and self.rate_limit.remaining is not None:
             rate = f", rate limit {self.rate_limit.remaining}/{self.rate_limit.limit} left"
-        text = (f"watch: {len(self.polled)}/{self.handles} handles polled{base}, "
+        others = f", {self.elsewhere} by other watchers" if self.elsewhere else ""
+        text = (f"watch: {len(self.polled)}/{self.handles} handles polled{base}{others}, "
                 f"{self.new_follows} new follows, "
                 f"{'' if self.unfollows is None else f'{self.unfollows} unfollows, '}"
                 f"{self.requests} requests, "

@@ -10,6 +10,13 @@ crash at any moment repeats work, and loses none: at-least-once, with the event 
 `Idempotency-Key` header for receivers that want exactly-once. With
 `events=("followed", "unfollowed")` each handle is polled by both triggers, each with its own
 state, and both kinds of event go to the one webhook.
+
+
+Many watchers (processes, machines) can share one database and one handle list: a watcher
+polls a handle only under a lease it claimed in the database (which ends by itself if the
+watcher dies, so another takes the handle over), and a handle's next due time is kept there
+too, so each handle is polled by one watcher per interval. Deliverers claim events the same
+way (storage/database.py).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from typing import Any
 
@@ -28,8 +35,8 @@ from ..core.errors import ConnectorError, InputError
 from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
 from ..operations import prepare, trigger, triggers
-from ..polling import Store
-from ..storage import Database
+from ..polling import Store, state_key
+from ..storage import Database, Lease, StateConflict, new_owner
 from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
@@ -45,6 +52,12 @@ DEFAULT_CONCURRENCY = 4
 MAX_IDLE = 60.0
 #: Never spin: a zero backoff (tests) would otherwise retry in a tight loop.
 MIN_IDLE = 0.05
+#: How long a claimed handle is this watcher's: if it dies, another takes the handle over
+#: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
+#: only one of the two can save).
+DEFAULT_LEASE = 300.0
+#: A `--once` cycle waiting for handles that another watcher holds looks again this often.
+RECHECK = 1.0
 
 
 class Watcher:
@@ -72,6 +85,7 @@ class Watcher:
         timeouts: Timeouts | None = None,
         jitter: float = 0.1,
         lock_timeout: float = 30.0,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
         self.handles = _unique_handles(handles)
@@ -85,6 +99,8 @@ class Watcher:
                   "reconcileEvery": reconcile_every}
         operations = _triggers_for(events)
         _check_options(inputs, operations)
+        if lease <= 0:
+            raise InputError("lease must be longer than zero", field="lease")
         # Checked once for every handle: only the handle differs between their polls.
         self.plans = [(key, *prepare(key, {**_inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
@@ -94,6 +110,9 @@ class Watcher:
         self.concurrency = concurrency
         self.jitter = jitter
         self.lock_timeout = lock_timeout
+        self.lease = lease
+        #: This watcher's name on its leases and claims.
+        self.owner = new_owner()
         self._owned = ExitStack()
         self._stop = threading.Event()
         try:
@@ -106,6 +125,9 @@ class Watcher:
             if not isinstance(store, Store):
                 store = self._owned.enter_context(Store(store))
             self.store = store
+            # Marked alive: if this process dies, other watchers take its leases and claims
+            # over at once, not when they run out.
+            self._owned.enter_context(store.database.worker(self.owner))
         except BaseException:
             self.close()
             raise
@@ -113,7 +135,10 @@ class Watcher:
         self.pacer.stop = self._stop
         self.deliverer = Deliverer(store.database, webhook, handles=self.handles,
                                    max_attempts=max_attempts, backoff=backoff,
-                                   concurrency=concurrency, stop=self._stop)
+                                   concurrency=concurrency, stop=self._stop, owner=self.owner)
+        self._schedule = Schedule(self.handles, interval, now=time.monotonic(), jitter=jitter)
+        #: The next due time (seconds from its poll) each poll of this watcher gave its handle.
+        self._chosen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
 
     # Lifecycle
@@ -142,9 +167,18 @@ class Watcher:
     # Cycles
 
     def run_cycle(self) -> CycleSummary:
-        """Poll every handle once, then deliver what is due: one cycle, like `watch --once`."""
+        """Poll every handle once, then deliver what is due: one cycle, like `watch --once`.
+
+        Handles polled by another watcher since this cycle began count as done; those another
+        watcher holds are waited for, and polled here if its lease ends first."""
         summary = CycleSummary(len(self.handles))
-        for outcome in self.poll(self.handles):
+        started = time.monotonic()
+        outcomes, waiting = self._sweep(self.handles, started)
+        while waiting and not self.stopping:
+            self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), RECHECK))
+            more, waiting = self._sweep(list(waiting), started)
+            outcomes += more
+        for outcome in outcomes:
             summary.record_poll(outcome)
         summary.record_delivery(self.deliverer.run_pass())
         return self._finish(summary)
@@ -153,7 +187,7 @@ class Watcher:
         """Poll each handle once per interval (jittered) and deliver as events come due, until
         `stop()`. `on_summary` gets each interval's summary, and the last partial one."""
         mono = time.monotonic
-        schedule = Schedule(self.handles, self.interval, now=mono(), jitter=self.jitter)
+        schedule = self._schedule
         summary = CycleSummary(len(self.handles))
         period_end = mono() + self.interval
         log.info("watching %d handles every %gs, %d at a time; webhook %s", len(self.handles),
@@ -161,9 +195,15 @@ class Watcher:
         while not self.stopping:
             due = schedule.due(mono())
             if due:
-                for outcome in self.poll(due):
+                # The database has the last word on who polls what when: handles polled by
+                # another watcher, or held by one, come back when they are due there.
+                outcomes, later = self._sweep(due, None)
+                for outcome in outcomes:
                     summary.record_poll(outcome)
-                schedule.polled(due, mono())
+                now = mono()
+                for handle in due:
+                    chosen = self._chosen.pop(handle, None)
+                    schedule.set(handle, now + later.get(handle, chosen or schedule.next_in()))
             summary.record_delivery(self.deliverer.run_pass())
             if mono() >= period_end and not self.stopping:
                 if on_summary is not None:
@@ -192,24 +232,84 @@ class Watcher:
     # Polling
 
     def poll(self, handles: Iterable[str]) -> list[HandlePoll]:
-        """Poll `handles` at most `concurrency` at a time; each commits its follows to the
-        outbox. A failing handle is an outcome with an error, never an exception."""
-        futures = [self._pool.submit(self._poll_one, h) for h in handles]
-        return [f.result() for f in futures]
+        """Poll those of `handles` that are due and that no other watcher holds, at most
+        `concurrency` at a time; each commits its follows to the outbox. A failing handle is
+        an outcome with an error, never an exception; one polled or held by another watcher is
+        an outcome marked `elsewhere`."""
+        outcomes, later = self._sweep(list(handles), None)
+        return outcomes + [HandlePoll(h, elsewhere=True) for h in later
+                           if not any(o.handle == h for o in outcomes)]
 
-    def _poll_one(self, handle: str) -> HandlePoll:
+    def _sweep(self, handles: Iterable[str], cycle_start: float | None
+               ) -> tuple[list[HandlePoll], dict[str, float]]:
+        """Claim and poll `handles`, a few more claimed than are in flight so the pool never
+        idles and no lease waits long. Due means: not polled since `cycle_start` (a monotonic
+        time: a `--once` cycle), or, when None, its interval has passed. Returns the outcomes
+        of the polls made, and for each handle not polled here the seconds until it is worth
+        asking again (held by another: its lease; polled by another: its next due time);
+        handles polled by another since `cycle_start` are outcomes marked `elsewhere`."""
+        pending = list(handles)
+        by_key = {state_key(h): h for h in pending}
+        outcomes: list[HandlePoll] = []
+        later: dict[str, float] = {}
+        running: dict[Future[HandlePoll], str] = {}
+        window = 2 * self.concurrency
+        database = self.store.database
+        while pending or running:
+            if pending and len(running) < window and not self.stopping:
+                chunk, pending = (pending[:window - len(running)],
+                                  pending[window - len(running):])
+                within = None if cycle_start is None else time.monotonic() - cycle_start
+                try:
+                    claim = database.claim_polls([state_key(h) for h in chunk], self.owner,
+                                                 lease_for=self.lease, polled_within=within)
+                except Exception as exc:  # the database is away: these handles wait a turn
+                    log.warning("claiming %d handles failed: %s", len(chunk), exc)
+                    outcomes += [HandlePoll(h, error=exc) for h in chunk]
+                    continue
+                for key in claim.granted:
+                    handle = by_key[key]
+                    running[self._pool.submit(self._poll_one, handle, cycle_start is None)] = handle
+                for key, seconds in claim.busy.items():
+                    later[by_key[key]] = seconds
+                for key, seconds in claim.later.items():
+                    later[by_key[key]] = seconds
+                    if cycle_start is not None:
+                        outcomes.append(HandlePoll(by_key[key], elsewhere=True))
+                continue
+            if pending and not running:  # stopping: the rest are not polled
+                outcomes += [HandlePoll(h, skipped=True) for h in pending]
+                pending = []
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                running.pop(future)
+                outcomes.append(future.result())
+        if cycle_start is not None:
+            # Polled elsewhere in this cycle: nothing to wait for.
+            done_elsewhere = {o.handle for o in outcomes if o.elsewhere}
+            later = {h: s for h, s in later.items() if h not in done_elsewhere}
+        return outcomes, later
+
+    def _poll_one(self, handle: str, scheduled: bool = True) -> HandlePoll:
+        """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
+        watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
+        leaves it as it was. The lease is the handle's (its follow state's key); with both
+        triggers, each commits its own state, and the lease is given back after the last."""
         if len(self.plans) == 1:
-            return self._poll_trigger(handle, *self.plans[0])
+            return self._poll_trigger(handle, *self.plans[0], scheduled=scheduled)
         # Each trigger in turn, with its own state; the outcome adds them up.
         outcome = HandlePoll(handle, meta={"newFollows": 0, "unfollows": 0, "baseline": False,
                                            "warnings": []})
-        for plan in self.plans:
-            step = self._poll_trigger(handle, *plan)
+        for n, plan in enumerate(self.plans):
+            step = self._poll_trigger(handle, *plan, scheduled=scheduled,
+                                      last=n == len(self.plans) - 1)
             outcome.requests += step.requests
             outcome.pages += step.pages
             outcome.queued += step.queued
-            if step.meta is None:
+            if step.meta is None:  # its lease was given back where it failed
                 outcome.error, outcome.skipped, outcome.meta = step.error, step.skipped, None
+                outcome.elsewhere = step.elsewhere
                 return outcome
             meta = outcome.meta
             assert meta is not None
@@ -219,22 +319,42 @@ class Watcher:
             meta["warnings"] += step.meta["warnings"]
         return outcome
 
-    def _poll_trigger(self, handle: str, operation: str, inputs: dict[str, Any],
-                      source: str) -> HandlePoll:
+    def _poll_trigger(self, handle: str, operation: str, inputs: dict[str, Any], source: str,
+                      *, scheduled: bool = True, last: bool = True) -> HandlePoll:
+        """Poll `handle` with one trigger and commit. The commit gives the handle's lease back
+        in its transaction when this is the last trigger and its state holds the lease."""
+        key = state_key(handle)
+        holds_lease = last and state_key(handle, operation) == key
         if self.stopping:
+            self._release(key)
             return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
+        next_in = self._chosen[handle] = self._schedule.next_in()
+        if not scheduled:
+            next_in = None
         try:
             batch = self.store.poll_prepared({**inputs, "handle": handle}, source,
-                                             client=paced, lock_timeout=self.lock_timeout,
-                                             operation=operation)
+                                             client=paced, locked=False, operation=operation)
             with batch:
-                queued = batch.commit(outbox=True)
+                queued = batch.commit(outbox=True, lease=Lease(self.owner, next_in)
+                                      if holds_lease else None)
+            if last and not holds_lease:
+                self._release(key, polled=True, next_in=next_in)
+        except StateConflict:
+            # Another watcher polled it meanwhile (this one's lease had run out) and saved
+            # first: its result stands, this one's is dropped, nothing is queued twice.
+            log.info("@%s: polled by another watcher meanwhile; this poll's result dropped",
+                     handle)
+            self._release(key)
+            return HandlePoll(handle, elsewhere=True, requests=paced.requests,
+                              pages=paced.pages)
         except Stopped:
+            self._release(key)
             return HandlePoll(handle, skipped=True, requests=paced.requests, pages=paced.pages)
         except Exception as exc:
             # One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
             # others; its state is untouched, so its next poll starts from the same place.
+            self._release(key, polled=True, next_in=next_in)
             outcome = HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
             if isinstance(exc, ConnectorError):
                 log.info("@%s: failed: %s", handle, exc.message)
@@ -250,7 +370,14 @@ class Watcher:
         for warning in meta.get("warnings", ()):
             log.info("@%s: %s", handle, warning)
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
-                           pages=paced.pages)
+                          pages=paced.pages)
+
+    def _release(self, key: str, *, polled: bool = False, next_in: float | None = None) -> None:
+        """Give a poll lease back; if that fails, it simply runs out."""
+        try:
+            self.store.database.release_poll(key, self.owner, polled=polled, next_in=next_in)
+        except Exception as exc:
+            log.warning("releasing the lease of %s failed (it runs out by itself): %s", key, exc)
 
 
 def _triggers_for(events: Iterable[str]) -> list[str]:
