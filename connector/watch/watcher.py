@@ -28,7 +28,7 @@ from ..core.http import PageSource, client_for
 from ..operations import prepare, trigger
 from ..polling import Store
 from ..storage import Database
-from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
+from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
 from .summary import CycleSummary, HandlePoll
@@ -135,9 +135,10 @@ class Watcher:
     def run_cycle(self) -> CycleSummary:
         """Poll every handle once, then deliver what is due: one cycle, like `watch --once`."""
         summary = CycleSummary(len(self.handles))
-        for outcome in self.poll(self.handles):
+        deliveries = DeliveryPass()
+        for outcome in self.poll(self.handles, deliveries):
             summary.record_poll(outcome)
-        summary.record_delivery(self.deliverer.run_pass())
+        summary.record_delivery(self.deliverer.run_pass(into=deliveries))
         return self._finish(summary)
 
     def run(self, on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
@@ -151,11 +152,12 @@ class Watcher:
                  self.interval, self.concurrency, self.webhook)
         while not self.stopping:
             due = schedule.due(mono())
+            deliveries = DeliveryPass()
             if due:
-                for outcome in self.poll(due):
+                for outcome in self.poll(due, deliveries):
                     summary.record_poll(outcome)
                 schedule.polled(due, mono())
-            summary.record_delivery(self.deliverer.run_pass())
+            summary.record_delivery(self.deliverer.run_pass(into=deliveries))
             if mono() >= period_end and not self.stopping:
                 if on_summary is not None:
                     on_summary(self._finish(summary))
@@ -182,13 +184,15 @@ class Watcher:
 
     # Polling
 
-    def poll(self, handles: Iterable[str]) -> list[HandlePoll]:
+    def poll(self, handles: Iterable[str],
+             deliveries: DeliveryPass | None = None) -> list[HandlePoll]:
         """Poll `handles` at most `concurrency` at a time; each commits its follows to the
-        outbox. A failing handle is an outcome with an error, never an exception."""
-        futures = [self._pool.submit(self._poll_one, h) for h in handles]
+        outbox (and, given `deliveries`, delivers them at once, as part of that pass). A
+        failing handle is an outcome with an error, never an exception."""
+        futures = [self._pool.submit(self._poll_one, h, deliveries) for h in handles]
         return [f.result() for f in futures]
 
-    def _poll_one(self, handle: str) -> HandlePoll:
+    def _poll_one(self, handle: str, deliveries: DeliveryPass | None = None) -> HandlePoll:
         if self.stopping:
             return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
@@ -209,11 +213,18 @@ class Watcher:
                 log.exception("@%s: failed unexpectedly", handle)
             return outcome
         meta = batch.meta
-        log.info("@%s: %s%d new follows (%d queued), %d requests, %d credits", handle,
-                 "baseline taken, " if meta["baseline"] else "", meta["newFollows"], queued,
-                 paced.requests, meta["creditsUsed"])
-        for warning in meta.get("warnings", ()):
-            log.info("@%s: %s", handle, warning)
+        if log.isEnabledFor(logging.INFO):
+            log.info("@%s: %s%d new follows (%d queued), %d requests, %d credits", handle,
+                     "baseline taken, " if meta["baseline"] else "", meta["newFollows"],
+                     queued, paced.requests, meta["creditsUsed"])
+            for warning in meta.get("warnings", ()):
+                log.info("@%s: %s", handle, warning)
+        if queued and deliveries is not None:
+            # Delivered now, while the other polls wait for the API, not after all of them.
+            try:
+                self.deliverer.deliver_handle(handle, deliveries)
+            except Exception:  # the cycle's closing pass tries them again
+                log.exception("@%s: delivering its new follows failed unexpectedly", handle)
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                            pages=paced.pages)
 
