@@ -10,7 +10,8 @@ from typing import Any
 from .core import manifests
 from .core.config import RetryPolicy, Timeouts
 from .core.http import Page, PageSource, client_for
-from .operations import Result, prepare, registry
+from .operations import Result, prepare
+from .operations.registry import runner
 
 
 def run(
@@ -36,7 +37,7 @@ def run(
     # Anything but a mapping goes to prepare() as it is, to be refused as `inputs`.
     given = dict(inputs) if isinstance(inputs, Mapping) else inputs
     values, source = prepare(operation, given, platform=platform, mode=mode)
-    op = registry()[operation]
+    op = runner(operation)
     with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
         if on_page is not None:
             own = _Progress(own, on_page)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
 from typing import Any
 
 USER_FIELDS = ("uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
@@ -66,6 +65,8 @@ def is_stable(key: str) -> bool:
 def event_id(handle: str, key: str, kind: str = "followed") -> str:
     """The id of "`handle` <kind> the account `key`": the same on every retry, so a receiver
     can drop duplicates (`Idempotency-Key`). Follow events keep the ids of earlier releases."""
+    import uuid  # here: uuid imports platform, which a call that emits no event need not pay
+
     who = key if kind == "followed" else f"{kind}:{key}"
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tiktok-following:{handle}:{who}"))
 
