@@ -101,12 +101,54 @@ def build_retry(policy: RetryPolicy) -> Retry:
     return retry
 
 
+class _Adapter(HTTPAdapter):
+    """requests' adapter without the per-response work these sessions never use.
+
+    Responses get no cookie jar filled in (nothing here sends cookies back: `Poster` bypasses
+    the session's cookie handling), and the connection pool for a URL is looked up once
+    instead of on every request (urllib3's pool key is rebuilt each time otherwise).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pools: dict[tuple[Any, ...], Any] = {}
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
+                                        proxies: Any = None, cert: Any = None) -> Any:
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        key = (request.url, verify, cert)
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # new, or closed with the adapter
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= 16:  # these sessions post to one URL; stay bounded anyway
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url  # type: ignore[assignment]
+        response.request = req
+        response.connection = self  # type: ignore[attr-defined]
+        return response
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
+
+
 def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = False
                 ) -> requests.Session:
     """A pooled session for one host. Environment proxies are off unless asked for: they would
     send loopback traffic astray and see the secrets in it."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    adapter = _Adapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.trust_env = trust_env
