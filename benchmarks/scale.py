@@ -1,6 +1,6 @@
 """Scale: `tiktok-following watch --once` over many handles, with latency on every request.
 
-The stand-in (a BenchStandIn adding `latency` to each request) and a webhook receiver run in
+The stand-in (a StandIn adding `latency` to each request) and a webhook receiver run in
 this process; `watch` runs as the user runs it, in a child process of its own, which reports
 the time of its cycle, its CPU time and its peak memory (`python -m benchmarks.scale --child`).
 Ideal wall time for a cycle = requests x latency / concurrency: what a client that keeps
@@ -23,8 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from connector.standin import StandIn
+
 from .report import Section, Target, ratio, size
-from .standin import BenchStandIn
 
 KEY = "bench-key"
 LATENCY = 0.05
@@ -185,7 +186,7 @@ def run(quick: bool = False) -> Section:
         section.notes.append("watch --help states no default concurrency; 4 was passed.")
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     try:
-        with BenchStandIn(api_keys=(KEY,), latency=LATENCY, rate_limit=10**9) as sb, \
+        with StandIn(api_keys=(KEY,), latency=LATENCY, rate_limit=10**9) as sb, \
                 Receiver() as receiver:
             names = [f"watched{i:04d}" for i in range(handles)]
             for name in names:
