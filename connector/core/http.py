@@ -105,13 +105,25 @@ class _Adapter(HTTPAdapter):
     """requests' adapter without the per-response work these sessions never use.
 
     Responses get no cookie jar filled in (nothing here sends cookies back: `Poster` bypasses
-    the session's cookie handling), and the connection pool for a URL is looked up once
-    instead of on every request (urllib3's pool key is rebuilt each time otherwise).
+    the session's cookie handling), and the connection pool and request path of a URL are
+    worked out once instead of on every request (each takes parsing the URL again).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._pools: dict[tuple[Any, ...], Any] = {}
+        self._paths: dict[str, str] = {}
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        if proxies:
+            return super().request_url(request, proxies)
+        url = request.url
+        path = self._paths.get(url)  # type: ignore[arg-type]
+        if path is None:
+            if len(self._paths) >= 16:
+                self._paths.clear()
+            path = self._paths[url] = super().request_url(request, proxies)  # type: ignore[index]
+        return path
 
     def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
                                         proxies: Any = None, cert: Any = None) -> Any:
