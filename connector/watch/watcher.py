@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -106,6 +106,9 @@ class Watcher:
                                    max_attempts=max_attempts, backoff=backoff,
                                    concurrency=concurrency, stop=self._stop)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
+        # Deliveries of what a poll just committed: a thread of their own, so a poll slot is
+        # free for the next handle while its webhook POSTs are under way.
+        self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
 
     # Lifecycle
 
@@ -119,9 +122,10 @@ class Watcher:
         return self._stop.is_set()
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True)
+        for name in ("_pool", "_deliver_pool"):
+            pool = getattr(self, name, None)
+            if pool is not None:
+                pool.shutdown(wait=True)
         self._owned.close()
 
     def __enter__(self) -> Watcher:
@@ -187,12 +191,19 @@ class Watcher:
     def poll(self, handles: Iterable[str],
              deliveries: DeliveryPass | None = None) -> list[HandlePoll]:
         """Poll `handles` at most `concurrency` at a time; each commits its follows to the
-        outbox (and, given `deliveries`, delivers them at once, as part of that pass). A
-        failing handle is an outcome with an error, never an exception."""
-        futures = [self._pool.submit(self._poll_one, h, deliveries) for h in handles]
-        return [f.result() for f in futures]
+        outbox (and, given `deliveries`, delivers them at once, as part of that pass; they are
+        done when this returns). A failing handle is an outcome with an error, never an
+        exception."""
+        delivering: list[Future[None]] = []
+        futures = [self._pool.submit(self._poll_one, h, deliveries, delivering)
+                   for h in handles]
+        outcomes = [f.result() for f in futures]
+        for future in delivering:
+            future.result()
+        return outcomes
 
-    def _poll_one(self, handle: str, deliveries: DeliveryPass | None = None) -> HandlePoll:
+    def _poll_one(self, handle: str, deliveries: DeliveryPass | None = None,
+                  delivering: list[Future[None]] | None = None) -> HandlePoll:
         if self.stopping:
             return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
@@ -219,14 +230,18 @@ class Watcher:
                      queued, paced.requests, meta["creditsUsed"])
             for warning in meta.get("warnings", ()):
                 log.info("@%s: %s", handle, warning)
-        if queued and deliveries is not None:
+        if queued and deliveries is not None and delivering is not None:
             # Delivered now, while the other polls wait for the API, not after all of them.
-            try:
-                self.deliverer.deliver_handle(handle, deliveries)
-            except Exception:  # the cycle's closing pass tries them again
-                log.exception("@%s: delivering its new follows failed unexpectedly", handle)
+            delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries))
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                            pages=paced.pages)
+
+
+    def _deliver_now(self, handle: str, deliveries: DeliveryPass) -> None:
+        try:
+            self.deliverer.deliver_handle(handle, deliveries)
+        except Exception:  # the cycle's closing pass tries them again
+            log.exception("@%s: delivering its new follows failed unexpectedly", handle)
 
 
 def _unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
