@@ -268,8 +268,8 @@ def run(quick: bool = False) -> Section:
                 "and its outbox update), shared by 2 cores with the stand-in and the receiver. "
                 "It is what keeps higher concurrencies further from their ideal.")
     section.notes.append(
-        "Each handle's new follows are delivered by its poll thread as soon as its poll "
-        "commits, so the webhook POSTs overlap the other polls' waiting. The stand-in and "
+        "Each handle's new follows are handed to a delivery thread as soon as its poll "
+        "commits, so the webhook POSTs overlap the polls. The stand-in and "
         "the receiver share this benchmark's process (and its GIL), and both cores with "
         "`watch`: their own time per request is in the cycle time, not in the ideal.")
     return section
