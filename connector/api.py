@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from .core import manifests
@@ -95,11 +94,13 @@ class _Progress:
         return page
 
 
-@dataclass(frozen=True)
 class Connector:
     """Everything a runner needs: the manifests and one call to run an operation."""
 
-    key: str = "tiktok_following"
+    key = "tiktok_following"
+
+    def __repr__(self) -> str:
+        return f"Connector(key={self.key!r})"
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import requests
 import urllib3
@@ -31,8 +30,7 @@ USER_AGENT = "tiktok-following-connector/0.1"
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """`X-RateLimit-*` headers of a response (None when the server did not send them)."""
 
     limit: int | None = None
@@ -44,18 +42,39 @@ class RateLimit:
                    _int_or_none(headers.get("X-RateLimit-Remaining")))
 
 
-@dataclass
 class Page:
-    """One successful response: raw entries plus the pagination fields, as the server sent them."""
+    """One successful response: raw entries plus the pagination fields, as the server sent them.
 
-    entries: list[dict[str, Any]]
-    min_cursor: Any
-    max_cursor: Any
-    has_more: bool | None
-    total: int | None
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-    #: HTTP requests this page took, retries included.
-    attempts: int = 1
+    A plain class, not a dataclass: generating one's methods costs more CPU at import than a
+    single call spends on its page (see core/config.py).
+    """
+
+    __slots__ = (
+        "attempts",
+        "entries",
+        "has_more",
+        "max_cursor",
+        "min_cursor",
+        "rate_limit",
+        "total",
+    )
+
+    def __init__(self, entries: list[dict[str, Any]], min_cursor: Any, max_cursor: Any,
+                 has_more: bool | None, total: int | None, rate_limit: RateLimit | None = None,
+                 attempts: int = 1) -> None:
+        self.entries = entries
+        self.min_cursor = min_cursor
+        self.max_cursor = max_cursor
+        self.has_more = has_more
+        self.total = total
+        self.rate_limit = rate_limit if rate_limit is not None else RateLimit()
+        #: HTTP requests this page took, retries included.
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return (f"Page({len(self.entries)} entries, min_cursor={self.min_cursor!r}, "
+                f"max_cursor={self.max_cursor!r}, has_more={self.has_more!r}, "
+                f"total={self.total!r}, attempts={self.attempts})")
 
 
 class PageSource(Protocol):
