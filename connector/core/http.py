@@ -199,8 +199,11 @@ class Poster:
 
     def __init__(self, session: requests.Session, url: str) -> None:
         self.session = session
+        # Prepared as session.post would: the session's headers and auth (netrc too, when the
+        # session trusts the environment), the URL normalised.
         template = session.prepare_request(requests.Request("POST", url))
         self.url: str = template.url  # type: ignore[assignment]
+        self._headers = template.headers
         self._settings = session.merge_environment_settings(self.url, {}, None, None, None)
 
     def post(self, body: bytes, *, timeout: tuple[float, float], stream: bool = False,
@@ -208,7 +211,7 @@ class Poster:
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = self.url
-        merged = CaseInsensitiveDict(self.session.headers)
+        merged = self._headers.copy()
         if headers:
             merged.update(headers)
         merged["Content-Length"] = str(len(body))
