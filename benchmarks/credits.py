@@ -18,9 +18,9 @@ import requests
 import connector
 from connector.core.config import Credentials, RetryPolicy
 from connector.core.http import Client
+from connector.standin import StandIn
 
 from .report import Section, Target
-from .standin import BenchStandIn
 
 KEY = "bench-key"
 PAGE = 10
@@ -125,7 +125,7 @@ def measure(*, p: int = PAGE, existing: int = EXISTING, polls: int = 3, budget: 
             only: list[str] | None = None) -> list[Row]:
     """Run every history (or those named in `only`) and return one Row each."""
     rows = []
-    with BenchStandIn(api_keys=(KEY,), default_count=p, max_count=max(p, 100),
+    with StandIn(api_keys=(KEY,), default_count=p, max_count=max(p, 100),
                       rate_limit=10**9) as sb, \
             Client(Credentials(KEY, sb.url), retry=RetryPolicy.no_wait()) as client, \
             requests.Session() as session:

@@ -1,4 +1,5 @@
-"""Overhead: the action through `connector.run` against a bare `requests` loop, same server.
+"""Overhead: the action through `connector.run` against a bare `requests` loop that builds the
+same flat items, same server.
 
 The stand-in runs in a child process, so the CPU time measured here (time.process_time) is the
 client's alone and the client has a core to itself. Each repetition times one call of each
@@ -26,26 +27,43 @@ KEY = "bench-key"
 HANDLE = "bench"
 COUNT = 30  # accounts per page: the API's default page size
 FOLLOWS = 1000
-TARGET = 1.10
+CPU_TARGET = 1.05
+WALL_TARGET = 1.10
+USER_FIELDS = ("uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
+               "privateAccount")
+STAT_FIELDS = ("followerCount", "followingCount", "heartCount", "videoCount", "diggCount")
 
 
-def bare_fetch(session: requests.Session, endpoint: str, pages: int) -> list[dict[str, Any]]:
-    """The baseline: POST, json.loads, follow minCursor; nothing else."""
-    entries: list[dict[str, Any]] = []
+def bare_fetch(session: requests.Session, endpoint: str, pages: int, *, flat: bool = True
+               ) -> list[dict[str, Any]]:
+    """The baseline: POST, json.loads, follow minCursor, and (`flat`) build the flat items the
+    connector returns, written out plainly; nothing else."""
+    items: list[dict[str, Any]] = []
     cursor = None
     for _ in range(pages):
-        body: dict[str, Any] = {"handle": HANDLE, "count": COUNT}
+        body: dict[str, Any] = {"handle": HANDLE, "count": COUNT, "requestSource": "API"}
         if cursor is not None:
             body["minTime"] = cursor
         resp = session.post(endpoint, data=json.dumps(body), timeout=30,
                             headers={"Authorization": f"Bearer {KEY}",
                                      "Content-Type": "application/json"})
         page = json.loads(resp.content)
-        entries += page["followingList"]
+        if not flat:
+            items += page["followingList"]
+        else:
+            for entry in page["followingList"]:
+                user, stats = entry["user"], entry.get("stats") or {}
+                item = {"id": str(user["id"])}
+                for name in USER_FIELDS:
+                    item[name] = user.get(name)
+                for name in STAT_FIELDS:
+                    item[name] = stats.get(name)
+                item["profileUrl"] = f"https://www.tiktok.com/@{user['uniqueId']}"
+                items.append(item)
         if not page["hasMore"]:
             break
         cursor = page["minCursor"]
-    return entries
+    return items
 
 
 def _timed(call: Callable[[], Any]) -> tuple[float, float, Any]:
@@ -62,7 +80,9 @@ def run(quick: bool = False) -> Section:
         method=(f"The action `get_tiktok_user_following` with `maxPages` 1 and 10 "
                 f"({COUNT} accounts a page) through `connector.run`, against a loop of "
                 "`requests.Session().post` + `json.loads` following `minCursor` over the same "
-                "stand-in (in a child process). Two ways of calling: *per call*, what the "
+                "stand-in (in a child process) and building the same flat items (the 14 "
+                "fields of CONTRACT 2, written out plainly). Two ways of calling: *per call*, "
+                "what the "
                 "README shows: `connector.run(...)` with credentials, which opens its own "
                 "client, against a new `requests.Session()` per call; *shared*, "
                 "`connector.run(..., client=Client(...))` reused across calls, against one "
@@ -112,8 +132,8 @@ def run(quick: bool = False) -> Section:
                     wall, cpu, _ = _timed(call)
                     samples[name][f"{side}_wall"].append(wall)
                     samples[name][f"{side}_cpu"].append(cpu)
-        # What the connector does per item that the bare loop does not: flat items, identities.
-        entries = bare_fetch(shared_session, endpoint, 10)
+        # Per-item work, measured apart: flat items, identities.
+        entries = bare_fetch(shared_session, endpoint, 10, flat=False)
         item_work = {name: median(_timed(lambda f=f: [f(e) for e in entries])[1]
                                   for _ in range(51))
                      for name, f in (("flatten", flatten), ("identity", identity))}
@@ -129,18 +149,16 @@ def run(quick: bool = False) -> Section:
                              ms(s["bare_cpu"]), ms(s["conn_cpu"]), ratio(cpu_ratio, 3)])
     for mode in ("per call", "shared"):
         wall_ratio, cpu_ratio = results[f"10 pages, {mode}"]
-        for kind, value in (("wall", wall_ratio), ("CPU", cpu_ratio)):
+        for kind, value, target in (("CPU", cpu_ratio, CPU_TARGET),
+                                    ("wall", wall_ratio, WALL_TARGET)):
             section.targets.append(Target(
-                f"10 pages, {mode}: {kind} time at most {TARGET:.2f}x a bare loop",
-                ratio(value, 3), value <= TARGET))
-    added = (median(samples["10 pages, shared"]["conn_cpu"])
-             - median(samples["10 pages, shared"]["bare_cpu"]))
+                f"10 pages, {mode}: {kind} time at most {target:.2f}x a bare loop building "
+                "the same flat items", ratio(value, 3), value <= target))
     section.notes.append(
-        f"Of the {ms(added)} of CPU the connector adds to a shared 10-page call, building the "
-        f"{len(entries)} flat items (`connector/core/items.py` `flatten`, the output the "
-        f"contract promises) takes {ms(item_work['flatten'])} and their identity keys "
-        f"(`identity`, for de-duplication) {ms(item_work['identity'])} per pass, measured "
-        "apart in the same run: per-item work that a bare loop returning raw JSON does not do.")
+        f"Per pass over the {len(entries)} accounts of 10 pages, measured apart in the same "
+        f"run: building the flat items (`connector/core/items.py` `flatten`) takes "
+        f"{ms(item_work['flatten'])}, their identity keys (`identity`, for de-duplication "
+        f"within a walk, which the bare loop does not do) {ms(item_work['identity'])}.")
     section.notes.append("Wall time includes the stand-in's own work per page, the same for "
                          "both; CPU time is the client's alone, so the CPU ratio is the stricter "
                          "measure of what the connector adds.")

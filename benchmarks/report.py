@@ -105,7 +105,7 @@ def render_markdown(sections: Sequence[Section], machine: dict[str, str], *,
     out = ["# Benchmarks", ""]
     out.append("All figures below come from one run of one command on one machine, measured side "
                "by side on loopback against the built-in stand-in server "
-               "(`connector/sandbox.py`). Rerun it to get your own:")
+               "(`connector/standin/`). Rerun it to get your own:")
     out += ["", "```", command, "```", ""]
     if preamble:
         out += [preamble, ""]

@@ -1,8 +1,8 @@
-"""The stand-in as the benchmarks use it: in this process, or in a child process of its own
-so that the client being measured has a core and a GIL to itself.
-
+"""The stand-in in a child process of its own, so that the client being measured has a core
+and a GIL to itself. In-process, the sections use `connector.standin.StandIn` directly:
 `StandIn(latency=...)` adds a fixed delay to every request, like a distant upstream, and
-`peak_in_flight` tells how many requests really overlapped.
+`peak_in_flight` tells how many requests really overlapped. (The stand-in sets TCP_NODELAY
+itself; no wrapper is needed for that any more.)
 """
 
 from __future__ import annotations
@@ -17,13 +17,10 @@ from typing import Any
 
 from connector.standin import StandIn
 
-#: The benchmarks' name for it; kept so the sections read the same.
-BenchStandIn = StandIn
-
 
 @contextmanager
 def in_child_process(accounts: dict[str, int], *, key: str) -> Iterator[str]:
-    """A BenchStandIn in its own Python process, so that the client being measured has a core
+    """A StandIn in its own Python process, so that the client being measured has a core
     and a GIL to itself; yields its base URL."""
     spec = json.dumps({"accounts": accounts, "key": key})
     root = Path(__file__).resolve().parent.parent
@@ -46,7 +43,7 @@ def in_child_process(accounts: dict[str, int], *, key: str) -> Iterator[str]:
 
 
 def _child(spec: dict[str, Any]) -> None:
-    standin = BenchStandIn(api_keys=(spec["key"],), rate_limit=10**9).start()
+    standin = StandIn(api_keys=(spec["key"],), rate_limit=10**9).start()
     for handle, n in spec["accounts"].items():
         standin.add_account(handle, n)
     print(standin.url, flush=True)

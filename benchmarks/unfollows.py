@@ -24,11 +24,11 @@ from connector.core.http import Client
 from connector.core.items import flatten, identity
 from connector.operations.roster import Roster
 from connector.operations.unfollow import UnfollowState
+from connector.standin import StandIn as BenchStandIn
 from connector.standin.world import World
 
 from .credits import _Reference
 from .report import Section, Target, ms, size
-from .standin import BenchStandIn
 
 KEY = "bench-key"
 PAGE = 30  # the stand-in's default page, like the API's own (its size is not documented)

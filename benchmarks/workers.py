@@ -18,9 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from connector.standin import StandIn as BenchStandIn
+
 from .report import Section, Target, ratio
 from .scale import ROOT, Receiver
-from .standin import BenchStandIn
 
 KEY = "bench-key"
 LATENCY = 0.05

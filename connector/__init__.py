@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "run": "connector.api",
     "check_credentials": "connector.api",
+    "stream": "connector.api",
+    "Listing": "connector.operations.action",
     "prepare": "connector.operations.registry",
     "Result": "connector.operations.results",
     "Partial": "connector.operations.results",
@@ -50,7 +52,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .api import CONNECTOR, check_credentials, run
+    from .api import CONNECTOR, check_credentials, run, stream
     from .core import manifests
     from .core.config import RetryPolicy, Timeouts
     from .core.errors import (
@@ -71,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .core.http import Client
     from .operations import Partial, Result, prepare
+    from .operations.action import Listing
     from .polling import Batch, Store, open_store
     from .standin import Fault, StandIn
 

@@ -1,16 +1,19 @@
-"""The Python surface: `run()` one operation the way a runner would, and the connector object
-the `automation.connectors` entry point names."""
+"""The Python surface: `run()` one operation the way a runner would, `stream()` the action a
+page at a time, and the connector object the `automation.connectors` entry point names."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from .core import manifests
 from .core.config import RetryPolicy, Timeouts
 from .core.http import Page, PageSource, client_for
-from .operations import Result, prepare, registry, request_source
+from .operations import Result, prepare, request_source
+from .operations.action import KEY as ACTION
+from .operations.action import Listing
+from .operations.registry import runner
 
 
 def run(
@@ -36,11 +39,42 @@ def run(
     # Anything but a mapping goes to prepare() as it is, to be refused as `inputs`.
     given = dict(inputs) if isinstance(inputs, Mapping) else inputs
     values, source = prepare(operation, given, platform=platform, mode=mode)
-    op = registry()[operation]
+    op = runner(operation)
     with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
         if on_page is not None:
             own = _Progress(own, on_page)
         return op(own, values, source=source, state=state, mode=mode)
+
+
+@contextmanager
+def stream(
+    inputs: Mapping[str, Any] | None,
+    *,
+    credentials: Mapping[str, Any] | None = None,
+    platform: str | None = None,
+    mode: str = "live",
+    client: PageSource | None = None,
+    retry: RetryPolicy | None = None,
+    timeouts: Timeouts | None = None,
+    on_page: Callable[[int, int], None] | None = None,
+) -> Iterator[Listing]:
+    """The action `get_tiktok_user_following` a page at a time: memory stays that of one page
+    however many are read (what `tiktok-following list` does).
+
+        with connector.stream({"handle": "someone", "maxPages": 100}) as listing:
+            for page in listing.pages():      # or: for item in listing
+                write(page)
+        listing.meta                          # as Result.meta, once the pages are read
+
+    Inputs are checked when the block is entered, before anything is sent; the options are
+    those of `run`. An error part-way raises with `partial.next_cursor`, to resume from.
+    """
+    given = dict(inputs) if isinstance(inputs, Mapping) else inputs
+    values, source = prepare(ACTION, given, platform=platform, mode=mode)
+    with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
+        if on_page is not None:
+            own = _Progress(own, on_page)
+        yield Listing(own, values, source=source, mode=mode)
 
 
 class _Progress:
@@ -80,11 +114,13 @@ def check_credentials(
         return probe(own, handle=handle, source=source)
 
 
-@dataclass(frozen=True)
 class Connector:
     """Everything a runner needs: the manifests and one call to run an operation."""
 
-    key: str = "tiktok_following"
+    key = "tiktok_following"
+
+    def __repr__(self) -> str:
+        return f"Connector(key={self.key!r})"
 
     @property
     def manifest(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
+    parser = _parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     args.secrets = secrets = Secrets()
     if args.base_url:
@@ -72,7 +72,43 @@ def _run(args: Any) -> int:
         return 1
 
 
-def _parser() -> Parser:
+def _command_in(argv: list[str]) -> str | None:
+    """The command a command line runs, when it is plain to see: only that command's parser is
+    then built (building all of them is a few ms of argparse work, a tenth of what `invoke`
+    adds to a bare script). None, to build them all, for help or anything unexpected."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--base-url":
+            next(args, None)  # its value
+        elif arg == "--sandbox" or arg.startswith("--base-url=") or (
+                arg.startswith("-") and arg.lstrip("-") in ("v", "vv", "vvv", "verbose")):
+            continue
+        else:
+            return None if arg.startswith("-") else arg
+    return None
+
+
+class _Skipped:
+    """Stands in for the parser of a command that is not being run: takes every call."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: self
+
+
+class _OnlyOne:
+    """The subparsers action, building only `command`'s parser (if it is one of them)."""
+
+    def __init__(self, sub: Any, command: str) -> None:
+        self.sub = sub
+        self.command = command
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if name == self.command:
+            return self.sub.add_parser(name, **kwargs)
+        return _Skipped()
+
+
+def _parser(command: str | None = None) -> Parser:
     p = Parser(
         prog=PROG,
         description="Whom a TikTok account follows, and when it follows someone new "
@@ -85,12 +121,18 @@ def _parser() -> Parser:
     p.add_argument("--base-url", help="API base URL (default: $DUMPLINGAI_BASE_URL or "
                                       "https://app.dumplingai.com)")
     p.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    # prog given: argparse would otherwise format a usage line just to find this same prefix.
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                           parser_class=Parser)
+                           parser_class=Parser, prog=PROG)
 
     from . import commands, serve, watch
 
-    commands.add_commands(sub)
-    watch.add_commands(sub)
-    serve.add_commands(sub)
+    target = sub
+    if command is not None:
+        target = _OnlyOne(sub, command)
+    commands.add_commands(target)
+    watch.add_commands(target)
+    serve.add_commands(target)
+    if command is not None and command not in sub.choices:
+        return _parser()  # not a command: the full parser names the real ones
     return p

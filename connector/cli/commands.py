@@ -1,6 +1,7 @@
-"""`list`, `poll`, `invoke`, `manifest`, `sandbox` and `demo`. Python equivalents: `connector.run`,
-`connector.open_store().poll` (`operation="account_unfollowed"` for `poll --unfollows`),
-`connector.invoke`, `connector.manifests`, `connector.StandIn`."""
+"""`list`, `poll`, `invoke`, `manifest`, `sandbox` and `demo`. Python equivalents:
+`connector.stream` (or `connector.run`), `connector.open_store().poll`
+(`operation="account_unfollowed"` for `poll --unfollows`), `connector.invoke`,
+`connector.manifests`, `connector.StandIn`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 from ..core.errors import ConfigurationError, InputError
 from .common import (
     PROG,
+    ItemWriter,
     credentials_for,
     cursor,
     plural,
@@ -78,24 +80,39 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ..api import run
+    from ..api import stream
+    from ..core.errors import ConnectorError
 
     inputs = {"handle": args.handle, "maxPages": args.max_pages, "maxItems": args.max_items,
               "count": args.count, "minTime": args.min_time}
     progress = _Progress(sys.stderr, args.max_pages)
-    with credentials_for(args) as creds:
-        result = run("get_tiktok_user_following", {k: v for k, v in inputs.items()
-                                                   if v is not None},
-                     credentials=creds, on_page=progress.update)
+    writer = ItemWriter(args.format, sys.stdout)
+    # Each page is printed as it arrives: memory stays that of one page, however many.
+    with credentials_for(args) as creds, stream(
+        {k: v for k, v in inputs.items() if v is not None}, credentials=creds,
+        on_page=progress.update,
+    ) as listing:
+        try:
+            for page in listing.pages():
+                writer.write(page)
+                sys.stdout.flush()
+        except ConnectorError as err:
+            writer.close()
+            progress.done()
+            cursor = err.partial.next_cursor if err.partial is not None else None
+            if listing.items and cursor is not None:
+                say(f"@{listing.handle}: {listing.items} accounts printed before the error; "
+                    f"continue with --min-time {cursor}", args.secrets)
+            raise
+    writer.close()
     progress.done()
-    write_items(result.items, args.format, sys.stdout)
-    meta = result.meta
+    meta = listing.meta
     more = ""
     if meta["hasMore"]:
         # No cursor means the first page was cut short by --max-items: more is at the top.
         more = (", more with a higher --max-items" if meta["nextCursor"] is None
                 else f", more from --min-time {meta['nextCursor']}")
-    say(f"@{meta['handle']}: {len(result.items)} accounts, {plural(meta['pages'], 'page')}, "
+    say(f"@{meta['handle']}: {listing.items} accounts, {plural(meta['pages'], 'page')}, "
         f"{meta['creditsUsed']} credits{rate(meta)}{more}", args.secrets)
     return 0
 

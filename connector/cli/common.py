@@ -156,22 +156,48 @@ def read_text_file(path: str, option: str) -> str:
 
 def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO, *, header: bool = True
                 ) -> None:
-    if fmt == "json":
-        json.dump(items, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    elif fmt == "jsonl":
-        for item in items:
-            out.write(json.dumps(item, ensure_ascii=False) + "\n")
-    else:
-        import csv
+    writer = ItemWriter(fmt, out, header=header)
+    writer.write(items)
+    writer.close()
 
-        from ..core.items import STAT_FIELDS, USER_FIELDS
 
-        fields = ["id", *USER_FIELDS, *STAT_FIELDS, "profileUrl"]
-        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
-        if header:
-            writer.writeheader()
-        writer.writerows(items)
+class ItemWriter:
+    """Writes items in one of the output formats as they come (a page at a time), so nothing
+    has to be held until the end; `close()` ends the document. The output is the same as
+    writing all the items at once."""
+
+    def __init__(self, fmt: str, out: TextIO, *, header: bool = True) -> None:
+        self.fmt = fmt
+        self.out = out
+        self.count = 0
+        self._rows: Any = None
+        if fmt == "csv":
+            import csv
+
+            from ..core.items import STAT_FIELDS, USER_FIELDS
+
+            fields = ["id", *USER_FIELDS, *STAT_FIELDS, "profileUrl"]
+            self._rows = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+            if header:
+                self._rows.writeheader()
+
+    def write(self, items: list[dict[str, Any]]) -> None:
+        if self.fmt == "json":
+            # Each item as json.dump(items, indent=2) would write it inside the array.
+            for item in items:
+                text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+                self.out.write(("[\n  " if not self.count else ",\n  ") + text)
+                self.count += 1
+        elif self.fmt == "jsonl":
+            self.out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
+            self.count += len(items)
+        else:
+            self._rows.writerows(items)
+            self.count += len(items)
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("\n]\n" if self.count else "[]\n")
 
 
 def poll_summary(meta: dict[str, Any]) -> str:

@@ -1,12 +1,15 @@
-"""Where requests go and how patient they are: credentials, URLs, timeouts, retries."""
+"""Where requests go and how patient they are: credentials, URLs, timeouts, retries.
+
+The settings are NamedTuples rather than frozen dataclasses: as immutable, and with no code
+generated at import, which a single call (one `invoke`) would pay for on every run.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
@@ -20,8 +23,7 @@ BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
 MAX_URL = 2048
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     """How the HTTP core retries: urllib3 `Retry` settings, injectable so tests never sleep."""
 
     total: int = 4
@@ -38,19 +40,17 @@ class RetryPolicy:
         return cls(total=total, backoff_factor=0, backoff_jitter=0, retry_after_max=0)
 
 
-@dataclass(frozen=True)
-class Timeouts:
+class Timeouts(NamedTuple):
     """requests has no default timeout; a hung upstream must not hang a workflow."""
 
     connect: float = 5.0
     read: float = 60.0
 
 
-@dataclass(frozen=True)
-class Credentials:
+class Credentials(NamedTuple):
     """The API key and where to send it. The key never appears in reprs or logs."""
 
-    api_key: str = field(repr=False)
+    api_key: str
     base_url: str = PRODUCTION_URL
 
     def __repr__(self) -> str:

@@ -10,12 +10,12 @@ import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
 from . import cursors
@@ -30,8 +30,7 @@ USER_AGENT = "tiktok-following-connector/0.1"
 MAX_RESPONSE_BYTES = 20 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     """`X-RateLimit-*` headers of a response (None when the server did not send them)."""
 
     limit: int | None = None
@@ -43,18 +42,39 @@ class RateLimit:
                    _int_or_none(headers.get("X-RateLimit-Remaining")))
 
 
-@dataclass
 class Page:
-    """One successful response: raw entries plus the pagination fields, as the server sent them."""
+    """One successful response: raw entries plus the pagination fields, as the server sent them.
 
-    entries: list[dict[str, Any]]
-    min_cursor: Any
-    max_cursor: Any
-    has_more: bool | None
-    total: int | None
-    rate_limit: RateLimit = field(default_factory=RateLimit)
-    #: HTTP requests this page took, retries included.
-    attempts: int = 1
+    A plain class, not a dataclass: generating one's methods costs more CPU at import than a
+    single call spends on its page (see core/config.py).
+    """
+
+    __slots__ = (
+        "attempts",
+        "entries",
+        "has_more",
+        "max_cursor",
+        "min_cursor",
+        "rate_limit",
+        "total",
+    )
+
+    def __init__(self, entries: list[dict[str, Any]], min_cursor: Any, max_cursor: Any,
+                 has_more: bool | None, total: int | None, rate_limit: RateLimit | None = None,
+                 attempts: int = 1) -> None:
+        self.entries = entries
+        self.min_cursor = min_cursor
+        self.max_cursor = max_cursor
+        self.has_more = has_more
+        self.total = total
+        self.rate_limit = rate_limit if rate_limit is not None else RateLimit()
+        #: HTTP requests this page took, retries included.
+        self.attempts = attempts
+
+    def __repr__(self) -> str:
+        return (f"Page({len(self.entries)} entries, min_cursor={self.min_cursor!r}, "
+                f"max_cursor={self.max_cursor!r}, has_more={self.has_more!r}, "
+                f"total={self.total!r}, attempts={self.attempts})")
 
 
 class PageSource(Protocol):
@@ -100,16 +120,110 @@ def build_retry(policy: RetryPolicy) -> Retry:
     return retry
 
 
+class _Adapter(HTTPAdapter):
+    """requests' adapter without the per-response work these sessions never use.
+
+    Responses get no cookie jar filled in (nothing here sends cookies back: `Poster` bypasses
+    the session's cookie handling), and the connection pool and request path of a URL are
+    worked out once instead of on every request (each takes parsing the URL again).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pools: dict[tuple[Any, ...], Any] = {}
+        self._paths: dict[str, str] = {}
+
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        if proxies:
+            return super().request_url(request, proxies)
+        url = request.url
+        path = self._paths.get(url)  # type: ignore[arg-type]
+        if path is None:
+            if len(self._paths) >= 16:
+                self._paths.clear()
+            path = self._paths[url] = super().request_url(request, proxies)  # type: ignore[index]
+        return path
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
+                                        proxies: Any = None, cert: Any = None) -> Any:
+        if proxies:
+            return super().get_connection_with_tls_context(request, verify, proxies, cert)
+        key = (request.url, verify, cert)
+        pool = self._pools.get(key)
+        if pool is None or pool.pool is None:  # new, or closed with the adapter
+            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
+            if len(self._pools) >= 16:  # these sessions post to one URL; stay bounded anyway
+                self._pools.clear()
+            self._pools[key] = pool
+        return pool
+
+    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = resp.status
+        response.headers = CaseInsensitiveDict(resp.headers)
+        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
+        response.raw = resp
+        response.reason = resp.reason
+        response.url = req.url  # type: ignore[assignment]
+        response.request = req
+        response.connection = self  # type: ignore[attr-defined]
+        return response
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
+
+
 def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = False
                 ) -> requests.Session:
     """A pooled session for one host. Environment proxies are off unless asked for: they would
     send loopback traffic astray and see the secrets in it."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    adapter = _Adapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.trust_env = trust_env
     return session
+
+
+class Poster:
+    """POSTs to one URL through a session's mounted adapter, without `Session.request`.
+
+    `session.post` spends about as much CPU as the HTTP exchange itself on work these POSTs
+    never need: merging settings and headers, preparing the URL again, cookies, hooks and the
+    redirect machinery (neither caller follows redirects: a 30x comes back as the response).
+    Here the URL, the headers and the environment's settings (proxies, CA bundle, when the
+    session trusts the environment) are prepared once; each POST sends through whatever
+    adapter the session has mounted for the URL, so retries and a test's adapter still apply.
+    """
+
+    def __init__(self, session: requests.Session, url: str) -> None:
+        self.session = session
+        # Prepared as session.post would: the session's headers and auth (netrc too, when the
+        # session trusts the environment), the URL normalised.
+        template = session.prepare_request(requests.Request("POST", url))
+        self.url: str = template.url  # type: ignore[assignment]
+        self._headers = template.headers
+        self._settings = session.merge_environment_settings(self.url, {}, None, None, None)
+
+    def post(self, body: bytes, *, timeout: tuple[float, float], stream: bool = False,
+             headers: Mapping[str, str] | None = None) -> requests.Response:
+        request = requests.PreparedRequest()
+        request.method = "POST"
+        request.url = self.url
+        merged = self._headers.copy()
+        if headers:
+            merged.update(headers)
+        merged["Content-Length"] = str(len(body))
+        request.headers = merged
+        request.body = body
+        settings = self._settings
+        resp = self.session.get_adapter(self.url).send(
+            request, stream=stream, timeout=timeout, verify=settings["verify"],
+            cert=settings["cert"], proxies=settings["proxies"])
+        if not stream:
+            resp.content  # noqa: B018 -- read whole, as Session.send does: the connection is reused
+        return resp
 
 
 def describe_transport_error(exc: BaseException) -> str:
@@ -155,6 +269,7 @@ class Client:
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
         })
+        self._poster = Poster(self.session, self.url)
 
     def __repr__(self) -> str:
         return f"Client(url={self._shown_url!r})"
@@ -182,19 +297,19 @@ class Client:
             body["minTime"] = min_time
         if count is not None:
             body["count"] = count
-        log.debug("POST %s handle=%s minTime=%s count=%s", self._shown_url, handle, min_time,
-                  count)
-        base = display_url(self.credentials.base_url)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("POST %s handle=%s minTime=%s count=%s", self._shown_url, handle,
+                      min_time, count)
         try:
-            resp = self.session.post(
-                self.url,
+            resp = self._poster.post(
                 # allow_nan=False: NaN is not JSON, and the server would answer 400 for it.
-                data=json.dumps(body, allow_nan=False),
+                json.dumps(body, allow_nan=False).encode(),
                 timeout=(self.timeouts.connect, self.timeouts.read),
                 stream=True,
             )
             content = _read_capped(resp)
         except requests.exceptions.RequestException as exc:
+            base = display_url(self.credentials.base_url)
             why = describe_transport_error(exc)
             if why == "timed out":
                 raise TransportError(f"timed out talking to {base}: the server did not "

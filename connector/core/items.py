@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import uuid
 from typing import Any
 
 USER_FIELDS = ("uniqueId", "nickname", "avatarThumb", "signature", "verified", "secUid",
@@ -71,6 +70,8 @@ def event_id(handle: str, key: str, kind: str = "followed", occurrence: str | No
     An event that can happen to one account more than once (unfollowed, followed again,
     unfollowed again) also takes `occurrence`, something that tells those times apart and
     stays the same when a poll is repeated."""
+    import uuid  # here: uuid imports platform, which a call that emits no event need not pay
+
     who = key if kind == "followed" else f"{kind}:{key}"
     if occurrence is not None:
         who = f"{who}@{occurrence}"

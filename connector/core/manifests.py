@@ -2,7 +2,12 @@
 
 The files live in the repository's top-level `manifests/` and ship inside the wheel as
 `connector/manifests/`; both places are looked in, so a checkout and an install behave alike.
-jsonschema is imported on first use: commands that validate nothing don't pay for it.
+
+Inputs are checked against the manifest's JSON Schema in two steps. `conforms` reads the
+schema's common keywords directly and answers "valid" only when it is sure; anything else (an
+invalid value, a keyword it does not read) goes to jsonschema, which decides and words the
+error. So well-formed input, the usual case, never imports jsonschema or builds a validator
+(most of a single `invoke`'s CPU once was), and the manifest stays the one source of the rules.
 """
 
 from __future__ import annotations
@@ -82,10 +87,155 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
     for name, prop in props.items():
         if name not in values and "default" in prop:
             values[name] = prop["default"]
+    if conforms(values, schema):
+        return values
     errors = sorted(validator(key).iter_errors(values), key=lambda e: list(e.path))
     if errors:
         raise _input_error(errors[0], props)
     return values
+
+
+# --------------------------------------------------------------------------- the quick check
+
+#: Keywords that never make an instance invalid (annotations), so `conforms` may skip them.
+#: `format` is an annotation too: the validator is built without a format checker.
+_ANNOTATIONS = frozenset({"$schema", "$id", "$comment", "title", "description", "default",
+                          "examples", "deprecated", "readOnly", "writeOnly", "format",
+                          "contentMediaType", "contentEncoding"})
+_NUMBERS = (int, float)
+
+
+def conforms(instance: Any, schema: Any) -> bool:
+    """True only if `instance` is valid against `schema` as Draft 2020-12 sees it, judged from
+    the keywords read here; False means "not sure": an invalid instance, or a keyword this
+    check does not read (jsonschema then decides). Never True for what jsonschema refuses."""
+    if schema is True:
+        return True
+    if not isinstance(schema, dict):
+        return False
+    for keyword, rule in schema.items():
+        if keyword in _ANNOTATIONS or keyword.startswith("x-"):
+            continue
+        check = _KEYWORDS.get(keyword)
+        if check is None or not check(instance, rule, schema):
+            return False
+    return True
+
+
+def _is_type(instance: Any, name: str) -> bool:
+    kind = type(instance)
+    if name == "string":
+        return kind is str
+    if name == "integer":
+        return kind is int or (kind is float and instance.is_integer())
+    if name == "number":
+        return kind is int or kind is float
+    if name == "boolean":
+        return kind is bool
+    if name == "null":
+        return instance is None
+    if name == "object":
+        return kind is dict
+    if name == "array":
+        return kind is list
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality for scalars (true is not 1); containers are left to jsonschema."""
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    return a == b
+
+
+def _type(instance: Any, rule: Any, schema: dict) -> bool:
+    names = rule if isinstance(rule, list) else [rule]
+    return any(_is_type(instance, n) for n in names)
+
+
+def _bound(compare: Any) -> Any:
+    def check(instance: Any, rule: Any, schema: dict) -> bool:
+        if type(instance) not in _NUMBERS:
+            return True  # bounds apply to numbers only
+        return type(rule) in _NUMBERS and compare(instance, rule)
+    return check
+
+
+def _length(longest: bool) -> Any:
+    def check(instance: Any, rule: Any, schema: dict) -> bool:
+        if type(instance) is not str:
+            return True
+        if type(rule) is not int:
+            return False
+        return len(instance) <= rule if longest else len(instance) >= rule
+    return check
+
+
+def _properties(instance: Any, rule: Any, schema: dict) -> bool:
+    if type(instance) is not dict:
+        return True
+    return isinstance(rule, dict) and all(
+        conforms(value, rule[name]) for name, value in instance.items() if name in rule)
+
+
+def _additional(instance: Any, rule: Any, schema: dict) -> bool:
+    if type(instance) is not dict:
+        return True
+    if "patternProperties" in schema:
+        return False  # which names the patterns cover is jsonschema's to say
+    known = schema.get("properties", {})
+    return all(conforms(value, rule) for name, value in instance.items() if name not in known)
+
+
+def _pattern(instance: Any, rule: Any, schema: dict) -> bool:
+    """As jsonschema reads `pattern`: a Python regular expression, searched (not anchored)."""
+    if type(instance) is not str:
+        return True
+    return isinstance(rule, str) and _compiled(rule).search(instance) is not None
+
+
+@cache
+def _compiled(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern)
+
+
+def _required(instance: Any, rule: Any, schema: dict) -> bool:
+    return type(instance) is not dict or (isinstance(rule, list)
+                                          and all(name in instance for name in rule))
+
+
+_KEYWORDS = {
+    "type": _type,
+    "enum": lambda i, rule, s: isinstance(rule, list) and any(_same(i, v) for v in rule),
+    "const": lambda i, rule, s: _same(i, rule),
+    "minimum": _bound(lambda i, r: i >= r),
+    "maximum": _bound(lambda i, r: i <= r),
+    "exclusiveMinimum": _bound(lambda i, r: i > r),
+    "exclusiveMaximum": _bound(lambda i, r: i < r),
+    "minLength": _length(False),
+    "maxLength": _length(True),
+    "pattern": _pattern,
+    "properties": _properties,
+    "additionalProperties": _additional,
+    "required": _required,
+    "allOf": lambda i, rule, s: isinstance(rule, list) and all(conforms(i, r) for r in rule),
+    "anyOf": lambda i, rule, s: isinstance(rule, list) and any(conforms(i, r) for r in rule),
+    # Exactly one: sure only when one branch conforms and every other one is refused for
+    # sure, which is the case for branches that are `const` (enum labels written as oneOf).
+    "oneOf": lambda i, rule, s: isinstance(rule, list) and _one_of(i, rule),
+}
+
+
+def _one_of(instance: Any, branches: list) -> bool:
+    matched = [b for b in branches if conforms(instance, b)]
+    if len(matched) != 1:
+        return False
+    return all(isinstance(b, dict) and "const" in b and not _same(instance, b["const"])
+               for b in branches if b is not matched[0])
 
 
 def _coerce(value: Any, prop: dict[str, Any]) -> Any:

@@ -10,8 +10,7 @@ cursor `stop` (a follow time the caller already knows).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import cursors
 from .http import Page
@@ -33,8 +32,7 @@ NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before in this
 GUARDS = frozenset({EMPTY_PAGE, BAD_CURSOR, CURSOR_REPEATED, NO_NEW_ITEMS})
 
 
-@dataclass
-class PageRead:
+class PageRead(NamedTuple):
     """One page as the pager saw it: the page, the cursor that fetched it, the identity key of
     each of its entries, and those not seen before in this walk (`fresh`, with their keys)."""
 

@@ -1,7 +1,13 @@
-"""The action "Get TikTok User Following": one or more pages of whom a handle follows."""
+"""The action "Get TikTok User Following": one or more pages of whom a handle follows.
+
+`Listing` reads it a page at a time, handing on each page's flat items as they arrive, so a
+long read holds one page in memory, not the whole list (`tiktok-following list`,
+`connector.stream`); `run` collects them into a Result.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..core.errors import ConnectorError
@@ -12,6 +18,64 @@ from .results import CREDITS_PER_REQUEST, Partial, Result
 
 KEY = "get_tiktok_user_following"
 TEST_ITEMS = 3
+
+
+class Listing:
+    """The action's pages as they arrive: iterate `pages()` (or the Listing itself, for items
+    one by one); `meta` says what it cost and where to continue once the iteration ended.
+
+    On an error the read stops with the ConnectorError, whose `partial` says where to resume
+    (its items are those of this iteration not yet handed on: none, for a page at a time).
+    """
+
+    def __init__(self, client: PageSource, inputs: dict[str, Any], *, source: str = "API",
+                 mode: str = "live") -> None:
+        self.handle: str = inputs["handle"]
+        count = inputs.get("count")
+        test = mode == "test"
+        handle = self.handle
+        self._pager = Pager(
+            lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
+                                             request_source=source),
+            start=inputs.get("minTime"),
+            max_pages=1 if test else inputs.get("maxPages", 1),
+            max_items=TEST_ITEMS if test else inputs.get("maxItems"),
+        )
+        #: Items handed on so far.
+        self.items = 0
+
+    def pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Each page's new accounts as flat items, newest first, as the page arrives."""
+        pager = self._pager
+        try:
+            for read in pager:
+                page = [flatten(entry) for entry in read.fresh]
+                self.items += len(page)
+                yield page
+        except ConnectorError as err:
+            err.partial = Partial([], pager.next_cursor, pager.pages)
+            raise
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for page in self.pages():
+            yield from page
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        pager = self._pager
+        page = pager.last_page
+        return {
+            "handle": self.handle,
+            "requests": pager.attempts,
+            "creditsUsed": pager.pages * CREDITS_PER_REQUEST,
+            "pages": pager.pages,
+            "hasMore": pager.has_more,
+            "nextCursor": pager.next_cursor,
+            "stopReason": pager.stop_reason,
+            "total": page.total if page else None,
+            "rateLimitLimit": page.rate_limit.limit if page else None,
+            "rateLimitRemaining": page.rate_limit.remaining if page else None,
+        }
 
 
 def run(
@@ -28,34 +92,13 @@ def run(
     state; whatever state came in goes back out untouched. `inputs` are prepared (defaults
     applied, handle normalised).
     """
-    handle = inputs["handle"]
-    count = inputs.get("count")
-    test = mode == "test"
-    pager = Pager(
-        lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
-                                         request_source=source),
-        start=inputs.get("minTime"),
-        max_pages=1 if test else inputs.get("maxPages", 1),
-        max_items=TEST_ITEMS if test else inputs.get("maxItems"),
-    )
+    listing = Listing(client, inputs, source=source, mode=mode)
     items: list[dict[str, Any]] = []
     try:
-        for read in pager:
-            items.extend(flatten(entry) for entry in read.fresh)
+        for page in listing.pages():
+            items += page
     except ConnectorError as err:
-        err.partial = Partial(items, pager.next_cursor, pager.pages)
+        if err.partial is not None:
+            err.partial.items = items  # a multi-page read keeps what it fetched
         raise
-    page = pager.last_page
-    meta = {
-        "handle": handle,
-        "requests": pager.attempts,
-        "creditsUsed": pager.pages * CREDITS_PER_REQUEST,
-        "pages": pager.pages,
-        "hasMore": pager.has_more,
-        "nextCursor": pager.next_cursor,
-        "stopReason": pager.stop_reason,
-        "total": page.total if page else None,
-        "rateLimitLimit": page.rate_limit.limit if page else None,
-        "rateLimitRemaining": page.rate_limit.remaining if page else None,
-    }
-    return Result(items=items, state=state, meta=meta)
+    return Result(items=items, state=state, meta=listing.meta)

@@ -18,18 +18,27 @@ PLATFORM_SOURCES = {None: "API", "api": "API", "zapier": "ZAPIER", "n8n": "N8N",
 MODES = ("live", "test")
 
 
+#: Operation key -> the module (in this package) whose `run` carries it out. Imported on first
+#: use, each alone: a single call of one operation does not pay for importing the others.
+OPERATIONS = {"get_tiktok_user_following": "action", "new_account_followed": "trigger",
+              "account_unfollowed": "unfollow"}
+
+
+def runner(key: str) -> Callable[..., Result]:
+    """run(source, inputs, *, request_source, state, mode) -> Result of one operation."""
+    from importlib import import_module
+
+    return import_module(f"{__package__}.{OPERATIONS[key]}").run  # type: ignore[no-any-return]
+
+
 def registry() -> dict[str, Callable[..., Result]]:
     """Operation key -> run(source, inputs, *, request_source, state, mode) -> Result."""
-    from . import action, trigger, unfollow
-
-    return {action.KEY: action.run, trigger.KEY: trigger.run, unfollow.KEY: unfollow.run}
+    return {key: runner(key) for key in OPERATIONS}
 
 
 def triggers() -> dict[str, str]:
     """Event kind -> the key of the trigger whose items are events of that kind."""
-    from . import trigger, unfollow
-
-    return {trigger.EVENT: trigger.KEY, unfollow.EVENT: unfollow.KEY}
+    return {"followed": "new_account_followed", "unfollowed": "account_unfollowed"}
 
 
 def request_source(platform: Any, explicit: Any = None) -> str:
@@ -51,10 +60,9 @@ def prepare(
     """Validate everything about a call that needs no network: operation, inputs, platform,
     mode. Returns the inputs with defaults applied and the handle normalised (once, here),
     and the requestSource to send."""
-    operations = registry()
-    if not isinstance(operation, str) or operation not in operations:
+    if not isinstance(operation, str) or operation not in OPERATIONS:
         raise InputError(f"unknown operation {_short(operation)}; the operations are: "
-                         f"{', '.join(operations)}", field="operation")
+                         f"{', '.join(OPERATIONS)}", field="operation")
     if mode not in MODES:
         raise InputError(f"mode must be 'live' or 'test', got {_short(mode)}", field="mode")
     source = request_source(platform)  # the platform is checked even when an input overrides it

@@ -313,9 +313,16 @@ class _Known:
     def __init__(self, memory: Container[str]) -> None:
         self.memory = memory
         self.learnt: set[str] = set()
+        # A key is looked up several times per poll (each is a hash to fingerprint it).
+        self._remembered: dict[str, bool] = {}
 
     def __contains__(self, key: str) -> bool:
-        return key in self.learnt or key in self.memory
+        if key in self.learnt:
+            return True
+        hit = self._remembered.get(key)
+        if hit is None:
+            hit = self._remembered[key] = key in self.memory
+        return hit
 
     def update(self, keys: Iterable[str]) -> None:
         self.learnt.update(keys)

@@ -64,6 +64,10 @@ class DeliveryPass:
     held: int = 0
     last_error: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Events this pass POSTed (delivered or not): a pass tries each event once.
+    tried: set[str] = field(default_factory=set, repr=False, compare=False)
+    #: Set once the receiver looks down: the rest of the pass is held back.
+    down: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     def add(self, other: DeliveryPass) -> None:
         self.delivered += other.delivered
@@ -129,34 +133,63 @@ class Deliverer:
             next_due = max(next_due, self.hold_until)
         return Backlog(counts.pending, counts.parked, next_due)
 
-    def run_pass(self, only: Collection[str] | None = None) -> DeliveryPass:
-        """POST every due event once (only those in `only`, when given); return what happened."""
+    def run_pass(self, only: Collection[str] | None = None, *,
+                 into: DeliveryPass | None = None) -> DeliveryPass:
+        """POST every due event once (only those in `only`, when given); return what happened.
+
+        `into` continues a pass begun by `deliver_handle`: events it already tried are not
+        tried again, and a receiver it found down holds back the rest.
+        """
+        result = into if into is not None else DeliveryPass()
         now = self.clock()
         due = [e for e in self.store.due(now, handles=self.handles)
-               if only is None or e.event_id in only]
-        result = DeliveryPass()
+               if (only is None or e.event_id in only) and e.event_id not in result.tried]
         if not due:
             return result
-        if now < self.hold_until or self.stop.is_set():
-            result.held = len(due)
+        if now < self.hold_until or self.stop.is_set() or result.down.is_set():
+            with result._lock:
+                result.held += len(due)
             return result
         by_handle: dict[str, list[OutboxEvent]] = {}
         for event in due:
             by_handle.setdefault(event.handle, []).append(event)
-        down = threading.Event()
+        if len(by_handle) == 1:  # no threads to start for one handle's events
+            self._deliver_all(due, result)
+            return result
         workers = min(self.concurrency, len(by_handle))
         with ThreadPoolExecutor(workers, thread_name_prefix="watch-deliver") as pool:
             for events in by_handle.values():
-                pool.submit(self._deliver_all, events, result, down)
+                pool.submit(self._deliver_all, events, result)
         return result
 
-    def _deliver_all(self, events: list[OutboxEvent], result: DeliveryPass,
-                     down: threading.Event) -> None:
-        """One handle's due events, in order, claimed CLAIM_CHUNK at a time."""
+    def deliver_handle(self, handle: str, into: DeliveryPass) -> None:
+        """POST `handle`'s due events now, in this thread, as part of the pass `into`.
+
+        `watch` calls it as soon as a poll has committed, so deliveries overlap the other
+        polls' waiting for the API instead of queueing after all of them. While the receiver
+        looks down, or watch is stopping, it does nothing: the closing `run_pass(into=...)`
+        holds those events back and counts them, once.
+        """
+        if self.clock() < self.hold_until or self.stop.is_set() or into.down.is_set():
+            return
+        due = [e for e in self.store.due(self.clock(), handles=(handle,))
+               if e.event_id not in into.tried]
+        self._deliver_all(due, into, count_held=False)
+
+    def _deliver_all(self, events: list[OutboxEvent], result: DeliveryPass, *,
+                     count_held: bool = True) -> None:
+        """One handle's due events, in order, claimed CLAIM_CHUNK at a time (so two deliverers
+        sharing a database never POST one event at once)."""
+        down = result.down
+
+        def hold(n: int) -> None:
+            if count_held:
+                with result._lock:
+                    result.held += n
+
         for start in range(0, len(events), CLAIM_CHUNK):
             if self.stop.is_set() or down.is_set():
-                with result._lock:
-                    result.held += len(events) - start
+                hold(len(events) - start)
                 return
             chunk = events[start:start + CLAIM_CHUNK]
             try:
@@ -164,8 +197,7 @@ class Deliverer:
                                                   claim_for=self.claim_for))
             except Exception:
                 log.exception("claiming events of @%s failed", chunk[0].handle)
-                with result._lock:
-                    result.held += len(events) - start
+                hold(len(events) - start)
                 return
             # Only an unbroken run from the oldest: if another deliverer holds an older event
             # of this handle, it sends the rest too, in order.
@@ -174,16 +206,18 @@ class Deliverer:
                 if event.event_id not in got:
                     break
                 mine.append(event)
-            rest = [e for e in got if e not in {m.event_id for m in mine}]
+            taken = {m.event_id for m in mine}
+            rest = [e for e in got if e not in taken]
             for i, event in enumerate(mine):
                 if self.stop.is_set() or down.is_set():
                     rest += [e.event_id for e in mine[i:]]
-                    with result._lock:
-                        result.held += len(events) - start - i
+                    hold(len(events) - start - i)
                     self._unclaim(rest)
                     return
+                with result._lock:
+                    result.tried.add(event.event_id)
                 try:
-                    self._deliver(event, result, down)
+                    self._deliver(event, result)
                 except Exception:
                     # A bug or a database error must not end the pass for everyone else; the
                     # event stays in the outbox and is tried again.
@@ -203,7 +237,7 @@ class Deliverer:
             except Exception as exc:  # the claims run out by themselves
                 log.warning("releasing %d claimed events failed: %s", len(event_ids), exc)
 
-    def _deliver(self, event: OutboxEvent, result: DeliveryPass, down: threading.Event) -> None:
+    def _deliver(self, event: OutboxEvent, result: DeliveryPass) -> None:
         if event.payload is None:
             # Damaged in the database: sending it cannot work, and retrying cannot mend it.
             error = "its stored payload is damaged; `outbox discard` removes it"
@@ -236,7 +270,7 @@ class Deliverer:
             result.parked += int(park)
             result.last_error = error
         if outcome.receiver_down:
-            down.set()
+            result.down.set()
             with result._lock:
                 self.hold_until = max(self.hold_until, retry_at)
 

@@ -37,7 +37,7 @@ from ..core.http import PageSource, client_for
 from ..operations import prepare, trigger, triggers
 from ..polling import Store, state_key
 from ..storage import Database, Lease, StateConflict, new_owner
-from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
+from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
 from .summary import CycleSummary, HandlePoll
@@ -140,6 +140,9 @@ class Watcher:
         #: The next due time (seconds from its poll) each poll of this watcher gave its handle.
         self._chosen: dict[str, float] = {}
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
+        # Deliveries of what a poll just committed: a thread of their own, so a poll slot is
+        # free for the next handle while its webhook POSTs are under way.
+        self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
 
     # Lifecycle
 
@@ -153,9 +156,10 @@ class Watcher:
         return self._stop.is_set()
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True)
+        for name in ("_pool", "_deliver_pool"):
+            pool = getattr(self, name, None)
+            if pool is not None:
+                pool.shutdown(wait=True)
         self._owned.close()
 
     def __enter__(self) -> Watcher:
@@ -173,14 +177,15 @@ class Watcher:
         watcher holds are waited for, and polled here if its lease ends first."""
         summary = CycleSummary(len(self.handles))
         started = time.monotonic()
-        outcomes, waiting = self._sweep(self.handles, started)
+        deliveries = DeliveryPass()
+        outcomes, waiting = self._sweep(self.handles, started, deliveries)
         while waiting and not self.stopping:
             self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), RECHECK))
-            more, waiting = self._sweep(list(waiting), started)
+            more, waiting = self._sweep(list(waiting), started, deliveries)
             outcomes += more
         for outcome in outcomes:
             summary.record_poll(outcome)
-        summary.record_delivery(self.deliverer.run_pass())
+        summary.record_delivery(self.deliverer.run_pass(into=deliveries))
         return self._finish(summary)
 
     def run(self, on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
@@ -194,17 +199,18 @@ class Watcher:
                  self.interval, self.concurrency, self.webhook)
         while not self.stopping:
             due = schedule.due(mono())
+            deliveries = DeliveryPass()
             if due:
                 # The database has the last word on who polls what when: handles polled by
                 # another watcher, or held by one, come back when they are due there.
-                outcomes, later = self._sweep(due, None)
+                outcomes, later = self._sweep(due, None, deliveries)
                 for outcome in outcomes:
                     summary.record_poll(outcome)
                 now = mono()
                 for handle in due:
                     chosen = self._chosen.pop(handle, None)
                     schedule.set(handle, now + later.get(handle, chosen or schedule.next_in()))
-            summary.record_delivery(self.deliverer.run_pass())
+            summary.record_delivery(self.deliverer.run_pass(into=deliveries))
             if mono() >= period_end and not self.stopping:
                 if on_summary is not None:
                     on_summary(self._finish(summary))
@@ -231,28 +237,33 @@ class Watcher:
 
     # Polling
 
-    def poll(self, handles: Iterable[str]) -> list[HandlePoll]:
+    def poll(self, handles: Iterable[str],
+             deliveries: DeliveryPass | None = None) -> list[HandlePoll]:
         """Poll those of `handles` that are due and that no other watcher holds, at most
         `concurrency` at a time; each commits its follows to the outbox. A failing handle is
         an outcome with an error, never an exception; one polled or held by another watcher is
         an outcome marked `elsewhere`."""
-        outcomes, later = self._sweep(list(handles), None)
+        outcomes, later = self._sweep(list(handles), None, deliveries)
         return outcomes + [HandlePoll(h, elsewhere=True) for h in later
                            if not any(o.handle == h for o in outcomes)]
 
-    def _sweep(self, handles: Iterable[str], cycle_start: float | None
+    def _sweep(self, handles: Iterable[str], cycle_start: float | None,
+               deliveries: DeliveryPass | None = None
                ) -> tuple[list[HandlePoll], dict[str, float]]:
         """Claim and poll `handles`, a few more claimed than are in flight so the pool never
         idles and no lease waits long. Due means: not polled since `cycle_start` (a monotonic
         time: a `--once` cycle), or, when None, its interval has passed. Returns the outcomes
         of the polls made, and for each handle not polled here the seconds until it is worth
         asking again (held by another: its lease; polled by another: its next due time);
-        handles polled by another since `cycle_start` are outcomes marked `elsewhere`."""
+        handles polled by another since `cycle_start` are outcomes marked `elsewhere`. Given
+        `deliveries`, each poll's new events are delivered at once, as part of that pass; they
+        are done when this returns."""
         pending = list(handles)
         by_key = {state_key(h): h for h in pending}
         outcomes: list[HandlePoll] = []
         later: dict[str, float] = {}
         running: dict[Future[HandlePoll], str] = {}
+        delivering: list[Future[None]] = []
         window = 2 * self.concurrency
         database = self.store.database
         while pending or running:
@@ -269,7 +280,8 @@ class Watcher:
                     continue
                 for key in claim.granted:
                     handle = by_key[key]
-                    running[self._pool.submit(self._poll_one, handle, cycle_start is None)] = handle
+                    running[self._pool.submit(self._poll_one, handle, cycle_start is None,
+                                              deliveries, delivering)] = handle
                 for key, seconds in claim.busy.items():
                     later[by_key[key]] = seconds
                 for key, seconds in claim.later.items():
@@ -285,25 +297,31 @@ class Watcher:
             for future in done:
                 running.pop(future)
                 outcomes.append(future.result())
+        for future in list(delivering):
+            future.result()
         if cycle_start is not None:
             # Polled elsewhere in this cycle: nothing to wait for.
             done_elsewhere = {o.handle for o in outcomes if o.elsewhere}
             later = {h: s for h, s in later.items() if h not in done_elsewhere}
         return outcomes, later
 
-    def _poll_one(self, handle: str, scheduled: bool = True) -> HandlePoll:
+    def _poll_one(self, handle: str, scheduled: bool = True,
+                  deliveries: DeliveryPass | None = None,
+                  delivering: list[Future[None]] | None = None) -> HandlePoll:
         """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
         watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
         leaves it as it was. The lease is the handle's (its follow state's key); with both
         triggers, each commits its own state, and the lease is given back after the last."""
         if len(self.plans) == 1:
-            return self._poll_trigger(handle, *self.plans[0], scheduled=scheduled)
+            return self._poll_trigger(handle, *self.plans[0], scheduled=scheduled,
+                                      deliveries=deliveries, delivering=delivering)
         # Each trigger in turn, with its own state; the outcome adds them up.
         outcome = HandlePoll(handle, meta={"newFollows": 0, "unfollows": 0, "baseline": False,
                                            "warnings": []})
         for n, plan in enumerate(self.plans):
             step = self._poll_trigger(handle, *plan, scheduled=scheduled,
-                                      last=n == len(self.plans) - 1)
+                                      last=n == len(self.plans) - 1,
+                                      deliveries=deliveries, delivering=delivering)
             outcome.requests += step.requests
             outcome.pages += step.pages
             outcome.queued += step.queued
@@ -320,7 +338,9 @@ class Watcher:
         return outcome
 
     def _poll_trigger(self, handle: str, operation: str, inputs: dict[str, Any], source: str,
-                      *, scheduled: bool = True, last: bool = True) -> HandlePoll:
+                      *, scheduled: bool = True, last: bool = True,
+                      deliveries: DeliveryPass | None = None,
+                      delivering: list[Future[None]] | None = None) -> HandlePoll:
         """Poll `handle` with one trigger and commit. The commit gives the handle's lease back
         in its transaction when this is the last trigger and its state holds the lease."""
         key = state_key(handle)
@@ -364,13 +384,23 @@ class Watcher:
         meta = batch.meta
         found = (f"{meta['unfollows']} unfollows" if "unfollows" in meta else
                  f"{meta['newFollows']} new follows")
-        log.info("@%s: %s%s (%d queued), %d requests, %d credits", handle,
-                 "baseline taken, " if meta["baseline"] else "", found, queued,
-                 paced.requests, meta["creditsUsed"])
-        for warning in meta.get("warnings", ()):
-            log.info("@%s: %s", handle, warning)
+        if log.isEnabledFor(logging.INFO):
+            log.info("@%s: %s%s (%d queued), %d requests, %d credits", handle,
+                     "baseline taken, " if meta["baseline"] else "", found, queued,
+                     paced.requests, meta["creditsUsed"])
+            for warning in meta.get("warnings", ()):
+                log.info("@%s: %s", handle, warning)
+        if queued and deliveries is not None and delivering is not None:
+            # Delivered now, while the other polls wait for the API, not after all of them.
+            delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries))
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                           pages=paced.pages)
+
+    def _deliver_now(self, handle: str, deliveries: DeliveryPass) -> None:
+        try:
+            self.deliverer.deliver_handle(handle, deliveries)
+        except Exception:  # the cycle's closing pass tries them again
+            log.exception("@%s: delivering its new follows failed unexpectedly", handle)
 
     def _release(self, key: str, *, polled: bool = False, next_in: float | None = None) -> None:
         """Give a poll lease back; if that fails, it simply runs out."""

@@ -18,7 +18,7 @@ import requests
 
 from ..core.config import Timeouts, check_url, is_loopback
 from ..core.errors import InputError
-from ..core.http import USER_AGENT, describe_transport_error, new_session
+from ..core.http import USER_AGENT, Poster, describe_transport_error, new_session
 from ..core.redact import display_url, url_secrets
 
 #: RFC 9110 token characters: what a header name may contain.
@@ -107,6 +107,8 @@ class Webhook:
         # legitimately need it (HTTPS_PROXY in a company network).
         self.session = new_session(pool_size=pool_size,
                                    trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
+        # Never follows redirects: a 30x turning the POST into a GET would lose the event.
+        self._poster = Poster(self.session, self.url)
 
     @property
     def redacted(self) -> str:
@@ -145,8 +147,7 @@ class Webhook:
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         started = time.monotonic()
         try:
-            # No redirects: a 30x turning the POST into a GET would lose the event silently.
-            resp = self.session.post(self.url, data=body, headers=headers, allow_redirects=False,
+            resp = self._poster.post(body, headers=headers,
                                      timeout=(self.timeouts.connect, self.timeouts.read))
         except requests.exceptions.Timeout:
             return WebhookReply(False, error="timed out", unreachable=True,

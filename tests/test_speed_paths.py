@@ -1,0 +1,89 @@
+"""The short cuts issue 11 took for speed keep their behaviour: POSTs through the session's
+adapter (`core/http.Poster`), deliveries started as each poll commits, and a CLI that builds
+only the parser of the command it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector import cli
+from connector.core.config import Credentials, RetryPolicy
+from connector.core.errors import ApiError
+from connector.core.http import Client
+from connector.core.items import event_id, identity
+from connector.watch import Backoff, Watcher
+from connector.watch.delivery import DeliveryPass
+from tests.receiver import Receiver
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+def test_a_page_request_carries_the_session_headers_and_follows_no_redirect(receiver):
+    receiver.answer(307)
+    base = receiver.url.removesuffix("/hook")
+    client = Client(Credentials("sk-test", base), retry=RetryPolicy.no_wait(total=0))
+    with client, pytest.raises(ApiError) as caught:
+        client.fetch_page("alice", count=5)
+    assert caught.value.status == 307
+    (sent,) = receiver.requests  # answered as it is, not followed
+    assert sent.path == "/api/v1/get-tiktok-user-following"
+    assert sent.headers["authorization"] == "Bearer sk-test"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.headers["user-agent"].startswith("tiktok-following-connector/")
+    assert sent.body == {"handle": "alice", "requestSource": "API", "count": 5}
+
+
+def test_polling_with_a_delivery_pass_delivers_each_handles_follows_before_it_returns(
+    standin, creds, receiver, tmp_path
+):
+    for name in ("alice", "bob", "carol"):
+        standin.add_account(name, 3)
+    with Watcher(["alice", "bob", "carol"], receiver.url, store=tmp_path / "w.db",
+                 credentials=creds, backoff=Backoff.immediate(), concurrency=2) as watcher:
+        watcher.run_cycle()
+        followed = {name: standin.follow_many(name, 2) for name in ("alice", "bob", "carol")}
+        deliveries = DeliveryPass()
+        outcomes = watcher.poll(watcher.handles, deliveries)
+        # Delivered already: the closing pass has nothing left to do.
+        assert deliveries.delivered == 6 and len(receiver.requests) == 6
+        assert sum(o.queued for o in outcomes) == 6
+        closing = watcher.deliverer.run_pass(into=deliveries)
+        assert closing.delivered == 6 and len(receiver.requests) == 6
+    for name, users in followed.items():
+        sent = [r.body["eventId"] for r in receiver.requests if r.body["handle"] == name]
+        assert sent == [event_id(name, identity(u)) for u in users]  # oldest first
+
+
+def test_a_failed_delivery_is_not_tried_again_by_the_closing_pass_of_its_cycle(
+    standin, creds, receiver, tmp_path
+):
+    standin.add_account("alice", 3)
+    with Watcher(["alice"], receiver.url, store=tmp_path / "w.db", credentials=creds,
+                 backoff=Backoff.immediate()) as watcher:
+        watcher.run_cycle()
+        standin.follow_many("alice", 1)
+        receiver.answer(500)
+        summary = watcher.run_cycle()
+    assert summary.delivery.failed == 1 and summary.delivery.delivered == 0
+    assert len(receiver.requests) == 1 and summary.pending == 1
+
+
+@pytest.mark.parametrize("command", ["list", "poll", "invoke", "manifest", "sandbox", "demo",
+                                     "watch", "outbox"])
+def test_every_command_has_its_own_help_when_run_alone(command, capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main([command, "--help"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: tiktok-following {command}")
+
+
+def test_an_unknown_command_is_refused_naming_the_real_ones(capsys):
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--base-url", "http://127.0.0.1:9", "lst", "alice"])
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'lst'" in err and "'list'" in err and "'watch'" in err
