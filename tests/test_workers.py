@@ -159,4 +159,9 @@ def test_a_worker_killed_mid_cycle_loses_nothing_and_its_handles_are_taken_over(
     _, err = survivor.communicate(timeout=60)
     assert survivor.returncode == 0, err
     assert time.monotonic() - started < 30
-    assert sorted(receiver.event_ids()) == sorted(expected)
+    # Every follow delivered. A POST the killed worker had in flight may come again (its
+    # answer was lost with the process: the documented duplicate, same Idempotency-Key), at
+    # most one per delivery it had under way.
+    got = receiver.event_ids()
+    assert set(got) == set(expected)
+    assert len(got) - len(set(got)) <= 3

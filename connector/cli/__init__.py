@@ -27,9 +27,7 @@ def main(argv: list[str] | None = None) -> int:
 
         secrets.add(*url_secrets(args.base_url))
     if getattr(args, "state_db", None):
-        from ..storage.database import database_secrets
-
-        secrets.add(*database_secrets(args.state_db))
+        secrets.add_database(args.state_db)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s"))
     own = logging.getLogger("connector")

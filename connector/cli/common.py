@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from ..core.config import API_KEY_ENV, BASE_URL_ENV, check_base_url
+from ..core.config import API_KEY_ENV, BASE_URL_ENV, STATE_DB_ENV, check_base_url
 from ..core.errors import InputError
 from ..core.redact import one_line, redact, url_secrets
 
@@ -26,11 +26,17 @@ class Secrets:
 
     def __init__(self) -> None:
         self.values: list[str] = []
-        from ..storage.database import STATE_DB_ENV, database_secrets
-
         self.add(os.environ.get(API_KEY_ENV, "").strip(),
-                 *url_secrets(os.environ.get(BASE_URL_ENV, "")),
-                 *database_secrets(os.environ.get(STATE_DB_ENV, "")))
+                 *url_secrets(os.environ.get(BASE_URL_ENV, "")))
+        self.add_database(os.environ.get(STATE_DB_ENV, ""))
+
+    def add_database(self, target: str) -> None:
+        """The secrets of a --state-db target (only a URL has any: storage is imported only
+        then, so a command that keeps no state does not pay for it)."""
+        if "://" in target:
+            from ..storage.database import database_secrets
+
+            self.add(*database_secrets(target))
 
     def add(self, *values: str | None) -> None:
         self.values.extend(v for v in values if v)

@@ -19,6 +19,8 @@ PRODUCTION_URL = "https://app.dumplingai.com"
 ENDPOINT_PATH = "/api/v1/get-tiktok-user-following"
 API_KEY_ENV = "DUMPLINGAI_API_KEY"
 BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
+#: Where the embedded state lives: a file path (SQLite) or a postgresql:// URL.
+STATE_DB_ENV = "TIKTOK_FOLLOWING_STATE_DB"
 #: A URL longer than this is a paste gone wrong, not an address.
 MAX_URL = 2048
 

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.config import STATE_DB_ENV
 from ..core.errors import ConnectorError, StateError
 from .outbox import Backlog, OutboxEvent
 
-STATE_DB_ENV = "TIKTOK_FOLLOWING_STATE_DB"
 #: How an event is written by `save`: (event id, handle, payload).
 NewEvent = tuple[str, str, dict[str, Any]]
 #: The field of a state kept as one row per item, so that a save writes only the items that

@@ -80,6 +80,7 @@ CREATE TABLE poll_lease (
 ALTER TABLE outbox ADD COLUMN claimed_by TEXT;
 ALTER TABLE outbox ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
 CREATE INDEX outbox_handle ON outbox (handle, created_at);
+CREATE INDEX outbox_claimed ON outbox (claimed_until);
 """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -114,6 +115,8 @@ class SQLiteDatabase(Database):
         self._lock = threading.RLock()
         #: Workers known to have died (names are never reused, so they stay dead).
         self._dead: set[str] = set()
+        #: Workers this process marked alive (`worker`): never asked after through their file.
+        self._mine: set[str] = set()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -283,9 +286,11 @@ class SQLiteDatabase(Database):
         path = self._lock_path(f"worker:{owner}")
         lock = FileLock(str(path))
         lock.acquire(timeout=5)
+        self._mine.add(owner)
         try:
             yield
         finally:
+            self._mine.discard(owner)
             lock.release()
             path.unlink(missing_ok=True)
 
@@ -294,6 +299,8 @@ class SQLiteDatabase(Database):
         file is there and nobody holds it."""
         if owner is None:
             return True
+        if owner in self._mine:  # alive: this process marked it so (and no lock file says
+            return False         # more about an owner of our own; asking costs a syscall)
         if owner in self._dead:
             return True
         from filelock import FileLock, Timeout

@@ -267,7 +267,9 @@ class Watcher:
         window = 2 * self.concurrency
         database = self.store.database
         while pending or running:
-            if pending and len(running) < window and not self.stopping:
+            # Claim in batches: a claim is a transaction that every poll's commit waits
+            # behind, so refill only once half the window is done, a batch at a time.
+            if pending and len(running) <= window - self.concurrency and not self.stopping:
                 chunk, pending = (pending[:window - len(running)],
                                   pending[window - len(running):])
                 within = None if cycle_start is None else time.monotonic() - cycle_start
