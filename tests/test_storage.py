@@ -4,6 +4,7 @@ and schema migrations."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 from connector.core.errors import ConfigurationError, StateError
 from connector.operations.state import Memory, TriggerState
 from connector.storage import Lease, StateConflict, open_database
-from connector.storage.database import plan_parts
+from connector.storage.database import digest, plan_parts
 from tests.support import ROOT, raw_sql, run_cli
 
 KEY = "new_account_followed:alice"
@@ -87,9 +88,37 @@ def test_a_save_writes_only_the_segments_that_changed(store, db):
     assert store.load_state(KEY) == state(memory)
 
 
-def test_the_plan_keeps_stored_segments_in_order_and_replaces_the_rest():
-    from connector.storage.database import digest
+def stored_parts(db: str) -> list[str | bytes]:
+    """The `known` rows of KEY as the database holds them, newest first."""
+    # SQLite keeps text or bytes in one column; PostgreSQL in two, one of them NULL.
+    columns = "text, data" if db.startswith("postgresql://") else "text, NULL"
+    rows = raw_sql(db, f"SELECT {columns} FROM state_part WHERE key=? ORDER BY n DESC", (KEY,))
+    return [t if d is None else bytes(d) for t, d in rows]
 
+
+def test_segments_are_stored_as_the_bytes_their_base85_encodes(store, db):
+    state = state_with(range(5000))
+    store.save(KEY, state)
+    stored = stored_parts(db)
+    assert [type(p) for p in stored] == [bytes] * 4
+    assert [base64.b85encode(p).decode() for p in stored] == state["known"]
+    assert sum(map(len, stored)) <= 0.81 * sum(map(len, state["known"]))
+    assert store.load_state(KEY) == state
+
+
+ODD_ITEMS = ["s:MS4wLjABAAAA", "u:büsy", "7234567890123456789", "~~~~~", "0", "abcd", "",
+             "d:" + "f" * 64, "x" * 4000]
+
+
+def test_items_that_are_not_canonical_base85_are_kept_as_text(store, db):
+    state = {"v": 1, "handle": "alice", "watermark": 5, "known": ODD_ITEMS, "gaps": []}
+    store.save(KEY, state)
+    assert store.load_state(KEY) == state
+    for item, kept in zip(ODD_ITEMS, stored_parts(db), strict=True):
+        assert kept == item or base64.b85encode(kept).decode() == item
+
+
+def test_the_plan_keeps_stored_segments_in_order_and_replaces_the_rest():
     stored = {digest("old"): 1, digest("mid"): 2, digest("top"): 3}
     plan = plan_parts(["new", "top2", "mid", "old"], stored)
     assert [(n, t) for n, _, t in plan.insert] == [(4, "top2"), (5, "new")]
@@ -261,7 +290,8 @@ def test_workers_starting_at_once_create_the_schema_once(db):
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(start, range(8))) == [0] * 8
-    assert raw_sql(db, "SELECT value FROM meta WHERE name='schema'") in ([("2",)], [("1",)])
+    assert raw_sql(db, "SELECT value FROM meta WHERE name='schema'") == [
+        (str(schema_version(db)),)]
 
 
 def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_path):
@@ -284,8 +314,51 @@ def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_pa
         assert len(state.known) == 5000 and "4999" in state.known
         assert [e.event_id for e in database.due(time.time())] == ["e1"]
         database.save(KEY, state.to_json(), expect=1)
-    assert raw_sql(str(path), "SELECT value FROM meta") == [("2",)]
+    assert raw_sql(str(path), "SELECT value FROM meta") == [(str(schema_version(path)),)]
     assert len(part_numbers(str(path))) == 4
+
+
+def schema_version(db: object) -> int:
+    from connector.storage import postgres, sqlite
+
+    return (postgres if str(db).startswith("postgresql://") else sqlite).SCHEMA_VERSION
+
+
+def test_segments_stored_as_text_by_the_previous_schema_still_load(db):
+    """Schema 2 (SQLite) and 1 (PostgreSQL) kept segments as base85 text; those rows are read
+    as they are, and the next save writes only its changed segment, as bytes."""
+    state = state_with(range(2500))
+    pg = db.startswith("postgresql://")
+    if pg:
+        from connector.storage.postgres import MIGRATIONS, SCHEMA
+
+        raw_sql(db, f"CREATE SCHEMA {SCHEMA}")
+        raw_sql(db, MIGRATIONS[1])
+        raw_sql(db, "INSERT INTO meta VALUES ('schema', '1')")
+    else:
+        from connector.storage.sqlite import MIGRATIONS
+
+        for number in (1, 2):
+            for statement in MIGRATIONS[number].split(";"):
+                if statement.strip():
+                    raw_sql(db, statement)
+        raw_sql(db, "INSERT INTO meta VALUES ('schema', '2')")
+    small = {k: v for k, v in state.items() if k != "known"}
+    raw_sql(db, "INSERT INTO trigger_state (key, state, updated_at, version, parts) "
+            "VALUES (?, ?, 0, 1, 2)", (KEY, json.dumps(small)))
+    for n, text in enumerate(reversed(state["known"]), 1):
+        raw_sql(db, "INSERT INTO state_part (key, n, digest, text) VALUES (?, ?, ?, ?)",
+                (KEY, n, digest(text), text))
+
+    with open_database(db) as database:
+        assert database.load_state(KEY) == state
+        grown = TriggerState.from_json(state)
+        grown.known = grown.known.remember(["new-1"])
+        database.save(KEY, grown.to_json(), expect=1)
+        assert database.load_state(KEY) == grown.to_json()
+    assert [type(p) for p in stored_parts(db)] == [bytes, str, str]
+    assert raw_sql(db, "SELECT value FROM meta WHERE name='schema'") == [
+        (str(schema_version(db)),)]
 
 
 def test_a_file_that_is_not_ours_is_refused_untouched(tmp_path):
