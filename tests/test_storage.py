@@ -15,11 +15,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.core.errors import ConfigurationError, StateError
 from connector.operations.state import Memory, TriggerState
 from connector.storage import Lease, StateConflict, open_database
-from connector.storage.database import digest, plan_parts
+from connector.storage.database import digest, pack_part, plan_parts, unpack_part
 from tests.support import ROOT, raw_sql, run_cli
 
 KEY = "new_account_followed:alice"
@@ -116,6 +118,18 @@ def test_items_that_are_not_canonical_base85_are_kept_as_text(store, db):
     assert store.load_state(KEY) == state
     for item, kept in zip(ODD_ITEMS, stored_parts(db), strict=True):
         assert kept == item or base64.b85encode(kept).decode() == item
+
+
+B85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(B85, max_size=23) | st.text(max_size=12))
+def test_any_item_comes_back_exactly_as_it_was_packed(item):
+    packed = pack_part(item)
+    assert unpack_part(packed) == item
+    if isinstance(packed, bytes):
+        assert len(packed) < len(item) or item == ""
 
 
 def test_the_plan_keeps_stored_segments_in_order_and_replaces_the_rest():

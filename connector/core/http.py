@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
 
@@ -82,6 +82,15 @@ class PageSource(Protocol):
 
     def fetch_page(self, handle: str, *, min_time: Any = None, count: int | None = None,
                    request_source: str = "API") -> Page: ...
+
+
+def list_reader(source: PageSource, inputs: dict[str, Any],
+                request_source: str = "API") -> Callable[[Any], Page]:
+    """The page of the list that `inputs` name (`handle`, `count`) at a cursor: what the
+    pager and the triggers' walks call to read down a list."""
+    handle, count = inputs["handle"], inputs.get("count")
+    return lambda cursor: source.fetch_page(handle, min_time=cursor, count=count,
+                                            request_source=request_source)
 
 
 class _Retry(Retry):

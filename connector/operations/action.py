@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..core.errors import ConnectorError
-from ..core.http import PageSource
+from ..core.http import PageSource, list_reader
 from ..core.items import flatten
 from ..core.pagination import Pager
 from .results import CREDITS_PER_REQUEST, Partial, Result
@@ -31,12 +31,9 @@ class Listing:
     def __init__(self, client: PageSource, inputs: dict[str, Any], *, source: str = "API",
                  mode: str = "live") -> None:
         self.handle: str = inputs["handle"]
-        count = inputs.get("count")
         test = mode == "test"
-        handle = self.handle
         self._pager = Pager(
-            lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
-                                             request_source=source),
+            list_reader(client, inputs, source),
             start=inputs.get("minTime"),
             max_pages=1 if test else inputs.get("maxPages", 1),
             max_items=TEST_ITEMS if test else inputs.get("maxItems"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.http import PageSource
+from ..core.http import PageSource, list_reader
 from ..core.items import flatten, identity
 from .results import Result
 from .state import Memory, TriggerState
@@ -37,12 +37,7 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = TriggerState.from_json(state) if state is not None else None
-    count = inputs.get("count")
-    poll = PollRun(
-        lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
-                                         request_source=source),
-        budget=inputs.get("maxPages", 10),
-    )
+    poll = PollRun(list_reader(client, inputs, source), budget=inputs.get("maxPages", 10))
     if mode == "test":
         items = poll.sample()
         meta = poll.meta(handle, new_follows=0, gaps=None)

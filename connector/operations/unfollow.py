@@ -33,7 +33,7 @@ from typing import Any
 
 from ..core import cursors
 from ..core.errors import ConnectorError, StateError
-from ..core.http import Page, PageSource
+from ..core.http import Page, PageSource, list_reader
 from ..core.items import flatten, identity
 from ..core.pagination import END, GUARDS, NO_CURSOR, Pager
 from .results import CREDITS_PER_REQUEST, Result
@@ -93,9 +93,7 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.from_json(state) if state is not None else None
-    count = inputs.get("count")
-    pages = _Pages(lambda cursor: client.fetch_page(handle, min_time=cursor, count=count,
-                                                    request_source=source))
+    pages = _Pages(list_reader(client, inputs, source))
     walk = PollRun(pages.fetch, budget=inputs.get("maxPages", DEFAULT_BUDGET))
     now = _now_ms(prior.clock if prior is not None else 0)
     if mode == "test":

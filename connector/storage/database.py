@@ -281,7 +281,11 @@ def pack_part(text: str) -> str | bytes:
         data = base64.b85decode(text)
     except ValueError:
         return text
-    return data if base64.b85encode(data).decode("ascii") == text else text
+    # Whole groups of five characters decode one to one (or fail); only a short last group
+    # can decode to bytes that encode back differently.
+    whole = len(text) // 5
+    tail = base64.b85encode(data[4 * whole:]).decode("ascii")
+    return data if tail == text[5 * whole:] else text
 
 
 def unpack_part(stored: str | bytes | memoryview) -> str:
