@@ -263,6 +263,22 @@ def test_the_leases_and_claims_of_a_killed_worker_end_at_once(store, db):
 # --------------------------------------------------------------------------- outbox claims
 
 
+def test_one_handles_due_events_are_found_by_its_index_not_a_scan_of_the_backlog(tmp_path):
+    """`watch` asks for one handle's due events after each poll: with a backlog of thousands
+    that must stay a lookup, not a walk over every due event."""
+    with open_database(tmp_path / "s.db") as database:
+        database.save(KEY, {}, [(f"e{i}", f"h{i}", {"eventId": f"e{i}"}) for i in range(300)])
+        statements: list[str] = []
+        database._db.set_trace_callback(statements.append)
+        try:
+            assert [e.event_id for e in database.due(time.time(), handles=["h7"])] == ["e7"]
+        finally:
+            database._db.set_trace_callback(None)
+        query = next(s for s in statements if s.lstrip().startswith("SELECT") and "o WHERE" in s)
+        plan = " | ".join(r[3] for r in database._db.execute("EXPLAIN QUERY PLAN " + query))
+    assert plan.startswith("SEARCH o USING INDEX outbox_handle"), plan
+
+
 def test_an_event_is_claimed_by_one_deliverer_at_a_time(store):
     events = [(f"e{i}", "alice", {"eventId": f"e{i}"}) for i in range(3)]
     store.save(KEY, {}, [*events, ("b1", "bob", {"eventId": "b1"})])
