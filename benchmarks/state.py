@@ -281,20 +281,20 @@ def run(quick: bool = False) -> Section:
                 f"built in {got['built']:.0f} s; poll commit median {ms(got['commit'])}, "
                 f"{size(got['written'])} written per commit.")
         section.notes.append(
-            "Both databases keep a segment as the bytes its base85 text encodes (3.6 KB, not "
-            "4.5 KB). PostgreSQL keeps it out of line (TOAST) in 2 KB chunks: kept as text, "
-            "an 8 KB page held three full chunks and a short one, and 18.3 KB of segments took "
-            "22.7 KB per handle; as bytes, 14.6 KB take about 17 KB. The first release's JSON "
-            "of digits compressed well in TOAST (pglz), hence its size close to ours; what "
-            "changed most there is what a commit writes.")
+            "PostgreSQL keeps a segment as the bytes its base85 text encodes (3.6 KB, not "
+            "4.5 KB), out of line (TOAST) in 2 KB chunks: kept as text, an 8 KB page held "
+            "three full chunks and a short one, and 18.3 KB of segments took 22.7 KB per "
+            "handle; as bytes, 14.6 KB take about 17 KB. SQLite keeps the text. The first "
+            "release's JSON of digits compressed well in TOAST (pglz), hence its size close "
+            "to ours; what changed most there is what a commit writes.")
         section.notes.append(
             "At 30 ids a SQLite commit writes whole 4 KB pages to the WAL: the state row's, the "
             "segment row's and the segment index's, where the first release wrote one.")
         section.notes.append(
-            "A commit's CPU at 5,000 ids is mostly base85 in pure Python: the database "
-            "turning the stored bytes back into text (about 0.25 ms a segment) and the trigger "
-            "decoding that text (`TriggerState.from_json`), not the rows written, which no "
-            "longer grow with what the handle remembers.")
+            "A commit's CPU at 5,000 ids is mostly base85 in pure Python: the trigger "
+            "decoding its segments (`TriggerState.from_json`), and in PostgreSQL also the "
+            "bytes turned back into text and the changed segment into bytes (about 1.5 ms), "
+            "not the rows written, which no longer grow with what the handle remembers.")
     finally:
         if server is not None:
             server.stop()

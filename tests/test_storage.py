@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from connector.core.errors import ConfigurationError, StateError
 from connector.operations.state import Memory, TriggerState
 from connector.storage import Lease, StateConflict, open_database
-from connector.storage.database import digest, pack_part, plan_parts, unpack_part
+from connector.storage.database import digest, plan_parts
+from connector.storage.postgres import pack_part, unpack_part
 from tests.support import ROOT, raw_sql, run_cli
 
 KEY = "new_account_followed:alice"
@@ -98,13 +99,16 @@ def stored_parts(db: str) -> list[str | bytes]:
     return [t if d is None else bytes(d) for t, d in rows]
 
 
-def test_segments_are_stored_as_the_bytes_their_base85_encodes(store, db):
+def test_postgres_keeps_segments_as_the_bytes_their_base85_encodes_sqlite_as_text(store, db):
     state = state_with(range(5000))
     store.save(KEY, state)
     stored = stored_parts(db)
-    assert [type(p) for p in stored] == [bytes] * 4
-    assert [base64.b85encode(p).decode() for p in stored] == state["known"]
-    assert sum(map(len, stored)) <= 0.81 * sum(map(len, state["known"]))
+    if db.startswith("postgresql://"):
+        assert [type(p) for p in stored] == [bytes] * 4
+        assert [base64.b85encode(p).decode() for p in stored] == state["known"]
+        assert sum(map(len, stored)) <= 0.81 * sum(map(len, state["known"]))
+    else:
+        assert stored == state["known"]
     assert store.load_state(KEY) == state
 
 
@@ -354,25 +358,16 @@ def schema_version(db: object) -> int:
     return (postgres if str(db).startswith("postgresql://") else sqlite).SCHEMA_VERSION
 
 
-def test_segments_stored_as_text_by_the_previous_schema_still_load(db):
-    """Schema 2 (SQLite) and 1 (PostgreSQL) kept segments as base85 text; those rows are read
-    as they are, and the next save writes only its changed segment, as bytes."""
+def test_segments_stored_as_text_by_postgres_schema_1_still_load(postgres_url):
+    """Schema 1 kept segments as base85 text; those rows are read as they are, and the next
+    save writes only its changed segment, as bytes."""
+    from connector.storage.postgres import MIGRATIONS, SCHEMA
+
+    db = postgres_url
     state = state_with(range(2500))
-    pg = db.startswith("postgresql://")
-    if pg:
-        from connector.storage.postgres import MIGRATIONS, SCHEMA
-
-        raw_sql(db, f"CREATE SCHEMA {SCHEMA}")
-        raw_sql(db, MIGRATIONS[1])
-        raw_sql(db, "INSERT INTO meta VALUES ('schema', '1')")
-    else:
-        from connector.storage.sqlite import MIGRATIONS
-
-        for number in (1, 2):
-            for statement in MIGRATIONS[number].split(";"):
-                if statement.strip():
-                    raw_sql(db, statement)
-        raw_sql(db, "INSERT INTO meta VALUES ('schema', '2')")
+    raw_sql(db, f"CREATE SCHEMA {SCHEMA}")
+    raw_sql(db, MIGRATIONS[1])
+    raw_sql(db, "INSERT INTO meta VALUES ('schema', '1')")
     small = {k: v for k, v in state.items() if k != "known"}
     raw_sql(db, "INSERT INTO trigger_state (key, state, updated_at, version, parts) "
             "VALUES (?, ?, 0, 1, 2)", (KEY, json.dumps(small)))

@@ -20,7 +20,6 @@ How many workers share the work, whatever the backend:
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import socket
@@ -270,30 +269,6 @@ def split_state(state: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None
     if isinstance(known, list) and all(isinstance(k, str) for k in known):
         return {k: v for k, v in state.items() if k != SPLIT_FIELD}, known
     return state, None
-
-
-def pack_part(text: str) -> str | bytes:
-    """How an item of `known` is stored: an item in base85 (as the trigger's segments are) as
-    the bytes it encodes, a fifth smaller, any other item as its text. Bytes matter most to
-    PostgreSQL, which keeps a segment out of line in 2 KB TOAST chunks: 4.5 KB of text leaves
-    a fifth of those pages empty, 3.6 KB of bytes packs them."""
-    try:
-        data = base64.b85decode(text)
-    except ValueError:
-        return text
-    # Whole groups of five characters decode one to one (or fail); only a short last group
-    # can decode to bytes that encode back differently.
-    whole = len(text) // 5
-    tail = base64.b85encode(data[4 * whole:]).decode("ascii")
-    return data if tail == text[5 * whole:] else text
-
-
-def unpack_part(stored: str | bytes | memoryview) -> str:
-    """An item of `known` as it was before pack_part: the text stored, or the bytes stored
-    back in base85."""
-    if isinstance(stored, str):
-        return stored
-    return base64.b85encode(bytes(stored)).decode("ascii")
 
 
 def digest(text: str) -> bytes:

@@ -29,11 +29,9 @@ from .database import (
     Snapshot,
     StateConflict,
     assemble_state,
-    pack_part,
     plan_parts,
     sort_claim,
     split_state,
-    unpack_part,
 )
 from .outbox import Backlog, OutboxEvent, event_from_row
 
@@ -84,10 +82,6 @@ ALTER TABLE outbox ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
 CREATE INDEX outbox_handle ON outbox (handle, created_at);
 CREATE INDEX outbox_claimed ON outbox (claimed_until);
 """,
-    # 3: a state_part's text may be a BLOB, the bytes of a base85 segment (pack_part). The
-    # columns stay; the number changes so that releases before it, which expect text there,
-    # refuse the file instead of misreading it.
-    3: "",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -109,7 +103,6 @@ COLUMNS: dict[int, dict[str, list[str]]] = {
         "outbox": [*_V1["outbox"], "claimed_by", "claimed_until"],
     },
 }
-COLUMNS[3] = COLUMNS[2]
 _OUTBOX_COLUMNS = ", ".join(_V1["outbox"])
 
 
@@ -214,9 +207,8 @@ class SQLiteDatabase(Database):
             try:
                 row = self._db.execute("SELECT state, version, parts FROM trigger_state "
                                        "WHERE key=?", (key,)).fetchone()
-                parts = [] if row is None or row[2] is None else [
-                    unpack_part(r[0]) for r in self._db.execute(
-                        "SELECT text FROM state_part WHERE key=? ORDER BY n DESC", (key,))]
+                parts = [] if row is None or row[2] is None else [r[0] for r in self._db.execute(
+                    "SELECT text FROM state_part WHERE key=? ORDER BY n DESC", (key,))]
             finally:
                 self._db.execute("COMMIT")
         if row is None:
@@ -240,7 +232,7 @@ class SQLiteDatabase(Database):
             db.executemany("DELETE FROM state_part WHERE key=? AND n=?",
                            [(key, n) for n in plan.delete])
             db.executemany("INSERT INTO state_part VALUES (?, ?, ?, ?)",
-                           [(key, n, d, pack_part(t)) for n, d, t in plan.insert])
+                           [(key, n, d, t) for n, d, t in plan.insert])
             count = None if parts is None else len(parts)
             if row is None:
                 db.execute("INSERT INTO trigger_state (key, state, updated_at, version, parts) "
