@@ -24,7 +24,8 @@ from typing import Any
 from .core.config import RetryPolicy, Timeouts
 from .core.errors import InputError
 from .core.http import PageSource, client_for
-from .operations import prepare, registry, trigger, triggers
+from .operations import prepare, trigger, triggers
+from .operations.registry import runner
 from .storage import Database, Lease, new_event, open_database
 from .storage.outbox import now_iso
 
@@ -157,7 +158,7 @@ class Store:
             try:
                 # Read state only once the lock is held: it may just have been advanced.
                 stored = self.database.read_state(key)
-                result = registry()[operation](own, values, source=source, state=stored.state)
+                result = runner(operation)(own, values, source=source, state=stored.state)
             except BaseException:
                 if hold is not None:
                     hold.__exit__(None, None, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -96,8 +97,12 @@ def failure(err: BaseException, secrets: list[str]) -> tuple[int, dict[str, Any]
             body["partial"] = err.partial.to_dict()
         body["message"] = redact(one_line(body["message"]), secrets)
         return exit_code(err), {"error": body}
-    log.debug("internal error", exc_info=True)
     message = redact(one_line(f"internal error ({type(err).__name__}): {err}"), secrets)
+    # The traceback too goes through this request's secrets: a log formatter knows only the
+    # process's own (a serve caller's Bearer key is not among them).
+    if log.isEnabledFor(logging.DEBUG):
+        trace = "".join(traceback.format_exception(err))
+        log.debug("%s\n%s", message, redact(trace, secrets))
     return FAILED, {"error": {"type": "internal_error", "message": message}}
 
 

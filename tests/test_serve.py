@@ -122,8 +122,7 @@ def test_run_answers_exactly_what_invoke_answers(service: Service, standin: Stan
     code, direct = invoke.answer(json.dumps(request))
     assert over_http.status_code == 200 and code == 0
     # The same answer, but for the rate limit left, which the second call used up by one.
-    for body in (over_http.json(), direct):
-        body["meta"].pop("rateLimitRemaining")
+    direct["meta"].pop("rateLimitRemaining")
     served = over_http.json()
     served["meta"].pop("rateLimitRemaining")
     assert served == direct
@@ -391,3 +390,26 @@ def test_auth_test_command_says_ok_and_costs_nothing(standin: StandIn) -> None:
     assert bad.code == 1
     assert bad.stderr.count("\n") == 1 and "API key is invalid" in bad.stderr
     assert CANARY not in bad.stderr + bad.stdout
+
+
+@pytest.mark.parametrize("option", [["--base-url", "http://127.0.0.1:9"], ["--sandbox"]])
+def test_serve_refuses_a_global_credentials_option_it_would_ignore(option: list[str]) -> None:
+    from tests.support import run_cli
+
+    done = run_cli(*option, "serve", "--port", "0", timeout=30)
+    assert done.code == 2
+    assert "serve does not take" in done.stderr and "DUMPLINGAI_BASE_URL" in done.stderr
+
+
+def test_an_internal_error_logs_its_traceback_without_the_callers_key(caplog) -> None:
+    from connector.protocol import failure
+
+    caller_key = "caller-secret-key-0123456789"
+    try:
+        raise RuntimeError(f"bug while holding {caller_key}")
+    except RuntimeError as exc:
+        with caplog.at_level(logging.DEBUG, logger="connector"):
+            _, body = failure(exc, [caller_key])
+    assert body["error"]["type"] == "internal_error" and caller_key not in json.dumps(body)
+    logged = caplog.text  # formatted as a handler would: exc_info included
+    assert "Traceback" in logged and "RuntimeError" in logged and caller_key not in logged

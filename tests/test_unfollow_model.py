@@ -37,7 +37,8 @@ import connector
 from tests.model_transport import model_client
 
 HISTORIES = int(os.environ.get("UNFOLLOW_MODEL_HISTORIES", "150"))
-FAULTS = ("500", "503", "reset", "malformed", "html", "stuck_cursor", "empty_more")
+FAULTS = ("500", "503", "reset", "malformed", "wrong_shape", "html", "stuck_cursor",
+          "empty_more")
 HANDLE = "modelled"
 
 
@@ -100,6 +101,8 @@ class Upstream:
         counted = ({} if self.total == "missing" else
                    {"total": len(self.times) if self.total == "true" else self.total})
         asked = min_time if min_time is not None else self.epoch + self.clock + 1
+        if fault == "wrong_shape":
+            return 200, {"followingList": page, "hasMore": "yes", **counted}
         if fault == "empty_more":
             return 200, {"followingList": [], "hasMore": True, "maxCursor": asked,
                          "minCursor": asked - self.rng.randint(1, 40), **counted}

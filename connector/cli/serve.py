@@ -54,9 +54,16 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..core.errors import InputError
     from ..serve import TOKEN_ENV
     from ..serve.server import serve
 
+    if args.sandbox or args.base_url is not None:
+        # Each request is answered with its own credentials (or the service's environment);
+        # a global option would be ignored silently.
+        raise InputError(f"serve does not take {'--sandbox' if args.sandbox else '--base-url'}: "
+                         "set DUMPLINGAI_BASE_URL in the service's environment, or send baseUrl "
+                         "in each request's credentials", field="--base-url")
     args.secrets.add(os.environ.get(TOKEN_ENV, ""))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(args.secrets, "%(asctime)s %(message)s"))

@@ -84,11 +84,10 @@ class PageSource(Protocol):
                    request_source: str = "API") -> Page: ...
 
 
-def list_reader(source: PageSource, inputs: dict[str, Any],
+def list_reader(source: PageSource, handle: str, *, count: int | None = None,
                 request_source: str = "API") -> Callable[[Any], Page]:
-    """The page of the list that `inputs` name (`handle`, `count`) at a cursor: what the
-    pager and the triggers' walks call to read down a list."""
-    handle, count = inputs["handle"], inputs.get("count")
+    """One handle's list, a page at a given cursor: what the pager and the triggers' walks
+    call to read down it."""
     return lambda cursor: source.fetch_page(handle, min_time=cursor, count=count,
                                             request_source=request_source)
 

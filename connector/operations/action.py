@@ -33,7 +33,7 @@ class Listing:
         self.handle: str = inputs["handle"]
         test = mode == "test"
         self._pager = Pager(
-            list_reader(client, inputs, source),
+            list_reader(client, self.handle, count=inputs.get("count"), request_source=source),
             start=inputs.get("minTime"),
             max_pages=1 if test else inputs.get("maxPages", 1),
             max_items=TEST_ITEMS if test else inputs.get("maxItems"),

@@ -43,7 +43,8 @@ SEGMENT = 1250
 GAP_LIMIT = 20
 #: A range that keeps failing is retried at least this often (in polls).
 MAX_WAIT = 31
-_MAX_TRIES = 1000
+#: Failed tries are counted up to this many.
+MAX_TRIES = 1000
 _MAX_KEY = 300
 _RESTORE = "restore it from the runner's history, or pass null state to start a new baseline"
 
@@ -67,8 +68,7 @@ class Gap:
 
     def failed(self) -> Gap:
         """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
-        tries = min(self.tries + 1, _MAX_TRIES)
-        return Gap(self.start, self.stop, tries, min(2 ** (tries - 1) - 1, MAX_WAIT))
+        return Gap(self.start, self.stop, *backoff(self.tries))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
@@ -77,6 +77,13 @@ class Gap:
         if self.check:
             out["check"] = True
         return out
+
+
+def backoff(tries: int) -> tuple[int, int]:
+    """(tries, wait) after one more failed try of a read: it waits 0, 1, 3, 7 ... polls, so it
+    is tried again after 1, 2, 4, 8 ... polls, and at least every MAX_WAIT + 1."""
+    tries = min(tries + 1, MAX_TRIES)
+    return tries, min(2 ** (tries - 1) - 1, MAX_WAIT)
 
 
 def fingerprint(key: str) -> int:
@@ -267,9 +274,9 @@ def _gap(raw: Any) -> Gap:
     _check_cursor(raw["from"], "gap 'from'")
     _check_cursor(raw["to"], "gap 'to'")
     numbers = [raw.get("tries", 0), raw.get("wait", 0)]
-    if not all(type(n) is int and 0 <= n <= _MAX_TRIES for n in numbers):
+    if not all(type(n) is int and 0 <= n <= MAX_TRIES for n in numbers):
         raise StateError(f"state is damaged: a gap's 'tries' and 'wait' must be whole numbers "
-                         f"from 0 to {_MAX_TRIES}; {_RESTORE}")
+                         f"from 0 to {MAX_TRIES}; {_RESTORE}")
     check = raw.get("check", False)
     if not isinstance(check, bool):
         raise StateError(f"state is damaged: a gap's 'check' must be true or false; {_RESTORE}")

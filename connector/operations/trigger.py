@@ -37,7 +37,8 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = TriggerState.from_json(state) if state is not None else None
-    poll = PollRun(list_reader(client, inputs, source), budget=inputs.get("maxPages", 10))
+    poll = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
+                   budget=inputs.get("maxPages", 10))
     if mode == "test":
         items = poll.sample()
         meta = poll.meta(handle, new_follows=0, gaps=None)

@@ -41,15 +41,17 @@ from .roster import FIELDS, Account, Roster
 from .state import (
     _RESTORE,
     GAP_LIMIT,
+    MAX_TRIES,
     MAX_WAIT,
     Gap,
     _check_cursor,
     _gap,
+    backoff,
     check_handle,
     check_version,
     parse_object,
 )
-from .walk import _GUARD_TEXT, TEST_ITEMS, PollRun, unique
+from .walk import _GUARD_TEXT, PollRun
 
 KEY = "account_unfollowed"
 #: The kind of event this trigger's items are, in the outbox and on webhooks.
@@ -67,7 +69,6 @@ TRACK_LIMIT = 10_000
 #: taken to have reached the depth cap (about 5,000) rather than its end.
 DEPTH_NEAR = 4000
 #: Polls a failed read waits at most before it is tried again.
-_MAX_TRIES = 1000
 _DEAD_CAP = (-1, "-1")
 
 # Why a read of the list runs.
@@ -93,14 +94,13 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.from_json(state) if state is not None else None
-    pages = _Pages(list_reader(client, inputs, source))
+    pages = _Pages(list_reader(client, handle, count=inputs.get("count"),
+                               request_source=source))
     walk = PollRun(pages.fetch, budget=inputs.get("maxPages", DEFAULT_BUDGET))
     now = _now_ms(prior.clock if prior is not None else 0)
     if mode == "test":
-        page = walk.fetch(None)
         stamp = iso(now)
-        items = [_item(flatten(e), stamp, stamp)
-                 for e in reversed(unique(page.entries)[:TEST_ITEMS])]
+        items = [_item(item, stamp, stamp) for item in walk.sample()]
         meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, None)
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
@@ -132,8 +132,7 @@ class Scan:
         """The upstream broke the read off at `cursor`: go on from there after 1, 2, 4 ...
         polls."""
         self.cursor = cursor
-        self.tries = min(self.tries + 1, _MAX_TRIES)
-        self.wait = min(2 ** (self.tries - 1) - 1, MAX_WAIT)
+        self.tries, self.wait = backoff(self.tries)
 
     def to_json(self) -> dict[str, Any]:
         return {"from": self.cursor, "mode": self.mode, "began": self.began,
@@ -150,7 +149,7 @@ class Scan:
             raise StateError(f"state is damaged: the scan's counters must be whole numbers; "
                              f"{_RESTORE}")
         began, polls, tries, wait = numbers
-        return cls(raw.get("from"), raw["mode"], began, polls, min(tries, _MAX_TRIES),
+        return cls(raw.get("from"), raw["mode"], began, polls, min(tries, MAX_TRIES),
                    min(wait, MAX_WAIT))
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -115,6 +113,9 @@ def database_secrets(target: object) -> list[str]:
 
 def new_owner() -> str:
     """A name for one worker, unique across machines: host, process id and a random part."""
+    import socket
+    import uuid
+
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

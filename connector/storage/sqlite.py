@@ -117,6 +117,7 @@ class SQLiteDatabase(Database):
         self._dead: set[str] = set()
         #: Workers this process marked alive (`worker`): never asked after through their file.
         self._mine: set[str] = set()
+        self._lock_folder_made = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
@@ -254,11 +255,13 @@ class SQLiteDatabase(Database):
     def _lock_path(self, name: str) -> Path:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
         folder = self.path.with_name(self.path.name + "-locks")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(f"cannot create the lock folder {folder}: "
-                                     f"{exc.strerror}", field="stateDb") from None
+        if not self._lock_folder_made:  # once: this runs per handle, and per claimer
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(f"cannot create the lock folder {folder}: "
+                                         f"{exc.strerror}", field="stateDb") from None
+            self._lock_folder_made = True
         return folder / f"{digest}.lock"
 
     @contextmanager
