@@ -1,18 +1,22 @@
-"""The short cuts issue 11 took for speed keep their behaviour: POSTs through the session's
-adapter (`core/http.Poster`), deliveries started as each poll commits, and a CLI that builds
-only the parser of the command it runs."""
+"""The short cuts issue 11 took for speed keep their behaviour: POSTs straight to the urllib3
+pool of the session's adapter (`core/http.Poster`), deliveries started as each poll commits, and
+a CLI that builds only the parser of the command it runs."""
 
 from __future__ import annotations
+
+import socket
+import threading
 
 import pytest
 
 from connector import cli
-from connector.core.config import Credentials, RetryPolicy
+from connector.core.config import Credentials, RetryPolicy, Timeouts
 from connector.core.errors import ApiError
 from connector.core.http import Client
 from connector.core.items import event_id, identity
 from connector.watch import Backoff, Watcher
 from connector.watch.delivery import DeliveryPass
+from connector.watch.webhook import MAX_REPLY_BYTES, Webhook
 from tests.receiver import Receiver
 
 
@@ -35,6 +39,82 @@ def test_a_page_request_carries_the_session_headers_and_follows_no_redirect(rece
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["user-agent"].startswith("tiktok-following-connector/")
     assert sent.body == {"handle": "alice", "requestSource": "API", "count": 5}
+
+
+class _Listener:
+    """A loopback socket that records the first line of each connection and answers with
+    `reply` (None: never answers)."""
+
+    def __init__(self, reply: bytes | None) -> None:
+        self.reply = reply
+        self.lines: list[str] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = conn.makefile("rb")
+                self.lines.append(request.readline().decode().strip())
+                length = 0
+                while (line := request.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                request.read(length)
+                if self.reply is None:
+                    self.done.wait(5)
+                else:
+                    conn.sendall(self.reply)
+
+    def close(self) -> None:
+        self.done.set()
+        self.sock.close()
+
+
+def test_a_remote_webhook_goes_through_the_environments_proxy(monkeypatch):
+    # A remote receiver may legitimately need the company proxy: its POST goes through the
+    # adapter's proxy path, not straight to a pool.
+    proxy = _Listener(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        with Webhook("https://hooks.example.invalid/catch/1") as hook:
+            reply = hook.post({"eventId": "e1"})
+    finally:
+        proxy.close()
+    assert [line.split()[:2] for line in proxy.lines] == [["CONNECT", "hooks.example.invalid:443"]]
+    assert not reply.ok and reply.unreachable
+
+
+def test_a_webhook_that_never_answers_times_out_as_unreachable():
+    silent = _Listener(None)
+    try:
+        with Webhook(f"http://127.0.0.1:{silent.port}/hook",
+                     timeouts=Timeouts(connect=1, read=0.2)) as hook:
+            reply = hook.post({"eventId": "e1"})
+    finally:
+        silent.close()
+    assert silent.lines == ["POST /hook HTTP/1.1"]
+    assert (reply.ok, reply.error, reply.unreachable) == (False, "timed out", True)
+
+
+def test_a_receiver_answering_with_more_than_a_reply_is_still_delivered_to():
+    huge = b"x" * (MAX_REPLY_BYTES + 10)
+    flood = _Listener(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(huge) + huge)
+    try:
+        with Webhook(f"http://127.0.0.1:{flood.port}/hook") as hook:
+            reply = hook.post({"eventId": "e1"})
+    finally:
+        flood.close()
+    assert reply.ok and reply.status == 200
 
 
 def test_polling_with_a_delivery_pass_delivers_each_handles_follows_before_it_returns(

@@ -128,115 +128,135 @@ def build_retry(policy: RetryPolicy) -> Retry:
     return retry
 
 
-class _Adapter(HTTPAdapter):
-    """requests' adapter without the per-response work these sessions never use.
-
-    Responses get no cookie jar filled in (nothing here sends cookies back: `Poster` bypasses
-    the session's cookie handling), and the connection pool and request path of a URL are
-    worked out once instead of on every request (each takes parsing the URL again).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._pools: dict[tuple[Any, ...], Any] = {}
-        self._paths: dict[str, str] = {}
-
-    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
-        if proxies:
-            return super().request_url(request, proxies)
-        url = request.url
-        path = self._paths.get(url)  # type: ignore[arg-type]
-        if path is None:
-            if len(self._paths) >= 16:
-                self._paths.clear()
-            path = self._paths[url] = super().request_url(request, proxies)  # type: ignore[index]
-        return path
-
-    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any,
-                                        proxies: Any = None, cert: Any = None) -> Any:
-        if proxies:
-            return super().get_connection_with_tls_context(request, verify, proxies, cert)
-        key = (request.url, verify, cert)
-        pool = self._pools.get(key)
-        if pool is None or pool.pool is None:  # new, or closed with the adapter
-            pool = super().get_connection_with_tls_context(request, verify, proxies, cert)
-            if len(self._pools) >= 16:  # these sessions post to one URL; stay bounded anyway
-                self._pools.clear()
-            self._pools[key] = pool
-        return pool
-
-    def build_response(self, req: requests.PreparedRequest, resp: Any) -> requests.Response:
-        response = requests.Response()
-        response.status_code = resp.status
-        response.headers = CaseInsensitiveDict(resp.headers)
-        response.encoding = requests.utils.get_encoding_from_headers(response.headers)
-        response.raw = resp
-        response.reason = resp.reason
-        response.url = req.url  # type: ignore[assignment]
-        response.request = req
-        response.connection = self  # type: ignore[attr-defined]
-        return response
-
-    def close(self) -> None:
-        self._pools.clear()
-        super().close()
-
-
 def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = False
                 ) -> requests.Session:
     """A pooled session for one host. Environment proxies are off unless asked for: they would
     send loopback traffic astray and see the secrets in it."""
     session = requests.Session()
-    adapter = _Adapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
+    adapter = HTTPAdapter(max_retries=retry, pool_connections=1, pool_maxsize=pool_size)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
+    # HTTP/1.1 keeps connections open without it: one header less to write on every POST.
+    del session.headers["Connection"]
     session.trust_env = trust_env
     return session
 
 
-class Poster:
-    """POSTs to one URL through a session's mounted adapter, without `Session.request`.
+class PostFailed(Exception):
+    """A POST got no HTTP answer (refused, reset, timed out, retries exhausted). `why` is a
+    short cause without the URL, which may hold secrets."""
 
-    `session.post` spends about as much CPU as the HTTP exchange itself on work these POSTs
-    never need: merging settings and headers, preparing the URL again, cookies, hooks and the
-    redirect machinery (neither caller follows redirects: a 30x comes back as the response).
-    Here the URL, the headers and the environment's settings (proxies, CA bundle, when the
-    session trusts the environment) are prepared once; each POST sends through whatever
-    adapter the session has mounted for the URL, so retries and a test's adapter still apply.
+    def __init__(self, why: str, *, timed_out: bool = False) -> None:
+        super().__init__(why)
+        self.why = why
+        self.timed_out = timed_out
+
+    @classmethod
+    def of(cls, exc: BaseException) -> PostFailed:
+        why = describe_transport_error(exc)
+        return cls(why, timed_out=why == "timed out")
+
+
+class Reply:
+    """One HTTP answer: its status and headers (looked up case-insensitively), and `raw`, the
+    urllib3 response its body is read from."""
+
+    __slots__ = ("headers", "raw", "status")
+
+    def __init__(self, status: int, headers: Mapping[str, str], raw: Any) -> None:
+        self.status = status
+        self.headers = headers
+        self.raw = raw
+
+    @property
+    def attempts(self) -> int:
+        """HTTP requests this answer took, retries included."""
+        history = getattr(getattr(self.raw, "retries", None), "history", None) or ()
+        return 1 + len(history)
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class Poster:
+    """POSTs to one URL with a session's headers, retries and TLS settings, without the
+    machinery of `Session.request` these POSTs never need.
+
+    `session.post` spends more CPU than the HTTP exchange itself on merging settings and
+    headers, preparing the URL again, cookies, hooks and the redirect machinery (neither caller
+    follows redirects: a 30x comes back as the answer), and requests' adapter then copies every
+    response header into a dict of its own. Here the URL, the headers and the environment's
+    settings are prepared once, and a POST goes straight to the urllib3 pool that the
+    session's `HTTPAdapter` keeps for the URL, with that adapter's `Retry`. Through a proxy, or
+    when another adapter is mounted (a test's transport), it goes through the adapter instead.
     """
 
     def __init__(self, session: requests.Session, url: str) -> None:
         self.session = session
         # Prepared as session.post would: the session's headers and auth (netrc too, when the
         # session trusts the environment), the URL normalised.
-        template = session.prepare_request(requests.Request("POST", url))
-        self.url: str = template.url  # type: ignore[assignment]
-        self._headers = template.headers
+        self._template = session.prepare_request(requests.Request("POST", url))
+        self.url: str = self._template.url  # type: ignore[assignment]
+        self._headers = dict(self._template.headers)
         self._settings = session.merge_environment_settings(self.url, {}, None, None, None)
+        self._path = urllib3.util.parse_url(self.url).request_uri
+        self._pool: Any = None
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
-    def post(self, body: bytes, *, timeout: tuple[float, float], stream: bool = False,
-             headers: Mapping[str, str] | None = None) -> requests.Response:
+    def post(self, body: bytes, *, timeout: tuple[float, float],
+             headers: Mapping[str, str] | None = None) -> Reply:
+        """Send `body`; the answer's body is left to read from `Reply.raw`. Raises PostFailed
+        when no answer came."""
+        merged = {**self._headers, **headers} if headers else self._headers.copy()
+        merged["Content-Length"] = str(len(body))
+        adapter = self.session.get_adapter(self.url)
+        if type(adapter) is not HTTPAdapter or self._settings["proxies"]:
+            return self._through(adapter, merged, body, timeout)
+        limits = self._timeouts.get(timeout)
+        if limits is None:
+            limits = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0],
+                                                              read=timeout[1])
+        try:
+            resp = self._pool_of(adapter).urlopen(
+                "POST", self._path, body=body, headers=merged, redirect=False,
+                assert_same_host=False, preload_content=False, decode_content=False,
+                retries=adapter.max_retries, timeout=limits)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise PostFailed.of(exc) from None
+        return Reply(resp.status, resp.headers, resp)
+
+    def _pool_of(self, adapter: HTTPAdapter) -> Any:
+        pool = self._pool
+        if pool is None or pool.pool is None:  # first POST, or closed with the session
+            settings = self._settings
+            try:
+                pool = adapter.get_connection_with_tls_context(
+                    self._template, settings["verify"], None, settings["cert"])
+                adapter.cert_verify(pool, self.url, settings["verify"], settings["cert"])
+            except (requests.exceptions.RequestException, OSError) as exc:
+                raise PostFailed.of(exc) from None
+            self._pool = pool
+        return pool
+
+    def _through(self, adapter: Any, headers: dict[str, str], body: bytes,
+                 timeout: tuple[float, float]) -> Reply:
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = self.url
-        merged = self._headers.copy()
-        if headers:
-            merged.update(headers)
-        merged["Content-Length"] = str(len(body))
-        request.headers = merged
+        request.headers = CaseInsensitiveDict(headers)
         request.body = body
         settings = self._settings
-        resp = self.session.get_adapter(self.url).send(
-            request, stream=stream, timeout=timeout, verify=settings["verify"],
-            cert=settings["cert"], proxies=settings["proxies"])
-        if not stream:
-            resp.content  # noqa: B018 -- read whole, as Session.send does: the connection is reused
-        return resp
+        try:
+            resp = adapter.send(request, stream=True, timeout=timeout, verify=settings["verify"],
+                                cert=settings["cert"], proxies=settings["proxies"])
+        except requests.exceptions.RequestException as exc:
+            raise PostFailed.of(exc) from None
+        return Reply(resp.status_code, resp.headers, resp.raw)
 
 
 def describe_transport_error(exc: BaseException) -> str:
     """A short cause for a failed request, without the URL (which may hold secrets)."""
-    if isinstance(exc, requests.exceptions.Timeout) or _read_timed_out(exc):
+    if _timed_out(exc):
         return "timed out"
     text = str(exc).lower()
     for word, says in (("refused", "connection refused"), ("reset", "connection reset"),
@@ -313,20 +333,18 @@ class Client:
                 # allow_nan=False: NaN is not JSON, and the server would answer 400 for it.
                 json.dumps(body, allow_nan=False).encode(),
                 timeout=(self.timeouts.connect, self.timeouts.read),
-                stream=True,
             )
             content = _read_capped(resp)
-        except requests.exceptions.RequestException as exc:
+        except PostFailed as failed:
             base = display_url(self.credentials.base_url)
-            why = describe_transport_error(exc)
-            if why == "timed out":
+            if failed.timed_out:
                 raise TransportError(f"timed out talking to {base}: the server did not "
                                      "answer in time; try again later") from None
-            raise TransportError(f"could not reach {base} ({why}); check the network and "
-                                 "baseUrl") from None
-        attempts = _attempts(resp)
+            raise TransportError(f"could not reach {base} ({failed.why}); check the network "
+                                 "and baseUrl") from None
+        attempts = resp.attempts
         payload = _json_or_none(content)
-        if resp.status_code != 200:
+        if resp.status != 200:
             server_message = payload.get("error") if isinstance(payload, dict) else None
             if isinstance(server_message, str):
                 # The server's text is kept, but on one line and without any secret echoed
@@ -334,7 +352,7 @@ class Client:
                 server_message = one_line(redact(server_message, self._secrets), 500)
             else:
                 server_message = None
-            err = error_for_status(resp.status_code, server_message, resp.headers)
+            err = error_for_status(resp.status, server_message, resp.headers)
             err.details["attempts"] = attempts
             raise err
         page = parse_page(payload, content, secrets=self._secrets)
@@ -343,7 +361,7 @@ class Client:
         return page
 
 
-def _read_capped(resp: requests.Response) -> bytes:
+def _read_capped(resp: Reply) -> bytes:
     """The body, read whole only if it is within MAX_RESPONSE_BYTES (a runaway or hostile
     answer must not be read into memory)."""
     declared = _int_or_none(resp.headers.get("Content-Length"))
@@ -356,7 +374,7 @@ def _read_capped(resp: requests.Response) -> bytes:
         content = resp.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         resp.close()
-        raise requests.exceptions.ConnectionError(exc) from None
+        raise PostFailed.of(exc) from None
     if len(content) > MAX_RESPONSE_BYTES:
         resp.close()
         raise ResponseFormatError(f"the server's answer is larger than the "
@@ -420,18 +438,19 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _attempts(resp: requests.Response) -> int:
-    retries = getattr(resp.raw, "retries", None)
-    history = getattr(retries, "history", None) or ()
-    return 1 + len(history)
-
-
-def _read_timed_out(exc: BaseException) -> bool:
-    """Once urllib3 has retried, a read timeout arrives as a ConnectionError wrapping
-    MaxRetryError(reason=ReadTimeoutError), not as requests' Timeout. (Not any urllib3
-    TimeoutError: a refused connection, NewConnectionError, is one of those too.)"""
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, urllib3.exceptions.ReadTimeoutError)
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a failed request timed out, as urllib3 raises it (a timeout, or once retried, a
+    MaxRetryError whose reason is one) or as requests wraps that. Not any urllib3 TimeoutError:
+    a refused connection, NewConnectionError, is one of those too."""
+    if isinstance(exc, requests.exceptions.Timeout):
+        return True
+    if isinstance(exc, requests.exceptions.RequestException) and exc.args:
+        exc = exc.args[0]
+    cause = getattr(exc, "reason", None) if isinstance(exc, urllib3.exceptions.MaxRetryError) \
+        else exc
+    errors = urllib3.exceptions
+    return (isinstance(cause, (errors.ReadTimeoutError, errors.ConnectTimeoutError))
+            and not isinstance(cause, errors.NewConnectionError))
 
 
 @contextmanager

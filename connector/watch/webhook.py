@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
+import urllib3
 
 from ..core.config import Timeouts, check_url, is_loopback
 from ..core.errors import InputError
-from ..core.http import USER_AGENT, Poster, describe_transport_error, new_session
+from ..core.http import USER_AGENT, Poster, PostFailed, describe_transport_error, new_session
 from ..core.redact import display_url, url_secrets
 
 #: RFC 9110 token characters: what a header name may contain.
@@ -27,6 +27,8 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 RESERVED_HEADERS = frozenset({"content-length", "host", "idempotency-key", "transfer-encoding",
                               "connection"})
 DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=30.0)
+#: What is read of a receiver's answer: its status is what counts.
+MAX_REPLY_BYTES = 1024 * 1024
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -149,15 +151,19 @@ class Webhook:
         try:
             resp = self._poster.post(body, headers=headers,
                                      timeout=(self.timeouts.connect, self.timeouts.read))
-        except requests.exceptions.Timeout:
-            return WebhookReply(False, error="timed out", unreachable=True,
-                           elapsed=time.monotonic() - started)
-        except requests.exceptions.RequestException as exc:
+            # Read to the end, so the connection goes back to the pool for the next POST; a
+            # receiver that answers with more than a reply's worth loses the connection.
+            if len(resp.raw.read(MAX_REPLY_BYTES + 1, decode_content=False)) > MAX_REPLY_BYTES:
+                resp.close()
+        except PostFailed as failed:
+            return WebhookReply(False, error=failed.why, unreachable=True,
+                                elapsed=time.monotonic() - started)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # the answer broke off
+            resp.close()
             return WebhookReply(False, error=describe_transport_error(exc), unreachable=True,
-                           elapsed=time.monotonic() - started)
+                                elapsed=time.monotonic() - started)
         elapsed = time.monotonic() - started
-        status = resp.status_code
-        resp.close()
+        status = resp.status
         if 200 <= status < 300:
             return WebhookReply(True, status=status, elapsed=elapsed)
         if 300 <= status < 400:
