@@ -16,6 +16,7 @@ can never both advance it.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from .core.errors import InputError
 from .core.http import PageSource, client_for
 from .operations import prepare, trigger, triggers
 from .operations.registry import runner
-from .storage import Database, Lease, new_event, open_database
+from .storage import Database, EventClaim, Lease, OutboxEvent, new_event, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
@@ -52,12 +53,18 @@ class Batch:
     operation: str = trigger.KEY
     #: The version of the stored state this poll started from (0: none).
     version: int = 0
+    #: The events the commit queued and claimed for its `claim` owner, oldest first (empty
+    #: when it claimed none): that owner POSTs them, and no one else until the claim ends.
+    claimed: list[OutboxEvent] = field(default_factory=list)
 
-    def commit(self, *, outbox: bool = False, lease: Lease | None = None) -> int:
+    def commit(self, *, outbox: bool = False, lease: Lease | None = None,
+               claim: EventClaim | None = None) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
         transaction). Call it after the items were handled. Returns events queued. Raises
         StateConflict, saving nothing, if another poll saved the state since this one read it;
-        with `lease`, that poll lease is released in the same transaction."""
+        with `lease`, that poll lease is released in the same transaction. With `claim`, the
+        events are claimed as they are queued when they are their handle's only ones in the
+        outbox (then in `claimed`), for a caller that POSTs them at once."""
         if self.committed:
             return 0
         events = []
@@ -69,8 +76,13 @@ class Batch:
                        for item in self.items)]
         added = 0
         if self.state is not None:
-            added = self._database.save(state_key(self.handle, self.operation), self.state,
-                                        events, expect=self.version, lease=lease)
+            saved = self._database.save(state_key(self.handle, self.operation), self.state,
+                                        events, expect=self.version, lease=lease, claim=claim)
+            added = saved.added
+            if saved.claimed:
+                now = time.time()
+                self.claimed = [OutboxEvent(eid, handle, payload, 0, now, None, False)
+                                for eid, handle, payload in events]
         self.committed = True
         self.close()
         return added

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -14,6 +15,7 @@ from connector.core.config import Credentials, RetryPolicy, Timeouts
 from connector.core.errors import ApiError
 from connector.core.http import Client
 from connector.core.items import event_id, identity
+from connector.storage import EventClaim
 from connector.watch import Backoff, Watcher
 from connector.watch.delivery import DeliveryPass
 from connector.watch.webhook import MAX_REPLY_BYTES, Webhook
@@ -150,6 +152,48 @@ def test_a_failed_delivery_is_not_tried_again_by_the_closing_pass_of_its_cycle(
         summary = watcher.run_cycle()
     assert summary.delivery.failed == 1 and summary.delivery.delivered == 0
     assert len(receiver.requests) == 1 and summary.pending == 1
+
+
+def test_new_follows_behind_an_undelivered_one_go_out_after_it_in_order(
+    standin, creds, receiver, tmp_path
+):
+    # A poll claims what it queued for itself only when nothing of its handle is still in the
+    # outbox; otherwise the handle's events go out together, oldest first.
+    standin.add_account("alice", 3)
+    with Watcher(["alice"], receiver.url, store=tmp_path / "w.db", credentials=creds,
+                 backoff=Backoff.immediate()) as watcher:
+        watcher.run_cycle()
+        first = standin.follow_many("alice", 1)
+        receiver.answer(500)
+        assert watcher.run_cycle().pending == 1
+        second = standin.follow_many("alice", 2)
+        deliveries = DeliveryPass()
+        watcher.poll(watcher.handles, deliveries)
+        assert deliveries.delivered == 3 and deliveries.failed == 0
+        assert watcher.store.database.backlog().pending == 0
+    sent = [r.body["eventId"] for r in receiver.requests]
+    assert sent[1:] == [event_id("alice", identity(u)) for u in first + second]
+
+
+def test_follows_a_poll_claimed_are_left_to_the_closing_pass_when_watch_stops(
+    standin, creds, receiver, tmp_path
+):
+    standin.add_account("alice", 3)
+    with Watcher(["alice"], receiver.url, store=tmp_path / "w.db", credentials=creds,
+                 backoff=Backoff.immediate()) as watcher:
+        watcher.run_cycle()
+        standin.follow_many("alice", 2)
+        store = watcher.store
+        with store.poll("alice", credentials=creds) as batch:
+            batch.commit(outbox=True, claim=EventClaim(watcher.owner, 600))
+        assert len(batch.claimed) == 2
+        watcher.stop()
+        deliveries = DeliveryPass()
+        watcher.deliverer.deliver_claimed(batch.claimed, deliveries)
+        assert deliveries.tried == set() and receiver.requests == []
+        # Unclaimed: the closing pass sees them (and, stopping, holds them back).
+        assert len(store.database.due(time.time() + 1)) == 2
+        assert watcher.deliverer.run_pass(into=deliveries).held == 2
 
 
 @pytest.mark.parametrize("command", ["list", "poll", "invoke", "manifest", "sandbox", "demo",

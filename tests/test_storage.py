@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from connector.core.errors import ConfigurationError, StateError
 from connector.operations.state import Memory, TriggerState
-from connector.storage import Lease, StateConflict, open_database
+from connector.storage import EventClaim, Lease, Saved, StateConflict, open_database
 from connector.storage.database import digest, plan_parts
 from connector.storage.postgres import pack_part, unpack_part
 from tests.support import ROOT, raw_sql, run_cli
@@ -297,6 +297,30 @@ def test_an_event_is_claimed_by_one_deliverer_at_a_time(store):
     assert [e.event_id for e in store.due(now)] == ["e1", "e2", "b1"]
     assert store.claim_events(["e1"], "d2", claim_for=60) == ["e1"]
     assert store.backlog().pending == 3
+
+
+def test_a_save_claims_the_events_it_queues_when_they_are_their_handles_only_ones(store):
+    first = [(f"e{i}", "alice", {"eventId": f"e{i}"}) for i in range(2)]
+    assert store.save(KEY, {}, first, claim=EventClaim("w1", 60)) == Saved(2, True)
+    now = time.time() + 1
+    # The saver's: no other deliverer gets them, and no one is shown them.
+    assert store.claim_events(["e0", "e1"], "d2", claim_for=60) == []
+    assert store.due(now) == []
+    # Behind events still in the outbox, new ones are queued unclaimed, for the usual pass.
+    assert store.save(KEY, {}, [("e2", "alice", {"eventId": "e2"})],
+                      claim=EventClaim("w1", 60)) == Saved(1, False)
+    store.release_events(["e0", "e1"], "w1")
+    assert [e.event_id for e in store.due(now)] == ["e0", "e1", "e2"]
+    assert store.claim_events(["e0", "e1", "e2"], "d2", claim_for=60) == ["e0", "e1", "e2"]
+
+
+def test_a_save_that_queues_fewer_events_than_it_was_given_claims_none_of_them(store):
+    # An id given twice is queued once: the claim is all or nothing, so none is left
+    # claimed for a delivery that would not know of it.
+    twice = [("c0", "carol", {"eventId": "c0"}), ("c0", "carol", {"eventId": "c0"})]
+    assert store.save(KEY, {}, twice, claim=EventClaim("w1", 60)) == Saved(1, False)
+    assert [e.event_id for e in store.due(time.time() + 1)] == ["c0"]
+    assert store.claim_events(["c0"], "d2", claim_for=60) == ["c0"]
 
 
 def test_a_claim_that_runs_out_lets_another_deliverer_in(store):

@@ -233,11 +233,12 @@ class PollRun:
             return key in known or (key in seen and key not in fresh)
 
         keys = read.keys
-        last_anchor = max((i for i, k in enumerate(keys) if anchor(k)), default=-1)
+        anchors = [anchor(k) for k in keys]
+        last_anchor = max((i for i, a in enumerate(anchors) if a), default=-1)
         sure: set[str] = set()
         unsure: set[str] = set()
         for i, key in enumerate(keys):
-            if anchor(key):
+            if anchors[i]:
                 continue
             (sure if i < last_anchor and is_stable(key) else unsure).add(key)
         old: set[str] = set()

@@ -15,7 +15,9 @@ How many workers share the work, whatever the backend:
   claim also says when each handle is next due, so each handle is polled by one worker per
   interval.
 - Before POSTing events a deliverer claims them (`claim_events`): one deliverer at a time per
-  event, and per handle, so one handle's events still go out in order.
+  event, and per handle, so one handle's events still go out in order. A worker that will
+  POST what it just polled claims those events as it queues them (`save(..., claim=...)`),
+  when they are their handle's only ones.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core.config import STATE_DB_ENV
 from ..core.errors import ConnectorError, StateError
@@ -48,6 +50,23 @@ class StateConflict(ConnectorError):
 
     code = "state_conflict"
     transient = True
+
+
+@dataclass(frozen=True)
+class EventClaim:
+    """A claim `save` takes on the events it queues, for the worker that will POST them at
+    once: `owner` holds them for `seconds`. Taken only when they are their handle's only
+    events in the outbox (nothing older goes first, no one else holds a claim there)."""
+
+    owner: str
+    seconds: float
+
+
+class Saved(NamedTuple):
+    """What `save` did with its events: how many were new, and whether it claimed them."""
+
+    added: int
+    claimed: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,13 +180,15 @@ class Database(ABC):
 
     @abstractmethod
     def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
-             expect: int | None = None, lease: Lease | None = None) -> int:
-        """Commit `state` and new outbox events together; returns how many events were new
-        (an event id already queued is not queued twice).
+             expect: int | None = None, lease: Lease | None = None,
+             claim: EventClaim | None = None) -> Saved:
+        """Commit `state` and new outbox events together; says how many events were new (an
+        event id already queued is not queued twice).
 
         With `expect` (a version from `read_state`), raises StateConflict, saving nothing, if
         the state was saved by someone else since. With `lease`, the poll lease of that owner
-        is released in the same transaction."""
+        is released in the same transaction. With `claim`, the events are claimed as they are
+        queued, if they are all new and their handle has no other events in the outbox."""
 
     @abstractmethod
     def lock(self, key: str, timeout: float) -> AbstractContextManager[None]:

@@ -27,8 +27,10 @@ from ..core.redact import display_url, one_line, redact
 from .database import (
     Claim,
     Database,
+    EventClaim,
     Lease,
     NewEvent,
+    Saved,
     Snapshot,
     StateConflict,
     assemble_state,
@@ -253,8 +255,10 @@ class PostgresDatabase(Database):
         return Snapshot(assemble_state(key, self.location, text, count, parts), version)
 
     def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
-             expect: int | None = None, lease: Lease | None = None) -> int:
+             expect: int | None = None, lease: Lease | None = None,
+             claim: EventClaim | None = None) -> Saved:
         now = time.time()
+        events = list(events)
         small, parts = split_state(state)
         text = json.dumps(small, separators=(",", ":"))
         count = None if parts is None else len(parts)
@@ -294,16 +298,28 @@ class PostgresDatabase(Database):
                         "VALUES (%s, %s, %s, %s, %s)",
                         [(key, n, d, p if isinstance(p, str) else None,
                           None if isinstance(p, str) else p) for n, d, p in packed])
+            holder, seconds = None, 0.0
+            if claim is not None and events:
+                where, args = _only({handle for _, handle, _ in events})
+                if conn.execute(f"SELECT 1 FROM {_T}.outbox WHERE true{where} LIMIT 1",
+                                args).fetchone() is None:
+                    holder, seconds = claim.owner, claim.seconds
             added = 0
             for event_id, handle, payload in events:
                 added += conn.execute(
                     f"INSERT INTO {_T}.outbox (event_id, handle, payload, created_at, "
-                    "next_attempt_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (event_id, handle, json.dumps(payload, separators=(",", ":")), now,
-                     now)).rowcount
+                    "next_attempt_at, claimed_by, claimed_until) VALUES (%s, %s, %s, %s, %s, "
+                    f"%s, CASE WHEN %s::text IS NULL THEN 0 ELSE {NOW} + %s END) "
+                    "ON CONFLICT DO NOTHING",
+                    (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now,
+                     holder, holder, seconds)).rowcount
+            if holder is not None and added != len(events):  # some were queued already
+                conn.execute(f"UPDATE {_T}.outbox SET claimed_by = NULL, claimed_until = 0 "
+                             f"WHERE claimed_by = %s{where}", (holder, *args))
+                holder = None
             if lease is not None:
                 _release(conn, key, lease.owner, lease.polled, lease.next_in)
-        return added
+        return Saved(added, holder is not None)
 
     @contextmanager
     def lock(self, key: str, timeout: float) -> Iterator[None]:

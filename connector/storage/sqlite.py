@@ -24,8 +24,10 @@ from .database import (
     STATE_DB_ENV,
     Claim,
     Database,
+    EventClaim,
     Lease,
     NewEvent,
+    Saved,
     Snapshot,
     StateConflict,
     assemble_state,
@@ -217,8 +219,10 @@ class SQLiteDatabase(Database):
         return Snapshot(assemble_state(key, self.path, row[0], row[2], parts), row[1])
 
     def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
-             expect: int | None = None, lease: Lease | None = None) -> int:
+             expect: int | None = None, lease: Lease | None = None,
+             claim: EventClaim | None = None) -> Saved:
         now = time.time()
+        events = list(events)
         small, parts = split_state(state)
         text = json.dumps(small, separators=(",", ":"))
         with self._tx() as db:
@@ -241,16 +245,27 @@ class SQLiteDatabase(Database):
             else:
                 db.execute("UPDATE trigger_state SET state=?, updated_at=?, version=?, parts=? "
                            "WHERE key=?", (text, now, current + 1, count, key))
+            holder, until = None, 0.0
+            if claim is not None and events:
+                where, args = _only({handle for _, handle, _ in events})
+                if db.execute(f"SELECT 1 FROM outbox WHERE 1=1{where} LIMIT 1",
+                              args).fetchone() is None:
+                    holder, until = claim.owner, now + claim.seconds
             added = 0
             for event_id, handle, payload in events:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO outbox (event_id, handle, payload, created_at, "
-                    "next_attempt_at) VALUES (?, ?, ?, ?, ?)",
-                    (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now))
+                    "next_attempt_at, claimed_by, claimed_until) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now,
+                     holder, until))
                 added += cur.rowcount
+            if holder is not None and added != len(events):  # some were queued already
+                db.execute(f"UPDATE outbox SET claimed_by=NULL, claimed_until=0 WHERE "
+                           f"claimed_by=?{where}", (holder, *args))
+                holder = None
             if lease is not None:
                 _release(db, key, lease.owner, lease.polled, lease.next_in, now)
-        return added
+        return Saved(added, holder is not None)
 
     def _lock_path(self, name: str) -> Path:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]

@@ -176,6 +176,20 @@ class Deliverer:
                if e.event_id not in into.tried]
         self._deliver_all(due, into, count_held=False)
 
+    def deliver_claimed(self, events: list[OutboxEvent], into: DeliveryPass) -> None:
+        """POST events this deliverer claimed as its poll queued them (`Batch.commit(claim=)`:
+        their handle's only events, oldest first), as `deliver_handle` would, without asking
+        the outbox for them again. What is not tried is unclaimed, for the closing pass."""
+        ids = [e.event_id for e in events]
+        if self.clock() < self.hold_until:
+            self._unclaim(ids)
+            return
+        try:
+            self._send(events, [], into)
+        except BaseException:
+            self._unclaim([e for e in ids if e not in into.tried])
+            raise
+
     def _deliver_all(self, events: list[OutboxEvent], result: DeliveryPass, *,
                      count_held: bool = True) -> None:
         """One handle's due events, in order, claimed CLAIM_CHUNK at a time (so two deliverers
@@ -208,27 +222,35 @@ class Deliverer:
                 mine.append(event)
             taken = {m.event_id for m in mine}
             rest = [e for e in got if e not in taken]
-            for i, event in enumerate(mine):
-                if self.stop.is_set() or down.is_set():
-                    rest += [e.event_id for e in mine[i:]]
-                    hold(len(events) - start - i)
-                    self._unclaim(rest)
-                    return
-                with result._lock:
-                    result.tried.add(event.event_id)
-                try:
-                    self._deliver(event, result)
-                except Exception:
-                    # A bug or a database error must not end the pass for everyone else; the
-                    # event stays in the outbox and is tried again.
-                    log.exception("delivering %s failed unexpectedly", event.event_id)
-                    rest.append(event.event_id)
-                    with result._lock:
-                        result.failed += 1
-                        result.last_error = "internal error (see the log)"
-            self._unclaim(rest)
+            held = self._send(mine, rest, result)
+            if held:
+                hold(len(events) - start - len(mine) + held)
+                return
             if len(mine) < len(chunk):
                 return
+
+    def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
+        """POST `mine`, claimed events of one handle, in order, then end the claims on those
+        not delivered and on `rest`. Stops early when watch stops or the receiver looks down;
+        returns how many of `mine` it held back then (0: all were tried)."""
+        for i, event in enumerate(mine):
+            if self.stop.is_set() or result.down.is_set():
+                self._unclaim([*rest, *(e.event_id for e in mine[i:])])
+                return len(mine) - i
+            with result._lock:
+                result.tried.add(event.event_id)
+            try:
+                self._deliver(event, result)
+            except Exception:
+                # A bug or a database error must not end the pass for everyone else; the
+                # event stays in the outbox and is tried again.
+                log.exception("delivering %s failed unexpectedly", event.event_id)
+                rest = [*rest, event.event_id]
+                with result._lock:
+                    result.failed += 1
+                    result.last_error = "internal error (see the log)"
+        self._unclaim(rest)
+        return 0
 
     def _unclaim(self, event_ids: list[str]) -> None:
         if event_ids:

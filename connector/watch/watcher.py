@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -36,8 +37,8 @@ from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
 from ..operations import prepare, trigger, triggers
 from ..polling import Store, state_key
-from ..storage import Database, Lease, StateConflict, new_owner
-from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
+from ..storage import Database, EventClaim, Lease, OutboxEvent, StateConflict, new_owner
+from .delivery import CLAIM_CHUNK, DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
 from .summary import CycleSummary, HandlePoll
@@ -263,6 +264,9 @@ class Watcher:
         outcomes: list[HandlePoll] = []
         later: dict[str, float] = {}
         running: dict[Future[HandlePoll], str] = {}
+        # Each poll puts itself here when done: waiting for the next one costs the same
+        # however many are in flight (`wait` would hook onto every one of them each time).
+        finished: queue.SimpleQueue[Future[HandlePoll]] = queue.SimpleQueue()
         delivering: list[Future[None]] = []
         window = 2 * self.concurrency
         database = self.store.database
@@ -282,8 +286,10 @@ class Watcher:
                     continue
                 for key in claim.granted:
                     handle = by_key[key]
-                    running[self._pool.submit(self._poll_one, handle, cycle_start is None,
-                                              deliveries, delivering)] = handle
+                    future = self._pool.submit(self._poll_one, handle, cycle_start is None,
+                                               deliveries, delivering)
+                    running[future] = handle
+                    future.add_done_callback(finished.put)
                 for key, seconds in claim.busy.items():
                     later[by_key[key]] = seconds
                 for key, seconds in claim.later.items():
@@ -295,10 +301,9 @@ class Watcher:
                 outcomes += [HandlePoll(h, skipped=True) for h in pending]
                 pending = []
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in done:
-                running.pop(future)
-                outcomes.append(future.result())
+            future = finished.get()
+            running.pop(future)
+            outcomes.append(future.result())
         for future in list(delivering):
             future.result()
         if cycle_start is not None:
@@ -357,9 +362,14 @@ class Watcher:
         try:
             batch = self.store.poll_prepared({**inputs, "handle": handle}, source,
                                              client=paced, locked=False, operation=operation)
+            # Follows this poll delivers at once are claimed as they are queued: no other
+            # deliverer takes them meanwhile, and no second look at the outbox is needed.
+            claim = (EventClaim(self.owner, self.deliverer.claim_for)
+                     if deliveries is not None and delivering is not None
+                     and len(batch.items) <= CLAIM_CHUNK else None)
             with batch:
                 queued = batch.commit(outbox=True, lease=Lease(self.owner, next_in)
-                                      if holds_lease else None)
+                                      if holds_lease else None, claim=claim)
             if last and not holds_lease:
                 self._release(key, polled=True, next_in=next_in)
         except StateConflict:
@@ -394,13 +404,18 @@ class Watcher:
                 log.info("@%s: %s", handle, warning)
         if queued and deliveries is not None and delivering is not None:
             # Delivered now, while the other polls wait for the API, not after all of them.
-            delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries))
+            delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries,
+                                                        batch.claimed))
         return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
                           pages=paced.pages)
 
-    def _deliver_now(self, handle: str, deliveries: DeliveryPass) -> None:
+    def _deliver_now(self, handle: str, deliveries: DeliveryPass,
+                     claimed: list[OutboxEvent]) -> None:
         try:
-            self.deliverer.deliver_handle(handle, deliveries)
+            if claimed:
+                self.deliverer.deliver_claimed(claimed, deliveries)
+            else:
+                self.deliverer.deliver_handle(handle, deliveries)
         except Exception:  # the cycle's closing pass tries them again
             log.exception("@%s: delivering its new follows failed unexpectedly", handle)
 
