@@ -33,7 +33,7 @@ FOLLOWS = 20  # existing follows per handle
 TARGET = 1.3
 HIGH_CONCURRENCY = 16
 #: Cycles measured at each concurrency (the median is the figure): the machine is shared.
-REPEATS = 3
+REPEATS = 5
 
 
 class Receiver:
