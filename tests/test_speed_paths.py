@@ -18,7 +18,7 @@ from connector.core.items import event_id, identity
 from connector.storage import EventClaim
 from connector.watch import Backoff, Watcher
 from connector.watch.delivery import DeliveryPass
-from connector.watch.webhook import MAX_REPLY_BYTES, Webhook
+from connector.watch.webhook import MAX_REPLY_BYTES, Webhook, WebhookReply
 from tests.receiver import Receiver
 
 
@@ -61,8 +61,7 @@ class _Listener:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            with conn:
-                request = conn.makefile("rb")
+            with conn, conn.makefile("rb") as request:  # both, or the socket stays open
                 self.lines.append(request.readline().decode().strip())
                 length = 0
                 while (line := request.readline()) not in (b"\r\n", b""):
@@ -96,26 +95,34 @@ def test_a_remote_webhook_goes_through_the_environments_proxy(monkeypatch):
     assert not reply.ok and reply.unreachable
 
 
-def test_a_webhook_that_never_answers_times_out_as_unreachable():
-    silent = _Listener(None)
+def _post_once(answer: bytes | None, **options) -> tuple[WebhookReply, list[str]]:
+    """One webhook POST to a loopback listener answering `answer`: how it went, and the
+    request lines the listener saw."""
+    listener = _Listener(answer)
     try:
-        with Webhook(f"http://127.0.0.1:{silent.port}/hook",
-                     timeouts=Timeouts(connect=1, read=0.2)) as hook:
+        with Webhook(f"http://127.0.0.1:{listener.port}/hook", **options) as hook:
             reply = hook.post({"eventId": "e1"})
     finally:
-        silent.close()
-    assert silent.lines == ["POST /hook HTTP/1.1"]
+        listener.close()
+    return reply, listener.lines
+
+
+def test_a_webhook_that_never_answers_times_out_as_unreachable():
+    reply, lines = _post_once(None, timeouts=Timeouts(connect=1, read=0.2))
+    assert lines == ["POST /hook HTTP/1.1"]
     assert (reply.ok, reply.error, reply.unreachable) == (False, "timed out", True)
+
+
+def test_a_webhook_answer_that_breaks_off_is_unreachable_not_delivered():
+    reply, _ = _post_once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf",
+                          timeouts=Timeouts(connect=1, read=5))
+    assert (reply.ok, reply.unreachable) == (False, True)
+    assert reply.error in ("incomplete response", "connection reset", "connection aborted")
 
 
 def test_a_receiver_answering_with_more_than_a_reply_is_still_delivered_to():
     huge = b"x" * (MAX_REPLY_BYTES + 10)
-    flood = _Listener(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(huge) + huge)
-    try:
-        with Webhook(f"http://127.0.0.1:{flood.port}/hook") as hook:
-            reply = hook.post({"eventId": "e1"})
-    finally:
-        flood.close()
+    reply, _ = _post_once(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(huge) + huge)
     assert reply.ok and reply.status == 200
 
 

@@ -174,6 +174,15 @@ class Reply:
         history = getattr(getattr(self.raw, "retries", None), "history", None) or ()
         return 1 + len(history)
 
+    def read(self, limit: int) -> bytes:
+        """The body, up to `limit` bytes (decoded as sent). Raises PostFailed when the answer
+        breaks off."""
+        try:
+            return self.raw.read(limit, decode_content=True)
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self.close()
+            raise PostFailed.of(exc) from None
+
     def close(self) -> None:
         self.raw.close()
 
@@ -370,11 +379,7 @@ def _read_capped(resp: Reply) -> bytes:
         raise ResponseFormatError(f"the server answered with {declared} bytes, more than the "
                                   f"{MAX_RESPONSE_BYTES // 2**20} MB a page can be; refused "
                                   "unread")
-    try:
-        content = resp.raw.read(MAX_RESPONSE_BYTES + 1, decode_content=True)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        resp.close()
-        raise PostFailed.of(exc) from None
+    content = resp.read(MAX_RESPONSE_BYTES + 1)
     if len(content) > MAX_RESPONSE_BYTES:
         resp.close()
         raise ResponseFormatError(f"the server's answer is larger than the "

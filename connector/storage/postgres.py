@@ -313,7 +313,7 @@ class PostgresDatabase(Database):
                     "ON CONFLICT DO NOTHING",
                     (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now,
                      holder, holder, seconds)).rowcount
-            if holder is not None and added != len(events):  # some were queued already
+            if holder is not None and added != len(events):  # an id given twice is queued once
                 conn.execute(f"UPDATE {_T}.outbox SET claimed_by = NULL, claimed_until = 0 "
                              f"WHERE claimed_by = %s{where}", (holder, *args))
                 holder = None

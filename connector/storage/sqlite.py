@@ -259,7 +259,7 @@ class SQLiteDatabase(Database):
                     (event_id, handle, json.dumps(payload, separators=(",", ":")), now, now,
                      holder, until))
                 added += cur.rowcount
-            if holder is not None and added != len(events):  # some were queued already
+            if holder is not None and added != len(events):  # an id given twice is queued once
                 db.execute(f"UPDATE outbox SET claimed_by=NULL, claimed_until=0 WHERE "
                            f"claimed_by=?{where}", (holder, *args))
                 holder = None

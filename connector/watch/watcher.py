@@ -356,6 +356,7 @@ class Watcher:
             self._release(key)
             return HandlePoll(handle, skipped=True)
         paced = PacedClient(self.client, self.pacer)
+        delivers_now = deliveries is not None and delivering is not None
         next_in = self._chosen[handle] = self._schedule.next_in()
         if not scheduled:
             next_in = None
@@ -365,8 +366,7 @@ class Watcher:
             # Follows this poll delivers at once are claimed as they are queued: no other
             # deliverer takes them meanwhile, and no second look at the outbox is needed.
             claim = (EventClaim(self.owner, self.deliverer.claim_for)
-                     if deliveries is not None and delivering is not None
-                     and len(batch.items) <= CLAIM_CHUNK else None)
+                     if delivers_now and len(batch.items) <= CLAIM_CHUNK else None)
             with batch:
                 queued = batch.commit(outbox=True, lease=Lease(self.owner, next_in)
                                       if holds_lease else None, claim=claim)
@@ -402,7 +402,7 @@ class Watcher:
                      paced.requests, meta["creditsUsed"])
             for warning in meta.get("warnings", ()):
                 log.info("@%s: %s", handle, warning)
-        if queued and deliveries is not None and delivering is not None:
+        if queued and delivers_now:
             # Delivered now, while the other polls wait for the API, not after all of them.
             delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries,
                                                         batch.claimed))
