@@ -352,6 +352,27 @@ def test_workers_starting_at_once_create_the_schema_once(db):
         (str(schema_version(db)),)]
 
 
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path):
+    """Switching a new file to WAL while another process is creating its tables, SQLite
+    answers "locked" at once instead of waiting: each process waits its turn instead
+    (`watch --processes` starts its processes together, on a file that may not exist yet)."""
+    code = ("import sys, time; from connector.storage import open_database; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); "
+            "open_database(sys.argv[1]).close(); print('ok')")
+    for attempt in range(6):
+        path = str(tmp_path / f"new{attempt}.db")
+        at = time.time() + 1.0  # after every interpreter has started
+        # A millisecond apart: each comes while the one before is creating the tables.
+        procs = [subprocess.Popen([sys.executable, "-c", code, path, str(at + n / 1000)],
+                                  cwd=ROOT, text=True, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+                 for n in range(6)]
+        results = [p.communicate(timeout=60) for p in procs]
+        assert [out.strip() for out, _ in results] == ["ok"] * 6, [e for _, e in results]
+        assert raw_sql(path, "SELECT value FROM meta WHERE name='schema'") == [
+            (str(schema_version(path)),)]
+
+
 def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_path):
     path = tmp_path / "old.db"
     old = sqlite3.connect(path, isolation_level=None)

@@ -86,6 +86,8 @@ CREATE INDEX outbox_claimed ON outbox (claimed_until);
 """,
 }
 SCHEMA_VERSION = max(MIGRATIONS)
+#: How long opening a file waits for another process that is preparing it (as for any lock).
+PREPARE_WAIT = 30.0
 
 #: The columns of each table at each version: a file whose tables differ is not ours, and is
 #: refused before anything in it is changed.
@@ -137,6 +139,21 @@ class SQLiteDatabase(Database):
     # Schema
 
     def _prepare(self) -> None:
+        # Switching a new file to WAL needs to write it: while another process holds the
+        # write lock (creating the tables), SQLite answers "locked" at once rather than wait,
+        # since waiting could deadlock (`watch --processes`, workers started together). Wait
+        # for that one here, then look again: the file is then ready, and nothing changes.
+        deadline = time.monotonic() + PREPARE_WAIT
+        while True:
+            try:
+                return self._prepare_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise StateError(f"{self.path} is not a usable SQLite database ({exc}); "
+                                     "pass another --state-db PATH") from None
+                time.sleep(0.02)
+
+    def _prepare_once(self) -> None:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -151,6 +168,8 @@ class SQLiteDatabase(Database):
                             db.execute(statement)
                     db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT(name) DO "
                                "UPDATE SET value=excluded.value", (str(target),))
+        except sqlite3.OperationalError:
+            raise
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path} is not a usable SQLite database ({exc}); pass "
                              "another --state-db PATH") from None
