@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from ..core.errors import ConnectorError
-from .common import PROG, Parser, RedactingFormatter, Secrets, say
+from .common import PROG, Parser, Secrets, say, setup_logging
 
 __all__ = ["main"]
 
@@ -28,23 +28,11 @@ def main(argv: list[str] | None = None) -> int:
         secrets.add(*url_secrets(args.base_url))
     if getattr(args, "state_db", None):
         secrets.add_database(args.state_db)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s"))
-    own = logging.getLogger("connector")
-    if args.verbose:
-        # -v: the connector's own progress; -vv: urllib3 too (its lines name paths and hosts,
-        # which is why every line goes through the redacting formatter).
-        logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
-        own.setLevel(logging.DEBUG if args.verbose > 1 else logging.INFO)
-        if args.verbose > 1:
-            logging.getLogger("urllib3").setLevel(logging.DEBUG)
-    else:
-        handler.setLevel(logging.WARNING)
-        own.addHandler(handler)
+    handler = setup_logging(args.verbose, secrets)
     try:
         return _run(args)
     finally:
-        own.removeHandler(handler)
+        logging.getLogger("connector").removeHandler(handler)
 
 
 def _run(args: Any) -> int:

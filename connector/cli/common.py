@@ -56,6 +56,30 @@ class RedactingFormatter(logging.Formatter):
         return self.secrets.scrub(super().format(record))
 
 
+def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
+    """Log lines on stderr, every one through the redacting formatter: warnings, or with -v the
+    connector's progress, with -vv urllib3's too (its lines name paths and hosts)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s"))
+    own = logging.getLogger("connector")
+    if verbose:
+        logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+        own.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        if verbose > 1:
+            logging.getLogger("urllib3").setLevel(logging.DEBUG)
+    else:
+        handler.setLevel(logging.WARNING)
+        own.addHandler(handler)
+    return handler
+
+
+def child_logging(verbose: int, secret_values: list[str]) -> None:
+    """The same logging in a `watch --processes` child (which starts with none)."""
+    secrets = Secrets()
+    secrets.add(*secret_values)
+    setup_logging(verbose, secrets)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, with usage errors on one line (exit 2) instead of usage and error."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import Any
 from ..core.errors import InputError
 from ..core.redact import one_line
 from .common import (
+    child_logging,
     credentials_for,
     read_text_file,
     say,
@@ -53,6 +55,10 @@ def add_commands(sub: Any) -> None:
     state_db_arg(c)
     c.add_argument("--concurrency", type=whole_number(1, 256), default=4, metavar="N",
                    help="handles polled (and webhooks posted) at once (default 4)")
+    c.add_argument("--processes", type=_processes, default="auto", metavar="N",
+                   help="processes the handles are split over, sharing --concurrency; auto "
+                        "(default): one per 8 requests in flight, at most one per core, so "
+                        "--concurrency 16 on 2 cores runs 2 (see docs/speed.md)")
     c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
                    help="delivery attempts before an event is parked (default 10)")
     c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
@@ -116,6 +122,12 @@ def _events(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def _processes(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    return whole_number(1, 64)(text)
+
+
 def _interval(text: str) -> float:
     from ..watch.schedule import parse_interval
 
@@ -129,7 +141,6 @@ def _interval(text: str) -> float:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from ..watch.watcher import Watcher
     from ..watch.webhook import sample_event
 
     webhook = _webhook(args)
@@ -149,12 +160,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not handles:
             raise InputError("no handles to watch: give HANDLE arguments or --handles-file FILE",
                              field="handle")
-        with credentials_for(args) as creds, Watcher(
-            handles, webhook, store=args.state_db, credentials=creds, interval=args.interval,
-            concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
-            first_run=args.first_run, max_attempts=args.max_attempts, events=args.events,
-            reconcile_every=args.reconcile_every, lease=args.lease,
-        ) as watcher:
+        options = dict(store=args.state_db, interval=args.interval,
+                       concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
+                       first_run=args.first_run, max_attempts=args.max_attempts,
+                       events=args.events, reconcile_every=args.reconcile_every,
+                       lease=args.lease)
+        with credentials_for(args) as creds, _watcher(args, handles, webhook, creds,
+                                                       options) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
                      ", ".join(sorted(webhook.headers)) or "none")
             with _GracefulStop(watcher) as stop:
@@ -164,12 +176,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     code = 0 if summary.ok else 1
                 else:
                     n = len(watcher.handles)
+                    processes = getattr(watcher, "processes", 1)
                     say(f"watch: {n} handle{'s' * (n != 1)} every {args.interval:g}s to "
-                        f"{webhook.redacted}, state in {watcher.store.location}; a summary "
+                        f"{webhook.redacted}, state in {watcher.location}"
+                        f"{f', in {processes} processes' if processes > 1 else ''}; a summary "
                         "line every interval", args.secrets)
                     watcher.run(on_summary=_print_summary)
                     code = 0
         return stop.exit_code if stop.signum is not None else code
+
+
+def _watcher(args: argparse.Namespace, handles: list[str], webhook: Any,
+             credentials: dict[str, Any], options: dict[str, Any]) -> Any:
+    """A Watcher, or with more than one process a WatcherGroup (the same calls)."""
+    from ..watch.processes import WatcherGroup, auto_processes
+    from ..watch.watcher import Watcher, unique_handles
+
+    count = len(unique_handles(handles))
+    processes = args.processes
+    if processes == "auto":
+        processes = auto_processes(args.concurrency, count)
+    if min(processes, count) == 1:
+        return Watcher(handles, webhook, credentials=credentials, **options)
+    log_setup = functools.partial(child_logging, args.verbose, list(args.secrets.values))
+    return WatcherGroup(handles, webhook, processes=processes, credentials=credentials,
+                        log_setup=log_setup, **options)
 
 
 def _webhook(args: argparse.Namespace) -> Any:
@@ -218,6 +249,9 @@ class _GracefulStop:
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
+            kill = getattr(self.watcher, "kill", None)  # a WatcherGroup's processes
+            if kill is not None:
+                kill()
             os._exit(self.EXIT_CODES.get(signum, 1))  # type: ignore[call-overload]
         self.signum = signum
         # os.write, not print: a signal can arrive while the main thread is inside print().

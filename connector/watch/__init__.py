@@ -4,6 +4,8 @@
     with Watcher(["alice", "bob"], "https://hooks.example/abc", store="watch.db") as w:
         print(w.run_cycle().line())
 
+`WatcherGroup` does the same over several processes (`watch --processes N`).
+
 Names are imported on first use, so the CLI's `--help` does not load requests.
 """
 
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "Watcher": "connector.watch.watcher",
+    "WatcherGroup": "connector.watch.processes",
     "CycleSummary": "connector.watch.summary",
     "HandlePoll": "connector.watch.summary",
     "Webhook": "connector.watch.webhook",
@@ -32,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..storage.outbox import Outbox  # noqa: F401
     from .delivery import Backoff, Deliverer, DeliveryPass  # noqa: F401
     from .pacing import Pacer  # noqa: F401
+    from .processes import WatcherGroup  # noqa: F401
     from .schedule import parse_interval  # noqa: F401
     from .summary import CycleSummary, HandlePoll  # noqa: F401
     from .watcher import Watcher  # noqa: F401

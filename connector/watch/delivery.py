@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..storage import Backlog, Database, OutboxEvent, new_owner
 from .webhook import Webhook, WebhookReply
@@ -68,6 +69,12 @@ class DeliveryPass:
     tried: set[str] = field(default_factory=set, repr=False, compare=False)
     #: Set once the receiver looks down: the rest of the pass is held back.
     down: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The counts cross to another process (a WatcherGroup's summaries), not the lock and
+        # event that only mean something inside this one.
+        return (DeliveryPass, (self.delivered, self.failed, self.parked, self.held,
+                               self.last_error))
 
     def add(self, other: DeliveryPass) -> None:
         self.delivered += other.delivered

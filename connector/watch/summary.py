@@ -74,6 +74,28 @@ class CycleSummary:
         d = self.delivery
         return not self.failed and not self.skipped and d.failed == 0 and d.held == 0
 
+    @classmethod
+    def merged(cls, parts: list[CycleSummary], *, handles: int) -> CycleSummary:
+        """The summaries of watchers over disjoint shards of `handles` handles (a
+        WatcherGroup's processes), as one: counts added up, the lowest rate limit left."""
+        out = cls(handles)
+        for part in parts:
+            out.polled |= part.polled
+            out.failed.update(part.failed)
+            for name in ("skipped", "elsewhere", "baselined", "new_follows", "requests",
+                         "credits", "pending", "parked"):
+                setattr(out, name, getattr(out, name) + getattr(part, name))
+            if part.unfollows is not None:
+                out.unfollows = (out.unfollows or 0) + part.unfollows
+            out.delivery.add(part.delivery)
+            rate = part.rate_limit
+            if rate is not None and rate.remaining is not None and (
+                    out.rate_limit is None or out.rate_limit.remaining is None
+                    or rate.remaining < out.rate_limit.remaining):
+                out.rate_limit = rate
+            out.stopped = out.stopped or part.stopped
+        return out
+
     def record_poll(self, outcome: HandlePoll) -> None:
         self.requests += outcome.requests
         self.credits += outcome.pages * CREDITS_PER_REQUEST

@@ -89,7 +89,7 @@ class Watcher:
         lease: float = DEFAULT_LEASE,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
-        self.handles = _unique_handles(handles)
+        self.handles = unique_handles(handles)
         if interval <= 0:
             raise InputError("interval must be longer than zero", field="interval")
         if concurrency < 1:
@@ -155,6 +155,11 @@ class Watcher:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def location(self) -> str:
+        """Where the state database is, as it may be shown (no password)."""
+        return self.store.location
 
     def close(self) -> None:
         for name in ("_pool", "_deliver_pool"):
@@ -456,7 +461,7 @@ def _check_options(inputs: dict[str, Any], operations: list[str]) -> None:
             raise InputError(f"{name} applies only when watching {kind} events", field=name)
 
 
-def _unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
+def unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
     if isinstance(handles, str):
         handles = [handles]
     out = tuple(dict.fromkeys(normalize_handle(h) for h in handles))

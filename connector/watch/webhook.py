@@ -100,6 +100,8 @@ class Webhook:
         pool_size: int = 10,
     ) -> None:
         self.url = check_webhook_url(url, allow_http=allow_http)
+        self.allow_http = allow_http
+        self.pool_size = pool_size
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         self.headers = dict(check_header(name, value) for name, value in pairs)
         self.timeouts = timeouts
@@ -109,6 +111,12 @@ class Webhook:
                                    trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
         # Never follows redirects: a 30x turning the POST into a GET would lose the event.
         self._poster = Poster(self.session, self.url)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Sent to another process (a WatcherGroup's), it is built anew there: a session and
+        # its sockets belong to one process.
+        return (_webhook, (self.url, self.headers, self.allow_http, self.timeouts,
+                           self.pool_size))
 
     @property
     def redacted(self) -> str:
@@ -184,3 +192,10 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare for webhooks; the backoff applies instead
+
+
+def _webhook(url: str, headers: dict[str, str], allow_http: bool, timeouts: Timeouts,
+             pool_size: int) -> Webhook:
+    """A Webhook rebuilt from what __reduce__ kept (its keyword arguments)."""
+    return Webhook(url, headers=headers, allow_http=allow_http, timeouts=timeouts,
+                   pool_size=pool_size)

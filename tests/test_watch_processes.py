@@ -1,0 +1,260 @@
+"""`watch --processes N`: the handles split over N child processes sharing one database and
+one webhook, which to the user is still one watch: one summary per cycle, one exit code, one
+stop. Every follow delivered, none twice when nothing fails; a child killed mid-cycle loses
+nothing; bad input is refused before anything is sent; the key stays out of every log line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from connector.core.errors import InputError
+from connector.core.http import RateLimit
+from connector.core.items import event_id, identity
+from connector.standin import StandIn
+from connector.watch import CycleSummary, DeliveryPass, WatcherGroup
+from connector.watch.delivery import Backoff
+from connector.watch.processes import auto_processes, shards
+from tests.receiver import Receiver
+from tests.support import API_KEY, run_cli, start_cli
+
+HANDLES = [f"p{i:03d}" for i in range(24)]
+
+
+@pytest.fixture
+def standin():
+    with StandIn(api_keys=(API_KEY,), rate_limit=10**9) as server:
+        for handle in HANDLES:
+            server.add_account(handle, 3)
+        yield server
+
+
+@pytest.fixture
+def receiver():
+    with Receiver() as r:
+        yield r
+
+
+def group(standin: StandIn, receiver: Receiver, db: str, **options) -> WatcherGroup:
+    options.setdefault("processes", 2)
+    options.setdefault("concurrency", 4)
+    return WatcherGroup(HANDLES, receiver.url, store=db, backoff=Backoff.immediate(),
+                        credentials={"apiKey": API_KEY, "baseUrl": standin.url}, **options)
+
+
+def new_follows(standin: StandIn) -> list[str]:
+    """One new follow for every handle; the event ids that must arrive."""
+    return [event_id(h, identity(u)) for h in HANDLES for u in standin.follow_many(h, 1)]
+
+
+def cli_watch(standin: StandIn, receiver: Receiver, db: str, *args: str):
+    handles = Path(db).with_suffix(".txt") if "://" not in db else None
+    if handles is None:
+        return run_cli("--base-url", standin.url, "watch", *HANDLES, "--webhook", receiver.url,
+                       "--state-db", db, *args, timeout=120)
+    handles.write_text("\n".join(HANDLES) + "\n")
+    return run_cli("--base-url", standin.url, "watch", "--handles-file", str(handles),
+                   "--webhook", receiver.url, "--state-db", db, *args, timeout=120)
+
+
+# The parts
+
+
+def test_auto_is_one_process_per_eight_in_flight_at_most_one_per_core_and_handle():
+    assert auto_processes(4, 1000, cpus=2) == 1
+    assert auto_processes(15, 1000, cpus=2) == 1
+    assert auto_processes(16, 1000, cpus=2) == 2
+    assert auto_processes(64, 1000, cpus=2) == 2
+    assert auto_processes(64, 1000, cpus=8) == 8
+    assert auto_processes(64, 3, cpus=8) == 3
+    assert auto_processes(16, 1000, cpus=1) == 1
+
+
+def test_shards_are_disjoint_cover_every_handle_and_split_the_concurrency():
+    handles = tuple(f"h{i}" for i in range(11))
+    parts = shards(handles, 3, 16)
+    assert [share for _, share in parts] == [6, 5, 5]
+    assert sorted(h for shard, _ in parts for h in shard) == sorted(handles)
+    assert [len(shard) for shard, _ in parts] == [4, 4, 3]
+
+
+def test_summaries_of_shards_add_up_to_one():
+    a, b = CycleSummary(3), CycleSummary(2)
+    a.polled, b.polled = {"x", "y"}, {"z"}
+    b.failed = {"w": "404 not_found"}
+    a.new_follows, b.new_follows = 2, 5
+    a.requests, b.requests = 3, 2
+    a.credits, b.credits = 30, 20
+    a.delivery, b.delivery = DeliveryPass(delivered=2), DeliveryPass(delivered=4, failed=1,
+                                                                     last_error="HTTP 500")
+    a.rate_limit, b.rate_limit = RateLimit(100, 80), RateLimit(100, 60)
+    b.pending = 1
+    merged = CycleSummary.merged([a, b], handles=5)
+    assert merged.line() == (
+        "watch: 3/5 handles polled, 7 new follows, 5 requests, 50 credits, rate limit 60/100 "
+        "left; delivered 6, pending 1, parked 0; 1 failed deliveries (HTTP 500); failed: "
+        "@w (404 not_found)")
+    assert not merged.ok
+    assert CycleSummary.merged([a], handles=3).unfollows is None
+
+
+# The Python API
+
+
+def test_a_group_runs_its_shards_in_child_processes_and_reports_one_cycle(
+        standin, receiver, tmp_path):
+    db = str(tmp_path / "w.db")
+    with group(standin, receiver, db) as g:
+        pids = g.pids
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        assert g.location == db
+        first = g.run_cycle()
+        assert (first.handles, len(first.polled), first.baselined) == (24, 24, 24)
+        expected = new_follows(standin)
+        standin.reset_log()
+        second = g.run_cycle()
+    assert second.ok and second.new_follows == 24 and second.delivery.delivered == 24
+    assert sorted(receiver.event_ids()) == sorted(expected)
+    # Each handle polled once: the shards never overlap.
+    assert standin.count_requests() == 24
+    assert all(standin.count_requests(h) == 1 for h in HANDLES)
+    for pid in pids:  # closed: the children are gone
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_a_group_shares_the_database_with_a_single_watcher(standin, receiver, any_db):
+    """State written by two processes is the one state: a later single-process watch sees
+    every handle baselined and finds only what is new."""
+    from connector.watch import Watcher
+
+    with group(standin, receiver, any_db) as g:
+        g.run_cycle()
+    expected = new_follows(standin)
+    with Watcher(HANDLES, receiver.url, store=any_db, backoff=Backoff.immediate(),
+                 credentials={"apiKey": API_KEY, "baseUrl": standin.url}) as single:
+        summary = single.run_cycle()
+    assert summary.ok and summary.baselined == 0 and summary.new_follows == 24
+    assert sorted(receiver.event_ids()) == sorted(expected)
+
+
+def test_bad_input_is_refused_before_any_request(standin, receiver, tmp_path):
+    with pytest.raises(InputError) as err:
+        group(standin, receiver, str(tmp_path / "w.db"), count=0)
+    assert err.value.field == "count"
+    with pytest.raises(InputError) as err:
+        group(standin, receiver, str(tmp_path / "w.db"), processes=3, concurrency=2)
+    assert err.value.field == "processes" and "--concurrency" in err.value.message
+    assert standin.count_requests() == 0
+
+
+def test_a_child_killed_mid_cycle_loses_nothing(standin, receiver, tmp_path):
+    db = str(tmp_path / "w.db")
+    with group(standin, receiver, db) as g:
+        g.run_cycle()
+        expected = new_follows(standin)
+        standin.latency = 0.15  # 12 handles a child, 2 at a time: about a second a shard
+        victim = g.pids[1]
+        killer = threading.Timer(0.4, os.kill, (victim, signal.SIGKILL))
+        killer.start()
+        summary = g.run_cycle()
+        killer.join()
+        assert not summary.ok
+        lost = [h for h, why in summary.failed.items() if "killed by signal 9" in why]
+        assert lost and set(lost) <= set(HANDLES[1::2])  # the second shard's handles
+        # The survivor keeps going; the dead one's handles are reported, not dropped.
+        standin.latency = 0.0
+        again = g.run_cycle()
+        assert set(again.failed) == set(HANDLES[1::2])
+    with group(standin, receiver, db) as g:
+        assert g.run_cycle().ok
+    # Every follow arrived; a POST cut off by the kill may arrive twice (at-least-once).
+    assert set(receiver.event_ids()) == set(expected)
+
+
+def test_run_reports_one_summary_per_interval_and_stops_on_request(standin, receiver, tmp_path):
+    summaries: list[CycleSummary] = []
+    with group(standin, receiver, str(tmp_path / "w.db"), interval=0.5, jitter=0.0) as g:
+        def on_summary(summary: CycleSummary) -> None:
+            summaries.append(summary)
+            if len(summaries) == 2:
+                g.stop()
+        finished = threading.Event()
+        thread = threading.Thread(target=lambda: (g.run(on_summary), finished.set()))
+        thread.start()
+        assert finished.wait(30), "the group did not stop"
+        thread.join()
+    assert len(summaries) == 3 and summaries[-1].stopped
+    assert all(s.handles == 24 for s in summaries)
+    # The first interval baselined every handle, once, across both processes.
+    assert sum(s.baselined for s in summaries) == 24
+
+
+# The command line
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_watch_processes_delivers_every_follow_once(standin, receiver, tmp_path, backend,
+                                                    request):
+    db = (str(tmp_path / "w.db") if backend == "sqlite"
+          else request.getfixturevalue("postgres_url"))
+    first = cli_watch(standin, receiver, db, "--once", "--processes", "2")
+    assert first.code == 0, first.stderr
+    assert "24/24 handles polled (24 baselined)" in first.stderr
+    expected = new_follows(standin)
+    standin.reset_log()
+    second = cli_watch(standin, receiver, db, "--once", "--processes", "2", "--concurrency", "4")
+    assert second.code == 0, second.stderr
+    assert second.stderr.strip().splitlines()[-1].startswith(
+        "watch: 24/24 handles polled, 24 new follows, 24 requests, 240 credits")
+    assert sorted(receiver.event_ids()) == sorted(expected)  # each once
+    assert all(standin.count_requests(h) == 1 for h in HANDLES)
+
+
+def test_watch_processes_keeps_secrets_out_of_its_childrens_logs(standin, receiver, tmp_path):
+    hook = receiver.url + "/s3cr3t-path"
+    run = run_cli("--base-url", standin.url, "-vv", "watch", *HANDLES[:4], "--webhook", hook,
+                  "--header", "X-Token: hunter2-token", "--state-db", str(tmp_path / "w.db"),
+                  "--once", "--processes", "2", "--concurrency", "2")
+    assert run.code == 0, run.stderr
+    assert "@p001" in run.stderr and "@p000" in run.stderr  # both children logged their polls
+    for secret in (API_KEY, "s3cr3t-path", "hunter2-token"):
+        assert secret not in run.stderr and secret not in run.stdout
+
+
+def test_watch_processes_refuses_more_processes_than_concurrency(standin, receiver, tmp_path):
+    run = cli_watch(standin, receiver, str(tmp_path / "w.db"), "--once", "--processes", "3",
+                    "--concurrency", "2")
+    assert run.code == 2
+    assert "--processes" in run.stderr or "processes" in run.stderr
+    assert "--concurrency" in run.stderr
+    assert standin.count_requests() == 0
+
+
+def test_sigterm_stops_every_process_and_exits_zero(standin, receiver, tmp_path):
+    proc = start_cli("--base-url", standin.url, "watch", *HANDLES, "--webhook", receiver.url,
+                     "--state-db", str(tmp_path / "w.db"), "--interval", "1s",
+                     "--processes", "2")
+    lines: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("watch: 24/24 handles polled"):
+            break
+    children = [pid for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                .read_text().split() if "resource_tracker" not in
+                Path(f"/proc/{pid}/cmdline").read_text()]
+    assert len(children) == 2, [Path(f"/proc/{pid}/cmdline").read_text() for pid in children]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    lines += proc.stderr.read().splitlines()
+    assert lines[-1].rstrip().endswith("[stopped]")
+    time.sleep(0.2)
+    for pid in map(int, children):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
