@@ -18,10 +18,11 @@ import runpy
 import sys
 
 
-def peak_rss_bytes() -> int | None:
-    """This process's peak resident set size (VmHWM), or None where /proc has no such line."""
+def peak_rss_bytes(pid: int | str = "self") -> int | None:
+    """A process's peak resident set size (VmHWM; this one's by default), or None where /proc
+    has no such line."""
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return int(line.split()[1]) * 1024

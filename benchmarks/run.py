@@ -3,6 +3,9 @@
     python benchmarks/run.py            # everything, a few minutes
     python benchmarks/run.py --quick    # every section shrunk: a smoke test under a minute
     python benchmarks/run.py --only overhead
+    python benchmarks/run.py --only scale --output /tmp/scale.md   # keep a partial report
+
+Only a full run writes BENCHMARKS.md (unless --output says otherwise).
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="shrink every section (a smoke test, not figures to publish)")
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", metavar="NAME",
                         help=f"run only this section (repeatable): {', '.join(SECTIONS)}")
-    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
-                        help="where to write the Markdown report (default: BENCHMARKS.md)")
+    parser.add_argument("--output", type=Path,
+                        help="where to write the Markdown report (default: BENCHMARKS.md for a "
+                             "full run; a --quick or --only run writes one only when given this, "
+                             "so it never replaces the full report by accident)")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/run.py",
                           *(sys.argv[1:] if argv is None else argv)])
@@ -89,9 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         partial = "Quick run: every section shrunk; these figures are a smoke test only."
     elif args.only:
         partial = f"Only these sections were run: {', '.join(names)}."
-    args.output.write_text(render_markdown(sections, describe(), command=command,
-                                           partial=partial, preamble=PREAMBLE), encoding="utf-8")
-    print(f"\nwrote {args.output}", file=sys.stderr)
+    output = args.output or (None if partial else ROOT / "BENCHMARKS.md")
+    if output is not None:
+        output.write_text(render_markdown(sections, describe(), command=command,
+                                          partial=partial, preamble=PREAMBLE), encoding="utf-8")
+        print(f"\nwrote {output}", file=sys.stderr)
+    else:
+        print("\nBENCHMARKS.md left as it was (a partial run); --output FILE keeps this report",
+              file=sys.stderr)
     missed = any(t.met is False for s in sections for t in s.targets)
     failed = any(s.skipped and s.skipped.startswith("failed") for s in sections)
     return 1 if failed or missed else 0
