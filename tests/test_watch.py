@@ -236,6 +236,32 @@ def test_watchers_sharing_a_database_deliver_only_their_own_handles(
     assert receiver.event_ids() == ids_for("alice", users)
 
 
+def test_a_once_cycle_looks_again_soon_for_a_handle_another_watcher_is_polling(
+    standin, make_watcher, db
+):
+    """A handle held by another watcher is usually a poll in flight there: the cycle looks
+    again after 50 ms, then twice as long each time up to a second, and counts it as done by
+    the other watcher once that one has polled it."""
+    standin.add_account("alice", 3)
+    watcher = make_watcher(["alice"])
+    key = state_key("alice")
+    with open_database(db) as other:
+        assert other.claim_polls([key], "other-worker", lease_for=300).granted == [key]
+        waits: list[float] = []
+
+        class Recording(threading.Event):
+            def wait(self, timeout: float | None = None) -> bool:
+                waits.append(round(timeout or 0, 3))
+                if len(waits) == 6:  # the other watcher is done with it
+                    other.release_poll(key, "other-worker", polled=True)
+                return False
+
+        watcher._stop = Recording()
+        summary = watcher.run_cycle()
+    assert waits == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0]
+    assert summary.elsewhere == 1 and summary.ok and standin.count_requests() == 0
+
+
 def test_accounts_without_id_or_sec_uid_get_their_own_event_ids_and_are_all_delivered(
     standin, make_watcher, receiver
 ):

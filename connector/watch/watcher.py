@@ -57,7 +57,11 @@ MIN_IDLE = 0.05
 #: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
 #: only one of the two can save).
 DEFAULT_LEASE = 300.0
-#: A `--once` cycle waiting for handles that another watcher holds looks again this often.
+#: A `--once` cycle waiting for handles that another watcher holds looks again after
+#: FIRST_RECHECK, then twice as long each time, up to RECHECK: such a handle is usually a poll
+#: in flight there, done within the API's latency, and a second of waiting for it was most of
+#: what a second worker added to a cycle.
+FIRST_RECHECK = 0.05
 RECHECK = 1.0
 
 
@@ -185,8 +189,10 @@ class Watcher:
         started = time.monotonic()
         deliveries = DeliveryPass()
         outcomes, waiting = self._sweep(self.handles, started, deliveries)
+        pause = FIRST_RECHECK
         while waiting and not self.stopping:
-            self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), RECHECK))
+            self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), pause))
+            pause = min(2 * pause, RECHECK)
             more, waiting = self._sweep(list(waiting), started, deliveries)
             outcomes += more
         for outcome in outcomes:
