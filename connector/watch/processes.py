@@ -43,6 +43,7 @@ log = logging.getLogger("connector.watch")
 PER_PROCESS = 8
 #: How long a stopping child may take to finish what it has in flight before it is killed.
 STOP_GRACE = 60.0
+_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 
 
 def usable_cpus() -> int:
@@ -158,7 +159,7 @@ class WatcherGroup:
     def kill(self) -> None:
         """Stop every child at once (a second Ctrl-C): safe, the outbox survives kill -9."""
         for child in self._children:
-            child.signal(signal.SIGKILL)
+            child.signal(_KILL)
 
     def close(self) -> None:
         """Stop the children (gracefully, then for good after STOP_GRACE) and wait for them."""
@@ -168,7 +169,7 @@ class WatcherGroup:
         for child in self._children:
             child.process.join(STOP_GRACE)
             if child.process.is_alive():
-                child.signal(signal.SIGKILL)
+                child.signal(_KILL)
                 child.process.join(5)
             child.conn.close()
 
@@ -308,7 +309,7 @@ def _child_main(conn: Connection, payload: bytes) -> None:
                    else ConnectorError(f"{type(exc).__name__}: {exc}")))
         return
     signal.signal(signal.SIGTERM, lambda signum, frame: watcher.stop())
-    with watcher:
+    with watcher, contextlib.suppress(BrokenPipeError, EOFError):  # the parent is gone
         conn.send(("ready", watcher.location))
         while True:
             try:
