@@ -70,8 +70,13 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            # A real receiver's listen backlog: socketserver's 5 overflows when watch's
+            # processes open their webhook connections at once, and the kernel resets some.
+            request_queue_size = 128
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
@@ -197,7 +202,7 @@ def run(quick: bool = False) -> Section:
                 "without the added latency (the work latency cannot hide)."),
         headers=["cycle", "concurrency", "processes", "requests", "deliveries", "cycle time",
                  "ideal", "cycle / ideal", "command", "command / ideal", "command CPU per handle",
-                 "in-flight peak", "peak RSS", "exit"],
+                 "in-flight peak", "peak RSS", "exits"],
     )
     concurrency, missing = default_concurrency()
     if missing:
@@ -278,7 +283,12 @@ def run(quick: bool = False) -> Section:
             ratio(out["cycle"] / ideal) if ideal else "-", f"{out['wall']:.2f} s",
             ratio(out["wall"] / ideal) if ideal else "-",
             f"{statistics.median(o['cpu'] for o in outs) / handles * 1000:.2f} ms",
-            str(out["peak"]), size(out["rss"]), str(out["code"])])
+            str(out["peak"]), size(out["rss"]),
+            " ".join(str(code) for code in sorted({o["code"] for o in outs}))])
+        for o in outs:  # a cycle that did not end clean, whether or not it is the median
+            if o["code"] != 0 and o is not out:
+                section.notes.append(f"{label}, concurrency {n}, a cycle that exited "
+                                     f"{o['code']}: `{o['summary']}`")
         if out["summary"]:
             section.notes.append(f"{label}, concurrency {n}: `{out['summary']}`")
         if (label.startswith("1 new follow") and ideal and not out["forced"]

@@ -71,6 +71,7 @@ class Receiver:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            request_queue_size = 128  # socketserver's 5 overflows under many senders at once
             allow_reuse_address = True
 
             def handle_error(self, request: Any, client_address: Any) -> None:

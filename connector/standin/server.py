@@ -391,6 +391,9 @@ class _Server(ThreadingHTTPServer):
     """ThreadingHTTPServer that is quiet and can drop its open connections on stop."""
 
     daemon_threads = True
+    # The listen backlog of a real server: socketserver's 5 overflows when clients open their
+    # connection pools at once (watch --processes), and the kernel then drops or resets some.
+    request_queue_size = 128
     standin: StandIn
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
