@@ -143,6 +143,21 @@ def test_a_group_shares_the_database_with_a_single_watcher(standin, receiver, an
     assert sorted(receiver.event_ids()) == sorted(expected)
 
 
+def test_a_group_watching_unfollows_too_adds_up_both_kinds(standin, receiver, tmp_path):
+    db = str(tmp_path / "w.db")
+    with group(standin, receiver, db, events=("followed", "unfollowed")) as g:
+        g.run_cycle()
+        gone = {h: standin.following(h)[0]["id"] for h in HANDLES[:2]}  # one in each shard
+        for handle, user_id in gone.items():
+            standin.unfollow(handle, user_id)
+        standin.follow_many(HANDLES[2], 1)
+        summary = g.run_cycle()
+    assert summary.ok and (summary.unfollows, summary.new_follows) == (2, 1)
+    assert "2 unfollows" in summary.line()
+    kinds = sorted(r.body.get("event", "followed") for r in receiver)
+    assert kinds == ["followed", "unfollowed", "unfollowed"]
+
+
 def test_bad_input_is_refused_before_any_request(standin, receiver, tmp_path):
     with pytest.raises(InputError) as err:
         group(standin, receiver, str(tmp_path / "w.db"), count=0)
