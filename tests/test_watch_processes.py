@@ -65,13 +65,15 @@ def cli_watch(standin: StandIn, receiver: Receiver, db: str, *args: str):
 # The parts
 
 
-def test_auto_is_one_process_per_eight_in_flight_at_most_one_per_core_and_handle():
+def test_auto_is_one_process_per_eight_in_flight_at_most_one_per_core_and_100_handles():
     assert auto_processes(4, 1000, cpus=2) == 1
     assert auto_processes(15, 1000, cpus=2) == 1
     assert auto_processes(16, 1000, cpus=2) == 2
     assert auto_processes(64, 1000, cpus=2) == 2
     assert auto_processes(64, 1000, cpus=8) == 8
-    assert auto_processes(64, 3, cpus=8) == 3
+    assert auto_processes(64, 250, cpus=8) == 2
+    assert auto_processes(16, 199, cpus=2) == 1
+    assert auto_processes(16, 3, cpus=8) == 1
     assert auto_processes(16, 1000, cpus=1) == 1
 
 

@@ -57,8 +57,9 @@ def add_commands(sub: Any) -> None:
                    help="handles polled (and webhooks posted) at once (default 4)")
     c.add_argument("--processes", type=_processes, default="auto", metavar="N",
                    help="processes the handles are split over, sharing --concurrency; auto "
-                        "(default): one per 8 requests in flight, at most one per core, so "
-                        "--concurrency 16 on 2 cores runs 2 (see docs/speed.md)")
+                        "(default): one per 8 requests in flight, at most one per core and per "
+                        "100 handles, so --concurrency 16 over 1,000 handles on 2 cores runs 2 "
+                        "(see docs/speed.md)")
     c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
                    help="delivery attempts before an event is parked (default 10)")
     c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
