@@ -19,7 +19,7 @@ from connector.core.items import event_id, identity
 from connector.standin import StandIn
 from connector.watch import CycleSummary, DeliveryPass, WatcherGroup
 from connector.watch.delivery import Backoff
-from connector.watch.processes import auto_processes, shards
+from connector.watch.processes import Intervals, auto_processes, shards
 from tests.receiver import Receiver
 from tests.support import API_KEY, run_cli, start_cli
 
@@ -103,6 +103,39 @@ def test_summaries_of_shards_add_up_to_one():
         "@w (404 not_found)")
     assert not merged.ok
     assert CycleSummary.merged([a], handles=3).unfollows is None
+
+
+def interval(polled: set[str], new: int, *, stopped: bool = False) -> CycleSummary:
+    summary = CycleSummary(len(polled), polled=set(polled), new_follows=new, stopped=stopped)
+    return summary
+
+
+def test_an_interval_is_reported_once_every_running_process_has_reported_it():
+    intervals = Intervals([1, 2], handles=4)
+    intervals.add(1, interval({"a", "b"}, 1))
+    assert intervals.complete() == []  # process 2 has not reported it yet
+    intervals.add(1, interval({"a", "b"}, 2))
+    intervals.add(2, interval({"c", "d"}, 3))
+    [first] = intervals.complete()
+    assert (first.polled, first.new_follows, first.handles) == ({"a", "b", "c", "d"}, 4, 4)
+    # Stopping: process 1 got one more interval in before its last summary; neither is paired
+    # with process 2's last one, and the end is one summary, not two.
+    intervals.add(1, interval({"a"}, 5, stopped=True))
+    intervals.add(2, interval({"c"}, 0, stopped=True))
+    intervals.end(1)
+    intervals.end(2)
+    assert intervals.complete() == []
+    last = intervals.last()
+    assert last.stopped and last.new_follows == 7 and last.polled == {"a", "b", "c"}
+
+
+def test_the_intervals_of_the_others_go_on_when_a_process_dies():
+    intervals = Intervals([1, 2], handles=4)
+    intervals.add(2, interval({"c"}, 1))
+    intervals.end(1)  # died before reporting
+    [only] = intervals.complete()
+    assert only.polled == {"c"} and only.handles == 4
+    assert intervals.last().new_follows == 0
 
 
 # The Python API
@@ -206,7 +239,7 @@ def test_run_reports_one_summary_per_interval_and_stops_on_request(standin, rece
         thread.start()
         assert finished.wait(30), "the group did not stop"
         thread.join()
-    assert len(summaries) == 3 and summaries[-1].stopped
+    assert len(summaries) == 3 and summaries[-1].stopped and not summaries[0].stopped
     assert all(s.handles == 24 for s in summaries)
     # The first interval baselined every handle, once, across both processes.
     assert sum(s.baselined for s in summaries) == 24

@@ -202,30 +202,24 @@ class WatcherGroup:
         live = [c for c in self._children if c.alive]
         for child in live:
             child.send("run")
-        queued: dict[int, list[CycleSummary]] = {c.number: [] for c in live}
-        running = {c.number for c in live}
+        intervals = Intervals([c.number for c in live], handles=len(self.handles))
         died: list[str] = []
-        last: CycleSummary | None = None
-        while running:
+        while intervals.running:
             for child, (kind, value) in self._gather(
-                    [c for c in live if c.number in running], first=True):
+                    [c for c in live if c.number in intervals.running], first=True):
                 if kind == "interval":
-                    queued[child.number].append(value)
+                    intervals.add(child.number, value)
                     continue
-                running.discard(child.number)
+                intervals.end(child.number)
                 if kind != "done":
                     died.append(f"process {child.number} {value}")
                     self.stop()
-            # An interval is reported once every child still running has reported it.
-            while any(queued.values()) and all(queued[n] for n in running):
-                last = CycleSummary.merged([q.pop(0) for q in queued.values() if q],
-                                           handles=len(self.handles))
+            for summary in intervals.complete():
                 if on_summary is not None:
-                    on_summary(last)
-        if last is None or not last.stopped:  # each child's last summary is a stopped one
-            last = CycleSummary(len(self.handles), stopped=True)
-            if on_summary is not None:
-                on_summary(last)
+                    on_summary(summary)
+        last = intervals.last()
+        if on_summary is not None:
+            on_summary(last)
         if died:
             raise ConnectorError(f"a watch process stopped unexpectedly ({', '.join(died)}), "
                                  "so the others were stopped too; the states and the outbox "
@@ -248,6 +242,41 @@ class WatcherGroup:
             if first and out:
                 break
         return out
+
+
+class Intervals:
+    """The interval summaries of a group's processes, put together: an interval is complete
+    once every process still running has reported it; a process's last summary (stopped)
+    waits for the others' last ones, and the end is one summary of whatever is left."""
+
+    def __init__(self, numbers: Iterable[int], *, handles: int) -> None:
+        self.handles = handles
+        self.queued: dict[int, list[CycleSummary]] = {n: [] for n in numbers}
+        self.running = set(self.queued)
+
+    def add(self, number: int, summary: CycleSummary) -> None:
+        self.queued[number].append(summary)
+
+    def end(self, number: int) -> None:
+        """That process reports no more (done, or dead)."""
+        self.running.discard(number)
+
+    def complete(self) -> list[CycleSummary]:
+        """The intervals every running process has now reported, each as one summary."""
+        out = []
+        queued, running = self.queued, sorted(self.running)
+        while running and all(queued[n] and not queued[n][0].stopped for n in running):
+            out.append(CycleSummary.merged([queued[n].pop(0) for n in running],
+                                           handles=self.handles))
+        return out
+
+    def last(self) -> CycleSummary:
+        """The end: the last summaries, and any interval reported after another process had
+        stopped or died, as one stopped summary."""
+        last = CycleSummary.merged([s for q in self.queued.values() for s in q],
+                                   handles=self.handles)
+        last.stopped = True
+        return last
 
 
 class _Child:
