@@ -120,13 +120,17 @@ def test_an_interval_is_reported_once_every_running_process_has_reported_it():
     assert (first.polled, first.new_follows, first.handles) == ({"a", "b", "c", "d"}, 4, 4)
     # Stopping: process 1 got one more interval in before its last summary; neither is paired
     # with process 2's last one, and the end is one summary, not two.
+    intervals.queued[1][0].pending = 9  # process 1's outbox after that interval...
     intervals.add(1, interval({"a"}, 5, stopped=True))
+    intervals.queued[1][1].pending = 4  # ...and as it stopped: 4 left, not 9 + 4
     intervals.add(2, interval({"c"}, 0, stopped=True))
+    intervals.queued[2][0].pending = 1
     intervals.end(1)
     intervals.end(2)
     assert intervals.complete() == []
     last = intervals.last()
     assert last.stopped and last.new_follows == 7 and last.polled == {"a", "b", "c"}
+    assert last.pending == 5
 
 
 def test_the_intervals_of_the_others_go_on_when_a_process_dies():
@@ -248,6 +252,33 @@ def test_run_reports_one_summary_per_interval_and_stops_on_request(standin, rece
 # The command line
 
 
+@pytest.mark.parametrize(("concurrency", "handles", "expected"), [
+    ("16", 200, 2), ("16", 199, 1), ("8", 1000, 1)])
+def test_watch_runs_as_many_processes_as_auto_says(monkeypatch, concurrency, handles,
+                                                   expected):
+    """The default `--processes auto` reaches the watch: a group from 16 in flight and 200
+    handles up (on 2 cores), one Watcher below."""
+    from connector.cli import watch as cli_watch_module
+    from connector.watch import processes, watcher
+
+    made: list[tuple[str, int]] = []
+
+    class Fake:
+        def __init__(self, handles, webhook, processes=1, **options):
+            made.append((type(self).__name__, processes))
+            raise InputError("stop here", field="handle")
+
+    monkeypatch.setattr(processes, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(processes, "WatcherGroup", type("WatcherGroup", (Fake,), {}))
+    monkeypatch.setattr(watcher, "Watcher", type("Watcher", (Fake,), {}))
+    args = cli_watch_module.argparse.Namespace(
+        processes="auto", concurrency=int(concurrency), verbose=0,
+        secrets=type("S", (), {"values": []})())
+    with pytest.raises(InputError):
+        cli_watch_module._watcher(args, [f"h{i}" for i in range(handles)], None, {}, {})
+    assert made == [("WatcherGroup" if expected > 1 else "Watcher", expected)]
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_watch_processes_delivers_every_follow_once(standin, receiver, tmp_path, backend,
                                                     request):
@@ -281,8 +312,8 @@ def test_watch_processes_refuses_more_processes_than_concurrency(standin, receiv
     run = cli_watch(standin, receiver, str(tmp_path / "w.db"), "--once", "--processes", "3",
                     "--concurrency", "2")
     assert run.code == 2
-    assert "--processes" in run.stderr or "processes" in run.stderr
-    assert "--concurrency" in run.stderr
+    assert "concurrency (2) must be at least the number of processes (3)" in run.stderr
+    assert "raise --concurrency or lower --processes" in run.stderr
     assert standin.count_requests() == 0
 
 

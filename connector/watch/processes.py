@@ -106,7 +106,6 @@ class WatcherGroup:
         # A URL is checked here, before any process starts; each child builds its own.
         sent = Webhook(webhook) if isinstance(webhook, str) else webhook
         self.processes = processes
-        self.concurrency = concurrency
         #: Where the state database is, as it may be shown (the children say).
         self.location = ""
         self._stopping = False
@@ -273,10 +272,18 @@ class Intervals:
     def last(self) -> CycleSummary:
         """The end: the last summaries, and any interval reported after another process had
         stopped or died, as one stopped summary."""
-        last = CycleSummary.merged([s for q in self.queued.values() for s in q],
+        last = CycleSummary.merged([_one(q) for q in self.queued.values() if q],
                                    handles=self.handles)
         last.stopped = True
         return last
+
+
+def _one(summaries: list[CycleSummary]) -> CycleSummary:
+    """One process's summaries in a row as one: what they did added up, and its outbox
+    (pending, parked) as the last one saw it, not the sum of every look at it."""
+    out = CycleSummary.merged(summaries, handles=summaries[-1].handles)
+    out.pending, out.parked = summaries[-1].pending, summaries[-1].parked
+    return out
 
 
 class _Child:
