@@ -27,6 +27,7 @@ from .common import (
     say,
     seconds,
     state_db_arg,
+    state_target,
     whole_number,
     write_items,
 )
@@ -197,7 +198,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
                          "only learns the list", field="firstRun")
     if not args.unfollows and args.reconcile_every is not None:
         raise InputError("--reconcile-every needs --unfollows", field="reconcileEvery")
-    with credentials_for(args) as creds, open_store(args.state_db) as store:
+    with credentials_for(args) as creds, open_store(state_target(args)) as store:
         batch = store.poll(args.handle, inputs={k: v for k, v in inputs.items() if v is not None},
                            credentials=creds, operation=operation)
         with batch:

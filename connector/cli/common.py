@@ -136,9 +136,23 @@ def state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = Non
     """The --state-db option, the same on every command that keeps state."""
     parser.add_argument(
         "--state-db", metavar="PATH|URL",
-        help="SQLite state file, or a postgresql://user:password@host/db URL shared by many "
-             "watch workers (needs the postgres extra) (default: " + (default_help or
-             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir") + ")")
+        help="SQLite state file (its folder must exist), or a "
+             "postgresql://user:password@host/db URL shared by many watch workers (needs the "
+             "postgres extra) (default: " + (default_help or
+             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir; with --sandbox, a "
+             "sandbox.db there") + ")")
+
+
+def state_target(args: argparse.Namespace) -> str | None:
+    """The --state-db to open: as given; with --sandbox and none given, the sandbox's own
+    database, apart from the real default one (said on stderr); else None, the default."""
+    if args.state_db or not args.sandbox:
+        return args.state_db
+    from ..storage.database import sandbox_path
+
+    path = str(sandbox_path())
+    say(f"sandbox: state in {path}")
+    return path
 
 
 def whole_number(low: int, high: int | None) -> Any:

@@ -29,6 +29,7 @@ from .common import (
     say,
     seconds,
     state_db_arg,
+    state_target,
     whole_number,
 )
 from .options import examples, input_option
@@ -171,7 +172,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not handles:
             raise InputError("no handles to watch: give HANDLE arguments or --handles-file FILE",
                              field="handle")
-        options = dict(store=args.state_db, interval=args.interval,
+        options = dict(store=state_target(args), interval=args.interval,
                        concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
                        first_run=args.first_run, max_attempts=args.max_attempts,
                        events=args.events, reconcile_every=args.reconcile_every,
@@ -297,7 +298,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def _outbox(args: argparse.Namespace, webhook: Any) -> int:
     from ..storage import Outbox
 
-    with Outbox(args.state_db) as box:
+    with Outbox(state_target(args)) as box:
         if args.action == "list":
             return _list(box, args)
         ids = None if args.all else list(dict.fromkeys(args.event_ids))
