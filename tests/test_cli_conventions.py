@@ -131,3 +131,31 @@ def test_one_account_and_one_request_are_singular(standin, creds, tmp_path) -> N
                    key=creds["apiKey"])
     assert run.code == 0, run.stderr
     assert run.stderr.startswith("@alice: 1 new follow, 1 request, 10 credits")
+
+
+def test_completion_prints_a_script_naming_the_commands_options_and_choices() -> None:
+    for shell in ("bash", "zsh"):
+        run = run_main("completion", shell)
+        assert run.code == 0, run.stderr
+        for word in ("tiktok-following", "list", "poll", "--max-pages", "--first-run",
+                     "skipExisting", "emitRecent", "--sandbox"):
+            assert word in run.stdout, (shell, word)
+
+
+def test_help_and_start_up_never_import_the_completion_library() -> None:
+    from tests.support import run_python
+
+    run = run_python("import sys, connector; from connector import cli; cli._parser(); "
+                     "print('shtab' in sys.modules)")
+    assert run.code == 0, run.stderr
+    assert run.stdout == "False\n"
+
+
+def test_completion_without_shtab_says_what_to_install() -> None:
+    from tests.support import run_python
+
+    run = run_python("import sys; sys.modules['shtab'] = None; from connector.cli import main; "
+                     "sys.exit(main(['completion', 'bash']))")
+    assert run.code == 2 and run.stdout == ""
+    assert run.stderr == ("tiktok-following: shell completion needs shtab: pip install shtab "
+                          "(or the completion extra)\n")

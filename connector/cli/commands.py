@@ -1,4 +1,4 @@
-"""`list`, `poll`, `invoke`, `manifest`, `sandbox` and `demo`. Python equivalents:
+"""`list`, `poll`, `invoke`, `manifest`, `sandbox`, `demo` and `completion`. Python equivalents:
 `connector.stream` (or `connector.run`), `connector.open_store().poll`
 (`operation="account_unfollowed"` for `poll --unfollows`), `connector.invoke`,
 `connector.manifests`, `connector.StandIn`."""
@@ -116,6 +116,17 @@ def add_commands(sub: Any) -> None:
                    help="seconds between polls (more than 0, at most 3600; default: 4)")
     state_db_arg(c, default_help="a temporary file")
     c.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser(
+        "completion", help="print a shell completion script (the completion extra: shtab)",
+        description="A completion script for the shell, generated once from this command "
+                    "line (commands, options, choices): nothing runs when you press Tab. "
+                    "Needs shtab: pip install shtab, or the completion extra.",
+        epilog=examples(f"{PROG} completion bash > ~/.local/share/bash-completion/completions/"
+                        f"{PROG}",
+                        f"{PROG} completion zsh > ~/.zfunc/_{PROG}"))
+    c.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    c.set_defaults(func=cmd_completion)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -258,6 +269,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     sys.stdout.flush()
                     batch.commit()
                 print(poll_summary(batch.meta), file=sys.stderr)
+    return 0
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import shtab
+    except ImportError:
+        raise ConfigurationError("shell completion needs shtab: pip install shtab (or the "
+                                 "completion extra)", field="shell") from None
+    from . import _parser
+
+    sys.stdout.write(shtab.complete(_parser(), args.shell))
     return 0
 
 
