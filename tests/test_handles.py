@@ -77,3 +77,61 @@ def test_the_error_names_the_field_it_was_given() -> None:
     assert caught.value.field == "account"
     assert caught.value.message.startswith("account:")
     assert caught.value.sent_nothing
+
+
+# ------------------------------------------------ pasted handles and TikTok's rule (issue 21)
+
+#: What pasting leaves around a handle: line ends of every system, Unicode spaces, zero-width
+#: characters, a byte order mark, direction marks.
+RESIDUE = ["\n", "\r\n", "\r", "\t", "\xa0", "\u202f", "\u3000", "\u2028", "\u200b", "\u200d",
+           "\u2060", "\ufeff", "\u200e", "\u200f"]
+
+
+@pytest.mark.parametrize("residue", RESIDUE, ids=[f"U+{ord(r[-1]):04X}" for r in RESIDUE])
+def test_what_pasting_leaves_around_a_handle_is_accepted(residue: str) -> None:
+    for pasted in (f"stoolpresidente{residue}", f"{residue}@stoolpresidente{residue}",
+                   f"{residue}https://www.tiktok.com/@stoolpresidente{residue}"):
+        assert normalize_handle(pasted) == "stoolpresidente"
+
+
+@pytest.mark.parametrize("pasted", ["na\u200bme", "stool\xa0presidente", "na\nme", "na\rme"])
+def test_an_invisible_character_inside_is_refused_and_shown_visibly(pasted: str) -> None:
+    with pytest.raises(InputError) as caught:
+        normalize_handle(pasted)
+    shown = repr(pasted)
+    assert "\\" in shown and shown in caught.value.message  # e.g. 'na\u200bme', escaped
+    assert pasted not in caught.value.message
+    assert "inside" in caught.value.message
+
+
+@pytest.mark.parametrize("name", [".", "..", "...", "name.", "@name.", "x" * 23 + "."])
+def test_a_name_ending_with_a_period_is_not_a_tiktok_handle(name: str) -> None:
+    with pytest.raises(InputError) as caught:
+        normalize_handle(name)
+    assert "does not end with a period" in caught.value.message
+
+
+def test_a_name_tiktok_refuses_costs_no_request(standin, creds) -> None:
+    from tests.support import run_main
+
+    run = run_main("--base-url", standin.url, "list", "name.", key=creds["apiKey"])
+    assert run.code == 2 and run.stdout == ""
+    assert "'name.' is not a TikTok handle (a handle does not end with a period)" in run.stderr
+    assert standin.count_requests() == 0
+
+
+def test_a_pasted_handle_with_a_line_end_works_on_the_command_line(standin, creds) -> None:
+    from tests.support import run_main
+
+    standin.add_account("alice", 2)
+    run = run_main("--base-url", standin.url, "list", "alice\r\n", key=creds["apiKey"])
+    assert run.code == 0, run.stderr
+    assert len(run.lines) == 2
+
+
+def test_the_refusal_on_the_command_line_shows_the_invisible_character() -> None:
+    from tests.support import run_cli
+
+    run = run_cli("list", "na\u200bme")
+    assert run.code == 2
+    assert "'na\\u200bme'" in run.stderr

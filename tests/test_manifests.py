@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+import connector
 from connector.core import manifests
 from connector.core.errors import InputError
 from connector.core.handles import MAX_INPUT, PATTERN, normalize_handle
 from connector.operations import REQUEST_SOURCES
-from tests.support import ITEM_FIELDS, ROOT, run_python
+from tests.support import ITEM_FIELDS, ROOT, run_invoke, run_python
 
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))
 OPERATIONS = [p.stem for p in MANIFEST_FILES if p.stem != manifests.CONNECTOR_KEY]
@@ -312,3 +313,31 @@ def test_the_zapier_export_keeps_labels_defaults_and_the_secret() -> None:
     assert trigger["sample"] == load("new_account_followed")["sample"]
     with pytest.raises(InputError):
         forms.zapier("connector")
+
+
+# ---------------------------------------------------------------- unknown inputs (issue 19)
+
+
+def test_a_misspelt_input_is_named_not_reported_as_the_missing_one() -> None:
+    with pytest.raises(connector.InputError) as caught:
+        connector.run("new_account_followed", {"handel": "x"}, credentials={"apiKey": "k"})
+    assert caught.value.field == "handel"
+    assert caught.value.message.startswith("unknown input 'handel' (did you mean 'handle'?); "
+                                           "the inputs are: handle, ")
+
+
+def test_an_unknown_input_wins_over_another_bad_one() -> None:
+    with pytest.raises(connector.InputError) as caught:
+        connector.run("get_tiktok_user_following", {"handle": "x", "maxPages": 0, "pages": 3},
+                      credentials={"apiKey": "k"})
+    assert caught.value.field == "pages"
+    # maxPages was given, so it is not what `pages` meant.
+    assert caught.value.message.startswith("unknown input 'pages'; the inputs are: handle, ")
+
+
+def test_invoke_names_the_unknown_input() -> None:
+    run = run_invoke({"operation": "new_account_followed", "inputs": {"handel": "x"}}, key="k")
+    assert run.code == 2
+    assert run.error["type"] == "input_error" and run.error["field"] == "handel"
+    assert run.error["message"].startswith("unknown input 'handel'")
+    assert "handle is required" not in run.output

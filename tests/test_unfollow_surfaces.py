@@ -167,7 +167,7 @@ def test_watch_delivers_follows_and_unfollows_to_one_webhook(standin, creds, rec
         [new] = standin.follow_many(HANDLE, 1)
         summary = watcher.run_cycle()
         assert summary.ok and summary.new_follows == 1 and summary.unfollows == 1
-        assert "1 new follows, 1 unfollows" in summary.line()
+        assert "1 new follow, 1 unfollow" in summary.line()
         followed, unfollowed = receiver.requests
         assert followed.body["item"]["id"] == new["id"] and "event" not in followed.body
         assert set(followed.body) == {"eventId", "handle", "detectedAt", "item"}  # as today
@@ -226,7 +226,7 @@ def test_watch_once_on_the_command_line_takes_events(standin, receiver, db, cli_
     standin.unfollow(HANDLE, standin.following(HANDLE)[2]["id"])
     capsys.readouterr()
     assert main(args) == 0
-    assert "0 new follows, 1 unfollows" in capsys.readouterr().err
+    assert "0 new follows, 1 unfollow" in capsys.readouterr().err
     assert [r.body["event"] for r in receiver] == ["unfollowed"]
 
 

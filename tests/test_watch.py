@@ -149,7 +149,7 @@ def test_a_receiver_answering_500_is_retried_then_parked_then_retried_by_command
 
     assert [(c.delivery.failed, c.pending, c.parked) for c in cycles] == [
         (1, 1, 0), (1, 1, 0), (1, 0, 1), (0, 0, 1)]
-    assert not cycles[2].ok and "failed deliveries (HTTP 500)" in cycles[2].line()
+    assert not cycles[2].ok and "1 failed delivery (HTTP 500)" in cycles[2].line()
     assert receiver.event_ids() == [eid] * 3  # parked: no fourth attempt
 
     capsys.readouterr()
@@ -326,8 +326,8 @@ def test_outbox_retry_all_makes_pending_events_due_now_and_the_table_shows_next_
 
     receiver.status = 200
     assert main(["outbox", "retry", "--all", "--state-db", str(db)]) == 0
-    assert capsys.readouterr().err == ("outbox: 1 parked events back in the queue, "
-                                       "1 pending events due now\n")
+    assert capsys.readouterr().err == ("outbox: 1 parked event back in the queue, "
+                                       "1 pending event due now\n")
     with Outbox(db) as box:
         assert all(e.next_attempt_at <= time.time() and not e.parked
                    for e in box.list(include_pending=True))
@@ -419,7 +419,7 @@ def test_once_exits_1_when_a_handle_fails_and_0_when_all_is_well(
     standin.follow_many("alice", 1)
     assert main([*cli_env, "watch", "alice", *options]) == 0
     err = capsys.readouterr().err
-    assert "watch: 1/1 handles polled, 1 new follows" in err and "delivered 1" in err
+    assert "watch: 1/1 handle polled, 1 new follow" in err and "delivered 1" in err
 
 
 def test_send_sample_posts_one_event_shaped_like_the_real_ones(cli_env, receiver):

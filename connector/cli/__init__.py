@@ -14,13 +14,19 @@ from typing import Any
 
 from ..core.errors import ConnectorError
 from .common import PROG, Parser, Secrets, say, setup_logging
+from .options import add_globals, examples, merge_globals
 
-__all__ = ["main"]
+__all__ = ["SIGPIPE_EXIT", "main"]
+
+#: The exit status when the reader of stdout left: 128 + SIGPIPE, what a shell shows for a
+#: process that signal ended.
+SIGPIPE_EXIT = 141
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
+    merge_globals(args)
     args.secrets = secrets = Secrets()
     if args.base_url:
         from ..core.redact import url_secrets
@@ -40,7 +46,9 @@ def _run(args: Any) -> int:
 
     secrets = args.secrets
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader that left is found here, not in the flush at exit
+        return code
     except ConnectorError as err:
         say(f"{PROG}: {err.message}", secrets)
         return exit_code(err)
@@ -48,9 +56,13 @@ def _run(args: Any) -> int:
         say(f"{PROG}: interrupted")
         return 130
     except BrokenPipeError:
-        # The reader (head, a closed pipe) left; exit quietly like other Unix tools.
+        # The reader left (`| head`): stop at once, quietly, with the status of a process
+        # SIGPIPE ended, as gh, git and coreutils do. Not 0: the output was cut short (a
+        # `poll` saved no state); not 1, which says something went wrong here. Python ignores
+        # SIGPIPE, so the status is given by hand; stdout goes to devnull so the flush at
+        # exit does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return SIGPIPE_EXIT
     except Exception as err:  # a bug: one line, the traceback only with -vv
         logging.getLogger("connector").debug("internal error", exc_info=True)
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
@@ -81,17 +93,22 @@ class _Skipped:
         return lambda *args, **kwargs: self
 
 
-class _OnlyOne:
-    """The subparsers action, building only `command`'s parser (if it is one of them)."""
+class _Commands:
+    """The subparsers action, building only `command`'s parser (None: all of them), each with
+    the global options too (`--sandbox`, `--base-url`, `-v` go before or after the command),
+    unless it has commands of its own (`auth`: its `test` takes them)."""
 
-    def __init__(self, sub: Any, command: str) -> None:
+    def __init__(self, sub: Any, command: str | None) -> None:
         self.sub = sub
         self.command = command
 
-    def add_parser(self, name: str, **kwargs: Any) -> Any:
-        if name == self.command:
-            return self.sub.add_parser(name, **kwargs)
-        return _Skipped()
+    def add_parser(self, name: str, *, group: bool = False, **kwargs: Any) -> Any:
+        if self.command is not None and name != self.command:
+            return _Skipped()
+        parser = self.sub.add_parser(name, **kwargs)
+        if not group:
+            add_globals(parser, sub=True)
+        return parser
 
 
 def _parser(command: str | None = None) -> Parser:
@@ -100,22 +117,25 @@ def _parser(command: str | None = None) -> Parser:
         description="Whom a TikTok account follows, and when it follows someone new "
                     "(DumplingAI get-tiktok-user-following).",
         epilog="Credentials: DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL, or --sandbox to use "
-               "a built-in stand-in with demo accounts and no key.",
+               "a built-in stand-in with demo accounts and no key. Global options go before "
+               "or after the command; COMMAND --help tells more.\n\n" + examples(
+                   f"{PROG} list busy_demo --sandbox",
+                   f"{PROG} poll stoolpresidente --state-db ./follows.db",
+                   f"{PROG} demo"),
     )
-    p.add_argument("--sandbox", action="store_true",
-                   help="run against a built-in local stand-in (demo accounts, no API key)")
-    p.add_argument("--base-url", help="API base URL (default: $DUMPLINGAI_BASE_URL or "
-                                      "https://app.dumplingai.com)")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail on stderr")
+    from ..core import manifests
+
+    version = manifests.load(manifests.CONNECTOR_KEY)["version"]  # what `serve` reports too
+    p.add_argument("--version", action="version", version=f"%(prog)s {version}",
+                   help="print the version and exit")
+    add_globals(p, sub=False)
     # prog given: argparse would otherwise format a usage line just to find this same prefix.
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=Parser, prog=PROG)
 
     from . import commands, serve, watch
 
-    target = sub
-    if command is not None:
-        target = _OnlyOne(sub, command)
+    target = _Commands(sub, command)
     commands.add_commands(target)
     watch.add_commands(target)
     serve.add_commands(target)

@@ -1,4 +1,4 @@
-"""`list`, `poll`, `invoke`, `manifest`, `sandbox` and `demo`. Python equivalents:
+"""`list`, `poll`, `invoke`, `manifest`, `sandbox`, `demo` and `completion`. Python equivalents:
 `connector.stream` (or `connector.run`), `connector.open_store().poll`
 (`operation="account_unfollowed"` for `poll --unfollows`), `connector.invoke`,
 `connector.manifests`, `connector.StandIn`."""
@@ -8,8 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..core.errors import ConfigurationError, InputError
@@ -17,66 +21,112 @@ from .common import (
     PROG,
     ItemWriter,
     credentials_for,
-    cursor,
     plural,
     poll_summary,
     rate,
     say,
     seconds,
     state_db_arg,
+    state_target,
     whole_number,
     write_items,
 )
+from .options import example, examples, input_default, input_help, input_option
 
-FIRST_RUN = ("skipExisting", "emitRecent")
+ACTION = "get_tiktok_user_following"
+#: The operations `poll` runs, and how its command line picks each.
+POLL_OPERATIONS = {"new_account_followed": "", "account_unfollowed": "with --unfollows"}
 
 
 def add_commands(sub: Any) -> None:
-    c = sub.add_parser("list", help="list whom a handle follows")
-    c.add_argument("handle")
-    c.add_argument("--max-pages", type=whole_number(1, 1000), default=1,
-                   help="pages to fetch (10 credits each)")
-    c.add_argument("--max-items", type=whole_number(1, 10**6), help="stop after this many accounts")
-    c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
-    c.add_argument("--min-time", type=cursor, help="resume from an earlier nextCursor")
-    c.add_argument("--format", choices=("json", "jsonl", "csv"), default="jsonl")
+    handle = example(ACTION, "handle")
+    c = sub.add_parser(
+        "list", help="list whom a handle follows",
+        description="Whom HANDLE follows, newest follow first, one JSON line (or CSV row) "
+                    "per account, printed a page at a time; a summary on stderr says what it "
+                    "cost and where to continue. Python: connector.stream().",
+        epilog=examples(
+            f"{PROG} list {handle}",
+            f"{PROG} list {example(ACTION, 'handle', 2)} --max-pages "
+            f"{example(ACTION, 'maxPages', -1)} --format csv > following.csv",
+            f"{PROG} list busy_demo --sandbox --format json"))
+    c.add_argument("handle", help=input_help(ACTION, "handle"))
+    action = {ACTION: ""}
+    input_option(c, "--max-pages", "maxPages", action)
+    input_option(c, "--max-items", "maxItems", action)
+    input_option(c, "--count", "count", action)
+    input_option(c, "--min-time", "minTime", action,
+                 also="On the command line: the cursor a summary printed after "
+                      "'more from --min-time'.")
+    c.add_argument("--format", choices=("jsonl", "json", "csv"), default="jsonl",
+                   help="jsonl: one JSON object a line; json: one array; csv: a header and a "
+                        "row per account (default: jsonl)")
     c.set_defaults(func=cmd_list)
 
-    c = sub.add_parser("poll", help="print new follows (or --unfollows) since the last poll "
-                                    "(SQLite state)")
-    c.add_argument("handle")
+    c = sub.add_parser(
+        "poll", help="print new follows (or --unfollows) since the last poll (SQLite state)",
+        description="The trigger New Account Followed (or with --unfollows, Account "
+                    "Unfollowed) once: the accounts HANDLE followed since the last poll, one "
+                    "JSON line each, oldest first, then the state is saved. The first poll "
+                    "takes a baseline. Python: connector.open_store().poll().",
+        epilog=examples(
+            f"{PROG} poll {handle}",
+            f"{PROG} poll {handle} --state-db ./follows.db --first-run emitRecent",
+            f"{PROG} poll {handle} --unfollows --reconcile-every "
+            f"{example('account_unfollowed', 'reconcileEvery', -1)}",
+            f"{PROG} poll busy_demo --sandbox"))
+    c.add_argument("handle", help=input_help("new_account_followed", "handle"))
     state_db_arg(c)
     c.add_argument("--unfollows", action="store_true",
                    help="print the accounts unfollowed since the last poll instead (the Account "
                         "Unfollowed trigger, with its own state)")
-    c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
-    c.add_argument("--max-pages", type=whole_number(2, 200),
-                   help="page budget of this poll (default 10; 50 with --unfollows)")
-    c.add_argument("--first-run", choices=FIRST_RUN,
-                   help="what the first poll does (default skipExisting: baseline only)")
-    c.add_argument("--reconcile-every", type=whole_number(0, 100000), metavar="POLLS",
-                   help="with --unfollows: read the whole list every POLLS polls even when the "
-                        "count agrees (default 96; 0: never)")
+    input_option(c, "--count", "count", POLL_OPERATIONS)
+    input_option(c, "--max-pages", "maxPages", POLL_OPERATIONS)
+    input_option(c, "--first-run", "firstRun", POLL_OPERATIONS)
+    input_option(c, "--reconcile-every", "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
     c.set_defaults(func=cmd_poll)
 
-    c = sub.add_parser("invoke", help="runner protocol: JSON request on stdin, JSON on stdout")
+    c = sub.add_parser(
+        "invoke", help="runner protocol: JSON request on stdin, JSON on stdout",
+        description="One JSON request on stdin, one JSON response on stdout; exit 2 for bad "
+                    "input (nothing sent), 1 for anything else. Python: connector.invoke().",
+        epilog=examples(
+            f"echo '{{\"operation\": \"new_account_followed\", \"inputs\": {{\"handle\": "
+            f"\"{handle}\"}}, \"state\": null}}' | {PROG} invoke"))
     c.set_defaults(func=cmd_invoke)
 
-    c = sub.add_parser("manifest", help="print the manifests as JSON")
+    c = sub.add_parser("manifest", help="print the manifests as JSON",
+                       epilog=examples(f"{PROG} manifest", f"{PROG} manifest {ACTION}"))
     c.add_argument("key", nargs="?", help="one manifest (connector or an operation key)")
     c.set_defaults(func=cmd_manifest)
 
-    c = sub.add_parser("sandbox", help="run the local stand-in server with demo accounts")
-    c.add_argument("--port", type=whole_number(0, 65535), default=8787)
+    c = sub.add_parser("sandbox", help="run the local stand-in server with demo accounts",
+                       epilog=examples(f"{PROG} sandbox --port 8787"))
+    c.add_argument("--port", type=whole_number(0, 65535), default=8787,
+                   help="port on 127.0.0.1 (0 to 65535, 0: any free one; default: 8787)")
     c.set_defaults(func=cmd_sandbox)
 
-    c = sub.add_parser("demo", help="watch the trigger detect new follows on the stand-in")
-    c.add_argument("--handle", default="busy_demo")
-    c.add_argument("--polls", type=whole_number(1, 1000), default=3)
+    c = sub.add_parser("demo", help="watch the trigger detect new follows on the stand-in",
+                       epilog=examples(f"{PROG} demo", f"{PROG} demo --polls 5 --interval 2"))
+    c.add_argument("--handle", default="busy_demo",
+                   help="a demo account of the stand-in (default: busy_demo)")
+    c.add_argument("--polls", type=whole_number(1, 1000), default=3,
+                   help="how many polls (1 to 1000; default: 3)")
     c.add_argument("--interval", type=seconds(0, 3600), default=4.0,
-                   help="seconds between polls")
+                   help="seconds between polls (more than 0, at most 3600; default: 4)")
     state_db_arg(c, default_help="a temporary file")
     c.set_defaults(func=cmd_demo)
+
+    c = sub.add_parser(
+        "completion", help="print a shell completion script (the completion extra: shtab)",
+        description="A completion script for the shell, generated once from this command "
+                    "line (commands, options, choices): nothing runs when you press Tab. "
+                    "Needs shtab: pip install shtab, or the completion extra.",
+        epilog=examples(f"{PROG} completion bash > ~/.local/share/bash-completion/completions/"
+                        f"{PROG}",
+                        f"{PROG} completion zsh > ~/.zfunc/_{PROG}"))
+    c.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    c.set_defaults(func=cmd_completion)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -85,7 +135,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     inputs = {"handle": args.handle, "maxPages": args.max_pages, "maxItems": args.max_items,
               "count": args.count, "minTime": args.min_time}
-    progress = _Progress(sys.stderr, args.max_pages)
+    progress = _Progress(sys.stderr, args.max_pages or input_default(ACTION, "maxPages"))
     writer = ItemWriter(args.format, sys.stdout)
     # Each page is printed as it arrives: memory stays that of one page, however many.
     with credentials_for(args) as creds, stream(
@@ -94,16 +144,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     ) as listing:
         try:
             for page in listing.pages():
-                writer.write(page)
-                sys.stdout.flush()
-        except ConnectorError as err:
-            writer.close()
+                with interrupts_deferred():  # a page is printed whole, or not at all
+                    writer.write(page)
+                    sys.stdout.flush()
+        except (ConnectorError, KeyboardInterrupt) as err:
+            # What was printed stays a whole document; nothing is printed when no account
+            # was, so an error never reads as an empty list.
+            writer.close(complete=False)
+            sys.stdout.flush()
             progress.done()
-            cursor = err.partial.next_cursor if err.partial is not None else None
-            if listing.items and cursor is not None:
-                say(f"@{listing.handle}: {listing.items} accounts printed before the error; "
-                    f"continue with --min-time {cursor}", args.secrets)
-            raise
+            if isinstance(err, ConnectorError):
+                cursor = err.partial.next_cursor if err.partial is not None else None
+                if listing.items and cursor is not None:
+                    say(f"@{listing.handle}: {plural(listing.items, 'account')} printed before "
+                        f"the error; continue with --min-time {cursor}", args.secrets)
+                raise
+            cursor = listing.meta["nextCursor"]
+            say(f"{PROG}: interrupted; @{listing.handle}: "
+                f"{plural(listing.items, 'account')} printed"
+                + (f", continue with --min-time {cursor}" if cursor is not None else ""),
+                args.secrets)
+            return 130
     writer.close()
     progress.done()
     meta = listing.meta
@@ -112,9 +173,29 @@ def cmd_list(args: argparse.Namespace) -> int:
         # No cursor means the first page was cut short by --max-items: more is at the top.
         more = (", more with a higher --max-items" if meta["nextCursor"] is None
                 else f", more from --min-time {meta['nextCursor']}")
-    say(f"@{meta['handle']}: {listing.items} accounts, {plural(meta['pages'], 'page')}, "
-        f"{meta['creditsUsed']} credits{rate(meta)}{more}", args.secrets)
+    say(f"@{meta['handle']}: {plural(listing.items, 'account')}, "
+        f"{plural(meta['pages'], 'page')}, {meta['creditsUsed']} credits{rate(meta)}{more}",
+        args.secrets)
     return 0
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside the block takes effect when it ends (in the main thread; elsewhere
+    signals are not delivered anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught and old is signal.default_int_handler:
+        raise KeyboardInterrupt
+    if caught and callable(old):
+        old(caught[0], None)
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
@@ -128,7 +209,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
                          "only learns the list", field="firstRun")
     if not args.unfollows and args.reconcile_every is not None:
         raise InputError("--reconcile-every needs --unfollows", field="reconcileEvery")
-    with credentials_for(args) as creds, open_store(args.state_db) as store:
+    with credentials_for(args) as creds, open_store(state_target(args)) as store:
         batch = store.poll(args.handle, inputs={k: v for k, v in inputs.items() if v is not None},
                            credentials=creds, operation=operation)
         with batch:
@@ -191,6 +272,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_completion(args: argparse.Namespace) -> int:
+    try:
+        import shtab
+    except ImportError:
+        raise ConfigurationError("shell completion needs shtab: pip install shtab (or the "
+                                 "completion extra)", field="shell") from None
+    from . import _parser
+
+    sys.stdout.write(shtab.complete(_parser(), args.shell))
+    return 0
+
+
 class _Progress:
     """A one-line page counter on a terminal when several pages are fetched; silent otherwise."""
 
@@ -201,7 +294,7 @@ class _Progress:
 
     def update(self, pages: int, items: int) -> None:
         if self.active:
-            self.out.write(f"\rfetching: page {pages}, {items} accounts")
+            self.out.write(f"\rfetching: page {pages}, {plural(items, 'account')}")
             self.out.flush()
             self.shown = True
 

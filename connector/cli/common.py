@@ -80,8 +80,27 @@ def child_logging(verbose: int, secret_values: list[str]) -> None:
     setup_logging(verbose, secrets)
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout, keeping indented lines (examples) of a description or epilog as
+    they are written, and wrapping the other paragraphs."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in text.split("\n\n"):
+            if para.startswith("  ") or "\n  " in para:
+                out.append("\n".join(indent + line for line in para.split("\n")))
+            else:
+                out.append(super()._fill_text(para, width, indent))
+        return "\n\n".join(out)
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, with usage errors on one line (exit 2) instead of usage and error."""
+    """argparse, with usage errors on one line (exit 2) instead of usage and error, and
+    examples in help kept as written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {one_line(message, 300)} (see --help)\n")
@@ -117,22 +136,38 @@ def state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = Non
     """The --state-db option, the same on every command that keeps state."""
     parser.add_argument(
         "--state-db", metavar="PATH|URL",
-        help="SQLite state file, or a postgresql://user:password@host/db URL shared by many "
-             "watch workers (needs the postgres extra) (default: " + (default_help or
-             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir") + ")")
+        help="SQLite state file (its folder must exist), or a "
+             "postgresql://user:password@host/db URL shared by many watch workers (needs the "
+             "postgres extra) (default: " + (default_help or
+             "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir; with --sandbox, a "
+             "sandbox.db there") + ")")
 
 
-def whole_number(low: int, high: int) -> Any:
-    """An argparse type: a whole number from `low` to `high`, refused in one short line."""
+def state_target(args: argparse.Namespace) -> str | None:
+    """The --state-db to open: as given; with --sandbox and none given, the sandbox's own
+    database, apart from the real default one (said on stderr); else None, the default."""
+    if args.state_db or not args.sandbox:
+        return args.state_db
+    from ..storage.database import sandbox_path
+
+    path = str(sandbox_path())
+    say(f"sandbox: state in {path}")
+    return path
+
+
+def whole_number(low: int, high: int | None) -> Any:
+    """An argparse type: a whole number from `low` to `high` (None: no upper bound), refused
+    in one short line."""
+    span = f"from {low} to {high}" if high is not None else f"of at least {low}"
+
     def parse(text: str) -> int:
         digits = text.strip().lstrip("-")
         if not (digits.isdigit() and digits.isascii() and len(digits) <= 12):
-            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, "
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, "
                                              f"got {_short(text)}")
         value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {low} to {high}, "
-                                             f"got {value}")
+        if not (low <= value and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"expected a whole number {span}, got {value}")
         return value
     return parse
 
@@ -201,6 +236,7 @@ class ItemWriter:
         self.out = out
         self.count = 0
         self._rows: Any = None
+        self._header = header  # a CSV header still to write, with the first row
         if fmt == "csv":
             import csv
 
@@ -208,10 +244,10 @@ class ItemWriter:
 
             fields = ["id", *USER_FIELDS, *STAT_FIELDS, "profileUrl"]
             self._rows = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
-            if header:
-                self._rows.writeheader()
 
     def write(self, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
         if self.fmt == "json":
             # Each item as json.dump(items, indent=2) would write it inside the array.
             for item in items:
@@ -222,19 +258,31 @@ class ItemWriter:
             self.out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
             self.count += len(items)
         else:
+            self._write_header()
             self._rows.writerows(items)
             self.count += len(items)
 
-    def close(self) -> None:
-        if self.fmt == "json":
+    def close(self, *, complete: bool = True) -> None:
+        """End the document. Cut short (`complete` false: an error, an interrupt), what was
+        printed is still a whole document, and nothing is printed if no item was: an empty
+        array or a bare header would read as "no accounts"."""
+        if self.fmt == "json" and (self.count or complete):
             self.out.write("\n]\n" if self.count else "[]\n")
+        elif self.fmt == "csv" and complete:
+            self._write_header()
+
+    def _write_header(self) -> None:
+        if self._header:
+            self._rows.writeheader()
+            self._header = False
 
 
 def poll_summary(meta: dict[str, Any]) -> str:
     if "unfollows" in meta:
         return unfollow_summary(meta)
     what = "baseline taken, " if meta["baseline"] else ""
-    extra = f", catching up ({meta['pendingGaps']} gaps)" if meta["catchingUp"] else ""
+    extra = (f", catching up ({plural(meta['pendingGaps'], 'gap')})" if meta["catchingUp"]
+             else "")
     line = (f"@{meta['handle']}: {what}{plural(meta['newFollows'], 'new follow')}, "
             f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
             f"{extra}")
@@ -258,8 +306,9 @@ def unfollow_summary(meta: dict[str, Any]) -> str:
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
 
 
-def plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 account`, `2 accounts` (`nouns` when the plural is not noun + s)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def rate(meta: dict[str, Any]) -> str:

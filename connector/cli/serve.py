@@ -11,7 +11,8 @@ import os
 import sys
 from typing import Any
 
-from .common import RedactingFormatter, credentials_for, say, whole_number
+from .common import Parser, RedactingFormatter, credentials_for, say, whole_number
+from .options import add_globals, examples
 
 
 def add_commands(sub: Any) -> None:
@@ -22,24 +23,29 @@ def add_commands(sub: Any) -> None:
                     "Needs the serve extra: pip install 'tiktok-following-connector[serve]'.",
         epilog="Without a Bearer key, requests use $DUMPLINGAI_API_KEY of the service. "
                "Listening beyond loopback needs $TIKTOK_FOLLOWING_SERVE_TOKEN, which callers "
-               "send in the X-Connector-Token header.")
+               "send in the X-Connector-Token header.\n\n"
+               + examples("tiktok-following serve", "tiktok-following serve --port 0"))
     c.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; others need a token)")
     c.add_argument("--port", type=whole_number(0, 65535), default=8790,
                    help="port (default 8790; 0 for any free one)")
     c.add_argument("--threads", type=whole_number(1, 64), default=4,
-                   help="requests served at once (default 4); more wait their turn")
+                   help="requests served at once (1 to 64; default: 4); more wait their turn")
     c.add_argument("--connection-limit", type=whole_number(1, 10000), default=100,
-                   help="open connections at most (default 100)")
+                   help="open connections at most (1 to 10000; default: 100)")
     c.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("auth", help="check credentials")
-    auth = c.add_subparsers(dest="auth_command", required=True, metavar="COMMAND")
+    c = sub.add_parser("auth", help="check credentials", group=True)
+    auth = c.add_subparsers(dest="auth_command", required=True, metavar="COMMAND",
+                            parser_class=Parser)
     t = auth.add_parser(
         "test", help="prove the API key, at no cost",
         description="Prove the API key with one request the endpoint refuses for its empty "
                     "handle: 0 credits. With --handle, one real one-account read instead "
-                    "(10 credits), which proves it beyond doubt.")
+                    "(10 credits), which proves it beyond doubt.",
+        epilog=examples("tiktok-following auth test",
+                        "tiktok-following auth test --handle busy_demo --sandbox"))
+    add_globals(t, sub=True)
     t.add_argument("--handle", help="read one account of this handle's list (10 credits)")
     t.set_defaults(func=cmd_auth_test)
 

@@ -24,14 +24,19 @@ from ..core.redact import one_line
 from .common import (
     child_logging,
     credentials_for,
+    plural,
     read_text_file,
     say,
     seconds,
     state_db_arg,
+    state_target,
     whole_number,
 )
+from .options import examples, input_option
 
 WEBHOOK_ENV = "TIKTOK_FOLLOWING_WEBHOOK"
+#: The triggers `watch` runs, and how its command line picks each (--events).
+WATCH_OPERATIONS = {"new_account_followed": "", "account_unfollowed": "for unfollowed events"}
 log = logging.getLogger("connector.watch")
 
 
@@ -43,7 +48,11 @@ def add_commands(sub: Any) -> None:
                     "even if the receiver is down or the process is killed.",
         epilog="Exit status with --once: 0 all handles polled and all due events delivered; "
                "1 a handle failed or an event is left pending/parked; 2 bad arguments. "
-               "SIGTERM stops cleanly with 0, SIGINT with 130.")
+               "SIGTERM stops cleanly with 0, SIGINT with 130.\n\n" + examples(
+                   "tiktok-following watch alice bob --webhook https://hooks.example/catch/1 "
+                   "--interval 15m",
+                   "tiktok-following watch --handles-file handles.txt --events "
+                   "followed,unfollowed --once"))
     c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
     c.add_argument("--handles-file", metavar="FILE",
                    help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
@@ -54,26 +63,21 @@ def add_commands(sub: Any) -> None:
                    help="one cycle: poll every handle once, deliver what is due, exit")
     state_db_arg(c)
     c.add_argument("--concurrency", type=whole_number(1, 256), default=4, metavar="N",
-                   help="handles polled (and webhooks posted) at once (default 4)")
+                   help="handles polled (and webhooks posted) at once (1 to 256; default: 4)")
     c.add_argument("--processes", type=_processes, default="auto", metavar="N",
                    help="processes the handles are split over, sharing --concurrency; auto "
                         "(default): one per 8 requests in flight, at most one per core and per "
                         "100 handles, so --concurrency 16 over 1,000 handles on 2 cores runs 2 "
                         "(see docs/speed.md)")
     c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
-                   help="delivery attempts before an event is parked (default 10)")
-    c.add_argument("--count", type=whole_number(1, 100), help="accounts per page")
-    c.add_argument("--max-pages", type=whole_number(2, 200),
-                   help="page budget of one poll (default 10)")
-    c.add_argument("--first-run", choices=("skipExisting", "emitRecent"),
-                   help="a handle's first poll: skipExisting (default, baseline only) or "
-                        "emitRecent (deliver its most recent follows too)")
+                   help="delivery attempts before an event is parked (1 to 1000; default: 10)")
+    input_option(c, "--count", "count", WATCH_OPERATIONS)
+    input_option(c, "--max-pages", "maxPages", WATCH_OPERATIONS)
+    input_option(c, "--first-run", "firstRun", WATCH_OPERATIONS)
     c.add_argument("--events", type=_events, default=("followed",), metavar="KINDS",
                    help="what to deliver: followed (default), unfollowed, or "
                         "followed,unfollowed; unfollow events carry \"event\": \"unfollowed\"")
-    c.add_argument("--reconcile-every", type=whole_number(0, 100000), metavar="POLLS",
-                   help="unfollows: read each whole list every POLLS polls even when the count "
-                        "agrees (default 96; 0: never)")
+    input_option(c, "--reconcile-every", "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
     c.add_argument("--lease", type=_interval, default=300.0, metavar="DURATION",
                    help="with several watch workers on one --state-db: how long a handle "
                         "claimed by a worker stays its own if that worker stops answering "
@@ -89,9 +93,15 @@ def add_commands(sub: Any) -> None:
                     "list shows them (--all: pending ones too, with when each is next tried); "
                     "retry puts parked events back in the queue, due now (--all: every "
                     "parked event, and every pending one due now too; with --webhook: "
-                    "delivers them now); discard deletes parked events.")
-    c.add_argument("action", nargs="?", choices=("list", "retry", "discard"), default="list")
-    c.add_argument("event_ids", nargs="*", metavar="EVENT_ID")
+                    "delivers them now); discard deletes parked events. It never creates a "
+                    "state database: a --state-db that does not exist is an error.",
+        epilog=examples("tiktok-following outbox list --all",
+                        "tiktok-following outbox retry --all --webhook "
+                        "https://hooks.example/catch/1"))
+    c.add_argument("action", nargs="?", choices=("list", "retry", "discard"), default="list",
+                   help="what to do (default: list)")
+    c.add_argument("event_ids", nargs="*", metavar="EVENT_ID",
+                   help="the events to list, retry or discard (their eventId)")
     c.add_argument("--all", action="store_true",
                    help="list: pending events too; retry: every parked and pending event, due "
                         "now; discard: every parked event")
@@ -112,7 +122,8 @@ def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> Non
     c.add_argument("--allow-http", action="store_true",
                    help="allow a plain-http webhook on a non-loopback host")
     c.add_argument("--webhook-timeout", type=seconds(0, 600), default=30.0, metavar="SECONDS",
-                   help="how long to wait for the webhook's answer (default 30)")
+                   help="how long to wait for the webhook's answer (more than 0, at most "
+                        "600; default: 30)")
 
 
 def _events(text: str) -> tuple[str, ...]:
@@ -161,7 +172,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not handles:
             raise InputError("no handles to watch: give HANDLE arguments or --handles-file FILE",
                              field="handle")
-        options = dict(store=args.state_db, interval=args.interval,
+        options = dict(store=state_target(args), interval=args.interval,
                        concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
                        first_run=args.first_run, max_attempts=args.max_attempts,
                        events=args.events, reconcile_every=args.reconcile_every,
@@ -287,7 +298,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def _outbox(args: argparse.Namespace, webhook: Any) -> int:
     from ..storage import Outbox
 
-    with Outbox(args.state_db) as box:
+    with Outbox(state_target(args)) as box:
         if args.action == "list":
             return _list(box, args)
         ids = None if args.all else list(dict.fromkeys(args.event_ids))
@@ -295,16 +306,16 @@ def _outbox(args: argparse.Namespace, webhook: Any) -> int:
         parked = {i for i, e in before.items() if e.parked}
         if args.action == "discard":
             done = box.discard(ids)
-            say(f"outbox: discarded {done} parked events")
+            say(f"outbox: discarded {plural(done, 'parked event')}")
             known = parked
         else:
             # --all: parked events back in the queue, and pending ones due now (the receiver
             # was fixed: nothing should wait out its backoff).
             done = box.retry(ids, include_pending=ids is None)
             pending = len(before) - len(parked)
-            say(f"outbox: {len(parked) if ids is None else done} parked events back in the "
-                f"queue" + (f", {pending} pending events due now" if ids is None and pending
-                            else ""))
+            say(f"outbox: {plural(len(parked) if ids is None else done, 'parked event')} back "
+                f"in the queue" + (f", {plural(pending, 'pending event')} due now"
+                                   if ids is None and pending else ""))
             known = parked if ids is not None else set(before)
         code = 0
         if ids is not None and len(ids) > done:

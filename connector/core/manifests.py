@@ -89,10 +89,16 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
             values[name] = prop["default"]
     if conforms(values, schema):
         return values
-    errors = sorted(validator(key).iter_errors(values), key=lambda e: list(e.path))
+    errors = sorted(validator(key).iter_errors(values), key=_first_to_tell)
     if errors:
         raise _input_error(errors[0], props)
     return values
+
+
+def _first_to_tell(error: Any) -> tuple[bool, list]:
+    """Which error to report first: an unknown input before anything else (a misspelt
+    `handel` is why `handle` is missing), then by field."""
+    return error.validator != "additionalProperties", [str(p) for p in error.path]
 
 
 # --------------------------------------------------------------------------- the quick check
@@ -279,7 +285,8 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     if kind == "additionalProperties":
         extra = sorted(set(error.instance) - set(props))
         field = extra[0] if extra else None
-        return InputError(f"unknown input {field!r}; the inputs are: {', '.join(props)}",
+        hint = _did_you_mean(field, props, error.instance)
+        return InputError(f"unknown input {field!r}{hint}; the inputs are: {', '.join(props)}",
                           field=field)
     field = str(error.path[0]) if error.path else None
     prop = props.get(field or "", {})
@@ -310,6 +317,15 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     else:
         text = error.message
     return InputError(f"{title} {text}; got {value}", field=field)
+
+
+def _did_you_mean(name: str | None, props: dict[str, Any], given: dict[str, Any]) -> str:
+    """A known input spelt like `name`, and not given already."""
+    import difflib
+
+    unused = [p for p in props if p not in given]
+    close = difflib.get_close_matches(str(name), unused, n=1, cutoff=0.6) if name else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _shown(value: Any) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..core.config import STATE_DB_ENV
-from ..core.errors import ConnectorError, StateError
+from ..core.errors import ConfigurationError, ConnectorError, StateError
 from .outbox import Backlog, OutboxEvent
 
 #: How an event is written by `save`: (event id, handle, payload).
@@ -143,9 +144,19 @@ def default_path() -> Path:
     env = os.environ.get(STATE_DB_ENV)
     if env:
         return Path(env).expanduser()
+    return data_dir() / "state.db"
+
+
+def data_dir() -> Path:
+    """The user data dir (platformdirs): the default location, whose folders are made."""
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("tiktok-following", appauthor=False)) / "state.db"
+    return Path(user_data_dir("tiktok-following", appauthor=False))
+
+
+def sandbox_path() -> Path:
+    """The state of runs against the sandbox: apart from the real default database."""
+    return data_dir() / "sandbox.db"
 
 
 def is_postgres(target: object) -> bool:
@@ -264,20 +275,55 @@ class Database(ABC):
         """Pending and parked counts, and when the next pending event is due."""
 
 
-def open_database(target: str | os.PathLike[str] | Database | None = None) -> Database:
+def open_database(target: str | os.PathLike[str] | Database | None = None, *,
+                  create: bool = True) -> Database:
     """The database at `target`: a path (SQLite), a postgresql:// URL, an open Database (kept
-    as it is), or None for $TIKTOK_FOLLOWING_STATE_DB or the user data dir."""
+    as it is), or None for $TIKTOK_FOLLOWING_STATE_DB or the user data dir.
+
+    State is never created by mistake: a SQLite file's folder must exist (only the default
+    location's folders are made), another kind of URL (sqlite://, file://) is refused by name,
+    and with `create` false (what only reads or changes what is stored: the outbox) the file
+    must exist too."""
     if isinstance(target, Database):
         return target
+    option = "--state-db"
     if target is None:
+        option = STATE_DB_ENV if os.environ.get(STATE_DB_ENV) else option
         target = os.environ.get(STATE_DB_ENV) or default_path()
     if is_postgres(target):
         from .postgres import PostgresDatabase
 
         return PostgresDatabase(str(target).strip())
+    check_sqlite_path(target, option=option, create=create)
     from .sqlite import SQLiteDatabase
 
     return SQLiteDatabase(target)
+
+
+def check_sqlite_path(target: str | os.PathLike[str], *, option: str = "--state-db",
+                      create: bool = True) -> None:
+    """Refuse, naming `option`, a SQLite target that would create state by mistake."""
+    text = os.fspath(target)
+    scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*):(//)?", text)
+    if scheme and (scheme.group(2) or scheme.group(1).lower() in ("sqlite", "file")):
+        name = scheme.group(1).lower()
+        rest = text.strip()[scheme.end():]
+        path = rest[1:] if name == "sqlite" and rest.startswith("/") else rest
+        if name in ("sqlite", "file"):
+            raise ConfigurationError(f"{option} takes a SQLite file's path, not a {name}: "
+                                     f"URL; give the path itself: {path or '...'}",
+                                     field="stateDb")
+        raise ConfigurationError(f"{option} takes a SQLite file's path or a postgresql:// "
+                                 f"URL; {name}:// is not supported", field="stateDb")
+    path = Path(text).expanduser()
+    folder = path.parent
+    if not folder.is_dir() and folder.resolve() != data_dir().resolve():
+        raise ConfigurationError(f"{option}: the folder {folder} does not exist; create it "
+                                 f"first or give another path (only the default location's "
+                                 f"folders are made)", field="stateDb")
+    if not create and not path.exists():
+        raise ConfigurationError(f"{option}: there is no state database at {path} (nothing "
+                                 f"was ever stored there); check the path", field="stateDb")
 
 
 # What both implementations share: the state's split into a small row and one row per item of

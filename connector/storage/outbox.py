@@ -83,11 +83,14 @@ def event_row(event: OutboxEvent) -> dict[str, Any]:
 class Outbox:
     """Parked and pending webhook events of a database: the Python side of `outbox`."""
 
-    def __init__(self, database: Database | str | os.PathLike[str] | None = None) -> None:
+    def __init__(self, database: Database | str | os.PathLike[str] | None = None, *,
+                 create: bool = False) -> None:
+        """`database` as `open_database` takes it; a file that does not exist is an error
+        (`create` false): an empty new one would say "0 parked" of events kept elsewhere."""
         from .database import Database, open_database
 
         self._owns = not isinstance(database, Database)
-        self.database = open_database(database)
+        self.database = open_database(database, create=create)
 
     def close(self) -> None:
         if self._owns:

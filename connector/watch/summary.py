@@ -129,14 +129,15 @@ class CycleSummary:
         if self.rate_limit is not None and self.rate_limit.remaining is not None:
             rate = f", rate limit {self.rate_limit.remaining}/{self.rate_limit.limit} left"
         others = f", {self.elsewhere} by other watchers" if self.elsewhere else ""
-        text = (f"watch: {len(self.polled)}/{self.handles} handles polled{base}{others}, "
-                f"{self.new_follows} new follows, "
-                f"{'' if self.unfollows is None else f'{self.unfollows} unfollows, '}"
-                f"{self.requests} requests, "
+        unfollows = "" if self.unfollows is None else f"{plural(self.unfollows, 'unfollow')}, "
+        handles = "handle" if self.handles == 1 else "handles"
+        text = (f"watch: {len(self.polled)}/{self.handles} {handles} polled{base}{others}, "
+                f"{plural(self.new_follows, 'new follow')}, {unfollows}"
+                f"{plural(self.requests, 'request')}, "
                 f"{self.credits} credits{rate}; delivered {d.delivered}, "
                 f"pending {self.pending}, parked {self.parked}")
         if d.failed:
-            text += f"; {d.failed} failed deliveries ({d.last_error})"
+            text += f"; {plural(d.failed, 'failed delivery', 'failed deliveries')} ({d.last_error})"
         if d.held:
             text += f"; {d.held} held back (receiver down or stopping)"
         if self.failed:
@@ -150,3 +151,8 @@ class CycleSummary:
         if self.stopped:
             text += " [stopped]"
         return text
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 request`, `2 requests`."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -41,7 +41,7 @@ from ..storage import Database, EventClaim, Lease, OutboxEvent, StateConflict, n
 from .delivery import CLAIM_CHUNK, DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
-from .summary import CycleSummary, HandlePoll
+from .summary import CycleSummary, HandlePoll, plural
 from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
@@ -405,12 +405,12 @@ class Watcher:
                 log.exception("@%s: failed unexpectedly", handle)
             return outcome
         meta = batch.meta
-        found = (f"{meta['unfollows']} unfollows" if "unfollows" in meta else
-                 f"{meta['newFollows']} new follows")
+        found = (plural(meta["unfollows"], "unfollow") if "unfollows" in meta else
+                 plural(meta["newFollows"], "new follow"))
         if log.isEnabledFor(logging.INFO):
-            log.info("@%s: %s%s (%d queued), %d requests, %d credits", handle,
+            log.info("@%s: %s%s (%d queued), %s, %d credits", handle,
                      "baseline taken, " if meta["baseline"] else "", found, queued,
-                     paced.requests, meta["creditsUsed"])
+                     plural(paced.requests, "request"), meta["creditsUsed"])
             for warning in meta.get("warnings", ()):
                 log.info("@%s: %s", handle, warning)
         if queued and delivers_now:
