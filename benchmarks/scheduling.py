@@ -119,6 +119,14 @@ class FollowingList:
             self._add(EPOCH + math.floor(self.next_follow), self.next_follow)
             self.next_follow += self.rng.expovariate(self.rate)
 
+    def burst(self, n: int, now: float) -> None:
+        """`n` follows over the minute before `now` (a tests' extra: a session of follows)."""
+        self.advance(now - 60)
+        for k in range(n):
+            at = now - 60 + 60 * (k + 1) / (n + 1)
+            self._add(EPOCH + math.floor(at), at)
+        self.advance(now)
+
     def page(self, min_time: Any) -> Page:
         times = self.times
         top = len(times) if min_time is None else bisect.bisect_right(times, int(min_time))

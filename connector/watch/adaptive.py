@@ -205,24 +205,40 @@ def scale(demands: Sequence[tuple[float, float]], requests: float, lo: float, hi
         points.append((lo / a, 0, cost, w))
         points.append((hi / a, 1, cost, w))
     points.sort(key=lambda p: (p[0], p[1]))
-    fixed = sum(k for _, k in demands) / lo
-    weight = 0.0
+    # Kept as sums of costs (not of cost / lo): a tiny `lo` must not swamp them in rounding.
+    low = sum(k for _, k in demands)
+    high = weight = 0.0
     before = 0.0
     for s, kind, cost, w in points:
-        if fixed + weight / s <= requests:
+        if low / lo + high / hi + weight / s <= requests:
             break  # it meets `requests` on (before, s], where it is fixed + weight / s
         if kind == 0:
-            fixed -= cost / lo
+            low -= cost
             weight += w
         else:
             weight -= w
-            fixed += cost / hi
+            high += cost
         before = s
     else:
         return math.inf  # only rounding gets here: the sum at `hi` was checked above
-    if weight <= 0 or requests <= fixed:
-        return before * before
-    return (weight / (requests - fixed)) ** 2
+    root = before
+    for _ in range(3):
+        # Solve on the segment, then again with the clamps worked out afresh at the root, so
+        # that rounding in the running sums does not stay in the answer.
+        fixed = low / lo + high / hi
+        if weight <= 0 or requests <= fixed:
+            return root * root
+        root = weight / (requests - fixed)
+        low = high = weight = 0.0
+        for rate, cost in demands:
+            t = math.sqrt(cost / rate) * root
+            if t <= lo:
+                low += cost
+            elif t >= hi:
+                high += cost
+            else:
+                weight += math.sqrt(rate * cost)
+    return root * root
 
 
 def interval_for(rate: float, cost: float, c: float, lo: float, hi: float) -> float:
@@ -276,7 +292,10 @@ class AdaptiveSchedule:
         self._heap: list[tuple[float, str]] = []
         self._due: set[str] = set()
         self._scale = 0.0
+        #: The interval at which the budget could poll every handle alike.
+        self._share = 0.0
         self._planned_at = -math.inf
+        self._stale = True
         #: Why the budget cannot pay for what the bounds ask, once; None when it can.
         self.short: str | None = None
         self._said_short = False
@@ -309,10 +328,13 @@ class AdaptiveSchedule:
         else:
             self._catching_up.discard(handle)
         if activity.polls == 0:
-            self._pinned.add(handle)  # a baseline: the default interval, until it is observed
-            wait = self.interval
+            # A baseline: the default interval until the handle is observed (or longer, when
+            # the budget could not poll every handle that often).
+            self._pin(handle, True)
+            self._plan(now)
+            wait = min(self.max_interval, max(self.interval, self._share))
         else:
-            self._pinned.discard(handle)
+            self._pin(handle, False)
             wait = self.min_interval if seen.catching_up else self.interval_of(handle, now)
         wait = self._schedule(handle, now, self._jittered(wait))
         return Verdict(recovered.health, wait, recovered.report)
@@ -324,10 +346,18 @@ class AdaptiveSchedule:
         verdict = self._health[handle].failed(error, unit)
         self._health[handle] = verdict.health
         if verdict.health.failures and verdict.delay is not None:
-            self._pinned.add(handle)  # backing off: out of the plan until it answers
+            self._pin(handle, True)  # backing off: out of the plan until it answers
         delay = verdict.delay if verdict.delay is not None else unit
         self._schedule(handle, now, delay)
         return verdict
+
+    def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
+        """Take a handle's activity (and health) as stored, say by the database another
+        watcher shares: its next interval is planned from it."""
+        self._activity[handle] = activity
+        self._health[handle] = health if health is not None else Health()
+        self._pin(handle, activity.polls == 0 or bool(self._health[handle].failures))
+        self._stale = True
 
     def set(self, handle: str, at: float) -> None:
         """Poll `handle` next at `at` (another watcher sharing the database decided it)."""
@@ -361,11 +391,19 @@ class AdaptiveSchedule:
 
     # Planning
 
+    def _pin(self, handle: str, pinned: bool) -> None:
+        """Take a handle out of the plan (its next poll is set otherwise), or into it."""
+        if pinned != (handle in self._pinned):
+            self._stale = True  # the handles planned changed: the scale with them
+            (self._pinned.add if pinned else self._pinned.discard)(handle)
+
     def _plan(self, now: float) -> None:
-        """Work the shared scale out again, at most every `replan` seconds."""
-        if now - self._planned_at < self.replan:
+        """Work the shared scale out again, every `replan` seconds, and when the handles it
+        plans for changed."""
+        if not self._stale and now - self._planned_at < self.replan:
             return
         self._planned_at = now
+        self._stale = False
         free = [(a.rate(), a.cost) for h, a in self._activity.items() if h not in self._pinned]
         pinned = sum(self._activity[h].cost / self.interval for h in self._pinned
                      if not self._health[h].failures)
@@ -377,6 +415,8 @@ class AdaptiveSchedule:
             nudge = min(1.5, max(0.5, 1 + FEEDBACK * (fill - 0.5)))
             reading = sum(a.rate() for a in self._activity.values()) / self.page_size
             requests = budget.rate / CREDITS_PER_REQUEST * nudge - reading - pinned
+            everyone = (requests + pinned) / len(self._activity)
+            self._share = math.inf if everyone <= 0 else 1 / everyone
         self._scale = scale(free, max(requests, 0.0), self.min_interval, self.max_interval)
         if self._scale == math.inf and free:
             self.short = (f"the budget pays for fewer polls than {len(free)} handles at "

@@ -84,7 +84,7 @@ class Spender:
             return None
         view = self.bucket.view()
         budget = self.bucket.budget
-        if view.level >= budget.capacity - view.held - CREDITS_PER_REQUEST:
+        if view.level >= budget.capacity - CREDITS_PER_REQUEST:
             self._short = self._said = False
         if not self._short or self._said:
             return None
