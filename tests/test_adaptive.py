@@ -279,3 +279,15 @@ def test_with_a_budget_the_plan_spends_about_the_budget_and_says_when_it_is_shor
     said = tight.take_short()
     assert said is not None and "--max-interval 1d" in said
     assert tight.take_short() is None  # once
+
+
+def test_a_busy_handle_that_keeps_failing_backs_off_from_its_own_interval():
+    handles = [f"h{i}" for i in range(10)]
+    schedule = AdaptiveSchedule(handles, HOUR, now=0.0, draw=MID)
+    for i, h in enumerate(handles):
+        schedule.restore(h, Activity(7 * (1 + 99 * (i == 0)), 7 * DAY, 0.0, polls=9))
+    own = schedule.interval_of("h0", 0.0)
+    assert own < HOUR / 2
+    down = NotFoundError("gone", status=404)
+    waits = [schedule.failed("h0", 0.0, down).delay for _ in range(3)]
+    assert waits == pytest.approx([own, 2 * own, 4 * own], rel=0.05)

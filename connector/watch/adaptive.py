@@ -342,7 +342,10 @@ class AdaptiveSchedule:
     def failed(self, handle: str, now: float, error: BaseException) -> Verdict:
         """Take a failed poll: the handle backs off (backoff.py). The verdict's `report`, if
         any, is for the log; its `delay` is already scheduled."""
-        unit = self.interval if handle in self._pinned else self.interval_of(handle, now)
+        # The handle's own interval (the default, before it has been observed): kept while it
+        # backs off, so its waits go 1, 2, 4 ... of the same unit.
+        unit = (self.interval if self._activity[handle].polls == 0
+                else self.interval_of(handle, now))
         verdict = self._health[handle].failed(error, unit)
         self._health[handle] = verdict.health
         if verdict.health.failures and verdict.delay is not None:
