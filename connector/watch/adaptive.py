@@ -288,6 +288,8 @@ class AdaptiveSchedule:
         #: Handles whose next poll is pinned (baseline, backing off): not planned by rate.
         self._pinned: set[str] = set(handles)
         self._catching_up: set[str] = set()
+        #: The interval a failing handle backs off in multiples of.
+        self._unit: dict[str, float] = {}
         self._next: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
         self._due: set[str] = set()
@@ -342,10 +344,12 @@ class AdaptiveSchedule:
     def failed(self, handle: str, now: float, error: BaseException) -> Verdict:
         """Take a failed poll: the handle backs off (backoff.py). The verdict's `report`, if
         any, is for the log; its `delay` is already scheduled."""
-        # The handle's own interval (the default, before it has been observed): kept while it
-        # backs off, so its waits go 1, 2, 4 ... of the same unit.
-        unit = (self.interval if self._activity[handle].polls == 0
-                else self.interval_of(handle, now))
+        # The handle's own interval (the default, before it has been observed), as it was at
+        # the first failure: its waits go 1, 2, 4 ... of the same unit while it backs off.
+        unit = self._unit.get(handle) if self._health[handle].failures else None
+        if unit is None:
+            unit = self._unit[handle] = (self.interval if self._activity[handle].polls == 0
+                                         else self.interval_of(handle, now))
         verdict = self._health[handle].failed(error, unit)
         self._health[handle] = verdict.health
         if verdict.health.failures and verdict.delay is not None:
