@@ -28,6 +28,7 @@ from benchmarks import (  # noqa: E402
     credits,
     overhead,
     scale,
+    scheduling,
     single,
     state,
     unfollows,
@@ -55,6 +56,8 @@ SECTIONS = {
     "state": state.run,
     "unfollows": unfollows.run,
     "workers": workers.run,
+    # Minutes, not seconds: 1,000 handles over 30 simulated days, on two processes.
+    "scheduling": scheduling.run,
 }
 
 

@@ -40,3 +40,18 @@ def test_the_unfollow_benchmark_counts_requests_as_it_says():
     assert recent["ours"] == [1, 1] and recent["ours_exact"] and recent["diff_exact"]
     state_bytes, plain, _ = unfollows.state_figures(20, True, repeat=1)
     assert 0 < state_bytes < plain
+
+
+def test_the_scheduling_benchmark_runs_the_real_schedules_and_checks_what_it_says():
+    from benchmarks import scheduling
+
+    runs = scheduling.sweep(quick=True)
+    section = scheduling.section(runs, quick=True)
+    assert [r.kind for r in runs] == ["fixed", "fixed", "adaptive", "adaptive", "adaptive"]
+    verdicts = {t.claim.split(":")[0]: t.met for t in section.targets}
+    assert verdicts["the budget never exceeded"] is True
+    assert verdicts["every follow delivered exactly once"] is True
+    for run in runs:
+        assert run.follows > 500 and run.missed == 0 and run.twice == 0
+        if run.budget is not None:
+            assert run.credits <= run.budget.cap(scheduling.QUICK["days"] * scheduling.DAY)

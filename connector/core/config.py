@@ -17,6 +17,8 @@ from .redact import display_url
 
 PRODUCTION_URL = "https://app.dumplingai.com"
 ENDPOINT_PATH = "/api/v1/get-tiktok-user-following"
+#: What one successful request costs; failed requests cost nothing.
+CREDITS_PER_REQUEST = 10
 API_KEY_ENV = "DUMPLINGAI_API_KEY"
 BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
 #: Where the embedded state lives: a file path (SQLite) or a postgresql:// URL.

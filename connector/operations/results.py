@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-#: What one successful request costs; failed requests cost nothing.
-CREDITS_PER_REQUEST = 10
+from ..core.config import CREDITS_PER_REQUEST
+
+__all__ = ["CREDITS_PER_REQUEST", "Partial", "Result"]
 
 
 class Result:

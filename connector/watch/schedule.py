@@ -32,6 +32,23 @@ def parse_interval(text: str) -> float:
     return seconds
 
 
+def format_interval(seconds: float) -> str:
+    """Seconds as parse_interval reads them back, to the nearest unit that matters: '45s',
+    '15m', '2h30m', '1d', '3d12h'."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    for unit, size, smaller, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
+                                            ("m", 60, "s", 1)):
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            rest = round(rest / small_size)
+            if rest * small_size >= size:
+                whole, rest = whole + 1, 0
+            return f"{whole}{unit}{f'{rest}{smaller}' if rest else ''}"
+    raise AssertionError("unreachable")
+
+
 class Schedule:
     """The next poll time of each handle."""
 
