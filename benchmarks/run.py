@@ -27,6 +27,7 @@ from benchmarks import (  # noqa: E402
     coldstart,
     credits,
     overhead,
+    redact,
     scale,
     single,
     state,
@@ -55,6 +56,7 @@ SECTIONS = {
     "state": state.run,
     "unfollows": unfollows.run,
     "workers": workers.run,
+    "redact": redact.run,
 }
 
 

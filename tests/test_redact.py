@@ -1,0 +1,192 @@
+"""How much of a secret is masked (issue 18, defect 6): any run of 8 or more characters of it,
+not only the whole secret, so a server that quotes `key[2:]` or `key[:-2]` back does not put
+24 of 26 characters on a channel.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import connector
+from connector.core.config import RetryPolicy
+from connector.core.redact import FRAGMENT, MASK, redact
+from connector.protocol import failure
+from connector.standin import Fault, StandIn
+from tests.support import ACTION, request, run_invoke, run_main
+
+KEY = "sk_live_4f9a2c7e1b8d3f6a0c"  # 26 characters, as in the issue
+#: What servers and proxies quote back: all but the first two, all but the last two, a middle.
+PIECES = {"key[2:]": KEY[2:], "key[:-2]": KEY[:-2], "key[5:13]": KEY[5:13],
+          "key[9:]": KEY[9:]}
+
+
+def fragments(secret: str) -> list[str]:
+    return [secret[i:i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1)]
+
+
+def assert_no_fragment(*texts: str, secret: str = KEY) -> None:
+    """No run of FRAGMENT characters of `secret` in any text."""
+    for text in texts:
+        shown = [f for f in fragments(secret) if f in text]
+        assert not shown, f"{shown[0]!r} shown in ...{text[:300]!r}"
+
+
+# --------------------------------------------------------------------------- redact itself
+
+
+@pytest.mark.parametrize("piece", PIECES.values(), ids=PIECES.keys())
+def test_a_quoted_piece_of_the_key_is_masked_whole(piece) -> None:
+    text = f"401: key {piece} is revoked"
+    assert redact(text, [KEY]) == f"401: key {MASK} is revoked"
+
+
+def test_pieces_shorter_than_the_fragment_stay_and_short_secrets_go_whole() -> None:
+    assert redact(f"id {KEY[:7]} ok", [KEY]) == f"id {KEY[:7]} ok"
+    assert redact("user abcde logged", ["abcde"]) == f"user {MASK} logged"
+    assert redact("an abc", ["abc"]) == "an abc"  # under MIN_SECRET: never replaced
+
+
+def test_two_secrets_side_by_side_and_overlapping_pieces_make_one_mask() -> None:
+    other = "pw-0f1e2d3c4b5a"
+    assert redact(f"[{KEY}{other}]", [KEY, other]) == f"[{MASK}]"
+    assert redact(f"<{KEY[:12]}{KEY[4:20]}>", [KEY]) == f"<{MASK}>"
+
+
+def _oracle(text: str, secrets: list[str]) -> str:
+    """Written apart from the code: mark every position inside an 8-character piece of a secret
+    of 8 or more, mask each marked run, then replace the shorter secrets whole."""
+    marked = [False] * len(text)
+    for secret in (s for s in secrets if len(s) >= FRAGMENT):
+        for piece in set(fragments(secret)):
+            start = text.find(piece)
+            while start != -1:
+                marked[start:start + FRAGMENT] = [True] * FRAGMENT
+                start = text.find(piece, start + 1)
+    out, i = [], 0
+    while i < len(text):
+        if marked[i]:
+            while i < len(text) and marked[i]:
+                i += 1
+            out.append(MASK)
+        else:
+            out.append(text[i])
+            i += 1
+    result = "".join(out)
+    for secret in sorted((s for s in secrets if 4 <= len(s) < FRAGMENT), key=len, reverse=True):
+        result = result.replace(secret, MASK)
+    return result
+
+
+ALPHABET = "abcx-"
+
+
+@st.composite
+def text_with_pieces(draw: st.DrawFn) -> tuple[str, list[str]]:
+    secrets = draw(st.lists(st.text(ALPHABET, min_size=3, max_size=24), min_size=1, max_size=3))
+    text = draw(st.text(ALPHABET + " ", max_size=60))
+    for _ in range(draw(st.integers(0, 3))):
+        secret = draw(st.sampled_from(secrets))
+        a = draw(st.integers(0, len(secret)))
+        b = draw(st.integers(a, len(secret)))
+        at = draw(st.integers(0, len(text)))
+        text = text[:at] + secret[a:b] + text[at:]
+    return text, secrets
+
+
+@given(text_with_pieces())
+def test_redact_masks_exactly_the_runs_of_8_or_more_of_a_secret(case) -> None:
+    text, secrets = case
+    assert redact(text, secrets) == _oracle(text, secrets)
+
+
+# --------------------------------------------------------------------------- every channel
+
+
+@pytest.fixture
+def echoing() -> Iterator[StandIn]:
+    """A stand-in that knows KEY (and one other key), to be told to quote a piece back."""
+    with StandIn(api_keys=(KEY, "caller-key-0000")) as server:
+        server.add_account("alice", 3)
+        yield server
+
+
+def echo(piece: str, status: int = 401) -> list[Fault]:
+    return [Fault(status=status, body=json.dumps({"error": f"key {piece} is revoked"}))] * 3
+
+
+@pytest.mark.parametrize("piece", PIECES.values(), ids=PIECES.keys())
+def test_a_quoted_piece_never_reaches_python_invoke_or_the_cli(echoing, piece, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    creds = {"apiKey": KEY, "baseUrl": echoing.url}
+    echoing.inject(*echo(piece))
+    with pytest.raises(connector.ConnectorError) as caught:
+        connector.run(ACTION, {"handle": "alice"}, credentials=creds,
+                      retry=RetryPolicy.no_wait(1))
+    assert "is revoked" in str(caught.value)
+    echoing.inject(*echo(piece))
+    invoked = run_invoke(request(ACTION, {"handle": "alice"}, creds))
+    runs = []
+    for verbosity in ([], ["-v"], ["-vv"]):
+        echoing.inject(*echo(piece, status=400))
+        runs.append(run_main(*verbosity, "--base-url", echoing.url, "list", "alice", key=KEY))
+    assert invoked.code == 1 and "is revoked" in invoked.error["message"]
+    assert [r.code for r in runs] == [1, 1, 1]
+    assert_no_fragment(str(caught.value), repr(caught.value), caplog.text, invoked.output,
+                       *(r.output for r in runs))
+
+
+def test_a_quoted_piece_never_reaches_a_traceback_at_vv(echoing, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError(f"bug while holding {KEY[2:]} and {KEY[:-2]}")
+
+    monkeypatch.setattr("connector.core.http.Client.fetch_page", broken)
+    run = run_main("-vv", "--base-url", echoing.url, "list", "alice", key=KEY)
+    assert run.code == 1 and "Traceback" in run.stderr and "RuntimeError" in run.stderr
+    assert_no_fragment(run.output)
+
+
+def test_a_quoted_piece_of_a_callers_key_never_reaches_a_protocol_traceback(caplog) -> None:
+    try:
+        raise RuntimeError(f"bug while holding {KEY[:-2]}")
+    except RuntimeError as exc:
+        with caplog.at_level(logging.DEBUG, logger="connector"):
+            _, body = failure(exc, [KEY])
+    assert "Traceback" in caplog.text
+    assert_no_fragment(json.dumps(body), caplog.text)
+
+
+@pytest.mark.parametrize("piece", PIECES.values(), ids=PIECES.keys())
+def test_a_quoted_piece_never_reaches_a_serve_answer_or_its_log(echoing, piece, caplog,
+                                                                 monkeypatch) -> None:
+    pytest.importorskip("waitress")
+    import requests
+
+    from connector.serve.server import create_server
+
+    for name in ("DUMPLINGAI_API_KEY", "DUMPLINGAI_BASE_URL", "TIKTOK_FOLLOWING_SERVE_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    caplog.set_level(logging.DEBUG)
+    server = create_server(host="127.0.0.1", port=0, retry=RetryPolicy.no_wait(total=1),
+                           poll_interval=0.05)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        answers = []
+        for path, body in (("/v1/run", request(ACTION, {"handle": "alice"},
+                                               {"baseUrl": echoing.url})),
+                           ("/v1/auth/test", {"credentials": {"baseUrl": echoing.url}})):
+            echoing.inject(*echo(piece))
+            answers.append(requests.post(server.url + path, json=body, timeout=30,
+                                         headers={"Authorization": f"Bearer {KEY}"}))
+    finally:
+        server.stop()
+        thread.join(5)
+    assert [a.status_code for a in answers] == [401, 401]
+    assert_no_fragment(*(a.text for a in answers), caplog.text)
