@@ -1,6 +1,9 @@
-"""How much of a secret is masked (issue 18, defect 6): any run of 8 or more characters of it,
-not only the whole secret, so a server that quotes `key[2:]` or `key[:-2]` back does not put
-24 of 26 characters on a channel.
+"""What counts as a secret, and how much of one is masked (issue 18, defects 6 and 7).
+
+Any run of 8 or more characters of a secret is masked, not only the whole secret: a server
+that quotes `key[2:]` or `key[:-2]` back must not put 24 of 26 characters on a channel. And a
+URL's password is the secret, not its user or database name: a PostgreSQL user `tiktok` must not
+turn the program's own name into `***-following`.
 """
 
 from __future__ import annotations
@@ -16,9 +19,11 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.core.redact import FRAGMENT, MASK, redact
+from connector.core.redact import FRAGMENT, MASK, redact, url_secrets
 from connector.protocol import failure
 from connector.standin import Fault, StandIn
+from connector.storage.database import database_secrets
+from connector.watch import Webhook
 from tests.support import ACTION, request, run_invoke, run_main
 
 KEY = "sk_live_4f9a2c7e1b8d3f6a0c"  # 26 characters, as in the issue
@@ -190,3 +195,47 @@ def test_a_quoted_piece_never_reaches_a_serve_answer_or_its_log(echoing, piece, 
         thread.join(5)
     assert [a.status_code for a in answers] == [401, 401]
     assert_no_fragment(*(a.text for a in answers), caplog.text)
+
+
+# --------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(("url", "secrets"), [
+    ("postgresql://tiktok:s3cret-pw@db/tiktok", ["s3cret-pw"]),
+    ("postgresql://postgres@db/postgres", []),
+    ("postgresql://db/tiktok?user=tiktok&password=s3cret-pw", ["s3cret-pw"]),
+    ("postgresql://u:p%40ss-word@db/x?sslpassword=key-pass-1", ["p%40ss-word", "p@ss-word",
+                                                                 "key-pass-1"]),
+    ("/var/lib/tiktok/state.db", []),
+])
+def test_a_database_urls_secrets_are_its_passwords_not_its_names(url, secrets) -> None:
+    assert database_secrets(url) == secrets
+
+
+def test_a_url_user_is_a_name_but_a_webhooks_user_is_part_of_its_credential() -> None:
+    assert url_secrets("https://tiktok:pw-1234@api.example/") == ["pw-1234"]
+    assert url_secrets("https://tiktok@api.example/") == []
+    hook = Webhook("https://hooktoken-0a1b@hooks.example/catch")
+    assert "hooktoken-0a1b" in hook.secrets
+
+
+@pytest.mark.parametrize("user", ["tiktok", "postgres"])
+@pytest.mark.parametrize("where", ["userinfo", "query"])
+def test_a_database_user_name_is_shown_and_its_password_is_not(user, where, tmp_path) -> None:
+    """`poll` on a PostgreSQL URL where nothing listens: the message keeps the program's name,
+    the scheme and the database name, and shows no password."""
+    password = "pw-Q7x9w2k4"
+    url = (f"postgresql://{user}:{password}@127.0.0.1:1/{user}" if where == "userinfo" else
+           f"postgresql://127.0.0.1:1/{user}?user={user}&password={password}")
+    runs = [run_main(*verbosity, "poll", "alice", "--state-db", url)
+            for verbosity in ([], ["-vv"])]
+    for run in runs:
+        assert run.code == 2, run.output
+        assert run.stderr.startswith("tiktok-following: cannot use the state database "
+                                     f"postgresql://127.0.0.1:1/{user}: ")
+        assert "***" not in run.stderr
+        assert password not in run.output and "Q7x9" not in run.output
+    # The same URL from the environment, and a user that is not in the message at all.
+    env_run = run_main("poll", "alice", env={"TIKTOK_FOLLOWING_STATE_DB": url})
+    assert env_run.stderr.startswith("tiktok-following: cannot use the state database "
+                                     f"postgresql://127.0.0.1:1/{user}: ")

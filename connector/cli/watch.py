@@ -212,7 +212,7 @@ def _webhook(args: argparse.Namespace) -> Any:
     if not args.webhook:
         raise InputError(f"--webhook URL is required (or set {WEBHOOK_ENV})", field="webhook")
     # Known as secrets before anything can fail, so no message can show them.
-    args.secrets.add(*url_secrets(args.webhook))
+    args.secrets.add(*url_secrets(args.webhook, user=True))
     for header in args.header:
         args.secrets.add(header.partition(":")[2].strip())
     headers = [parse_header(h) for h in args.header]

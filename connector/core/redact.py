@@ -1,15 +1,17 @@
 """Keeping secrets out of everything the connector prints, logs, raises or stores.
 
 Secrets are the API key (however it was given), passwords in URLs (`user:password@`),
-webhook header values and webhook paths (a hook URL is itself a credential). Code that builds a
-message from something that may hold one goes through here.
+webhook header values and webhook paths (a hook URL is itself a credential). A user or database
+name is a name, not a secret: a URL is shown without its `user:password@` (`display_url`), and
+its password is redacted wherever it appears. Code that builds a message from something that
+may hold one goes through here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 #: Shorter "secrets" are not replaced: swapping every "ab" in a message for *** would mangle
 #: it, and a key that short is refused by the upstream anyway.
@@ -109,13 +111,18 @@ def one_line(text: str, limit: int = 1000) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def url_secrets(url: str) -> list[str]:
-    """The parts of a URL that are secret: the password in `user:password@`, and the user."""
+def url_secrets(url: str, *, user: bool = False) -> list[str]:
+    """The secret part of a URL: the password in `user:password@`. The user name is a name
+    (`postgres`, `tiktok`), shown like a host name, and masking it wherever the word appears
+    would mangle every message; `user=True` counts it too, for URLs that are a credential
+    whole (a webhook's `https://TOKEN@host/...`)."""
     try:
         parts = urlsplit(url)
-        return [s for s in (parts.password, parts.username) if s]
+        found = [parts.password, parts.username if user else None]
     except ValueError:
         return []
+    # As written (percent-encoded) and as a server would quote it back (decoded).
+    return [v for s in found if s for v in dict.fromkeys((s, unquote(s)))]
 
 
 def display_url(url: str, *, path: bool = True) -> str:

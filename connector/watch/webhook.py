@@ -128,7 +128,7 @@ class Webhook:
         """Everything about this webhook that must never be printed."""
         parts = urlsplit(self.url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        return [*url_secrets(self.url), *self.headers.values(),
+        return [*url_secrets(self.url, user=True), *self.headers.values(),
                 *([path] if len(path) > 1 else [])]
 
     def __repr__(self) -> str:
