@@ -101,6 +101,8 @@ CLI_CASES = [
     ("a binary --handles-file",
      ["watch", "--once", "--webhook", "{hook}", "--handles-file", "{tmp}/binary"], {},
      ["--handles-file", "not a UTF-8 text file"]),
+    ("a negative --min-time", ["list", "alice", "--min-time", "-5"], {},
+     ["--min-time", "a number from 0"]),
     ("an API key with a line break", ["list", "alice"], {"DUMPLINGAI_API_KEY": "sk_abc\ndef"},
      ["DUMPLINGAI_API_KEY", "paste it again on one line"]),
     ("an API key outside Latin-1", ["list", "alice"], {"DUMPLINGAI_API_KEY": "sk_ключ"},
@@ -156,6 +158,9 @@ INVOKE_CASES = [
     ("an unknown credentials field", {"baseURL": "http://127.0.0.1:9"}, "baseURL",
      "the fields are: apiKey, baseUrl"),
     ("a blank apiKey", {"apiKey": "\u3000"}, "apiKey", "leave credentials.apiKey out"),
+    ("a negative minTime", {"inputs": {"minTime": -1}}, "minTime", "must be at least 0"),
+    ("a negative minTime as text", {"inputs": {"minTime": "-1700000000"}}, "minTime",
+     "must be at least 0"),
     ("a handle URL with javascript:", {"handle": "javascript:alert(1)//tiktok.com/@alice"},
      "handle", "give 'name'"),
     ("a handle URL with ftp:", {"handle": "ftp://www.tiktok.com/@alice"}, "handle",
@@ -172,7 +177,7 @@ def test_invoke_answers_bad_input_with_one_json_error_exit_2_and_sends_nothing(
     if isinstance(change, str):
         stdin = change
     else:
-        inputs = {"handle": change.pop("handle", "alice")}
+        inputs = {"handle": change.pop("handle", "alice"), **change.pop("inputs", {})}
         stdin = json.dumps(request(ACTION, inputs, {**creds, **change}))
 
     runs = at_every_verbosity("invoke", stdin=stdin, key=None)

@@ -147,9 +147,10 @@ def cursor(text: str) -> str:
         number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf
     except ValueError:
         number = math.nan
-    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)):
-        raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number of at most "
-                                         f"{MAX_DIGITS} digits), got {_short(text)}")
+    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)) \
+            or number < 0:  # cursors are follow times: a negative one is no place in a list
+        raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number from 0, of "
+                                         f"at most {MAX_DIGITS} digits), got {_short(text)}")
     return value
 
 
