@@ -24,6 +24,7 @@ from ..core.redact import one_line
 from .common import (
     child_logging,
     credentials_for,
+    path_text,
     read_text_file,
     say,
     seconds,
@@ -45,7 +46,7 @@ def add_commands(sub: Any) -> None:
                "1 a handle failed or an event is left pending/parked; 2 bad arguments. "
                "SIGTERM stops cleanly with 0, SIGINT with 130.")
     c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
-    c.add_argument("--handles-file", metavar="FILE",
+    c.add_argument("--handles-file", metavar="FILE", type=path_text,
                    help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
     _webhook_args(c)
     c.add_argument("--interval", type=_interval, default=900.0, metavar="DURATION",
