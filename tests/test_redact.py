@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import threading
 from collections.abc import Iterator
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.core.redact import FRAGMENT, MASK, redact, url_secrets
+from connector.core.redact import FRAGMENT, MASK, Whole, redact, url_secrets
 from connector.protocol import failure
 from connector.standin import Fault, StandIn
 from connector.storage.database import database_secrets
@@ -217,6 +218,31 @@ def test_a_url_user_is_a_name_but_a_webhooks_user_is_part_of_its_credential() ->
     assert url_secrets("https://tiktok@api.example/") == []
     hook = Webhook("https://hooktoken-0a1b@hooks.example/catch")
     assert "hooktoken-0a1b" in hook.secrets
+
+
+def test_a_webhook_path_is_masked_whole_and_its_words_stay_elsewhere() -> None:
+    """A hook path is words its owner chose: masking any 8 of its characters would turn the
+    program's own name into ***ing in every line."""
+    hook = Webhook("https://n8n.example/webhook/tiktok-follows")
+    line = "tiktok-following: POST /webhook/tiktok-follows failed; POST /webhook/tiktok-fo"
+    assert redact(line, hook.secrets) == ("tiktok-following: POST *** failed; POST "
+                                          "/webhook/tiktok-fo")
+    # As it reaches the processes of watch --processes: pickled, still whole-only.
+    sent = pickle.loads(pickle.dumps(hook.secrets))
+    assert redact(line, sent) == redact(line, hook.secrets)
+    assert Whole("abcdefghij") != "abcdefghij"  # so redact never mixes the two up
+    assert redact("x abcdefghi", ["abcdefghij"]) == f"x {MASK}"
+    assert redact("x abcdefghi", [Whole("abcdefghij")]) == "x abcdefghi"
+
+
+def test_the_cli_keeps_its_name_with_a_readable_webhook_path(tmp_path) -> None:
+    run = run_main("-v", "watch", "--once", "alice", "--webhook",
+                   "http://127.0.0.1:9/webhook/tiktok-follows", "--state-db",
+                   "postgresql://u:pw-Q7x9w2k4@127.0.0.1:1/db")
+    assert run.code == 2
+    assert run.stderr.splitlines()[-1].startswith(
+        "tiktok-following: cannot use the state database postgresql://127.0.0.1:1/db: ")
+    assert "tiktok-follows" not in run.output and "Q7x9" not in run.output
 
 
 @pytest.mark.parametrize("user", ["tiktok", "postgres"])

@@ -1,10 +1,10 @@
 """Keeping secrets out of everything the connector prints, logs, raises or stores.
 
 Secrets are the API key (however it was given), passwords in URLs (`user:password@`),
-webhook header values and webhook paths (a hook URL is itself a credential). A user or database
-name is a name, not a secret: a URL is shown without its `user:password@` (`display_url`), and
-its password is redacted wherever it appears. Code that builds a message from something that
-may hold one goes through here.
+webhook header values and webhook paths (a hook URL is itself a credential; its path is masked
+only whole, see `Whole`). A user or database name is a name, not a secret: a URL is shown
+without its `user:password@` (`display_url`), and its password is redacted wherever it appears.
+Code that builds a message from something that may hold one goes through here.
 """
 
 from __future__ import annotations
@@ -27,9 +27,30 @@ _GRAM = 4
 assert FRAGMENT >= 2 * _GRAM - 1
 
 
+class Whole(str):
+    """A secret masked only whole, never by its pieces: a webhook's path is words its owner
+    chose (`/webhook/tiktok-follows`), and masking any 8 of its characters would mask the
+    program's own name in every line. Equal only to another Whole, so `redact` never takes a
+    set of secrets with it for the same set without."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Whole and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((Whole, str(self)))
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return Whole, (str(self),)
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every secret of MIN_SECRET or more characters replaced by ***, and every run
-    of FRAGMENT or more characters of a longer secret too."""
+    of FRAGMENT or more characters of a longer secret too (but of a `Whole` one)."""
     if not text:
         return text
     masker = _redactor(tuple(secrets))
@@ -44,18 +65,20 @@ class Redactor:
     Finding them costs one set lookup per 4 characters of text, in C: a window found in the
     text holds, at a position that is a multiple of 4, one of the secret's 4-character pieces
     (a "gram"), and only where one sits are the 4 windows that can hold it looked up. A log
-    line costs about as much as one `str.replace` per secret (benchmarks/redact.py).
+    line costs a few microseconds (benchmarks/redact.py).
     """
 
     def __init__(self, secrets: Iterable[str | None]) -> None:
         unique = {s for s in secrets if s and len(s) >= MIN_SECRET}
-        self.windows = frozenset(s[i:i + FRAGMENT] for s in unique if len(s) >= FRAGMENT
+        self.windows = frozenset(s[i:i + FRAGMENT] for s in unique
+                                 if len(s) >= FRAGMENT and type(s) is not Whole
                                  for i in range(len(s) - FRAGMENT + 1))
         # Tuples of characters: text is cut into them by zip(), without a Python-level loop.
         self.grams = frozenset(tuple(w[i:i + _GRAM]) for w in self.windows
                                for i in range(FRAGMENT - _GRAM + 1))
-        #: Secrets too short for windows: replaced whole, the longest first.
-        self.short = sorted((s for s in unique if len(s) < FRAGMENT), key=len, reverse=True)
+        #: Secrets too short for windows, or Whole: replaced whole, the longest first.
+        self.short = sorted((str(s) for s in unique if len(s) < FRAGMENT or type(s) is Whole),
+                            key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         if self.windows and len(text) >= FRAGMENT:
