@@ -24,7 +24,7 @@ MASK = "***"
 #: What the text is cut into to find windows (as `_grams` cuts it): a window of FRAGMENT
 #: characters always holds a whole gram that starts at a multiple of _GRAM.
 _GRAM = 4
-assert FRAGMENT >= 2 * _GRAM - 1
+assert FRAGMENT >= 2 * _GRAM - 1 and memoryview(b"1234").cast("I").itemsize == _GRAM
 
 
 class Whole(str):
