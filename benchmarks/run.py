@@ -27,6 +27,7 @@ from benchmarks import (  # noqa: E402
     coldstart,
     credits,
     overhead,
+    redact,
     scale,
     scheduling,
     single,
@@ -58,6 +59,7 @@ SECTIONS = {
     "workers": workers.run,
     # Minutes, not seconds: 1,000 handles over 30 simulated days, on two processes.
     "scheduling": scheduling.run,
+    "redact": redact.run,
 }
 
 

@@ -101,6 +101,16 @@ CLI_CASES = [
     ("a binary --handles-file",
      ["watch", "--once", "--webhook", "{hook}", "--handles-file", "{tmp}/binary"], {},
      ["--handles-file", "not a UTF-8 text file"]),
+    ("a --state-db with a line break", ["poll", "alice", "--state-db", "{tmp}/a\nb.db"], {},
+     ["--state-db", "holds a line break", "give a plain path"]),
+    ("a --handles-file with a carriage return",
+     ["watch", "--once", "--webhook", "{hook}", "--handles-file", "{tmp}/h\rx"], {},
+     ["--handles-file", "holds a line break", "give a plain path"]),
+    ("TIKTOK_FOLLOWING_STATE_DB with a line separator", ["outbox"],
+     {"TIKTOK_FOLLOWING_STATE_DB": "state\u2028.db"},
+     ["TIKTOK_FOLLOWING_STATE_DB", "U+2028", "or unset it"]),
+    ("a negative --min-time", ["list", "alice", "--min-time", "-5"], {},
+     ["--min-time", "a number from 0"]),
     ("an API key with a line break", ["list", "alice"], {"DUMPLINGAI_API_KEY": "sk_abc\ndef"},
      ["DUMPLINGAI_API_KEY", "paste it again on one line"]),
     ("an API key outside Latin-1", ["list", "alice"], {"DUMPLINGAI_API_KEY": "sk_ключ"},
@@ -144,6 +154,31 @@ def test_sandbox_on_a_port_in_use_is_one_line_exit_2() -> None:
         assert_refused(runs, f"127.0.0.1:{port}", "pick another --port")
 
 
+@pytest.mark.parametrize("argv", [
+    ["poll", "alice", "--state-db", "sub\ndir/state.db"],
+    ["watch", "alice", "--once", "--webhook", "{hook}", "--state-db", "state\x1b.db"],
+    ["watch", "--once", "--webhook", "{hook}", "--handles-file", "handles\n.txt"],
+    ["poll", "alice"],
+], ids=["poll --state-db", "watch --state-db", "--handles-file", "the environment"])
+def test_a_path_with_a_control_character_creates_nothing(standin, receiver, tmp_path,
+                                                         argv) -> None:
+    standin.add_account("alice", 3)
+    args = [a.format(hook=receiver.url) for a in argv]
+    done = run_in(["--base-url", standin.url, *args], tmp_path,
+               env={"TIKTOK_FOLLOWING_STATE_DB": "state\u0085.db", "TIKTOK_FOLLOWING_WEBHOOK": ""})
+    assert done.code == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert standin.count_requests() == 0 and receiver.requests == []
+
+
+def run_in(args: list[str], cwd: Path, env: dict[str, str]) -> Run:
+    """The command line in a child process, in `cwd` (where a relative path would be made)."""
+    from tests.support import CLI
+    from tests.support import run as run_argv
+
+    return run_argv([*CLI, *args], cwd=cwd, env=env, timeout=30)
+
+
 # invoke: the same promise, with the error as JSON on stdout too.
 
 INVOKE_CASES = [
@@ -153,6 +188,12 @@ INVOKE_CASES = [
     ("an apiKey outside Latin-1", {"apiKey": "sk_ключ"}, "apiKey", "paste the key exactly"),
     ("a baseUrl with port 99999", {"baseUrl": "http://127.0.0.1:99999"}, "baseUrl",
      "port outside 1-65535"),
+    ("an unknown credentials field", {"baseURL": "http://127.0.0.1:9"}, "baseURL",
+     "the fields are: apiKey, baseUrl"),
+    ("a blank apiKey", {"apiKey": "\u3000"}, "apiKey", "leave credentials.apiKey out"),
+    ("a negative minTime", {"inputs": {"minTime": -1}}, "minTime", "must be at least 0"),
+    ("a negative minTime as text", {"inputs": {"minTime": "-1700000000"}}, "minTime",
+     "must be at least 0"),
     ("a handle URL with javascript:", {"handle": "javascript:alert(1)//tiktok.com/@alice"},
      "handle", "give 'name'"),
     ("a handle URL with ftp:", {"handle": "ftp://www.tiktok.com/@alice"}, "handle",
@@ -169,7 +210,7 @@ def test_invoke_answers_bad_input_with_one_json_error_exit_2_and_sends_nothing(
     if isinstance(change, str):
         stdin = change
     else:
-        inputs = {"handle": change.pop("handle", "alice")}
+        inputs = {"handle": change.pop("handle", "alice"), **change.pop("inputs", {})}
         stdin = json.dumps(request(ACTION, inputs, {**creds, **change}))
 
     runs = at_every_verbosity("invoke", stdin=stdin, key=None)

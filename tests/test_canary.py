@@ -309,15 +309,18 @@ def test_a_short_key_is_not_redacted_out_of_every_message(key):
 
 
 @pytest.mark.parametrize("blank", ["", " ", "\t \t"])
-def test_a_blank_key_is_simply_no_api_key(upstream, blank):
+def test_a_blank_key_is_refused_by_name_and_no_message_is_mangled(upstream, blank):
+    """Given but blank is an error naming the field (an empty variable is "not set"), and
+    redaction leaves the message whole."""
     run = run_invoke(request(ACTION, {"handle": "alice"}, {"apiKey": blank,
                                                           "baseUrl": upstream.url}))
     cli = run_main("--base-url", upstream.url, "list", "alice",
                    env={"DUMPLINGAI_API_KEY": blank})
     assert (run.code, run.error["field"]) == (2, "apiKey")
-    assert run.error["message"] == "no API key: set credentials.apiKey or DUMPLINGAI_API_KEY"
-    assert (cli.code, cli.stderr) == (
-        2, "tiktok-following: no API key: set credentials.apiKey or DUMPLINGAI_API_KEY\n")
+    assert run.error["message"].startswith("credentials.apiKey is blank")
+    expected = ("DUMPLINGAI_API_KEY holds only whitespace; set it to the API key, or unset it"
+                if blank else "no API key: set credentials.apiKey or DUMPLINGAI_API_KEY")
+    assert (cli.code, cli.stderr) == (2, f"tiktok-following: {expected}\n")
     assert "***" not in run.output + cli.output
     assert upstream.count_requests() == 0
 

@@ -46,6 +46,7 @@ def _run(args: Any) -> int:
 
     secrets = args.secrets
     try:
+        _check_state_db_env(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader that left is found here, not in the flush at exit
         return code
@@ -68,6 +69,21 @@ def _run(args: Any) -> int:
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
             "and report it", secrets)
         return 1
+
+
+def _check_state_db_env(args: Any) -> None:
+    """$TIKTOK_FOLLOWING_STATE_DB, where a command is about to use it, is held to --state-db's
+    rules (argparse checks only the option), before anything is created."""
+    from ..core.config import STATE_DB_ENV
+    from ..core.errors import InputError
+    from .common import path_problem
+
+    value = os.environ.get(STATE_DB_ENV)
+    if getattr(args, "state_db", "") is None and value:  # set but empty is "not set"
+        problem = path_problem(value)
+        if problem:
+            raise InputError(f"{STATE_DB_ENV} {problem}; set it to a plain path or a "
+                             "postgresql:// URL, or unset it", field=STATE_DB_ENV)
 
 
 def _command_in(argv: list[str]) -> str | None:

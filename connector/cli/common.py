@@ -135,12 +135,36 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 def state_db_arg(parser: argparse.ArgumentParser, default_help: str | None = None) -> None:
     """The --state-db option, the same on every command that keeps state."""
     parser.add_argument(
-        "--state-db", metavar="PATH|URL",
+        "--state-db", metavar="PATH|URL", type=path_text,
         help="SQLite state file (its folder must exist), or a "
              "postgresql://user:password@host/db URL shared by many watch workers (needs the "
              "postgres extra) (default: " + (default_help or
              "$TIKTOK_FOLLOWING_STATE_DB, else the user data dir; with --sandbox, a "
              "sandbox.db there") + ")")
+
+
+def path_text(text: str) -> str:
+    """An argparse type: a path (or a database URL), refused when it is blank or holds a
+    control character (a line break, a tab, NUL, U+2028...): that is a paste gone wrong, and
+    would create a file no one can name. argparse names the option; nothing is created."""
+    problem = path_problem(text)
+    if problem:
+        raise argparse.ArgumentTypeError(f"the path {problem}; give a plain path")
+    return text
+
+
+def path_problem(text: str) -> str | None:
+    """What is wrong with a path given as text, or None. C0 and C1 controls and the Unicode
+    line and paragraph separators count; other characters (spaces too) are a file's own."""
+    if not text.strip():
+        return "is blank"
+    for char in text:
+        code = ord(char)
+        if code < 32 or 127 <= code < 160 or code in (0x2028, 0x2029):
+            what = {0: "NUL", 9: "a tab", 10: "a line break", 13: "a line break"}.get(
+                code, f"the control character U+{code:04X}")
+            return f"holds {what}"
+    return None
 
 
 def state_target(args: argparse.Namespace) -> str | None:
@@ -182,9 +206,10 @@ def cursor(text: str) -> str:
         number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf
     except ValueError:
         number = math.nan
-    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)):
-        raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number of at most "
-                                         f"{MAX_DIGITS} digits), got {_short(text)}")
+    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)) \
+            or number < 0:  # cursors are follow times: a negative one is no place in a list
+        raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number from 0, of "
+                                         f"at most {MAX_DIGITS} digits), got {_short(text)}")
     return value
 
 

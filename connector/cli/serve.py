@@ -60,6 +60,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ..core.config import env_api_key
     from ..core.errors import InputError
     from ..serve import TOKEN_ENV
     from ..serve.server import serve
@@ -70,6 +71,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise InputError(f"serve does not take {'--sandbox' if args.sandbox else '--base-url'}: "
                          "set DUMPLINGAI_BASE_URL in the service's environment, or send baseUrl "
                          "in each request's credentials", field="--base-url")
+    # The service's own key, refused at start when it is only whitespace (not at each call).
+    env_api_key()
     args.secrets.add(os.environ.get(TOKEN_ENV, ""))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(args.secrets, "%(asctime)s %(message)s"))

@@ -24,6 +24,7 @@ from ..core.redact import one_line
 from .common import (
     child_logging,
     credentials_for,
+    path_text,
     plural,
     read_text_file,
     say,
@@ -54,7 +55,7 @@ def add_commands(sub: Any) -> None:
                    "tiktok-following watch --handles-file handles.txt --events "
                    "followed,unfollowed --once"))
     c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
-    c.add_argument("--handles-file", metavar="FILE",
+    c.add_argument("--handles-file", metavar="FILE", type=path_text,
                    help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
     _webhook_args(c)
     c.add_argument("--interval", type=_interval, default=900.0, metavar="DURATION",
@@ -223,7 +224,7 @@ def _webhook(args: argparse.Namespace) -> Any:
     if not args.webhook:
         raise InputError(f"--webhook URL is required (or set {WEBHOOK_ENV})", field="webhook")
     # Known as secrets before anything can fail, so no message can show them.
-    args.secrets.add(*url_secrets(args.webhook))
+    args.secrets.add(*url_secrets(args.webhook, user=True))
     for header in args.header:
         args.secrets.add(header.partition(":")[2].strip())
     headers = [parse_header(h) for h in args.header]

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InputError
 from .redact import display_url
 
 PRODUCTION_URL = "https://app.dumplingai.com"
@@ -25,6 +25,8 @@ BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
 STATE_DB_ENV = "TIKTOK_FOLLOWING_STATE_DB"
 #: A URL longer than this is a paste gone wrong, not an address.
 MAX_URL = 2048
+#: The fields of `credentials` (the connector manifest's `auth`); any other is a typo.
+CREDENTIAL_FIELDS = ("apiKey", "baseUrl")
 
 
 class RetryPolicy(NamedTuple):
@@ -120,7 +122,8 @@ def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
 
 def check_api_key(key: Any, *, source: str = "apiKey") -> str:
     """The API key as it will travel in the Authorization header, or a ConfigurationError
-    that names where it came from (the key itself is never shown)."""
+    that names where it came from (the key itself is never shown). A blank key is no key here:
+    `given_api_key` and `env_api_key` refuse one by name before it gets this far."""
     if key is None or (isinstance(key, str) and not key.strip()):
         raise ConfigurationError(f"no API key: set credentials.apiKey or {API_KEY_ENV}",
                                  field="apiKey")
@@ -137,19 +140,66 @@ def check_api_key(key: Any, *, source: str = "apiKey") -> str:
     return key
 
 
+def given_api_key(value: Any, *, field: str = "credentials.apiKey") -> str | None:
+    """Whether a request carries a usable API key, for every surface (`connector.run`, invoke,
+    serve's body and its Authorization header): the key, checked, or None when `field` was
+    not given (absent, or null). A key given but blank (empty, or only whitespace, Unicode
+    spaces included) is an InputError that names `field`, never "no key": a caller that sent
+    one and had the service's own key used in its place could send that key anywhere."""
+    if value is None:
+        return None
+    if isinstance(value, str) and not value.strip():
+        raise InputError(f"{field} is blank ({'empty' if not value else 'only whitespace'}); "
+                         f"give the API key, or leave {field} out to use {API_KEY_ENV}",
+                         field=_field_name(field))
+    return check_api_key(value, source=field)
+
+
+def env_api_key(env: Mapping[str, str] | None = None) -> str | None:
+    """The key in DUMPLINGAI_API_KEY, checked, or None when it is not set. Set but empty
+    (`DUMPLINGAI_API_KEY=`) counts as not set, as shells and .env files write "unset"; only
+    whitespace is a ConfigurationError that names the variable (a paste gone wrong)."""
+    value = (os.environ if env is None else env).get(API_KEY_ENV)
+    if not value:
+        return None
+    if not value.strip():
+        raise ConfigurationError(f"{API_KEY_ENV} holds only whitespace; set it to the API key, "
+                                 "or unset it", field=API_KEY_ENV)
+    return check_api_key(value, source=API_KEY_ENV)
+
+
+def check_credential_fields(credentials: Any) -> Mapping[str, Any]:
+    """`credentials` as a mapping with only the known fields (apiKey, baseUrl); a mistyped
+    field (`baseURL`) is refused by name, or the call would quietly go to the default host."""
+    if credentials is None:
+        return {}
+    if not isinstance(credentials, Mapping):
+        raise ConfigurationError("credentials must be an object with apiKey", field="credentials")
+    for name in credentials:
+        if name not in CREDENTIAL_FIELDS:
+            shown = repr(name)[:60] if isinstance(name, str) else f"a {type(name).__name__}"
+            raise InputError(f"unknown credentials field {shown}; the fields are: "
+                             f"{', '.join(CREDENTIAL_FIELDS)}",
+                             field=name[:60] if isinstance(name, str) else "credentials")
+    return credentials
+
+
+def _field_name(field: str) -> str:
+    # The protocol's `field` is the name inside its object ("apiKey"), as for inputs.
+    return field.rpartition(".")[2]
+
+
 def resolve_credentials(
     credentials: Mapping[str, Any] | None, env: Mapping[str, str] | None = None
 ) -> Credentials:
     """Credentials from the request, else the environment; base URL from `baseUrl`,
     else DUMPLINGAI_BASE_URL, else production."""
     env = os.environ if env is None else env
-    credentials = credentials or {}
-    if not isinstance(credentials, Mapping):
-        raise ConfigurationError("credentials must be an object with apiKey", field="credentials")
-    key, key_source = credentials.get("apiKey"), "credentials.apiKey"
-    if key is None or (isinstance(key, str) and not key.strip()):
-        key, key_source = env.get(API_KEY_ENV), API_KEY_ENV
-    key = check_api_key(key, source=key_source)
+    credentials = check_credential_fields(credentials)
+    key = given_api_key(credentials.get("apiKey")) or env_api_key(env)
+    if key is None:
+        raise ConfigurationError(f"no API key: set credentials.apiKey or {API_KEY_ENV}",
+                                 field="apiKey")
     base = credentials.get("baseUrl")
     # The error names where the bad URL came from, so the user knows what to fix.
     source = "baseUrl"

@@ -1,27 +1,137 @@
 """Keeping secrets out of everything the connector prints, logs, raises or stores.
 
-Secrets are the API key (however it was given), passwords in URLs (`user:password@host`),
-webhook header values and webhook paths (a hook URL is itself a credential). Code that builds a
-message from something that may hold one goes through here.
+Secrets are the API key (however it was given), passwords in URLs (`user:password@`),
+webhook header values and webhook paths (a hook URL is itself a credential; its path is masked
+only whole, see `Whole`). A user or database name is a name, not a secret: a URL is shown
+without its `user:password@` (`display_url`), and its password is redacted wherever it appears.
+Code that builds a message from something that may hold one goes through here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from urllib.parse import unquote, urlsplit
 
 #: Shorter "secrets" are not replaced: swapping every "ab" in a message for *** would mangle
 #: it, and a key that short is refused by the upstream anyway.
 MIN_SECRET = 4
+#: Any run of this many characters of a secret is masked, wherever it appears, and not only the
+#: whole secret: a server that quotes `key[2:]` or `key[:-2]` back must not show 24 of its 26
+#: characters. Secrets shorter than this are masked whole.
+FRAGMENT = 8
 MASK = "***"
+#: What the text is cut into to find windows (as `_grams` cuts it): a window of FRAGMENT
+#: characters always holds a whole gram that starts at a multiple of _GRAM.
+_GRAM = 4
+assert FRAGMENT >= 2 * _GRAM - 1 and memoryview(b"1234").cast("I").itemsize == _GRAM
+
+
+class Whole(str):
+    """A secret masked only whole, never by its pieces: a webhook's path is words its owner
+    chose (`/webhook/tiktok-follows`), and masking any 8 of its characters would mask the
+    program's own name in every line. Equal only to another Whole, so `redact` never takes a
+    set of secrets with it for the same set without."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Whole and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((Whole, str(self)))
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return Whole, (str(self),)
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """`text` with every secret of MIN_SECRET or more characters replaced by ***."""
-    for secret in sorted((s for s in secrets if s and len(s) >= MIN_SECRET), key=len,
-                         reverse=True):
-        text = text.replace(secret, MASK)
-    return text
+    """`text` with every secret of MIN_SECRET or more characters replaced by ***, and every run
+    of FRAGMENT or more characters of a longer secret too (but of a `Whole` one)."""
+    if not text:
+        return text
+    masker = _redactor(tuple(secrets))
+    return masker(text) if masker.windows or masker.short else text
+
+
+class Redactor:
+    """Masks one set of secrets in any text; built once per set (`redact` keeps the last few).
+
+    Every FRAGMENT-character piece of a secret (a "window") found in the text is masked, and
+    overlapping windows are masked as one, so a run of any length from FRAGMENT up goes whole.
+    Finding them costs one set lookup per 4 bytes of text, in C: a window found in the text
+    holds, at a position that is a multiple of 4, one of the secret's 4-character pieces (a
+    "gram"), and only where one sits are the 4 windows that can hold it looked up. A log line
+    costs a few microseconds (benchmarks/redact.py).
+    """
+
+    def __init__(self, secrets: Iterable[str | None]) -> None:
+        unique = {s for s in secrets if s and len(s) >= MIN_SECRET}
+        self.windows = frozenset(s[i:i + FRAGMENT] for s in unique
+                                 if len(s) >= FRAGMENT and type(s) is not Whole
+                                 for i in range(len(s) - FRAGMENT + 1))
+        # Tuples of characters: text is cut into them by zip(), without a Python-level loop.
+        self.grams = frozenset(tuple(w[i:i + _GRAM]) for w in self.windows
+                               for i in range(FRAGMENT - _GRAM + 1))
+        # The first look is cheaper still, in the text's UTF-8 bytes read as 4-byte integers:
+        # a window's encoding is 8 bytes or more, so it holds one of these at a multiple of 4.
+        encoded = [w.encode("utf-8", "surrogatepass") for w in self.windows]
+        self.blocks = frozenset(memoryview(e[i:i + _GRAM]).cast("I")[0] for e in encoded
+                                for i in range(len(e) - _GRAM + 1))
+        #: Secrets too short for windows, or Whole: replaced whole, the longest first.
+        self.short = sorted((str(s) for s in unique if len(s) < FRAGMENT or type(s) is Whole),
+                            key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        if self.windows and len(text) >= FRAGMENT:
+            data = text.encode("utf-8", "surrogatepass")
+            if not self.blocks.isdisjoint(memoryview(data)[: len(data) & ~3].cast("I")):
+                found = self.grams.intersection(_grams(text))
+                if found:
+                    text = self._mask_windows(text, found)
+        for secret in self.short:
+            text = text.replace(secret, MASK)
+        return text
+
+    def _mask_windows(self, text: str, found: set[tuple[str, ...]]) -> str:
+        """`text` with the windows masked, given the grams found in it (usually one, and often
+        one that only looks like a piece of a secret: "atch" of a path's "/catch/")."""
+        windows, last = self.windows, len(text) - FRAGMENT
+        starts = []
+        for gram in found:
+            piece = "".join(gram)
+            at = text.find(piece)
+            while at != -1:
+                if not at % _GRAM:
+                    # The windows that can hold this gram start at most a gram before it.
+                    for start in range(max(0, at - _GRAM + 1), min(at, last) + 1):
+                        if text[start:start + FRAGMENT] in windows:
+                            starts.append(start)
+                at = text.find(piece, at + 1)
+        if not starts:
+            return text
+        out, done = [], 0
+        for start in sorted(set(starts)):
+            if start > done or not out:
+                out += (text[done:start], MASK)
+            done = start + FRAGMENT
+        out.append(text[done:])
+        return "".join(out)
+
+
+@lru_cache(maxsize=64)
+def _redactor(secrets: tuple[str | None, ...]) -> Redactor:
+    return Redactor(secrets)
+
+
+def _grams(text: str) -> Iterator[tuple[str, ...]]:
+    """The text's characters 4 at a time, from position 0 on (a last piece of fewer than 4,
+    which no gram fits in, is left out)."""
+    chars = iter(text)
+    return zip(chars, chars, chars, chars, strict=False)
 
 
 def one_line(text: str, limit: int = 1000) -> str:
@@ -31,13 +141,18 @@ def one_line(text: str, limit: int = 1000) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def url_secrets(url: str) -> list[str]:
-    """The parts of a URL that are secret: the password in `user:password@`, and the user."""
+def url_secrets(url: str, *, user: bool = False) -> list[str]:
+    """The secret part of a URL: the password in `user:password@`. The user name is a name
+    (`postgres`, `tiktok`), shown like a host name, and masking it wherever the word appears
+    would mangle every message; `user=True` counts it too, for URLs that are a credential
+    whole (a webhook's `https://TOKEN@host/...`)."""
     try:
         parts = urlsplit(url)
-        return [s for s in (parts.password, parts.username) if s]
+        found = [parts.password, parts.username if user else None]
     except ValueError:
         return []
+    # As written (percent-encoded) and as a server would quote it back (decoded).
+    return [v for s in found if s for v in dict.fromkeys((s, unquote(s)))]
 
 
 def display_url(url: str, *, path: bool = True) -> str:

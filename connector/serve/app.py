@@ -7,16 +7,16 @@ the access log names the method, path, status, operation, error type and time, n
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import manifests
-from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.config import BASE_URL_ENV, env_api_key, given_api_key
 from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure, request_secrets
 
@@ -125,8 +125,7 @@ def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any]
     try:
         raw = _body(environ, max_body)
         key = _bearer(environ)
-        if key is None:
-            _refuse_own_key_elsewhere(raw)
+        _refuse_own_key_elsewhere(raw, key)
     except ConnectorError as err:
         return _refused(err, environ)
     _, response = answer(raw, source="the request body", api_key=key, **options)
@@ -147,9 +146,8 @@ def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any]
         if not isinstance(creds, dict):
             raise InputError("credentials must be an object", field="credentials")
         key = _bearer(environ)
-        if key is None:
-            _refuse_own_key_elsewhere(raw)
-        else:
+        _refuse_own_key_elsewhere(raw, key)
+        if key is not None:
             creds = {**creds, "apiKey": key}
     except (ConnectorError, ValueError, RecursionError) as err:
         if not isinstance(err, ConnectorError):
@@ -178,28 +176,36 @@ def _body(environ: dict[str, Any], max_body: int) -> bytes:
 
 
 def _bearer(environ: dict[str, Any]) -> str | None:
-    """The DumplingAI key in `Authorization: Bearer KEY`, or None when there is no header."""
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    if not header.strip():
+    """The DumplingAI key in `Authorization: Bearer KEY`, checked as every key a request
+    carries is (`given_api_key`), or None when there is no Authorization header. A header that
+    is there but empty, or whose key is blank, is refused by name, never taken for "no key"."""
+    header = environ.get("HTTP_AUTHORIZATION")
+    if header is None:
         return None
     scheme, _, key = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise InputError("the Authorization header must be 'Bearer <DumplingAI API key>'",
-                         field="Authorization")
-    return key.strip()
+    if scheme.lower() != "bearer":
+        raise InputError("the Authorization header must be 'Bearer <DumplingAI API key>'; "
+                         "leave it out to use the service's own key", field="Authorization")
+    # WSGI hands headers over as Latin-1: a UTF-8 "\u3000" is judged as what it is.
+    with contextlib.suppress(UnicodeError):
+        key = key.encode("latin-1").decode("utf-8")
+    return given_api_key(key, field="Authorization")
 
 
-def _refuse_own_key_elsewhere(raw: bytes) -> None:
-    """With no key in the request, the service's own key is used; then the request may not
-    pick where it goes, or any caller could send the service's key to a host of its choice."""
-    if not os.environ.get(API_KEY_ENV):
-        return
+def _refuse_own_key_elsewhere(raw: bytes, key: str | None) -> None:
+    """With no key in the request (`key` is the header's), the service's own key is used; then
+    the request may not pick where it goes, or any caller could send the service's key to a
+    host of its choice. The body's key is judged by `given_api_key` too: a blank one is an
+    error here, not a request without a key."""
     try:
-        request = json.loads(raw)
+        request = json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError):
         return  # answer() reports it
     creds = request.get("credentials") if isinstance(request, dict) else None
-    if isinstance(creds, dict) and creds.get("baseUrl") and not creds.get("apiKey"):
+    if not isinstance(creds, dict):
+        return  # none, or answer() reports it
+    carried = given_api_key(creds.get("apiKey")) or key
+    if carried is None and creds.get("baseUrl") and env_api_key() is not None:
         raise ConfigurationError(f"baseUrl can only be chosen together with a key in the "
                                  f"Authorization header; without one the service uses its own "
                                  f"key and {BASE_URL_ENV}", field="baseUrl")

@@ -115,8 +115,9 @@ def sort_claim(claim: Claim, key: str, *, held_for: float, due_in: float,
 
 
 def database_secrets(target: object) -> list[str]:
-    """The secret parts of a database target: a URL's user and password, in its user info or
-    its query (`?password=...`)."""
+    """The secret parts of a database target: a URL's password, in its user info or its query
+    (`?password=...`, `?sslpassword=...`). User and database names are names: shown, never
+    masked (a user `tiktok` would otherwise turn every `tiktok-following` into `***`)."""
     if not is_postgres(target):
         return []
     from urllib.parse import parse_qs, urlsplit
@@ -128,7 +129,7 @@ def database_secrets(target: object) -> list[str]:
         query = parse_qs(urlsplit(str(target)).query)
     except ValueError:
         return out
-    return out + [v for k in ("password", "user") for v in query.get(k, []) if v]
+    return out + [v for k in ("password", "sslpassword") for v in query.get(k, []) if v]
 
 
 def new_owner() -> str:
