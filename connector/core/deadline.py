@@ -67,7 +67,8 @@ class Watchdog:
     thread started on first use."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  # the thread's sleep, on the same lock
         self._armed: dict[Exchange, None] = {}
         #: When the thread wakes next: an exchange armed for earlier has to wake it.
         self._next = float("inf")
@@ -79,7 +80,7 @@ class Watchdog:
     def arm(self, seconds: float) -> Exchange:
         """A new exchange that may last `seconds`."""
         exchange = Exchange(self, time.monotonic() + seconds)
-        with self._cond:
+        with self._lock:
             self._armed[exchange] = None
             if exchange.deadline < self._next:
                 if self._thread is None:
@@ -91,14 +92,14 @@ class Watchdog:
         return exchange
 
     def end(self, exchange: Exchange) -> bool:
-        with self._cond:
+        with self._lock:
             self._armed.pop(exchange, None)
             exchange.sock = None
         return exchange.expired
 
     def in_flight(self) -> int:
         """Exchanges armed and not yet ended (for tests)."""
-        with self._cond:
+        with self._lock:
             return len(self._armed)
 
     def _run(self) -> None:
@@ -116,7 +117,8 @@ class Watchdog:
                 self._cond.wait(None if soonest == float("inf") else soonest - now)
 
     def _forked(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._armed = {}
         self._next = float("inf")
         self._thread = None
