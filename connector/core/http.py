@@ -104,7 +104,7 @@ class _Retry(Retry):
     #: slow, and a second try would only be slow again.
     retry_timeouts: bool = True
     #: Seconds `sleep` waits before the next try, decided by `increment` (None: urllib3's own).
-    wait: float | None = None
+    planned_wait: float | None = None
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.retry_after_cap)
@@ -127,8 +127,8 @@ class _Retry(Retry):
         if exchange is not None:
             after = (self.get_retry_after(response)
                      if response is not None and self.respect_retry_after_header else None)
-            new.wait = after or new.get_backoff_time()
-            if new.wait >= exchange.remaining():
+            new.planned_wait = after or new.get_backoff_time()
+            if new.planned_wait >= exchange.remaining():
                 reason = error or urllib3.exceptions.ResponseError(
                     f"no time left for another try after HTTP "
                     f"{getattr(response, 'status', '?')}")
@@ -136,10 +136,10 @@ class _Retry(Retry):
         return new
 
     def sleep(self, response: Any = None) -> None:
-        if self.wait is None:
+        if self.planned_wait is None:
             super().sleep(response)
-        elif self.wait > 0:
-            time.sleep(self.wait)
+        elif self.planned_wait > 0:
+            time.sleep(self.planned_wait)
 
 
 def build_retry(policy: RetryPolicy) -> Retry:
