@@ -354,7 +354,7 @@ def test_a_slow_upstream_a_caller_names_cannot_starve_healthz_or_another_caller(
         assert other.status_code == 200 and len(other.json()["items"]) == 2
 
 
-def test_a_request_refused_for_want_of_a_slot_says_so_in_json(monkeypatch) -> None:
+def test_a_request_refused_for_want_of_a_slot_says_so_in_json() -> None:
     slots = UpstreamSlots(1, waiting=0, wait_s=0)
     app = make_app(slots=slots)
     assert slots.acquire(own=True)  # the only slot, taken
