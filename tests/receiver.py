@@ -1,5 +1,6 @@
 """A webhook receiver on loopback for the `watch` tests: it records every request, and can be
-told to answer an error, to be slow, or to be down (its port closed) and up again."""
+told to answer an error, to be slow, to be down (its port closed) and up again, to keep its
+connections alive, and to drop requests without answering."""
 
 from __future__ import annotations
 
@@ -29,7 +30,13 @@ class Received:
 class Receiver:
     """Use as a context manager; `url` is the hook URL. Answers 200 unless told otherwise."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        #: HTTP/1.1 with connections kept alive between requests (else one request each).
+        self.keep_alive = keep_alive
+        #: Requests still to drop: read, recorded, and the connection closed without an answer.
+        #: With `reused_only`, only requests on a connection that already served one.
+        self.drop = 0
+        self.reused_only = False
         self.requests: list[Received] = []
         #: Status for requests with nothing queued by `answer()`.
         self.status = 200
@@ -48,6 +55,9 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if self.keep_alive else "HTTP/1.0"
+            served = 0
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
@@ -57,6 +67,10 @@ class Receiver:
                     body = None
                 status = receiver._record(Received(
                     "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                self.served += 1
+                if receiver._dropping(reused=self.served > 1):
+                    self.close_connection = True  # closed unanswered, as a crash would
+                    return
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 payload = json.dumps({"ok": 200 <= status < 300}).encode()
@@ -95,6 +109,13 @@ class Receiver:
         """Answer the next requests with these statuses, in order."""
         with self._lock:
             self._queued.extend(statuses)
+
+    def _dropping(self, *, reused: bool) -> bool:
+        with self._lock:
+            if self.drop > 0 and (reused or not self.reused_only):
+                self.drop -= 1
+                return True
+            return False
 
     def _record(self, received: Received) -> int:
         with self._lock:

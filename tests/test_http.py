@@ -29,6 +29,7 @@ from connector.core.config import (
     check_base_url,
     resolve_credentials,
 )
+from connector.core.deadline import WATCHDOG
 from connector.core.errors import (
     ApiError,
     AuthenticationError,
@@ -45,6 +46,7 @@ from connector.core.errors import (
 )
 from connector.core.http import Client, RateLimit, build_retry, parse_page
 from connector.standin import ERROR_503, MALFORMED, RESET, Fault, StandIn
+from tests.slowpeer import PARTS, TricklingServer, elapsed
 from tests.support import ACTION, request, run_cli, run_invoke
 
 CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
@@ -367,6 +369,49 @@ def test_a_server_slower_than_the_read_timeout_is_a_transport_error(standin, cre
     assert time.monotonic() - started < 1.1  # two 0.1 s timeouts, not the 1.2 s of delays
     assert "did not answer in time" in caught.value.message
     assert standin.count_requests() == 2
+
+
+@pytest.mark.parametrize("part", list(PARTS))
+def test_an_upstream_trickling_its_answer_ends_at_the_deadline(creds, part: str) -> None:
+    """Each byte comes well within the read timeout, so only the deadline can end it; the
+    whole answer would take over two minutes."""
+    with TricklingServer(start=PARTS[part], every=0.5) as slow:
+        client = Client(Credentials(creds["apiKey"], slow.url),
+                        retry=RetryPolicy.no_wait(total=2),
+                        timeouts=Timeouts(connect=1, read=5, total=2))
+        started = time.monotonic()
+        with client, pytest.raises(TransportError) as caught:
+            client.fetch_page("alice")
+    assert elapsed(started) < 15  # 2 s and slack; without the deadline: minutes
+    assert "within the 2 s deadline" in caught.value.message
+    assert slow.url in caught.value.message
+    assert slow.requests == 1  # no try starts after the deadline
+
+
+def test_a_retry_whose_wait_would_outlast_the_deadline_is_not_waited_for(standin, creds
+                                                                          ) -> None:
+    """A 503 asking for 20 s with 3 s left: the 503 is the answer, at once."""
+    standin.add_account("alice", 1)
+    standin.inject(Fault(status=503, retry_after=20), Fault(status=503, retry_after=20))
+    client = Client(Credentials(creds["apiKey"], creds["baseUrl"]),
+                    retry=RetryPolicy(total=1, retry_after_max=30),
+                    timeouts=Timeouts(connect=1, read=5, total=3))
+    started = time.monotonic()
+    with client, pytest.raises(RateLimitError) as caught:
+        client.fetch_page("alice")
+    assert elapsed(started) < 15  # the 20 s wait was not slept
+    assert caught.value.status == 503 and standin.count_requests() == 1
+
+
+def test_exchanges_that_end_leave_nothing_for_the_watchdog(standin, client) -> None:
+    standin.add_account("alice", 3)
+    standin.inject(RESET)
+    before = WATCHDOG.in_flight()
+    for _ in range(5):
+        client.fetch_page("alice")
+    with pytest.raises(NotFoundError):
+        client.fetch_page("ghost")
+    assert WATCHDOG.in_flight() == before
 
 
 # --------------------------------------------------------------------------- rate limits

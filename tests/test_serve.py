@@ -4,12 +4,14 @@ and the key in no response or log line."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,8 +24,11 @@ from connector import invoke
 from connector.core import manifests
 from connector.core.config import RetryPolicy
 from connector.core.errors import ConfigurationError
+from connector.serve.app import make_app
+from connector.serve.limits import UpstreamSlots
 from connector.serve.server import create_server
 from connector.standin import Fault, StandIn
+from tests.slowpeer import TricklingServer, elapsed, trickling_clients
 from tests.support import ACTION, API_KEY, ROOT, TRIGGER
 
 pytest.importorskip("waitress")
@@ -289,9 +294,11 @@ def test_listening_beyond_loopback_needs_a_long_token(monkeypatch) -> None:
 
 
 def test_no_more_runs_than_threads_reach_the_endpoint_at_once(monkeypatch) -> None:
+    """Requests to the service's own upstream beyond the threads wait their turn."""
     with StandIn(api_keys=(API_KEY,), latency=0.15) as slow:
         slow.add_account("alice", 5)
         with running(monkeypatch, threads=2) as svc:
+            monkeypatch.setenv("DUMPLINGAI_BASE_URL", slow.url)
             request = {"operation": ACTION, "inputs": {"handle": "alice"},
                        "credentials": {"baseUrl": slow.url}}
             def call(_: int, svc: Service = svc) -> int:
@@ -301,6 +308,65 @@ def test_no_more_runs_than_threads_reach_the_endpoint_at_once(monkeypatch) -> No
                 codes = list(pool.map(call, range(6)))
         assert codes == [200] * 6
         assert slow.peak_in_flight == 2
+
+
+def test_connections_trickling_their_requests_are_cut_off_and_healthz_still_answers(
+    monkeypatch,
+) -> None:
+    """Nine clients that never finish their request, a byte every 0.3 s, against room for three
+    connections: each is closed when its request has taken 1.5 s, and /healthz gets in."""
+    with running(monkeypatch, connection_limit=5, request_timeout=1.5) as svc:
+        host, port = svc.url.removeprefix("http://").split(":")
+        with trickling_clients(host, int(port), 9):
+            started = time.monotonic()
+            answer = svc.call("GET", "/healthz")
+        assert answer.status_code == 200 and answer.json()["ok"] is True
+        assert elapsed(started) < 25  # a few cut-offs; without them, never
+
+
+def test_a_slow_upstream_a_caller_names_cannot_starve_healthz_or_another_caller(
+    monkeypatch, standin: StandIn
+) -> None:
+    """Six requests with the caller's own key to a host that trickles its answers (minutes
+    each): one gets a slot, five are refused at once, and /healthz and a caller of the
+    service's own upstream are answered meanwhile."""
+    standin.add_account("alice", 2)
+    with running(monkeypatch, threads=2) as svc, TricklingServer(every=0.5) as slow:
+        monkeypatch.setenv("DUMPLINGAI_BASE_URL", standin.url)
+        hostile = {"operation": ACTION, "inputs": {"handle": "alice"},
+                   "credentials": {"baseUrl": slow.url}}
+
+        def attack(_: int) -> int | None:
+            try:
+                answer = svc.http.post(svc.url + "/v1/run", json=hostile, timeout=5,
+                                       headers={"Authorization": "Bearer attacker-key"})
+            except requests.RequestException:
+                return None  # still held by the slow host
+            return answer.status_code if answer.headers.get("Retry-After") else -1
+
+        with ThreadPoolExecutor(6) as pool:
+            codes = list(pool.map(attack, range(6)))
+            health = svc.call("GET", "/healthz")
+            other = svc.run({"operation": ACTION, "inputs": {"handle": "alice"}}, key=API_KEY)
+        assert sorted(codes, key=str) == [503] * 5 + [None]
+        assert slow.requests == 1
+        assert health.status_code == 200
+        assert other.status_code == 200 and len(other.json()["items"]) == 2
+
+
+def test_a_request_refused_for_want_of_a_slot_says_so_in_json() -> None:
+    slots = UpstreamSlots(1, waiting=0, wait_s=0)
+    app = make_app(slots=slots)
+    assert slots.acquire(own=True)  # the only slot, taken
+    seen: list[Any] = []
+    body = json.dumps({"operation": ACTION, "inputs": {"handle": "alice"}}).encode()
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/run",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+               "HTTP_AUTHORIZATION": f"Bearer {API_KEY}"}
+    answer = json.loads(b"".join(app(environ, lambda status, headers: seen.append(
+        (status, dict(headers))))))
+    assert seen[0][0].startswith("503") and seen[0][1]["Retry-After"] == "5"
+    assert answer["error"]["type"] == "busy" and "try again" in answer["error"]["message"]
 
 
 def test_the_key_appears_in_no_answer_and_no_log_line(

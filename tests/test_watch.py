@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from connector.cli import main
-from connector.core.config import RetryPolicy
+from connector.core.config import RetryPolicy, Timeouts
 from connector.core.errors import InputError, RateLimitError
 from connector.core.http import RateLimit
 from connector.core.items import event_id, identity
@@ -30,6 +30,7 @@ from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
 from connector.watch.webhook import check_webhook_url, parse_header
 from tests.receiver import Receiver
+from tests.slowpeer import PARTS, TricklingServer, elapsed
 from tests.support import API_KEY, start_cli
 
 SECRET = "s3cret-token-value"
@@ -617,3 +618,67 @@ def test_delivery_parks_after_max_attempts_and_never_drops(db, receiver):
     [parked] = store.events(parked=True)
     assert parked.attempts == 2 and parked.last_error == "HTTP 503"
     store.close()
+
+
+def _queue(store: Any, handles: int, each: int) -> list[str]:
+    """`each` outbox events for each of `handles` handles; their ids."""
+    ids = []
+    for h in range(handles):
+        handle = f"h{h}"
+        events = [(f"{handle}-{i}", handle, {"eventId": f"{handle}-{i}", "handle": handle,
+                                             "detectedAt": "now", "item": {"id": str(i)}})
+                  for i in range(each)]
+        store.save(f"k{h}", {}, events)
+        ids += [e[0] for e in events]
+    return ids
+
+
+def test_a_kept_alive_connection_dropped_once_holds_nothing_back(db):
+    """The receiver closes one reused connection after reading a POST, without answering: that
+    POST goes again at once on another connection, and the whole pass is delivered."""
+    store = open_database(db)
+    ids = _queue(store, handles=4, each=15)
+    with Receiver(keep_alive=True) as receiver, Webhook(receiver.url) as hook:
+        receiver.drop, receiver.reused_only = 1, True
+        deliverer = Deliverer(store, hook, concurrency=4, backoff=Backoff.immediate())
+        result = deliverer.run_pass()
+        sent = receiver.event_ids()
+    assert receiver.drop == 0  # the drop did happen
+    assert (result.delivered, result.failed, result.held) == (60, 0, 0)
+    assert store.backlog().pending == 0
+    # The dropped POST arrived (and was read) before its retry: one duplicate, same key.
+    assert sorted(set(sent)) == sorted(ids) and len(sent) == 61
+    store.close()
+
+
+def test_a_receiver_that_drops_every_post_is_held_back_after_three_in_a_row(db):
+    """Each POST and its one retry get no answer: three events fail in a row, then the rest
+    of the pass waits for the backoff."""
+    store = open_database(db)
+    _queue(store, handles=1, each=8)
+    with Receiver(keep_alive=True) as receiver, Webhook(receiver.url) as hook:
+        receiver.drop = 10**6
+        result = Deliverer(store, hook, backoff=Backoff.immediate()).run_pass()
+        posts = len(receiver.requests)
+    assert (result.delivered, result.failed, result.held) == (0, 3, 5)
+    assert posts == 6  # each of the three tried twice: once, and once more at once
+    store.close()
+
+
+def test_a_webhook_trickling_its_answer_ends_at_the_deadline():
+    with TricklingServer(start=PARTS["headers"], every=0.5) as slow, \
+            Webhook(slow.url + "/hook", timeouts=Timeouts(connect=1, read=5, total=2)) as hook:
+        started = time.monotonic()
+        reply = hook.post({"eventId": "e1"})
+    assert elapsed(started) < 15  # 2 s and slack; without the deadline: minutes
+    assert (reply.ok, reply.unreachable, reply.no_connection) == (False, True, False)
+    assert reply.error == "no complete answer within the 2 s deadline"
+    assert slow.requests == 1  # a slow receiver is not asked twice
+
+
+def test_a_refused_connection_says_the_receiver_is_down_at_once(receiver):
+    url = receiver.url
+    receiver.stop()
+    with Webhook(url) as hook:
+        reply = hook.post({"eventId": "e1"})
+    assert (reply.ok, reply.no_connection, reply.receiver_down) == (False, True, True)

@@ -11,7 +11,7 @@ import os
 import sys
 from typing import Any
 
-from .common import Parser, RedactingFormatter, credentials_for, say, whole_number
+from .common import Parser, RedactingFormatter, credentials_for, say, seconds, whole_number
 from .options import add_globals, examples
 
 
@@ -30,9 +30,15 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--port", type=whole_number(0, 65535), default=8790,
                    help="port (default 8790; 0 for any free one)")
     c.add_argument("--threads", type=whole_number(1, 64), default=4,
-                   help="requests served at once (1 to 64; default: 4); more wait their turn")
-    c.add_argument("--connection-limit", type=whole_number(1, 10000), default=100,
-                   help="open connections at most (1 to 10000; default: 100)")
+                   help="requests that call DumplingAI at once (1 to 64; default: 4); up to "
+                        "four times as many wait their turn, and a baseUrl the caller picks gets "
+                        "half of them")
+    c.add_argument("--connection-limit", type=whole_number(1, 10000), default=1000,
+                   help="open connections at most (1 to 10000; default: 1000)")
+    c.add_argument("--request-timeout", type=seconds(0, 3600), default=30.0, metavar="SECONDS",
+                   help="a client must send each request whole within this many seconds, and "
+                        "an idle connection is closed after as many (more than 0, at most 3600; "
+                        "default: 30)")
     c.set_defaults(func=cmd_serve)
 
     c = sub.add_parser("auth", help="check credentials", group=True)
@@ -82,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     own.propagate = False
     try:
         serve(host=args.host, port=args.port, threads=args.threads,
-              connection_limit=args.connection_limit,
+              connection_limit=args.connection_limit, request_timeout=args.request_timeout,
               ready=lambda url: say(f"ready: {url} (Ctrl-C stops)"))
     finally:
         own.removeHandler(handler)

@@ -123,7 +123,8 @@ def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> Non
     c.add_argument("--allow-http", action="store_true",
                    help="allow a plain-http webhook on a non-loopback host")
     c.add_argument("--webhook-timeout", type=seconds(0, 600), default=30.0, metavar="SECONDS",
-                   help="how long to wait for the webhook's answer (more than 0, at most "
+                   help="the longest one POST may take, from connecting to the last byte of "
+                        "the answer, however slowly the receiver sends it (more than 0, at most "
                         "600; default: 30)")
 
 
@@ -229,7 +230,8 @@ def _webhook(args: argparse.Namespace) -> Any:
         args.secrets.add(header.partition(":")[2].strip())
     headers = [parse_header(h) for h in args.header]
     webhook = Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
-                      timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout),
+                      timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
+                                        args.webhook_timeout),
                       pool_size=getattr(args, "concurrency", 4))
     args.secrets.add(*webhook.secrets)
     return webhook

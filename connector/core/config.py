@@ -47,10 +47,17 @@ class RetryPolicy(NamedTuple):
 
 
 class Timeouts(NamedTuple):
-    """requests has no default timeout; a hung upstream must not hang a workflow."""
+    """How long a request may take. requests has no default timeout, and its read timeout is
+    per read: a server that trickles a byte now and then never trips it. `total` is the
+    deadline of one exchange as a whole (connecting, sending, every retry and its wait, the
+    status line, headers and body), however the server trickles; a hung or trickling
+    upstream must not hang a workflow."""
 
     connect: float = 5.0
+    #: Seconds of silence while waiting for the answer, or between two reads of it.
     read: float = 60.0
+    #: Seconds one exchange may take in all, retries included.
+    total: float = 120.0
 
 
 class Credentials(NamedTuple):

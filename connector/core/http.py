@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple, Protocol
@@ -18,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from urllib3.util.retry import Retry
 
-from . import cursors
+from . import cursors, deadline
 from .config import ENDPOINT_PATH, Credentials, RetryPolicy, Timeouts, resolve_credentials
 from .errors import ResponseFormatError, TransportError, error_for_status
 from .redact import display_url, one_line, redact, url_secrets
@@ -93,9 +94,17 @@ def list_reader(source: PageSource, handle: str, *, count: int | None = None,
 
 
 class _Retry(Retry):
-    """urllib3 Retry with `Retry-After` capped, whatever the urllib3 2.x release."""
+    """urllib3 Retry with `Retry-After` capped, whatever the urllib3 2.x release, that keeps
+    to the deadline of the exchange in progress (core/deadline.py): no try starts after it,
+    and no wait runs past it. When the next wait would, the last answer stands (a 503 is
+    reported as the 503 it is) or the last error does."""
 
     retry_after_cap: float = 30.0
+    #: Whether a read timeout is retried. Not for webhooks: a timeout means the receiver is
+    #: slow, and a second try would only be slow again.
+    retry_timeouts: bool = True
+    #: Seconds `sleep` waits before the next try, decided by `increment` (None: urllib3's own).
+    planned_wait: float | None = None
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), self.retry_after_cap)
@@ -103,7 +112,34 @@ class _Retry(Retry):
     def new(self, **kw: Any) -> _Retry:
         new = super().new(**kw)
         new.retry_after_cap = self.retry_after_cap
+        new.retry_timeouts = self.retry_timeouts
         return new
+
+    def increment(self, method: str | None = None, url: str | None = None,
+                  response: Any = None, error: Exception | None = None, _pool: Any = None,
+                  _stacktrace: Any = None) -> _Retry:
+        if not self.retry_timeouts and isinstance(error, urllib3.exceptions.ReadTimeoutError):
+            raise error
+        exchange = deadline.current()
+        if exchange is not None and exchange.remaining() <= 0:
+            raise deadline.DeadlinePassed from error
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        if exchange is not None:
+            after = (self.get_retry_after(response)
+                     if response is not None and self.respect_retry_after_header else None)
+            new.planned_wait = after or new.get_backoff_time()
+            if new.planned_wait >= exchange.remaining():
+                reason = error or urllib3.exceptions.ResponseError(
+                    f"no time left for another try after HTTP "
+                    f"{getattr(response, 'status', '?')}")
+                raise urllib3.exceptions.MaxRetryError(_pool, url, reason)
+        return new
+
+    def sleep(self, response: Any = None) -> None:
+        if self.planned_wait is None:
+            super().sleep(response)
+        elif self.planned_wait > 0:
+            time.sleep(self.planned_wait)
 
 
 def build_retry(policy: RetryPolicy) -> Retry:
@@ -128,6 +164,19 @@ def build_retry(policy: RetryPolicy) -> Retry:
     return retry
 
 
+def fresh_connection_retry() -> Retry:
+    """For POSTs that are not safe to repeat blindly (a webhook's): one more try, at once, when
+    the request got no answer at all because the connection broke (reset, aborted, broken pipe,
+    the peer closing an idle kept-alive connection). The next connection is checked before use,
+    so the retry goes out on a live one. Not for a connection that could not be made (the
+    receiver is down), nor a read timeout (it is slow), nor any answer."""
+    retry = _Retry(total=1, connect=0, read=1, status=0, other=0, redirect=0,
+                   allowed_methods=frozenset({"POST"}), backoff_factor=0,
+                   raise_on_status=False, raise_on_redirect=False)
+    retry.retry_timeouts = False
+    return retry
+
+
 def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = False
                 ) -> requests.Session:
     """A pooled session for one host. Environment proxies are off unless asked for: they would
@@ -143,30 +192,44 @@ def new_session(*, pool_size: int, retry: Retry | int = 0, trust_env: bool = Fal
 
 
 class PostFailed(Exception):
-    """A POST got no HTTP answer (refused, reset, timed out, retries exhausted). `why` is a
-    short cause without the URL, which may hold secrets."""
+    """A POST got no HTTP answer (refused, reset, timed out, past its deadline, retries
+    exhausted). `why` is a short cause without the URL, which may hold secrets."""
 
-    def __init__(self, why: str, *, timed_out: bool = False) -> None:
+    def __init__(self, why: str, *, timed_out: bool = False, deadline: float | None = None,
+                 no_connection: bool = False) -> None:
         super().__init__(why)
         self.why = why
         self.timed_out = timed_out
+        #: The deadline, in seconds, that passed (None: it did not).
+        self.deadline = deadline
+        #: No connection could be made at all (refused, unknown host, connect timeout, TLS).
+        self.no_connection = no_connection
 
     @classmethod
     def of(cls, exc: BaseException) -> PostFailed:
         why = describe_transport_error(exc)
-        return cls(why, timed_out=why == "timed out")
+        return cls(why, timed_out=why == "timed out", no_connection=_no_connection(exc))
+
+    @classmethod
+    def past(cls, seconds: float) -> PostFailed:
+        return cls(f"no complete answer within the {seconds:g} s deadline", timed_out=True,
+                   deadline=seconds)
 
 
 class Reply:
     """One HTTP answer: its status and headers (looked up case-insensitively), and `raw`, the
-    urllib3 response its body is read from."""
+    urllib3 response its body is read from. The exchange's deadline holds until the body is
+    read or the reply closed."""
 
-    __slots__ = ("headers", "raw", "status")
+    __slots__ = ("exchange", "headers", "raw", "seconds", "status")
 
-    def __init__(self, status: int, headers: Mapping[str, str], raw: Any) -> None:
+    def __init__(self, status: int, headers: Mapping[str, str], raw: Any,
+                 exchange: deadline.Exchange | None = None, seconds: float = 0.0) -> None:
         self.status = status
         self.headers = headers
         self.raw = raw
+        self.exchange = exchange
+        self.seconds = seconds
 
     @property
     def attempts(self) -> int:
@@ -176,15 +239,27 @@ class Reply:
 
     def read(self, limit: int) -> bytes:
         """The body, up to `limit` bytes (decoded as sent). Raises PostFailed when the answer
-        breaks off."""
+        breaks off or the deadline passes before its end."""
         try:
-            return self.raw.read(limit, decode_content=True)
+            body = self.raw.read(limit, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            self.close()
+            self.raw.close()
+            if self._ended():
+                raise PostFailed.past(self.seconds) from None
             raise PostFailed.of(exc) from None
+        if self._ended():
+            # A body read to a close the watchdog forced is cut short, whatever it parses as.
+            self.raw.close()
+            raise PostFailed.past(self.seconds)
+        return body
 
     def close(self) -> None:
         self.raw.close()
+        self._ended()
+
+    def _ended(self) -> bool:
+        exchange, self.exchange = self.exchange, None
+        return exchange is not None and exchange.end()
 
 
 class Poster:
@@ -212,27 +287,42 @@ class Poster:
         self._pool: Any = None
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
 
-    def post(self, body: bytes, *, timeout: tuple[float, float],
+    def post(self, body: bytes, *, timeout: tuple[float, float], deadline_s: float,
              headers: Mapping[str, str] | None = None) -> Reply:
-        """Send `body`; the answer's body is left to read from `Reply.raw`. Raises PostFailed
-        when no answer came."""
+        """Send `body`; the answer's body is left to read from the Reply. Raises PostFailed
+        when no answer came. The exchange, retries and body included, ends `deadline_s`
+        seconds from now however slowly the server answers (through a proxy, or another
+        adapter, only the per-read timeouts and the retries' checks bound it)."""
         merged = {**self._headers, **headers} if headers else self._headers.copy()
         merged["Content-Length"] = str(len(body))
         adapter = self.session.get_adapter(self.url)
-        if type(adapter) is not HTTPAdapter or self._settings["proxies"]:
-            return self._through(adapter, merged, body, timeout)
-        limits = self._timeouts.get(timeout)
-        if limits is None:
-            limits = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0],
-                                                              read=timeout[1])
+        exchange = deadline.WATCHDOG.arm(deadline_s)
+        deadline.set_current(exchange)
         try:
-            resp = self._pool_of(adapter).urlopen(
-                "POST", self._path, body=body, headers=merged, redirect=False,
-                assert_same_host=False, preload_content=False, decode_content=False,
-                retries=adapter.max_retries, timeout=limits)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if type(adapter) is not HTTPAdapter or self._settings["proxies"]:
+                reply = self._through(adapter, merged, body, timeout)
+            else:
+                limits = self._timeouts.get(timeout)
+                if limits is None:
+                    limits = self._timeouts[timeout] = urllib3.Timeout(connect=timeout[0],
+                                                                      read=timeout[1])
+                resp = self._pool_of(adapter).urlopen(
+                    "POST", self._path, body=body, headers=merged, redirect=False,
+                    assert_same_host=False, preload_content=False, decode_content=False,
+                    retries=adapter.max_retries, timeout=limits)
+                reply = Reply(resp.status, resp.headers, resp)
+        except deadline.DeadlinePassed:
+            exchange.end()
+            raise PostFailed.past(deadline_s) from None
+        except (urllib3.exceptions.HTTPError, OSError, requests.exceptions.RequestException
+                ) as exc:
+            if exchange.end():
+                raise PostFailed.past(deadline_s) from None
             raise PostFailed.of(exc) from None
-        return Reply(resp.status, resp.headers, resp)
+        finally:
+            deadline.set_current(None)
+        reply.exchange, reply.seconds = exchange, deadline_s
+        return reply
 
     def _pool_of(self, adapter: HTTPAdapter) -> Any:
         pool = self._pool
@@ -244,6 +334,7 @@ class Poster:
                 adapter.cert_verify(pool, self.url, settings["verify"], settings["cert"])
             except (requests.exceptions.RequestException, OSError) as exc:
                 raise PostFailed.of(exc) from None
+            deadline.watch_pool(pool)
             self._pool = pool
         return pool
 
@@ -255,11 +346,8 @@ class Poster:
         request.headers = CaseInsensitiveDict(headers)
         request.body = body
         settings = self._settings
-        try:
-            resp = adapter.send(request, stream=True, timeout=timeout, verify=settings["verify"],
-                                cert=settings["cert"], proxies=settings["proxies"])
-        except requests.exceptions.RequestException as exc:
-            raise PostFailed.of(exc) from None
+        resp = adapter.send(request, stream=True, timeout=timeout, verify=settings["verify"],
+                            cert=settings["cert"], proxies=settings["proxies"])
         return Reply(resp.status_code, resp.headers, resp.raw)
 
 
@@ -342,10 +430,16 @@ class Client:
                 # allow_nan=False: NaN is not JSON, and the server would answer 400 for it.
                 json.dumps(body, allow_nan=False).encode(),
                 timeout=(self.timeouts.connect, self.timeouts.read),
+                deadline_s=self.timeouts.total,
             )
             content = _read_capped(resp)
         except PostFailed as failed:
             base = display_url(self.credentials.base_url)
+            if failed.deadline is not None:
+                raise TransportError(f"{base} did not answer in full within the "
+                                     f"{failed.deadline:g} s deadline a request has (retries "
+                                     "included; Timeouts.total): it is too slow or trickles "
+                                     "its answer; try again later") from None
             if failed.timed_out:
                 raise TransportError(f"timed out talking to {base}: the server did not "
                                      "answer in time; try again later") from None
@@ -441,6 +535,18 @@ def _int_or_none(value: str | None) -> int | None:
         return int(value) if value is not None and len(value) < 20 else None
     except ValueError:
         return None
+
+
+def _no_connection(exc: BaseException) -> bool:
+    """Whether a failed request never had a connection: refused, an unknown host, a connect
+    timeout or a TLS handshake refused (as urllib3 raises it, retried or not, or as requests
+    wraps it)."""
+    if isinstance(exc, requests.exceptions.RequestException) and exc.args:
+        exc = exc.args[0]
+    cause = getattr(exc, "reason", None) if isinstance(exc, urllib3.exceptions.MaxRetryError) \
+        else exc
+    errors = urllib3.exceptions
+    return isinstance(cause, (errors.ConnectTimeoutError, errors.SSLError))
 
 
 def _timed_out(exc: BaseException) -> bool:

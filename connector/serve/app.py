@@ -11,14 +11,16 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..core import manifests
-from ..core.config import BASE_URL_ENV, env_api_key, given_api_key
+from ..core.config import BASE_URL_ENV, PRODUCTION_URL, env_api_key, given_api_key
 from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure, request_secrets
+from .limits import UpstreamSlots, same_origin
 
 log = logging.getLogger("connector.serve")
 
@@ -39,6 +41,7 @@ ERROR_STATUS = {
     "not_found": 404,
     "too_large": 413,
     "rate_limited": 429,
+    "busy": 503,
     "internal_error": 500,
     "server_error": 502,
     "upstream_error": 502,
@@ -49,7 +52,10 @@ ERROR_STATUS = {
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
             404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway"}
+            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable"}
+#: Seconds a caller refused for want of a free upstream slot is asked to wait.
+BUSY_RETRY_AFTER = 5
 
 
 def status_for(response: dict[str, Any]) -> int:
@@ -63,14 +69,16 @@ def status_for(response: dict[str, Any]) -> int:
 
 
 def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
-             **run_options: Any) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+             slots: UpstreamSlots | None = None, **run_options: Any
+             ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """The WSGI app. With `token`, every /v1 route wants it in the X-Connector-Token header.
-    `run_options` go to `connector.run` (retry, timeouts)."""
+    With `slots`, requests that call an upstream take one of them, or are refused with 503
+    (serve/limits.py). `run_options` go to `connector.run` (retry, timeouts)."""
     routes: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]] = {
         ("GET", "/healthz"): lambda env: (200, {"ok": True, "version": _version()}),
         ("GET", "/v1/manifests"): lambda env: (200, manifests.load_all()),
-        ("POST", "/v1/run"): lambda env: _run(env, max_body, run_options),
-        ("POST", "/v1/auth/test"): lambda env: _auth_test(env, max_body, run_options),
+        ("POST", "/v1/run"): lambda env: _run(env, max_body, run_options, slots),
+        ("POST", "/v1/auth/test"): lambda env: _auth_test(env, max_body, run_options, slots),
     }
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -87,6 +95,8 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
                    ("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
         if status == 405:
             headers.append(("Allow", ", ".join(m for m, p in routes if p == path)))
+        if status == 503:
+            headers.append(("Retry-After", str(BUSY_RETRY_AFTER)))
         start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
         error = body.get("error") if isinstance(body, dict) else None
         log.info("%s %s %d%s %.0fms", method, path if _known(path, routes) else "(other)",
@@ -120,20 +130,20 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
                        "/v1/manifests, POST /v1/run, POST /v1/auth/test")
 
 
-def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any]
-         ) -> tuple[int, dict[str, Any]]:
+def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
+         slots: UpstreamSlots | None) -> tuple[int, dict[str, Any]]:
     try:
         raw = _body(environ, max_body)
         key = _bearer(environ)
         _refuse_own_key_elsewhere(raw, key)
     except ConnectorError as err:
         return _refused(err, environ)
-    _, response = answer(raw, source="the request body", api_key=key, **options)
-    return status_for(response), response
+    return _bounded(slots, _named_base_url(raw),
+                    lambda: answer(raw, source="the request body", api_key=key, **options)[1])
 
 
-def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any]
-               ) -> tuple[int, dict[str, Any]]:
+def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
+               slots: UpstreamSlots | None) -> tuple[int, dict[str, Any]]:
     """Body (optional): {"credentials": {"baseUrl"}, "handle", "platform"}."""
     try:
         raw = _body(environ, max_body)
@@ -155,9 +165,38 @@ def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any]
                              field="request")
         return _refused(err, environ)
     options = {k: v for k, v in options.items() if k in ("retry", "timeouts")}
-    _, response = answer_auth_test(creds, handle=request.get("handle"),
-                                   platform=request.get("platform"), **options)
+    return _bounded(slots, creds.get("baseUrl"),
+                    lambda: answer_auth_test(creds, handle=request.get("handle"),
+                                             platform=request.get("platform"), **options)[1])
+
+
+def _bounded(slots: UpstreamSlots | None, base_url: Any,
+             call: Callable[[], dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """`call` (which may call an upstream) in a slot of `slots`, or 503 when none is free."""
+    own = not (isinstance(base_url, str) and base_url.strip()) or same_origin(
+        base_url, os.environ.get(BASE_URL_ENV) or PRODUCTION_URL)
+    if slots is not None and not slots.acquire(own):
+        which = "this service's upstream" if own else "base URLs callers choose"
+        return 503, _error("busy", f"every slot for requests to {which} is taken (at most "
+                           f"{slots.slots if own else slots.named} at once); try again in a few "
+                           "seconds")
+    try:
+        response = call()
+    finally:
+        if slots is not None:
+            slots.release(own)
     return status_for(response), response
+
+
+def _named_base_url(raw: bytes) -> Any:
+    """The `credentials.baseUrl` a run request names, if any (a body that is not JSON names
+    none: answer() reports it)."""
+    try:
+        request = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    creds = request.get("credentials") if isinstance(request, dict) else None
+    return creds.get("baseUrl") if isinstance(creds, dict) else None
 
 
 def _body(environ: dict[str, Any], max_body: int) -> bytes:

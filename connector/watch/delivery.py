@@ -2,8 +2,12 @@
 
 A failed POST is tried again later with exponential backoff; after `max_attempts` the event is
 parked (kept, never dropped) until `tiktok-following outbox retry`. When the receiver looks
-down (no answer, 429, or 502-504 from a gateway in front of it), the rest of the pass waits
-for the backoff instead of being tried one by one against a host that is not there.
+down, the rest of the pass waits for the backoff instead of being tried one by one against a
+host that is not there. It looks down when no connection can be made to it, when a gateway or
+rate limit in front of it answers 429 or 502-504, or when DOWN_AFTER POSTs in a row get no
+answer at all (reset, timed out). One POST without an answer is not enough: a kept-alive
+connection the receiver dropped is retried at once on another (watch/webhook.py), and a single
+event that still fails is only that event's failure.
 
 Deliverers sharing a database (many `watch` workers) claim a handle's events, a few at a time,
 just before they POST them: each event is tried by one deliverer at a time, one handle's events
@@ -29,6 +33,9 @@ log = logging.getLogger("connector.watch")
 DEFAULT_MAX_ATTEMPTS = 10
 #: A deliverer claims this many of a handle's events at once, just before it POSTs them.
 CLAIM_CHUNK = 10
+#: POSTs in a row without any answer (no success or HTTP answer in between) after which the
+#: receiver counts as down for the rest of the pass.
+DOWN_AFTER = 3
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class DeliveryPass:
     #: Due events not tried: the receiver looked down, or watch is stopping.
     held: int = 0
     last_error: str | None = None
+    #: POSTs in a row, as they ended, that got no answer at all.
+    silent: int = field(default=0, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     #: Events this pass POSTed (delivered or not): a pass tries each event once.
     tried: set[str] = field(default_factory=set, repr=False, compare=False)
@@ -124,10 +133,10 @@ class Deliverer:
         #: This deliverer's name on its claims.
         self.owner = owner or new_owner()
         if claim_for is None:
-            # Long enough to POST a whole claim to a receiver that takes its full timeout on
+            # Long enough to POST a whole claim to a receiver that takes its full deadline on
             # each: a claim that ran out mid-way would let a second deliverer in.
             timeouts = getattr(webhook, "timeouts", None)
-            each = timeouts.connect + timeouts.read if timeouts is not None else 60.0
+            each = timeouts.total if timeouts is not None else 60.0
             claim_for = CLAIM_CHUNK * each * 1.5 + 60.0
         #: Seconds a claim lasts: after this, events claimed by a deliverer that died are
         #: tried by another.
@@ -284,6 +293,7 @@ class Deliverer:
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
             with result._lock:
                 result.delivered += 1
+                result.silent = 0
             return
         failures = event.attempts + 1
         park = failures >= self.max_attempts
@@ -298,10 +308,12 @@ class Deliverer:
             result.failed += 1
             result.parked += int(park)
             result.last_error = error
-        if outcome.receiver_down:
-            result.down.set()
-            with result._lock:
+            result.silent = result.silent + 1 if outcome.unreachable else 0
+            down = outcome.receiver_down or result.silent >= DOWN_AFTER
+            if down:
                 self.hold_until = max(self.hold_until, retry_at)
+        if down:
+            result.down.set()
 
 
 def _followed(event: OutboxEvent) -> str:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from ..core.config import Timeouts, check_url, is_loopback
 from ..core.errors import InputError
-from ..core.http import USER_AGENT, Poster, PostFailed, new_session
+from ..core.http import USER_AGENT, Poster, PostFailed, fresh_connection_retry, new_session
 from ..core.redact import Whole, display_url, url_secrets
 
 #: RFC 9110 token characters: what a header name may contain.
@@ -24,7 +24,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 #: Headers `watch` sets itself, or that would corrupt the request if overridden.
 RESERVED_HEADERS = frozenset({"content-length", "host", "idempotency-key", "transfer-encoding",
                               "connection"})
-DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=30.0)
+#: A POST, its one retry on a fresh connection included, takes at most `total` seconds from
+#: connecting to the last byte of the answer, however slowly the receiver trickles it.
+DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=30.0, total=30.0)
 #: What is read of a receiver's answer: its status is what counts.
 MAX_REPLY_BYTES = 1024 * 1024
 
@@ -70,8 +72,10 @@ def check_webhook_url(url: str, *, allow_http: bool = False) -> str:
 
 @dataclass(frozen=True)
 class WebhookReply:
-    """How one POST went. `unreachable` means no answer at all: the receiver is down or slow,
-    which says nothing about this particular event."""
+    """How one POST went. `unreachable` means no answer at all (after the one retry a broken
+    kept-alive connection gets): the receiver is down, slow or dropping connections, which
+    says nothing about this particular event. `no_connection`: not even a connection could be
+    made (refused, unknown host, connect timeout, TLS refused)."""
 
     ok: bool
     status: int | None = None
@@ -79,12 +83,15 @@ class WebhookReply:
     retry_after: float | None = None
     unreachable: bool = False
     elapsed: float = 0.0
+    no_connection: bool = False
 
     @property
     def receiver_down(self) -> bool:
-        """True when trying more events now is pointless: no answer, or a gateway or rate
-        limit in front of the receiver said so."""
-        return self.unreachable or self.status in (429, 502, 503, 504)
+        """True when this reply alone says trying more events now is pointless: no connection
+        could be made, or a gateway or rate limit in front of the receiver said so. Other
+        failures without an answer (a reset, a timeout) count towards it only when several
+        come in a row (watch/delivery.py)."""
+        return self.no_connection or self.status in (429, 502, 503, 504)
 
 
 class Webhook:
@@ -106,8 +113,10 @@ class Webhook:
         self.headers = dict(check_header(name, value) for name, value in pairs)
         self.timeouts = timeouts
         # A loopback receiver must not be sent through an environment proxy; a remote one may
-        # legitimately need it (HTTPS_PROXY in a company network).
-        self.session = new_session(pool_size=pool_size,
+        # legitimately need it (HTTPS_PROXY in a company network). A POST whose kept-alive
+        # connection broke before any answer is tried once more at once; nothing else is
+        # retried here: the outbox's backoff does that.
+        self.session = new_session(pool_size=pool_size, retry=fresh_connection_retry(),
                                    trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
         # Never follows redirects: a 30x turning the POST into a GET would lose the event.
         self._poster = Poster(self.session, self.url)
@@ -156,13 +165,15 @@ class Webhook:
         started = time.monotonic()
         try:
             resp = self._poster.post(body, headers=headers,
-                                     timeout=(self.timeouts.connect, self.timeouts.read))
+                                     timeout=(self.timeouts.connect, self.timeouts.read),
+                                     deadline_s=self.timeouts.total)
             # Read to the end, so the connection goes back to the pool for the next POST; a
             # receiver that answers with more than a reply's worth loses the connection.
             if len(resp.read(MAX_REPLY_BYTES + 1)) > MAX_REPLY_BYTES:
                 resp.close()
         except PostFailed as failed:  # no answer, or one that broke off
             return WebhookReply(False, error=failed.why, unreachable=True,
+                                no_connection=failed.no_connection,
                                 elapsed=time.monotonic() - started)
         elapsed = time.monotonic() - started
         status = resp.status
