@@ -23,9 +23,8 @@ from connector.standin import StandIn
 from connector.storage import DatabaseUnavailable, EventClaim, new_event, open_database
 from connector.storage.outbox import now_iso
 from connector.storage.postgres import WORKER_LOCK
-from connector.watch import DeliveryPass, Watcher
+from connector.watch import DeliveryPass, Reconnect, Watcher
 from connector.watch.delivery import Backoff, Deliverer
-from connector.watch.outage import Reconnect
 from connector.watch.webhook import Webhook
 from tests import pgserver
 from tests.receiver import Receiver
