@@ -226,10 +226,12 @@ class Watcher:
         for outcome in outcomes:
             summary.record_poll(outcome)
         while True:
-            self._deliver_pass(deliveries)
+            if self._outage.check():
+                self._deliver_pass(deliveries)
             if self.stopping or self._outage.check():
                 break
-            # Cut mid-pass: once it is back, the pass goes on with what it has not tried.
+            # Away, or cut mid-pass: once it is back, the pass goes on with what it has not
+            # tried.
             give_up = give_up or time.monotonic() + self._outage.policy.patience
             if not self._outage.wait(until=give_up):
                 break
