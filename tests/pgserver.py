@@ -8,6 +8,8 @@ own instead (the tests then create and drop databases in it).
 
     with TempPostgres() as server:
         url = server.new_database()      # a fresh, empty database
+        server.stop_server()             # down (every session cut), then up on the same port
+        server.start_server()
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -79,6 +82,7 @@ class TempPostgres:
         self.own = not self.url
         self._tmp: Path | None = None
         self._made: list[str] = []
+        self._options = ""
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess:
         command = list(argv)
@@ -105,15 +109,44 @@ class TempPostgres:
                    f"-c max_connections={self.max_connections}"]
         if not self.durable:
             options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self._options = " ".join(options)
+        self.start_server()
+        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        return self
+
+    @property
+    def restartable(self) -> bool:
+        """Whether this server is ours to stop and start (not one at $TIKTOK_FOLLOWING_TEST_PG)."""
+        return self.own and self._tmp is not None
+
+    def start_server(self) -> None:
+        """Start the server (again), on the same port and with the same data."""
+        assert self._tmp is not None
+        bin_dir = find_bin()
+        assert bin_dir is not None
         try:
-            self._run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(self._tmp / "log"),
-                      "-o", " ".join(options), "-w", "-t", "60", "start")
+            # -l: the server's output to a file, not to pipes that would keep this waiting.
+            self._run(str(bin_dir / "pg_ctl"), "-D", str(self._tmp / "data"), "-l",
+                      str(self._tmp / "log"), "-o", self._options, "-w", "-t", "60", "start")
         except subprocess.CalledProcessError as exc:
             log = (self._tmp / "log").read_text(errors="replace")[-2000:] \
                 if (self._tmp / "log").exists() else ""
             raise RuntimeError(f"PostgreSQL did not start: {exc.stderr.strip()} {log}") from None
-        self.url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        return self
+
+    def stop_server(self) -> None:
+        """Stop the server as an administrator's restart does (`-m fast`): every session is
+        told so and cut, transactions in flight are rolled back."""
+        assert self._tmp is not None
+        bin_dir = find_bin()
+        assert bin_dir is not None
+        self._run(str(bin_dir / "pg_ctl"), "-D", str(self._tmp / "data"), "-m", "fast", "-w",
+                  "stop")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        """Stop the server, wait `down_for` seconds, start it again on the same port."""
+        self.stop_server()
+        time.sleep(down_for)
+        self.start_server()
 
     def new_database(self) -> str:
         """A fresh, empty database on this server; its URL."""

@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     finally:
-        logging.getLogger("connector").removeHandler(handler)
+        for name in ("connector", "psycopg"):
+            logging.getLogger(name).removeHandler(handler)
 
 
 def _run(args: Any) -> int:

@@ -62,6 +62,11 @@ def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s"))
     own = logging.getLogger("connector")
+    # psycopg's pool warns of each session it drops and each reconnect that fails: while a
+    # database is away the connector says so itself, once, so those show with -vv only (and,
+    # like everything, through this handler, never Python's bare last-resort one).
+    pg = logging.getLogger("psycopg")
+    pg.setLevel(logging.WARNING if verbose > 1 else logging.ERROR)
     if verbose:
         logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
         own.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
@@ -70,6 +75,7 @@ def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
     else:
         handler.setLevel(logging.WARNING)
         own.addHandler(handler)
+        pg.addHandler(handler)
     return handler
 
 

@@ -10,6 +10,7 @@ from .database import (
     STATE_DB_ENV,
     Claim,
     Database,
+    DatabaseUnavailable,
     EventClaim,
     Lease,
     Saved,
@@ -21,6 +22,6 @@ from .database import (
 )
 from .outbox import Backlog, Outbox, OutboxEvent, event_row, new_event
 
-__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "EventClaim", "Lease", "Outbox",
-           "OutboxEvent", "Saved", "Snapshot", "StateConflict", "default_path", "event_row",
-           "new_event", "new_owner", "open_database"]
+__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable", "EventClaim",
+           "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot", "StateConflict", "default_path",
+           "event_row", "new_event", "new_owner", "open_database"]

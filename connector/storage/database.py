@@ -53,6 +53,16 @@ class StateConflict(ConnectorError):
     transient = True
 
 
+class DatabaseUnavailable(ConnectorError):
+    """The state database could not be reached, or cut this session (a restart, a terminated
+    backend, the network). What the failing call did was not saved, or, for a commit whose
+    answer was lost, may have been; nothing is lost either way. `recover()` says when the
+    database is back."""
+
+    code = "database_unavailable"
+    transient = True
+
+
 @dataclass(frozen=True)
 class EventClaim:
     """A claim `save` takes on the events it queues, for the worker that will POST them at
@@ -214,6 +224,21 @@ class Database(ABC):
         """Mark `owner` alive for the duration (a lock the operating system or the server
         drops if the process dies): its leases and claims then end as soon as it is gone,
         not only when they run out. Leases of an owner never marked are ended by time alone."""
+
+    def holds_mark(self, owner: str) -> bool:
+        """Whether `owner`'s liveness mark (`worker`) still stands. False once the session that
+        holds it was cut: other workers may then take its leases and claims, so it must not act
+        on them (POST an event it claimed) until `recover()` has marked it again. True for an
+        owner never marked, and where a mark cannot be lost while its process lives."""
+        return True
+
+    def recover(self, owner: str | None = None) -> None:  # noqa: B027 -- nothing can go away
+        """After DatabaseUnavailable, or a lost mark: raise DatabaseUnavailable while the
+        database is still away; once it answers, mend what the outage broke (sessions, and the
+        mark of `owner`, or of every worker this object marked). Call it when that worker has
+        no claimed work in flight: its event claims end (a claim taken before a lost mark was
+        made again must not be acted on, and one a failed call left behind would hold its
+        handle's events back until it ran out)."""
 
     @abstractmethod
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,

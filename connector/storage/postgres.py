@@ -17,6 +17,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
+import select
+import socket
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -27,6 +31,7 @@ from ..core.redact import display_url, one_line, redact
 from .database import (
     Claim,
     Database,
+    DatabaseUnavailable,
     EventClaim,
     Lease,
     NewEvent,
@@ -51,6 +56,12 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
 SCHEMA = "tiktok_following"
 #: The first key of the advisory locks that mark workers alive (any fixed 31-bit number).
 WORKER_LOCK = 0x746B66  # "tkf"
+#: How often the session holding a worker's mark is asked whether it is still there when
+#: nothing arrived on it: a server that vanished without closing it (a host gone, a network
+#: cut) says nothing, unlike a terminated backend or a restart.
+MARK_PING = 10.0
+#: How long a statement waits for a pooled connection while all are busy.
+POOL_WAIT = 10.0
 #: Each migration takes the schema from the version before it to its own number, in one
 #: transaction, under MIGRATION_LOCK.
 MIGRATIONS: dict[int, str] = {
@@ -168,9 +179,18 @@ class PostgresDatabase(Database):
         self.location = display_url(url)
         self._secrets = database_secrets(url)
         self._url = url
+        self._pool_size = max(2, pool_size)
+        self._connect_timeout = max(1, int(connect_timeout))
+        #: Set when a pooled session was found cut: statements then fail at once, rather than
+        #: wait for a pool that cannot connect, until the server answers again (`_heal`).
+        self._broken = False
+        self._healing = threading.Lock()
+        self._next_heal = 0.0
+        #: The liveness marks of this process's workers (`worker`), by owner.
+        self._marks: dict[str, _Mark] = {}
         try:
             with psycopg.connect(url, autocommit=True,
-                                 connect_timeout=max(1, int(connect_timeout))) as conn:
+                                 connect_timeout=self._connect_timeout) as conn:
                 self._prepare(conn)
         except psycopg.Error as exc:
             raise ConfigurationError(f"cannot use the state database {self.location}: "
@@ -180,10 +200,25 @@ class PostgresDatabase(Database):
             raise ConfigurationError(f"--state-db is not a usable PostgreSQL URL "
                                      f"({self._say(exc)}); give postgresql://user:password@host"
                                      "/database", field="stateDb") from None
-        self._pool = ConnectionPool(url, min_size=1, max_size=max(2, pool_size), open=True,
-                                    kwargs={"autocommit": True,
-                                            "connect_timeout": max(1, int(connect_timeout))},
-                                    name="tiktok-following")
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        return ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
+                              timeout=POOL_WAIT, name="tiktok-following",
+                              kwargs={"autocommit": True,
+                                      "connect_timeout": self._connect_timeout})
+
+    def _connect(self) -> Any:
+        """A session of its own, outside the pool; DatabaseUnavailable if there is none."""
+        try:
+            return psycopg.connect(self._url, autocommit=True,
+                                   connect_timeout=self._connect_timeout)
+        except psycopg.Error as exc:
+            raise self._unavailable(exc) from None
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"the state database {self.location} is unreachable: "
+                                   f"{self._say(exc)}")
 
     def _say(self, exc: BaseException) -> str:
         """An exception's text on one line, with no secret of the URL in it."""
@@ -222,14 +257,53 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
-        """A pooled connection; a lost server is a ConnectorError that names the database."""
+        """A pooled connection (what `pool.connection()` gives, checked as `_checkout` says).
+        A session cut, or none to be had, is DatabaseUnavailable; other failures of the
+        server are a ConnectorError that names the database."""
+        if self._broken:
+            self._heal()
+        pool = self._pool
+        conn = None
         try:
-            with self._pool.connection() as conn:
-                yield conn
+            conn = self._checkout(pool)
+            try:
+                with conn:  # commit or roll back, as the pool's own context manager does
+                    yield conn
+            finally:
+                pool.putconn(conn)  # a closed one is dropped and replaced
+        except DatabaseUnavailable:
+            self._broken = self._broken or pool is self._pool  # not a pool healed since
+            raise
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if conn is None or conn.closed:
+                self._broken = self._broken or pool is self._pool
+                raise self._unavailable(exc) from None
             err = ConnectorError(f"the state database {self.location} failed: {self._say(exc)}")
             err.transient = True
             raise err from None
+
+    def _checkout(self, pool: Any) -> Any:
+        """A connection from the pool, not one the server closed while it sat there (a
+        terminated backend, an idle timeout). The server says so on the socket, so only a
+        connection with something to read pays a round trip to find out; a dead one goes back
+        to the pool, which drops it and opens another. (The pool's own `check` would pay that
+        round trip on every checkout, and sleeps a growing backoff between two failed checks:
+        seconds when several idle sessions were cut at once.) A cut one may mean the server is
+        gone: a session of its own then says so at once (refused), where the pool would wait
+        POOL_WAIT for a connection it cannot make."""
+        probed = False
+        for _ in range(self._pool_size):
+            conn = pool.getconn()
+            try:
+                if select.select([conn], [], [], 0)[0]:
+                    conn.execute("")
+                return conn
+            except (psycopg.Error, OSError, ValueError):
+                pool.putconn(conn)
+            if not probed:
+                self._connect().close()
+                probed = True
+        return pool.getconn()
 
     @contextmanager
     def _tx(self) -> Iterator[Any]:
@@ -350,26 +424,61 @@ class PostgresDatabase(Database):
 
     @contextmanager
     def worker(self, owner: str) -> Iterator[None]:
-        import secrets
-
-        # A session of its own, outside the pool: the lock lives as long as it does.
+        mark = _Mark(self, owner)
         try:
-            conn = psycopg.connect(self._url, autocommit=True)
-        except psycopg.Error as exc:
-            raise ConnectorError(f"the state database {self.location} failed: "
-                                 f"{self._say(exc)}") from None
+            mark.take()
+        except BaseException:
+            mark.close()
+            raise
+        self._marks[owner] = mark
         try:
-            while True:
-                key = secrets.randbelow(2**31 - 1) + 1
-                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                (WORKER_LOCK, key)).fetchone()[0]:
-                    break
-            conn.execute(f"INSERT INTO {_T}.worker VALUES (%s, %s, {NOW}) ON CONFLICT (owner) "
-                         "DO UPDATE SET lock_key = excluded.lock_key", (owner, key))
             yield
-            conn.execute(f"DELETE FROM {_T}.worker WHERE owner = %s", (owner,))
         finally:
-            conn.close()
+            del self._marks[owner]
+            mark.close()
+
+    def holds_mark(self, owner: str) -> bool:
+        mark = self._marks.get(owner)
+        return mark is None or not mark.lost.is_set()
+
+    def recover(self, owner: str | None = None) -> None:
+        if self._broken:
+            self._heal(now=True)
+        else:
+            self._connect().close()
+        marks = [m for o, m in list(self._marks.items()) if owner in (None, o)]
+        for mark in marks:
+            if mark.lost.is_set():
+                mark.take()
+        if marks:
+            # Nothing they claimed is in flight any more: those claims end now, rather than
+            # hold their handles' events back (from them too) until they run out.
+            with self._conn() as conn:
+                conn.execute(f"UPDATE {_T}.outbox SET claimed_by = NULL, claimed_until = 0 "
+                             "WHERE claimed_by = ANY(%s)", ([m.owner for m in marks],))
+
+    def _heal(self, *, now: bool = False) -> None:
+        """After a pooled session was found cut: once the server answers a session of its own
+        (refused at once while it is away, where the pool would wait for its own attempts), a
+        fresh pool, rather than the old one's reconnect attempts, which back off to minutes
+        apart. Without `now`, tried at most once a second (by one thread at a time); the
+        statements in between fail at once."""
+        unavailable = DatabaseUnavailable(f"the state database {self.location} is "
+                                          "unreachable (its sessions were cut; reconnecting)")
+        if not self._healing.acquire(blocking=now):
+            raise unavailable
+        try:
+            if not self._broken:
+                return
+            if not now and time.monotonic() < self._next_heal:
+                raise unavailable
+            self._next_heal = time.monotonic() + 1.0
+            self._connect().close()
+            old, self._pool = self._pool, self._new_pool()
+            self._broken = False
+        finally:
+            self._healing.release()
+        old.close()
 
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
                     polled_within: float | None = None) -> Claim:
@@ -486,6 +595,77 @@ class PostgresDatabase(Database):
                 f"min(next_attempt_at) FILTER (WHERE NOT parked) FROM {_T}.outbox WHERE true"
                 + where, args).fetchone()
         return Backlog(int(pending), int(parked), next_due)
+
+
+class _Mark:
+    """One worker's liveness mark: an advisory lock (WORKER_LOCK, a random key) held by a
+    session of its own, outside the pool (the lock lives as long as the session does), and
+    named in the worker table. A thread waits on that session's socket, so a cut (a
+    terminated backend, a restart: the server says so there) is noticed at once: `lost` is
+    set, and the worker must not act on its leases and claims, which other workers may now
+    take, until `take()` has marked it again."""
+
+    def __init__(self, database: PostgresDatabase, owner: str) -> None:
+        self.database = database
+        self.owner = owner
+        self.lost = threading.Event()
+        self._conn: Any = None
+        self._thread: threading.Thread | None = None
+        self._wake = socket.socketpair()
+        self._closing = False
+
+    def take(self) -> None:
+        """A new session, a free lock key on it, and the key in the worker table."""
+        conn = self.database._connect()
+        try:
+            while True:
+                key = secrets.randbelow(2**31 - 1) + 1
+                if conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                (WORKER_LOCK, key)).fetchone()[0]:
+                    break
+            conn.execute(f"INSERT INTO {_T}.worker VALUES (%s, %s, {NOW}) ON CONFLICT (owner) "
+                         "DO UPDATE SET lock_key = excluded.lock_key", (self.owner, key))
+        except psycopg.Error as exc:
+            conn.close()
+            raise self.database._unavailable(exc) from None
+        self._conn = conn
+        self.lost.clear()
+        self._thread = threading.Thread(target=self._watch, args=(conn,), daemon=True,
+                                        name="tiktok-following-mark")
+        self._thread.start()
+
+    def _watch(self, conn: Any) -> None:
+        wake = self._wake[0]
+        while True:
+            ready = select.select([conn, wake], [], [], MARK_PING)[0]
+            if self._closing or wake in ready:
+                return
+            try:
+                conn.execute("")  # what arrived (the server's goodbye), or a ping
+            except (psycopg.Error, OSError, ValueError):
+                self.lost.set()
+                conn.close()
+                return
+
+    def close(self) -> None:
+        """End the mark: the lock goes with its session, the worker's row is deleted."""
+        self._closing = True
+        self._wake[1].send(b"x")
+        if self._thread is not None:
+            self._thread.join(MARK_PING)
+            if self._thread.is_alive():  # stuck on a session whose server vanished
+                return
+        conn = self._conn
+        try:
+            if conn is not None and not self.lost.is_set():
+                conn.execute(f"DELETE FROM {_T}.worker WHERE owner = %s", (self.owner,))
+        except psycopg.Error:
+            pass  # cut meanwhile: the row stays, its lock free, as a dead worker's does
+        finally:
+            if conn is not None:
+                conn.close()
+            for end in self._wake:
+                end.close()
 
 
 def _release(conn: Any, key: str, owner: str, polled: bool, next_in: float | None) -> None:

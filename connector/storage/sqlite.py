@@ -4,14 +4,20 @@ A per-key file lock (released by the OS if the process dies) serialises `poll`s 
 across processes, so two `poll` commands at once cannot both emit the same follow. `watch`
 workers use the poll leases instead (rows, under SQLite's own write lock), so several `watch`
 processes on this machine can share one file.
+
+The file holds the watched handles' follows and the outbox's payloads: a new one is made
+readable by its user alone (`file_mode`), and SQLite gives its -wal and -shm files the same
+mode, as the lock folder and its lock files get here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -123,7 +129,8 @@ class SQLiteDatabase(Database):
         self._mine: set[str] = set()
         self._lock_folder_made = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create(self.path)
+            self._mode = stat.S_IMODE(self.path.stat().st_mode) & 0o666
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
@@ -290,8 +297,17 @@ class SQLiteDatabase(Database):
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
         folder = self.path.with_name(self.path.name + "-locks")
         if not self._lock_folder_made:  # once: this runs per handle, and per claimer
+            # Whoever may use the file may use its locks: the file's mode, its read bits made
+            # search bits too (the umask had its say when the file was made).
+            mode = self._mode | (self._mode & 0o444) >> 2
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                if not folder.is_dir():  # one that exists keeps its mode
+                    folder.mkdir(mode=mode)
+                    folder.chmod(mode)
+            except FileExistsError:  # made by another process just now, or not a folder
+                if not folder.is_dir():
+                    raise ConfigurationError(f"cannot create the lock folder {folder}: a file "
+                                             "is in the way", field="stateDb") from None
             except OSError as exc:
                 raise ConfigurationError(f"cannot create the lock folder {folder}: "
                                          f"{exc.strerror}", field="stateDb") from None
@@ -303,7 +319,7 @@ class SQLiteDatabase(Database):
         from filelock import FileLock, Timeout
 
         path = self._lock_path(key)
-        lock = FileLock(str(path))
+        lock = FileLock(str(path), mode=self._mode)
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
@@ -321,7 +337,7 @@ class SQLiteDatabase(Database):
         from filelock import FileLock
 
         path = self._lock_path(f"worker:{owner}")
-        lock = FileLock(str(path))
+        lock = FileLock(str(path), mode=self._mode)
         lock.acquire(timeout=5)
         self._mine.add(owner)
         try:
@@ -345,7 +361,7 @@ class SQLiteDatabase(Database):
         path = self._lock_path(f"worker:{owner}")
         if not path.exists():
             return False
-        lock = FileLock(str(path))
+        lock = FileLock(str(path), mode=self._mode)
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -472,6 +488,35 @@ class SQLiteDatabase(Database):
             "MIN(CASE WHEN parked=0 THEN next_attempt_at END) FROM outbox WHERE 1=1"
             + where, args)
         return Backlog(int(pending), int(parked), next_due)
+
+
+#: The mode of a new state file (and of its -wal, -shm and lock files): its user's alone.
+PRIVATE = 0o600
+#: ... unless it is made in a folder shared with a group on purpose: one with the setgid bit
+#: (new files take its group) that its group may write to. The umask applies to both.
+SHARED = 0o660
+
+
+def file_mode(folder: Path) -> int:
+    """The mode a new state file gets in `folder` (before the umask)."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return PRIVATE
+    shared = mode & stat.S_ISGID and mode & stat.S_IWGRP and not mode & stat.S_IWOTH
+    return SHARED if shared else PRIVATE
+
+
+def _create(path: Path) -> None:
+    """Make the state file, empty (SQLite makes an empty file a database), with `file_mode`,
+    and its folder (this user's alone) if it is missing. A file that exists keeps its mode:
+    it is its owner's choice, a group's shared file among them."""
+    if path.exists():
+        return
+    # Only the last folder gets the mode: the ones above it are not the connector's.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # another process made it just now
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(path.parent)))
 
 
 def _release(db: sqlite3.Connection, key: str, owner: str, polled: bool,

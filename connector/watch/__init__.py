@@ -25,6 +25,7 @@ _EXPORTS = {
     "Backoff": "connector.watch.delivery",
     "DeliveryPass": "connector.watch.delivery",
     "Pacer": "connector.watch.pacing",
+    "Reconnect": "connector.watch.outage",
     "Outbox": "connector.storage.outbox",
     "parse_interval": "connector.watch.schedule",
 }
@@ -34,6 +35,7 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from ..storage.outbox import Outbox  # noqa: F401
     from .delivery import Backoff, Deliverer, DeliveryPass  # noqa: F401
+    from .outage import Reconnect  # noqa: F401
     from .pacing import Pacer  # noqa: F401
     from .processes import WatcherGroup  # noqa: F401
     from .schedule import parse_interval  # noqa: F401

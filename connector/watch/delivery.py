@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..storage import Backlog, Database, OutboxEvent, new_owner
+from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
 from .webhook import Webhook, WebhookReply
 
 log = logging.getLogger("connector.watch")
@@ -115,6 +115,7 @@ class Deliverer:
         draw: Callable[[], float] = random.random,
         owner: str | None = None,
         claim_for: float | None = None,
+        on_database_error: Callable[[DatabaseUnavailable], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -141,6 +142,11 @@ class Deliverer:
         #: Seconds a claim lasts: after this, events claimed by a deliverer that died are
         #: tried by another.
         self.claim_for = claim_for
+        #: Told when the database goes away mid-pass (a watcher's outage); else it is logged.
+        self.on_database_error = on_database_error
+        #: Events the receiver took while the database was away: marked delivered first thing
+        #: in the next pass, never POSTed again by this deliverer.
+        self._unrecorded: set[str] = set()
 
     def backlog(self) -> Backlog:
         counts = self.store.backlog(self.handles)
@@ -157,6 +163,9 @@ class Deliverer:
         tried again, and a receiver it found down holds back the rest.
         """
         result = into if into is not None else DeliveryPass()
+        for event_id in list(self._unrecorded):
+            self.store.delivered(event_id)
+            self._unrecorded.discard(event_id)
         now = self.clock()
         due = [e for e in self.store.due(now, handles=self.handles)
                if (only is None or e.event_id in only) and e.event_id not in result.tried]
@@ -189,7 +198,7 @@ class Deliverer:
         if self.clock() < self.hold_until or self.stop.is_set() or into.down.is_set():
             return
         due = [e for e in self.store.due(self.clock(), handles=(handle,))
-               if e.event_id not in into.tried]
+               if e.event_id not in into.tried and e.event_id not in self._unrecorded]
         self._deliver_all(due, into, count_held=False)
 
     def deliver_claimed(self, events: list[OutboxEvent], into: DeliveryPass) -> None:
@@ -225,6 +234,10 @@ class Deliverer:
             try:
                 got = set(self.store.claim_events([e.event_id for e in chunk], self.owner,
                                                   claim_for=self.claim_for))
+            except DatabaseUnavailable as exc:
+                self._database_failed(exc)
+                hold(len(events) - start)
+                return
             except Exception:
                 log.exception("claiming events of @%s failed", chunk[0].handle)
                 hold(len(events) - start)
@@ -250,7 +263,7 @@ class Deliverer:
         not delivered and on `rest`. Stops early when watch stops or the receiver looks down;
         returns how many of `mine` it held back then (0: all were tried)."""
         for i, event in enumerate(mine):
-            if self.stop.is_set() or result.down.is_set():
+            if self.stop.is_set() or result.down.is_set() or not self._marked():
                 self._unclaim([*rest, *(e.event_id for e in mine[i:])])
                 return len(mine) - i
             with result._lock:
@@ -268,10 +281,37 @@ class Deliverer:
         self._unclaim(rest)
         return 0
 
+    def _marked(self) -> bool:
+        """Whether this deliverer's claims are still its own: its worker's liveness mark
+        stands. Once it was cut, another worker may hold them, and POSTing them here too
+        would send them twice."""
+        if self.store.holds_mark(self.owner):
+            return True
+        self._database_failed(DatabaseUnavailable(
+            f"the state database {self.store.location} cut the session that marks this "
+            "watcher alive"))
+        return False
+
+    def _database_failed(self, exc: DatabaseUnavailable) -> None:
+        if self.on_database_error is not None:
+            self.on_database_error(exc)
+        else:
+            log.warning("%s", exc.message)
+
+    def _record(self, event: OutboxEvent, error: str, *, retry_at: float, park: bool) -> None:
+        """A failed try, in the outbox; while the database is away it is not counted there,
+        and the event is tried again as it was."""
+        try:
+            self.store.failed(event.event_id, error, retry_at=retry_at, park=park)
+        except DatabaseUnavailable as exc:
+            self._database_failed(exc)
+
     def _unclaim(self, event_ids: list[str]) -> None:
         if event_ids:
             try:
                 self.store.release_events(event_ids, self.owner)
+            except DatabaseUnavailable as exc:  # the claims run out by themselves
+                self._database_failed(exc)
             except Exception as exc:  # the claims run out by themselves
                 log.warning("releasing %d claimed events failed: %s", len(event_ids), exc)
 
@@ -279,7 +319,7 @@ class Deliverer:
         if event.payload is None:
             # Damaged in the database: sending it cannot work, and retrying cannot mend it.
             error = "its stored payload is damaged; `outbox discard` removes it"
-            self.store.failed(event.event_id, error, retry_at=self.clock(), park=True)
+            self._record(event, error, retry_at=self.clock(), park=True)
             log.warning("outbox event %s parked: %s", event.event_id, error)
             with result._lock:
                 result.failed += 1
@@ -288,7 +328,11 @@ class Deliverer:
             return
         outcome = self.webhook.post(event.payload)
         if outcome.ok:
-            self.store.delivered(event.event_id)
+            try:
+                self.store.delivered(event.event_id)
+            except DatabaseUnavailable as exc:
+                self._unrecorded.add(event.event_id)
+                self._database_failed(exc)
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
             with result._lock:
@@ -302,7 +346,7 @@ class Deliverer:
             delay = max(delay, min(outcome.retry_after, self.backoff.cap))
         retry_at = self.clock() + delay
         error = outcome.error or "failed"
-        self.store.failed(event.event_id, error, retry_at=retry_at, park=park)
+        self._record(event, error, retry_at=retry_at, park=park)
         _log_failure(event, outcome, failures, self.max_attempts, park, delay)
         with result._lock:
             result.failed += 1

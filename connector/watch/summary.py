@@ -64,6 +64,9 @@ class CycleSummary:
     parked: int = 0
     rate_limit: RateLimit | None = None
     stopped: bool = False
+    #: The state database was away when the cycle ended: polls and deliveries were waiting
+    #: for it (and the outbox counts are as last seen).
+    database_away: bool = False
 
     @property
     def ok(self) -> bool:
@@ -94,6 +97,7 @@ class CycleSummary:
                     or rate.remaining < out.rate_limit.remaining):
                 out.rate_limit = rate
             out.stopped = out.stopped or part.stopped
+            out.database_away = out.database_away or part.database_away
         return out
 
     def record_poll(self, outcome: HandlePoll) -> None:
@@ -148,6 +152,8 @@ class CycleSummary:
                 text += f" and {more} more (-v lists them)"
         if self.skipped:
             text += f"; {self.skipped} not polled (stopping)"
+        if self.database_away:
+            text += "; the state database is unreachable: polls and deliveries wait for it"
         if self.stopped:
             text += " [stopped]"
         return text

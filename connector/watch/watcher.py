@@ -17,6 +17,9 @@ polls a handle only under a lease it claimed in the database (which ends by itse
 watcher dies, so another takes the handle over), and a handle's next due time is kept there
 too, so each handle is polled by one watcher per interval. Deliverers claim events the same
 way (storage/database.py).
+
+When the state database goes away (a restart, its sessions cut), a watcher says so once, holds
+its polls and deliveries, reconnects with backoff and goes on where it was (outage.py).
 """
 
 from __future__ import annotations
@@ -37,8 +40,18 @@ from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
 from ..operations import prepare, trigger, triggers
 from ..polling import Store, state_key
-from ..storage import Database, EventClaim, Lease, OutboxEvent, StateConflict, new_owner
+from ..storage import (
+    Backlog,
+    Database,
+    DatabaseUnavailable,
+    EventClaim,
+    Lease,
+    OutboxEvent,
+    StateConflict,
+    new_owner,
+)
 from .delivery import CLAIM_CHUNK, DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
+from .outage import Outage, Reconnect
 from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
 from .summary import CycleSummary, HandlePoll, plural
@@ -91,6 +104,7 @@ class Watcher:
         jitter: float = 0.1,
         lock_timeout: float = 30.0,
         lease: float = DEFAULT_LEASE,
+        reconnect: Reconnect | None = None,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
         self.handles = unique_handles(handles)
@@ -138,9 +152,13 @@ class Watcher:
             raise
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
+        self._outage = Outage(store.database, self.owner, self._stop, reconnect)
         self.deliverer = Deliverer(store.database, webhook, handles=self.handles,
                                    max_attempts=max_attempts, backoff=backoff,
-                                   concurrency=concurrency, stop=self._stop, owner=self.owner)
+                                   concurrency=concurrency, stop=self._stop, owner=self.owner,
+                                   on_database_error=self._outage.report)
+        #: The outbox as last seen: what a summary shows while the database is away.
+        self._last_backlog = Backlog(0, 0, None)
         self._schedule = Schedule(self.handles, interval, now=time.monotonic(), jitter=jitter)
         #: The next due time (seconds from its poll) each poll of this watcher gave its handle.
         self._chosen: dict[str, float] = {}
@@ -188,16 +206,37 @@ class Watcher:
         summary = CycleSummary(len(self.handles))
         started = time.monotonic()
         deliveries = DeliveryPass()
+        #: When this cycle stops waiting for a database that went away.
+        give_up: float | None = None
         outcomes, waiting = self._sweep(self.handles, started, deliveries)
         pause = FIRST_RECHECK
         while waiting and not self.stopping:
-            self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), pause))
-            pause = min(2 * pause, RECHECK)
+            if not self._outage.check():
+                give_up = give_up or time.monotonic() + self._outage.policy.patience
+                if not self._outage.wait(until=give_up):
+                    break
+            else:
+                self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), pause))
+                pause = min(2 * pause, RECHECK)
             more, waiting = self._sweep(list(waiting), started, deliveries)
             outcomes += more
+        if waiting and self._outage.error is not None:
+            # Gave up on the database: what is left was not polled, and says why.
+            outcomes += [HandlePoll(h, error=self._outage.error) for h in waiting]
         for outcome in outcomes:
             summary.record_poll(outcome)
-        summary.record_delivery(self.deliverer.run_pass(into=deliveries))
+        while True:
+            if self._outage.check():
+                self._deliver_pass(deliveries)
+            if self.stopping or self._outage.check():
+                break
+            # Away, or cut mid-pass: once it is back, the pass goes on with what it has not
+            # tried.
+            give_up = give_up or time.monotonic() + self._outage.policy.patience
+            if not self._outage.wait(until=give_up):
+                break
+            deliveries.held = 0
+        summary.record_delivery(deliveries)
         return self._finish(summary)
 
     def run(self, on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
@@ -210,27 +249,37 @@ class Watcher:
         log.info("watching %d handles every %gs, %d at a time; webhook %s", len(self.handles),
                  self.interval, self.concurrency, self.webhook)
         while not self.stopping:
-            due = schedule.due(mono())
-            deliveries = DeliveryPass()
-            if due:
-                # The database has the last word on who polls what when: handles polled by
-                # another watcher, or held by one, come back when they are due there.
-                outcomes, later = self._sweep(due, None, deliveries)
-                for outcome in outcomes:
-                    summary.record_poll(outcome)
-                now = mono()
-                for handle in due:
-                    chosen = self._chosen.pop(handle, None)
-                    schedule.set(handle, now + later.get(handle, chosen or schedule.next_in()))
-            summary.record_delivery(self.deliverer.run_pass(into=deliveries))
+            if not self._outage.check():
+                # Until it is back, or the interval's summary is due (then on waiting).
+                self._outage.wait(until=period_end)
+            if not self._outage.active and not self.stopping:
+                due = schedule.due(mono())
+                deliveries = DeliveryPass()
+                if due:
+                    # The database has the last word on who polls what when: handles polled
+                    # by another watcher, or held by one, come back when they are due there
+                    # (and those the database was away for, as soon as it is back).
+                    outcomes, later = self._sweep(due, None, deliveries)
+                    for outcome in outcomes:
+                        summary.record_poll(outcome)
+                    now = mono()
+                    for handle in due:
+                        chosen = self._chosen.pop(handle, None)
+                        schedule.set(handle,
+                                     now + later.get(handle, chosen or schedule.next_in()))
+                if not self._outage.active:
+                    self._deliver_pass(deliveries)
+                summary.record_delivery(deliveries)
             if mono() >= period_end and not self.stopping:
                 if on_summary is not None:
                     on_summary(self._finish(summary))
                 summary = CycleSummary(len(self.handles))
                 while period_end <= mono():
                     period_end += self.interval
+            if self._outage.active:
+                continue  # its wait is the sleep
             wake = min(schedule.next_at(), period_end, mono() + MAX_IDLE)
-            next_due = self.deliverer.backlog().next_due
+            next_due = self._backlog().next_due
             if next_due is not None:
                 wake = min(wake, mono() + (next_due - time.time()))
             self._stop.wait(max(MIN_IDLE, wake - mono()))
@@ -241,11 +290,30 @@ class Watcher:
         return summary
 
     def _finish(self, summary: CycleSummary) -> CycleSummary:
-        summary.record_backlog(self.deliverer.backlog())
+        summary.record_backlog(self._backlog())
+        summary.database_away = self._outage.active
         if self.pacer.last.remaining is not None:
             summary.rate_limit = self.pacer.last
         summary.stopped = summary.stopped or self.stopping
         return summary
+
+    def _backlog(self) -> Backlog:
+        """The outbox of this watcher's handles; as last seen while the database is away."""
+        if not self._outage.active:
+            try:
+                self._last_backlog = self.deliverer.backlog()
+            except DatabaseUnavailable as exc:
+                self._outage.report(exc)
+        return self._last_backlog
+
+    def _deliver_pass(self, deliveries: DeliveryPass) -> DeliveryPass:
+        """The closing delivery pass of a sweep (`run_pass`); the database going away ends
+        it, and holds what it did not try."""
+        try:
+            return self.deliverer.run_pass(into=deliveries)
+        except DatabaseUnavailable as exc:
+            self._outage.report(exc)
+            return deliveries
 
     # Polling
 
@@ -284,6 +352,10 @@ class Watcher:
         while pending or running:
             # Claim in batches: a claim is a transaction that every poll's commit waits
             # behind, so refill only once half the window is done, a batch at a time.
+            if pending and not self._outage.check():  # polled once the database is back
+                later.update(dict.fromkeys(pending, 0.0))
+                pending = []
+                continue
             if pending and len(running) <= window - self.concurrency and not self.stopping:
                 chunk, pending = (pending[:window - len(running)],
                                   pending[window - len(running):])
@@ -291,7 +363,11 @@ class Watcher:
                 try:
                     claim = database.claim_polls([state_key(h) for h in chunk], self.owner,
                                                  lease_for=self.lease, polled_within=within)
-                except Exception as exc:  # the database is away: these handles wait a turn
+                except DatabaseUnavailable as exc:
+                    self._outage.report(exc)
+                    later.update(dict.fromkeys(chunk, 0.0))
+                    continue
+                except Exception as exc:  # these handles wait a turn
                     log.warning("claiming %d handles failed: %s", len(chunk), exc)
                     outcomes += [HandlePoll(h, error=exc) for h in chunk]
                     continue
@@ -314,7 +390,10 @@ class Watcher:
                 continue
             future = finished.get()
             running.pop(future)
-            outcomes.append(future.result())
+            outcome = future.result()
+            outcomes.append(outcome)
+            if isinstance(outcome.error, DatabaseUnavailable) and not self.stopping:
+                later[outcome.handle] = 0.0  # polled again once the database is back
         for future in list(delivering):
             future.result()
         if cycle_start is not None:
@@ -366,6 +445,9 @@ class Watcher:
         if self.stopping:
             self._release(key)
             return HandlePoll(handle, skipped=True)
+        if not self._outage.check():
+            self._release(key)
+            return HandlePoll(handle, error=self._outage.error)
         paced = PacedClient(self.client, self.pacer)
         delivers_now = deliveries is not None and delivering is not None
         next_in = self._chosen[handle] = self._schedule.next_in()
@@ -394,6 +476,12 @@ class Watcher:
         except Stopped:
             self._release(key)
             return HandlePoll(handle, skipped=True, requests=paced.requests, pages=paced.pages)
+        except DatabaseUnavailable as exc:
+            # Its state is as it was (or, a commit whose answer was lost, saved): polled again
+            # once the database is back. The outage is said once, not per handle.
+            self._outage.report(exc)
+            self._release(key)
+            return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
         except Exception as exc:
             # One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
             # others; its state is untouched, so its next poll starts from the same place.
@@ -427,6 +515,8 @@ class Watcher:
                 self.deliverer.deliver_claimed(claimed, deliveries)
             else:
                 self.deliverer.deliver_handle(handle, deliveries)
+        except DatabaseUnavailable as exc:  # the closing pass tries them once it is back
+            self._outage.report(exc)
         except Exception:  # the cycle's closing pass tries them again
             log.exception("@%s: delivering its new follows failed unexpectedly", handle)
 
@@ -434,6 +524,8 @@ class Watcher:
         """Give a poll lease back; if that fails, it simply runs out."""
         try:
             self.store.database.release_poll(key, self.owner, polled=polled, next_in=next_in)
+        except DatabaseUnavailable as exc:
+            self._outage.report(exc)
         except Exception as exc:
             log.warning("releasing the lease of %s failed (it runs out by itself): %s", key, exc)
 
