@@ -62,10 +62,9 @@ def expect(file: int, folder: int, path: Path, found: dict[str, int]) -> None:
 
 
 def test_a_new_state_file_and_all_beside_it_are_private_under_umask_022(tmp_path, umask):
-    path = tmp_path / "made" / "state.db"
+    path = tmp_path / "state.db"
     found = use(path)
     expect(0o600, 0o700, path, found)
-    assert mode(path.parent) == 0o700  # a folder the connector made for it
 
 
 def test_the_default_state_file_is_private(tmp_path, umask, monkeypatch):
@@ -75,6 +74,8 @@ def test_the_default_state_file_is_private(tmp_path, umask, monkeypatch):
         db.save(KEY, {"watermark": 1})
         path = Path(db.location)
     assert path == tmp_path / "data" / "tiktok-following" / "state.db"
+    # The default location's folder is the only one the connector makes (a --state-db folder
+    # must exist): it is made private too.
     assert mode(path) == 0o600 and mode(path.parent) == 0o700
 
 
