@@ -30,6 +30,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from connector.standin import StandIn
 
 KEY = "e2e-key-0123456789abcdef"
@@ -74,14 +76,18 @@ def unflatten(text: str) -> Any:
 class Serve:
     """`tiktok-following serve` on a fixed port, stopped and started again for the outage."""
 
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, token: str | None = None) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        self.token = token
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DUMPLINGAI_")}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("DUMPLINGAI_") and k != "TIKTOK_FOLLOWING_SERVE_TOKEN"}
+        if self.token:
+            env["TIKTOK_FOLLOWING_SERVE_TOKEN"] = self.token
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "connector.cli", "serve", "--port", str(self.port)],
@@ -204,6 +210,37 @@ class N8n:
         return json.loads(value) if value else None
 
 
+def test_button(n8n: N8n, cred: dict[str, str], data: dict[str, str], serve: Serve,
+                token_serve: Serve, other_server: str) -> dict[str, dict[str, str]]:
+    """The credential's Test button, as the editor presses it (POST /rest/credentials/test),
+    for a working credential and each way it can be wrong."""
+    http = requests.Session()
+    http.trust_env = False
+    http.headers["browser-id"] = "e2e-browser"  # n8n ties its session cookie to it
+    base = f"http://127.0.0.1:{n8n.port}/rest"
+    owner = http.post(f"{base}/owner/setup", json={
+        "email": "e2e@example.com", "firstName": "E", "lastName": "E",
+        "password": "E2e-password-0123"}, timeout=30)
+    owner.raise_for_status()
+    cases = {
+        "works": {},
+        "wrong key": {"apiKey": "wrong-key-0123456789"},
+        "token missing": {"serviceUrl": token_serve.url},
+        "token wrong": {"serviceUrl": token_serve.url, "serviceToken": "wrong-token-0123456789"},
+        "token right": {"serviceUrl": token_serve.url, "serviceToken": token_serve.token or ""},
+        "service down": {"serviceUrl": f"http://127.0.0.1:{free_port()}"},
+        "path in the URL": {"serviceUrl": f"{serve.url}/api"},
+        "another server": {"serviceUrl": other_server},
+    }
+    out = {}
+    for case, change in cases.items():
+        answer = http.post(f"{base}/credentials/test", timeout=60, json={"credentials": {
+            **cred, "type": "tikTokFollowingApi", "data": {**data, **change}}})
+        answer.raise_for_status()
+        out[case] = answer.json()["data"]
+    return out
+
+
 def workflow(wf_id: str, name: str, node: str, node_type: str, parameters: dict[str, Any],
              cred: dict[str, str]) -> dict[str, Any]:
     return {
@@ -228,6 +265,8 @@ def main() -> int:
     p.add_argument("--broker-port", type=int, default=0,
                    help="n8n's task broker port (default: a free one)")
     p.add_argument("--serve-port", type=int, default=0, help="serve's port (default: a free one)")
+    p.add_argument("--only-test-button", action="store_true",
+                   help="stop after the credential's Test button (about two minutes)")
     args = p.parse_args()
     work: Path = args.work
     # n8n's folder for custom nodes in its user folder: ~/.n8n/custom for an n8n of your own.
@@ -242,13 +281,15 @@ def main() -> int:
     follows: list[str] = []  # ids followed after the baseline, in follow order
     unfollows: list[str] = []  # ids unfollowed while the unfollow trigger could see them
     standin = StandIn(api_keys=(KEY,), credits={KEY: 1_000_000}, default_count=30).start()
-    serve = n8n = None
+    serve = token_serve = n8n = None
     try:
         standin.add_account(HANDLE, 40)
         users = {str(u["id"]): u for u in standin.following(HANDLE)}
         original = list(users)  # newest first
         serve = Serve(free_port(args.serve_port), work / "serve.log")
         serve.start()
+        token_serve = Serve(free_port(), work / "serve-token.log", "e2e-token-" + uuid.uuid4().hex)
+        token_serve.start()
         n8n = N8n(args.n8n_home, work, free_port(args.n8n_port),
                   free_port(args.broker_port))
         figures.update({"n8n": n8n.version, "node": subprocess.run(
@@ -260,10 +301,10 @@ def main() -> int:
 
         cred_id = "tkCred" + uuid.uuid4().hex[:10]
         cred = {"id": cred_id, "name": "TikTok Following e2e"}
+        cred_data = {"apiKey": KEY, "baseUrl": standin.url, "serviceUrl": serve.url,
+                     "serviceToken": ""}
         (work / "credentials.json").write_text(json.dumps([{
-            **cred, "type": "tikTokFollowingApi",
-            "data": {"apiKey": KEY, "baseUrl": standin.url, "serviceUrl": serve.url,
-                     "serviceToken": ""}}]))
+            **cred, "type": "tikTokFollowingApi", "data": cred_data}]))
         wf_follow, wf_unfollow = ("tkWf" + uuid.uuid4().hex[:12] for _ in range(2))
         # A page of 10 and 2 pages a poll: a burst of 25 spans polls.
         (work / "follow.json").write_text(json.dumps(workflow(
@@ -322,6 +363,22 @@ def main() -> int:
         time.sleep(5)
         assert got_follows() == [] and got_unfollows() == [], "a baseline emitted"
 
+        print("the credential's Test button, for two working credentials and six wrong ones",
+              flush=True)
+        tests = figures["test_button"] = test_button(n8n, cred, cred_data, serve, token_serve,
+                                                     standin.url)
+        for case, result in tests.items():
+            print(f"  {case}: {result['status']}: {result['message']}", flush=True)
+        assert [c for c, r in tests.items() if r["status"] == "OK"] == ["works", "token right"]
+        assert tests["wrong key"]["message"].startswith("DumplingAI refused the credential's API")
+        assert tests["token missing"] == tests["token wrong"]
+        assert "refused the credential's Service Token" in tests["token wrong"]["message"]
+        assert tests["service down"]["message"] == "ECONNREFUSED"  # n8n's words for no answer
+        assert "not its root" in tests["path in the URL"]["message"]
+        assert "not the connector service" in tests["another server"]["message"]
+        if args.only_test_button:
+            return 0
+
         print("phase 1: 3 follows", flush=True)
         follow(3)
         phase("3 follows")
@@ -379,7 +436,8 @@ def main() -> int:
             [follows.index(i["id"]) for i in e["items"]]
             == sorted(follows.index(i["id"]) for i in e["items"]) for e in runs[FOLLOWED])
         errors = sorted({e["error"] for r in runs.values() for e in r if e["status"] != "success"})
-        logs = (work / "serve.log").read_text() + (work / "n8n.log").read_text(errors="replace")
+        logs = "".join(path.read_text(errors="replace") for path in (
+            work / "serve.log", work / "serve-token.log", work / "n8n.log"))
         figures.update({
             "follows_expected": len(follows), "follows_delivered": len(got_f),
             "follow_duplicates": len(got_f) - len(set(got_f)),
@@ -396,7 +454,7 @@ def main() -> int:
             "failed_execution_messages": errors,
             "requests_seen_by_stand_in": standin.count_requests(HANDLE),
             "credits_used": 1_000_000 - (standin.credits or {}).get(KEY, 0),
-            "key_in_logs": KEY in logs,
+            "key_in_logs": KEY in logs or str(token_serve.token) in logs,
             "state_in_logs": any(s in logs for s in STATE_PATTERNS),
             "total_s": round(time.monotonic() - began, 1),
         })
@@ -415,6 +473,8 @@ def main() -> int:
             n8n.stop()
         if serve:
             serve.stop()
+        if token_serve:
+            token_serve.stop()
         standin.stop()
 
 

@@ -120,16 +120,15 @@ test('the generated nodes: light and dark icons, the main connection, a tool onl
 		assert.match(text, /light: "file:tiktok\.svg",\n\s*dark: "file:tiktok\.dark\.svg"/, path);
 		assert.match(text, /outputs: \[\n\s*NodeConnectionTypes\.Main\n\s*\]/, path);
 		assert.doesNotMatch(text, /'main'|"main"/, path);
-		assert.match(text, /testedBy: "tikTokFollowingApiTest"/, path);
-		assert.match(text, /credentialTest: \{ tikTokFollowingApiTest: testConnection \}/, path);
+		assert.doesNotMatch(text, /testedBy|credentialTest/, path);
 		const trigger = path.includes('Trigger');
 		assert.equal(/usableAsTool: true/.test(text), !trigger, path);
 		assert.equal(/inputs: \[\]/.test(text), trigger, path);
 	}
 	const credential = files['credentials/TikTokFollowingApi.credentials.ts'];
 	assert.match(credential, /icon: Icon = \{\n\s*light: "file:tiktok\.svg",\n\s*dark: "file:tiktok\.dark\.svg"/);
-	// Tested by the nodes' method: a `test` property here would take precedence over it.
-	assert.doesNotMatch(credential, /\btest: ICredentialTestRequest/);
+	// The test n8n finds for a package in its custom folder is the credential's own.
+	assert.match(credential, /\btest: ICredentialTestRequest/);
 });
 
 test('each node and the credential get both icons beside them', () => {

@@ -19,6 +19,8 @@ import {
 	type JsonObject,
 } from 'n8n-workflow';
 
+import { NOT_ROOT, notTheService, TOKEN_REFUSED } from './words';
+
 export const CREDENTIAL = 'tikTokFollowingApi';
 const PRODUCTION = 'https://app.dumplingai.com';
 /** The longest a run may take: a poll's page budget of slow pages, with retries. */
@@ -45,14 +47,14 @@ export interface RunAnswer {
 }
 
 /** An HTTP answer as n8n's helpers give it with returnFullResponse / resolveWithFullResponse. */
-export interface ServiceResponse {
+interface ServiceResponse {
 	statusCode?: number;
 	headers?: IDataObject;
 	body?: unknown;
 }
 
 /** The connector's `error` object, when the answer is one. */
-export interface ConnectorErrorBody {
+interface ConnectorErrorBody {
 	type: string;
 	message: string;
 	field?: string;
@@ -91,24 +93,22 @@ export async function runOperation(
 	if (status >= 200 && status < 300 && answer && Array.isArray(answer.items)) {
 		return { answer: answer as unknown as RunAnswer };
 	}
-	return {
-		error: serviceError(this.getNode(), response, String(credentials.serviceToken ?? '') !== ''),
-	};
+	return { error: serviceError(this.getNode(), response) };
 }
 
 /** The service URL without a trailing slash. */
-export function serviceUrl(value: unknown): string {
+function serviceUrl(value: unknown): string {
 	return String(value ?? '').trim().replace(/\/+$/, '');
 }
 
 /** The DumplingAI base URL to send, when it is not the production one. */
-export function customBaseUrl(value: unknown): string | undefined {
+function customBaseUrl(value: unknown): string | undefined {
 	const url = String(value ?? '').trim();
 	return url && url !== PRODUCTION ? url : undefined;
 }
 
 /** The connector's error object in an answer, if the answer is one. */
-export function connectorErrorOf(body: unknown): ConnectorErrorBody | undefined {
+function connectorErrorOf(body: unknown): ConnectorErrorBody | undefined {
 	const error = (body as IDataObject | undefined)?.error as IDataObject | undefined;
 	if (!error || typeof error.message !== 'string' || typeof error.type !== 'string') return undefined;
 	return {
@@ -120,30 +120,18 @@ export function connectorErrorOf(body: unknown): ConnectorErrorBody | undefined 
 
 /** What only the node can say about a service answer (its words come before the connector's
  *  message), or undefined when the connector's message says it all. */
-export function nodeWords(
-	status: number,
-	error: ConnectorErrorBody | undefined,
-	tokenSet: boolean,
-): string | undefined {
-	if (!error) {
-		return `The Service URL answered HTTP ${status}, but not as the connector service (tiktok-following serve): check the credential's Service URL`;
-	}
-	if (error.type === 'unauthorized') {
-		return tokenSet
-			? "The connector service refused the credential's Service Token: set it to the service's TIKTOK_FOLLOWING_SERVE_TOKEN"
-			: "The connector service wants a Service Token: set the credential's Service Token to the service's TIKTOK_FOLLOWING_SERVE_TOKEN";
-	}
-	if (error.type === 'unknown_route') {
-		return "The Service URL reaches the connector service, but not its root: give the credential's Service URL without a path";
-	}
+function nodeWords(status: number, error: ConnectorErrorBody | undefined): string | undefined {
+	if (!error) return notTheService(status);
+	if (error.type === 'unauthorized') return TOKEN_REFUSED;
+	if (error.type === 'unknown_route') return NOT_ROOT;
 	return undefined;
 }
 
 /** A service answer that is not a result, as an n8n error with its HTTP status. */
-export function serviceError(node: INode, response: ServiceResponse, tokenSet: boolean): ServiceError {
+function serviceError(node: INode, response: ServiceResponse): ServiceError {
 	const status = response.statusCode ?? 0;
 	const error = connectorErrorOf(response.body);
-	const words = nodeWords(status, error, tokenSet);
+	const words = nodeWords(status, error);
 	const details = error ? [`type ${error.type}`, `HTTP ${status}`] : [`HTTP ${status}`];
 	if (error?.field) details.push(`field ${error.field}`);
 	const message = words ?? error?.message ?? `The connector service answered HTTP ${status}`;
@@ -175,7 +163,7 @@ function failureOf(
 }
 
 /** The service did not answer at all: where we tried, and the network's code. */
-export function unreachable(node: INode, service: string, error: unknown): NodeOperationError {
+function unreachable(node: INode, service: string, error: unknown): NodeOperationError {
 	const cause = errorCode(error);
 	// The code goes in the description: n8n swaps a message naming a code like ECONNREFUSED
 	// for a generic one that does not say which service.
@@ -186,7 +174,7 @@ export function unreachable(node: INode, service: string, error: unknown): NodeO
 }
 
 /** The network error code of a failed request (ECONNREFUSED, ENOTFOUND...), never its text. */
-export function errorCode(error: unknown): string {
+function errorCode(error: unknown): string {
 	const e = (error as { code?: unknown; cause?: { code?: unknown } } | undefined) ?? {};
 	const code = e.code ?? e.cause?.code;
 	return typeof code === 'string' && /^[A-Z_]+$/.test(code) ? code : 'no answer';
@@ -205,7 +193,7 @@ function oneLine(text: string): string {
 }
 
 /** A URL as it may be shown: without user:password@. */
-export function shownUrl(url: string): string {
+function shownUrl(url: string): string {
 	return url.replace(/\/\/[^/@]*@/, '//');
 }
 
