@@ -296,23 +296,15 @@ def test_fields_shared_by_operations_are_the_same_everywhere() -> None:
                 assert props[name] == first[name], (key, name)
 
 
-def test_the_zapier_export_keeps_labels_defaults_and_the_secret() -> None:
-    from connector.core import forms
+def test_there_is_no_zapier_export_that_zapier_would_refuse(capsys) -> None:
+    # `export zapier` wrote definitions zapier-platform-schema refused, for polling triggers
+    # Zapier cannot run statelessly; Zapier users connect through `watch` (docs/zapier.md).
+    from connector import cli
 
-    out = forms.zapier()
-    assert list(out["operations"]) == OPERATIONS
-    key = out["authentication"]["fields"][0]
-    assert (key["key"], key["type"], key["required"]) == ("apiKey", "password", True)
-    trigger = out["operations"]["new_account_followed"]
-    first_run = next(f for f in trigger["inputFields"] if f["key"] == "firstRun")
-    assert first_run["default"] == "skipExisting"
-    choices = load("new_account_followed")["input"]["properties"]["firstRun"]["oneOf"]
-    assert [c["label"] for c in first_run["choices"]] == [c["title"] for c in choices]
-    assert "requestSource" in trigger["advancedFields"]
-    assert [f["key"] for f in trigger["outputFields"]] == ITEM_FIELDS
-    assert trigger["sample"] == load("new_account_followed")["sample"]
-    with pytest.raises(InputError):
-        forms.zapier("connector")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["export", "zapier"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'export'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- unknown inputs (issue 19)

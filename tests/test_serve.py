@@ -116,6 +116,14 @@ def test_unknown_routes_and_methods_are_named_in_json(service: Service) -> None:
     assert "POST /v1/run" in other.json()["error"]["message"]
 
 
+def test_an_unknown_route_is_not_the_endpoints_private_list(service: Service) -> None:
+    # A client whose service URL has a path in it (http://host:8790/api) reaches no route;
+    # it must be able to tell that from the endpoint's 404 for a private list (not_found).
+    answer = service.call("POST", "/api/v1/run", {})
+    assert answer.status_code == 404
+    assert answer.json()["error"]["type"] == "unknown_route"
+
+
 # ---------------------------------------------------------------- the same answers as invoke
 
 

@@ -126,7 +126,9 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
         return handler(environ)
     if any(p == path for _, p in routes):
         return 405, _error("method_not_allowed", f"{path} does not take {method[:10]}")
-    return 404, _error("not_found", "no such route; the routes are GET /healthz, GET "
+    # Its own type: "not_found" is the endpoint's private or unknown list, and a client with a
+    # wrong service URL must not be told that the list is private.
+    return 404, _error("unknown_route", "no such route; the routes are GET /healthz, GET "
                        "/v1/manifests, POST /v1/run, POST /v1/auth/test")
 
 
