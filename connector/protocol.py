@@ -1,9 +1,10 @@
 """The runner protocol that `invoke` (stdin/stdout) and `serve` (HTTP) both speak.
 
 One request object in, one response object out: `{"items", "state", "meta"}` on success,
-`{"error": {"type", "message", ...}}` on failure. Whatever breaks, the answer is that JSON and
-a code (0 ok, 2 bad input or configuration and nothing was sent, 1 anything else); a traceback
-never reaches the runner, nor does a secret. The surfaces only move bytes: they share this.
+`{"error": {"type", "message", "advice", ...}}` on failure. Whatever breaks, the answer is that
+JSON and a code (0 ok, 2 bad input or configuration and nothing was sent, 1 anything else: the
+error table's, core/errors.py); a traceback never reaches the runner, nor does a secret. The
+surfaces only move bytes: they share this.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .core.config import API_KEY_ENV, BASE_URL_ENV
-from .core.errors import ConnectorError, InputError
+from .core.errors import OK, ConnectorError, InputError, error_body, exit_code
 from .core.redact import one_line, redact, url_secrets
 
 log = logging.getLogger("connector.protocol")
@@ -24,12 +25,6 @@ log = logging.getLogger("connector.protocol")
 REQUEST_KEYS = {"operation", "inputs", "credentials", "platform", "state", "mode"}
 #: A request is a form and a state (about 110 KB at most); anything far larger is a mistake.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-OK, FAILED, NOTHING_SENT = 0, 1, 2
-
-
-def exit_code(err: BaseException) -> int:
-    """2 when the error came before anything was sent (fix the input), else 1."""
-    return NOTHING_SENT if getattr(err, "sent_nothing", False) else FAILED
 
 
 def request_secrets(request: Any = None) -> list[str]:
@@ -103,7 +98,7 @@ def failure(err: BaseException, secrets: list[str]) -> tuple[int, dict[str, Any]
     if log.isEnabledFor(logging.DEBUG):
         trace = "".join(traceback.format_exception(err))
         log.debug("%s\n%s", message, redact(trace, secrets))
-    return FAILED, {"error": {"type": "internal_error", "message": message}}
+    return exit_code(err), {"error": error_body("internal_error", message)}
 
 
 def parse_request(raw: bytes | str, *, source: str = "stdin") -> dict[str, Any]:

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
-    from ..invoke import exit_code
+    from ..core.errors import exit_code
 
     secrets = args.secrets
     try:
@@ -69,7 +69,7 @@ def _run(args: Any) -> int:
         logging.getLogger("connector").debug("internal error", exc_info=True)
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
             "and report it", secrets)
-        return 1
+        return exit_code(err)
 
 
 def _check_state_db_env(args: Any) -> None:

@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..core.config import STATE_DB_ENV
-from ..core.errors import ConfigurationError, ConnectorError, StateError
+from ..core.errors import ConfigurationError, StateError
+
+# The store's own errors live in the error tree; imported from here too.
+from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
+from ..core.errors import StateConflict as StateConflict
 from .outbox import Backlog, OutboxEvent
 
 #: How an event is written by `save`: (event id, handle, payload).
@@ -43,24 +47,6 @@ NewEvent = tuple[str, str, dict[str, Any]]
 SPLIT_FIELD = "known"
 #: URL schemes that select PostgreSQL.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-class StateConflict(ConnectorError):
-    """Another poll saved this state after it was read; this poll's result was not saved.
-    Nothing is lost: the other poll's result stands, and the next poll starts from it."""
-
-    code = "state_conflict"
-    transient = True
-
-
-class DatabaseUnavailable(ConnectorError):
-    """The state database could not be reached, or cut this session (a restart, a terminated
-    backend, the network). What the failing call did was not saved, or, for a commit whose
-    answer was lost, may have been; nothing is lost either way. `recover()` says when the
-    database is back."""
-
-    code = "database_unavailable"
-    transient = True
 
 
 @dataclass(frozen=True)
