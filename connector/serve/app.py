@@ -18,16 +18,23 @@ from http import HTTPStatus
 from typing import Any
 
 from ..core import manifests
-from ..core.config import BASE_URL_ENV, PRODUCTION_URL, env_api_key, given_api_key
+from ..core.config import (
+    BASE_URL_ENV,
+    PRODUCTION_URL,
+    SERVE_TOKEN_ENV,
+    env_api_key,
+    given_api_key,
+)
 from ..core.errors import ConfigurationError, ConnectorError, InputError, error_body, http_status
-from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure, request_secrets
+from ..core.secrets import Secrets
+from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure
 from .limits import UpstreamSlots, same_origin
 
 log = logging.getLogger("connector.serve")
 
 #: The shared token callers from other hosts must send, when the service has one.
 TOKEN_HEADER = "X-Connector-Token"
-TOKEN_ENV = "TIKTOK_FOLLOWING_SERVE_TOKEN"
+TOKEN_ENV = SERVE_TOKEN_ENV
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 #: Reason phrases where Python's differ from RFC 9110 (3.10 says "Request Entity Too Large").
@@ -62,7 +69,7 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
         try:
             status, body = _route(environ, method, path, routes, token)
         except Exception as err:  # a bug must still answer JSON, without a secret
-            _, body = failure(err, [*request_secrets(), *_secrets_of(environ), token or ""])
+            _, body = failure(err, _secrets_of(environ).add(token))
             status = status_for(body)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"),
@@ -228,13 +235,14 @@ def _refuse_own_key_elsewhere(raw: bytes, key: str | None) -> None:
 
 
 def _refused(err: Any, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    _, response = failure(err, [*request_secrets(), *_secrets_of(environ)])
+    _, response = failure(err, _secrets_of(environ))
     return status_for(response), response
 
 
-def _secrets_of(environ: dict[str, Any]) -> list[str]:
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    return [header.strip().partition(" ")[2].strip(), environ.get("HTTP_X_CONNECTOR_TOKEN", "")]
+def _secrets_of(environ: dict[str, Any]) -> Secrets:
+    """The secrets a request's environment and headers hold: the Bearer key, the token."""
+    return (Secrets().environment().authorization(environ.get("HTTP_AUTHORIZATION"))
+            .add(environ.get("HTTP_X_CONNECTOR_TOKEN")))
 
 
 def _error(kind: str, message: str, **details: Any) -> tuple[int, dict[str, Any]]:

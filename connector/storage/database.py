@@ -110,24 +110,6 @@ def sort_claim(claim: Claim, key: str, *, held_for: float, due_in: float,
         claim.granted.append(key)
 
 
-def database_secrets(target: object) -> list[str]:
-    """The secret parts of a database target: a URL's password, in its user info or its query
-    (`?password=...`, `?sslpassword=...`). User and database names are names: shown, never
-    masked (a user `tiktok` would otherwise turn every `tiktok-following` into `***`)."""
-    if not is_postgres(target):
-        return []
-    from urllib.parse import parse_qs, urlsplit
-
-    from ..core.redact import url_secrets
-
-    out = url_secrets(str(target))
-    try:
-        query = parse_qs(urlsplit(str(target)).query)
-    except ValueError:
-        return out
-    return out + [v for k in ("password", "sslpassword") for v in query.get(k, []) if v]
-
-
 def new_owner() -> str:
     """A name for one worker, unique across machines: host, process id and a random part."""
     import socket
