@@ -1,5 +1,5 @@
-"""The `watch` and `outbox` commands. Python equivalents: `connector.watch.Watcher` and
-`connector.watch.Outbox`.
+"""The `watch` and `outbox` commands. Python equivalents: `connector.Watcher` (or
+`connector.WatcherGroup`) and `connector.Outbox`.
 
 Exit status of `watch --once`: 0 when every handle was polled and every due event delivered,
 1 when a handle failed or an event is left pending or parked by this cycle's failures, 2 for
