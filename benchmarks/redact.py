@@ -54,12 +54,12 @@ def best_us(calls: list[Callable[[], object]], number: int, rounds: int = 9) -> 
 
 
 def run(quick: bool = False) -> Section:
-    from connector.cli.common import RedactingFormatter, Secrets
+    from connector.cli.common import RedactingFormatter
     from connector.core.redact import redact
+    from connector.core.secrets import Secrets
 
     number = 1000 if quick else 10000
-    secrets = Secrets()
-    secrets.values = list(SECRETS)
+    secrets = Secrets(*SECRETS)
     formatter = RedactingFormatter(secrets, "%(levelname)s %(name)s: %(message)s")
     plain = logging.Formatter("%(levelname)s %(name)s: %(message)s")
     record = logging.LogRecord("connector.watch", logging.INFO, __file__, 1, LINE, None, None)

@@ -4,7 +4,11 @@
     result = connector.run("get_tiktok_user_following", {"handle": "@someone"})
     result.items, result.meta
 
-Names are imported on first use, so `import connector` stays as cheap as the CLI's `--help`.
+This module is the whole public API (`__all__`): the operations (`run`, `stream`,
+`check_credentials`) and their results, the settings, the HTTP client seam, the embedded store,
+`watch` (`Watcher`, `WatcherGroup`, `Webhook`, `Outbox`) and the error tree. The stand-in server
+is a testing tool, imported from `connector.standin`. Names are imported on first use, so
+`import connector` stays as cheap as the CLI's `--help`.
 """
 
 from __future__ import annotations
@@ -15,23 +19,29 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    # The operations, and what they return.
     "run": "connector.api",
-    "check_credentials": "connector.api",
     "stream": "connector.api",
-    "Listing": "connector.operations.action",
-    "prepare": "connector.operations.registry",
+    "check_credentials": "connector.api",
+    "CONNECTOR": "connector.api",
     "Result": "connector.operations.results",
     "Partial": "connector.operations.results",
+    "Listing": "connector.operations.action",
+    # Settings, and the seam for a client of one's own.
     "RetryPolicy": "connector.core.config",
     "Timeouts": "connector.core.config",
     "Client": "connector.core.http",
-    "Store": "connector.polling",
+    "Page": "connector.core.http",
+    "PageSource": "connector.core.http",
+    # The embedded store (`poll`).
     "open_store": "connector.polling",
+    "Store": "connector.polling",
     "Batch": "connector.polling",
-    "manifests": "connector.core.manifests",
-    "StandIn": "connector.standin.server",
-    "Fault": "connector.standin.faults",
-    "CONNECTOR": "connector.api",
+    # `watch` and its outbox.
+    "Watcher": "connector.watch.watcher",
+    "WatcherGroup": "connector.watch.processes",
+    "Webhook": "connector.watch.webhook",
+    "Outbox": "connector.storage.outbox",
     # The error tree.
     "ConnectorError": "connector.core.errors",
     "InputError": "connector.core.errors",
@@ -47,13 +57,22 @@ _EXPORTS = {
     "RateLimitError": "connector.core.errors",
     "ResponseFormatError": "connector.core.errors",
     "TransportError": "connector.core.errors",
+    "StateConflict": "connector.core.errors",
+    "DatabaseUnavailable": "connector.core.errors",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+#: Names this module exported before it was the product's API alone: where they are now.
+_MOVED = {
+    "StandIn": "connector.standin.StandIn (a testing tool)",
+    "Fault": "connector.standin.Fault (a testing tool)",
+    "prepare": "connector.operations.prepare",
+    "manifests": "connector.CONNECTOR.manifest and .operations, or connector.core.manifests",
+}
 
 if TYPE_CHECKING:  # pragma: no cover
     from .api import CONNECTOR, check_credentials, run, stream
-    from .core import manifests
     from .core.config import RetryPolicy, Timeouts
     from .core.errors import (
         ApiError,
@@ -61,30 +80,34 @@ if TYPE_CHECKING:  # pragma: no cover
         BadRequestError,
         ConfigurationError,
         ConnectorError,
+        DatabaseUnavailable,
         InputError,
         InsufficientCreditsError,
         NotFoundError,
         RateLimitError,
         ResponseFormatError,
         ServerError,
+        StateConflict,
         StateError,
         TransportError,
         UpstreamError,
     )
-    from .core.http import Client
-    from .operations import Partial, Result, prepare
+    from .core.http import Client, Page, PageSource
     from .operations.action import Listing
+    from .operations.results import Partial, Result
     from .polling import Batch, Store, open_store
-    from .standin import Fault, StandIn
+    from .storage.outbox import Outbox
+    from .watch.processes import WatcherGroup
+    from .watch.watcher import Watcher
+    from .watch.webhook import Webhook
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'connector' has no attribute {name!r}")
-    value = importlib.import_module(module)
-    if name != "manifests":
-        value = getattr(value, name)
+        moved = f"; it is {_MOVED[name]}" if name in _MOVED else ""
+        raise AttributeError(f"module 'connector' has no attribute {name!r}{moved}")
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 

@@ -10,21 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .core.errors import FAILED, NOTHING_SENT, OK, exit_code
 from .core.redact import one_line
-from .protocol import (
-    FAILED,
-    MAX_REQUEST_BYTES,
-    NOTHING_SENT,
-    OK,
-    REQUEST_KEYS,
-    answer,
-    exit_code,
-    parse_request,
-    request_secrets,
-)
+from .protocol import MAX_REQUEST_BYTES, REQUEST_KEYS, answer, parse_request
 
 __all__ = ["FAILED", "MAX_REQUEST_BYTES", "NOTHING_SENT", "OK", "REQUEST_KEYS", "answer",
-           "exit_code", "main", "parse_request", "request_secrets"]
+           "exit_code", "main", "parse_request"]
 
 
 def main(stdin: Any, stdout: Any, stderr: Any, **run_options: Any) -> int:

@@ -1,47 +1,29 @@
 """The runner protocol that `invoke` (stdin/stdout) and `serve` (HTTP) both speak.
 
 One request object in, one response object out: `{"items", "state", "meta"}` on success,
-`{"error": {"type", "message", ...}}` on failure. Whatever breaks, the answer is that JSON and
-a code (0 ok, 2 bad input or configuration and nothing was sent, 1 anything else); a traceback
-never reaches the runner, nor does a secret. The surfaces only move bytes: they share this.
+`{"error": {"type", "message", "advice", ...}}` on failure. Whatever breaks, the answer is that
+JSON and a code (0 ok, 2 bad input or configuration and nothing was sent, 1 anything else: the
+error table's, core/errors.py); a traceback never reaches the runner, nor does a secret. The
+surfaces only move bytes: they share this.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .core.config import API_KEY_ENV, BASE_URL_ENV
-from .core.errors import ConnectorError, InputError
-from .core.redact import one_line, redact, url_secrets
+from .core.errors import OK, ConnectorError, InputError, error_body, exit_code
+from .core.redact import one_line, redact
+from .core.secrets import Secrets
 
 log = logging.getLogger("connector.protocol")
 
 REQUEST_KEYS = {"operation", "inputs", "credentials", "platform", "state", "mode"}
 #: A request is a form and a state (about 110 KB at most); anything far larger is a mistake.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
-OK, FAILED, NOTHING_SENT = 0, 1, 2
-
-
-def exit_code(err: BaseException) -> int:
-    """2 when the error came before anything was sent (fix the input), else 1."""
-    return NOTHING_SENT if getattr(err, "sent_nothing", False) else FAILED
-
-
-def request_secrets(request: Any = None) -> list[str]:
-    """Every secret a request (or the environment) brings: keys and URL passwords."""
-    found = [os.environ.get(API_KEY_ENV, ""), *url_secrets(os.environ.get(BASE_URL_ENV, ""))]
-    creds = request.get("credentials") if isinstance(request, dict) else None
-    if isinstance(creds, dict):
-        if isinstance(creds.get("apiKey"), str):
-            found.append(creds["apiKey"].strip())
-        if isinstance(creds.get("baseUrl"), str):
-            found += url_secrets(creds["baseUrl"])
-    return [s for s in found if s]
 
 
 def answer(raw: bytes | str, *, source: str = "stdin", api_key: str | None = None,
@@ -52,12 +34,12 @@ def answer(raw: bytes | str, *, source: str = "stdin", api_key: str | None = Non
     `api_key`, when given, is the key the transport carried (a `serve` Bearer header) and
     takes the place of any in the request.
     """
-    secrets = [*request_secrets(), *([api_key] if api_key else [])]
+    secrets = Secrets().environment().api_key(api_key)
     try:
         request = parse_request(raw, source=source)
+        secrets.credentials(request.get("credentials"))
         if api_key:
             request["credentials"] = {**(request.get("credentials") or {}), "apiKey": api_key}
-        secrets = [*request_secrets(request), *secrets]
         from .api import run
 
         result = run(
@@ -79,7 +61,7 @@ def answer_auth_test(credentials: Mapping[str, Any] | None = None, **options: An
                      ) -> tuple[int, dict[str, Any]]:
     """Answer a connection test: (exit code, `{"ok": true, ...}` or `{"error": ...}`)."""
     creds = dict(credentials or {})
-    secrets = request_secrets({"credentials": creds})
+    secrets = Secrets().environment().credentials(creds)
     try:
         from .api import check_credentials
 
@@ -88,7 +70,7 @@ def answer_auth_test(credentials: Mapping[str, Any] | None = None, **options: An
         return failure(err, secrets)
 
 
-def failure(err: BaseException, secrets: list[str]) -> tuple[int, dict[str, Any]]:
+def failure(err: BaseException, secrets: Iterable[str]) -> tuple[int, dict[str, Any]]:
     """The error response for any exception: typed for ours, `internal_error` for a bug;
     one line, secrets removed."""
     if isinstance(err, ConnectorError):
@@ -103,7 +85,7 @@ def failure(err: BaseException, secrets: list[str]) -> tuple[int, dict[str, Any]
     if log.isEnabledFor(logging.DEBUG):
         trace = "".join(traceback.format_exception(err))
         log.debug("%s\n%s", message, redact(trace, secrets))
-    return FAILED, {"error": {"type": "internal_error", "message": message}}
+    return exit_code(err), {"error": error_body("internal_error", message)}
 
 
 def parse_request(raw: bytes | str, *, source: str = "stdin") -> dict[str, Any]:

@@ -19,7 +19,8 @@ from connector.core.errors import (
     ServerError,
     TransportError,
 )
-from connector.standin import EMPTY_PAGE, OK, RESET, STALL, Fault
+from connector.operations import prepare
+from connector.standin import EMPTY_PAGE, OK, RESET, STALL, Fault, StandIn
 from tests.support import ITEM_FIELDS
 
 ACTION = "get_tiktok_user_following"
@@ -273,7 +274,7 @@ def test_a_start_cursor_typed_as_text_is_sent_as_the_number(standin, creds) -> N
 
 
 def test_defaults_come_from_the_manifest() -> None:
-    values, source = connector.prepare(ACTION, {"handle": "@Alice"})
+    values, source = prepare(ACTION, {"handle": "@Alice"})
     assert values == {"handle": "alice", "maxPages": 1}
     assert source == "API"
 
@@ -343,7 +344,7 @@ def test_max_items_at_the_end_of_the_list_says_there_is_no_more(standin, creds) 
 
 
 def test_the_depth_cap_ends_the_walk(creds) -> None:
-    with connector.StandIn(api_keys=(creds["apiKey"],), depth_cap=25) as server:
+    with StandIn(api_keys=(creds["apiKey"],), depth_cap=25) as server:
         server.add_account("alice", 40)
         result = connector.run(
             ACTION,

@@ -85,11 +85,12 @@ def test_true_is_not_a_number_and_one_is_not_true():
 def test_well_formed_input_never_imports_jsonschema_and_bad_input_keeps_its_message():
     code = (
         "import sys, connector\n"
-        "connector.prepare('get_tiktok_user_following', {'handle': '@a', 'maxPages': '3'})\n"
-        "connector.prepare('new_account_followed', {'handle': 'a', 'firstRun': 'emitRecent'})\n"
+        "from connector.operations import prepare\n"
+        "prepare('get_tiktok_user_following', {'handle': '@a', 'maxPages': '3'})\n"
+        "prepare('new_account_followed', {'handle': 'a', 'firstRun': 'emitRecent'})\n"
         "assert 'jsonschema' not in sys.modules, 'jsonschema was imported'\n"
         "try:\n"
-        "    connector.prepare('new_account_followed', {'handle': 'a', 'maxPages': 1})\n"
+        "    prepare('new_account_followed', {'handle': 'a', 'maxPages': 1})\n"
         "except connector.InputError as err:\n"
         "    print(err.message)\n"
     )

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.core.redact import FRAGMENT, MASK, Whole, redact, url_secrets
+from connector.core.redact import FRAGMENT, MASK, Whole, redact
+from connector.core.secrets import Secrets
 from connector.protocol import failure
 from connector.standin import Fault, StandIn
-from connector.storage.database import database_secrets
 from connector.watch import Webhook
 from tests.support import ACTION, request, run_invoke, run_main
 
@@ -212,12 +212,12 @@ def test_a_quoted_piece_never_reaches_a_serve_answer_or_its_log(echoing, piece, 
     ("/var/lib/tiktok/state.db", []),
 ])
 def test_a_database_urls_secrets_are_its_passwords_not_its_names(url, secrets) -> None:
-    assert database_secrets(url) == secrets
+    assert Secrets().database(url).values == secrets
 
 
 def test_a_url_user_is_a_name_but_a_webhooks_user_is_part_of_its_credential() -> None:
-    assert url_secrets("https://tiktok:pw-1234@api.example/") == ["pw-1234"]
-    assert url_secrets("https://tiktok@api.example/") == []
+    assert Secrets().url("https://tiktok:pw-1234@api.example/").values == ["pw-1234"]
+    assert Secrets().url("https://tiktok@api.example/").values == []
     hook = Webhook("https://hooktoken-0a1b@hooks.example/catch")
     assert "hooktoken-0a1b" in hook.secrets
 

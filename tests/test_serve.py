@@ -105,7 +105,9 @@ def test_manifests_are_the_packaged_manifests(service: Service) -> None:
     one = service.call("GET", f"/v1/manifests/{TRIGGER}")
     assert one.status_code == 200 and one.json() == manifests.load(TRIGGER)
     missing = service.call("GET", "/v1/manifests/nope")
-    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found"
+    # A manifest the service does not have is a wrong path, not the endpoint's private list.
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "unknown_route"
+    assert "private" not in missing.text and "'nope'" in missing.json()["error"]["message"]
 
 
 def test_unknown_routes_and_methods_are_named_in_json(service: Service) -> None:
@@ -236,8 +238,10 @@ def test_no_key_anywhere_is_401_before_anything_is_sent(
 ) -> None:
     answer = service.run(trigger(standin))
     assert answer.status_code == 401
-    assert answer.json()["error"] == {"type": "configuration_error", "field": "apiKey",
-                                      "message": answer.json()["error"]["message"]}
+    error = answer.json()["error"]
+    assert error == {"type": "configuration_error", "field": "apiKey",
+                     "message": error["message"], "advice": error["advice"]}
+    assert "DUMPLINGAI_API_KEY" in error["advice"]
     assert standin.count_requests() == 0
 
 

@@ -97,7 +97,7 @@ def test_emitted_items_match_the_manifest_output(world):
 
     world.poll()
     world.standin.follow_many(HANDLE, 3)
-    schema = connector.manifests.load("new_account_followed")["output"]
+    schema = connector.CONNECTOR.operations["new_account_followed"]["output"]
     for item in world.poll().items:
         Draft202012Validator(schema).validate(item)
 

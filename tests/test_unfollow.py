@@ -129,7 +129,7 @@ def test_items_match_the_manifest_output(world):
     world.poll()
     for user in world.standin.following(HANDLE)[3:6]:
         world.standin.unfollow(HANDLE, user["id"])
-    schema = connector.manifests.load(OPERATION)["output"]
+    schema = connector.CONNECTOR.operations[OPERATION]["output"]
     items = world.poll().items
     assert len(items) == 3
     for item in items:

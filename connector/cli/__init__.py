@@ -13,7 +13,8 @@ import sys
 from typing import Any
 
 from ..core.errors import ConnectorError
-from .common import PROG, Parser, Secrets, say, setup_logging
+from ..core.secrets import Secrets
+from .common import PROG, Parser, say, setup_logging
 from .options import add_globals, examples, merge_globals
 
 __all__ = ["SIGPIPE_EXIT", "main"]
@@ -27,13 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser(_command_in(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     merge_globals(args)
-    args.secrets = secrets = Secrets()
-    if args.base_url:
-        from ..core.redact import url_secrets
-
-        secrets.add(*url_secrets(args.base_url))
-    if getattr(args, "state_db", None):
-        secrets.add_database(args.state_db)
+    # Every secret this run knows of, so no line it prints or logs can hold one.
+    args.secrets = secrets = (Secrets().environment().url(args.base_url)
+                              .database(getattr(args, "state_db", None)))
     handler = setup_logging(args.verbose, secrets)
     try:
         return _run(args)
@@ -43,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
-    from ..invoke import exit_code
+    from ..core.errors import exit_code
 
     secrets = args.secrets
     try:
@@ -69,7 +66,7 @@ def _run(args: Any) -> int:
         logging.getLogger("connector").debug("internal error", exc_info=True)
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
             "and report it", secrets)
-        return 1
+        return exit_code(err)
 
 
 def _check_state_db_env(args: Any) -> None:

@@ -1,7 +1,7 @@
 """`list`, `poll`, `invoke`, `manifest`, `sandbox`, `demo` and `completion`. Python equivalents:
 `connector.stream` (or `connector.run`), `connector.open_store().poll`
 (`operation="account_unfollowed"` for `poll --unfollows`), `connector.invoke`,
-`connector.manifests`, `connector.StandIn`."""
+`connector.CONNECTOR.operations` (the manifests), `connector.standin.StandIn`."""
 
 from __future__ import annotations
 

@@ -7,42 +7,18 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from ..core.config import API_KEY_ENV, BASE_URL_ENV, STATE_DB_ENV, check_base_url
+from ..core.config import check_base_url
 from ..core.errors import InputError
-from ..core.redact import one_line, redact, url_secrets
+from ..core.redact import one_line
+from ..core.secrets import Secrets
 
 PROG = "tiktok-following"
-
-
-class Secrets:
-    """Every secret this run knows of, so no line it prints or logs can hold one."""
-
-    def __init__(self) -> None:
-        self.values: list[str] = []
-        self.add(os.environ.get(API_KEY_ENV, "").strip(),
-                 *url_secrets(os.environ.get(BASE_URL_ENV, "")))
-        self.add_database(os.environ.get(STATE_DB_ENV, ""))
-
-    def add_database(self, target: str) -> None:
-        """The secrets of a --state-db target (only a URL has any: storage is imported only
-        then, so a command that keeps no state does not pay for it)."""
-        if "://" in target:
-            from ..storage.database import database_secrets
-
-            self.add(*database_secrets(target))
-
-    def add(self, *values: str | None) -> None:
-        self.values.extend(v for v in values if v)
-
-    def scrub(self, text: str) -> str:
-        return redact(text, self.values)
 
 
 class RedactingFormatter(logging.Formatter):
@@ -81,9 +57,7 @@ def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
 
 def child_logging(verbose: int, secret_values: list[str]) -> None:
     """The same logging in a `watch --processes` child (which starts with none)."""
-    secrets = Secrets()
-    secrets.add(*secret_values)
-    setup_logging(verbose, secrets)
+    setup_logging(verbose, Secrets(*secret_values))
 
 
 class HelpFormatter(argparse.HelpFormatter):

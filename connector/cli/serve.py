@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -58,7 +57,6 @@ def add_commands(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..core.config import env_api_key
     from ..core.errors import InputError
-    from ..serve import TOKEN_ENV
     from ..serve.server import serve
 
     if args.sandbox or args.base_url is not None:
@@ -69,7 +67,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          "in each request's credentials", field="--base-url")
     # The service's own key, refused at start when it is only whitespace (not at each call).
     env_api_key()
-    args.secrets.add(os.environ.get(TOKEN_ENV, ""))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(args.secrets, "%(asctime)s %(message)s"))
     own = logging.getLogger("connector.serve")

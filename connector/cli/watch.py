@@ -1,5 +1,5 @@
-"""The `watch` and `outbox` commands. Python equivalents: `connector.watch.Watcher` and
-`connector.watch.Outbox`.
+"""The `watch` and `outbox` commands. Python equivalents: `connector.Watcher` (or
+`connector.WatcherGroup`) and `connector.Outbox`.
 
 Exit status of `watch --once`: 0 when every handle was polled and every due event delivered,
 1 when a handle failed or an event is left pending or parked by this cycle's failures, 2 for
@@ -219,21 +219,17 @@ def _watcher(args: argparse.Namespace, handles: list[str], webhook: Any,
 
 def _webhook(args: argparse.Namespace) -> Any:
     from ..core.config import Timeouts
-    from ..core.redact import url_secrets
     from ..watch.webhook import DEFAULT_TIMEOUTS, Webhook, parse_header
 
     if not args.webhook:
         raise InputError(f"--webhook URL is required (or set {WEBHOOK_ENV})", field="webhook")
     # Known as secrets before anything can fail, so no message can show them.
-    args.secrets.add(*url_secrets(args.webhook, user=True))
-    for header in args.header:
-        args.secrets.add(header.partition(":")[2].strip())
+    args.secrets.webhook(args.webhook, (header.partition(":")[2] for header in args.header))
     headers = [parse_header(h) for h in args.header]
     webhook = Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
                       timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
                                         args.webhook_timeout),
                       pool_size=getattr(args, "concurrency", 4))
-    args.secrets.add(*webhook.secrets)
     return webhook
 
 

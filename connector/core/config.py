@@ -23,6 +23,8 @@ API_KEY_ENV = "DUMPLINGAI_API_KEY"
 BASE_URL_ENV = "DUMPLINGAI_BASE_URL"
 #: Where the embedded state lives: a file path (SQLite) or a postgresql:// URL.
 STATE_DB_ENV = "TIKTOK_FOLLOWING_STATE_DB"
+#: The shared token `serve` wants from callers (beyond loopback).
+SERVE_TOKEN_ENV = "TIKTOK_FOLLOWING_SERVE_TOKEN"
 #: A URL longer than this is a paste gone wrong, not an address.
 MAX_URL = 2048
 #: The fields of `credentials` (the connector manifest's `auth`); any other is a typo.

@@ -22,7 +22,8 @@ from urllib3.util.retry import Retry
 from . import cursors, deadline
 from .config import ENDPOINT_PATH, Credentials, RetryPolicy, Timeouts, resolve_credentials
 from .errors import ResponseFormatError, TransportError, error_for_status
-from .redact import display_url, one_line, redact, url_secrets
+from .redact import display_url, one_line, redact
+from .secrets import Secrets
 
 log = logging.getLogger("connector.http")
 
@@ -386,7 +387,7 @@ class Client:
         self.timeouts = timeouts or Timeouts()
         self.url = credentials.base_url + ENDPOINT_PATH
         self._shown_url = display_url(self.url)
-        self._secrets = [credentials.api_key, *url_secrets(credentials.base_url)]
+        self._secrets = Secrets().api_key(credentials.api_key).url(credentials.base_url).values
         self.session = new_session(pool_size=pool_size, retry=build_retry(retry or RetryPolicy()))
         self.session.headers.update({
             "Authorization": f"Bearer {credentials.api_key}",

@@ -1,17 +1,17 @@
-"""Keeping secrets out of everything the connector prints, logs, raises or stores.
+"""Keeping secrets out of everything the connector prints, logs, raises or stores: masking.
 
-Secrets are the API key (however it was given), passwords in URLs (`user:password@`),
-webhook header values and webhook paths (a hook URL is itself a credential; its path is masked
-only whole, see `Whole`). A user or database name is a name, not a secret: a URL is shown
-without its `user:password@` (`display_url`), and its password is redacted wherever it appears.
-Code that builds a message from something that may hold one goes through here.
+What counts as a secret is decided in one place, `core/secrets.py` (the collector every
+surface asks); here is how one is masked (a webhook's path only whole, see `Whole`), how a
+message is kept on one line, and how a URL may be shown (`display_url`: without its
+`user:password@`). Code that builds a message from something that may hold one goes through
+here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 #: Shorter "secrets" are not replaced: swapping every "ab" in a message for *** would mangle
 #: it, and a key that short is refused by the upstream anyway.
@@ -139,20 +139,6 @@ def one_line(text: str, limit: int = 1000) -> str:
     lines), at most `limit` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def url_secrets(url: str, *, user: bool = False) -> list[str]:
-    """The secret part of a URL: the password in `user:password@`. The user name is a name
-    (`postgres`, `tiktok`), shown like a host name, and masking it wherever the word appears
-    would mangle every message; `user=True` counts it too, for URLs that are a credential
-    whole (a webhook's `https://TOKEN@host/...`)."""
-    try:
-        parts = urlsplit(url)
-        found = [parts.password, parts.username if user else None]
-    except ValueError:
-        return []
-    # As written (percent-encoded) and as a server would quote it back (decoded).
-    return [v for s in found if s for v in dict.fromkeys((s, unquote(s)))]
 
 
 def display_url(url: str, *, path: bool = True) -> str:

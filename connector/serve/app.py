@@ -1,4 +1,4 @@
-"""The WSGI application behind `serve`: routes, the shared token, HTTP statuses, access log.
+"""The WSGI application behind `serve`: routes, the shared token, access log.
 
 It moves bytes and headers only; answers come from `connector.protocol`, the same functions
 `invoke` uses, so the two surfaces cannot disagree. The key a request carries is never logged:
@@ -14,58 +14,39 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from ..core import manifests
-from ..core.config import BASE_URL_ENV, PRODUCTION_URL, env_api_key, given_api_key
-from ..core.errors import ConfigurationError, ConnectorError, InputError
-from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure, request_secrets
+from ..core.config import (
+    BASE_URL_ENV,
+    PRODUCTION_URL,
+    SERVE_TOKEN_ENV,
+    env_api_key,
+    given_api_key,
+)
+from ..core.errors import ConfigurationError, ConnectorError, InputError, error_body, http_status
+from ..core.secrets import Secrets
+from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure
 from .limits import UpstreamSlots, same_origin
 
 log = logging.getLogger("connector.serve")
 
 #: The shared token callers from other hosts must send, when the service has one.
 TOKEN_HEADER = "X-Connector-Token"
-TOKEN_ENV = "TIKTOK_FOLLOWING_SERVE_TOKEN"
-
-#: HTTP status per error type. Errors of the endpoint keep their meaning (401 a refused key,
-#: 404 a private list, 429 a rate limit); failures of DumplingAI or TikTok are a bad gateway.
-ERROR_STATUS = {
-    "input_error": 400,
-    "state_error": 400,
-    "configuration_error": 400,
-    "bad_request": 400,
-    "authentication_error": 401,
-    "unauthorized": 401,
-    "insufficient_credits": 402,
-    "not_found": 404,
-    "too_large": 413,
-    "rate_limited": 429,
-    "busy": 503,
-    "internal_error": 500,
-    "server_error": 502,
-    "upstream_error": 502,
-    "bad_response": 502,
-    "transport_error": 502,
-}
+TOKEN_ENV = SERVE_TOKEN_ENV
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
-            404: "Not Found", 405: "Method Not Allowed", 413: "Content Too Large",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-            503: "Service Unavailable"}
+#: Reason phrases where Python's differ from RFC 9110 (3.10 says "Request Entity Too Large").
+_REASONS = {413: "Content Too Large"}
 #: Seconds a caller refused for want of a free upstream slot is asked to wait.
 BUSY_RETRY_AFTER = 5
 
 
 def status_for(response: dict[str, Any]) -> int:
-    """The HTTP status of a protocol response: 200, or what fits its error type."""
+    """The HTTP status of a protocol response: 200, or its error type's (core/errors.py)."""
     error = response.get("error")
-    if error is None:
-        return 200
-    if error.get("type") == "configuration_error" and error.get("field") == "apiKey":
-        return 401  # no key at all: the caller has to send one
-    return ERROR_STATUS.get(error.get("type"), 502 if error.get("status") else 500)
+    return 200 if error is None else http_status(error)
 
 
 def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
@@ -88,8 +69,8 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
         try:
             status, body = _route(environ, method, path, routes, token)
         except Exception as err:  # a bug must still answer JSON, without a secret
-            _, body = failure(err, [*request_secrets(), *_secrets_of(environ), token or ""])
-            status = 500
+            _, body = failure(err, _secrets_of(environ).add(token))
+            status = status_for(body)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"),
                    ("Content-Length", str(len(payload))), ("Cache-Control", "no-store")]
@@ -97,7 +78,7 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
             headers.append(("Allow", ", ".join(m for m, p in routes if p == path)))
         if status == 503:
             headers.append(("Retry-After", str(BUSY_RETRY_AFTER)))
-        start_response(f"{status} {_REASONS.get(status, 'Error')}", headers)
+        start_response(f"{status} {_REASONS.get(status) or HTTPStatus(status).phrase}", headers)
         error = body.get("error") if isinstance(body, dict) else None
         log.info("%s %s %d%s %.0fms", method, path if _known(path, routes) else "(other)",
                  status, f" {error['type']}" if error else "",
@@ -112,24 +93,25 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
     if path.startswith("/v1/") and token is not None:
         given = environ.get("HTTP_X_CONNECTOR_TOKEN", "")
         if not hmac.compare_digest(given.encode(), token.encode()):
-            return 401, _error("unauthorized", f"this service wants its shared token in the "
-                               f"{TOKEN_HEADER} header", field=TOKEN_HEADER)
+            return _error("unauthorized", f"this service wants its shared token in the "
+                          f"{TOKEN_HEADER} header", field=TOKEN_HEADER)
     if path.startswith("/v1/manifests/") and method == "GET":
         key = path.removeprefix("/v1/manifests/")
         try:
             return 200, manifests.load(key)
         except InputError:
-            return 404, _error("not_found", f"no manifest {key[:60]!r}; known: "
-                               f"{', '.join(manifests.load_all())}")
+            # Not the endpoint's "not_found", which says a following list is private.
+            return _error("unknown_route", f"no manifest {key[:60]!r}; known: "
+                          f"{', '.join(manifests.load_all())}")
     handler = routes.get((method, path))
     if handler is not None:
         return handler(environ)
     if any(p == path for _, p in routes):
-        return 405, _error("method_not_allowed", f"{path} does not take {method[:10]}")
+        return _error("method_not_allowed", f"{path} does not take {method[:10]}")
     # Its own type: "not_found" is the endpoint's private or unknown list, and a client with a
     # wrong service URL must not be told that the list is private.
-    return 404, _error("unknown_route", "no such route; the routes are GET /healthz, GET "
-                       "/v1/manifests, POST /v1/run, POST /v1/auth/test")
+    return _error("unknown_route", "no such route; the routes are GET /healthz, GET "
+                  "/v1/manifests, POST /v1/run, POST /v1/auth/test")
 
 
 def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
@@ -179,9 +161,9 @@ def _bounded(slots: UpstreamSlots | None, base_url: Any,
         base_url, os.environ.get(BASE_URL_ENV) or PRODUCTION_URL)
     if slots is not None and not slots.acquire(own):
         which = "this service's upstream" if own else "base URLs callers choose"
-        return 503, _error("busy", f"every slot for requests to {which} is taken (at most "
-                           f"{slots.slots if own else slots.named} at once); try again in a few "
-                           "seconds")
+        return _error("busy", f"every slot for requests to {which} is taken (at most "
+                      f"{slots.slots if own else slots.named} at once); try again in a few "
+                      "seconds")
     try:
         response = call()
     finally:
@@ -253,17 +235,20 @@ def _refuse_own_key_elsewhere(raw: bytes, key: str | None) -> None:
 
 
 def _refused(err: Any, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    _, response = failure(err, [*request_secrets(), *_secrets_of(environ)])
+    _, response = failure(err, _secrets_of(environ))
     return status_for(response), response
 
 
-def _secrets_of(environ: dict[str, Any]) -> list[str]:
-    header = environ.get("HTTP_AUTHORIZATION", "")
-    return [header.strip().partition(" ")[2].strip(), environ.get("HTTP_X_CONNECTOR_TOKEN", "")]
+def _secrets_of(environ: dict[str, Any]) -> Secrets:
+    """The secrets a request's environment and headers hold: the Bearer key, the token."""
+    return (Secrets().environment().authorization(environ.get("HTTP_AUTHORIZATION"))
+            .add(environ.get("HTTP_X_CONNECTOR_TOKEN")))
 
 
-def _error(kind: str, message: str, **details: Any) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message, **details}}
+def _error(kind: str, message: str, **details: Any) -> tuple[int, dict[str, Any]]:
+    """A refusal of the service itself: its status and body, both from the error table."""
+    body = {"error": error_body(kind, message, **details)}
+    return status_for(body), body
 
 
 def _version() -> str:

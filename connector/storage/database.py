@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..core.config import STATE_DB_ENV
-from ..core.errors import ConfigurationError, ConnectorError, StateError
+from ..core.errors import ConfigurationError, StateError
+
+# The store's own errors live in the error tree; imported from here too.
+from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
+from ..core.errors import StateConflict as StateConflict
 from .outbox import Backlog, OutboxEvent
 
 #: How an event is written by `save`: (event id, handle, payload).
@@ -43,24 +47,6 @@ NewEvent = tuple[str, str, dict[str, Any]]
 SPLIT_FIELD = "known"
 #: URL schemes that select PostgreSQL.
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-class StateConflict(ConnectorError):
-    """Another poll saved this state after it was read; this poll's result was not saved.
-    Nothing is lost: the other poll's result stands, and the next poll starts from it."""
-
-    code = "state_conflict"
-    transient = True
-
-
-class DatabaseUnavailable(ConnectorError):
-    """The state database could not be reached, or cut this session (a restart, a terminated
-    backend, the network). What the failing call did was not saved, or, for a commit whose
-    answer was lost, may have been; nothing is lost either way. `recover()` says when the
-    database is back."""
-
-    code = "database_unavailable"
-    transient = True
 
 
 @dataclass(frozen=True)
@@ -122,24 +108,6 @@ def sort_claim(claim: Claim, key: str, *, held_for: float, due_in: float,
         claim.later[key] = max(due_in, 0.0)
     else:
         claim.granted.append(key)
-
-
-def database_secrets(target: object) -> list[str]:
-    """The secret parts of a database target: a URL's password, in its user info or its query
-    (`?password=...`, `?sslpassword=...`). User and database names are names: shown, never
-    masked (a user `tiktok` would otherwise turn every `tiktok-following` into `***`)."""
-    if not is_postgres(target):
-        return []
-    from urllib.parse import parse_qs, urlsplit
-
-    from ..core.redact import url_secrets
-
-    out = url_secrets(str(target))
-    try:
-        query = parse_qs(urlsplit(str(target)).query)
-    except ValueError:
-        return out
-    return out + [v for k in ("password", "sslpassword") for v in query.get(k, []) if v]
 
 
 def new_owner() -> str:

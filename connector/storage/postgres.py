@@ -28,6 +28,7 @@ from typing import Any
 
 from ..core.errors import ConfigurationError, ConnectorError, StateError
 from ..core.redact import display_url, one_line, redact
+from ..core.secrets import Secrets
 from .database import (
     Claim,
     Database,
@@ -39,7 +40,6 @@ from .database import (
     Snapshot,
     StateConflict,
     assemble_state,
-    database_secrets,
     plan_parts,
     sort_claim,
     split_state,
@@ -177,7 +177,7 @@ class PostgresDatabase(Database):
                                      "pip install 'tiktok-following-connector[postgres]'",
                                      field="stateDb")
         self.location = display_url(url)
-        self._secrets = database_secrets(url)
+        self._secrets = Secrets().database(url).values
         self._url = url
         self._pool_size = max(2, pool_size)
         self._connect_timeout = max(1, int(connect_timeout))

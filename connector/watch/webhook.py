@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from ..core.config import Timeouts, check_url, is_loopback
 from ..core.errors import InputError
 from ..core.http import USER_AGENT, Poster, PostFailed, fresh_connection_retry, new_session
-from ..core.redact import Whole, display_url, url_secrets
+from ..core.redact import display_url
+from ..core.secrets import Secrets
 
 #: RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -135,10 +136,7 @@ class Webhook:
     @property
     def secrets(self) -> list[str]:
         """Everything about this webhook that must never be printed."""
-        parts = urlsplit(self.url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        return [*url_secrets(self.url, user=True), *self.headers.values(),
-                *([Whole(path)] if len(path) > 1 else [])]
+        return Secrets().webhook(self.url, self.headers.values()).values
 
     def __repr__(self) -> str:
         return f"Webhook({self.redacted!r}, headers={sorted(self.headers)!r})"

@@ -141,6 +141,32 @@ test('the node keeps no advice of its own per error type: the connector message 
 	}
 });
 
+test("the connector's advice is shown after its message, once", async () => {
+	const advice = 'restore it from the runner\'s history, or pass null to start a new baseline';
+	const ctx = context({ params: { handle: 'alice' }, reply: refused(400, 'state_error',
+		'state is from a newer version (v 99)', { advice }) });
+	await assert.rejects(poll(ctx), (error) => {
+		assert.equal(error.message, 'state is from a newer version (v 99)');
+		assert.equal(error.description, `What to do: ${advice}. (type state_error, HTTP 400)`);
+		return true;
+	});
+	// An endpoint error's message ends with the advice already: it is not said twice.
+	const said = context({ params: { handle: 'alice' }, reply: refused(401, 'authentication_error',
+		'API key is invalid or missing. (401: check the API key)', { status: 401, advice: 'check the API key' }) });
+	await assert.rejects(poll(said), (error) => {
+		assert.equal(error.description, '(type authentication_error, HTTP 401)');
+		return true;
+	});
+	// With the node's own words, the service's message and its advice follow them.
+	const token = context({ params: { handle: 'alice' }, reply: refused(401, 'unauthorized', 'this service wants its shared token',
+		{ field: 'X-Connector-Token', advice: 'send the token' }) });
+	await assert.rejects(poll(token), (error) => {
+		assert.match(error.message, /^The connector service refused the credential's Service Token/);
+		assert.equal(error.description, 'The service said: this service wants its shared token. What to do: send the token. (type unauthorized, HTTP 401, field X-Connector-Token)');
+		return true;
+	});
+});
+
 test('a rate limit is a 429, with the wait it asked for when it said one', async () => {
 	const ctx = context({ params: { handle: 'alice' }, reply: { ...refused(429, 'rate_limited', 'rate limited'),
 		headers: { 'Retry-After': '120' } } });

@@ -2,10 +2,10 @@
 // No other dependency, no environment or file access: the key comes from the n8n credential
 // and travels only in the Authorization header that n8n adds.
 //
-// Errors carry the connector's own message and the HTTP status (NodeApiError), so n8n shows
-// what the connector said and its poll backoff can tell a refused credential (401, a pause)
-// from a rate limit (429) or an outage (5xx). The node adds words only for what only it
-// knows: that the service did not answer, that it refused the Service Token, that the
+// Errors carry the connector's own message, what to do (the connector's `advice`) and the
+// HTTP status (NodeApiError), so n8n shows what the connector said and its poll backoff can
+// tell a refused credential (401, a pause) from a rate limit (429) or an outage (5xx). The
+// node keeps no advice per error type; it adds words only for what only it knows: that the service did not answer, that it refused the Service Token, that the
 // Service URL does not lead to it.
 
 import {
@@ -57,6 +57,8 @@ interface ServiceResponse {
 interface ConnectorErrorBody {
 	type: string;
 	message: string;
+	/** What to do, from the connector's error table. */
+	advice?: string;
 	field?: string;
 }
 
@@ -114,6 +116,7 @@ function connectorErrorOf(body: unknown): ConnectorErrorBody | undefined {
 	return {
 		type: error.type,
 		message: oneLine(error.message),
+		...(typeof error.advice === 'string' && error.advice.trim() ? { advice: oneLine(error.advice) } : {}),
 		...(typeof error.field === 'string' ? { field: error.field } : {}),
 	};
 }
@@ -135,7 +138,9 @@ function serviceError(node: INode, response: ServiceResponse): ServiceError {
 	const details = error ? [`type ${error.type}`, `HTTP ${status}`] : [`HTTP ${status}`];
 	if (error?.field) details.push(`field ${error.field}`);
 	const message = words ?? error?.message ?? `The connector service answered HTTP ${status}`;
-	const description = [words && error ? `The service said: ${error.message}` : '', `(${details.join(', ')})`]
+	// The connector's advice, unless its message already ends with it (an endpoint error's does).
+	const advice = error?.advice && !error.message.includes(error.advice) ? `What to do: ${error.advice}.` : '';
+	const description = [words && error ? `The service said: ${sentence(error.message)}` : '', advice, `(${details.join(', ')})`]
 		.filter(Boolean)
 		.join(' ');
 	return new NodeApiError(node, (error ?? { message, status }) as unknown as JsonObject, {
@@ -185,6 +190,11 @@ function header(headers: IDataObject | undefined, name: string): string | undefi
 		if (key.toLowerCase() === name) return Array.isArray(value) ? String(value[0]) : String(value);
 	}
 	return undefined;
+}
+
+/** Text that ends as a sentence does, so another can follow it. */
+function sentence(text: string): string {
+	return /[.!?)]$/.test(text) ? text : `${text}.`;
 }
 
 function oneLine(text: string): string {

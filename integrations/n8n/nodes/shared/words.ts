@@ -1,5 +1,6 @@
 // What only the node can say about an answer of the connector service: the node's errors and
-// the credential's Test button use the same words. Everything else is the connector's message.
+// the credential's Test button use the same words. Everything else is the connector's own: its
+// message, and its advice (what to do, sent with every error).
 
 export const TOKEN_REFUSED =
 	"The connector service refused the credential's Service Token (missing or wrong): set it to the service's TIKTOK_FOLLOWING_SERVE_TOKEN";
