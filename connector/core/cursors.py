@@ -14,6 +14,8 @@ from typing import Any
 
 #: Values that mean "no further page": the end of the list, or its depth cap.
 DEAD = (None, 0, -1, "0", "-1", "")
+#: The dead values that mean the depth cap rather than the end of the list.
+CAP = (-1, "-1")
 #: Cursors are times: anything past this many digits is damage, not a cursor.
 MAX_DIGITS = 19
 #: Below this a cursor is taken to be in seconds (10**11 s is the year 5138).
@@ -23,6 +25,12 @@ _SECONDS_BELOW = 10**11
 def is_dead(cursor: Any) -> bool:
     """Whether `cursor` ends the list (missing, 0 or -1) instead of pointing into it."""
     return cursor in DEAD and not isinstance(cursor, bool)
+
+
+def is_cap(cursor: Any) -> bool:
+    """Whether `cursor` is the upstream's depth cap (-1): it stops listing there, though the
+    list may go on."""
+    return cursor in CAP and not isinstance(cursor, bool)
 
 
 def is_cursor(value: Any) -> bool:

@@ -35,7 +35,7 @@ from ..core import cursors
 from ..core.errors import ConnectorError, StateError
 from ..core.http import Page, PageSource, list_reader
 from ..core.items import flatten, identity
-from ..core.pagination import END, GUARDS, NO_CURSOR, Pager
+from ..core.pagination import DEPTH_CAP, END, GUARDS, NO_CURSOR, Pager, PageRead
 from .results import CREDITS_PER_REQUEST, Result
 from .roster import FIELDS, Account, Roster
 from .state import (
@@ -68,8 +68,12 @@ TRACK_LIMIT = 10_000
 #: A list that ends (hasMore false, a live cursor) this deep while the count says it goes on is
 #: taken to have reached the depth cap (about 5,000) rather than its end.
 DEPTH_NEAR = 4000
-#: Polls a failed read waits at most before it is tried again.
-_DEAD_CAP = (-1, "-1")
+
+#: `_Poll._reach`: the read listed the whole list.
+_WHOLE = object()
+#: What a read that ends where the list may go on was answered.
+_END_TEXT = {NO_CURSOR: "a page with no cursor to go on from",
+             END: "an empty page below where it had listed"}
 
 # Why a read of the list runs.
 BASELINE = "baseline"  # the first poll: learn the list, emit nothing
@@ -359,8 +363,8 @@ class _Poll:
                     self._read_failed(scan, read.cursor, _GUARD_TEXT[reason])
                     return
                 scan.tries = 0  # the read moves on
-                if reason in (END, NO_CURSOR):
-                    self._finish(state, read.page, read.cursor, target, found)
+                if reason in (END, NO_CURSOR, DEPTH_CAP):
+                    self._finish(state, read, reason, target, found)
                     return
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
@@ -394,25 +398,23 @@ class _Poll:
             self.gone.append(state.roster.remove(key))
         return len(gone)
 
-    def _finish(self, state: UnfollowState, page: Page, cursor: Any, target: int | None,
+    def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
                 found: int) -> None:
-        """The read reached the end of the list or the depth cap: whatever it did not list is
-        gone, or, below the cap, out of sight; the count's offset is synced again."""
+        """The read reached the end of the list, or where the upstream stops listing: whatever
+        it did not list, and whose place it passed, is gone; an account whose place it may not
+        have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
+        The count's offset is synced again."""
         scan = state.scan
         assert scan is not None
         roster, total = state.roster, self.total
-        capped = page.min_cursor in _DEAD_CAP
         listed = sum(1 for _, a in roster if a.seen >= scan.began)
-        if not capped and total is not None and total > listed >= DEPTH_NEAR:
-            capped = True  # hasMore false this deep while the count goes on: the depth cap
+        reach, capped, unsure = self._reach(read, reason, listed)
         for key, account in roster:
             if account.seen >= scan.began:
                 continue
-            # Above the last page's minTime the read listed everything there is; below it,
-            # at the cap, an account may simply be out of reach.
-            sure = not capped or (account.bound is not None and not cursors.is_dead(cursor)
-                                  and cursors.below(cursor, account.bound))
-            if sure and scan.mode != BASELINE:
+            gone = reach is _WHOLE or (reach is not None and account.bound is not None
+                                       and cursors.below(reach, account.bound))
+            if gone and scan.mode != BASELINE:
                 self.gone.append(roster.remove(key))
                 found += 1
             else:
@@ -436,15 +438,45 @@ class _Poll:
             self.walk.warnings.append(
                 f"the list is deeper than the upstream lists (its depth cap, about 5,000): "
                 f"unfollows of the {max(state.offset, 0)} oldest follows cannot be seen")
-            if target is not None and found < target:
-                self.unfound = target - found
-                self.walk.warnings.append(
-                    f"the count shows {self.unfound} more unfollows than the list does: they "
-                    f"are below the depth cap, where they cannot be seen")
-        state.capped = capped
+        elif unsure and self.dropped:
+            self.walk.warnings.append(
+                f"the read of the list ended on {_END_TEXT[reason]}, where the list may go on "
+                f"(new follows may have pushed the rest below the depth cap): the "
+                f"{self.dropped} accounts it did not reach are out of sight, not taken for "
+                f"unfollows")
+        if reach is not _WHOLE and target is not None and found < target:
+            self.unfound = target - found
+            self.walk.warnings.append(
+                f"the count shows {self.unfound} more unfollows than the list does: they "
+                f"are below {'the depth cap' if capped else 'where the read could list'}, "
+                f"where they cannot be seen")
+        if not unsure:
+            state.capped = capped
         state.scan = None
         state.since_full = 0
         self.full_read = True
+
+    def _reach(self, read: PageRead, reason: str, listed: int) -> tuple[Any, bool, bool]:
+        """How far down the read that ends with `read` has listed everything: (the follow time
+        it listed everything above, or _WHOLE for the whole list, or None for nothing beyond
+        what it listed; whether the upstream's depth cap stopped it; whether it cannot tell the
+        list's end from a place where the upstream stopped listing)."""
+        page, cursor = read.page, read.cursor
+        if reason == DEPTH_CAP:
+            # The last page lists follows at or before `cursor`, down to the cap: an account
+            # placed above `cursor` was listed if it is still followed.
+            return cursor, True, False
+        if reason == NO_CURSOR or (not page.entries and cursor is not None):
+            # No cursor to go on from, or an empty page below where the read had listed (a
+            # read over several polls whose place the depth cap overtook answers so, as does
+            # a list whose tail was unfollowed meanwhile): what lies below is not known.
+            return cursor, False, True
+        total = self.total
+        if total is not None and total > listed >= DEPTH_NEAR:
+            # hasMore false this deep while the count goes on: the depth cap.
+            live = not cursors.is_dead(page.min_cursor)
+            return (page.min_cursor if live else cursor), True, False
+        return _WHOLE, False, False
 
     def _read_failed(self, scan: Scan, cursor: Any, why: str) -> None:
         scan.failed(cursor)

@@ -20,7 +20,16 @@ from ..core import cursors
 from ..core.errors import ConnectorError, ResponseFormatError
 from ..core.http import Page
 from ..core.items import flatten, identity, is_stable
-from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
+from ..core.pagination import (
+    DEPTH_CAP,
+    END,
+    GUARDS,
+    MAX_PAGES,
+    NO_CURSOR,
+    REACHED,
+    Pager,
+    PageRead,
+)
 from .results import CREDITS_PER_REQUEST
 from .state import GAP_LIMIT, Gap
 
@@ -197,7 +206,7 @@ class PollRun:
                 if walk.first_page is None:
                     walk.first_page = read.page
                 if reason == REACHED or (
-                    reason in (END, NO_CURSOR) and cursors.is_dead(read.page.min_cursor)
+                    reason in (END, NO_CURSOR, DEPTH_CAP) and cursors.is_dead(read.page.min_cursor)
                 ):
                     if self._settle(walk, read, pager.seen, stop, known, floor, tries):
                         walk.at_cap = reason != REACHED and not walk.old and not any(
