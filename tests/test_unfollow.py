@@ -552,3 +552,25 @@ def test_a_read_the_depth_cap_overtakes_between_polls_emits_no_account_still_fol
         assert any("out of sight" in w for w in ended["warnings"])
         assert ended["tracked"] == 20 and ended["unlisted"] == len(followed) - 20
         assert world.poll().meta["requests"] == 1  # and the count agrees again
+
+
+def test_a_read_whose_tail_is_unfollowed_between_polls_reads_again_and_loses_nothing(
+    standin, creds
+):
+    # The same empty page as above, on a list that never reached the depth cap: the accounts
+    # below the read's place were unfollowed while it went on over polls. One read from the
+    # top tells that end from the cap, and finds them gone.
+    standin.add_account(HANDLE, 20)
+    world = Poller(standin, creds, count=5, maxPages=2)
+    world.poll(maxPages=10)
+    standin.unfollow(HANDLE, "user3")
+    assert world.poll().meta["readingList"] is True  # short by 1; read down to user11
+    tail = [f"user{n}" for n in (10, 9, 8, 7, 6, 5, 4, 2, 1)]
+    for gone in tail:
+        standin.unfollow(HANDLE, gone)
+    again = world.poll()  # the read's next page is empty: the end, or the cap?
+    assert any("again from the top" in w for w in again.meta["warnings"])
+    assert again.items == [] and again.meta["readingList"] is True
+    world.poll()
+    assert sorted(world.emitted) == sorted([*tail, "user3"])
+    assert world.poll().meta["requests"] == 1

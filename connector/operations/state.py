@@ -57,7 +57,8 @@ class Gap:
     `tries` counts the polls whose reading of this range failed; the range then waits `wait`
     polls before the next try. `check`: the last walk stopped at the page that reaches `stop`
     and could not afford the one request that tells its old follows from new ones, so the next
-    walk needs two requests in a row.
+    walk needs two requests in a row. `base`: a cursor at or below `stop` that the upstream
+    handed out (the watermark's base when `stop` was the watermark, see walk.py), or None.
     """
 
     start: Any
@@ -65,10 +66,11 @@ class Gap:
     tries: int = 0
     wait: int = 0
     check: bool = False
+    base: Any = None
 
     def failed(self) -> Gap:
         """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
-        return Gap(self.start, self.stop, *backoff(self.tries))
+        return Gap(self.start, self.stop, *backoff(self.tries), base=self.base)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
@@ -76,6 +78,8 @@ class Gap:
             out["wait"] = self.wait
         if self.check:
             out["check"] = True
+        if self.base is not None:
+            out["base"] = self.base
         return out
 
 
@@ -185,12 +189,14 @@ class TriggerState:
     watermark: Any = None
     known: Memory = field(default_factory=Memory)
     gaps: list[Gap] = field(default_factory=list)
+    base: Any = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "v": STATE_VERSION,
             "handle": self.handle,
             "watermark": self.watermark,
+            "base": self.base,
             "known": self.known.to_json(),
             "gaps": [g.to_json() for g in self.gaps],
         }
@@ -206,6 +212,8 @@ class TriggerState:
         handle = check_handle(data.get("handle"))
         watermark = data.get("watermark")
         _check_cursor(watermark, "watermark")
+        base = data.get("base")
+        _check_cursor(base, "base")
         known = data.get("known", [])
         limit = KNOWN_LIMIT if version == 1 else KNOWN_LIMIT // SEGMENT + 2
         if not isinstance(known, list) or not all(
@@ -227,7 +235,7 @@ class TriggerState:
         if len(raw_gaps) > GAP_LIMIT:
             raise StateError(f"state is damaged: {len(raw_gaps)} gaps, more than the "
                              f"{GAP_LIMIT} this connector keeps; {_RESTORE}")
-        return cls(handle=handle, watermark=watermark, known=memory,
+        return cls(handle=handle, watermark=watermark, base=base, known=memory,
                    gaps=[_gap(g) for g in raw_gaps])
 
 
@@ -280,7 +288,9 @@ def _gap(raw: Any) -> Gap:
     check = raw.get("check", False)
     if not isinstance(check, bool):
         raise StateError(f"state is damaged: a gap's 'check' must be true or false; {_RESTORE}")
-    return Gap(raw["from"], raw["to"], numbers[0], min(numbers[1], MAX_WAIT), check)
+    base = raw.get("base")
+    _check_cursor(base, "gap 'base'")
+    return Gap(raw["from"], raw["to"], numbers[0], min(numbers[1], MAX_WAIT), check, base)
 
 
 def _check_cursor(value: Any, name: str) -> None:

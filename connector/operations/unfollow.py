@@ -131,6 +131,9 @@ class Scan:
     polls: int = 0
     tries: int = 0
     wait: int = 0
+    #: This read reads the list again because the last one ended where it could not tell
+    #: the list's end from a place where the upstream stops listing.
+    recheck: bool = False
 
     def failed(self, cursor: Any) -> None:
         """The upstream broke the read off at `cursor`: go on from there after 1, 2, 4 ...
@@ -139,8 +142,11 @@ class Scan:
         self.tries, self.wait = backoff(self.tries)
 
     def to_json(self) -> dict[str, Any]:
-        return {"from": self.cursor, "mode": self.mode, "began": self.began,
-                "polls": self.polls, "tries": self.tries, "wait": self.wait}
+        out = {"from": self.cursor, "mode": self.mode, "began": self.began,
+               "polls": self.polls, "tries": self.tries, "wait": self.wait}
+        if self.recheck:
+            out["recheck"] = True
+        return out
 
     @classmethod
     def from_json(cls, raw: Any) -> Scan:
@@ -153,8 +159,12 @@ class Scan:
             raise StateError(f"state is damaged: the scan's counters must be whole numbers; "
                              f"{_RESTORE}")
         began, polls, tries, wait = numbers
+        recheck = raw.get("recheck", False)
+        if not isinstance(recheck, bool):
+            raise StateError(f"state is damaged: the scan's 'recheck' must be true or false; "
+                             f"{_RESTORE}")
         return cls(raw.get("from"), raw["mode"], began, polls, min(tries, MAX_TRIES),
-                   min(wait, MAX_WAIT))
+                   min(wait, MAX_WAIT), recheck)
 
 
 @dataclass
@@ -166,6 +176,8 @@ class UnfollowState:
     watermark: Any = None
     gaps: list[Gap] = field(default_factory=list)
     roster: Roster = field(default_factory=Roster)
+    #: A cursor at or below the watermark that the upstream handed out (walk.py).
+    base: Any = None
     #: Accounts the count includes that cannot be listed (beyond the depth cap, hidden);
     #: negative when the count runs behind the list.
     offset: int = 0
@@ -185,6 +197,7 @@ class UnfollowState:
             "trigger": KEY,
             "handle": self.handle,
             "watermark": self.watermark,
+            "base": self.base,
             "gaps": [g.to_json() for g in self.gaps],
             "offset": self.offset,
             "sinceFull": self.since_full,
@@ -206,6 +219,7 @@ class UnfollowState:
         check_version(data.get("v"), STATE_VERSION)
         handle = check_handle(data.get("handle"))
         _check_cursor(data.get("watermark"), "watermark")
+        _check_cursor(data.get("base"), "base")
         raw_gaps = data.get("gaps", [])
         if not isinstance(raw_gaps, list) or len(raw_gaps) > GAP_LIMIT:
             raise StateError(f"state is damaged: 'gaps' must be a list of at most {GAP_LIMIT}; "
@@ -225,7 +239,7 @@ class UnfollowState:
         except ValueError as exc:
             raise StateError(f"state is damaged: 'accounts' does not decode ({exc}); "
                              f"{_RESTORE}") from None
-        return cls(handle=handle, watermark=data.get("watermark"),
+        return cls(handle=handle, watermark=data.get("watermark"), base=data.get("base"),
                    gaps=[_gap(g) for g in raw_gaps], roster=roster,
                    offset=numbers["offset"], since_full=numbers["sinceFull"],
                    short_scans=numbers["shortScans"], capped=capped, clock=numbers["clock"],
@@ -284,8 +298,8 @@ class _Poll:
         """First poll: learn the list (as much as the budget reads now, the rest next polls);
         nothing is emitted."""
         self.baselined = True
-        watermark, _ = self.walk.baseline()
-        state = UnfollowState(handle=handle, watermark=watermark, clock=self.now)
+        watermark, base, _ = self.walk.baseline()
+        state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
         self._merge_all(state.roster)
         self.total = self.pages.total()
         self.check = BASELINE
@@ -297,8 +311,8 @@ class _Poll:
         """Every poll after the first: new follows, the check, and the read if one is due."""
         state.clock = self.now
         state.since_full += 1
-        step = self.walk.advance(state.watermark, state.gaps, state.roster)
-        state.watermark, state.gaps = step.watermark, step.gaps
+        step = self.walk.advance(state.watermark, state.gaps, state.roster, state.base)
+        state.watermark, state.gaps, state.base = step.watermark, step.gaps, step.base
         self._merge_all(state.roster)
         caught_up = self.walk.top_done and not state.gaps
         total = self.total = self.pages.total()
@@ -352,6 +366,19 @@ class _Poll:
         scan = state.scan
         assert scan is not None
         scan.polls += 1
+        try:
+            while not self._read_on(state, scan, target):
+                # It ended where it could not tell the list's end from where the upstream
+                # stops listing: read again from the top (pages this poll read are reused).
+                scan = state.scan
+                assert scan is not None
+                scan.polls += 1
+                target = None
+        finally:
+            self._emit()
+
+    def _read_on(self, state: UnfollowState, scan: Scan, target: int | None) -> bool:
+        """`_read`'s pages; False when the read is to begin again from the top."""
         pager = Pager(self._fetch_for_read, start=scan.cursor)
         found = 0
         try:
@@ -361,25 +388,23 @@ class _Poll:
                 self._merge(state.roster, read.cursor, read.page)
                 if reason in GUARDS:
                     self._read_failed(scan, read.cursor, _GUARD_TEXT[reason])
-                    return
+                    return True
                 scan.tries = 0  # the read moves on
                 if reason in (END, NO_CURSOR, DEPTH_CAP):
-                    self._finish(state, read, reason, target, found)
-                    return
+                    return self._finish(state, read, reason, target, found)
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
                     found += self._judge(state, scan, read.page.min_cursor)
                 if target is not None and found >= target:
                     state.scan = None  # as many gone as the count said: the rest is as it was
-                    return
+                    return True
         except _Spent:
             scan.cursor = pager.next_cursor
         except ConnectorError as err:
             if not err.transient:
                 raise
             self._read_failed(scan, pager.next_cursor, err.message)
-        finally:
-            self._emit()
+        return True
 
     def _fetch_for_read(self, cursor: Any) -> Page:
         page = self.pages.by_cursor.get(cursor)
@@ -399,16 +424,26 @@ class _Poll:
         return len(gone)
 
     def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
-                found: int) -> None:
+                found: int) -> bool:
         """The read reached the end of the list, or where the upstream stops listing: whatever
         it did not list, and whose place it passed, is gone; an account whose place it may not
         have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
-        The count's offset is synced again."""
+        The count's offset is synced again. Returns False, changing nothing but the read, when
+        the read must begin again to tell the list's end from where the upstream stops."""
         scan = state.scan
         assert scan is not None
         roster, total = state.roster, self.total
         listed = sum(1 for _, a in roster if a.seen >= scan.began)
         reach, capped, unsure = self._reach(read, reason, listed)
+        if unsure and not scan.recheck and not state.capped and scan.mode != BASELINE:
+            # The list was not known to reach the depth cap: its tail may have been unfollowed
+            # while the read went on over several polls. One read from the top tells (a
+            # second that ends so drops what it did not reach).
+            self.walk.warnings.append(
+                f"the read of the list ended on {_END_TEXT[reason]}, where the list may go "
+                f"on: it reads the list again from the top to tell its end from the depth cap")
+            state.scan = Scan(None, FULL, began=self.now, recheck=True)
+            return False
         for key, account in roster:
             if account.seen >= scan.began:
                 continue
@@ -455,6 +490,7 @@ class _Poll:
         state.scan = None
         state.since_full = 0
         self.full_read = True
+        return True
 
     def _reach(self, read: PageRead, reason: str, listed: int) -> tuple[Any, bool, bool]:
         """How far down the read that ends with `read` has listed everything: (the follow time
