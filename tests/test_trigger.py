@@ -331,9 +331,9 @@ def test_state_is_versioned_json_within_its_documented_bound(world):
     for _ in range(3):
         world.poll()
     state = world.state
-    assert state["v"] == 2
-    assert 3750 <= len(TriggerState.from_json(state).known) <= KNOWN_LIMIT
-    assert len(json.dumps(state)) <= 20 * 1024
+    assert state["v"] == 3
+    assert len(TriggerState.from_json(state).known) == KNOWN_LIMIT
+    assert len(json.dumps(state)) <= 26 * 1024
 
 
 def test_state_of_the_previous_release_still_loads_and_polls_on_exactly(world):
@@ -345,7 +345,7 @@ def test_state_of_the_previous_release_still_loads_and_polls_on_exactly(world):
     new = world.standin.follow_many(HANDLE, 3)
     result = world.poll()
     assert [key(i) for i in result.items] == ids(new)
-    assert result.state["v"] == 2
+    assert result.state["v"] == 3
     assert world.poll().items == []
 
 

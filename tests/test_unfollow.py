@@ -471,7 +471,7 @@ def test_a_block_of_accounts_that_does_not_decode_is_damage(world):
 def test_state_is_versioned_json_that_round_trips(world):
     world.poll()
     state = world.state
-    assert state["v"] == 1 and state["trigger"] == OPERATION
+    assert state["v"] == 2 and state["trigger"] == OPERATION
     parsed = UnfollowState.from_json(json.dumps(state))
     assert parsed.to_json() == state
     keys = {identity(u) for u in world.standin.following(HANDLE)}

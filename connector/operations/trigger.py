@@ -56,7 +56,8 @@ def run(
     else:
         step = poll.advance(prior.watermark, prior.gaps, prior.known, prior.base)
         new_state = TriggerState(handle=prior.handle, watermark=step.watermark, base=step.base,
-                                 known=prior.known.remember(step.remembered), gaps=step.gaps)
+                                 known=prior.known.remember(step.remembered, step.touched),
+                                 gaps=step.gaps)
         items = step.items
     return Result(items=items, state=new_state.to_json(),
                   meta=poll.meta(handle, new_follows=len(items), gaps=new_state.gaps))

@@ -39,6 +39,7 @@ from ..core.pagination import DEPTH_CAP, END, GUARDS, NO_CURSOR, Pager, PageRead
 from .results import CREDITS_PER_REQUEST, Result
 from .roster import FIELDS, Account, Roster
 from .state import (
+    _GAP_FIELDS,
     _RESTORE,
     GAP_LIMIT,
     MAX_TRIES,
@@ -47,6 +48,7 @@ from .state import (
     _check_cursor,
     _gap,
     backoff,
+    check_fields,
     check_handle,
     check_version,
     parse_object,
@@ -56,7 +58,8 @@ from .walk import _GUARD_TEXT, PollRun
 KEY = "account_unfollowed"
 #: The kind of event this trigger's items are, in the outbox and on webhooks.
 EVENT = "unfollowed"
-STATE_VERSION = 1
+#: 2 adds the watermark's `base` (walk.py), and a scan's `recheck`.
+STATE_VERSION = 2
 DEFAULT_BUDGET = 50
 DEFAULT_RECONCILE = 96
 #: A roster larger than this is damage: the upstream lists about 5,000 accounts, and a full
@@ -149,10 +152,11 @@ class Scan:
         return out
 
     @classmethod
-    def from_json(cls, raw: Any) -> Scan:
+    def from_json(cls, raw: Any, version: int = STATE_VERSION) -> Scan:
         if not isinstance(raw, dict) or raw.get("mode") not in MODES:
             raise StateError(f"state is damaged: 'scan' must be null or an object with a mode "
                              f"({', '.join(MODES)}); {_RESTORE}")
+        check_fields(raw, _SCAN_FIELDS[version], "the scan")
         _check_cursor(raw.get("from"), "scan 'from'")
         numbers = [raw.get(k, 0) for k in ("began", "polls", "tries", "wait")]
         if not all(type(n) is int and 0 <= n < 2**53 for n in numbers):
@@ -216,7 +220,8 @@ class UnfollowState:
             raise StateError(f"state was not written by the Account Unfollowed trigger (it "
                              f"has no \"trigger\": \"{KEY}\"); pass the state this trigger "
                              f"returned, or null to start a new baseline")
-        check_version(data.get("v"), STATE_VERSION)
+        version = check_version(data.get("v"), STATE_VERSION)
+        check_fields(data, _FIELDS[version], "the state")
         handle = check_handle(data.get("handle"))
         _check_cursor(data.get("watermark"), "watermark")
         _check_cursor(data.get("base"), "base")
@@ -239,11 +244,20 @@ class UnfollowState:
         except ValueError as exc:
             raise StateError(f"state is damaged: 'accounts' does not decode ({exc}); "
                              f"{_RESTORE}") from None
+        gap_fields = _GAP_FIELDS if version >= 2 else _GAP_FIELDS - {"base"}
         return cls(handle=handle, watermark=data.get("watermark"), base=data.get("base"),
-                   gaps=[_gap(g) for g in raw_gaps], roster=roster,
+                   gaps=[_gap(g, gap_fields) for g in raw_gaps], roster=roster,
                    offset=numbers["offset"], since_full=numbers["sinceFull"],
                    short_scans=numbers["shortScans"], capped=capped, clock=numbers["clock"],
-                   scan=Scan.from_json(raw_scan) if raw_scan is not None else None)
+                   scan=Scan.from_json(raw_scan, version) if raw_scan is not None else None)
+
+
+#: The fields each version of this state has, and of its scan: any other is refused.
+_FIELDS = {1: {"v", "trigger", "handle", "watermark", "gaps", "offset", "sinceFull",
+               "shortScans", "capped", "clock", "scan", "accounts"}}
+_FIELDS[2] = _FIELDS[1] | {"base"}
+_SCAN_FIELDS = {1: {"from", "mode", "began", "polls", "tries", "wait"}}
+_SCAN_FIELDS[2] = _SCAN_FIELDS[1] | {"recheck"}
 
 
 class _Pages:

@@ -55,6 +55,8 @@ class Advance:
     remembered: list[str]
     #: A cursor at or below the watermark that the upstream handed out (see `PollRun.advance`).
     base: Any = None
+    #: The identities on the pages read: to be kept in memory over older ones.
+    touched: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -91,6 +93,8 @@ class PollRun:
         self.attempts = 0
         self.last_page: Page | None = None
         self.warnings: list[str] = []
+        #: The identities on the pages this poll's walks read: the accounts it has just seen.
+        self.touched: set[str] = set()
         self.baselined = False
         #: Whether this poll read every new follow down to the watermark.
         self.top_done = True
@@ -148,15 +152,16 @@ class PollRun:
         the top walk reads down to `base` instead (no follow lies above the list's newest: the
         watermark is ahead of the list, or the follows just below it were unfollowed; the
         accounts between `base` and the watermark are remembered), and when it finds that
-        newest follow new, the watermark was ahead and is lowered to it. Old follows are
-        checked for at `base` (a stop ahead of the list cannot lift it), and a page that
-        reaches a stop without an account the trigger knows and holds no old follow lies above
-        the known follows: the walk goes on down (to `base`). So no later follow is lost to a
-        maxCursor ahead of the list, however far, and a warning says when it was seen. (An
-        upstream that pages "before" minTime, not "at or before" it, and cuts a page between
-        follows of the very same time could make one of those look new: a repeat, not a loss.)
+        newest follow new, the watermark was ahead and is lowered to it. A page that reaches a
+        stop without an account the trigger knows is checked at `base` (which a stop ahead of
+        the list cannot lift), and when it holds no old follow it lies above the known
+        follows: the walk goes on down (to `base`). So no later follow is lost to one maxCursor
+        ahead of the list, however far, and a warning says when it was seen. This relies on
+        the accounts of the newest page being remembered: the memory keeps the accounts a poll
+        has just seen (see state.Memory).
         """
         known = _Known(remembered)
+        self.touched.clear()
         floor = cursors.lowest([watermark, *(g.stop for g in prior_gaps)])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
         # (waiting out a failure, or no budget left) keeps its place.
@@ -236,7 +241,8 @@ class PollRun:
         order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
         new_keys = [k for i in reversed(order) for k, _ in found[i]]
         items = [flatten(e) for i in order for _, e in reversed(found[i])]
-        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base)
+        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
+                       self.touched)
 
     def _newest(self, page: Page | None, fallback: Any) -> Any:
         """The watermark a page offers (see newest_cursor), and a warning when its maxCursor
@@ -277,6 +283,7 @@ class PollRun:
             try:
                 for read in pager:
                     reason = pager.stop_reason
+                    self.touched.update(read.keys)
                     if reason in GUARDS:
                         self._failed(walk, read.cursor, (stop, base), tries,
                                      _GUARD_TEXT[reason])
@@ -349,11 +356,13 @@ class PollRun:
             (sure if i < last_anchor and is_stable(key) else unsure).add(key)
         old: set[str] = set()
         stop, base = range_
-        # Checked at the base when it is lower: a maxCursor ahead of the list can lift the
-        # watermark and the stops taken from it, never the base (see `advance`). Accounts
-        # between the base and the watermark were on the newest page then, and are known.
-        floor = cursors.lowest([c for c in (floor, stop, base) if c is not None]) \
-            if floor is not None else None
+        if floor is not None and stop is not None:
+            floor = cursors.lowest([floor, stop])  # a stop lowered to its base lowers it too
+        if floor is not None and base is not None and last_anchor < 0:
+            # No anchor: the page may lie wholly above the known follows, the stop ahead of
+            # the list. Checked at the base, which a maxCursor ahead of the list cannot lift
+            # (the accounts between it and the watermark were on the newest page, and known).
+            floor = cursors.lowest([floor, base])
         if unsure and stop is not None and floor is not None:
             if self.remaining < 1:
                 walk.new += _pick(read, sure)
