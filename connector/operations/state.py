@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import operator
+import re
 import struct
 import sys
 import zlib
@@ -29,7 +29,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import accumulate, repeat
+from functools import lru_cache
+from itertools import accumulate, islice
 from typing import Any
 
 from ..core import b85, cursors
@@ -42,8 +43,8 @@ KNOWN_LIMIT = 5000
 #: taken for one of them with a chance of at most 5,000 / PRINTS = 1 in 1.02 billion per
 #: follow (false_positive_rate); 5.1e12 is about 2**42.2.
 PRINTS = 5_100_000_000_000
-#: The newest remembered accounts are kept in up to two parts of this many (Memory).
-RECENT = 64
+#: The newest remembered accounts are kept in a part of at most this many (Memory).
+RECENT = 32
 #: Version 2 kept 32-bit fingerprints in segments of this many.
 SEGMENT = 1250
 #: The longest part text this connector writes is about 25,000 characters.
@@ -156,16 +157,19 @@ class _Part:
         return cls(kind, _unrice(count, k, memoryview(body)[_HEAD.size:]), text)
 
 
-def _thin(prints: list[int], over: int, point: int, spared: set[int]) -> list[int]:
+def _thin(prints: list[int], over: int, point: int, *spared: set[int]) -> list[int]:
     """`prints` (sorted) without `over` of them: the first from `point` on (round), past
-    those `spared` (the accounts a poll has just seen)."""
+    those of the `spared` sets while there are others, the first set spared longest (the
+    bound comes first)."""
     start = bisect_left(prints, point)
+    order = prints[start:] + prints[:start]
     gone: set[int] = set()
-    for p in prints[start:] + prints[:start]:
+    for tier in range(len(spared), -1, -1):
+        shield = set().union(*spared[:tier])
+        gone.update(islice((p for p in order if p not in gone and p not in shield),
+                           over - len(gone)))
         if len(gone) == over:
             break
-        if p not in spared:
-            gone.add(p)
     return [p for p in prints if p not in gone]
 
 
@@ -177,39 +181,67 @@ def _rice(prints: list[int]) -> bytes:
     k = max(0, int(PRINTS / n * 0.69).bit_length() - 1)
     cost = {j: sum(g >> j for g in gaps) + j * n for j in (k - 1, k, k + 1) if j >= 0}
     k = min(cost, key=cost.__getitem__)
-    high = "".join(["0" * (g >> k) + "1" for g in gaps])
-    low = (int("".join([format(g & ((1 << k) - 1), f"0{k}b") for g in gaps]), 2)
-           .to_bytes((n * k + 7) // 8, "big") if k else b"")
     # Unary codes least significant bit first, so that the number's binary text reversed
     # reads them in order.
+    high = "".join(["0" * (g >> k) + "1" for g in gaps])
     unary = int(high[::-1], 2).to_bytes((len(high) + 7) // 8, "little")
+    low = b""
+    if k:
+        # Each gap's low k bits: the gaps in 64-bit lanes, as one binary text, and the last k
+        # characters of every 64.
+        mask = (1 << k) - 1
+        text = format(int.from_bytes(_lanes([g & mask for g in gaps]), "big"), f"0{64 * n}b")
+        low = int("".join(_tail(k).findall(text)), 2).to_bytes((n * k + 7) // 8, "big")
     return _HEAD.pack(n, k) + low + unary
 
 
 def _unrice(n: int, k: int, data: memoryview) -> list[int]:
+    """A set's fingerprints from its Rice codes, in steps on whole strings and numbers: the
+    unary codes split as text, the low bits spread into 64-bit lanes of one number, and the
+    two added lane by lane."""
     split = (n * k + 7) // 8
     if len(data) < split:
         raise ValueError("a part cut short")
     bits = format(int.from_bytes(data[split:], "little"), "b")[::-1] if n else ""
     if bits.count("1") != n:
         raise ValueError("a part whose codes do not add up")
-    highs = map(len, bits.split("1"))
+    highs = [len(run) for run in bits.split("1", n)[:n]]
+    if max(highs, default=0) >= 1 << (63 - k):
+        raise ValueError("a part out of bounds")  # a lane would overflow into the next
+    lanes = int.from_bytes(_lanes(highs), "big") << k
     if k:
         low = int.from_bytes(data[:split], "big")
         if low.bit_length() > n * k:
             raise ValueError("a part whose codes do not add up")
-        text = format(low, f"0{n * k}b")
-        gaps = map(operator.or_, map(operator.lshift, highs, repeat(k)),
-                   map(int, map(text.__getitem__, map(slice, range(0, n * k, k),
-                                                     range(k, n * k + k, k))), repeat(2)))
-    else:
-        gaps = highs
+        fields = _field(k).findall(format(low, f"0{n * k}b"))
+        lanes += int(("0" * (64 - k)).join(["", *fields]), 2)
+    gaps = array("Q", lanes.to_bytes(8 * n, "big"))
+    if sys.byteorder == "little":
+        gaps.byteswap()
     # Gaps are never negative: bounds at both ends bound them all. (A gap of 0 would repeat
     # a fingerprint: harmless, and the CRC keeps damage out.)
-    prints = list(accumulate(gaps, initial=-1))[1:n + 1]
+    prints = list(accumulate(gaps, initial=-1))[1:]
     if prints and (prints[0] < 0 or prints[-1] >= PRINTS):
         raise ValueError("a part with fingerprints out of bounds")
     return prints
+
+
+def _lanes(values: list[int]) -> bytes:
+    """Whole numbers below 2**64 as big-endian 64-bit lanes."""
+    words = array("Q", values)
+    if sys.byteorder == "little":
+        words.byteswap()
+    return words.tobytes()
+
+
+@lru_cache(maxsize=64)
+def _field(k: int) -> re.Pattern[str]:
+    return re.compile(f".{{{k}}}")
+
+
+@lru_cache(maxsize=64)
+def _tail(k: int) -> re.Pattern[str]:
+    return re.compile(f".{{{64 - k}}}(.{{{k}}})")
 
 
 def _seal(kind: int, body: bytes) -> bytes:
@@ -263,27 +295,32 @@ class _Legacy:
 class Memory:
     """The accounts a trigger remembers, by fingerprint.
 
-    The newest are kept in up to two small parts of RECENT ("recent", newest first): a poll
-    that remembers a few rewrites one of them, and they are never evicted. Older ones are
-    "held" in one set, coded whole: a set of 5,000 coded whole takes 2 bits an account less
-    than four sets of 1,250, and that is what keeps fingerprints wide enough for 1 in 10**9
-    within 21 KB; but the set keeps no order. Past KNOWN_LIMIT, fingerprints go: the oldest
-    version-2 segments first (`legacy`, the 32-bit segments of a version-2 state, read-only),
-    then a run of held ones from a point that depends on what was just added, each as likely
-    as any other to go, except the accounts the poll has just seen (on the pages it read,
-    the newest among them), which stay. So the memory keeps what a walk needs (the recent,
-    and the accounts at the top of the list); an older account may be forgotten sooner than
-    its turn, which costs at most a check request, or one re-follow emitted again.
+    The newest are kept in a small part of at most RECENT ("recent"): a poll that remembers
+    a few rewrites it alone (a database keeps it in the state's own row), and a full one
+    goes into the set of the others ("held"), which is coded whole: a set of 5,000 coded
+    whole takes 2 bits an account less than four sets of 1,250, and that is what keeps
+    fingerprints wide enough for 1 in 10**9 within 21 KB; but the set keeps no order.
+
+    Past KNOWN_LIMIT fingerprints go: first the oldest segments of a version-2 state
+    (`legacy`: its 32-bit fingerprints, read-only), then, when the recent part goes into the
+    held set, a run of held ones from a point that depends on what was just added, each as
+    likely as any other to go, except those just added and the accounts the poll has just
+    seen (on the pages it read, the newest page's among them), which stay. So the memory
+    keeps what a walk needs (the newest, and the accounts at the top of the list); an older
+    account may be forgotten before its turn would have come in order, which costs at most a
+    check request, or one re-follow of it emitted again.
     """
 
     def __init__(self, held: _Part | None = None, recent: list[_Part] | None = None,
-                 legacy: list[_Legacy] | None = None) -> None:
+                 legacy: list[_Legacy] | None = None, every: set[int] | None = None) -> None:
         self._held = held
         self._recent = recent or []
         self._legacy = legacy or []
-        self._all: set[int] = set(held.prints) if held is not None else set()
-        for part in self._recent:
-            self._all.update(part.prints)
+        if every is None:
+            every = set(held.prints) if held is not None else set()
+            for part in self._recent:
+                every.update(part.prints)
+        self._all: set[int] = every
         self._old: set[int] = set().union(*(s.prints for s in self._legacy))
 
     def __contains__(self, key: str) -> bool:
@@ -304,10 +341,10 @@ class Memory:
         return false_positive_rate(len(self._all), self.legacy)
 
     def remember(self, keys: Iterable[str], keep: Iterable[str] = ()) -> Memory:
-        """A new Memory with `keys` added: into the newest recent part (at most RECENT), a
-        third recent part sending the oldest into the held set; past KNOWN_LIMIT the oldest
-        legacy segments go, then fingerprints of the held set (see the class), never those
-        of `keep` (the accounts the poll has just seen)."""
+        """A new Memory with `keys` added: into the recent part (at most RECENT), the rest
+        with a full recent part into the held set; past KNOWN_LIMIT the oldest legacy
+        segments go, then fingerprints of the held set (see the class), never those of `keep`
+        (the accounts the poll has just seen)."""
         new = added = sorted({fingerprint(k) for k in keys} - self._all)
         if not new:
             return self
@@ -319,44 +356,51 @@ class Memory:
         for at in range(0, len(new), RECENT):
             recent.insert(0, _Part(_RECENT, new[at:at + RECENT]))
         held = self._held
-        if len(recent) > 2:
-            # The oldest recent part goes into the held set, which then keeps room for two
-            # full recent parts: it is rewritten (and thinned, when full) only here, once in
-            # RECENT remembered, and the memory never holds more than KNOWN_LIMIT.
-            moved = [p for part in recent[2:] for p in part.prints]
-            recent = recent[:2]
+        every: set[int] | None = self._all.union(added)
+        if len(recent) > 1:
+            # Full recent parts go into the held set, which then keeps room for a full recent
+            # part: it is rewritten (and thinned, when full) only here, once in RECENT
+            # remembered, and the memory never holds more than KNOWN_LIMIT.
+            moved = [p for part in recent[1:] for p in part.prints]
+            recent = recent[:1]
             prints = sorted((held.prints if held else []) + moved)
-            over = len(prints) - (KNOWN_LIMIT - 2 * RECENT)
+            over = len(prints) - (KNOWN_LIMIT - RECENT)
             if over > 0:
                 prints = _thin(prints, over, sum(added) % PRINTS,
-                               {fingerprint(k) for k in keep})
+                               {fingerprint(k) for k in keep}, set(added))
+                every = None  # made again from the parts
             held = _Part(_SET, prints)
         legacy = list(self._legacy)
         count = (len(held.prints) if held else 0) + sum(len(p.prints) for p in recent)
         while legacy and count + sum(len(s.prints) for s in legacy) > KNOWN_LIMIT:
             legacy.pop()
-        return Memory(held, recent, legacy)
+        return Memory(held, recent, legacy, every)
 
-    def to_json(self) -> list[str]:
-        parts: list[_Part | _Legacy] = [*self._recent]
-        if self._held is not None and self._held.prints:
-            parts.append(self._held)
-        return [p.encode() for p in [*parts, *self._legacy]]
+    def to_json(self) -> tuple[list[str], list[str]]:
+        """(the recent parts, the held set and legacy segments), as text."""
+        held: list[_Part | _Legacy] = [self._held] if self._held and self._held.prints else []
+        return ([p.encode() for p in self._recent],
+                [p.encode() for p in [*held, *self._legacy]])
 
     @classmethod
-    def from_json(cls, data: Any, version: int) -> Memory:
-        """Version 3: parts; version 2: 32-bit segments (kept as legacy); version 1: identity
-        keys, newest first."""
+    def from_json(cls, data: Any, version: int, recent_data: Any = ()) -> Memory:
+        """Version 3: the held set and legacy segments, and the recent parts apart; version 2:
+        32-bit segments (kept as legacy); version 1: identity keys, newest first."""
         if version == 1:
             # Oldest first, the newest last, so that those are the recent ones and stay.
-            newest = list(data[:2 * RECENT])
-            return cls().remember(reversed(data[2 * RECENT:]), keep=data[:KNOWN_LIMIT // 5]) \
+            newest = list(data[:RECENT])
+            return cls().remember(reversed(data[RECENT:]), keep=data[:KNOWN_LIMIT // 5]) \
                 .remember(reversed(newest), keep=data[:KNOWN_LIMIT // 5])
         if version == 2:
             return cls(legacy=[_Legacy.decode(b85.decode(text)) for text in data])
         held: _Part | None = None
         recent: list[_Part] = []
         legacy: list[_Legacy] = []
+        for text in recent_data:
+            kind, body = _unseal(text)
+            if kind != _RECENT or recent:
+                raise ValueError("recent parts of the wrong kind")
+            recent.append(_Part.decode(kind, body, text))
         for text in data:
             kind, body = _unseal(text)
             if kind == _LEGACY:
@@ -365,8 +409,6 @@ class Memory:
                 legacy.append(part)
             elif kind == _SET and held is None and not legacy:
                 held = _Part.decode(kind, body, text)
-            elif kind == _RECENT and held is None and not legacy and len(recent) < 2:
-                recent.append(_Part.decode(kind, body, text))
             else:
                 raise ValueError("parts of the wrong kind or order")
         memory = cls(held, recent, legacy)
@@ -384,12 +426,16 @@ class TriggerState:
     base: Any = None
 
     def to_json(self) -> dict[str, Any]:
+        recent, known = self.known.to_json()
         return {
             "v": STATE_VERSION,
             "handle": self.handle,
             "watermark": self.watermark,
             "base": self.base,
-            "known": self.known.to_json(),
+            # The newest remembered, which most polls change, apart from `known`: a database
+            # keeps them in the state's own row, rewritten by every save anyway (see Memory).
+            "recent": recent,
+            "known": known,
             "gaps": [g.to_json() for g in self.gaps],
         }
 
@@ -411,7 +457,7 @@ class TriggerState:
         limit, longest, what = {
             1: (KNOWN_LIMIT, _MAX_KEY, "account ids"),
             2: (KNOWN_LIMIT // SEGMENT + 2, 8 * SEGMENT, "segments"),
-            3: (3 + KNOWN_LIMIT // SEGMENT, _MAX_PART, "parts"),
+            3: (1 + KNOWN_LIMIT // SEGMENT, _MAX_PART, "parts"),
         }[version]
         if not isinstance(known, list) or not all(
             isinstance(k, str) and 0 < len(k) <= longest for k in known
@@ -420,8 +466,14 @@ class TriggerState:
         if len(known) > limit:
             raise StateError(f"state is damaged: 'known' holds {len(known)} entries, more than "
                              f"the {limit} this connector keeps; {_RESTORE}")
+        recent = data.get("recent", [])
+        if not isinstance(recent, list) or len(recent) > 1 or not all(
+            isinstance(r, str) and 0 < len(r) <= _MAX_PART for r in recent
+        ):
+            raise StateError(f"state is damaged: 'recent' must be a list of at most 1 part; "
+                             f"{_RESTORE}")
         try:
-            memory = Memory.from_json(known, version)
+            memory = Memory.from_json(known, version, recent)
         except (ValueError, zlib.error):
             raise StateError(f"state is damaged: 'known' does not decode; {_RESTORE}") from None
         raw_gaps = data.get("gaps", [])
@@ -438,7 +490,7 @@ class TriggerState:
 #: The fields each version of this state has: any other is refused (check_fields).
 _FIELDS = {1: {"v", "handle", "watermark", "known", "gaps"},
            2: {"v", "handle", "watermark", "known", "gaps"},
-           3: {"v", "handle", "watermark", "base", "known", "gaps"}}
+           3: {"v", "handle", "watermark", "base", "recent", "known", "gaps"}}
 _GAP_FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base"})
 
 

@@ -395,7 +395,9 @@ class PollRun:
             return None if page.has_more else set()
         if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, floor):
             return None
-        return {identity(e) for e in page.entries}
+        listed = {identity(e) for e in page.entries}
+        self.touched.update(listed)
+        return listed
 
     def _failed(self, walk: _RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
                 why: str) -> None:
