@@ -222,9 +222,10 @@ def run(quick: bool = False) -> Section:
                 "remembers 30 or 5,000 followed accounts (19-digit ids). *Before* is the first "
                 "release: version-1 state (the ids themselves) as one JSON row per handle, "
                 "rewritten whole by every commit. *After* is this release: version-3 state "
-                "(fingerprints below 5.1e12, Golomb-Rice coded: a held set and up to two "
-                "recent parts of 64) saved through the connector's Database, a small row plus "
-                "one row per part, as bytes, a commit writing only the rows that changed. "
+                "(fingerprints below 5.1e12, Golomb-Rice coded: a held set, and a part of the "
+                "newest 32 in the state's own row) saved through the connector's Database, a "
+                "small row plus a row for the held set, as bytes, a commit writing only the "
+                "rows that changed. "
                 f"Then {samples} poll commits on random handles: load, parse, "
                 "remember one new follow, serialise, save (median). Bytes per handle: SQLite "
                 "file growth (WAL checkpointed), PostgreSQL `pg_total_relation_size` of the "
@@ -299,13 +300,13 @@ def run(quick: bool = False) -> Section:
             "compressed well in TOAST (pglz), hence its size close to ours; what changed "
             "most there is what a commit writes.")
         section.notes.append(
-            "At 30 ids a SQLite commit writes whole 4 KB pages to the WAL: the state row's, the "
-            "segment row's and the segment index's, where the first release wrote one.")
+            "At 30 ids the whole memory is the part of the newest, in the state's own row: a "
+            "commit writes that row's 4 KB page to SQLite's WAL, as the first release did.")
         section.notes.append(
             "A commit's CPU at 5,000 ids is mostly decoding the memory (`TriggerState."
             "from_json`: base85 in whole-number arithmetic, Rice codes through string and "
             "number operations), not the rows written, which do not grow with what the "
-            "handle remembers; once in 64 remembered the held set is coded again and written "
+            "handle remembers; once in 32 remembered the held set is coded again and written "
             "whole.")
     finally:
         if server is not None:

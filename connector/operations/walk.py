@@ -152,13 +152,16 @@ class PollRun:
         the top walk reads down to `base` instead (no follow lies above the list's newest: the
         watermark is ahead of the list, or the follows just below it were unfollowed; the
         accounts between `base` and the watermark are remembered), and when it finds that
-        newest follow new, the watermark was ahead and is lowered to it. A page that reaches a
-        stop without an account the trigger knows is checked at `base` (which a stop ahead of
-        the list cannot lift), and when it holds no old follow it lies above the known
-        follows: the walk goes on down (to `base`). So no later follow is lost to one maxCursor
-        ahead of the list, however far, and a warning says when it was seen. This relies on
-        the accounts of the newest page being remembered: the memory keeps the accounts a poll
-        has just seen (see state.Memory).
+        newest follow new, the watermark was ahead and is lowered to it. Old follows are
+        checked for at `base` when it is lower than the stops (which a maxCursor ahead of the
+        list can lift, and `base` not), and a page that reaches a stop without an account the
+        trigger knows and holds no old follow lies above the known follows: the walk goes on
+        down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
+        far, and a warning says when it was seen. This relies on the accounts of the newest
+        page being remembered: the memory keeps the accounts a poll has just seen (see
+        state.Memory). (An upstream that pages "before" minTime, not "at or before" it, and
+        cuts a page between follows of the very same second could make one of those look new
+        at such a check: an old follow emitted, never a new one lost.)
         """
         known = _Known(remembered)
         self.touched.clear()
@@ -356,13 +359,12 @@ class PollRun:
             (sure if i < last_anchor and is_stable(key) else unsure).add(key)
         old: set[str] = set()
         stop, base = range_
-        if floor is not None and stop is not None:
-            floor = cursors.lowest([floor, stop])  # a stop lowered to its base lowers it too
-        if floor is not None and base is not None and last_anchor < 0:
-            # No anchor: the page may lie wholly above the known follows, the stop ahead of
-            # the list. Checked at the base, which a maxCursor ahead of the list cannot lift
-            # (the accounts between it and the watermark were on the newest page, and known).
-            floor = cursors.lowest([floor, base])
+        if floor is not None:
+            # Checked at the lowest of the stops and the base: a maxCursor ahead of the list
+            # can lift the watermark and the stops taken from it, never the base; the accounts
+            # between the base and the watermark were on the newest page, and are remembered
+            # (the memory keeps what a poll has just seen).
+            floor = cursors.lowest([c for c in (floor, stop, base) if c is not None])
         if unsure and stop is not None and floor is not None:
             if self.remaining < 1:
                 walk.new += _pick(read, sure)
