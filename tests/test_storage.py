@@ -390,6 +390,36 @@ def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_pa
     assert len(part_numbers(str(path))) == 1
 
 
+def test_a_sqlite_file_of_the_previous_release_keeps_its_text_parts_and_stores_bytes(tmp_path):
+    """Schema 2 kept a state's segments as text; schema 3 (no table change) may keep a part as
+    bytes, which a release before it could not read: it refuses the file by its version."""
+    from tests.test_trigger_state import _v2_state
+
+    path = tmp_path / "v2.db"
+    old = sqlite3.connect(path, isolation_level=None)
+    from connector.storage.sqlite import MIGRATIONS
+
+    old.executescript(MIGRATIONS[1] + MIGRATIONS[2])
+    old.execute("INSERT INTO meta VALUES ('schema', '2')")
+    v2 = _v2_state()
+    small = {k: v for k, v in v2.items() if k != "known"}
+    old.execute("INSERT INTO trigger_state (key, state, updated_at, version, parts) VALUES "
+                "(?, ?, 0, 1, ?)", (KEY, json.dumps(small), len(v2["known"])))
+    for n, text in enumerate(reversed(v2["known"]), 1):
+        old.execute("INSERT INTO state_part VALUES (?, ?, ?, ?)", (KEY, n, digest(text), text))
+    old.close()
+
+    with open_database(path) as database:
+        assert database.load_state(KEY) == v2
+        state = TriggerState.from_json(database.load_state(KEY))
+        state.known = state.known.remember(f"new-{i}" for i in range(100))
+        database.save(KEY, state.to_json(), expect=1)
+        assert database.load_state(KEY) == state.to_json()
+    assert raw_sql(str(path), "SELECT value FROM meta") == [("3",)]
+    kinds = [r[0] for r in raw_sql(str(path), "SELECT typeof(text) FROM state_part")]
+    assert "blob" in kinds
+
+
 def schema_version(db: object) -> int:
     from connector.storage import postgres, sqlite
 
