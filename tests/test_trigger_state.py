@@ -113,23 +113,10 @@ def test_base85_refuses_what_the_standard_library_refuses(bad):
 
 def _v2_state() -> dict:
     """A version-2 state as the previous release wrote it: 32-bit fingerprints of these ids
-    in segments of 1,250 (deltas in byte planes, deflated, base85), newest first."""
-    import sys
-    import zlib
-    from array import array
-
+    in segments of 1,250, newest first."""
     ids = [str(7_000_000_000_000_000_000 + i) for i in range(2600)]
-    segments = []
-    for at in range(0, len(ids), 1250):
-        prints = sorted({int.from_bytes(hashlib.blake2b(k.encode(), digest_size=4).digest(),
-                                        "big") for k in ids[at:at + 1250]})
-        deltas = array("I", [b - a for a, b in zip([0, *prints], prints, strict=False)])
-        if sys.byteorder == "little":
-            deltas.byteswap()
-        raw = deltas.tobytes()
-        planes = b"".join(raw[i::4] for i in range(4))
-        segments.insert(0, base64.b85encode(zlib.compress(planes, 9)).decode())
-    return {"v": 2, "handle": HANDLE, "watermark": 1_700_000_000, "known": segments,
+    segments = [_v2_segment(ids[at:at + 1250]) for at in range(0, len(ids), 1250)]
+    return {"v": 2, "handle": HANDLE, "watermark": 1_700_000_000, "known": segments[::-1],
             "gaps": [{"from": 1_700_000_500, "to": 1_700_000_000, "tries": 2, "wait": 1}]}
 
 
@@ -166,6 +153,8 @@ def test_a_version_2_state_polls_on_exactly(standin, creds):
 
 
 def _v2_segment(ids: list[str]) -> str:
+    """Version 2's segment of these ids: the deltas of their sorted 32-bit fingerprints in four
+    byte planes, deflated, in base85."""
     import sys
     import zlib
     from array import array
