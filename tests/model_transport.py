@@ -18,8 +18,17 @@ from connector.core.config import Credentials
 
 class Model(Protocol):
     def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
-        """(status, JSON payload or HTML text) for one request body; may raise a requests
+        """(status, JSON payload or HTML text) for one request body, the payload wrapped in
+        Truncated to cut the body short of its Content-Length; may raise a requests
         ConnectionError to drop the connection."""
+
+
+class Truncated:
+    """A payload sent with a Content-Length longer than its body, as a connection that drops
+    mid-answer leaves it."""
+
+    def __init__(self, payload: Any) -> None:
+        self.payload = payload
 
 
 class ModelAdapter(BaseAdapter):
@@ -31,6 +40,9 @@ class ModelAdapter(BaseAdapter):
 
     def send(self, request: Any, **kwargs: Any) -> requests.Response:
         status, payload = self.model.answer(json.loads(request.body))
+        cut = isinstance(payload, Truncated)
+        if cut:
+            payload = payload.payload
         response = requests.Response()
         response.status_code = status
         response.request = request
@@ -40,7 +52,14 @@ class ModelAdapter(BaseAdapter):
         else:
             body, kind = json.dumps(payload).encode(), "application/json"
         response.headers["Content-Type"] = kind
-        response.raw = HTTPResponse(body=io.BytesIO(body), status=status, preload_content=False)
+        headers = {"Content-Length": str(len(body))}
+        if status in (429, 503):
+            headers["Retry-After"] = "1"
+        response.headers.update(headers)
+        if cut:  # half the body its Content-Length promises: reading it raises IncompleteRead
+            body = body[: len(body) // 2]
+        response.raw = HTTPResponse(body=io.BytesIO(body), status=status, headers=headers,
+                                    preload_content=False, enforce_content_length=True)
         return response
 
     def close(self) -> None:

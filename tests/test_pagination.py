@@ -15,6 +15,7 @@ from connector.core.http import Page
 from connector.core.pagination import (
     BAD_CURSOR,
     CURSOR_REPEATED,
+    DEPTH_CAP,
     EMPTY_PAGE,
     END,
     MAX_ITEMS,
@@ -89,13 +90,41 @@ def test_an_empty_page_ends_the_walk_even_when_has_more_says_true() -> None:
     assert pager.has_more is False and pager.next_cursor is None
 
 
-@pytest.mark.parametrize("dead", [None, 0, -1, "0", "-1", -1.0])
-def test_a_missing_zero_or_minus_one_cursor_ends_the_walk(dead: Any) -> None:
+@pytest.mark.parametrize("dead", [None, 0, "0"])
+def test_a_missing_or_zero_cursor_ends_the_walk(dead: Any) -> None:
     fetch = Script({None: page([1], dead, True)})
     pager = Pager(fetch, max_pages=10)
     assert walk(pager) == ["1"]
     assert pager.stop_reason == NO_CURSOR
     assert pager.next_cursor is None and not pager.has_more
+
+
+@pytest.mark.parametrize("has_more", [True, False, None])
+@pytest.mark.parametrize("cap", [-1, "-1", -1.0])
+def test_a_minus_one_cursor_is_the_depth_cap_not_the_end_of_the_list(cap: Any,
+                                                                   has_more: Any) -> None:
+    # The end says there is nothing more; the cap that there may be more nobody can list: a
+    # caller that takes what it did not reach for gone must tell them apart.
+    fetch = Script({None: page([1], 900), 900: page([2], cap, has_more)})
+    pager = Pager(fetch, max_pages=10)
+    assert walk(pager) == ["1", "2"]
+    assert pager.stop_reason == DEPTH_CAP
+    assert pager.next_cursor is None and not pager.has_more
+
+
+def test_an_empty_page_with_a_minus_one_cursor_is_the_depth_cap() -> None:
+    fetch = Script({None: page([1], 900), 900: page([], -1, False)})
+    pager = Pager(fetch)
+    assert walk(pager) == ["1"]
+    assert pager.stop_reason == DEPTH_CAP
+
+
+@pytest.mark.parametrize("last", [page([2], 700, False), page([], 0, False),
+                                  page([2], 0, None)])
+def test_has_more_false_with_any_other_cursor_is_the_end_of_the_list(last: Page) -> None:
+    pager = Pager(Script({None: page([1], 900), 900: last}))
+    walk(pager)
+    assert pager.stop_reason == END
 
 
 def test_a_cursor_handed_back_unchanged_ends_the_walk() -> None:
@@ -200,7 +229,8 @@ def test_max_items_reached_at_a_page_end_continues_from_min_cursor() -> None:
 @pytest.mark.parametrize(
     ("last", "reason"),
     [
-        (page([1, 2], -1, True), NO_CURSOR),
+        (page([1, 2], -1, True), DEPTH_CAP),
+        (page([1, 2], -1, False), DEPTH_CAP),
         (page([1, 2], 900, False), END),
         (page([1, 2], None, True), NO_CURSOR),
     ],

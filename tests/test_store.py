@@ -122,7 +122,7 @@ def test_state_round_trips_through_invoke(standin):
     first = run_invoke(req)
     assert first.code == 0, first.stderr
     state = first.json["state"]
-    assert state["v"] == 2
+    assert state["v"] == 3
     new = standin.follow_many(HANDLE, 2)
     second = run_invoke({**req, "state": state})
     body = second.json

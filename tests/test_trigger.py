@@ -331,9 +331,11 @@ def test_state_is_versioned_json_within_its_documented_bound(world):
     for _ in range(3):
         world.poll()
     state = world.state
-    assert state["v"] == 2
-    assert 3750 <= len(TriggerState.from_json(state).known) <= KNOWN_LIMIT
-    assert len(json.dumps(state)) <= 20 * 1024
+    assert state["v"] == 3
+    from connector.operations.state import RECENT
+
+    assert KNOWN_LIMIT - RECENT <= len(TriggerState.from_json(state).known) <= KNOWN_LIMIT
+    assert len(json.dumps(state)) <= 26 * 1024
 
 
 def test_state_of_the_previous_release_still_loads_and_polls_on_exactly(world):
@@ -345,7 +347,7 @@ def test_state_of_the_previous_release_still_loads_and_polls_on_exactly(world):
     new = world.standin.follow_many(HANDLE, 3)
     result = world.poll()
     assert [key(i) for i in result.items] == ids(new)
-    assert result.state["v"] == 2
+    assert result.state["v"] == 3
     assert world.poll().items == []
 
 
@@ -442,3 +444,56 @@ def test_test_mode_does_not_call_its_sample_new(world):
     assert len(result.items) == 3
     assert result.meta["newFollows"] == 0 and result.meta["sampleItems"] == 3
     assert result.meta["mode"] == "test" and result.meta["baseline"] is False
+
+
+# One implausible cursor (issue 18)
+
+
+@pytest.mark.parametrize("burst", [7, 12, 3])
+def test_one_far_ahead_max_cursor_loses_no_later_follow_and_is_reported(standin, creds, burst):
+    from connector.standin import FAR_CURSOR
+
+    standin.add_account(HANDLE, 20)
+    world = Poller(standin, creds, count=5)
+    world.poll()
+    standin.follow_many(HANDLE, 1)
+    standin.inject(FAR_CURSOR)  # the newest page says its newest follow is a year ahead
+    world.poll()
+    new = standin.follow_many(HANDLE, burst)
+    polls = [world.poll() for _ in range(3)]
+    assert world.emitted[1:] == ids(new)  # oldest first, each once
+    if burst >= 5:  # a whole page of new follows is where the cursor misled the walk
+        assert any("ahead" in w for w in polls[0].meta["warnings"])
+        assert polls[1].meta["warnings"] == [] and polls[1].meta["requests"] == 1
+    later = standin.follow_many(HANDLE, 6)
+    world.poll()
+    assert world.emitted[1 + burst:] == ids(later)
+
+
+def test_a_watermark_is_kept_in_the_unit_the_upstream_pages_in():
+    # A maxCursor in milliseconds on a list paged in seconds (or the other way round) is
+    # sent back as minTime in the unit the list's minCursors use, never later than it was.
+    from connector.core.http import Page
+    from connector.operations.walk import newest_cursor
+
+    entries = [{"user": {"id": "1"}, "stats": {}}]
+    now = 1_800_000_000_000
+    assert newest_cursor(Page(entries, 1_700_000_000, 1_700_000_005_999, True, None),
+                         now_ms=now) == 1_700_000_005
+    assert newest_cursor(Page(entries, 1_700_000_000_000, 1_700_000_005, True, None),
+                         now_ms=now) == 1_700_000_005_000
+    assert newest_cursor(Page(entries, "1700000000", "1700000005999", True, None),
+                         now_ms=now) == "1700000005"
+
+
+def test_a_max_cursor_in_the_future_is_not_taken_for_the_watermark():
+    from connector.core.http import Page
+    from connector.operations.walk import PollRun
+
+    now = 1_750_000_000_000
+    top = Page([{"user": {"id": str(n)}, "stats": {}} for n in range(3)],
+               1_700_000_000, 1_700_000_000 * 1000 * 1000, True, None)  # microseconds
+    run = PollRun(lambda cursor: top, budget=2, now_ms=now)
+    watermark, base, entries = run.baseline()
+    assert (watermark, base, len(entries)) == (1_700_000_000, 1_700_000_000, 3)
+    assert any("in the future" in w for w in run.warnings)

@@ -9,8 +9,11 @@ real API's.
 Random histories of follows, unfollows (of any account) and re-follows (of accounts followed
 since the baseline) run between polls, with page sizes 3-10, budgets 2-4, inclusive and exclusive
 page boundaries, accounts with and without ids, and transient faults of every kind the stand-in
-injects. Once the faults stop, draining polls must have emitted every account followed after the
-baseline and still followed exactly once, and no baseline account, ever.
+injects but the timed ones (500, 502, 503, 429, reset, truncated body, HTML, malformed, wrong
+shape, a stuck cursor, an empty page that claims more with and without a cursor that moves,
+accounts repeated from the page before, and a maxCursor a year ahead of its page, which must not
+lose a later follow). Once the faults stop, draining polls must have emitted every account
+followed after the baseline and still followed exactly once, and no baseline account, ever.
 
 `TRIGGER_MODEL_HISTORIES=5000 pytest tests/test_trigger_model.py` runs more histories.
 """
@@ -29,12 +32,17 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import Credentials
-from tests.model_transport import model_client
+from tests.model_transport import Truncated, model_client
 
 HISTORIES = int(os.environ.get("TRIGGER_MODEL_HISTORIES", "250"))
-FAULT_KINDS = ("malformed", "wrong_shape", "html", "reset", "stuck_cursor", "empty_more",
-               "500", "503")
+FAULT_KINDS = ("malformed", "wrong_shape", "html", "reset", "truncate", "stuck_cursor",
+               "empty", "empty_more", "repeat_boundary", "far_cursor", "500", "502", "503",
+               "429")
+#: The faults the connector sees as an error rather than a page.
+ERROR_FAULTS = ("malformed", "wrong_shape", "html", "reset", "truncate", "500", "502", "503",
+                "429")
 HANDLE = "modelled"
+YEAR_S = 31_536_000
 
 
 @dataclass
@@ -90,7 +98,7 @@ class Upstream:
     def answer(self, body: dict[str, Any]) -> tuple[int, Any]:
         self.requests += 1
         fault = self.rng.choice(FAULT_KINDS) if self.rng.random() < self.fault_rate else None
-        if fault in ("500", "503"):
+        if fault in ("500", "502", "503", "429"):
             return int(fault), {"error": "injected"}
         if fault == "html":
             return 502, "<html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -98,12 +106,15 @@ class Upstream:
             raise requests.exceptions.ConnectionError("Connection reset by peer")
         if fault == "malformed":
             return 200, {"data": None}
-        rows = sorted(self.listed.values(), key=lambda a: -a.time)
+        everything = sorted(self.listed.values(), key=lambda a: -a.time)
+        rows = everything
         min_time = body.get("minTime")
         if min_time is not None:
             rows = [a for a in rows
                     if (a.time <= min_time if self.inclusive else a.time < min_time)]
         page, rest = rows[: body["count"]], rows[body["count"]:]
+        if fault == "repeat_boundary" and min_time is not None:
+            page = [a for a in everything if a not in rows][-2:] + page
         asked = min_time if min_time is not None else self.epoch + self.clock + 1
         if fault == "wrong_shape":
             return 200, {"followingList": [a.name for a in page], "hasMore": "yes"}
@@ -111,6 +122,9 @@ class Upstream:
             # An empty page that claims more, with a cursor that moves on (below the watermark).
             return 200, {"followingList": [], "hasMore": True, "maxCursor": asked,
                          "minCursor": asked - self.rng.randint(1, 40), "total": len(self.listed)}
+        if fault == "empty":  # an empty page that claims more, its cursors where it was asked
+            return 200, {"followingList": [], "hasMore": True, "maxCursor": asked,
+                         "minCursor": asked, "total": len(self.listed)}
         entries = [{"user": dict(a.user), "stats": {"followerCount": 1}} for a in page]
         if fault == "stuck_cursor":
             # The real page, but a next cursor that does not move (the stand-in's STALL).
@@ -120,9 +134,12 @@ class Upstream:
         if not page:
             return 200, {"followingList": [], "hasMore": False, "maxCursor": 0, "minCursor": 0,
                          "total": len(self.listed)}
-        return 200, {"followingList": entries, "hasMore": bool(rest),
-                     "maxCursor": page[0].time, "minCursor": page[-1].time,
-                     "total": len(self.listed)}
+        newest = page[0].time
+        if fault == "far_cursor":  # a year ahead of the page's newest follow
+            newest += YEAR_S * (1 if newest < 10**11 else 1000)
+        payload = {"followingList": entries, "hasMore": bool(rest), "maxCursor": newest,
+                   "minCursor": page[-1].time, "total": len(self.listed)}
+        return 200, Truncated(payload) if fault == "truncate" else payload
 
 
 @dataclass
@@ -240,11 +257,14 @@ def test_the_model_injects_each_fault_kind_as_the_connector_sees_it(kind: str) -
     try:
         page = client.fetch_page(HANDLE, count=5)
     except connector.ConnectorError as err:
-        assert kind in ("malformed", "wrong_shape", "html", "reset", "500", "503"), err
+        assert kind in ERROR_FAULTS, err
         return
-    assert kind in ("stuck_cursor", "empty_more")
-    assert page.has_more is True
-    assert (page.entries == []) == (kind == "empty_more")
+    assert kind not in ERROR_FAULTS
+    assert (page.entries == []) == (kind in ("empty", "empty_more"))
+    if kind in ("stuck_cursor", "empty", "empty_more"):
+        assert page.has_more is True
+    if kind == "far_cursor":
+        assert page.max_cursor > upstream.epoch + upstream.clock + YEAR_S // 2
 
 
 # The same promise through the stand-in, over HTTP, with the stand-in's own faults. Fewer
@@ -252,7 +272,9 @@ def test_the_model_injects_each_fault_kind_as_the_connector_sees_it(kind: str) -
 
 STANDIN_FAULTS = {
     "malformed": "malformed", "wrong_shape": "wrong_shape", "html": "html", "reset": "reset",
-    "stuck_cursor": "stall", "empty_more": "empty_advancing", "500": "500", "503": "503",
+    "truncate": "truncate", "stuck_cursor": "stall", "empty": "empty",
+    "empty_more": "empty_advancing", "repeat_boundary": "repeat", "far_cursor": "far_cursor",
+    "500": "500", "502": "502", "503": "503", "429": "429",
 }
 STANDIN_HISTORIES = max(1, HISTORIES // 10)
 

@@ -471,7 +471,7 @@ def test_a_block_of_accounts_that_does_not_decode_is_damage(world):
 def test_state_is_versioned_json_that_round_trips(world):
     world.poll()
     state = world.state
-    assert state["v"] == 1 and state["trigger"] == OPERATION
+    assert state["v"] == 2 and state["trigger"] == OPERATION
     parsed = UnfollowState.from_json(json.dumps(state))
     assert parsed.to_json() == state
     keys = {identity(u) for u in world.standin.following(HANDLE)}
@@ -506,3 +506,71 @@ def test_many_accounts_pushed_below_the_cap_start_a_full_read_that_drops_them(mo
         assert result.meta["fullRead"] is True and result.items == []
         assert result.meta["tracked"] == 40 and result.meta["unlisted"] == 8
         assert world.poll().meta["requests"] == 1
+
+
+def test_the_issue_18_history_at_the_depth_cap_emits_only_the_unfollow():
+    # Page size 5, depth cap 20: follows push the 5 oldest below the cap, still followed.
+    with StandIn(api_keys=(API_KEY,), depth_cap=20) as standin:
+        standin.add_account(HANDLE, 20)
+        world = Poller(standin, {"apiKey": API_KEY, "baseUrl": standin.url}, count=5)
+        world.poll()
+        new = standin.follow_many(HANDLE, 5)
+        standin.unfollow(HANDLE, new[2]["id"])
+        assert world.poll().items == []
+        listed = standin.following(HANDLE)
+        standin.unfollow(HANDLE, listed[8]["id"])  # listed
+        standin.unfollow(HANDLE, listed[22]["id"])  # below the cap
+        world.poll()
+        world.poll()
+        assert world.emitted == [listed[8]["uniqueId"]]
+
+
+def test_a_read_the_depth_cap_overtakes_between_polls_emits_no_account_still_followed():
+    # A read spread over polls (a budget of 2 pages of 5) goes on from where it stopped; new
+    # follows meanwhile push that place below the depth cap, so the next page there is empty.
+    # That is where the upstream stops listing, not where the list ends: the accounts the read
+    # had not reached yet are out of sight, not unfollowed, and are counted.
+    with StandIn(api_keys=(API_KEY,), depth_cap=20) as standin:
+        standin.add_account(HANDLE, 20)
+        world = Poller(standin, {"apiKey": API_KEY, "baseUrl": standin.url}, count=5,
+                       maxPages=2)
+        world.poll(maxPages=10)
+        standin.follow_many(HANDLE, 5)  # user1-5 now below the cap
+        assert world.poll().items == []
+        standin.unfollow(HANDLE, "user14")  # listed
+        standin.unfollow(HANDLE, "user2")  # below the cap
+        assert world.poll().meta["readingList"] is True  # short by 2: a read begins
+        standin.follow_many(HANDLE, 10)  # the read's place (below user16) is now below the cap
+        metas = [world.poll().meta for _ in range(4)]
+        followed = {u["uniqueId"] for u in standin.following(HANDLE)}
+        assert not set(world.emitted) & followed, f"emitted while followed: {world.emitted}"
+        # user14 was unfollowed where the read could see it, but by the time the read got
+        # there its place was below the cap too: it cannot be told from user13 and user15.
+        assert world.emitted == []
+        ended = next(m for m in metas if m["fullRead"])
+        assert ended["droppedAtCap"] == 15 and ended["unfoundUnfollows"] == 2
+        assert any("out of sight" in w for w in ended["warnings"])
+        assert ended["tracked"] == 20 and ended["unlisted"] == len(followed) - 20
+        assert world.poll().meta["requests"] == 1  # and the count agrees again
+
+
+def test_a_read_whose_tail_is_unfollowed_between_polls_reads_again_and_loses_nothing(
+    standin, creds
+):
+    # The same empty page as above, on a list that never reached the depth cap: the accounts
+    # below the read's place were unfollowed while it went on over polls. One read from the
+    # top tells that end from the cap, and finds them gone.
+    standin.add_account(HANDLE, 20)
+    world = Poller(standin, creds, count=5, maxPages=2)
+    world.poll(maxPages=10)
+    standin.unfollow(HANDLE, "user3")
+    assert world.poll().meta["readingList"] is True  # short by 1; read down to user11
+    tail = [f"user{n}" for n in (10, 9, 8, 7, 6, 5, 4, 2, 1)]
+    for gone in tail:
+        standin.unfollow(HANDLE, gone)
+    again = world.poll()  # the read's next page is empty: the end, or the cap?
+    assert any("again from the top" in w for w in again.meta["warnings"])
+    assert again.items == [] and again.meta["readingList"] is True
+    world.poll()
+    assert sorted(world.emitted) == sorted([*tail, "user3"])
+    assert world.poll().meta["requests"] == 1

@@ -14,15 +14,25 @@ from typing import Any
 
 #: Values that mean "no further page": the end of the list, or its depth cap.
 DEAD = (None, 0, -1, "0", "-1", "")
+#: The dead values that mean the depth cap rather than the end of the list.
+CAP = (-1, "-1")
 #: Cursors are times: anything past this many digits is damage, not a cursor.
 MAX_DIGITS = 19
 #: Below this a cursor is taken to be in seconds (10**11 s is the year 5138).
 _SECONDS_BELOW = 10**11
+#: A follow time this far past the clock is damage, not a time (clocks differ by seconds).
+CLOCK_SLACK_MS = 86_400_000
 
 
 def is_dead(cursor: Any) -> bool:
     """Whether `cursor` ends the list (missing, 0 or -1) instead of pointing into it."""
     return cursor in DEAD and not isinstance(cursor, bool)
+
+
+def is_cap(cursor: Any) -> bool:
+    """Whether `cursor` is the upstream's depth cap (-1): it stops listing there, though the
+    list may go on."""
+    return cursor in CAP and not isinstance(cursor, bool)
 
 
 def is_cursor(value: Any) -> bool:
@@ -44,8 +54,30 @@ def is_cursor(value: Any) -> bool:
 
 
 def _ms(cursor: Any) -> int | float:
-    value = int(cursor) if isinstance(cursor, str) else cursor
+    value = _number(cursor)
     return value * 1000 if abs(value) < _SECONDS_BELOW else value
+
+
+def future(cursor: Any, now_ms: int) -> bool:
+    """Whether the live cursor `cursor` lies more than a day past `now_ms` (epoch ms): no
+    follow happened then, so it is damage (a unit mixed up, say)."""
+    return _ms(cursor) > now_ms + CLOCK_SLACK_MS
+
+
+def in_unit_of(cursor: Any, ref: Any) -> Any:
+    """The live cursor `cursor` in the unit of the live cursor `ref`, rounded down (never
+    later): a cursor sent back as minTime must be in the unit the upstream pages in, which is
+    that of the `minCursor`s it hands out."""
+    seconds = abs(_number(cursor)) < _SECONDS_BELOW
+    if seconds == (abs(_number(ref)) < _SECONDS_BELOW):
+        return cursor
+    whole = int(_number(cursor))
+    out = whole * 1000 if seconds else whole // 1000
+    return str(out) if isinstance(cursor, str) else out
+
+
+def _number(cursor: Any) -> int | float:
+    return int(cursor) if isinstance(cursor, str) else cursor
 
 
 def at_or_below(cursor: Any, bound: Any) -> bool:

@@ -1,9 +1,11 @@
 """The pager: follows `minCursor` -> `minTime` down the list, with guards against every loop.
 
 The upstream may repeat accounts at page boundaries, answer `hasMore: true` forever with the
-same cursor or with empty pages, hand back cursors that do not move, and ends at a depth cap
-with a -1 cursor. Each of those ends the walk instead of spending credits in a loop, and says
-why in `stop_reason`. A walk can also be told where to stop: at the first page that reaches the
+same cursor or with empty pages, hand back cursors that do not move, and stops listing at a
+depth cap with a -1 cursor. Each of those ends the walk instead of spending credits in a loop,
+and says why in `stop_reason`: the list's end (nothing more to list) and the depth cap (more that
+cannot be listed) are different reasons, because what the walk did not reach means different
+things for them. A walk can also be told where to stop: at the first page that reaches the
 cursor `stop` (a follow time the caller already knows).
 """
 
@@ -17,8 +19,9 @@ from .http import Page
 from .items import identity
 
 # Why a walk ended. The list's own ends:
-END = "end"  # hasMore false or null
-NO_CURSOR = "no_cursor"  # minCursor missing, 0 or -1 (the depth cap)
+END = "end"  # hasMore false or null: the upstream says the list ends here
+DEPTH_CAP = "depth_cap"  # minCursor -1: the upstream stops listing here; the list may go on
+NO_CURSOR = "no_cursor"  # hasMore true, but minCursor missing or 0: nowhere to go on from
 REACHED = "reached"  # the page reached the `stop` cursor
 # The caller's caps: `next_cursor` says where to go on from.
 MAX_PAGES = "max_pages"
@@ -135,7 +138,9 @@ class Pager:
     def _stop_after(self, page: Page, cursor: Any, fresh: list, truncated: bool) -> str | None:
         """Why the walk must end after this page, or None to go on."""
         if not page.entries:
-            return EMPTY_PAGE if page.has_more else END
+            if page.has_more:
+                return EMPTY_PAGE
+            return DEPTH_CAP if cursors.is_cap(page.min_cursor) else END
         if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, cursor):
             return BAD_CURSOR
         if not fresh:
@@ -149,6 +154,8 @@ class Pager:
             return REACHED
         # The list's own ends come before the caller's caps: a cap may only claim there is
         # more (and hand out min_cursor to resume from) when min_cursor is a usable cursor.
+        if cursors.is_cap(nxt):
+            return DEPTH_CAP  # whatever hasMore says
         if page.has_more is not True:
             return END
         if cursors.is_dead(nxt):

@@ -48,15 +48,16 @@ def run(
         if prior is not None:
             poll.warnings.append(f"the state was for @{prior.handle}; started a new baseline "
                                  f"for @{handle}")
-        watermark, entries = poll.baseline()
-        new_state = TriggerState(handle=handle, watermark=watermark,
+        watermark, base, entries = poll.baseline()
+        new_state = TriggerState(handle=handle, watermark=watermark, base=base,
                                  known=Memory().remember(identity(e) for e in entries))
         emit = inputs.get("firstRun") == "emitRecent"
         items = [flatten(e) for e in reversed(entries)] if emit else []
     else:
-        step = poll.advance(prior.watermark, prior.gaps, prior.known)
-        new_state = TriggerState(handle=prior.handle, watermark=step.watermark,
-                                 known=prior.known.remember(step.remembered), gaps=step.gaps)
+        step = poll.advance(prior.watermark, prior.gaps, prior.known, prior.base)
+        new_state = TriggerState(handle=prior.handle, watermark=step.watermark, base=step.base,
+                                 known=prior.known.remember(step.remembered, step.touched),
+                                 gaps=step.gaps)
         items = step.items
     return Result(items=items, state=new_state.to_json(),
                   meta=poll.meta(handle, new_follows=len(items), gaps=new_state.gaps))

@@ -35,10 +35,11 @@ from ..core import cursors
 from ..core.errors import ConnectorError, StateError
 from ..core.http import Page, PageSource, list_reader
 from ..core.items import flatten, identity
-from ..core.pagination import END, GUARDS, NO_CURSOR, Pager
+from ..core.pagination import DEPTH_CAP, END, GUARDS, NO_CURSOR, Pager, PageRead
 from .results import CREDITS_PER_REQUEST, Result
 from .roster import FIELDS, Account, Roster
 from .state import (
+    _GAP_FIELDS,
     _RESTORE,
     GAP_LIMIT,
     MAX_TRIES,
@@ -47,6 +48,7 @@ from .state import (
     _check_cursor,
     _gap,
     backoff,
+    check_fields,
     check_handle,
     check_version,
     parse_object,
@@ -56,7 +58,8 @@ from .walk import _GUARD_TEXT, PollRun
 KEY = "account_unfollowed"
 #: The kind of event this trigger's items are, in the outbox and on webhooks.
 EVENT = "unfollowed"
-STATE_VERSION = 1
+#: 2 adds the watermark's `base` (walk.py), and a scan's `recheck`.
+STATE_VERSION = 2
 DEFAULT_BUDGET = 50
 DEFAULT_RECONCILE = 96
 #: A roster larger than this is damage: the upstream lists about 5,000 accounts, and a full
@@ -68,8 +71,12 @@ TRACK_LIMIT = 10_000
 #: A list that ends (hasMore false, a live cursor) this deep while the count says it goes on is
 #: taken to have reached the depth cap (about 5,000) rather than its end.
 DEPTH_NEAR = 4000
-#: Polls a failed read waits at most before it is tried again.
-_DEAD_CAP = (-1, "-1")
+
+#: `_Poll._reach`: the read listed the whole list.
+_WHOLE = object()
+#: What a read that ends where the list may go on was answered.
+_END_TEXT = {NO_CURSOR: "a page with no cursor to go on from",
+             END: "an empty page below where it had listed"}
 
 # Why a read of the list runs.
 BASELINE = "baseline"  # the first poll: learn the list, emit nothing
@@ -127,6 +134,9 @@ class Scan:
     polls: int = 0
     tries: int = 0
     wait: int = 0
+    #: This read reads the list again because the last one ended where it could not tell
+    #: the list's end from a place where the upstream stops listing.
+    recheck: bool = False
 
     def failed(self, cursor: Any) -> None:
         """The upstream broke the read off at `cursor`: go on from there after 1, 2, 4 ...
@@ -135,22 +145,30 @@ class Scan:
         self.tries, self.wait = backoff(self.tries)
 
     def to_json(self) -> dict[str, Any]:
-        return {"from": self.cursor, "mode": self.mode, "began": self.began,
-                "polls": self.polls, "tries": self.tries, "wait": self.wait}
+        out = {"from": self.cursor, "mode": self.mode, "began": self.began,
+               "polls": self.polls, "tries": self.tries, "wait": self.wait}
+        if self.recheck:
+            out["recheck"] = True
+        return out
 
     @classmethod
-    def from_json(cls, raw: Any) -> Scan:
+    def from_json(cls, raw: Any, version: int = STATE_VERSION) -> Scan:
         if not isinstance(raw, dict) or raw.get("mode") not in MODES:
             raise StateError(f"state is damaged: 'scan' must be null or an object with a mode "
                              f"({', '.join(MODES)}); {_RESTORE}")
+        check_fields(raw, _SCAN_FIELDS[version], "the scan")
         _check_cursor(raw.get("from"), "scan 'from'")
         numbers = [raw.get(k, 0) for k in ("began", "polls", "tries", "wait")]
         if not all(type(n) is int and 0 <= n < 2**53 for n in numbers):
             raise StateError(f"state is damaged: the scan's counters must be whole numbers; "
                              f"{_RESTORE}")
         began, polls, tries, wait = numbers
+        recheck = raw.get("recheck", False)
+        if not isinstance(recheck, bool):
+            raise StateError(f"state is damaged: the scan's 'recheck' must be true or false; "
+                             f"{_RESTORE}")
         return cls(raw.get("from"), raw["mode"], began, polls, min(tries, MAX_TRIES),
-                   min(wait, MAX_WAIT))
+                   min(wait, MAX_WAIT), recheck)
 
 
 @dataclass
@@ -162,6 +180,8 @@ class UnfollowState:
     watermark: Any = None
     gaps: list[Gap] = field(default_factory=list)
     roster: Roster = field(default_factory=Roster)
+    #: A cursor at or below the watermark that the upstream handed out (walk.py).
+    base: Any = None
     #: Accounts the count includes that cannot be listed (beyond the depth cap, hidden);
     #: negative when the count runs behind the list.
     offset: int = 0
@@ -181,6 +201,7 @@ class UnfollowState:
             "trigger": KEY,
             "handle": self.handle,
             "watermark": self.watermark,
+            "base": self.base,
             "gaps": [g.to_json() for g in self.gaps],
             "offset": self.offset,
             "sinceFull": self.since_full,
@@ -199,9 +220,11 @@ class UnfollowState:
             raise StateError(f"state was not written by the Account Unfollowed trigger (it "
                              f"has no \"trigger\": \"{KEY}\"); pass the state this trigger "
                              f"returned, or null to start a new baseline")
-        check_version(data.get("v"), STATE_VERSION)
+        version = check_version(data.get("v"), STATE_VERSION)
+        check_fields(data, _FIELDS[version], "the state")
         handle = check_handle(data.get("handle"))
         _check_cursor(data.get("watermark"), "watermark")
+        _check_cursor(data.get("base"), "base")
         raw_gaps = data.get("gaps", [])
         if not isinstance(raw_gaps, list) or len(raw_gaps) > GAP_LIMIT:
             raise StateError(f"state is damaged: 'gaps' must be a list of at most {GAP_LIMIT}; "
@@ -221,11 +244,20 @@ class UnfollowState:
         except ValueError as exc:
             raise StateError(f"state is damaged: 'accounts' does not decode ({exc}); "
                              f"{_RESTORE}") from None
-        return cls(handle=handle, watermark=data.get("watermark"),
-                   gaps=[_gap(g) for g in raw_gaps], roster=roster,
+        gap_fields = _GAP_FIELDS if version >= 2 else _GAP_FIELDS - {"base"}
+        return cls(handle=handle, watermark=data.get("watermark"), base=data.get("base"),
+                   gaps=[_gap(g, gap_fields) for g in raw_gaps], roster=roster,
                    offset=numbers["offset"], since_full=numbers["sinceFull"],
                    short_scans=numbers["shortScans"], capped=capped, clock=numbers["clock"],
-                   scan=Scan.from_json(raw_scan) if raw_scan is not None else None)
+                   scan=Scan.from_json(raw_scan, version) if raw_scan is not None else None)
+
+
+#: The fields each version of this state has, and of its scan: any other is refused.
+_FIELDS = {1: {"v", "trigger", "handle", "watermark", "gaps", "offset", "sinceFull",
+               "shortScans", "capped", "clock", "scan", "accounts"}}
+_FIELDS[2] = _FIELDS[1] | {"base"}
+_SCAN_FIELDS = {1: {"from", "mode", "began", "polls", "tries", "wait"}}
+_SCAN_FIELDS[2] = _SCAN_FIELDS[1] | {"recheck"}
 
 
 class _Pages:
@@ -280,8 +312,8 @@ class _Poll:
         """First poll: learn the list (as much as the budget reads now, the rest next polls);
         nothing is emitted."""
         self.baselined = True
-        watermark, _ = self.walk.baseline()
-        state = UnfollowState(handle=handle, watermark=watermark, clock=self.now)
+        watermark, base, _ = self.walk.baseline()
+        state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
         self._merge_all(state.roster)
         self.total = self.pages.total()
         self.check = BASELINE
@@ -293,8 +325,8 @@ class _Poll:
         """Every poll after the first: new follows, the check, and the read if one is due."""
         state.clock = self.now
         state.since_full += 1
-        step = self.walk.advance(state.watermark, state.gaps, state.roster)
-        state.watermark, state.gaps = step.watermark, step.gaps
+        step = self.walk.advance(state.watermark, state.gaps, state.roster, state.base)
+        state.watermark, state.gaps, state.base = step.watermark, step.gaps, step.base
         self._merge_all(state.roster)
         caught_up = self.walk.top_done and not state.gaps
         total = self.total = self.pages.total()
@@ -348,6 +380,19 @@ class _Poll:
         scan = state.scan
         assert scan is not None
         scan.polls += 1
+        try:
+            while not self._read_on(state, scan, target):
+                # It ended where it could not tell the list's end from where the upstream
+                # stops listing: read again from the top (pages this poll read are reused).
+                scan = state.scan
+                assert scan is not None
+                scan.polls += 1
+                target = None
+        finally:
+            self._emit()
+
+    def _read_on(self, state: UnfollowState, scan: Scan, target: int | None) -> bool:
+        """`_read`'s pages; False when the read is to begin again from the top."""
         pager = Pager(self._fetch_for_read, start=scan.cursor)
         found = 0
         try:
@@ -357,25 +402,23 @@ class _Poll:
                 self._merge(state.roster, read.cursor, read.page)
                 if reason in GUARDS:
                     self._read_failed(scan, read.cursor, _GUARD_TEXT[reason])
-                    return
+                    return True
                 scan.tries = 0  # the read moves on
-                if reason in (END, NO_CURSOR):
-                    self._finish(state, read.page, read.cursor, target, found)
-                    return
+                if reason in (END, NO_CURSOR, DEPTH_CAP):
+                    return self._finish(state, read, reason, target, found)
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
                     found += self._judge(state, scan, read.page.min_cursor)
                 if target is not None and found >= target:
                     state.scan = None  # as many gone as the count said: the rest is as it was
-                    return
+                    return True
         except _Spent:
             scan.cursor = pager.next_cursor
         except ConnectorError as err:
             if not err.transient:
                 raise
             self._read_failed(scan, pager.next_cursor, err.message)
-        finally:
-            self._emit()
+        return True
 
     def _fetch_for_read(self, cursor: Any) -> Page:
         page = self.pages.by_cursor.get(cursor)
@@ -394,25 +437,33 @@ class _Poll:
             self.gone.append(state.roster.remove(key))
         return len(gone)
 
-    def _finish(self, state: UnfollowState, page: Page, cursor: Any, target: int | None,
-                found: int) -> None:
-        """The read reached the end of the list or the depth cap: whatever it did not list is
-        gone, or, below the cap, out of sight; the count's offset is synced again."""
+    def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
+                found: int) -> bool:
+        """The read reached the end of the list, or where the upstream stops listing: whatever
+        it did not list, and whose place it passed, is gone; an account whose place it may not
+        have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
+        The count's offset is synced again. Returns False, changing nothing but the read, when
+        the read must begin again to tell the list's end from where the upstream stops."""
         scan = state.scan
         assert scan is not None
         roster, total = state.roster, self.total
-        capped = page.min_cursor in _DEAD_CAP
         listed = sum(1 for _, a in roster if a.seen >= scan.began)
-        if not capped and total is not None and total > listed >= DEPTH_NEAR:
-            capped = True  # hasMore false this deep while the count goes on: the depth cap
+        reach, capped, unsure = self._reach(read, reason, listed)
+        if unsure and not scan.recheck and not state.capped and scan.mode != BASELINE:
+            # The list was not known to reach the depth cap: its tail may have been unfollowed
+            # while the read went on over several polls. One read from the top tells (a
+            # second that ends so drops what it did not reach).
+            self.walk.warnings.append(
+                f"the read of the list ended on {_END_TEXT[reason]}, where the list may go "
+                f"on: it reads the list again from the top to tell its end from the depth cap")
+            state.scan = Scan(None, FULL, began=self.now, recheck=True)
+            return False
         for key, account in roster:
             if account.seen >= scan.began:
                 continue
-            # Above the last page's minTime the read listed everything there is; below it,
-            # at the cap, an account may simply be out of reach.
-            sure = not capped or (account.bound is not None and not cursors.is_dead(cursor)
-                                  and cursors.below(cursor, account.bound))
-            if sure and scan.mode != BASELINE:
+            gone = reach is _WHOLE or (reach is not None and account.bound is not None
+                                       and cursors.below(reach, account.bound))
+            if gone and scan.mode != BASELINE:
                 self.gone.append(roster.remove(key))
                 found += 1
             else:
@@ -436,15 +487,46 @@ class _Poll:
             self.walk.warnings.append(
                 f"the list is deeper than the upstream lists (its depth cap, about 5,000): "
                 f"unfollows of the {max(state.offset, 0)} oldest follows cannot be seen")
-            if target is not None and found < target:
-                self.unfound = target - found
-                self.walk.warnings.append(
-                    f"the count shows {self.unfound} more unfollows than the list does: they "
-                    f"are below the depth cap, where they cannot be seen")
-        state.capped = capped
+        elif unsure and self.dropped:
+            self.walk.warnings.append(
+                f"the read of the list ended on {_END_TEXT[reason]}, where the list may go on "
+                f"(new follows may have pushed the rest below the depth cap): the "
+                f"{self.dropped} accounts it did not reach are out of sight, not taken for "
+                f"unfollows")
+        if reach is not _WHOLE and target is not None and found < target:
+            self.unfound = target - found
+            self.walk.warnings.append(
+                f"the count shows {self.unfound} more unfollows than the list does: they "
+                f"are below {'the depth cap' if capped else 'where the read could list'}, "
+                f"where they cannot be seen")
+        if not unsure:
+            state.capped = capped
         state.scan = None
         state.since_full = 0
         self.full_read = True
+        return True
+
+    def _reach(self, read: PageRead, reason: str, listed: int) -> tuple[Any, bool, bool]:
+        """How far down the read that ends with `read` has listed everything: (the follow time
+        it listed everything above, or _WHOLE for the whole list, or None for nothing beyond
+        what it listed; whether the upstream's depth cap stopped it; whether it cannot tell the
+        list's end from a place where the upstream stopped listing)."""
+        page, cursor = read.page, read.cursor
+        if reason == DEPTH_CAP:
+            # The last page lists follows at or before `cursor`, down to the cap: an account
+            # placed above `cursor` was listed if it is still followed.
+            return cursor, True, False
+        if reason == NO_CURSOR or (not page.entries and cursor is not None):
+            # No cursor to go on from, or an empty page below where the read had listed (a
+            # read over several polls whose place the depth cap overtook answers so, as does
+            # a list whose tail was unfollowed meanwhile): what lies below is not known.
+            return cursor, False, True
+        total = self.total
+        if total is not None and total > listed >= DEPTH_NEAR:
+            # hasMore false this deep while the count goes on: the depth cap.
+            live = not cursors.is_dead(page.min_cursor)
+            return (page.min_cursor if live else cursor), True, False
+        return _WHOLE, False, False
 
     def _read_failed(self, scan: Scan, cursor: Any, why: str) -> None:
         scan.failed(cursor)

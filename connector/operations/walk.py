@@ -12,6 +12,7 @@ the newest follows are always read first so they never starve behind a backlog.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,16 @@ from ..core import cursors
 from ..core.errors import ConnectorError, ResponseFormatError
 from ..core.http import Page
 from ..core.items import flatten, identity, is_stable
-from ..core.pagination import END, GUARDS, MAX_PAGES, NO_CURSOR, REACHED, Pager, PageRead
+from ..core.pagination import (
+    DEPTH_CAP,
+    END,
+    GUARDS,
+    MAX_PAGES,
+    NO_CURSOR,
+    REACHED,
+    Pager,
+    PageRead,
+)
 from .results import CREDITS_PER_REQUEST
 from .state import GAP_LIMIT, Gap
 
@@ -43,6 +53,10 @@ class Advance:
     gaps: list[Gap]
     items: list[dict[str, Any]]
     remembered: list[str]
+    #: A cursor at or below the watermark that the upstream handed out (see `PollRun.advance`).
+    base: Any = None
+    #: The identities on the pages read: to be kept in memory over older ones.
+    touched: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -62,18 +76,25 @@ class _RangeRead:
     error: ConnectorError | None = None
     #: The walk ended at the upstream's depth cap without reaching its stop.
     at_cap: bool = False
+    #: A page that reached the stop held only new follows: the stop was ahead of the list.
+    ahead: bool = False
 
 
 class PollRun:
     """One poll: a page budget shared by its walks, and what it cost."""
 
-    def __init__(self, fetch: Callable[[Any], Page], *, budget: int) -> None:
+    def __init__(self, fetch: Callable[[Any], Page], *, budget: int,
+                 now_ms: int | None = None) -> None:
         self._fetch_page = fetch
         self.remaining = budget
+        #: Now (epoch ms): no follow time lies in the future.
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         self.pages = 0
         self.attempts = 0
         self.last_page: Page | None = None
         self.warnings: list[str] = []
+        #: The identities on the pages this poll's walks read: the accounts it has just seen.
+        self.touched: set[str] = set()
         self.baselined = False
         #: Whether this poll read every new follow down to the watermark.
         self.top_done = True
@@ -91,8 +112,8 @@ class PollRun:
         page = self.fetch(None)
         return [flatten(e) for e in reversed(unique(page.entries)[:TEST_ITEMS])]
 
-    def baseline(self) -> tuple[Any, list[dict[str, Any]]]:
-        """First poll: the top of the list, as (watermark, its entries once each)."""
+    def baseline(self) -> tuple[Any, Any, list[dict[str, Any]]]:
+        """First poll: the top of the list, as (watermark, base, its entries once each)."""
         self.baselined = True
         page = self.fetch(None)
         if (page.has_more and not page.entries) or not cursors.consistent(
@@ -101,10 +122,15 @@ class PollRun:
             raise ResponseFormatError("the upstream's first page was unusable for a baseline "
                                       "(empty, or with contradicting cursors); nothing was "
                                       "saved, the next poll tries again")
-        return newest_cursor(page), unique(page.entries)
+        watermark = self._newest(page, None)
+        if watermark is None and page.entries:
+            raise ResponseFormatError("the upstream's first page had no usable cursor for a "
+                                      "baseline (none, or in the future); nothing was saved, "
+                                      "the next poll tries again")
+        return watermark, base_cursor(page, self.now_ms), unique(page.entries)
 
-    def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str]
-                ) -> Advance:
+    def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
+                base: Any = None) -> Advance:
         """Every poll after the first: read new follows, then the backlog, within the budget.
 
         Each walk reads a range of the list from its start down to a follow time already
@@ -112,12 +138,33 @@ class PollRun:
         that reaches the stop also holds old ones; there an account the trigger knows, or saw
         earlier in the walk, is an anchor: unknown accounts before the last anchor are new (the
         list is ordered by follow time). Unknown accounts after it are new or old follows never
-        seen: one request at the lowest stop of all (`floor`) lists the old ones, which are then
-        remembered, and the rest are new. The top walk reads from the newest follow down to the
-        watermark; gaps, oldest first, read what earlier polls could not. A range whose read
-        the upstream broke off is kept and tried again later; only the depth cap ends one.
+        seen: one request at the lowest stop of all (`floor`, or the base when lower) lists the
+        old ones, which are then remembered, and the rest are new. The top walk reads from the
+        newest follow down to the watermark; gaps, oldest first, read what earlier polls could
+        not. A range whose read the upstream broke off is kept and tried again later; only the
+        depth cap ends one.
+
+        The watermark comes from a page's `maxCursor`, which nothing else on the page vouches
+        for: one far ahead of the list would make a page of new follows look like the page
+        that reaches it. `base` (the oldest follow on the newest page when the watermark was
+        taken, a cursor the upstream handed out for paging, at or below the watermark) keeps
+        that from losing anything. When the list's newest follow is older than the watermark,
+        the top walk reads down to `base` instead (no follow lies above the list's newest: the
+        watermark is ahead of the list, or the follows just below it were unfollowed; the
+        accounts between `base` and the watermark are remembered), and when it finds that
+        newest follow new, the watermark was ahead and is lowered to it. Old follows are
+        checked for at `base` when it is lower than the stops (which a maxCursor ahead of the
+        list can lift, and `base` not), and a page that reaches a stop without an account the
+        trigger knows and holds no old follow lies above the known follows: the walk goes on
+        down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
+        far, and a warning says when it was seen. This relies on the accounts of the newest
+        page being remembered: the memory keeps the accounts a poll has just seen (see
+        state.Memory). (An upstream that pages "before" minTime, not "at or before" it, and
+        cuts a page between follows of the very same second could make one of those look new
+        at such a check: an old follow emitted, never a new one lost.)
         """
         known = _Known(remembered)
+        self.touched.clear()
         floor = cursors.lowest([watermark, *(g.stop for g in prior_gaps)])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
         # (waiting out a failure, or no budget left) keeps its place.
@@ -125,7 +172,8 @@ class PollRun:
         due: list[int] = []
         for i, gap in enumerate(prior_gaps):
             if gap.wait > 0:
-                slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check))
+                slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check,
+                                 gap.base))
             else:
                 slots.append(gap)
                 due.append(i)
@@ -136,7 +184,11 @@ class PollRun:
             gap = prior_gaps[i]
             if self.remaining < 1:
                 return
-            walk = self._walk(gap.start, gap.stop, self.remaining, known, floor, gap)
+            stop = gap.stop
+            if gap.base is not None and gap.start is not None and not cursors.below(stop,
+                                                                                  gap.start):
+                stop = gap.base  # a range that ends above where it begins: a stop ahead
+            walk = self._walk(gap.start, stop, self.remaining, known, floor, gap, gap.base)
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
@@ -156,7 +208,7 @@ class PollRun:
             # With a backlog due, one page of the budget is kept for it, so it always advances.
             reserve = 1 if any(i not in found for i in due) else 0
             top = self._walk(None, watermark, max(1, self.remaining - reserve), known,
-                             floor, None)
+                             floor, None, base)
             found[-1] = top.new
             proven_old.extend(top.old)
             known.update(k for k, _ in top.new)
@@ -164,11 +216,24 @@ class PollRun:
             self.top_done = top.left is None
             if top.left is None or top.left.start is not None:
                 top_gap = top.left
-                newest = newest_cursor(top.first_page, fallback=watermark)
+                newest = self._newest(top.first_page, watermark)
                 # Never lower: when unfollows emptied the top, new follows still come above it.
+                # Unless the walk showed the watermark to be ahead of the list: the list's
+                # newest follow, older than the watermark, is new.
+                first = top.first_page
+                newest_is_new = first is not None and first.entries and any(
+                    k == identity(first.entries[0]) for k, _ in top.new)
                 if watermark is None or (newest is not None
                                          and cursors.below(watermark, newest)):
                     watermark = newest
+                elif (top.ahead or newest_is_new) and newest is not None \
+                        and cursors.below(newest, watermark):
+                    self.warnings.append(
+                        f"the watermark {watermark} was ahead of the list (a page's maxCursor "
+                        f"far ahead of its follows): a page at or below it held only new "
+                        f"follows; lowered to {newest}, the newest follow's time")
+                    watermark = newest
+                base = base_cursor(top.first_page, self.now_ms, base)
             # else the newest page itself is left: the next poll's top walk reads it again,
             # from the same watermark.
         for i in oldest_first:
@@ -179,39 +244,87 @@ class PollRun:
         order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
         new_keys = [k for i in reversed(order) for k, _ in found[i]]
         items = [flatten(e) for i in order for _, e in reversed(found[i])]
-        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)])
+        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
+                       self.touched)
+
+    def _newest(self, page: Page | None, fallback: Any) -> Any:
+        """The watermark a page offers (see newest_cursor), and a warning when its maxCursor
+        could not be taken for one."""
+        if page is not None and page.entries and not cursors.is_dead(page.max_cursor) \
+                and cursors.future(page.max_cursor, self.now_ms):
+            self.warnings.append(f"the newest page's maxCursor {page.max_cursor} lies in the "
+                                 f"future: not taken for the newest follow's time")
+        return newest_cursor(page, fallback, now_ms=self.now_ms)
 
     def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
-              gap: Gap | None) -> _RangeRead:
+              gap: Gap | None, base: Any) -> _RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
-        ends), within `pages` pages; `gap` is the range being read, None for the top walk."""
+        ends), within `pages` pages; `gap` is the range being read, None for the top walk.
+        `floor`: where old follows are checked for; `base`: a cursor at or below `stop` the
+        upstream handed out, or None (see `advance`)."""
         walk = _RangeRead()
-        pager = Pager(self.fetch, start=start, stop=stop, max_pages=pages)
         tries = gap.tries if gap is not None else 0
-        try:
-            for read in pager:
-                reason = pager.stop_reason
-                if reason in GUARDS:
-                    self._failed(walk, read.cursor, stop, tries, _GUARD_TEXT[reason])
-                    break
-                if walk.first_page is None:
-                    walk.first_page = read.page
-                if reason == REACHED or (
-                    reason in (END, NO_CURSOR) and cursors.is_dead(read.page.min_cursor)
-                ):
-                    if self._settle(walk, read, pager.seen, stop, known, floor, tries):
-                        walk.at_cap = reason != REACHED and not walk.old and not any(
-                            k in known for k in read.keys)
-                    break
-                walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
-                             if k not in known]
-                if reason == MAX_PAGES:
-                    walk.left = Gap(pager.next_cursor, stop)
-        except ConnectorError as err:
-            if not err.transient:
-                raise
-            walk.error = err
-            self._failed(walk, pager.next_cursor, stop, tries, err.message)
+        seen: set[str] = set()
+        cursor = start
+
+        def fetch(at: Any) -> Page:
+            nonlocal stop
+            page = self.fetch(at)
+            if at is None and walk.first_page is None and base is not None and stop is not None:
+                # The list's newest follow is older than the stop: read down to base instead
+                # (see `advance`). Set before the pager judges this page.
+                newest = newest_cursor(page, None, now_ms=self.now_ms)
+                if newest is not None and cursors.below(newest, stop) \
+                        and cursors.below(base, stop):
+                    stop = pager.stop = base
+            return page
+
+        while True:
+            pager = Pager(fetch, start=cursor, stop=stop, max_pages=pages)
+            pager.seen = seen  # one walk, even when it goes on past a page it took for the last
+            go_on = None
+            try:
+                for read in pager:
+                    reason = pager.stop_reason
+                    self.touched.update(read.keys)
+                    if reason in GUARDS:
+                        self._failed(walk, read.cursor, (stop, base), tries,
+                                     _GUARD_TEXT[reason])
+                        break
+                    if walk.first_page is None:
+                        walk.first_page = read.page
+                    if reason == REACHED or (
+                        reason in (END, NO_CURSOR, DEPTH_CAP)
+                        and cursors.is_dead(read.page.min_cursor)
+                    ):
+                        settled = self._settle(walk, read, pager.seen, (stop, base), known,
+                                               floor, tries)
+                        if settled is _ABOVE:
+                            walk.ahead = True
+                            go_on = read.page.min_cursor
+                            # The stop is ahead of the list: its base is not, and is lower.
+                            if base is not None and cursors.below(base, stop):
+                                stop = base
+                        elif settled:
+                            walk.at_cap = reason != REACHED and not walk.old and not any(
+                                k in known for k in read.keys)
+                        break
+                    walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
+                                                         strict=False) if k not in known]
+                    if reason == MAX_PAGES:
+                        walk.left = Gap(pager.next_cursor, stop, base=base)
+            except ConnectorError as err:
+                if not err.transient:
+                    raise
+                walk.error = err
+                self._failed(walk, pager.next_cursor, (stop, base), tries, err.message)
+            if go_on is None:
+                break
+            pages = min(pages - pager.pages, self.remaining)
+            if pages < 1:
+                walk.left = Gap(go_on, stop, base=base)
+                break
+            cursor = go_on
         if walk.failure is not None and start is None and walk.first_page is None:
             # Nothing usable from the very first page: this poll has nothing to go on.
             if walk.error is not None:
@@ -223,10 +336,13 @@ class PollRun:
                                  "known follows: older new follows cannot be read")
         return walk
 
-    def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str], stop: Any,
-                known: _Known, floor: Any, tries: int) -> bool:
+    def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str],
+                range_: tuple[Any, Any], known: _Known, floor: Any, tries: int
+                ) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
-        Returns False when that could not be done now and the page is left for later."""
+        Returns False when that could not be done now and the page is left for later, _ABOVE
+        when it holds only new follows and no account the trigger knows: the stop was ahead
+        of the list, and the walk goes on below it."""
         fresh = set(read.fresh_keys)
 
         def anchor(key: str) -> bool:
@@ -242,20 +358,30 @@ class PollRun:
                 continue
             (sure if i < last_anchor and is_stable(key) else unsure).add(key)
         old: set[str] = set()
+        stop, base = range_
+        if floor is not None:
+            # Checked at the lowest of the stops and the base: a maxCursor ahead of the list
+            # can lift the watermark and the stops taken from it, never the base; the accounts
+            # between the base and the watermark were on the newest page, and are remembered
+            # (the memory keeps what a poll has just seen).
+            floor = cursors.lowest([c for c in (floor, stop, base) if c is not None])
         if unsure and stop is not None and floor is not None:
             if self.remaining < 1:
                 walk.new += _pick(read, sure)
-                walk.left = Gap(read.cursor, stop, tries, 0, check=True)
+                walk.left = Gap(read.cursor, stop, tries, 0, check=True, base=base)
                 return False
             listed = self._older_than(floor)
             if listed is None:
                 walk.new += _pick(read, sure)
-                self._failed(walk, read.cursor, stop, tries,
+                self._failed(walk, read.cursor, range_, tries,
                              "a check of older follows it could not answer")
                 return False
             old = unsure & listed
         walk.new += _pick(read, (sure | unsure) - old)
         walk.old += [k for k in dict.fromkeys(keys) if k in old]
+        if last_anchor < 0 and not old and floor is not None and stop is not None \
+                and not cursors.is_dead(read.page.min_cursor):
+            return _ABOVE
         return True
 
     def _older_than(self, floor: Any) -> set[str] | None:
@@ -271,13 +397,18 @@ class PollRun:
             return None if page.has_more else set()
         if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, floor):
             return None
-        return {identity(e) for e in page.entries}
+        listed = {identity(e) for e in page.entries}
+        self.touched.update(listed)
+        return listed
 
-    def _failed(self, walk: _RangeRead, cursor: Any, stop: Any, tries: int, why: str) -> None:
-        """The upstream broke the walk off at `cursor`: keep the rest of the range for a later
-        poll, sooner when this walk still made progress."""
+    def _failed(self, walk: _RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
+                why: str) -> None:
+        """The upstream broke the walk off at `cursor`: keep the rest of the range (its stop
+        and base) for a later poll, sooner when this walk still made progress."""
         walk.failure = why
-        walk.left = Gap(cursor, stop, 0 if walk.first_page is not None else tries).failed()
+        stop, base = range_
+        walk.left = Gap(cursor, stop, 0 if walk.first_page is not None else tries,
+                        base=base).failed()
         if cursor is None:
             if walk.first_page is not None:
                 self.warnings.append(f"could not tell new follows from old on the newest page: "
@@ -339,14 +470,39 @@ def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def newest_cursor(page: Page | None, fallback: Any = None) -> Any:
-    """The follow time of the newest account on a page; lower is always safe, higher is not."""
+#: `_settle`: the page lies above the known follows.
+_ABOVE = object()
+
+
+def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None = None
+                  ) -> Any:
+    """The follow time of the newest account on a page, as a watermark: its maxCursor in the
+    unit of its minCursor (the unit the upstream pages in, and so the unit minTime is sent
+    in). Lower is always safe, higher is not: a maxCursor below its minCursor, or in the
+    future, is not taken (the minCursor is)."""
     if page is None or not page.entries:
         return fallback
     hi, lo = page.max_cursor, page.min_cursor
-    if not cursors.is_dead(hi) and (cursors.is_dead(lo) or cursors.at_or_below(lo, hi)):
-        return hi
-    return lo if not cursors.is_dead(lo) else fallback
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now)
+    if not cursors.is_dead(hi) and not cursors.future(hi, now) and (
+        cursors.is_dead(lo) or cursors.at_or_below(lo, hi)
+    ):
+        return cursors.in_unit_of(hi, lo) if live_lo else hi
+    return lo if live_lo else fallback
+
+
+def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:
+    """A page's minCursor as the base that goes with a watermark taken from it: a follow time
+    the upstream handed out, at or below the page's newest (see PollRun.advance)."""
+    if page is None or not page.entries:
+        return fallback
+    lo = page.min_cursor
+    if cursors.is_dead(lo) or cursors.future(lo, now_ms) or not cursors.consistent(
+        len(page.entries), lo, page.max_cursor, None
+    ):
+        return fallback
+    return lo
 
 
 def unique(entries: list[dict]) -> list[dict]:

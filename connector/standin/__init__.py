@@ -17,6 +17,7 @@ from .faults import (
     ERROR_500,
     ERROR_502,
     ERROR_503,
+    FAR_CURSOR,
     HTML_502,
     MALFORMED,
     NAMED_FAULTS,
@@ -35,7 +36,7 @@ from .world import DEMO_ACCOUNTS, SCRIPTED_EPOCH
 
 __all__ = [
     "CREDITS_PER_CALL", "DEMO_ACCOUNTS", "EMPTY_ADVANCING", "EMPTY_PAGE", "ENDPOINT",
-    "ERROR_500", "ERROR_502", "ERROR_503", "HTML_502", "MALFORMED", "NAMED_FAULTS", "OK",
-    "RATE_LIMITED", "RESET", "SCRIPTED_EPOCH", "STALL", "TRUNCATE", "WRONG_SHAPE", "Fault",
-    "RecordedRequest", "StandIn", "script", "serve",
+    "ERROR_500", "ERROR_502", "ERROR_503", "FAR_CURSOR", "HTML_502", "MALFORMED",
+    "NAMED_FAULTS", "OK", "RATE_LIMITED", "RESET", "SCRIPTED_EPOCH", "STALL", "TRUNCATE",
+    "WRONG_SHAPE", "Fault", "RecordedRequest", "StandIn", "script", "serve",
 ]

@@ -40,6 +40,7 @@ class Fault:
     empty_page: bool = False  # 200, no items, hasMore true, cursors echo the request
     advance_cursor: bool = False  # with empty_page: minCursor moves on past the page withheld
     repeat_boundary: int = 0  # prepend the N items just before the page start
+    far_cursor: bool = False  # maxCursor a year ahead of the page's newest follow
     slow_body: float = 0  # dribble the body out over this many seconds
     malformed: bool = False  # 200 whose JSON lacks followingList
     wrong_shape: bool = False  # 200 whose followingList holds no {user, stats} objects
@@ -69,6 +70,8 @@ EMPTY_PAGE = Fault(empty_page=True)
 EMPTY_ADVANCING = Fault(empty_page=True, advance_cursor=True)
 MALFORMED = Fault(malformed=True)
 WRONG_SHAPE = Fault(wrong_shape=True)
+FAR_CURSOR = Fault(far_cursor=True)
+REPEAT_BOUNDARY = Fault(repeat_boundary=2)
 
 NAMED_FAULTS: dict[str, Fault] = {
     "ok": OK,
@@ -80,6 +83,8 @@ NAMED_FAULTS: dict[str, Fault] = {
     "empty_advancing": EMPTY_ADVANCING,
     "malformed": MALFORMED,
     "wrong_shape": WRONG_SHAPE,
+    "far_cursor": FAR_CURSOR,
+    "repeat": REPEAT_BOUNDARY,
     "429": RATE_LIMITED,
 }
 

@@ -16,6 +16,8 @@ from typing import Any
 from ..core.items import identity
 from .faults import Fault
 
+#: Seconds in a year: how far ahead a FAR_CURSOR fault puts maxCursor.
+YEAR_S = 31_536_000
 #: `World.set_total(handle, MISSING)`: answers carry no `total`.
 MISSING = "missing"
 
@@ -335,11 +337,15 @@ class World:
             min_cursor, has_more = -1, False
         if fault is not None and fault.stall_cursor:
             min_cursor, has_more = asked, True
+        max_cursor = page[0].time
+        if fault is not None and fault.far_cursor:
+            # A year ahead of the page's newest follow (in the list's unit).
+            max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
         return {
             "followingList": [
                 {"user": copy.deepcopy(e.user), "stats": copy.deepcopy(e.stats)} for e in page
             ],
-            "maxCursor": page[0].time,
+            "maxCursor": max_cursor,
             "minCursor": min_cursor,
             "hasMore": has_more,
             **counted,

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from ..core import b85
 from ..core.config import STATE_DB_ENV
 from ..core.errors import ConfigurationError, StateError
 
@@ -331,6 +332,29 @@ def split_state(state: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None
     if isinstance(known, list) and all(isinstance(k, str) for k in known):
         return {k: v for k, v in state.items() if k != SPLIT_FIELD}, known
     return state, None
+
+
+def pack_part(text: str) -> str | bytes:
+    """How an item of `known` is stored: an item in base85 (as the trigger's parts are) as the
+    bytes it encodes, a fifth smaller, any other item as its text. The trigger's memory is
+    kept within 21 KB per handle this way (PostgreSQL keeps the bytes out of line in 2 KB
+    TOAST chunks, SQLite in overflow pages; both would take a quarter more as text)."""
+    try:
+        data = b85.decode(text)
+    except ValueError:
+        return text
+    # Whole groups of five characters decode one to one (or fail); only a short last group
+    # can decode to bytes that encode back differently.
+    whole = len(text) // 5
+    return data if b85.encode(data[4 * whole:]) == text[5 * whole:] else text
+
+
+def unpack_part(stored: str | bytes | memoryview) -> str:
+    """An item of `known` as it was before pack_part: the text stored, or the bytes stored
+    back in base85."""
+    if isinstance(stored, str):
+        return stored
+    return b85.encode(bytes(stored))
 
 
 def digest(text: str) -> bytes:

@@ -14,7 +14,6 @@ at once never wait for each other and never claim the same row.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -40,9 +39,11 @@ from .database import (
     Snapshot,
     StateConflict,
     assemble_state,
+    pack_part,
     plan_parts,
     sort_claim,
     split_state,
+    unpack_part,
 )
 from .outbox import Backlog, OutboxEvent, event_from_row
 
@@ -120,8 +121,8 @@ CREATE FUNCTION {SCHEMA}.gone(who TEXT) RETURNS BOOLEAN LANGUAGE sql STABLE AS $
                                 WHERE datname = current_database())))
 $$;
 """,
-    # 2: a segment is kept as the bytes its base85 encodes (pack_part), a fifth smaller, in
-    # `data`; any other item stays in `text`. Rows written before keep their text.
+    # 2: a part is kept as the bytes its base85 encodes (database.pack_part), a fifth smaller,
+    # in `data`; any other item stays in `text`. Rows written before keep their text.
     2: f"""
 ALTER TABLE {SCHEMA}.state_part ALTER COLUMN text DROP NOT NULL;
 ALTER TABLE {SCHEMA}.state_part ADD COLUMN data BYTEA;
@@ -139,33 +140,6 @@ NOW = "extract(epoch from clock_timestamp())::float8"
 _OUTBOX_COLUMNS = ("event_id, handle, payload, created_at, attempts, next_attempt_at, "
                    "last_error, parked")
 _T = SCHEMA  # short, for the queries
-
-
-def pack_part(text: str) -> str | bytes:
-    """How an item of `known` is stored: an item in base85 (as the trigger's segments are) as
-    the bytes it encodes, a fifth smaller, any other item as its text. PostgreSQL keeps a
-    segment out of line in 2 KB TOAST chunks: 4.5 KB of text left a fifth of those pages
-    empty (22.7 KB per handle at 5,000 remembered), 3.6 KB of bytes packs them (17.3 KB).
-    SQLite keeps the text: it packs it well enough (19.5 KB), and base85 in pure Python costs
-    a commit about 1.5 ms at 5,000 remembered."""
-    try:
-        data = base64.b85decode(text)
-    except ValueError:
-        return text
-    # Whole groups of five characters decode one to one (or fail); only a short last group
-    # can decode to bytes that encode back differently.
-    whole = len(text) // 5
-    tail = base64.b85encode(data[4 * whole:]).decode("ascii")
-    return data if tail == text[5 * whole:] else text
-
-
-def unpack_part(stored: str | bytes | memoryview) -> str:
-    """An item of `known` as it was before pack_part: the text stored, or the bytes stored
-    back in base85."""
-    if isinstance(stored, str):
-        return stored
-    return base64.b85encode(bytes(stored)).decode("ascii")
-
 
 
 class PostgresDatabase(Database):

@@ -37,9 +37,11 @@ from .database import (
     Snapshot,
     StateConflict,
     assemble_state,
+    pack_part,
     plan_parts,
     sort_claim,
     split_state,
+    unpack_part,
 )
 from .outbox import Backlog, OutboxEvent, event_from_row
 
@@ -90,6 +92,10 @@ ALTER TABLE outbox ADD COLUMN claimed_until REAL NOT NULL DEFAULT 0;
 CREATE INDEX outbox_handle ON outbox (handle, created_at);
 CREATE INDEX outbox_claimed ON outbox (claimed_until);
 """,
+    # 3: a `known` part may be kept as the bytes its base85 encodes (database.pack_part) in
+    # the `text` column (SQLite keeps a BLOB as it is, whatever the column's type): no table
+    # changes, but a release before it cannot read such rows, and so refuses the file.
+    3: "",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: How long opening a file waits for another process that is preparing it (as for any lock).
@@ -113,6 +119,7 @@ COLUMNS: dict[int, dict[str, list[str]]] = {
         "outbox": [*_V1["outbox"], "claimed_by", "claimed_until"],
     },
 }
+COLUMNS[3] = COLUMNS[2]
 _OUTBOX_COLUMNS = ", ".join(_V1["outbox"])
 
 
@@ -231,17 +238,20 @@ class SQLiteDatabase(Database):
 
     def read_state(self, key: str) -> Snapshot:
         # One statement, so the row and its parts are of the same save (and a poll pays for
-        # one round through SQLite, not four). The parts come as [n, text] pairs: an
-        # aggregate's order is SQLite's to choose.
+        # one round through SQLite, not four). The parts come as [n, bytes?, text or hex]
+        # (JSON holds no bytes): an aggregate's order is SQLite's to choose.
         with self._lock:
             row = self._db.execute(
                 "SELECT state, version, parts, CASE WHEN parts IS NULL THEN NULL ELSE "
-                "(SELECT json_group_array(json_array(n, text)) FROM state_part WHERE key=?1) "
-                "END FROM trigger_state WHERE key=?1", (key,)).fetchone()
+                "(SELECT json_group_array(json_array(n, typeof(text) = 'blob', "
+                "CASE WHEN typeof(text) = 'blob' THEN hex(text) ELSE text END)) "
+                "FROM state_part WHERE key=?1) END FROM trigger_state WHERE key=?1",
+                (key,)).fetchone()
         if row is None:
             return Snapshot(None, 0)
-        parts = [] if row[3] is None else [t for _, t in sorted(json.loads(row[3]),
-                                                                 reverse=True)]
+        parts = [] if row[3] is None else [
+            unpack_part(bytes.fromhex(t)) if packed else t
+            for _, packed, t in sorted(json.loads(row[3]), reverse=True)]
         return Snapshot(assemble_state(key, self.path, row[0], row[2], parts), row[1])
 
     def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
@@ -263,7 +273,7 @@ class SQLiteDatabase(Database):
             db.executemany("DELETE FROM state_part WHERE key=? AND n=?",
                            [(key, n) for n in plan.delete])
             db.executemany("INSERT INTO state_part VALUES (?, ?, ?, ?)",
-                           [(key, n, d, t) for n, d, t in plan.insert])
+                           [(key, n, d, pack_part(t)) for n, d, t in plan.insert])
             count = None if parts is None else len(parts)
             if row is None:
                 db.execute("INSERT INTO trigger_state (key, state, updated_at, version, parts) "
