@@ -6,7 +6,7 @@
 
 `WatcherGroup` does the same over several processes (`watch --processes N`).
 
-Names are imported on first use, so the CLI's `--help` does not load requests.
+Names are imported on first use, so the CLI's `--help` does not load urllib3.
 """
 
 from __future__ import annotations
