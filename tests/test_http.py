@@ -7,13 +7,18 @@ the others talk to the live stand-in on loopback.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +49,12 @@ from connector.core.errors import (
     UpstreamError,
     error_for_status,
 )
-from connector.core.http import Client, RateLimit, build_retry, parse_page
+from connector.core.http import Client, RateLimit, parse_page
+from connector.core.retries import build_retry
+from connector.core.transport import HTTPTransport, PostFailed, Reply
 from connector.standin import ERROR_503, MALFORMED, RESET, Fault, StandIn
+from connector.watch.webhook import Webhook
+from tests.receiver import Receiver
 from tests.slowpeer import PARTS, TricklingServer, elapsed
 from tests.support import ACTION, request, run_cli, run_invoke
 
@@ -412,6 +421,208 @@ def test_exchanges_that_end_leave_nothing_for_the_watchdog(standin, client) -> N
     with pytest.raises(NotFoundError):
         client.fetch_page("ghost")
     assert WATCHDOG.in_flight() == before
+
+
+# --------------------------------------------------------------------------- the transport
+
+
+class ScriptedTransport:
+    """A Transport that records each POST and answers it from a script (a Reply, or a
+    PostFailed to raise)."""
+
+    def __init__(self, *script: Reply | PostFailed) -> None:
+        self.script = list(script)
+        self.sent: list[tuple[str, Any, dict[str, str], Timeouts]] = []
+        self.closed = False
+
+    def post(self, url: str, body: bytes, headers: Any, timeouts: Timeouts) -> Reply:
+        self.sent.append((url, json.loads(body), dict(headers), timeouts))
+        answer = self.script.pop(0)
+        if isinstance(answer, PostFailed):
+            raise answer
+        return answer
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_transport_given_to_the_client_carries_its_requests_and_its_answers_are_parsed(
+) -> None:
+    payload = {"followingList": [{"user": {"id": "61", "uniqueId": "bob"}, "stats": {}}],
+               "minCursor": 1700000000, "maxCursor": 1700000500, "hasMore": True, "total": 40}
+    transport = ScriptedTransport(
+        Reply.of(200, json.dumps(payload).encode(),
+                 {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "59"}),
+        Reply.of(404, json.dumps({"error": MSG_404}).encode()),
+        PostFailed("connection reset"),
+    )
+    timeouts = Timeouts(connect=1, read=2, total=3)
+    with Client(Credentials("sk-seam", "https://api.example"), timeouts=timeouts,
+                transport=transport) as client:
+        page = client.fetch_page("alice", min_time=1700000900, count=5, request_source="N8N")
+        with pytest.raises(NotFoundError) as missing:
+            client.fetch_page("ghost")
+        with pytest.raises(TransportError) as unreachable:
+            client.fetch_page("carol")
+    url, body, headers, sent_timeouts = transport.sent[0]
+    assert url == "https://api.example/api/v1/get-tiktok-user-following"
+    assert body == {"handle": "alice", "requestSource": "N8N", "minTime": 1700000900,
+                    "count": 5}
+    assert (headers["Authorization"], headers["Content-Type"], headers["Accept"]) == (
+        "Bearer sk-seam", "application/json", "application/json")
+    assert headers["User-Agent"].startswith("tiktok-following-connector/")
+    assert sent_timeouts == timeouts
+    assert (page.entries, page.min_cursor, page.max_cursor, page.has_more, page.total) == (
+        payload["followingList"], 1700000000, 1700000500, True, 40)
+    assert (page.rate_limit, page.attempts) == (RateLimit(60, 59), 1)
+    assert missing.value.status == 404 and missing.value.server_message == MSG_404
+    assert unreachable.value.message == ("could not reach https://api.example (connection "
+                                         "reset); check the network and baseUrl")
+    assert [sent[1]["handle"] for sent in transport.sent] == ["alice", "ghost", "carol"]
+    assert not transport.closed  # a transport given is the caller's to close
+
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch) -> Any:
+    """No proxy, NO_PROXY or CA bundle from the machine's environment; `set_proxy(url)` sets
+    HTTP(S)_PROXY, both spellings."""
+    for name in (*PROXY_VARIABLES, "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy",
+                 "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def set_proxy(url: str) -> None:
+        for name in PROXY_VARIABLES:
+            monkeypatch.setenv(name, url)
+    return set_proxy
+
+
+def test_a_remote_webhook_goes_through_the_environments_proxy_and_loopback_never(
+    clean_proxy_env
+) -> None:
+    with Receiver() as proxy, Receiver() as local:
+        clean_proxy_env(proxy.url.removesuffix("/hook"))  # a forward proxy that answers 200
+        with Webhook("http://hooks.example.invalid/catch/1", allow_http=True) as remote:
+            far = remote.post({"eventId": "far"})
+        with Webhook(local.url) as near:
+            close = near.post({"eventId": "near"})
+        with Client(Credentials("sk-test", local.url.removesuffix("/hook")),
+                    retry=RetryPolicy.no_wait(0)) as client, \
+                pytest.raises(ResponseFormatError):  # the receiver's {"ok": true}
+            client.fetch_page("alice")
+    assert far.ok and close.ok
+    (proxied,) = proxy.requests
+    assert (proxied.path, proxied.body["eventId"]) == ("http://hooks.example.invalid/catch/1",
+                                                       "far")
+    assert proxied.headers["idempotency-key"] == "far"
+    assert [(r.path, r.event_id) for r in local.requests] == [
+        ("/hook", "near"), ("/api/v1/get-tiktok-user-following", None)]
+
+
+def test_no_proxy_sends_a_host_past_the_environments_proxy(clean_proxy_env, monkeypatch
+                                                           ) -> None:
+    timeouts = Timeouts(connect=1, read=5, total=10)
+    with Receiver() as proxy, Receiver() as receiver:
+        clean_proxy_env(proxy.url.removesuffix("/hook"))
+        with HTTPTransport(trust_env=True) as transport:
+            transport.post(receiver.url, b'{"n": 1}', {}, timeouts).close()
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.setenv(name, "example.com,127.0.0.1")
+        with HTTPTransport(trust_env=True) as transport:
+            transport.post(receiver.url, b'{"n": 2}', {}, timeouts).close()
+    assert [(r.path, r.body) for r in proxy.requests] == [(receiver.url, {"n": 1})]
+    assert [(r.path, r.body) for r in receiver.requests] == [("/hook", {"n": 2})]
+
+
+def test_a_webhook_through_a_proxy_trickling_its_answer_ends_at_the_deadline(
+    clean_proxy_env
+) -> None:
+    with TricklingServer(start=PARTS["headers"], every=0.5) as slow:
+        clean_proxy_env(slow.url)
+        with Webhook("http://hooks.example.invalid/catch/1", allow_http=True,
+                     timeouts=Timeouts(connect=1, read=5, total=2)) as hook:
+            started = time.monotonic()
+            reply = hook.post({"eventId": "e1"})
+    assert elapsed(started) < 15  # 2 s and slack; without the deadline: minutes
+    assert (reply.ok, reply.error) == (False, "no complete answer within the 2 s deadline")
+    assert slow.requests == 1
+
+
+def test_a_webhook_urls_user_and_password_go_as_basic_auth_not_in_the_request_line() -> None:
+    with Receiver() as receiver:
+        url = receiver.url.replace("http://", "http://hook%40team:pa%3Ass@")
+        with Webhook(url) as hook:
+            assert hook.post({"eventId": "e1"}).ok
+        with Webhook(url, headers={"Authorization": "Token given"}) as hook:
+            assert hook.post({"eventId": "e2"}).ok
+    first, second = receiver.requests
+    assert first.path == "/hook"
+    assert first.headers["authorization"] == (
+        "Basic " + base64.b64encode(b"hook@team:pa:ss").decode())
+    assert second.headers["authorization"] == "Token given"  # a header given wins
+
+
+@pytest.fixture
+def tls_receiver(tmp_path: Path) -> Any:
+    """An https receiver on 127.0.0.1 answering 204, its certificate signed by no CA anyone
+    trusts: (its URL, the certificate's file)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("making a certificate needs the openssl command")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    # A handshake the client refuses fails in accept(), which serve_forever shrugs off.
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}/hook", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_https_peer_whose_certificate_no_trusted_ca_signed_is_refused(
+    tls_receiver, clean_proxy_env, monkeypatch
+) -> None:
+    url, cert = tls_receiver
+    timeouts = Timeouts(connect=5, read=5, total=10)
+    with Webhook(url) as hook:
+        refused = hook.post({"eventId": "e1"})
+    with HTTPTransport(trust_env=True) as transport, pytest.raises(PostFailed) as caught:
+        transport.post(url, b"{}", {}, timeouts)
+    # A CA bundle in the environment is trusted where the environment applies (a remote
+    # webhook), never for loopback or the API.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with Webhook(url) as hook:
+        still_refused = hook.post({"eventId": "e2"})
+    with HTTPTransport(trust_env=True) as transport:
+        answer = transport.post(url, b"{}", {}, timeouts)
+        answer.close()
+    for failed in (refused, still_refused):
+        assert (failed.ok, failed.no_connection, failed.error) == (
+            False, True, "TLS certificate rejected")
+    assert (caught.value.why, caught.value.no_connection) == ("TLS certificate rejected", True)
+    assert answer.status == 204
 
 
 # --------------------------------------------------------------------------- rate limits

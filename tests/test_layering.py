@@ -34,7 +34,7 @@ ALLOWED: dict[str, set[str]] = {
                       "connector.serve", "connector.watch", "connector.standin"},
 }
 SURFACES = ("connector.invoke", "connector.serve", "connector.watch", "connector.standin")
-HEAVY = ("jsonschema", "requests", "sqlite3", "waitress")
+HEAVY = ("jsonschema", "urllib3", "sqlite3", "waitress")
 
 
 def unit_of(module: str) -> str | None:
@@ -153,4 +153,11 @@ def test_the_check_above_sees_a_heavy_import() -> None:
     )
     run = run_python(script)
     assert run.code == 0, run.stderr
-    assert "requests" in run.json
+    assert "urllib3" in run.json
+
+
+def test_the_package_speaks_http_through_urllib3_without_requests() -> None:
+    # requests is a test dependency only: the transport (core/transport.py) is urllib3's.
+    modules = package_imports()
+    assert reaching(modules["connector.core.transport"], ("urllib3",))
+    assert {m: found for m, i in modules.items() if (found := reaching(i, ("requests",)))} == {}

@@ -1,6 +1,6 @@
-"""The short cuts issue 11 took for speed keep their behaviour: POSTs straight to the urllib3
-pool of the session's adapter (`core/http.Poster`), deliveries started as each poll commits, and
-a CLI that builds only the parser of the command it runs."""
+"""The short cuts issue 11 took for speed keep their behaviour: POSTs straight to a urllib3
+pool (`core/transport.py`), deliveries started as each poll commits, and a CLI that builds only
+the parser of the command it runs."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ class _Listener:
 
 
 def test_a_remote_webhook_goes_through_the_environments_proxy(monkeypatch):
-    # A remote receiver may legitimately need the company proxy: its POST goes through the
-    # adapter's proxy path, not straight to a pool.
+    # A remote receiver may legitimately need the company proxy: its POST goes through it, a
+    # CONNECT tunnel for https.
     proxy = _Listener(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
     monkeypatch.delenv("NO_PROXY", raising=False)

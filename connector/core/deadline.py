@@ -6,9 +6,10 @@ never trips it. Here one watchdog thread per process, not one per request, keeps
 exchanges in flight; when one outlives its deadline it shuts the exchange's socket down, which
 ends the read blocked on it at once, and the exchange's own thread raises `DeadlinePassed`.
 
-The watchdog learns the socket through the connection class `watch_pool` gives a urllib3 pool:
-its `getresponse`, called once the request is sent and before the status line is read, hands
-the socket to the exchange running in its thread. The steps before that are bounded already:
+The watchdog learns the socket through the connection class `watch_pool` gives each urllib3
+pool the transport (core/transport.py) opens, direct or through a proxy: its `getresponse`,
+called once the request is sent and before the status line is read, hands the socket to the
+exchange running in its thread. The steps before that are bounded already:
 connecting by the connect timeout, and sending and a TLS handshake by the socket timeout,
 which since Python 3.5 bounds a whole `sendall` and a whole handshake.
 
@@ -157,6 +158,8 @@ class _Reporting:
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
         exchange = getattr(_local, "exchange", None)
         if exchange is not None:
+            # `sock`: the connection's socket, a public attribute of http.client's and
+            # urllib3's HTTPConnection (a TLS socket is a socket.socket too).
             exchange.attach(getattr(self, "sock", None))
         return super().getresponse(*args, **kwargs)  # type: ignore[misc]
 
@@ -175,5 +178,6 @@ def watch_pool(pool: Any) -> None:
     if cls is None:
         cls = _REPORTING.setdefault(base, type(base.__name__, (_Reporting, base),
                                                {"__module__": __name__}))
-    # urllib3's documented class attribute, set on this pool alone.
+    # `ConnectionCls`: the connection class urllib3 documents on its pools (the class a pool
+    # opens its connections with), set on this pool alone.
     pool.ConnectionCls = cls

@@ -16,9 +16,10 @@ from urllib.parse import urlsplit
 
 from ..core.config import Timeouts, check_url, is_loopback
 from ..core.errors import InputError
-from ..core.http import USER_AGENT, Poster, PostFailed, fresh_connection_retry, new_session
 from ..core.redact import display_url
+from ..core.retries import fresh_connection_retry
 from ..core.secrets import Secrets
+from ..core.transport import ACCEPT_ENCODING, USER_AGENT, HTTPTransport, PostFailed, Transport
 
 #: RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -96,7 +97,9 @@ class WebhookReply:
 
 
 class Webhook:
-    """A receiver URL with its headers, posting over one pooled session."""
+    """A receiver URL with its headers, posting over one transport (default: an
+    `HTTPTransport` of `pool_size` connections, closed with the webhook; a transport given is
+    the caller's)."""
 
     def __init__(
         self,
@@ -106,6 +109,7 @@ class Webhook:
         allow_http: bool = False,
         timeouts: Timeouts = DEFAULT_TIMEOUTS,
         pool_size: int = 10,
+        transport: Transport | None = None,
     ) -> None:
         self.url = check_webhook_url(url, allow_http=allow_http)
         self.allow_http = allow_http
@@ -113,18 +117,26 @@ class Webhook:
         pairs = headers.items() if isinstance(headers, Mapping) else headers
         self.headers = dict(check_header(name, value) for name, value in pairs)
         self.timeouts = timeouts
-        # A loopback receiver must not be sent through an environment proxy; a remote one may
-        # legitimately need it (HTTPS_PROXY in a company network). A POST whose kept-alive
-        # connection broke before any answer is tried once more at once; nothing else is
-        # retried here: the outbox's backoff does that.
-        self.session = new_session(pool_size=pool_size, retry=fresh_connection_retry(),
-                                   trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
-        # Never follows redirects: a 30x turning the POST into a GET would lose the event.
-        self._poster = Poster(self.session, self.url)
+        self._own: HTTPTransport | None = None
+        if transport is None:
+            # A loopback receiver must not be sent through an environment proxy; a remote one
+            # may legitimately need it (HTTPS_PROXY in a company network). A POST whose
+            # kept-alive connection broke before any answer is tried once more at once;
+            # nothing else is retried here: the outbox's backoff does that. Never follows
+            # redirects: a 30x turning the POST into a GET would lose the event.
+            transport = self._own = HTTPTransport(
+                retry=fresh_connection_retry(), pool_size=pool_size,
+                trust_env=not is_loopback(urlsplit(self.url).hostname or ""))
+        self.transport = transport
+        # What every POST carries; a header given of the same name wins, but not over the
+        # ones watch sets itself.
+        self._headers = {"Accept": "*/*", "Accept-Encoding": ACCEPT_ENCODING, **self.headers,
+                         "Content-Type": "application/json",
+                         "User-Agent": f"{USER_AGENT} (watch)"}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        # Sent to another process (a WatcherGroup's), it is built anew there: a session and
-        # its sockets belong to one process.
+        # Sent to another process (a WatcherGroup's), it is built anew there, on a transport
+        # of its own: pools and their sockets belong to one process.
         return (_webhook, (self.url, self.headers, self.allow_http, self.timeouts,
                            self.pool_size))
 
@@ -142,7 +154,8 @@ class Webhook:
         return f"Webhook({self.redacted!r}, headers={sorted(self.headers)!r})"
 
     def close(self) -> None:
-        self.session.close()
+        if self._own is not None:
+            self._own.close()
 
     def __enter__(self) -> Webhook:
         return self
@@ -153,18 +166,11 @@ class Webhook:
     def post(self, event: Mapping[str, Any]) -> WebhookReply:
         """POST one event as JSON, its eventId in `Idempotency-Key`. Never raises for HTTP or
         network trouble: the Outcome says what happened."""
-        headers = {
-            **self.headers,
-            "Content-Type": "application/json",
-            "Idempotency-Key": str(event["eventId"]),
-            "User-Agent": f"{USER_AGENT} (watch)",
-        }
+        headers = {**self._headers, "Idempotency-Key": str(event["eventId"])}
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
         started = time.monotonic()
         try:
-            resp = self._poster.post(body, headers=headers,
-                                     timeout=(self.timeouts.connect, self.timeouts.read),
-                                     deadline_s=self.timeouts.total)
+            resp = self.transport.post(self.url, body, headers, self.timeouts)
             # Read to the end, so the connection goes back to the pool for the next POST; a
             # receiver that answers with more than a reply's worth loses the connection.
             if len(resp.read(MAX_REPLY_BYTES + 1)) > MAX_REPLY_BYTES:
