@@ -294,9 +294,20 @@ def test_request_source_follows_the_platform(standin, creds, platform, source) -
 
 def test_an_explicit_request_source_is_sent_on_every_page(standin, creds) -> None:
     standin.add_account("alice", 5)
-    inputs = {"handle": "alice", "count": 2, "maxPages": 3, "requestSource": "STUDIO"}
+    inputs = {"handle": "alice", "count": 2, "maxPages": 3, "requestSource": "MAKE_DOT_COM"}
     connector.run(ACTION, inputs, credentials=creds, platform="zapier")
-    assert [r.body["requestSource"] for r in standin.requests] == ["STUDIO"] * 3
+    assert [r.body["requestSource"] for r in standin.requests] == ["MAKE_DOT_COM"] * 3
+
+
+def test_a_request_source_users_do_not_choose_is_refused_by_name_before_sending(
+        standin, creds) -> None:
+    # The endpoint knows sources of DumplingAI's own (STUDIO, PLAYGROUND...): not a choice for
+    # a runner's user, so the form does not offer them and the connector refuses them.
+    with pytest.raises(connector.InputError) as caught:
+        connector.run(ACTION, {"handle": "alice", "requestSource": "STUDIO"}, credentials=creds)
+    assert caught.value.field == "requestSource"
+    assert "must be one of API, N8N, ZAPIER, MAKE_DOT_COM" in caught.value.message
+    assert standin.requests == []
 
 
 # --------------------------------------------------------------------------- caps

@@ -14,7 +14,7 @@ import connector
 from connector.core import manifests
 from connector.core.errors import InputError
 from connector.core.handles import MAX_INPUT, PATTERN, normalize_handle
-from connector.operations import REQUEST_SOURCES
+from connector.operations import PLATFORM_SOURCES, REQUEST_SOURCES
 from tests.support import ITEM_FIELDS, ROOT, run_invoke, run_python
 
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))
@@ -94,7 +94,7 @@ def test_every_input_field_has_form_hints_in_order(key: str) -> None:
     assert schema["additionalProperties"] is False
     for name, prop in props.items():
         assert prop.get("title") and prop.get("description"), name
-        assert prop.get("examples") or prop.get("oneOf"), name
+        assert prop.get("examples") or prop.get("oneOf") or prop.get("enum"), name
 
 
 @pytest.mark.parametrize("key", OPERATIONS)
@@ -108,21 +108,18 @@ def test_defaults_and_examples_are_values_the_field_accepts(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", OPERATIONS)
-def test_request_source_offers_exactly_the_seed_enum(key: str) -> None:
-    choices = load(key)["input"]["properties"]["requestSource"]["oneOf"]
-    assert list(REQUEST_SOURCES) == [c["const"] for c in choices] == [
-        "API",
-        "WEB",
-        "MAKE_DOT_COM",
-        "ZAPIER",
-        "N8N",
-        "PLAYGROUND",
-        "DEFAULT_AUTOMATION",
-        "AGENT_PREVIEW",
-        "AGENT_LIVE",
-        "AUTOPILOT",
-        "STUDIO",
-    ]
+def test_request_source_offers_the_platforms_sources_as_an_enum_a_form_preselects_none(
+        key: str) -> None:
+    prop = load(key)["input"]["properties"]["requestSource"]
+    # An enum, not a oneOf of consts: form builders (@rjsf) preselect the first oneOf choice
+    # and so sent "API" from every form, over the platform (integrations/n8n/test/forms.test.mjs
+    # draws the forms). Its labels are x-enumTitles, in the same order.
+    assert "oneOf" not in prop and "default" not in prop
+    assert prop["enum"] == ["API", "N8N", "ZAPIER", "MAKE_DOT_COM"]
+    assert prop["x-enumTitles"] == ["API", "n8n", "Zapier", "Make"]
+    # The sources a user may choose are those the platforms set, each one the endpoint's.
+    assert set(prop["enum"]) == set(PLATFORM_SOURCES.values())
+    assert set(prop["enum"]) <= set(REQUEST_SOURCES)
 
 
 def test_the_package_loads_the_same_manifests_as_the_files() -> None:
@@ -235,7 +232,14 @@ def test_the_handle_field_accepts_exactly_what_the_connector_accepts(key: str) -
 @pytest.mark.parametrize("key", OPERATIONS)
 def test_every_choice_has_a_label_and_no_bare_enum_is_left(key: str) -> None:
     for name, prop in load(key)["input"]["properties"].items():
-        assert "enum" not in prop, name
+        # A choice is a oneOf of labelled consts when it has a default (a form preselects
+        # that), else an enum with its labels in x-enumTitles (a form preselects nothing).
+        if "enum" in prop:
+            assert "default" not in prop and "oneOf" not in prop, name
+            assert len(prop["x-enumTitles"]) == len(prop["enum"]), name
+            assert all(isinstance(t, str) and t for t in prop["x-enumTitles"]), name
+        if "oneOf" in prop:
+            assert "default" in prop, name
         for choice in prop.get("oneOf", []):
             assert set(choice) <= {"const", "title", "description"}, name
             assert isinstance(choice["const"], str) and choice["title"], name
