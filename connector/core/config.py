@@ -31,6 +31,13 @@ MAX_URL = 2048
 CREDENTIAL_FIELDS = ("apiKey", "baseUrl")
 
 
+def install_extra(extra: str, packages: str) -> str:
+    """How to install an optional part today: the package is not on the package index yet, so
+    from a clone (or a wheel built from one), or the packages it needs by name. Once it is
+    published, `pip install 'tiktok-following-connector[EXTRA]'` does it: change it here."""
+    return f"pip install '.[{extra}]' in the connector's clone, or pip install {packages}"
+
+
 class RetryPolicy(NamedTuple):
     """How the HTTP core retries: urllib3 `Retry` settings, injectable so tests never sleep."""
 
