@@ -346,19 +346,25 @@ class ShellDirectiveParser:
         example.namespace["_session"].mode = example.parsed
 
 
-sybil = Sybil(
-    parsers=[
-        PythonCodeBlockParser(),
-        CodeBlockParser("sh", evaluate_sh),
-        CodeBlockParser("console", evaluate_console),
-        CodeBlockParser("ini", evaluate_unit),
-        CodeBlockParser("cron", evaluate_cron),
-        ShellDirectiveParser(),
-        SkipParser(),
-    ],
-    patterns=["README.md", "docs/*.md"],
-    path=str(ROOT),
-    setup=setup,
-    teardown=teardown,
-)
-pytest_collect_file = sybil.pytest()
+def make_sybil(root: str | Path = ROOT) -> Sybil:
+    """The docs' Sybil for the README.md and docs/*.md under `root` (a folder, or a file in
+    it: a conftest.py's `__file__`)."""
+    folder = Path(root)
+    return Sybil(
+        parsers=[
+            PythonCodeBlockParser(),
+            CodeBlockParser("sh", evaluate_sh),
+            CodeBlockParser("console", evaluate_console),
+            CodeBlockParser("ini", evaluate_unit),
+            CodeBlockParser("cron", evaluate_cron),
+            ShellDirectiveParser(),
+            SkipParser(),
+        ],
+        patterns=["README.md", "docs/*.md"],
+        path=str(folder if folder.is_dir() else folder.parent),
+        setup=setup,
+        teardown=teardown,
+    )
+
+
+pytest_collect_file = make_sybil().pytest()
