@@ -13,8 +13,9 @@ import json
 import logging
 import traceback
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
+from .core.config import API_KEY_ENV, MissingApiKey
 from .core.errors import OK, ConnectorError, InputError, error_body, exit_code
 from .core.redact import one_line, redact
 from .core.secrets import Secrets
@@ -22,21 +23,44 @@ from .core.secrets import Secrets
 log = logging.getLogger("connector.protocol")
 
 REQUEST_KEYS = {"operation", "inputs", "credentials", "platform", "state", "mode"}
-#: A request is a form and a state (about 110 KB at most); anything far larger is a mistake.
+#: A request is a form and a state (the follow trigger's is at most 26 KB; the unfollow
+#: trigger's grows with the list, about 1.2 MB at 5,000); anything far larger is a mistake.
 MAX_REQUEST_BYTES = 8 * 1024 * 1024
+#: A request as the hints show it: without a key, which goes where the surface says.
+EXAMPLE_REQUEST = '{"operation": "get_tiktok_user_following", "inputs": {"handle": "name"}}'
 
 
-def answer(raw: bytes | str, *, source: str = "stdin", api_key: str | None = None,
+class Wording(NamedTuple):
+    """What a surface of the protocol says in its own words."""
+
+    #: Where the request came from ("stdin", "the request body").
+    source: str
+    #: How to give an API key: ends "no API key: ...".
+    give_key: str
+    #: Where the key goes, shown after an example request.
+    key_goes: str
+
+
+#: `invoke`'s words: the README's advice, the key in the environment rather than the request
+#: (a runner that logs the command would log it).
+INVOKE = Wording(
+    "stdin",
+    f"set {API_KEY_ENV} in invoke's environment (credentials.apiKey in the request works "
+    "too, but a runner that logs the command would log the key)",
+    f"with the API key in the environment ({API_KEY_ENV}), not in the request")
+
+
+def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None = None,
            **run_options: Any) -> tuple[int, dict[str, Any]]:
     """Answer one raw request: (exit code, response object).
 
-    `source` names where the request came from in a parse error ("stdin", "the body");
-    `api_key`, when given, is the key the transport carried (a `serve` Bearer header) and
-    takes the place of any in the request.
+    `wording` is the surface's, for what only it can say (where the request came from, where a
+    key goes); `api_key`, when given, is the key the transport carried (a `serve` Bearer
+    header) and takes the place of any in the request.
     """
     secrets = Secrets().environment().api_key(api_key)
     try:
-        request = parse_request(raw, source=source)
+        request = parse_request(raw, wording=wording)
         secrets.credentials(request.get("credentials"))
         if api_key:
             request["credentials"] = {**(request.get("credentials") or {}), "apiKey": api_key}
@@ -54,11 +78,11 @@ def answer(raw: bytes | str, *, source: str = "stdin", api_key: str | None = Non
         )
         return OK, {"items": result.items, "state": result.state, "meta": result.meta}
     except Exception as err:  # the runner must get JSON, whatever broke
-        return failure(err, secrets)
+        return failure(err, secrets, wording)
 
 
-def answer_auth_test(credentials: Mapping[str, Any] | None = None, **options: Any
-                     ) -> tuple[int, dict[str, Any]]:
+def answer_auth_test(credentials: Mapping[str, Any] | None = None, *,
+                     wording: Wording = INVOKE, **options: Any) -> tuple[int, dict[str, Any]]:
     """Answer a connection test: (exit code, `{"ok": true, ...}` or `{"error": ...}`)."""
     creds = dict(credentials or {})
     secrets = Secrets().environment().credentials(creds)
@@ -67,12 +91,15 @@ def answer_auth_test(credentials: Mapping[str, Any] | None = None, **options: An
 
         return OK, check_credentials(creds, **options)
     except Exception as err:
-        return failure(err, secrets)
+        return failure(err, secrets, wording)
 
 
-def failure(err: BaseException, secrets: Iterable[str]) -> tuple[int, dict[str, Any]]:
+def failure(err: BaseException, secrets: Iterable[str], wording: Wording = INVOKE
+            ) -> tuple[int, dict[str, Any]]:
     """The error response for any exception: typed for ours, `internal_error` for a bug;
-    one line, secrets removed."""
+    one line, secrets removed, in the surface's words where it has its own."""
+    if isinstance(err, MissingApiKey):
+        err = err.reworded(wording.give_key)
     if isinstance(err, ConnectorError):
         body = err.to_dict()
         if err.partial is not None:
@@ -88,7 +115,7 @@ def failure(err: BaseException, secrets: Iterable[str]) -> tuple[int, dict[str, 
     return exit_code(err), {"error": error_body("internal_error", message)}
 
 
-def parse_request(raw: bytes | str, *, source: str = "stdin") -> dict[str, Any]:
+def parse_request(raw: bytes | str, *, wording: Wording = INVOKE) -> dict[str, Any]:
     """The request object from raw JSON, checked for shape (not content: `run` does that)."""
     if len(raw) > MAX_REQUEST_BYTES:
         raise InputError(f"the request is {len(raw)} bytes; at most {MAX_REQUEST_BYTES} are "
@@ -99,9 +126,8 @@ def parse_request(raw: bytes | str, *, source: str = "stdin") -> dict[str, Any]:
         raise InputError("the request is nested too deeply to be a connector request; send "
                          "one flat object", field="request") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InputError(f"{source} is not a JSON request ({one_line(str(exc), 120)}); send "
-                         'one object like {"operation": "get_tiktok_user_following", '
-                         '"inputs": {"handle": "name"}, "credentials": {"apiKey": "..."}}',
+        raise InputError(f"{wording.source} is not a JSON request ({one_line(str(exc), 120)}); "
+                         f"send one object like {EXAMPLE_REQUEST}, {wording.key_goes}",
                          field="request") from None
     if not isinstance(request, dict):
         raise InputError("the request must be a JSON object", field="request")

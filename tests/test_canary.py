@@ -302,8 +302,8 @@ def test_a_short_key_is_not_redacted_out_of_every_message(key):
         creds = {"apiKey": key, "baseUrl": server.url}
         run = run_invoke(request(ACTION, {"handle": "alice"}, creds))
         cli = run_main("--base-url", server.url, "list", "alice", env={"DUMPLINGAI_API_KEY": key})
-    message = "API key is invalid or missing. (401: check the API key (credentials apiKey or " \
-              "DUMPLINGAI_API_KEY))"
+    message = "API key is invalid or missing. (401: check the API key, and the base URL it " \
+              "was sent to)"
     assert (run.code, run.error["message"]) == (1, message)
     assert (cli.code, cli.stderr) == (1, f"tiktok-following: {message}\n")
 
@@ -319,7 +319,8 @@ def test_a_blank_key_is_refused_by_name_and_no_message_is_mangled(upstream, blan
     assert (run.code, run.error["field"]) == (2, "apiKey")
     assert run.error["message"].startswith("credentials.apiKey is blank")
     expected = ("DUMPLINGAI_API_KEY holds only whitespace; set it to the API key, or unset it"
-                if blank else "no API key: set credentials.apiKey or DUMPLINGAI_API_KEY")
+                if blank else "no API key: set DUMPLINGAI_API_KEY, or add --sandbox to try it "
+                "against the built-in stand-in (demo accounts, no key needed)")
     assert (cli.code, cli.stderr) == (2, f"tiktok-following: {expected}\n")
     assert "***" not in run.output + cli.output
     assert upstream.count_requests() == 0

@@ -261,5 +261,6 @@ def test_the_cli_names_a_whitespace_environment_key(standin, blank) -> None:
 def test_the_cli_takes_an_empty_environment_key_for_no_key(standin) -> None:
     run = run_main("--base-url", standin.url, "list", "alice", key="")
     assert (run.code, run.stderr) == (
-        2, "tiktok-following: no API key: set credentials.apiKey or DUMPLINGAI_API_KEY\n")
+        2, "tiktok-following: no API key: set DUMPLINGAI_API_KEY, or add --sandbox to try it "
+           "against the built-in stand-in (demo accounts, no key needed)\n")
     assert standin.count_requests() == 0

@@ -240,8 +240,13 @@ def test_no_key_anywhere_is_401_before_anything_is_sent(
     assert answer.status_code == 401
     error = answer.json()["error"]
     assert error == {"type": "configuration_error", "field": "apiKey",
-                     "message": error["message"], "advice": error["advice"]}
-    assert "DUMPLINGAI_API_KEY" in error["advice"]
+                     "message": "no API key: send Authorization: Bearer <DumplingAI API key>, "
+                                "or start the service with DUMPLINGAI_API_KEY set to use its "
+                                "own",
+                     "advice": error["advice"]}
+    # The connection test says it in the same words (the n8n credential's Test button).
+    test = service.call("POST", "/v1/auth/test", {"credentials": {"baseUrl": standin.url}})
+    assert (test.status_code, test.json()["error"]["message"]) == (401, error["message"])
     assert standin.count_requests() == 0
 
 
@@ -258,7 +263,12 @@ def test_an_authorization_header_that_is_not_bearer_is_refused_by_name(
 def test_a_body_that_is_not_json_is_400_naming_the_body(service: Service) -> None:
     answer = service.call("POST", "/v1/run", raw=b"{not json", key=API_KEY)
     assert answer.status_code == 400
-    assert answer.json()["error"]["message"].startswith("the request body is not a JSON")
+    message = answer.json()["error"]["message"]
+    assert message.startswith("the request body is not a JSON")
+    # The example carries no key: it goes in the header, as the README advises.
+    assert message.endswith('send one object like {"operation": "get_tiktok_user_following", '
+                            '"inputs": {"handle": "name"}}, with the API key in an '
+                            "Authorization: Bearer <key> header, not in the body")
 
 
 def test_a_body_over_the_limit_is_refused_unread_with_413(monkeypatch) -> None:

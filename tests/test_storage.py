@@ -497,8 +497,9 @@ def test_postgresql_without_the_extra_says_how_to_install_it(monkeypatch):
     from connector.storage import postgres
 
     monkeypatch.setattr(postgres, "psycopg", None)
-    with pytest.raises(ConfigurationError, match=r"pip install 'tiktok-following-connector\["
-                                                 r"postgres\]'"):
+    # From a clone (the package is not on the package index yet), or the packages by name.
+    with pytest.raises(ConfigurationError, match=r"pip install '\.\[postgres\]' in the "
+                                                 r"connector's clone, or pip install"):
         open_database("postgresql://localhost/x")
 
 

@@ -98,7 +98,9 @@ def test_summaries_of_shards_add_up_to_one():
     b.pending = 1
     merged = CycleSummary.merged([a, b], handles=5)
     assert merged.line() == (
-        "watch: 3/5 handles polled, 7 new follows, 5 requests, 50 credits, rate limit 60/100 "
+        # The fifth handle (shard a's third) was neither polled nor failed: not due.
+        "watch: 3/5 handles polled, 1 not due, 7 new follows, 5 requests, 50 credits, rate "
+        "limit 60/100 "
         "left; delivered 6, pending 1, parked 0; 1 failed delivery (HTTP 500); failed: "
         "@w (404 not_found)")
     assert not merged.ok

@@ -49,7 +49,7 @@ def _run(args: Any) -> int:
         sys.stdout.flush()  # a reader that left is found here, not in the flush at exit
         return code
     except ConnectorError as err:
-        say(f"{PROG}: {err.message}", secrets)
+        say(f"{PROG}: {_in_cli_words(err).message}", secrets)
         return exit_code(err)
     except KeyboardInterrupt:
         say(f"{PROG}: interrupted")
@@ -67,6 +67,17 @@ def _run(args: Any) -> int:
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
             "and report it", secrets)
         return exit_code(err)
+
+
+def _in_cli_words(err: ConnectorError) -> ConnectorError:
+    """The error as the command line says it: no key names the variable and --sandbox (the
+    Python wording names an argument no one on a command line can pass)."""
+    from ..core.config import API_KEY_ENV, MissingApiKey
+
+    if isinstance(err, MissingApiKey):
+        return err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
+                            "built-in stand-in (demo accounts, no key needed)")
+    return err
 
 
 def _check_state_db_env(args: Any) -> None:

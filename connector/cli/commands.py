@@ -176,7 +176,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     say(f"@{meta['handle']}: {plural(listing.items, 'account')}, "
         f"{plural(meta['pages'], 'page')}, {meta['creditsUsed']} credits{rate(meta)}{more}",
         args.secrets)
+    if not listing.items and meta.get("total") and _seconds_like(args.min_time):
+        say(f"warning: nothing was followed before --min-time {args.min_time}, while the "
+            f"account follows {meta['total']}: a cursor of 10 digits is seconds, and most "
+            "lists page in milliseconds (13 digits); pass a nextCursor as it was printed",
+            args.secrets)
     return 0
+
+
+def _seconds_like(min_time: str | None) -> bool:
+    """A --min-time in seconds: on a list that pages in milliseconds it reads nothing."""
+    from ..core.cursors import in_seconds
+
+    return min_time is not None and float(min_time) > 0 and in_seconds(float(min_time))
 
 
 @contextmanager

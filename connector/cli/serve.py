@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any
 
+from ..core.config import install_extra
 from .common import Parser, RedactingFormatter, credentials_for, say, seconds, whole_number
 from .options import add_globals, examples
 
@@ -18,7 +19,7 @@ def add_commands(sub: Any) -> None:
         "serve", help="the invoke protocol over HTTP, for n8n and other HTTP runners",
         description="Serve GET /healthz, GET /v1/manifests, POST /v1/run (an invoke request; "
                     "the DumplingAI key in 'Authorization: Bearer') and POST /v1/auth/test. "
-                    "Needs the serve extra: pip install 'tiktok-following-connector[serve]'.",
+                    "Needs the serve extra: " + install_extra("serve", "waitress") + ".",
         epilog="Without a Bearer key, requests use $DUMPLINGAI_API_KEY of the service. "
                "Listening beyond loopback needs $TIKTOK_FOLLOWING_SERVE_TOKEN, which callers "
                "send in the X-Connector-Token header.\n\n"

@@ -31,6 +31,13 @@ MAX_URL = 2048
 CREDENTIAL_FIELDS = ("apiKey", "baseUrl")
 
 
+def install_extra(extra: str, packages: str) -> str:
+    """How to install an optional part today: the package is not on the package index yet, so
+    from a clone (or a wheel built from one), or the packages it needs by name. Once it is
+    published, `pip install 'tiktok-following-connector[EXTRA]'` does it: change it here."""
+    return f"pip install '.[{extra}]' in the connector's clone, or pip install {packages}"
+
+
 class RetryPolicy(NamedTuple):
     """How the HTTP core retries: urllib3 `Retry` settings, injectable so tests never sleep."""
 
@@ -129,13 +136,26 @@ def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
     return text.rstrip("/")
 
 
+class MissingApiKey(ConfigurationError):
+    """No API key anywhere: none given, and none in DUMPLINGAI_API_KEY. `how` says how to give
+    one; each surface that reports it says that in its own words (`reworded`): an option and a
+    variable on the command line, a header for `serve`, an argument in Python."""
+
+    def __init__(self, how: str = f'pass credentials={{"apiKey": ...}} or set {API_KEY_ENV}'
+                 ) -> None:
+        super().__init__(f"no API key: {how}", field="apiKey")
+
+    def reworded(self, how: str) -> MissingApiKey:
+        """The same error, saying how to give a key in another surface's words."""
+        return MissingApiKey(how)
+
+
 def check_api_key(key: Any, *, source: str = "apiKey") -> str:
     """The API key as it will travel in the Authorization header, or a ConfigurationError
     that names where it came from (the key itself is never shown). A blank key is no key here:
     `given_api_key` and `env_api_key` refuse one by name before it gets this far."""
     if key is None or (isinstance(key, str) and not key.strip()):
-        raise ConfigurationError(f"no API key: set credentials.apiKey or {API_KEY_ENV}",
-                                 field="apiKey")
+        raise MissingApiKey()
     if not isinstance(key, str):
         raise ConfigurationError(f"{source} must be a string", field="apiKey")
     key = key.strip()
@@ -207,8 +227,7 @@ def resolve_credentials(
     credentials = check_credential_fields(credentials)
     key = given_api_key(credentials.get("apiKey")) or env_api_key(env)
     if key is None:
-        raise ConfigurationError(f"no API key: set credentials.apiKey or {API_KEY_ENV}",
-                                 field="apiKey")
+        raise MissingApiKey()
     base = credentials.get("baseUrl")
     # The error names where the bad URL came from, so the user knows what to fix.
     source = "baseUrl"

@@ -58,6 +58,12 @@ def _ms(cursor: Any) -> int | float:
     return value * 1000 if abs(value) < _SECONDS_BELOW else value
 
 
+def in_seconds(cursor: Any) -> bool:
+    """Whether the live cursor `cursor` is small enough to be in seconds (so that in a list that
+    pages in milliseconds it points to 1970, before any follow)."""
+    return abs(_number(cursor)) < _SECONDS_BELOW
+
+
 def future(cursor: Any, now_ms: int) -> bool:
     """Whether the live cursor `cursor` lies more than a day past `now_ms` (epoch ms): no
     follow happened then, so it is damage (a unit mixed up, say)."""

@@ -53,8 +53,8 @@ _ROWS = [
               "fix the field the message names; nothing was sent, no credit spent",
               sent_nothing=True),
     ErrorType("configuration_error", 400, "no API key, a bad base URL or state database",
-              "set DUMPLINGAI_API_KEY (or credentials apiKey), or fix the setting the message "
-              "names; nothing was sent",
+              "give an API key, or fix the setting the message names (the message says how); "
+              "nothing was sent",
               sent_nothing=True, field_status={"apiKey": 401}),  # no usable key: send one
     ErrorType("state_error", 400, "trigger state damaged or from a newer version",
               "restore it from the runner's history, or pass null to start a new baseline",
@@ -63,7 +63,7 @@ _ROWS = [
     ErrorType("bad_request", 400, "the request was rejected (a handle it cannot use)",
               "check the handle and inputs", upstream=(400,)),
     ErrorType("authentication_error", 401, '"API key is invalid or missing."',
-              "check the API key (credentials apiKey or DUMPLINGAI_API_KEY)", upstream=(401,)),
+              "check the API key, and the base URL it was sent to", upstream=(401,)),
     ErrorType("insufficient_credits", 402, '"Insufficient credits. Please top up your '
               'account."',
               "top up your DumplingAI credits", upstream=(403,)),

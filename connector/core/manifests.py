@@ -30,7 +30,8 @@ def manifest_dir() -> Path:
         if (candidate / f"{CONNECTOR_KEY}.json").is_file():
             return candidate
     raise ConnectorError("the manifests are missing from this installation; reinstall the "
-                         "package (pip install --force-reinstall tiktok-following-connector)")
+                         "package from its clone (pip install --force-reinstall .) or from a "
+                         "wheel built there (pip install --force-reinstall dist/*.whl)")
 
 
 @cache

@@ -6,7 +6,7 @@
     POST /v1/auth/test       the connection test
 
 `make_app()` is a plain WSGI application (embed it in any WSGI server); `serve()` runs it on
-waitress (`pip install 'tiktok-following-connector[serve]'`).
+waitress (the serve extra: `pip install '.[serve]'` in a clone).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..core import manifests
 from ..core.config import (
+    API_KEY_ENV,
     BASE_URL_ENV,
     PRODUCTION_URL,
     SERVE_TOKEN_ENV,
@@ -27,7 +28,7 @@ from ..core.config import (
 )
 from ..core.errors import ConfigurationError, ConnectorError, InputError, error_body, http_status
 from ..core.secrets import Secrets
-from ..protocol import MAX_REQUEST_BYTES, answer, answer_auth_test, failure
+from ..protocol import MAX_REQUEST_BYTES, Wording, answer, answer_auth_test, failure
 from .limits import UpstreamSlots, same_origin
 
 log = logging.getLogger("connector.serve")
@@ -41,6 +42,12 @@ StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 _REASONS = {413: "Content Too Large"}
 #: Seconds a caller refused for want of a free upstream slot is asked to wait.
 BUSY_RETRY_AFTER = 5
+#: The service's words: a caller gives its key in a header (or the service has its own).
+SERVE = Wording(
+    "the request body",
+    "send Authorization: Bearer <DumplingAI API key>, or start the service with "
+    f"{API_KEY_ENV} set to use its own",
+    "with the API key in an Authorization: Bearer <key> header, not in the body")
 
 
 def status_for(response: dict[str, Any]) -> int:
@@ -69,7 +76,7 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
         try:
             status, body = _route(environ, method, path, routes, token)
         except Exception as err:  # a bug must still answer JSON, without a secret
-            _, body = failure(err, _secrets_of(environ).add(token))
+            _, body = failure(err, _secrets_of(environ).add(token), SERVE)
             status = status_for(body)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"),
@@ -123,7 +130,7 @@ def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
     except ConnectorError as err:
         return _refused(err, environ)
     return _bounded(slots, _named_base_url(raw),
-                    lambda: answer(raw, source="the request body", api_key=key, **options)[1])
+                    lambda: answer(raw, wording=SERVE, api_key=key, **options)[1])
 
 
 def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
@@ -151,7 +158,8 @@ def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
     options = {k: v for k, v in options.items() if k in ("retry", "timeouts")}
     return _bounded(slots, creds.get("baseUrl"),
                     lambda: answer_auth_test(creds, handle=request.get("handle"),
-                                             platform=request.get("platform"), **options)[1])
+                                             platform=request.get("platform"), wording=SERVE,
+                                             **options)[1])
 
 
 def _bounded(slots: UpstreamSlots | None, base_url: Any,
@@ -235,7 +243,7 @@ def _refuse_own_key_elsewhere(raw: bytes, key: str | None) -> None:
 
 
 def _refused(err: Any, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    _, response = failure(err, _secrets_of(environ))
+    _, response = failure(err, _secrets_of(environ), SERVE)
     return status_for(response), response
 
 

@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Any
 
-from ..core.config import is_loopback
+from ..core.config import install_extra, is_loopback
 from ..core.errors import ConfigurationError
 from ..protocol import MAX_REQUEST_BYTES
 from .app import TOKEN_ENV, make_app
@@ -151,8 +151,8 @@ def create_server(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     try:
         from waitress.server import create_server as waitress_server
     except ImportError:
-        raise ConfigurationError("serve needs waitress: pip install "
-                                 "'tiktok-following-connector[serve]'", field="serve") from None
+        raise ConfigurationError(f"serve needs waitress: {install_extra('serve', 'waitress')}",
+                                 field="serve") from None
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     if token is not None and len(token.strip()) < 16:
         raise ConfigurationError(f"the shared token ({TOKEN_ENV}) is shorter than 16 "

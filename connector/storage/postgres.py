@@ -1,9 +1,9 @@
 """PostgreSQL as the state database: one database shared by many `watch` workers, on one
 machine or many (`--state-db postgresql://user:password@host/db`).
 
-Needs the `postgres` extra (`pip install 'tiktok-following-connector[postgres]'`: psycopg 3 and
-its pool); nothing here is imported unless a postgresql:// target is used. The tables live in
-their own schema, `tiktok_following`, created and migrated by the connector under an advisory
+Needs the `postgres` extra (`pip install '.[postgres]'` in a clone: psycopg 3 and its pool);
+nothing here is imported unless a postgresql:// target is used. The tables live in their own
+schema, `tiktok_following`, created and migrated by the connector under an advisory
 lock, so workers starting together do it once. Lease and claim times are the server's clock,
 so workers whose clocks differ still agree on when a lease ends.
 
@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..core.config import install_extra
 from ..core.errors import ConfigurationError, ConnectorError, StateError
 from ..core.redact import display_url, one_line, redact
 from ..core.secrets import Secrets
@@ -148,7 +149,7 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 10.0) -> None:
         if psycopg is None:
             raise ConfigurationError("a postgresql:// state database needs the postgres extra: "
-                                     "pip install 'tiktok-following-connector[postgres]'",
+                                     + install_extra("postgres", "'psycopg[binary]' psycopg-pool"),
                                      field="stateDb")
         self.location = display_url(url)
         self._secrets = Secrets().database(url).values

@@ -133,6 +133,11 @@ class CycleSummary:
         if self.rate_limit is not None and self.rate_limit.remaining is not None:
             rate = f", rate limit {self.rate_limit.remaining}/{self.rate_limit.limit} left"
         others = f", {self.elsewhere} by other watchers" if self.elsewhere else ""
+        # The rest were not due in this cycle (a running watch polls each once an interval,
+        # give or take 10%): said, so that 3/4 with nothing failed does not read as a failure.
+        rest = self.handles - len(self.polled) - len(self.failed) - self.skipped - self.elsewhere
+        if rest > 0:
+            others += f", {rest} not due"
         unfollows = "" if self.unfollows is None else f"{plural(self.unfollows, 'unfollow')}, "
         handles = "handle" if self.handles == 1 else "handles"
         text = (f"watch: {len(self.polled)}/{self.handles} {handles} polled{base}{others}, "

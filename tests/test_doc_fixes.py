@@ -1,0 +1,150 @@
+"""What the docs say, held to it (issue 21): nothing tells anyone to install a package name
+that is not on the package index, a `--min-time` in seconds that reads nothing says so, the
+summary line says what the handles it did not poll were, the sample event is as documented,
+and a stale snippet fails with an id that names its file and line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from connector.watch.summary import CycleSummary
+from connector.watch.webhook import sample_event
+from tests.support import ROOT, run_main
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: `pip install tiktok-following-connector`, with or without an extra or quotes.
+UNPUBLISHED = re.compile(r"pip install[^\n`]*?['\"]?tiktok-following-connector\b")
+
+
+def only_for_after_publishing(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    for match in UNPUBLISHED.finditer(text):
+        sentence = text[max(0, match.start() - 200):match.end()]
+        assert "published" in sentence, (path.name, match.group())
+
+
+def test_no_message_or_help_installs_the_name_that_is_not_on_the_index() -> None:
+    for path in (ROOT / "connector").rglob("*.py"):
+        only_for_after_publishing(path)
+
+
+def test_docs_install_from_a_clone_and_name_the_index_only_for_after_publishing() -> None:
+    for path in DOCS:
+        only_for_after_publishing(path)
+        text = path.read_text(encoding="utf-8")
+        if "pip install" in text and path.name != "speed.md":
+            assert "not on PyPI yet" in text, path.name
+
+
+def test_the_messages_for_a_missing_extra_say_how_to_install_it_today(monkeypatch) -> None:
+    import builtins
+
+    from connector.core.errors import ConfigurationError
+    from connector.serve import server
+    from connector.storage import postgres
+
+    real_import = builtins.__import__
+
+    def no_waitress(name: str, *args, **kwargs):
+        if name.startswith("waitress"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_waitress)
+    with pytest.raises(ConfigurationError) as caught:
+        server.create_server(host="127.0.0.1", port=0)
+    assert caught.value.message == ("serve needs waitress: pip install '.[serve]' in the "
+                                    "connector's clone, or pip install waitress")
+    monkeypatch.setattr(postgres, "psycopg", None)
+    with pytest.raises(ConfigurationError) as caught:
+        postgres.PostgresDatabase("postgresql://u@127.0.0.1/db")
+    assert "pip install '.[postgres]' in the connector's clone" in caught.value.message
+
+
+# ---------------------------------------------------------------- --min-time in seconds
+
+
+def test_a_min_time_in_seconds_that_reads_nothing_says_why() -> None:
+    """busy_demo pages in milliseconds, as most upstreams do; the README once showed a
+    10-digit cursor, which reads nothing there."""
+    run = run_main("--sandbox", "list", "busy_demo", "--min-time", "1700000000", key=None)
+    assert (run.code, run.stdout) == (0, "")
+    assert run.stderr.splitlines()[-1].startswith(
+        "warning: nothing was followed before --min-time 1700000000, while the account "
+        "follows ")
+    assert "pass a nextCursor as it was printed" in run.stderr
+
+
+def test_a_min_time_in_milliseconds_gives_no_such_warning() -> None:
+    run = run_main("--sandbox", "list", "busy_demo", "--min-time", "1000000000000", key=None)
+    assert run.code == 0 and run.stdout == ""
+    assert "warning" not in run.stderr
+
+
+# ---------------------------------------------------------------- the summary line
+
+
+def test_handles_not_due_in_a_cycle_are_said_to_be_not_due() -> None:
+    summary = CycleSummary(4, polled={"a", "b", "c"})
+    assert summary.line().startswith("watch: 3/4 handles polled, 1 not due, 0 new follows")
+    summary = CycleSummary(4, polled={"a"}, failed={"b": "404 not_found"}, elsewhere=1)
+    assert summary.line().startswith("watch: 1/4 handles polled, 1 by other watchers, 1 not "
+                                     "due, ")
+    assert "not due" not in CycleSummary(2, polled={"a"}, failed={"b": "x"}).line()
+    assert "not due" not in CycleSummary(2, polled={"a"}, skipped=1).line()
+
+
+# ---------------------------------------------------------------- the sample event
+
+
+def test_the_sample_event_is_as_docs_watch_md_says() -> None:
+    text = (ROOT / "docs" / "watch.md").read_text(encoding="utf-8")
+    event = sample_event()
+    assert event["handle"] == "sample" and sample_event()["eventId"] == event["eventId"]
+    assert f"(`{event['eventId']}`; an unfollow sample has its own)" in text
+    assert sample_event("unfollowed")["eventId"] != event["eventId"]
+
+
+# ---------------------------------------------------------------- stale docs fail
+
+
+@pytest.mark.slow
+def test_a_stale_snippet_fails_and_its_id_names_its_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "stale.md").write_text(textwrap.dedent("""\
+        # A page
+
+        ```sh
+        tiktok-following list busy_demo --sandbox --max-items 1
+        ```
+
+        ```sh
+        tiktok-following list busy_demo --no-such-option
+        ```
+
+        <!-- skip: next "needs a real key" -->
+
+        ```sh
+        tiktok-following list alice --min-time sk_live
+        ```
+        """))
+    (tmp_path / "conftest.py").write_text(
+        "from tests.doc_snippets import make_sybil\n"
+        "pytest_collect_file = make_sybil(__file__).pytest()\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA",
+         f"--rootdir={tmp_path}", "docs"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    out = proc.stdout
+    assert proc.returncode == 1, out
+    assert "PASSED docs/stale.md::line:3,column:1" in out
+    assert "FAILED docs/stale.md::line:7,column:1" in out
+    assert "unrecognized arguments: --no-such-option" in out
+    assert re.search(r"SKIPPED \[1\] .*: needs a real key", out)
