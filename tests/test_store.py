@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import connector
-from connector.polling import state_key
 from connector.standin import Fault
 from connector.storage import STATE_DB_ENV, default_path
+from connector.store import state_key
 from tests.support import API_KEY, TRIGGER, raw_sql, request, run_cli, run_invoke
 
 HANDLE = "alice"

@@ -9,10 +9,11 @@ with two more facts:
 - `seen`: when (epoch milliseconds) a poll last listed it. A read of the list that began after
   that did not list it.
 
-Kept compact for runner-owned state: accounts in blocks of BLOCK, newest first, each block its
-columns as JSON, deflated, in base64 (decoded in C: base85 would be 6% smaller and, in pure
-Python, 50 times slower). A poll re-encodes only the blocks it changed; a quiet poll changes
-one (the accounts on the newest page were seen again).
+Kept compact: accounts in blocks of BLOCK, newest first, each block its columns as JSON,
+deflated; a database keeps those bytes, runner JSON their base64 (decoded in C: base85 would
+be 6% smaller and, in pure Python, 50 times slower). A poll re-encodes only the blocks it
+changed; a quiet poll changes one (the accounts on the newest page were seen again), and a
+database writes that one alone.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ class Roster:
 
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
-        #: Block number -> its encoded text while unchanged (None: to encode).
-        self._texts: dict[int, str | None] = {}
+        #: Block number -> its deflated bytes while unchanged (None: to encode).
+        self._data: dict[int, bytes | None] = {}
         self._sizes: dict[int, int] = {}
         self._newest = -1  # the block new accounts go into
 
@@ -96,7 +97,7 @@ class Roster:
             block = self._room()
             self._accounts[key] = Account(fields, bound, seen, block)
             self._sizes[block] = self._sizes.get(block, 0) + 1
-            self._texts[block] = None
+            self._data[block] = None
             return True
         changed = False
         if bound is not None and (account.bound is None
@@ -105,63 +106,71 @@ class Roster:
         if account.values != fields or account.seen != seen:
             account.values, account.seen, changed = fields, seen, True
         if changed:
-            self._texts[account.block] = None
+            self._data[account.block] = None
         return False
 
     def remove(self, key: str) -> Account:
         account = self._accounts.pop(key)
         self._sizes[account.block] -= 1
-        self._texts[account.block] = None
+        self._data[account.block] = None
         return account
 
     def _room(self) -> int:
         if self._newest < 0 or self._sizes.get(self._newest, 0) >= BLOCK:
             self._newest = max(self._sizes, default=-1) + 1
             self._sizes[self._newest] = 0
-            self._texts[self._newest] = None
+            self._data[self._newest] = None
         return self._newest
 
-    # JSON
+    # Stored forms: the blocks newest first, as bytes (a database) or base64 (runner JSON)
 
-    def to_json(self) -> list[str]:
-        """The blocks, newest first, as text. Blocks emptied by removals are dropped; when
-        removals have left many half-empty blocks, everything is packed again."""
+    def blocks(self) -> list[bytes]:
+        """The blocks, newest first, as bytes, the changed ones encoded again. Blocks emptied
+        by removals are dropped; when removals have left many half-empty blocks, everything is
+        packed again."""
         live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
         if len(live) > 2 * (len(self._accounts) // BLOCK + 1):
             self._repack()
             live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
-        members: dict[int, list[Account]] = {b: [] for b in live}
-        for account in self._accounts.values():
-            members[account.block].append(account)
-        out = []
-        for block in live:
-            text = self._texts.get(block)
-            if text is None:
-                text = self._texts[block] = _encode(members[block])
-            out.append(text)
-        return out
+        changed: dict[int, list[Account]] = {b: [] for b in live if self._data.get(b) is None}
+        if changed:
+            for account in self._accounts.values():
+                members = changed.get(account.block)
+                if members is not None:
+                    members.append(account)
+            for block, members in changed.items():
+                self._data[block] = _encode(members)
+        return [self._data[b] for b in live]  # type: ignore[misc]
 
     def _repack(self) -> None:
         ordered = sorted(self._accounts.values(), key=lambda a: a.block)
-        self._texts, self._sizes, self._newest = {}, {}, -1
+        self._data, self._sizes, self._newest = {}, {}, -1
         for i, account in enumerate(ordered):
             account.block = i // BLOCK
             self._sizes[account.block] = self._sizes.get(account.block, 0) + 1
-            self._texts[account.block] = None
+            self._data[account.block] = None
         self._newest = max(self._sizes, default=-1)
 
     @classmethod
-    def from_json(cls, blocks: Any, *, limit: int) -> Roster:
-        """Decode stored blocks (newest first). Raises ValueError when they are damaged."""
-        if not isinstance(blocks, list) or not all(isinstance(b, str) and b for b in blocks):
+    def load(cls, blocks: Any, *, limit: int) -> Roster:
+        """Decode stored blocks (newest first): base64 text, or their bytes. Raises ValueError
+        when they are damaged."""
+        if not isinstance(blocks, list) or not all(
+            isinstance(b, (str, bytes)) and b for b in blocks
+        ):
             raise ValueError("not a list of blocks")
         if len(blocks) > 2 * (limit // BLOCK + 1):
             raise ValueError("too many blocks")
         roster = cls()
         count = len(blocks)
-        for i, text in enumerate(blocks):
+        for i, stored in enumerate(blocks):
             block = count - 1 - i  # stored newest first; numbered oldest first
-            accounts = _decode(text)
+            try:
+                data = base64.b64decode(stored, validate=True) if isinstance(stored, str) \
+                    else stored
+            except binascii.Error as exc:
+                raise ValueError("a block that does not decode") from exc
+            accounts = _decode(data)
             if not accounts or len(accounts) > BLOCK:
                 raise ValueError("a block of the wrong size")
             for account in accounts:
@@ -171,7 +180,7 @@ class Roster:
                 account.block = block
                 roster._accounts[key] = account
             roster._sizes[block] = len(accounts)
-            roster._texts[block] = text
+            roster._data[block] = data
         if len(roster) > limit:
             raise ValueError("too many accounts")
         roster._newest = count - 1
@@ -186,21 +195,21 @@ class Roster:
         return roster
 
 
-def _encode(accounts: list[Account]) -> str:
+def _encode(accounts: list[Account]) -> bytes:
     columns: list[list[Any]] = [[a.bound for a in accounts], [a.seen for a in accounts]]
     columns += [list(column) for column in zip(*(a.values for a in accounts), strict=True)]
     raw = json.dumps(columns, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return zlib.compress(raw, 6)
 
 
-def _decode(text: str) -> list[Account]:
+def _decode(data: bytes) -> list[Account]:
     try:
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(base64.b64decode(text, validate=True), _MAX_BLOCK_BYTES)
+        raw = inflater.decompress(data, _MAX_BLOCK_BYTES)
         if inflater.unconsumed_tail:
             raise ValueError("a block too large")
         columns = json.loads(raw)
-    except (zlib.error, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+    except (zlib.error, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("a block that does not decode") from exc
     if not (isinstance(columns, list) and len(columns) == 2 + len(FIELDS)
             and all(isinstance(c, list) for c in columns)
