@@ -98,7 +98,8 @@ class ListRead:
             for read in pager:
                 reason = read.reason
                 # Even a page the read cannot go on from lists accounts that are followed.
-                self.merge(state.roster, read.cursor, read.page)
+                self.merge(state.roster, read.cursor, read.page,
+                           older=scan.mode == BASELINE)
                 if reason in GUARDS:
                     self._read_failed(scan, read.cursor, ANSWERED[reason])
                     return True
@@ -235,14 +236,15 @@ class ListRead:
 
     # Pages into the roster, accounts out as items
 
-    def merge_all(self, roster: Roster) -> None:
+    def merge_all(self, roster: Roster, *, older: bool = False) -> None:
         for cursor, page in self.pages.got:
-            self.merge(roster, cursor, page)
+            self.merge(roster, cursor, page, older=older)
 
-    def merge(self, roster: Roster, cursor: Any, page: Page) -> None:
+    def merge(self, roster: Roster, cursor: Any, page: Page, *, older: bool = False) -> None:
         """Every account a page lists is followed now; its bound is the page's oldest follow
         time, when the page's cursors can be trusted: consistent, and moved below the cursor
-        sent (a page that hands the cursor back, stalled, may list older follows under it)."""
+        sent (a page that hands the cursor back, stalled, may list older follows under it).
+        `older`: the baseline's pages, read from the newest down (Roster.see)."""
         if id(page) in self.merged:
             return
         self.merged.add(id(page))
@@ -252,7 +254,7 @@ class ListRead:
         ) or not (cursors.is_dead(cursor) or cursors.below(bound, cursor)):
             bound = None
         for entry in page.entries:
-            if roster.see(identity(entry), flatten(entry), bound, self.now):
+            if roster.see(identity(entry), flatten(entry), bound, self.now, older=older):
                 self.added += 1
 
     def _emit(self) -> None:

@@ -92,7 +92,7 @@ class _Poll(ListRead):
         self.baselined = True
         watermark, base, _ = self.walk.baseline()
         state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
-        self.merge_all(state.roster)
+        self.merge_all(state.roster, older=True)
         self.total = self.pages.total()
         self.check = BASELINE
         state.scan = Scan(None, BASELINE, began=self.now)

@@ -74,7 +74,10 @@ class Roster:
         #: Block number -> its deflated bytes while unchanged (None: to encode).
         self._data: dict[int, bytes | None] = {}
         self._sizes: dict[int, int] = {}
-        self._newest = -1  # the block new accounts go into
+        #: The blocks new accounts go into: the newest (accounts followed since), and the
+        #: oldest (accounts a read down the list found), None before there is one.
+        self._newest: int | None = None
+        self._oldest: int | None = None
 
     def __contains__(self, key: object) -> bool:
         return key in self._accounts
@@ -88,13 +91,17 @@ class Roster:
     def get(self, key: str) -> Account | None:
         return self._accounts.get(key)
 
-    def see(self, key: str, item: dict[str, Any], bound: Any, seen: int) -> bool:
+    def see(self, key: str, item: dict[str, Any], bound: Any, seen: int, *,
+            older: bool = False) -> bool:
         """Record that a page listed the account: its fields now, a bound from that page
-        (None: the page had none), when. Returns True when the account was not in the roster."""
+        (None: the page had none), when. Returns True when the account was not in the roster.
+        `older`: a read down the list found it, below the accounts already kept (a baseline),
+        so it goes with the oldest; the blocks stay ordered as the list is, and the newest
+        page's accounts, which every poll sees again, stay in the newest block."""
         account = self._accounts.get(key)
         fields = tuple(item.get(name) for name in FIELDS)
         if account is None:
-            block = self._room()
+            block = self._room(older)
             self._accounts[key] = Account(fields, bound, seen, block)
             self._sizes[block] = self._sizes.get(block, 0) + 1
             self._data[block] = None
@@ -115,12 +122,17 @@ class Roster:
         self._data[account.block] = None
         return account
 
-    def _room(self) -> int:
-        if self._newest < 0 or self._sizes.get(self._newest, 0) >= BLOCK:
-            self._newest = max(self._sizes, default=-1) + 1
-            self._sizes[self._newest] = 0
-            self._data[self._newest] = None
-        return self._newest
+    def _room(self, older: bool) -> int:
+        block = self._oldest if older else self._newest
+        if block is None or self._sizes.get(block, 0) >= BLOCK:
+            if not self._sizes:
+                block = self._newest = self._oldest = 0
+            elif older:
+                block = self._oldest = min(self._sizes) - 1
+            else:
+                block = self._newest = max(self._sizes) + 1
+            self._sizes[block], self._data[block] = 0, None
+        return block
 
     # Stored forms: the blocks newest first, as bytes (a database) or base64 (runner JSON)
 
@@ -144,12 +156,13 @@ class Roster:
 
     def _repack(self) -> None:
         ordered = sorted(self._accounts.values(), key=lambda a: a.block)
-        self._data, self._sizes, self._newest = {}, {}, -1
+        self._data, self._sizes = {}, {}
         for i, account in enumerate(ordered):
             account.block = i // BLOCK
             self._sizes[account.block] = self._sizes.get(account.block, 0) + 1
             self._data[account.block] = None
-        self._newest = max(self._sizes, default=-1)
+        self._newest = max(self._sizes, default=None)
+        self._oldest = min(self._sizes, default=None)
 
     @classmethod
     def load(cls, blocks: Any, *, limit: int) -> Roster:
@@ -183,7 +196,7 @@ class Roster:
             roster._data[block] = data
         if len(roster) > limit:
             raise ValueError("too many accounts")
-        roster._newest = count - 1
+        roster._newest, roster._oldest = (count - 1, 0) if count else (None, None)
         return roster
 
     @classmethod

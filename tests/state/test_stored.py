@@ -110,3 +110,16 @@ def test_damaged_parts_are_a_state_error():
         UnfollowState.from_stored(row, [parts[0][:20], *parts[1:]])
     with pytest.raises(connector.StateError, match="'known' must be"):
         FollowState.from_stored({"v": 3, "handle": HANDLE}, [1])
+
+
+def test_a_roster_learnt_from_the_newest_down_keeps_the_newest_in_its_first_block():
+    # A baseline reads the list newest first: its first page must still end up in the newest
+    # block, the one every quiet poll changes, or each poll's save would rewrite every block.
+    roster = Roster()
+    for i in range(600):  # newest first
+        user = {"id": str(6_800_000_000_000_000_000 + i), "uniqueId": f"user{i}"}
+        roster.see(user["id"], user, 1_700_000_600 - i, 1, older=True)
+    roster.see("new", {"id": "new", "uniqueId": "new"}, 1_700_000_601, 2)  # followed since
+    blocks = [Roster.load([b], limit=1000) for b in roster.blocks()]
+    assert [len(b) for b in blocks] == [1, 250, 250, 100] and "new" in blocks[0]
+    assert "6800000000000000000" in blocks[1] and "6800000000000000599" in blocks[3]
