@@ -71,8 +71,10 @@ class Roster:
 
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
-        #: Block number -> its deflated bytes while unchanged (None: to encode).
+        #: Block number -> its deflated bytes while unchanged (None: to encode), and their
+        #: base64 (runner JSON) once made or read.
         self._data: dict[int, bytes | None] = {}
+        self._texts: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
         #: The blocks new accounts go into: the newest (accounts followed since), and the
         #: oldest (accounts a read down the list found), None before there is one.
@@ -137,9 +139,17 @@ class Roster:
     # Stored forms: the blocks newest first, as bytes (a database) or base64 (runner JSON)
 
     def blocks(self) -> list[bytes]:
-        """The blocks, newest first, as bytes, the changed ones encoded again. Blocks emptied
-        by removals are dropped; when removals have left many half-empty blocks, everything is
-        packed again."""
+        """The blocks, newest first, as bytes, the changed ones encoded again."""
+        return [data for _, data in self._blocks()]
+
+    def texts(self) -> list[str]:
+        """The blocks, newest first, as base64 text."""
+        return [self._texts.get(b) or self._texts.setdefault(b, base64.b64encode(d).decode())
+                for b, d in self._blocks()]
+
+    def _blocks(self) -> list[tuple[int, bytes]]:
+        """(number, bytes) of the blocks, newest first. Blocks emptied by removals are dropped;
+        when removals have left many half-empty blocks, everything is packed again."""
         live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
         if len(live) > 2 * (len(self._accounts) // BLOCK + 1):
             self._repack()
@@ -152,11 +162,12 @@ class Roster:
                     members.append(account)
             for block, members in changed.items():
                 self._data[block] = _encode(members)
-        return [self._data[b] for b in live]  # type: ignore[misc]
+                self._texts.pop(block, None)
+        return [(b, self._data[b]) for b in live]  # type: ignore[misc]
 
     def _repack(self) -> None:
         ordered = sorted(self._accounts.values(), key=lambda a: a.block)
-        self._data, self._sizes = {}, {}
+        self._data, self._texts, self._sizes = {}, {}, {}
         for i, account in enumerate(ordered):
             account.block = i // BLOCK
             self._sizes[account.block] = self._sizes.get(account.block, 0) + 1
@@ -178,11 +189,14 @@ class Roster:
         count = len(blocks)
         for i, stored in enumerate(blocks):
             block = count - 1 - i  # stored newest first; numbered oldest first
-            try:
-                data = base64.b64decode(stored, validate=True) if isinstance(stored, str) \
-                    else stored
-            except binascii.Error as exc:
-                raise ValueError("a block that does not decode") from exc
+            if isinstance(stored, str):
+                try:
+                    data = base64.b64decode(stored, validate=True)
+                except binascii.Error as exc:
+                    raise ValueError("a block that does not decode") from exc
+                roster._texts[block] = stored
+            else:
+                data = stored
             accounts = _decode(data)
             if not accounts or len(accounts) > BLOCK:
                 raise ValueError("a block of the wrong size")

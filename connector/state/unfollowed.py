@@ -4,7 +4,6 @@ offset, and the read of the list in progress, if any (Scan)."""
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,7 +121,7 @@ class UnfollowState(SplitState):
         }
 
     def _texts(self) -> list[str]:
-        return [base64.b64encode(b).decode("ascii") for b in self.roster.blocks()]
+        return self.roster.texts()
 
     def _parts(self) -> list[bytes]:
         return self.roster.blocks()
