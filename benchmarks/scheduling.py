@@ -3,7 +3,7 @@
 1,000 handles whose follow rates are log-normal (median one follow a day, spread sigma = 1.6:
 taken at the 1,000 quantiles (i + 1/2) / 1,000, so the busiest follows about 190 a day and the
 mean is 3.6 a day), each following accounts as a Poisson process for 30 simulated days. Every
-poll runs the real trigger (`connector.operations.trigger.run`) against a model of each
+poll runs the real trigger (`connector.operations.followed.run`) against a model of each
 handle's following list (below, written from the endpoint's contract, apart from the code under
 test: newest first, 30 a page, follow times in whole seconds as cursors, `minTime` inclusive).
 The schedules are the real ones: `watch.schedule.Schedule` (fixed, today's) and
@@ -40,7 +40,7 @@ from typing import Any
 from connector.core.budget import Budget, MemoryBucket
 from connector.core.config import CREDITS_PER_REQUEST
 from connector.core.http import Page
-from connector.operations import trigger
+from connector.operations import followed as trigger
 from connector.watch.adaptive import AdaptiveSchedule, Observation
 from connector.watch.schedule import Schedule, format_interval
 from connector.watch.spend import Spender

@@ -1,7 +1,8 @@
 """State: what a handle's trigger state costs to keep and to commit, SQLite and PostgreSQL,
 before (the first release: version-1 state, the whole JSON in one row) and after (version-3
 state, a small row plus one row per part of the memory, as bytes, a save writing only what
-changed).
+changed); and the unfollow trigger's state, kept whole in its row before, and as a row plus
+one row per block of its roster after (a quiet poll writing the one block it changed).
 
 Per case: bytes per handle (SQLite: file growth; PostgreSQL: the tables' total relation size,
 TOAST and indexes included), the median poll commit (load, parse, remember one new follow,
@@ -22,9 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from connector.operations.state import KNOWN_LIMIT, Memory, TriggerState
-from connector.polling import state_key
+from connector.core.items import flatten, identity
+from connector.state.envelope import SplitState
+from connector.state.followed import FollowState
+from connector.state.memory import Memory
+from connector.state.prints import KNOWN_LIMIT
+from connector.state.roster import Roster
+from connector.state.unfollowed import UnfollowState
 from connector.storage import open_database
+from connector.store import _storage_api, state_key  # TODO(lead, i19-storage): the database
 
 from .report import Section, Target, ms, size
 
@@ -35,6 +42,10 @@ TARGET_BYTES = 21 * 1024
 TARGET_JSON = 26 * 1024
 #: Commits whose written bytes are measured (SQLite's WAL holds about 4 MB between checkpoints).
 WRITES = 20
+#: The same for the unfollow state, up to 1.2 MB a commit before.
+UNFOLLOW_WRITES = 3
+#: The accounts a quiet unfollow poll sees again: its one page.
+UNFOLLOW_PAGE = 30
 
 
 def handle_name(i: int) -> str:
@@ -47,13 +58,13 @@ def ids_for(i: int, known: int) -> list[str]:
     return [str(n) for n in range(start, start + known)]
 
 
-def current_state(i: int, known: int) -> dict[str, Any]:
+def current_state(i: int, known: int) -> FollowState:
     """The trigger's state (this release's version), remembered in steps."""
     ids = ids_for(i, known)
     memory = Memory()
     for at in range(0, len(ids), 1250):
         memory = memory.remember(ids[at:at + 1250])
-    return TriggerState(handle=handle_name(i), watermark=WATERMARK + i, known=memory).to_json()
+    return FollowState(handle=handle_name(i), watermark=WATERMARK + i, known=memory)
 
 
 def v1_state(i: int, known: int) -> dict[str, Any]:
@@ -72,6 +83,20 @@ def v1_round_trip(stored: str, new_id: str) -> str:
     data["known"] = [new_id, *known][:KNOWN_LIMIT]
     data["watermark"] = int(time.time() * 1000)
     return json.dumps(data, separators=(",", ":"))
+
+
+def unfollow_state(i: int, accounts: int) -> UnfollowState:
+    """Handle i's unfollow state, following `accounts` accounts with TikTok's field lengths."""
+    from .unfollows import realistic_entry
+
+    rng = random.Random(i)
+    entries = [realistic_entry(rng) for _ in range(accounts)]
+    seen = 1_790_000_000_000
+    # Oldest first: each page's accounts share its oldest follow time as their bound.
+    roster = Roster.of((identity(e), flatten(e), WATERMARK + n // UNFOLLOW_PAGE, seen)
+                       for n, e in enumerate(entries))
+    return UnfollowState(handle=handle_name(i), watermark=WATERMARK + accounts, roster=roster,
+                         clock=seen)
 
 
 # --------------------------------------------------------------------------- the stores
@@ -121,23 +146,54 @@ class Before:
 
 
 class After:
-    """This release's storage, through the Database every command uses."""
+    """This release's storage, through the Database every command uses, as the embedded store
+    uses it: a state's row and parts, straight from the state object and back."""
 
     def __init__(self, target: str) -> None:
         self.database = open_database(target)
+        self.api = _storage_api(self.database)
 
-    def save_state(self, key: str, state: dict[str, Any]) -> None:
-        self.database.save(key, state)
+    def save_state(self, key: str, state: SplitState) -> None:
+        self.api.save(key, *state.to_stored())
 
     def commit(self, key: str, new_id: str) -> None:
-        stored = self.database.read_state(key)
-        state = TriggerState.from_json(stored.state)
+        stored = self.api.read_state(key)
+        state = FollowState.from_stored(stored.row, stored.parts)
         state.known = state.known.remember([new_id])
         state.watermark = int(time.time() * 1000)
-        self.database.save(key, state.to_json(), expect=stored.version)
+        self.api.save(key, *state.to_stored(), expect=stored.version)
 
     def close(self) -> None:
         self.database.close()
+
+
+class UnfollowBefore(Before):
+    """The unfollow state as the release before this one kept it: its whole runner JSON in the
+    state's row, rewritten by every commit."""
+
+    def commit(self, key: str, new_id: str) -> None:
+        state = UnfollowState.from_json(self.load(key))
+        _see_newest_page(state)
+        self.save(key, json.dumps(state.to_json(), separators=(",", ":")))
+
+
+class UnfollowAfter(After):
+    """This release: a row, and a row per block of the roster."""
+
+    def commit(self, key: str, new_id: str) -> None:
+        stored = self.api.read_state(key)
+        state = UnfollowState.from_stored(stored.row, stored.parts)
+        _see_newest_page(state)
+        self.api.save(key, *state.to_stored(), expect=stored.version)
+
+
+def _see_newest_page(state: UnfollowState) -> None:
+    """A quiet poll's change: the newest page's accounts seen again, now."""
+    newest = sorted(state.roster, key=lambda kv: kv[1].bound or 0)[-UNFOLLOW_PAGE:]
+    now = int(time.time() * 1000)
+    for key, account in newest:
+        state.roster.see(key, account.item, account.bound, now)
+    state.clock = now
 
 
 # --------------------------------------------------------------------------- measuring
@@ -171,15 +227,25 @@ def _checkpoint(target: str) -> None:
     conn.close()
 
 
-def measure(target: str, scheme: str, known: int, handles: int, samples: int) -> dict[str, Any]:
-    """Fill `handles` handles at `known` ids with one scheme, then time `samples` commits."""
+def measure(target: str, scheme: str, known: int, handles: int, samples: int, *,
+            trigger: str = "followed") -> dict[str, Any]:
+    """Fill `handles` handles at `known` ids (or followed accounts, for the unfollow trigger)
+    with one scheme, then time `samples` commits."""
     pg = target.startswith("postgresql://")
-    store: Before | After = Before(target) if scheme == "before" else After(target)
+    kinds = {("followed", "before"): Before, ("followed", "after"): After,
+             ("unfollowed", "before"): UnfollowBefore, ("unfollowed", "after"): UnfollowAfter}
+    store = kinds[(trigger, scheme)](target)
     empty = (_pg_bytes(target, _tables(scheme)) if pg else _sqlite_bytes(Path(target)))
     started = time.perf_counter()
     for i in range(handles):
         key = state_key(handle_name(i))
-        if isinstance(store, Before):
+        if trigger == "unfollowed":
+            state = unfollow_state(i, known)
+            if isinstance(store, Before):
+                store.save(key, json.dumps(state.to_json(), separators=(",", ":")))
+            else:
+                store.save_state(key, state)
+        elif isinstance(store, Before):
             store.save(key, json.dumps(v1_state(i, known), separators=(",", ":")))
         else:
             store.save_state(key, current_state(i, known))
@@ -197,12 +263,13 @@ def measure(target: str, scheme: str, known: int, handles: int, samples: int) ->
     # checkpoints (and starts over) by itself.
     _checkpoint(target)
     wal_before = _pg_wal(target) if pg else _sqlite_bytes(Path(target))
-    for n in range(WRITES):
+    writes = WRITES if trigger == "followed" else UNFOLLOW_WRITES
+    for n in range(writes):
         store.commit(state_key(handle_name(rng.randrange(handles))), str(ID_BASE - 10**6 - n))
     wal_after = _pg_wal(target) if pg else _sqlite_bytes(Path(target))
     store.close()
     return {"per_handle": (full - empty) / handles, "commit": statistics.median(times),
-            "written": (wal_after - wal_before) / WRITES, "built": built}
+            "written": (wal_after - wal_before) / writes, "built": built}
 
 
 def _tables(scheme: str) -> list[str]:
@@ -270,17 +337,45 @@ def run(quick: bool = False) -> Section:
                 f"{name}: a commit at 5,000 ids writes {size(after['written'])} against "
                 f"{size(before['written'])} before; at 30 ids {size(small)}. Commit time at "
                 f"5,000 ids: {ms(after['commit'])} against {ms(before['commit'])} before.")
-        runner = len(json.dumps(current_state(0, KNOWN_LIMIT), separators=(",", ":")))
+        unfollow_handles = 2 if quick else 8
+        unfollow_samples = 5 if quick else 40
+        for name, make in backends:
+            for accounts in ((300,) if quick else (1000, KNOWN_LIMIT)):
+                got = {scheme: measure(make(), scheme, accounts, unfollow_handles,
+                                       unfollow_samples, trigger="unfollowed")
+                       for scheme in ("before", "after")}
+                for scheme, figures in got.items():
+                    section.rows.append([
+                        name, f"unfollow, {scheme}", f"{accounts:,} followed",
+                        size(figures["per_handle"]), size(figures["written"]),
+                        ms(figures["commit"])])
+                if accounts == max((300,) if quick else (1000, KNOWN_LIMIT)):
+                    after = got["after"]
+                    section.targets.append(Target(
+                        f"a quiet unfollow commit at {accounts:,} followed writes the block it "
+                        f"changed, not the whole roster ({name})",
+                        f"{size(after['written'])} of {size(after['per_handle'])} kept "
+                        f"(before: {size(got['before']['written'])})",
+                        after["written"] * 4 < after["per_handle"]))
+        section.notes.append(
+            f"Unfollow rows: {unfollow_handles} handles per case, each following that many "
+            "accounts with TikTok's field lengths (benchmarks/unfollows.py), "
+            f"{unfollow_samples} quiet poll commits (load, see the newest page's "
+            f"{UNFOLLOW_PAGE} accounts again, save; median), written bytes over "
+            f"{UNFOLLOW_WRITES} commits. *Before*: the whole runner JSON in the state's row, "
+            "as the release before this one kept it; *after*: a row, and a row per block of "
+            "250 accounts as deflated bytes, a commit writing the blocks that changed.")
+        runner = len(json.dumps(current_state(0, KNOWN_LIMIT).to_json(), separators=(",", ":")))
         runner_v1 = len(json.dumps(v1_state(0, KNOWN_LIMIT), separators=(",", ":")))
         section.rows.append(["runner-owned JSON (invoke, connector.run)", "before / after",
                              f"{KNOWN_LIMIT:,}", f"{size(runner_v1)} / {size(runner)}", "-",
                              "-"])
         section.targets.append(Target("at most 26 KB per handle at 5,000 ids (runner JSON)",
                                       size(runner), runner <= TARGET_JSON))
-        full = current_state(0, KNOWN_LIMIT)
-        rate = TriggerState.from_json(full).known.false_positive_rate()
+        full = current_state(0, KNOWN_LIMIT).to_json()
+        rate = FollowState.from_json(full).known.false_positive_rate()
         section.notes.append(
-            f"A quiet poll decodes the whole memory: `TriggerState.from_json` of the state at "
+            f"A quiet poll decodes the whole memory: `FollowState.from_json` of the state at "
             f"5,000 remembered takes {ms(_parse_time(full))} (median of 200). The chance that "
             f"a new follow is taken for a remembered account is at most {rate:.2g} (version "
             f"2's 32-bit fingerprints: 1 in 860,000).")
@@ -303,11 +398,11 @@ def run(quick: bool = False) -> Section:
             "At 30 ids the whole memory is the part of the newest, in the state's own row: a "
             "commit writes that row's 4 KB page to SQLite's WAL, as the first release did.")
         section.notes.append(
-            "A commit's CPU at 5,000 ids is mostly decoding the memory (`TriggerState."
-            "from_json`: base85 in whole-number arithmetic, Rice codes through string and "
-            "number operations), not the rows written, which do not grow with what the "
-            "handle remembers; once in 32 remembered the held set is coded again and written "
-            "whole.")
+            "A commit's CPU at 5,000 ids is mostly decoding the memory (`FollowState."
+            "from_stored`: Rice codes through string and number operations; no base85, the "
+            "parts come and go as the bytes the database keeps), not the rows written, which "
+            "do not grow with what the handle remembers; once in 32 remembered the held set "
+            "is coded again and written whole.")
     finally:
         if server is not None:
             server.stop()
@@ -319,7 +414,7 @@ def _parse_time(state: dict[str, Any]) -> float:
     times = []
     for _ in range(200):
         t0 = time.perf_counter()
-        TriggerState.from_json(state)
+        FollowState.from_json(state)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 

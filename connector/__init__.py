@@ -34,9 +34,9 @@ _EXPORTS = {
     "Page": "connector.core.http",
     "PageSource": "connector.core.http",
     # The embedded store (`poll`).
-    "open_store": "connector.polling",
-    "Store": "connector.polling",
-    "Batch": "connector.polling",
+    "open_store": "connector.store",
+    "Store": "connector.store",
+    "Batch": "connector.store",
     # `watch` and its outbox.
     "Watcher": "connector.watch.watcher",
     "WatcherGroup": "connector.watch.processes",
@@ -95,8 +95,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core.http import Client, Page, PageSource
     from .operations.action import Listing
     from .operations.results import Partial, Result
-    from .polling import Batch, Store, open_store
     from .storage.outbox import Outbox
+    from .store import Batch, Store, open_store
     from .watch.processes import WatcherGroup
     from .watch.watcher import Watcher
     from .watch.webhook import Webhook

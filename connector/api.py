@@ -11,9 +11,8 @@ from .core import manifests
 from .core.config import RetryPolicy, Timeouts
 from .core.http import Page, PageSource, client_for
 from .operations import Result, prepare, request_source
-from .operations.action import KEY as ACTION
 from .operations.action import Listing
-from .operations.registry import runner
+from .operations.registry import ACTION, runner
 
 
 def run(
@@ -70,7 +69,7 @@ def stream(
     those of `run`. An error part-way raises with `partial.next_cursor`, to resume from.
     """
     given = dict(inputs) if isinstance(inputs, Mapping) else inputs
-    values, source = prepare(ACTION, given, platform=platform, mode=mode)
+    values, source = prepare(ACTION.key, given, platform=platform, mode=mode)
     with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
         if on_page is not None:
             own = _Progress(own, on_page)

@@ -136,8 +136,10 @@ def parse_request(raw: bytes | str, *, wording: Wording = INVOKE) -> dict[str, A
         raise InputError(f"unknown request field {one_line(repr(unknown[0]), 60)}; the fields "
                          f"are: {', '.join(sorted(REQUEST_KEYS))}", field=unknown[0][:60])
     if "operation" not in request:
-        raise InputError("operation is required (get_tiktok_user_following or "
-                         "new_account_followed)", field="operation")
+        from .operations import OPERATIONS
+
+        raise InputError(f"operation is required (one of {', '.join(OPERATIONS)})",
+                         field="operation")
     for key in ("inputs", "credentials"):
         if request.get(key) is not None and not isinstance(request[key], dict):
             raise InputError(f"{key} must be an object", field=key)

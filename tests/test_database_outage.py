@@ -18,9 +18,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from connector.core.items import event_id, identity
+from connector.core.items import identity
+from connector.operations.events import event_id, new_event
 from connector.standin import StandIn
-from connector.storage import DatabaseUnavailable, EventClaim, new_event, open_database
+from connector.storage import DatabaseUnavailable, EventClaim, open_database
 from connector.storage.outbox import now_iso
 from connector.storage.postgres import WORKER_LOCK
 from connector.watch import DeliveryPass, Reconnect, Watcher

@@ -66,7 +66,7 @@ def test_the_stand_in_and_the_plumbing_are_not_exported_but_say_where_they_went(
 
 
 def test_the_errors_the_store_raises_are_exported() -> None:
-    from connector.polling import Batch
+    from connector.store import Batch
 
     # Batch.commit raises StateConflict; a store on PostgreSQL raises DatabaseUnavailable.
     assert "StateConflict" in (Batch.commit.__doc__ or "")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.storage import new_event, open_database
+from connector.operations.events import new_event
+from connector.storage import open_database
 from connector.storage.outbox import now_iso
 
 KEY = "new_account_followed:alice"

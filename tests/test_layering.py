@@ -13,24 +13,27 @@ from tests.support import ROOT, run_python
 PACKAGE = ROOT / "connector"
 
 #: Each unit of the package and the units it may import. Imports point down only: the core
-#: knows nothing above it; operations and storage stand on the core, side by side; the two
-#: services (`api`, `polling`) use them; surfaces use the services and never one another; the
-#: command line, on top, may use every surface. A unit may always import itself.
+#: knows nothing above it; the triggers' state stands on the core alone; operations (on the
+#: state) and storage stand on the core, side by side (storage never knows the state's form);
+#: the two services (`api`, `store`) use them; surfaces use the services and never one
+#: another; the command line, on top, may use every surface. A unit may always import itself.
 CORE = "connector.core"
+STATE = "connector.state"
 ALLOWED: dict[str, set[str]] = {
     CORE: set(),
-    "connector.operations": {CORE},
+    STATE: {CORE},
+    "connector.operations": {CORE, STATE},
     "connector.storage": {CORE},
     "connector.api": {CORE, "connector.operations"},
-    "connector.polling": {CORE, "connector.operations", "connector.storage"},
+    "connector.store": {CORE, STATE, "connector.operations", "connector.storage"},
     # The runner protocol both request/response surfaces speak (invoke, serve).
     "connector.protocol": {CORE, "connector.operations", "connector.api"},
     "connector.invoke": {CORE, "connector.operations", "connector.api", "connector.protocol"},
     "connector.serve": {CORE, "connector.operations", "connector.api", "connector.protocol"},
-    "connector.watch": {CORE, "connector.operations", "connector.storage", "connector.polling"},
+    "connector.watch": {CORE, "connector.operations", "connector.storage", "connector.store"},
     "connector.standin": {CORE},
     "connector.cli": {CORE, "connector.operations", "connector.storage", "connector.api",
-                      "connector.polling", "connector.protocol", "connector.invoke",
+                      "connector.store", "connector.protocol", "connector.invoke",
                       "connector.serve", "connector.watch", "connector.standin"},
 }
 SURFACES = ("connector.invoke", "connector.serve", "connector.watch", "connector.standin")
@@ -105,7 +108,8 @@ def test_the_import_reader_resolves_relative_and_lazy_imports() -> None:
 def test_every_module_of_the_package_belongs_to_a_unit() -> None:
     modules = package_imports()
     assert {"connector.core.http", "connector.operations.action", "connector.api",
-            "connector.storage.sqlite", "connector.watch.watcher"} <= set(modules)
+            "connector.state.memory", "connector.storage.sqlite", "connector.store",
+            "connector.watch.watcher"} <= set(modules)
     assert [m for m in modules if m != "connector" and unit_of(m) is None] == []
 
 
@@ -119,6 +123,37 @@ def test_imports_point_down_only(module: str) -> None:
         and (target == "connector" or unit_of(target) not in ALLOWED[own] | {own})
     )
     assert wrong == [], f"{module} ({own}) reaches {wrong}"
+
+
+def private_imports(source: str, module: str, *, is_package: bool = False) -> list[str]:
+    """The private names (`_x`) `module` imports from another module of the package (a
+    package's own helpers, in its __init__, are its submodules' to use)."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+            if (ROOT / target.replace(".", "/")).is_dir():
+                continue
+            found += [f"{target}.{a.name}" for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        name = module_name(path)
+        found[name] = private_imports(path.read_text(encoding="utf-8"), name,
+                                      is_package=path.name == "__init__.py")
+    assert {m: names for m, names in found.items() if names} == {}
+
+
+def test_the_private_import_check_sees_one() -> None:
+    source = "from .poll import _hidden, shown\nfrom . import _package_helper\n"
+    assert private_imports(source, "connector.operations.walk") == [
+        "connector.operations.poll._hidden"]
 
 
 def test_no_surface_imports_another_surface() -> None:

@@ -13,17 +13,22 @@ import pytest
 from connector.core.errors import ServerError
 from connector.core.http import Page
 from connector.core.pagination import (
+    ANSWERED,
     BAD_CURSOR,
     CURSOR_REPEATED,
     DEPTH_CAP,
     EMPTY_PAGE,
     END,
+    ENDS,
+    GUARDS,
     MAX_ITEMS,
     MAX_PAGES,
     NO_CURSOR,
     NO_NEW_ITEMS,
     REACHED,
+    UNUSABLE,
     Pager,
+    read_page,
 )
 
 
@@ -265,3 +270,37 @@ def test_attempts_add_up_the_retries_of_every_page() -> None:
     pager = Pager(Script({None: first, 900: second}))
     walk(pager)
     assert (pager.pages, pager.attempts) == (2, 4)
+
+
+# Every read goes through the pager: each page says why the walk ends after it, and what it
+# means is decided here, once.
+
+
+def test_each_page_says_why_the_walk_ends_after_it() -> None:
+    fetch = Script({None: page([1, 2], 900), 900: page([3], -1)})
+    reads = list(Pager(fetch))
+    assert [r.reason for r in reads] == [None, DEPTH_CAP]
+
+
+@pytest.mark.parametrize(("last", "reason", "kind"), [
+    (page([5], 700, False), END, ENDS),
+    (page([5], -1), DEPTH_CAP, ENDS),
+    (page([5], 0), NO_CURSOR, ENDS),
+    (page([], 700), EMPTY_PAGE, UNUSABLE),
+    (Page([entry(5)], 900, 100, True, None), BAD_CURSOR, UNUSABLE),
+])
+def test_the_list_s_ends_and_the_unusable_pages_are_named_once(last, reason, kind) -> None:
+    read = read_page(Script({800: last}), 800)
+    assert read.reason == reason and reason in kind
+    assert (reason in GUARDS) == (kind is UNUSABLE)
+    if reason in GUARDS or reason == NO_CURSOR:
+        assert ANSWERED[reason]  # a warning can say what the upstream answered
+
+
+def test_a_one_page_read_is_judged_as_the_first_page_of_a_walk() -> None:
+    fetch = Script({700: page([5, 6], 600)})
+    read = read_page(fetch, 700)
+    assert fetch.sent == [700] and read.cursor == 700 and read.keys == ["5", "6"]
+    assert read.reason == MAX_PAGES and read.reason not in UNUSABLE
+    # A page that starts at the very cursor sent is fine for a one-page read.
+    assert read_page(Script({600: page([6], 600)}), 600).reason not in UNUSABLE

@@ -14,7 +14,8 @@ from connector import cli
 from connector.core.config import Credentials, RetryPolicy, Timeouts
 from connector.core.errors import ApiError
 from connector.core.http import Client
-from connector.core.items import event_id, identity
+from connector.core.items import identity
+from connector.operations.events import event_id
 from connector.storage import EventClaim
 from connector.watch import Backoff, Watcher
 from connector.watch.delivery import DeliveryPass

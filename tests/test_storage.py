@@ -19,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.core.errors import ConfigurationError, StateError
-from connector.operations.state import Memory, TriggerState
+from connector.state.followed import FollowState as TriggerState
+from connector.state.memory import Memory
 from connector.storage import EventClaim, Lease, Saved, StateConflict, open_database
 from connector.storage.database import digest, pack_part, plan_parts, unpack_part
 from tests.support import ROOT, raw_sql, run_cli
@@ -62,7 +63,7 @@ def test_a_state_comes_back_as_saved_with_its_version(store):
 
 
 def test_a_save_writes_only_the_parts_that_changed(store, db):
-    from connector.operations.state import RECENT
+    from connector.state.memory import RECENT
 
     memory = Memory().remember(map(str, range(5000)))  # full: a held set and a recent part
 
@@ -393,7 +394,7 @@ def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_pa
 def test_a_sqlite_file_of_the_previous_release_keeps_its_text_parts_and_stores_bytes(tmp_path):
     """Schema 2 kept a state's segments as text; schema 3 (no table change) may keep a part as
     bytes, which a release before it could not read: it refuses the file by its version."""
-    from tests.test_trigger_state import _v2_state
+    from tests.state.formats import v2_state as _v2_state
 
     path = tmp_path / "v2.db"
     old = sqlite3.connect(path, isolation_level=None)
@@ -504,7 +505,7 @@ def test_postgresql_without_the_extra_says_how_to_install_it(monkeypatch):
 
 
 def test_importing_the_storage_does_not_import_psycopg():
-    script = ("import sys, connector.storage, connector.polling; "
+    script = ("import sys, connector.storage, connector.store; "
               "print('psycopg' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ}, timeout=30)

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import connector
-from connector.polling import state_key
 from connector.standin import Fault
 from connector.storage import STATE_DB_ENV, default_path
+from connector.store import state_key
 from tests.support import API_KEY, TRIGGER, raw_sql, request, run_cli, run_invoke
 
 HANDLE = "alice"
@@ -140,3 +140,26 @@ def test_corrupt_state_through_invoke_exits_2_without_a_request(standin):
     assert run.code == 2
     assert run.error["type"] == "state_error"
     assert standin.count_requests() == 0
+
+
+def test_a_quiet_unfollow_poll_writes_the_one_block_it_changed(standin, creds, db):
+    # The unfollow state's roster blocks are parts of their own: its newest page seen again
+    # changes the newest block, and a commit writes that row alone, not the whole roster.
+    standin.add_account(HANDLE, 600)
+    key = state_key(HANDLE, "account_unfollowed")
+
+    def part_rows() -> list[tuple[int, bytes]]:
+        return [(n, bytes(d)) for n, d in raw_sql(
+            db, "SELECT n, digest FROM state_part WHERE key=? ORDER BY n", (key,))]
+
+    with connector.open_store(db) as store:
+        for _ in range(2):
+            with store.poll(HANDLE, inputs={"count": 50, "maxPages": 20}, credentials=creds,
+                            operation="account_unfollowed") as batch:
+                assert batch.items == []
+                batch.commit()
+            if _ == 0:
+                before = part_rows()
+    after = part_rows()
+    assert len(before) == len(after) == 3  # 600 accounts: blocks of 250, 250 and 100
+    assert before[:2] == after[:2] and before[2] != after[2]  # numbered oldest first

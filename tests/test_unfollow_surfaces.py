@@ -13,9 +13,10 @@ import connector
 from connector.cli import main
 from connector.core.config import RetryPolicy
 from connector.core.errors import InputError
-from connector.core.items import event_id, identity
-from connector.polling import state_key
+from connector.core.items import identity
+from connector.operations.events import event_id
 from connector.storage.sqlite import SQLiteDatabase
+from connector.store import state_key
 from connector.watch import Backoff, Watcher
 from tests.receiver import Receiver
 from tests.support import API_KEY, request, run_cli, run_invoke

@@ -21,10 +21,11 @@ from connector.cli import main
 from connector.core.config import RetryPolicy, Timeouts
 from connector.core.errors import InputError, RateLimitError
 from connector.core.http import RateLimit
-from connector.core.items import event_id, identity
-from connector.polling import state_key
+from connector.core.items import identity
+from connector.operations.events import event_id
 from connector.standin import Fault
 from connector.storage import open_database
+from connector.store import state_key
 from connector.watch import Backoff, Deliverer, Outbox, Pacer, Watcher, Webhook
 from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval

@@ -15,7 +15,8 @@ import pytest
 
 from connector.core.errors import InputError
 from connector.core.http import RateLimit
-from connector.core.items import event_id, identity
+from connector.core.items import identity
+from connector.operations.events import event_id
 from connector.standin import StandIn
 from connector.watch import CycleSummary, DeliveryPass, WatcherGroup
 from connector.watch.delivery import Backoff

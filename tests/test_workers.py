@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from connector.core.items import event_id, identity
+from connector.core.items import identity
+from connector.operations.events import event_id
 from connector.standin import StandIn
 from tests.receiver import Receiver
 from tests.support import API_KEY, ROOT

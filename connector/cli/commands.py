@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..core.errors import ConfigurationError, InputError
+from ..operations.registry import ACTION, NEW_FOLLOWS, UNFOLLOWS
 from .common import (
     PROG,
     ItemWriter,
@@ -33,13 +34,12 @@ from .common import (
 )
 from .options import example, examples, input_default, input_help, input_option
 
-ACTION = "get_tiktok_user_following"
 #: The operations `poll` runs, and how its command line picks each.
-POLL_OPERATIONS = {"new_account_followed": "", "account_unfollowed": "with --unfollows"}
+POLL_OPERATIONS = {NEW_FOLLOWS.key: "", UNFOLLOWS.key: "with --unfollows"}
 
 
 def add_commands(sub: Any) -> None:
-    handle = example(ACTION, "handle")
+    handle = example(ACTION.key, "handle")
     c = sub.add_parser(
         "list", help="list whom a handle follows",
         description="Whom HANDLE follows, newest follow first, one JSON line (or CSV row) "
@@ -47,11 +47,11 @@ def add_commands(sub: Any) -> None:
                     "cost and where to continue. Python: connector.stream().",
         epilog=examples(
             f"{PROG} list {handle}",
-            f"{PROG} list {example(ACTION, 'handle', 2)} --max-pages "
-            f"{example(ACTION, 'maxPages', -1)} --format csv > following.csv",
+            f"{PROG} list {example(ACTION.key, 'handle', 2)} --max-pages "
+            f"{example(ACTION.key, 'maxPages', -1)} --format csv > following.csv",
             f"{PROG} list busy_demo --sandbox --format json"))
-    c.add_argument("handle", help=input_help(ACTION, "handle"))
-    action = {ACTION: ""}
+    c.add_argument("handle", help=input_help(ACTION.key, "handle"))
+    action = {ACTION.key: ""}
     input_option(c, "--max-pages", "maxPages", action)
     input_option(c, "--max-items", "maxItems", action)
     input_option(c, "--count", "count", action)
@@ -73,9 +73,9 @@ def add_commands(sub: Any) -> None:
             f"{PROG} poll {handle}",
             f"{PROG} poll {handle} --state-db ./follows.db --first-run emitRecent",
             f"{PROG} poll {handle} --unfollows --reconcile-every "
-            f"{example('account_unfollowed', 'reconcileEvery', -1)}",
+            f"{example(UNFOLLOWS.key, 'reconcileEvery', -1)}",
             f"{PROG} poll busy_demo --sandbox"))
-    c.add_argument("handle", help=input_help("new_account_followed", "handle"))
+    c.add_argument("handle", help=input_help(NEW_FOLLOWS.key, "handle"))
     state_db_arg(c)
     c.add_argument("--unfollows", action="store_true",
                    help="print the accounts unfollowed since the last poll instead (the Account "
@@ -91,12 +91,12 @@ def add_commands(sub: Any) -> None:
         description="One JSON request on stdin, one JSON response on stdout; exit 2 for bad "
                     "input (nothing sent), 1 for anything else. Python: connector.invoke().",
         epilog=examples(
-            f"echo '{{\"operation\": \"new_account_followed\", \"inputs\": {{\"handle\": "
+            f"echo '{{\"operation\": \"{NEW_FOLLOWS.key}\", \"inputs\": {{\"handle\": "
             f"\"{handle}\"}}, \"state\": null}}' | {PROG} invoke"))
     c.set_defaults(func=cmd_invoke)
 
     c = sub.add_parser("manifest", help="print the manifests as JSON",
-                       epilog=examples(f"{PROG} manifest", f"{PROG} manifest {ACTION}"))
+                       epilog=examples(f"{PROG} manifest", f"{PROG} manifest {ACTION.key}"))
     c.add_argument("key", nargs="?", help="one manifest (connector or an operation key)")
     c.set_defaults(func=cmd_manifest)
 
@@ -135,7 +135,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     inputs = {"handle": args.handle, "maxPages": args.max_pages, "maxItems": args.max_items,
               "count": args.count, "minTime": args.min_time}
-    progress = _Progress(sys.stderr, args.max_pages or input_default(ACTION, "maxPages"))
+    progress = _Progress(sys.stderr, args.max_pages or input_default(ACTION.key, "maxPages"))
     writer = ItemWriter(args.format, sys.stdout)
     # Each page is printed as it arrives: memory stays that of one page, however many.
     with credentials_for(args) as creds, stream(
@@ -211,11 +211,11 @@ def interrupts_deferred() -> Iterator[None]:
 
 
 def cmd_poll(args: argparse.Namespace) -> int:
-    from ..polling import open_store
+    from ..store import open_store
 
     inputs = {"count": args.count, "maxPages": args.max_pages, "firstRun": args.first_run,
               "reconcileEvery": args.reconcile_every}
-    operation = "account_unfollowed" if args.unfollows else "new_account_followed"
+    operation = (UNFOLLOWS if args.unfollows else NEW_FOLLOWS).key
     if args.unfollows and args.first_run is not None:
         raise InputError("--first-run is for new follows; an unfollow poll's first run always "
                          "only learns the list", field="firstRun")
@@ -262,8 +262,8 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import tempfile
 
-    from ..polling import open_store
     from ..standin import StandIn
+    from ..store import open_store
 
     with StandIn(demo=True) as standin, tempfile.TemporaryDirectory() as tmp:
         creds = {"apiKey": standin.api_key, "baseUrl": standin.url}

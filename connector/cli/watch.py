@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.errors import InputError
 from ..core.redact import one_line
+from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, UNFOLLOWS
 from .common import (
     child_logging,
     credentials_for,
@@ -37,7 +38,9 @@ from .options import examples, input_option
 
 WEBHOOK_ENV = "TIKTOK_FOLLOWING_WEBHOOK"
 #: The triggers `watch` runs, and how its command line picks each (--events).
-WATCH_OPERATIONS = {"new_account_followed": "", "account_unfollowed": "for unfollowed events"}
+WATCH_OPERATIONS = {NEW_FOLLOWS.key: "", UNFOLLOWS.key: f"for {UNFOLLOWED} events"}
+#: What --events takes: the event kinds, alone or together.
+_KINDS = f"{', '.join(TRIGGERS)} or {','.join(TRIGGERS)}"
 log = logging.getLogger("connector.watch")
 
 
@@ -53,7 +56,7 @@ def add_commands(sub: Any) -> None:
                    "tiktok-following watch alice bob --webhook https://hooks.example/catch/1 "
                    "--interval 15m",
                    "tiktok-following watch --handles-file handles.txt --events "
-                   "followed,unfollowed --once"))
+                   f"{','.join(TRIGGERS)} --once"))
     c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
     c.add_argument("--handles-file", metavar="FILE", type=path_text,
                    help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
@@ -75,9 +78,10 @@ def add_commands(sub: Any) -> None:
     input_option(c, "--count", "count", WATCH_OPERATIONS)
     input_option(c, "--max-pages", "maxPages", WATCH_OPERATIONS)
     input_option(c, "--first-run", "firstRun", WATCH_OPERATIONS)
-    c.add_argument("--events", type=_events, default=("followed",), metavar="KINDS",
-                   help="what to deliver: followed (default), unfollowed, or "
-                        "followed,unfollowed; unfollow events carry \"event\": \"unfollowed\"")
+    c.add_argument("--events", type=_events, default=(FOLLOWED,), metavar="KINDS",
+                   help=f"what to deliver: {FOLLOWED} (default), {UNFOLLOWED}, or "
+                        f"{FOLLOWED},{UNFOLLOWED}; unfollow events carry \"event\": "
+                        f"\"{UNFOLLOWED}\"")
     input_option(c, "--reconcile-every", "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
     c.add_argument("--lease", type=_interval, default=300.0, metavar="DURATION",
                    help="with several watch workers on one --state-db: how long a handle "
@@ -130,9 +134,8 @@ def _webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> Non
 
 def _events(text: str) -> tuple[str, ...]:
     kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
-    if not kinds or not set(kinds) <= {"followed", "unfollowed"}:
-        raise argparse.ArgumentTypeError(f"expected followed, unfollowed or "
-                                         f"followed,unfollowed, got {text[:40]!r}")
+    if not kinds or not set(kinds) <= set(TRIGGERS):
+        raise argparse.ArgumentTypeError(f"expected {_KINDS}, got {text[:40]!r}")
     return kinds
 
 

@@ -36,7 +36,7 @@ def identity(entry: dict[str, Any]) -> str:
 
     In order: `id` (a string: ids exceed 2**53), else `secUid`, else the handle `uniqueId`,
     else a digest of the user's fields. Prefixes keep the kinds apart, so an id never collides
-    with a secUid. The trigger's memory, the outbox's event ids and the tests all use this.
+    with a secUid. The trigger's memory, the events' ids and the tests all use this.
     Only `id` and `secUid` survive a rename: see `is_stable`.
     """
     user = entry.get("user", entry)
@@ -60,22 +60,6 @@ def identity(entry: dict[str, Any]) -> str:
 def is_stable(key: str) -> bool:
     """Whether an identity key survives the account renaming or changing its profile."""
     return not key.startswith(("u:", "d:"))
-
-
-def event_id(handle: str, key: str, kind: str = "followed", occurrence: str | None = None
-             ) -> str:
-    """The id of "`handle` <kind> the account `key`": the same on every retry, so a receiver
-    can drop duplicates (`Idempotency-Key`). Follow events keep the ids of earlier releases.
-
-    An event that can happen to one account more than once (unfollowed, followed again,
-    unfollowed again) also takes `occurrence`, something that tells those times apart and
-    stays the same when a poll is repeated."""
-    import uuid  # here: uuid imports platform, which a call that emits no event need not pay
-
-    who = key if kind == "followed" else f"{kind}:{key}"
-    if occurrence is not None:
-        who = f"{who}@{occurrence}"
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"tiktok-following:{handle}:{who}"))
 
 
 def _digest(user: dict[str, Any]) -> str:

@@ -32,18 +32,36 @@ BAD_CURSOR = "bad_cursor"  # cursors that contradict the page or do not move dow
 CURSOR_REPEATED = "cursor_repeated"  # the server handed back a cursor already sent
 NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before in this walk
 
+#: The list's own ends: nothing below the page can be read (END: there is nothing more;
+#: DEPTH_CAP and NO_CURSOR: there may be).
+ENDS = frozenset({END, DEPTH_CAP, NO_CURSOR})
+#: The upstream answered something a walk cannot go on from: it is to be tried again from the
+#: cursor that fetched the page.
 GUARDS = frozenset({EMPTY_PAGE, BAD_CURSOR, CURSOR_REPEATED, NO_NEW_ITEMS})
+#: Guards that make the page itself worthless (its entries cannot be placed by its cursors, or
+#: it has none): a one-page read (a baseline, a check) is then unanswered.
+UNUSABLE = frozenset({EMPTY_PAGE, BAD_CURSOR})
+#: What the upstream answered, as a warning says it.
+ANSWERED = {
+    EMPTY_PAGE: "an empty page that claimed more",
+    BAD_CURSOR: "a page whose cursors contradict it",
+    CURSOR_REPEATED: "a cursor it had already handed out",
+    NO_NEW_ITEMS: "a page of accounts it had just listed",
+    NO_CURSOR: "a page with no cursor to go on from",
+}
 
 
 class PageRead(NamedTuple):
     """One page as the pager saw it: the page, the cursor that fetched it, the identity key of
-    each of its entries, and those not seen before in this walk (`fresh`, with their keys)."""
+    each of its entries, those not seen before in this walk (`fresh`, with their keys), and
+    why the walk ends after it (`reason`: one of the reasons above; None, it goes on)."""
 
     page: Page
     cursor: Any
     keys: list[str]
     fresh: list[dict[str, Any]]
     fresh_keys: list[str]
+    reason: str | None = None
 
 
 class Pager:
@@ -115,7 +133,7 @@ class Pager:
                 self.next_cursor = page.min_cursor
             elif reason != MAX_ITEMS:
                 self.next_cursor = None
-            yield PageRead(page, cursor, keys, fresh, fresh_keys)
+            yield PageRead(page, cursor, keys, fresh, fresh_keys, reason)
             if reason is not None:
                 return
             cursor = page.min_cursor
@@ -167,3 +185,9 @@ class Pager:
         if self.max_pages is not None and self.pages >= self.max_pages:
             return MAX_PAGES
         return None
+
+
+def read_page(fetch: Callable[[Any], Page], cursor: Any = None) -> PageRead:
+    """One page, judged as the first page of a walk from `cursor`: `reason` in UNUSABLE says
+    it proves nothing."""
+    return next(iter(Pager(fetch, start=cursor, max_pages=1)))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import Any, NamedTuple
 
 from ..core.errors import InputError
 from ..core.handles import normalize_handle
@@ -18,27 +19,51 @@ PLATFORM_SOURCES = {None: "API", "api": "API", "zapier": "ZAPIER", "n8n": "N8N",
 MODES = ("live", "test")
 
 
-#: Operation key -> the module (in this package) whose `run` carries it out. Imported on first
-#: use, each alone: a single call of one operation does not pay for importing the others.
-OPERATIONS = {"get_tiktok_user_following": "action", "new_account_followed": "trigger",
-              "account_unfollowed": "unfollow"}
+class Operation(NamedTuple):
+    """One operation: its key (as in the manifests), the module of this package that carries
+    it out (its `run`; a trigger's `State` too), and for a trigger the kind of event its items
+    are, in the outbox and on webhooks."""
+
+    key: str
+    module: str
+    event: str | None = None
+
+
+# The kinds of event, one per trigger.
+FOLLOWED = "followed"
+UNFOLLOWED = "unfollowed"
+
+ACTION = Operation("get_tiktok_user_following", "action")
+NEW_FOLLOWS = Operation("new_account_followed", "followed", FOLLOWED)
+UNFOLLOWS = Operation("account_unfollowed", "unfollowed", UNFOLLOWED)
+#: Every operation by key: the one list (manifests/connector.json lists the same keys, for
+#: runners; a test keeps them equal). Modules are imported on first use, each alone: a single
+#: call of one operation does not pay for importing the others.
+OPERATIONS = {op.key: op for op in (ACTION, NEW_FOLLOWS, UNFOLLOWS)}
+#: Event kind -> the trigger whose items are events of that kind.
+TRIGGERS = {op.event: op for op in OPERATIONS.values() if op.event is not None}
+
+
+def module(key: str) -> ModuleType:
+    """The module that carries out the operation `key`."""
+    from importlib import import_module
+
+    return import_module(f"{__package__}.{OPERATIONS[key].module}")
 
 
 def runner(key: str) -> Callable[..., Result]:
     """run(source, inputs, *, request_source, state, mode) -> Result of one operation."""
-    from importlib import import_module
-
-    return import_module(f"{__package__}.{OPERATIONS[key]}").run  # type: ignore[no-any-return]
+    return module(key).run  # type: ignore[no-any-return]
 
 
-def registry() -> dict[str, Callable[..., Result]]:
-    """Operation key -> run(source, inputs, *, request_source, state, mode) -> Result."""
-    return {key: runner(key) for key in OPERATIONS}
-
-
-def triggers() -> dict[str, str]:
-    """Event kind -> the key of the trigger whose items are events of that kind."""
-    return {"followed": "new_account_followed", "unfollowed": "account_unfollowed"}
+def check_trigger(key: Any, field: str = "operation") -> Operation:
+    """The trigger `key` names, or an InputError naming `field`."""
+    op = OPERATIONS.get(key) if isinstance(key, str) else None
+    if op is None or op.event is None:
+        keys = ", ".join(t.key for t in TRIGGERS.values())
+        raise InputError(f"operation must be a trigger ({keys}); got {_short(key)}",
+                         field=field)
+    return op
 
 
 def request_source(platform: Any, explicit: Any = None) -> str:

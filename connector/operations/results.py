@@ -9,20 +9,45 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.config import CREDITS_PER_REQUEST
+from ..state.envelope import SplitState
 
 __all__ = ["CREDITS_PER_REQUEST", "Partial", "Result"]
 
 
 class Result:
-    """What an operation returns: emitted items, the state to keep, and what it cost."""
+    """What an operation returns: emitted items, the state to keep, and what it cost.
 
-    __slots__ = ("items", "meta", "state")
+    A trigger hands its new state over as an object (connector.state): `state` is its runner
+    JSON, made on first use; the embedded store saves the object itself (`kept`), as a row and
+    parts, without making the JSON at all."""
 
-    def __init__(self, items: list[dict[str, Any]], state: dict[str, Any] | None,
+    __slots__ = ("_json", "_kept", "items", "meta")
+
+    def __init__(self, items: list[dict[str, Any]], state: dict[str, Any] | SplitState | None,
                  meta: dict[str, Any] | None = None) -> None:
         self.items = items
-        self.state = state
+        self.state = state  # type: ignore[assignment]
         self.meta = meta if meta is not None else {}
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The state to keep, as JSON: hand it back on the next call."""
+        if self._json is _LATER:
+            self._json = self._kept.to_json()  # type: ignore[union-attr]
+        return self._json  # type: ignore[return-value]
+
+    @state.setter
+    def state(self, value: dict[str, Any] | SplitState | None) -> None:
+        if isinstance(value, SplitState):
+            self._kept, self._json = value, _LATER
+        else:
+            self._kept, self._json = None, value
+
+    @property
+    def kept(self) -> SplitState | None:
+        """The new state as a trigger made it (None: the operation keeps none, or handed back
+        the state it was given, as test mode does)."""
+        return self._kept
 
     def __repr__(self) -> str:
         return f"Result({len(self.items)} items, meta={self.meta!r})"
@@ -31,6 +56,10 @@ class Result:
         if not isinstance(other, Result):
             return NotImplemented
         return (self.items, self.state, self.meta) == (other.items, other.state, other.meta)
+
+
+#: `Result._json` before the kept state's JSON is made.
+_LATER: Any = object()
 
 
 class Partial:

@@ -1,19 +1,18 @@
-"""The walk both triggers share: one poll's reads down the list, within a page budget.
+"""The walk both triggers share: one poll's reads down the list, within its page budget.
 
 A poll reads from the newest follow down only until a page reaches the newest follow it already
 knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
 the fewest that can show every new follow and one known one. A burst larger than the page
-budget, or a read the upstream broke off, leaves a "gap" (see state.py) that later polls read;
-the newest follows are always read first so they never starve behind a backlog.
+budget, or a read the upstream broke off, leaves a "gap" (state/gaps.py) that later polls
+read; the newest follows are always read first so they never starve behind a backlog.
 
-"New Account Followed" (trigger.py) emits what the walk finds; "Account Unfollowed"
-(unfollow.py) uses the same walk to keep up with new follows before it checks the count.
+"New Account Followed" (followed.py) emits what the walk finds; "Account Unfollowed"
+(unfollowed.py) uses the same walk to keep up with new follows before it checks the count.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,26 +21,25 @@ from ..core.errors import ConnectorError, ResponseFormatError
 from ..core.http import Page
 from ..core.items import flatten, identity, is_stable
 from ..core.pagination import (
-    DEPTH_CAP,
-    END,
+    ANSWERED,
+    ENDS,
     GUARDS,
     MAX_PAGES,
-    NO_CURSOR,
     REACHED,
+    UNUSABLE,
     Pager,
     PageRead,
+    read_page,
 )
-from .results import CREDITS_PER_REQUEST
-from .state import GAP_LIMIT, Gap
+from ..state.gaps import GAP_LIMIT, Gap
+from .poll import PollRun, base_cursor, newest_cursor
 
-TEST_ITEMS = 3
 
-_GUARD_TEXT = {
-    "empty_page": "an empty page that claimed more",
-    "bad_cursor": "a page whose cursors contradict it",
-    "cursor_repeated": "a cursor it had already handed out",
-    "no_new_items": "a page of accounts it had just listed",
-}
+def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
+            base: Any = None) -> Advance:
+    """Every poll after the first: read new follows, then the backlog, within `run`'s budget
+    (see _Walker.advance)."""
+    return _Walker(run).advance(watermark, prior_gaps, remembered, base)
 
 
 @dataclass
@@ -53,7 +51,7 @@ class Advance:
     gaps: list[Gap]
     items: list[dict[str, Any]]
     remembered: list[str]
-    #: A cursor at or below the watermark that the upstream handed out (see `PollRun.advance`).
+    #: A cursor at or below the watermark that the upstream handed out (see `advance`).
     base: Any = None
     #: The identities on the pages read: to be kept in memory over older ones.
     touched: set[str] = field(default_factory=set)
@@ -80,54 +78,11 @@ class _RangeRead:
     ahead: bool = False
 
 
-class PollRun:
-    """One poll: a page budget shared by its walks, and what it cost."""
+class _Walker:
+    """The walks of one poll, over its PollRun's budget."""
 
-    def __init__(self, fetch: Callable[[Any], Page], *, budget: int,
-                 now_ms: int | None = None) -> None:
-        self._fetch_page = fetch
-        self.remaining = budget
-        #: Now (epoch ms): no follow time lies in the future.
-        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.pages = 0
-        self.attempts = 0
-        self.last_page: Page | None = None
-        self.warnings: list[str] = []
-        #: The identities on the pages this poll's walks read: the accounts it has just seen.
-        self.touched: set[str] = set()
-        self.baselined = False
-        #: Whether this poll read every new follow down to the watermark.
-        self.top_done = True
-
-    def fetch(self, cursor: Any) -> Page:
-        self.remaining -= 1
-        page = self._fetch_page(cursor)
-        self.pages += 1
-        self.attempts += page.attempts
-        self.last_page = page
-        return page
-
-    def sample(self) -> list[dict[str, Any]]:
-        """Test mode: up to three recent follows, oldest first; nothing is remembered."""
-        page = self.fetch(None)
-        return [flatten(e) for e in reversed(unique(page.entries)[:TEST_ITEMS])]
-
-    def baseline(self) -> tuple[Any, Any, list[dict[str, Any]]]:
-        """First poll: the top of the list, as (watermark, base, its entries once each)."""
-        self.baselined = True
-        page = self.fetch(None)
-        if (page.has_more and not page.entries) or not cursors.consistent(
-            len(page.entries), page.min_cursor, page.max_cursor, None
-        ):
-            raise ResponseFormatError("the upstream's first page was unusable for a baseline "
-                                      "(empty, or with contradicting cursors); nothing was "
-                                      "saved, the next poll tries again")
-        watermark = self._newest(page, None)
-        if watermark is None and page.entries:
-            raise ResponseFormatError("the upstream's first page had no usable cursor for a "
-                                      "baseline (none, or in the future); nothing was saved, "
-                                      "the next poll tries again")
-        return watermark, base_cursor(page, self.now_ms), unique(page.entries)
+    def __init__(self, run: PollRun) -> None:
+        self.run = run
 
     def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
                 base: Any = None) -> Advance:
@@ -159,12 +114,12 @@ class PollRun:
         down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
         far, and a warning says when it was seen. This relies on the accounts of the newest
         page being remembered: the memory keeps the accounts a poll has just seen (see
-        state.Memory). (An upstream that pages "before" minTime, not "at or before" it, and
+        state/memory.py). (An upstream that pages "before" minTime, not "at or before" it, and
         cuts a page between follows of the very same second could make one of those look new
         at such a check: an old follow emitted, never a new one lost.)
         """
         known = _Known(remembered)
-        self.touched.clear()
+        self.run.touched.clear()
         floor = cursors.lowest([watermark, *(g.stop for g in prior_gaps)])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
         # (waiting out a failure, or no budget left) keeps its place.
@@ -182,13 +137,13 @@ class PollRun:
 
         def read_gap(i: int) -> None:
             gap = prior_gaps[i]
-            if self.remaining < 1:
+            if self.run.remaining < 1:
                 return
             stop = gap.stop
             if gap.base is not None and gap.start is not None and not cursors.below(stop,
                                                                                   gap.start):
                 stop = gap.base  # a range that ends above where it begins: a stop ahead
-            walk = self._walk(gap.start, stop, self.remaining, known, floor, gap, gap.base)
+            walk = self._walk(gap.start, stop, self.run.remaining, known, floor, gap, gap.base)
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
@@ -201,22 +156,22 @@ class PollRun:
         for i in [i for i in oldest_first if prior_gaps[i].check]:
             read_gap(i)
         top_gap: Gap | None = None
-        self.top_done = False
+        self.run.top_done = False
         if len(prior_gaps) >= GAP_LIMIT:
-            self.warnings.append("catching up on a backlog before reading new follows")
-        elif self.remaining >= 1:
+            self.run.warnings.append("catching up on a backlog before reading new follows")
+        elif self.run.remaining >= 1:
             # With a backlog due, one page of the budget is kept for it, so it always advances.
             reserve = 1 if any(i not in found for i in due) else 0
-            top = self._walk(None, watermark, max(1, self.remaining - reserve), known,
+            top = self._walk(None, watermark, max(1, self.run.remaining - reserve), known,
                              floor, None, base)
             found[-1] = top.new
             proven_old.extend(top.old)
             known.update(k for k, _ in top.new)
             known.update(top.old)
-            self.top_done = top.left is None
+            self.run.top_done = top.left is None
             if top.left is None or top.left.start is not None:
                 top_gap = top.left
-                newest = self._newest(top.first_page, watermark)
+                newest = self.run.newest(top.first_page, watermark)
                 # Never lower: when unfollows emptied the top, new follows still come above it.
                 # Unless the walk showed the watermark to be ahead of the list: the list's
                 # newest follow, older than the watermark, is new.
@@ -228,12 +183,12 @@ class PollRun:
                     watermark = newest
                 elif (top.ahead or newest_is_new) and newest is not None \
                         and cursors.below(newest, watermark):
-                    self.warnings.append(
+                    self.run.warnings.append(
                         f"the watermark {watermark} was ahead of the list (a page's maxCursor "
                         f"far ahead of its follows): a page at or below it held only new "
                         f"follows; lowered to {newest}, the newest follow's time")
                     watermark = newest
-                base = base_cursor(top.first_page, self.now_ms, base)
+                base = base_cursor(top.first_page, self.run.now_ms, base)
             # else the newest page itself is left: the next poll's top walk reads it again,
             # from the same watermark.
         for i in oldest_first:
@@ -245,16 +200,7 @@ class PollRun:
         new_keys = [k for i in reversed(order) for k, _ in found[i]]
         items = [flatten(e) for i in order for _, e in reversed(found[i])]
         return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                       self.touched)
-
-    def _newest(self, page: Page | None, fallback: Any) -> Any:
-        """The watermark a page offers (see newest_cursor), and a warning when its maxCursor
-        could not be taken for one."""
-        if page is not None and page.entries and not cursors.is_dead(page.max_cursor) \
-                and cursors.future(page.max_cursor, self.now_ms):
-            self.warnings.append(f"the newest page's maxCursor {page.max_cursor} lies in the "
-                                 f"future: not taken for the newest follow's time")
-        return newest_cursor(page, fallback, now_ms=self.now_ms)
+                       self.run.touched)
 
     def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
               gap: Gap | None, base: Any) -> _RangeRead:
@@ -269,11 +215,11 @@ class PollRun:
 
         def fetch(at: Any) -> Page:
             nonlocal stop
-            page = self.fetch(at)
+            page = self.run.fetch(at)
             if at is None and walk.first_page is None and base is not None and stop is not None:
                 # The list's newest follow is older than the stop: read down to base instead
                 # (see `advance`). Set before the pager judges this page.
-                newest = newest_cursor(page, None, now_ms=self.now_ms)
+                newest = newest_cursor(page, None, now_ms=self.run.now_ms)
                 if newest is not None and cursors.below(newest, stop) \
                         and cursors.below(base, stop):
                     stop = pager.stop = base
@@ -285,17 +231,17 @@ class PollRun:
             go_on = None
             try:
                 for read in pager:
-                    reason = pager.stop_reason
-                    self.touched.update(read.keys)
+                    reason = read.reason
+                    self.run.touched.update(read.keys)
                     if reason in GUARDS:
-                        self._failed(walk, read.cursor, (stop, base), tries,
-                                     _GUARD_TEXT[reason])
+                        self._failed(walk, read.cursor, (stop, base), tries, ANSWERED[reason])
                         break
                     if walk.first_page is None:
                         walk.first_page = read.page
+                    # The page that may reach the stop: it does, or the list ends on it with
+                    # no cursor to date its oldest follow.
                     if reason == REACHED or (
-                        reason in (END, NO_CURSOR, DEPTH_CAP)
-                        and cursors.is_dead(read.page.min_cursor)
+                        reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
                         settled = self._settle(walk, read, pager.seen, (stop, base), known,
                                                floor, tries)
@@ -320,7 +266,7 @@ class PollRun:
                 self._failed(walk, pager.next_cursor, (stop, base), tries, err.message)
             if go_on is None:
                 break
-            pages = min(pages - pager.pages, self.remaining)
+            pages = min(pages - pager.pages, self.run.remaining)
             if pages < 1:
                 walk.left = Gap(go_on, stop, base=base)
                 break
@@ -332,7 +278,7 @@ class PollRun:
             raise ResponseFormatError(f"the upstream answered the first page with "
                                       f"{walk.failure}; try again, and report it if it stays")
         if walk.at_cap and stop is not None:
-            self.warnings.append("the upstream stopped listing at its depth cap before the "
+            self.run.warnings.append("the upstream stopped listing at its depth cap before the "
                                  "known follows: older new follows cannot be read")
         return walk
 
@@ -366,7 +312,7 @@ class PollRun:
             # (the memory keeps what a poll has just seen).
             floor = cursors.lowest([c for c in (floor, stop, base) if c is not None])
         if unsure and stop is not None and floor is not None:
-            if self.remaining < 1:
+            if self.run.remaining < 1:
                 walk.new += _pick(read, sure)
                 walk.left = Gap(read.cursor, stop, tries, 0, check=True, base=base)
                 return False
@@ -388,17 +334,15 @@ class PollRun:
         """Identities of the newest follows at or before `floor`, or None when the upstream
         could not say (an error, an empty page that claims more, contradicting cursors)."""
         try:
-            page = self.fetch(floor)
+            read = read_page(self.run.fetch, floor)
         except ConnectorError as err:
             if not err.transient:
                 raise
             return None
-        if not page.entries:
-            return None if page.has_more else set()
-        if not cursors.consistent(len(page.entries), page.min_cursor, page.max_cursor, floor):
+        if read.reason in UNUSABLE:
             return None
-        listed = {identity(e) for e in page.entries}
-        self.touched.update(listed)
+        listed = set(read.keys)
+        self.run.touched.update(listed)
         return listed
 
     def _failed(self, walk: _RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
@@ -411,33 +355,13 @@ class PollRun:
                         base=base).failed()
         if cursor is None:
             if walk.first_page is not None:
-                self.warnings.append(f"could not tell new follows from old on the newest page: "
+                self.run.warnings.append(f"could not tell new follows from old on the newest page: "
                                      f"the upstream answered {why}; the next poll reads it again")
             return
         wait = walk.left.wait
-        self.warnings.append(
+        self.run.warnings.append(
             f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
             f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
-
-    def meta(self, handle: str, *, new_follows: int, gaps: list[Gap] | None
-             ) -> dict[str, Any]:
-        rate = self.last_page.rate_limit if self.last_page else None
-        gaps = gaps or []
-        return {
-            "handle": handle,
-            "requests": self.attempts,
-            "pages": self.pages,
-            "creditsUsed": self.pages * CREDITS_PER_REQUEST,
-            "newFollows": new_follows,
-            "baseline": self.baselined,
-            "catchingUp": bool(gaps) or not self.top_done,
-            "pendingGaps": len(gaps),
-            "retryingGaps": sum(1 for g in gaps if g.tries),
-            "warnings": self.warnings,
-            "rateLimitLimit": rate.limit if rate else None,
-            "rateLimitRemaining": rate.remaining if rate else None,
-        }
-
 
 class _Known:
     """What the trigger remembers, plus what this poll has learnt so far."""
@@ -472,46 +396,3 @@ def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
 
 #: `_settle`: the page lies above the known follows.
 _ABOVE = object()
-
-
-def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None = None
-                  ) -> Any:
-    """The follow time of the newest account on a page, as a watermark: its maxCursor in the
-    unit of its minCursor (the unit the upstream pages in, and so the unit minTime is sent
-    in). Lower is always safe, higher is not: a maxCursor below its minCursor, or in the
-    future, is not taken (the minCursor is)."""
-    if page is None or not page.entries:
-        return fallback
-    hi, lo = page.max_cursor, page.min_cursor
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now)
-    if not cursors.is_dead(hi) and not cursors.future(hi, now) and (
-        cursors.is_dead(lo) or cursors.at_or_below(lo, hi)
-    ):
-        return cursors.in_unit_of(hi, lo) if live_lo else hi
-    return lo if live_lo else fallback
-
-
-def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:
-    """A page's minCursor as the base that goes with a watermark taken from it: a follow time
-    the upstream handed out, at or below the page's newest (see PollRun.advance)."""
-    if page is None or not page.entries:
-        return fallback
-    lo = page.min_cursor
-    if cursors.is_dead(lo) or cursors.future(lo, now_ms) or not cursors.consistent(
-        len(page.entries), lo, page.max_cursor, None
-    ):
-        return fallback
-    return lo
-
-
-def unique(entries: list[dict]) -> list[dict]:
-    """Entries once each (a page may repeat an account), in page order."""
-    seen: set[str] = set()
-    out = []
-    for entry in entries:
-        key = identity(entry)
-        if key not in seen:
-            seen.add(key)
-            out.append(entry)
-    return out

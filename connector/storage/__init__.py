@@ -20,8 +20,8 @@ from .database import (
     new_owner,
     open_database,
 )
-from .outbox import Backlog, Outbox, OutboxEvent, event_row, new_event
+from .outbox import Backlog, Outbox, OutboxEvent, event_row
 
 __all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable", "EventClaim",
            "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot", "StateConflict", "default_path",
-           "event_row", "new_event", "new_owner", "open_database"]
+           "event_row", "new_owner", "open_database"]

@@ -1,8 +1,9 @@
 """The outbox: events waiting to be POSTed to a webhook, whatever database holds them.
 
-An event is created in the same transaction that advances the trigger state (so a crash
-repeats an event, never loses one), leaves the outbox only after a 2xx, and after
-`max_attempts` failures is parked (kept) until someone retries or discards it.
+An event (its id and payload made by operations/events.py) is created in the same transaction
+that advances the trigger state (so a crash repeats an event, never loses one), leaves the
+outbox only after a 2xx, and after `max_attempts` failures is parked (kept) until someone
+retries or discards it.
 
     box = Outbox("watch.db")             # a path, a postgresql:// URL or an open Database
     for event in box.list():             # parked events (include_pending=True: all of them)
@@ -21,13 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from ..core.items import event_id, identity
-
 if TYPE_CHECKING:  # pragma: no cover
     from .database import Database
-
-#: The kind of every event until a second trigger exists.
-FOLLOWED = "followed"
 
 
 @dataclass(frozen=True)
@@ -41,22 +37,6 @@ class OutboxEvent:
     next_attempt_at: float
     last_error: str | None
     parked: bool
-
-
-def new_event(handle: str, item: dict[str, Any], *, detected_at: str,
-              kind: str = FOLLOWED) -> tuple[str, dict[str, Any]]:
-    """(event id, payload) for "`handle` <kind> `item`": the body every webhook receives.
-
-    An account can be unfollowed more than once (followed again in between): the time it was
-    last seen followed (`lastSeenAt`, an unfollow item's field) tells those events apart, and
-    is the same when a poll is repeated."""
-    occurrence = item.get("lastSeenAt") if kind != FOLLOWED else None
-    eid = event_id(handle, identity(item), kind, occurrence)
-    payload: dict[str, Any] = {"eventId": eid, "handle": handle, "detectedAt": detected_at,
-                               "item": item}
-    if kind != FOLLOWED:
-        payload["event"] = kind
-    return eid, payload
 
 
 def now_iso() -> str:

@@ -38,8 +38,7 @@ from ..core.config import RetryPolicy, Timeouts
 from ..core.errors import ConnectorError, InputError
 from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
-from ..operations import prepare, trigger, triggers
-from ..polling import Store, state_key
+from ..operations import FOLLOWED, TRIGGERS, prepare
 from ..storage import (
     Backlog,
     Database,
@@ -50,6 +49,7 @@ from ..storage import (
     StateConflict,
     new_owner,
 )
+from ..store import Store, state_key
 from .delivery import CLAIM_CHUNK, DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .outage import Outage, Reconnect
 from .pacing import PacedClient, Pacer, Stopped
@@ -94,7 +94,7 @@ class Watcher:
         count: int | None = None,
         max_pages: int | None = None,
         first_run: str | None = None,
-        events: Iterable[str] = (trigger.EVENT,),
+        events: Iterable[str] = (FOLLOWED,),
         reconcile_every: int | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: Backoff | None = None,
@@ -532,13 +532,12 @@ class Watcher:
 
 def _triggers_for(events: Iterable[str]) -> list[str]:
     """The triggers to poll for the event kinds asked for, in the order given."""
-    known = triggers()
     kinds = [events] if isinstance(events, str) else list(events)
-    wrong = [k for k in kinds if k not in known]
+    wrong = [k for k in kinds if k not in TRIGGERS]
     if wrong or not kinds:
-        raise InputError(f"events must be some of {', '.join(known)}; got "
+        raise InputError(f"events must be some of {', '.join(TRIGGERS)}; got "
                          f"{', '.join(map(str, wrong)) or 'none'}", field="events")
-    return [known[k] for k in dict.fromkeys(kinds)]
+    return [TRIGGERS[k].key for k in dict.fromkeys(kinds)]
 
 
 def _inputs_for(operation: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -555,8 +554,9 @@ def _check_options(inputs: dict[str, Any], operations: list[str]) -> None:
     for name, value in inputs.items():
         if value is not None and not any(name in _inputs_for(op, {name: value})
                                          for op in operations):
-            kind = {"firstRun": "followed", "reconcileEvery": "unfollowed"}.get(name, "?")
-            raise InputError(f"{name} applies only when watching {kind} events", field=name)
+            kinds = [k for k, op in TRIGGERS.items() if name in _inputs_for(op.key, {name: value})]
+            raise InputError(f"{name} applies only when watching {' or '.join(kinds) or '?'} "
+                             f"events", field=name)
 
 
 def unique_handles(handles: Iterable[str]) -> tuple[str, ...]:

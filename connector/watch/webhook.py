@@ -20,6 +20,7 @@ from ..core.redact import display_url
 from ..core.retries import fresh_connection_retry
 from ..core.secrets import Secrets
 from ..core.transport import ACCEPT_ENCODING, USER_AGENT, HTTPTransport, PostFailed, Transport
+from ..operations.registry import FOLLOWED
 
 #: RFC 9110 token characters: what a header name may contain.
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -191,14 +192,14 @@ class Webhook:
                        retry_after=_retry_after(resp.headers.get("Retry-After")), elapsed=elapsed)
 
 
-def sample_event(kind: str = "followed") -> dict[str, Any]:
+def sample_event(kind: str = FOLLOWED) -> dict[str, Any]:
     """An event shaped like the real ones of `kind` (followed, unfollowed), with the manifest's
     sample item: for teaching a Zapier or Make hook its fields before any real one happens."""
     from ..core.manifests import load
-    from ..operations import triggers
-    from ..storage import new_event
+    from ..operations import TRIGGERS
+    from ..operations.events import new_event
 
-    return new_event("sample", load(triggers()[kind])["sample"],
+    return new_event("sample", load(TRIGGERS[kind].key)["sample"],
                      detected_at="2024-01-01T00:00:00+00:00", kind=kind)[1]
 
 

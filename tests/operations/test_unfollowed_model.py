@@ -40,7 +40,11 @@ listed). What must hold:
   the upstream lists and `meta.unlisted` the number below the cap;
 - when the runner crashes before keeping a poll's state, events may repeat, never go missing.
 
-`UNFOLLOW_MODEL_HISTORIES=2000 pytest tests/test_unfollow_model.py` runs more histories.
+Every other poll takes its state as the embedded store gives it (loaded from the row and parts
+a database keeps) rather than as runner JSON, so the histories hold for both forms.
+
+`UNFOLLOW_MODEL_HISTORIES=2000 pytest tests/operations/test_unfollowed_model.py` runs more
+histories.
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import connector
+from connector.state.unfollowed import UnfollowState
 from tests.model_transport import Truncated, model_client
 
 HISTORIES = int(os.environ.get("UNFOLLOW_MODEL_HISTORIES", "150"))
@@ -180,6 +185,8 @@ class History:
     inputs: dict[str, Any]
     client: connector.Client
     state: Any = None
+    #: The same state as the trigger made it (Result.kept), for its database form.
+    kept: UnfollowState | None = None
     polls: int = 0
     #: Poll number -> names followed while it ran.
     followed_at: dict[int, set[str]] = field(default_factory=dict)
@@ -204,7 +211,7 @@ class History:
         mark, cut = len(self.upstream.shown), len(self.upstream.cuts)
         try:
             result = connector.run("account_unfollowed", {**self.inputs, **override},
-                                   state=self.state, client=self.client)
+                                   state=self.given(), client=self.client)
         except connector.ConnectorError:
             return None  # a failed poll: the runner keeps the old state
         finally:
@@ -224,9 +231,16 @@ class History:
                 if floor is not None:
                     self.placed_at.setdefault(name, []).append((number, floor))
         self.dropped += result.meta["droppedAtCap"]
-        self.state = result.state
+        self.state, self.kept = result.state, result.kept
         self.last_meta = result.meta
         return result.meta
+
+    def given(self) -> Any:
+        """The state for the next poll: runner JSON, or every other poll the state as a
+        database keeps it, loaded again."""
+        if self.kept is None or self.polls % 2:
+            return self.state
+        return UnfollowState.from_stored(*self.kept.to_stored())
 
 
 def play(rng: random.Random, *, faults: bool, crashes: bool = False) -> History:

@@ -6,58 +6,17 @@ ceil((n + 1) / p) requests for n new follows with page size p (or its budget, ca
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 
 import pytest
 
 import connector
-from connector.core.config import RetryPolicy
-from connector.operations.state import KNOWN_LIMIT, TriggerState
-from connector.standin import Fault, StandIn
+from connector.standin import StandIn
+from connector.state.followed import FollowState
+from connector.state.prints import KNOWN_LIMIT
+from tests.operations.poller import HANDLE, P, Poller, bound, ids
+from tests.operations.poller import by_id as key
 from tests.support import API_KEY
-
-P = 10  # page size in these histories
-HANDLE = "alice"
-
-
-class Poller:
-    """Runs polls like a runner does: state out of one poll goes into the next."""
-
-    def __init__(self, standin: StandIn, creds: dict, **inputs):
-        self.standin = standin
-        self.creds = creds
-        self.inputs = {"handle": HANDLE, "count": P, "maxPages": 10, **inputs}
-        self.state = None
-        self.emitted: list[str] = []
-        self.requests: list[int] = []
-
-    def poll(self, **override):
-        before = self.standin.count_requests()
-        result = connector.run(
-            "new_account_followed",
-            {**self.inputs, **override},
-            credentials=self.creds,
-            state=self.state,
-            retry=RetryPolicy.no_wait(),
-        )
-        self.requests.append(self.standin.count_requests() - before)
-        self.state = result.state
-        self.emitted += [key(i) for i in result.items]
-        return result
-
-
-def key(item: dict) -> str:
-    return item["id"] or f"s:{item['secUid']}"
-
-
-def ids(users: list[dict]) -> list[str]:
-    return [u.get("id") or f"s:{u['secUid']}" for u in users]
-
-
-def bound(n: int, p: int = P) -> int:
-    return math.ceil((n + 1) / p)
 
 
 @pytest.fixture
@@ -66,40 +25,11 @@ def world(standin, creds):
     return Poller(standin, creds)
 
 
-def test_first_poll_takes_a_baseline_and_emits_nothing(world):
+def test_the_baseline_remembers_the_newest_page(world):
     result = world.poll()
-    assert result.items == []
-    assert result.meta["baseline"] is True
-    assert world.requests == [1]
-    assert len(TriggerState.from_json(result.state).known) == P
-
-
-def test_a_poll_with_nothing_new_costs_one_request(world):
-    world.poll()
-    result = world.poll()
-    assert result.items == [] and world.requests[-1] == 1
-    assert result.meta["creditsUsed"] == 10
-
-
-@pytest.mark.parametrize("n", [1, 3, P - 1, P, P + 1, 2 * P, 5 * P + 3])
-def test_new_follows_are_emitted_once_oldest_first_in_the_fewest_requests(world, n):
-    world.poll()
-    new = world.standin.follow_many(HANDLE, n)
-    result = world.poll()
-    assert [key(i) for i in result.items] == ids(new)  # follow order: oldest first
-    assert world.requests[-1] == bound(n)
-    again = world.poll()
-    assert again.items == [] and world.requests[-1] == 1
-
-
-def test_emitted_items_match_the_manifest_output(world):
-    from jsonschema import Draft202012Validator
-
-    world.poll()
-    world.standin.follow_many(HANDLE, 3)
-    schema = connector.CONNECTOR.operations["new_account_followed"]["output"]
-    for item in world.poll().items:
-        Draft202012Validator(schema).validate(item)
+    known = FollowState.from_json(result.state).known
+    assert len(known) == P
+    assert all(u["id"] in known for u in world.standin.following(HANDLE)[:P])
 
 
 def test_a_burst_larger_than_the_budget_is_delivered_over_the_next_polls(world):
@@ -225,83 +155,19 @@ def test_the_first_run_can_start_with_the_most_recent_follows(world):
     assert world.poll().items == []
 
 
-def test_test_mode_returns_recent_follows_and_leaves_state_identical(world):
-    world.poll()
-    world.standin.follow_many(HANDLE, 5)
-    frozen = copy.deepcopy(world.state)
-    result = connector.run(
-        "new_account_followed",
-        {"handle": HANDLE},
-        mode="test",
-        credentials=world.creds,
-        state=world.state,
-    )
-    assert len(result.items) == 3
-    assert result.state == frozen and world.state == frozen
-    assert len(world.poll().items) == 5  # test mode consumed nothing
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [
-        Fault(status=404),
-        Fault(status=401),
-        Fault(status=403),
-        Fault(status=500),
-        Fault(malformed=True),
-    ],
-)
-def test_an_error_mid_poll_leaves_state_untouched(world, fault):
-    world.poll()
-    new = world.standin.follow_many(HANDLE, 15)
-    frozen = copy.deepcopy(world.state)
-    world.standin.inject(*[fault] * 5)  # outlasts the retries
-    with pytest.raises(connector.ConnectorError):
-        world.poll()
-    assert world.state == frozen
-    world.standin.clear_faults()
-    assert [key(i) for i in world.poll().items] == ids(new)
-
-
-def test_a_private_list_is_a_clear_error_that_changes_nothing(standin, creds):
-    standin.add_account("hidden", 5, private=True)
-    with pytest.raises(connector.NotFoundError, match="Following list not found"):
-        connector.run("new_account_followed", {"handle": "hidden"}, credentials=creds)
-
-
-def test_a_changed_handle_starts_a_new_baseline_and_says_so(world, standin):
-    world.poll()
-    standin.add_account("bob", 20)
-    result = world.poll(handle="bob")
-    assert result.items == [] and result.meta["baseline"] is True
-    assert "new baseline" in result.meta["warnings"][0]
-
-
+# Damage of this trigger's own fields (test_triggers.py has what both triggers refuse alike).
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("{not json", "not valid JSON"),
-        ({"v": 99, "handle": HANDLE}, "newer than this connector"),
         ({"handle": HANDLE}, "no version"),
+        ({"v": -1, "handle": HANDLE}, "version -1"),
         ({"v": 1, "handle": HANDLE, "known": "abc"}, "damaged"),
-        ([1, 2], "JSON object"),
         # Damage that used to spend credits, then fail as an internal error.
-        ({"v": 2, "handle": HANDLE, "watermark": "abc"}, "watermark 'abc'"),
         ({"v": 2, "handle": HANDLE, "watermark": {}}, "watermark"),
         ({"v": 2, "handle": HANDLE, "watermark": []}, "watermark"),
-        ({"v": 2, "handle": HANDLE, "watermark": float("inf")}, "watermark"),  # JSON's 1e400
-        ({"v": 2, "handle": HANDLE, "watermark": 10**5000}, "watermark"),
-        ({"v": 2, "handle": HANDLE, "watermark": 5, "gaps": [{"from": "abc", "to": 1}]},
-         "gap 'from'"),
-        ({"v": 2, "handle": HANDLE, "watermark": 5, "gaps": [{"from": 9, "to": 1}] * 1000},
-         "1000 gaps"),
-        ({"v": 2, "handle": HANDLE, "gaps": [{"from": 9, "to": 1, "tries": -1}]}, "tries"),
-        ({"v": True, "handle": HANDLE}, "version True"),
-        ({"v": 0, "handle": HANDLE}, "version 0"),
-        ({"v": -1, "handle": HANDLE}, "version -1"),
-        ({"v": 2, "handle": "not a handle!"}, "not a TikTok handle"),
         ({"v": 2, "handle": HANDLE, "known": ["!!!!"]}, "does not decode"),
         ({"v": 2, "handle": HANDLE, "known": [1, 2]}, "segments"),
+        ({"v": 3, "handle": HANDLE, "recent": ["a", "b"]}, "'recent'"),
     ],
 )
 def test_bad_state_is_an_error_before_any_request(standin, creds, bad, message):
@@ -313,17 +179,6 @@ def test_bad_state_is_an_error_before_any_request(standin, creds, bad, message):
     assert standin.count_requests() == 0
 
 
-def test_bad_state_through_invoke_is_a_state_error_exiting_2(standin, creds):
-    from connector import invoke
-
-    standin.add_account(HANDLE, 5)
-    code, body = invoke.answer(json.dumps({
-        "operation": "new_account_followed", "inputs": {"handle": HANDLE},
-        "credentials": creds, "state": {"v": 2, "handle": HANDLE, "watermark": "abc"}}))
-    assert (code, body["error"]["type"]) == (2, "state_error")
-    assert standin.count_requests() == 0
-
-
 def test_state_is_versioned_json_within_its_documented_bound(world):
     world.poll()
     world.standin.follow_many(HANDLE, KNOWN_LIMIT + 50)
@@ -332,9 +187,9 @@ def test_state_is_versioned_json_within_its_documented_bound(world):
         world.poll()
     state = world.state
     assert state["v"] == 3
-    from connector.operations.state import RECENT
+    from connector.state.memory import RECENT
 
-    assert KNOWN_LIMIT - RECENT <= len(TriggerState.from_json(state).known) <= KNOWN_LIMIT
+    assert KNOWN_LIMIT - RECENT <= len(FollowState.from_json(state).known) <= KNOWN_LIMIT
     assert len(json.dumps(state)) <= 26 * 1024
 
 
@@ -437,15 +292,6 @@ def test_an_account_without_id_secuid_or_handle_is_emitted_once(world):
     assert world.poll().items == []
 
 
-def test_test_mode_does_not_call_its_sample_new(world):
-    world.poll()
-    result = connector.run("new_account_followed", {"handle": HANDLE}, mode="test",
-                           credentials=world.creds, state=world.state)
-    assert len(result.items) == 3
-    assert result.meta["newFollows"] == 0 and result.meta["sampleItems"] == 3
-    assert result.meta["mode"] == "test" and result.meta["baseline"] is False
-
-
 # One implausible cursor (issue 18)
 
 
@@ -474,7 +320,7 @@ def test_a_watermark_is_kept_in_the_unit_the_upstream_pages_in():
     # A maxCursor in milliseconds on a list paged in seconds (or the other way round) is
     # sent back as minTime in the unit the list's minCursors use, never later than it was.
     from connector.core.http import Page
-    from connector.operations.walk import newest_cursor
+    from connector.operations.poll import newest_cursor
 
     entries = [{"user": {"id": "1"}, "stats": {}}]
     now = 1_800_000_000_000
@@ -488,7 +334,7 @@ def test_a_watermark_is_kept_in_the_unit_the_upstream_pages_in():
 
 def test_a_max_cursor_in_the_future_is_not_taken_for_the_watermark():
     from connector.core.http import Page
-    from connector.operations.walk import PollRun
+    from connector.operations.poll import PollRun
 
     now = 1_750_000_000_000
     top = Page([{"user": {"id": str(n)}, "stats": {}} for n in range(3)],

@@ -15,7 +15,11 @@ accounts repeated from the page before, and a maxCursor a year ahead of its page
 lose a later follow). Once the faults stop, draining polls must have emitted every account
 followed after the baseline and still followed exactly once, and no baseline account, ever.
 
-`TRIGGER_MODEL_HISTORIES=5000 pytest tests/test_trigger_model.py` runs more histories.
+Every other poll takes its state as the embedded store gives it (loaded from the row and parts
+a database keeps) rather than as runner JSON, so the histories hold for both forms.
+
+`TRIGGER_MODEL_HISTORIES=5000 pytest tests/operations/test_followed_model.py` runs more
+histories.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import Credentials
+from connector.state.followed import FollowState
 from tests.model_transport import Truncated, model_client
 
 HISTORIES = int(os.environ.get("TRIGGER_MODEL_HISTORIES", "250"))
@@ -150,6 +155,8 @@ class Run:
     inputs: dict[str, Any]
     client: connector.Client
     state: Any = None
+    #: The same state as the trigger made it (Result.kept), for its database form.
+    kept: FollowState | None = None
     baseline: set[str] = field(default_factory=set)
     fresh: dict[str, Account] = field(default_factory=dict)
     emitted: list[str] = field(default_factory=list)
@@ -159,14 +166,21 @@ class Run:
     def poll(self) -> dict[str, Any] | None:
         self.polls += 1
         try:
-            result = connector.run("new_account_followed", self.inputs, state=self.state,
+            result = connector.run("new_account_followed", self.inputs, state=self.given(),
                                    client=self.client)
         except connector.ConnectorError:
             return None  # a failed poll: the runner keeps the old state and polls again
         self.emitted += [item["nickname"] for item in result.items]
         if self.polls not in self.crashes:  # a crash after the hand-off loses the new state
-            self.state = result.state
+            self.state, self.kept = result.state, result.kept
         return result.meta
+
+    def given(self) -> Any:
+        """The state for the next poll: runner JSON, or every other poll the state as a
+        database keeps it, loaded again."""
+        if self.kept is None or self.polls % 2:
+            return self.state
+        return FollowState.from_stored(*self.kept.to_stored())
 
 
 def play(rng: random.Random, *, faults: bool, crashes: bool = False) -> Run:

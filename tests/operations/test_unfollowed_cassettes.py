@@ -2,7 +2,7 @@
 
 Each test scripts the stand-in exactly as when it was recorded; on replay vcrpy answers, in
 order, and the stand-in receives nothing. Re-record with
-`pytest --record-mode=rewrite tests/test_unfollow_cassettes.py`.
+`pytest --record-mode=rewrite tests/operations/test_unfollowed_cassettes.py`.
 """
 
 from __future__ import annotations

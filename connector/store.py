@@ -1,4 +1,5 @@
-"""Polling with the embedded store, for people without a runner.
+"""The embedded store: the triggers polled with their state in a database, for people
+without a runner (`tiktok-following poll`, and `watch`).
 
     store = connector.open_store()                # or open_store("follows.db")
     with store.poll("@someone") as batch:          # holds the handle's lock
@@ -11,29 +12,35 @@ follows come back on the next poll: at-least-once, never lost. Unfollows the sam
 `store.poll("@someone", operation="account_unfollowed")`. A commit saves over
 the version of the state the poll read, or not at all (StateConflict): two polls of one handle
 can never both advance it.
+
+The database keeps a state as the state itself says (connector.state): a small JSON row, and its
+parts as bytes, one row each, so a commit writes only the parts that changed. They go from the
+state object to the database and back as they are, never through the runner JSON's text.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from .core import b85
 from .core.config import RetryPolicy, Timeouts
-from .core.errors import InputError
 from .core.http import PageSource, client_for
-from .operations import prepare, trigger, triggers
-from .operations.registry import runner
-from .storage import Database, EventClaim, Lease, OutboxEvent, new_event, open_database
+from .operations import OPERATIONS, Result, prepare
+from .operations.events import new_event
+from .operations.registry import NEW_FOLLOWS, check_trigger, module
+from .storage import Database, EventClaim, Lease, OutboxEvent, Saved, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
 
 
-def state_key(handle: str, operation: str = trigger.KEY) -> str:
+def state_key(handle: str, operation: str = NEW_FOLLOWS.key) -> str:
     """Where a handle's state for a trigger is kept in the database."""
     return f"{operation}:{handle}"
 
@@ -45,17 +52,22 @@ class Batch:
     handle: str
     items: list[dict[str, Any]]
     meta: dict[str, Any]
-    state: dict[str, Any] | None
-    _database: Database = field(repr=False)
+    _result: Result = field(repr=False)
+    _database: Any = field(repr=False)
     _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
     committed: bool = False
     #: The trigger polled, and so the state key and the kind of its outbox events.
-    operation: str = trigger.KEY
+    operation: str = NEW_FOLLOWS.key
     #: The version of the stored state this poll started from (0: none).
     version: int = 0
     #: The events the commit queued and claimed for its `claim` owner, oldest first (empty
     #: when it claimed none): that owner POSTs them, and no one else until the claim ends.
     claimed: list[OutboxEvent] = field(default_factory=list)
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The new state, as runner JSON (what the commit saves, in the database's form)."""
+        return self._result.state
 
     def commit(self, *, outbox: bool = False, lease: Lease | None = None,
                claim: EventClaim | None = None) -> int:
@@ -70,13 +82,15 @@ class Batch:
         events = []
         if outbox:
             detected = now_iso()
-            kind = {key: kind for kind, key in triggers().items()}[self.operation]
+            kind = OPERATIONS[self.operation].event
             events = [(eid, self.handle, payload) for eid, payload in
                       (new_event(self.handle, item, detected_at=detected, kind=kind)
                        for item in self.items)]
         added = 0
-        if self.state is not None:
-            saved = self._database.save(state_key(self.handle, self.operation), self.state,
+        kept = self._result.kept
+        if kept is not None:
+            row, parts = kept.to_stored()
+            saved = self._database.save(state_key(self.handle, self.operation), row, parts,
                                         events, expect=self.version, lease=lease, claim=claim)
             added = saved.added
             if saved.claimed:
@@ -105,6 +119,7 @@ class Store:
     def __init__(self, target: str | os.PathLike[str] | Database | None = None) -> None:
         self._owns = not isinstance(target, Database)
         self.database = open_database(target)
+        self._states = _storage_api(self.database)
 
     @property
     def location(self) -> str:
@@ -131,11 +146,11 @@ class Store:
         lock_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
-        operation: str = trigger.KEY,
+        operation: str = NEW_FOLLOWS.key,
     ) -> Batch:
         """Poll `handle` once with the stored state; commit the returned Batch to advance it.
         `operation`: the trigger, new_account_followed (default) or account_unfollowed."""
-        _check_trigger(operation)
+        check_trigger(operation)
         values, source = prepare(operation, {**(inputs or {}), "handle": handle},
                                  platform=platform)
         return self.poll_prepared(values, source, credentials=credentials, client=client,
@@ -152,7 +167,7 @@ class Store:
         lock_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
-        operation: str = trigger.KEY,
+        operation: str = NEW_FOLLOWS.key,
         locked: bool = True,
     ) -> Batch:
         """`poll` for inputs already checked by `operations.prepare` (watch checks them once
@@ -169,23 +184,62 @@ class Store:
                 hold.__enter__()
             try:
                 # Read state only once the lock is held: it may just have been advanced.
-                stored = self.database.read_state(key)
-                result = runner(operation)(own, values, source=source, state=stored.state)
+                trigger = module(operation)
+                stored = self._states.read_state(key)
+                state = (None if stored.row is None
+                         else trigger.State.from_stored(stored.row, stored.parts))
+                result = trigger.run(own, values, source=source, state=state)
             except BaseException:
                 if hold is not None:
                     hold.__exit__(None, None, None)
                 raise
-        return Batch(name, result.items, result.meta, result.state, self.database, hold,
+        return Batch(name, result.items, result.meta, result, self._states, hold,
                      operation=operation, version=stored.version)
-
-
-def _check_trigger(operation: str) -> None:
-    if operation not in triggers().values():
-        raise InputError(f"operation must be a trigger ({', '.join(triggers().values())}); "
-                         f"got {operation!r}", field="operation")
 
 
 def open_store(target: str | os.PathLike[str] | Database | None = None) -> Store:
     """Open (or create) the state database: a path or postgresql:// URL, else
     $TIKTOK_FOLLOWING_STATE_DB, else the platform's data dir."""
     return Store(target)
+
+
+# TODO(lead, at the merge of i19-storage): remove what follows, and use self.database itself.
+# Until that branch lands, today's storage (whole state dicts) is seen through the storage API
+# this module is written against: read_state(key) -> (row, parts, version), save(key, row,
+# parts, events, ...). The parts travel in the row's `known` field, which today's storage
+# keeps one row per item (as bytes when they are base85 text).
+
+
+class _Snapshot(NamedTuple):
+    row: dict[str, Any] | None
+    parts: list[bytes | str]
+    version: int
+
+
+class _StorageAdapter:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def read_state(self, key: str) -> _Snapshot:
+        from .storage.database import pack_part
+
+        stored = self.database.read_state(key)
+        if stored.state is None:
+            return _Snapshot(None, [], 0)
+        row = dict(stored.state)
+        known = row.get("known")
+        parts: list[bytes | str] = []
+        if isinstance(known, list) and all(isinstance(k, str) for k in known):
+            parts = [pack_part(k) for k in row.pop("known")]  # as the new storage gives them
+        return _Snapshot(row, parts, stored.version)
+
+    def save(self, key: str, row: dict[str, Any], parts: Sequence[bytes] = (),
+             events: Iterable[tuple[str, str, dict[str, Any]]] = (), **kwargs: Any) -> Saved:
+        state = {**row, "known": [b85.encode(p) for p in parts]} if parts else row
+        return self.database.save(key, state, events, **kwargs)
+
+
+def _storage_api(database: Database) -> Any:
+    if "parts" in inspect.signature(type(database).save).parameters:
+        return database
+    return _StorageAdapter(database)

@@ -9,10 +9,11 @@ with two more facts:
 - `seen`: when (epoch milliseconds) a poll last listed it. A read of the list that began after
   that did not list it.
 
-Kept compact for runner-owned state: accounts in blocks of BLOCK, newest first, each block its
-columns as JSON, deflated, in base64 (decoded in C: base85 would be 6% smaller and, in pure
-Python, 50 times slower). A poll re-encodes only the blocks it changed; a quiet poll changes
-one (the accounts on the newest page were seen again).
+Kept compact: accounts in blocks of BLOCK, newest first, each block its columns as JSON,
+deflated; a database keeps those bytes, runner JSON their base64 (decoded in C: base85 would
+be 6% smaller and, in pure Python, 50 times slower). A poll re-encodes only the blocks it
+changed; a quiet poll changes one (the accounts on the newest page were seen again), and a
+database writes that one alone.
 """
 
 from __future__ import annotations
@@ -70,10 +71,15 @@ class Roster:
 
     def __init__(self) -> None:
         self._accounts: dict[str, Account] = {}
-        #: Block number -> its encoded text while unchanged (None: to encode).
-        self._texts: dict[int, str | None] = {}
+        #: Block number -> its deflated bytes while unchanged (None: to encode), and their
+        #: base64 (runner JSON) once made or read.
+        self._data: dict[int, bytes | None] = {}
+        self._texts: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
-        self._newest = -1  # the block new accounts go into
+        #: The blocks new accounts go into: the newest (accounts followed since), and the
+        #: oldest (accounts a read down the list found), None before there is one.
+        self._newest: int | None = None
+        self._oldest: int | None = None
 
     def __contains__(self, key: object) -> bool:
         return key in self._accounts
@@ -87,16 +93,20 @@ class Roster:
     def get(self, key: str) -> Account | None:
         return self._accounts.get(key)
 
-    def see(self, key: str, item: dict[str, Any], bound: Any, seen: int) -> bool:
+    def see(self, key: str, item: dict[str, Any], bound: Any, seen: int, *,
+            older: bool = False) -> bool:
         """Record that a page listed the account: its fields now, a bound from that page
-        (None: the page had none), when. Returns True when the account was not in the roster."""
+        (None: the page had none), when. Returns True when the account was not in the roster.
+        `older`: a read down the list found it, below the accounts already kept (a baseline),
+        so it goes with the oldest; the blocks stay ordered as the list is, and the newest
+        page's accounts, which every poll sees again, stay in the newest block."""
         account = self._accounts.get(key)
         fields = tuple(item.get(name) for name in FIELDS)
         if account is None:
-            block = self._room()
+            block = self._room(older)
             self._accounts[key] = Account(fields, bound, seen, block)
             self._sizes[block] = self._sizes.get(block, 0) + 1
-            self._texts[block] = None
+            self._data[block] = None
             return True
         changed = False
         if bound is not None and (account.bound is None
@@ -105,63 +115,89 @@ class Roster:
         if account.values != fields or account.seen != seen:
             account.values, account.seen, changed = fields, seen, True
         if changed:
-            self._texts[account.block] = None
+            self._data[account.block] = None
         return False
 
     def remove(self, key: str) -> Account:
         account = self._accounts.pop(key)
         self._sizes[account.block] -= 1
-        self._texts[account.block] = None
+        self._data[account.block] = None
         return account
 
-    def _room(self) -> int:
-        if self._newest < 0 or self._sizes.get(self._newest, 0) >= BLOCK:
-            self._newest = max(self._sizes, default=-1) + 1
-            self._sizes[self._newest] = 0
-            self._texts[self._newest] = None
-        return self._newest
+    def _room(self, older: bool) -> int:
+        block = self._oldest if older else self._newest
+        if block is None or self._sizes.get(block, 0) >= BLOCK:
+            if not self._sizes:
+                block = self._newest = self._oldest = 0
+            elif older:
+                block = self._oldest = min(self._sizes) - 1
+            else:
+                block = self._newest = max(self._sizes) + 1
+            self._sizes[block], self._data[block] = 0, None
+        return block
 
-    # JSON
+    # Stored forms: the blocks newest first, as bytes (a database) or base64 (runner JSON)
 
-    def to_json(self) -> list[str]:
-        """The blocks, newest first, as text. Blocks emptied by removals are dropped; when
-        removals have left many half-empty blocks, everything is packed again."""
+    def blocks(self) -> list[bytes]:
+        """The blocks, newest first, as bytes, the changed ones encoded again."""
+        return [data for _, data in self._blocks()]
+
+    def texts(self) -> list[str]:
+        """The blocks, newest first, as base64 text."""
+        return [self._texts.get(b) or self._texts.setdefault(b, base64.b64encode(d).decode())
+                for b, d in self._blocks()]
+
+    def _blocks(self) -> list[tuple[int, bytes]]:
+        """(number, bytes) of the blocks, newest first. Blocks emptied by removals are dropped;
+        when removals have left many half-empty blocks, everything is packed again."""
         live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
         if len(live) > 2 * (len(self._accounts) // BLOCK + 1):
             self._repack()
             live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
-        members: dict[int, list[Account]] = {b: [] for b in live}
-        for account in self._accounts.values():
-            members[account.block].append(account)
-        out = []
-        for block in live:
-            text = self._texts.get(block)
-            if text is None:
-                text = self._texts[block] = _encode(members[block])
-            out.append(text)
-        return out
+        changed: dict[int, list[Account]] = {b: [] for b in live if self._data.get(b) is None}
+        if changed:
+            for account in self._accounts.values():
+                members = changed.get(account.block)
+                if members is not None:
+                    members.append(account)
+            for block, members in changed.items():
+                self._data[block] = _encode(members)
+                self._texts.pop(block, None)
+        return [(b, self._data[b]) for b in live]  # type: ignore[misc]
 
     def _repack(self) -> None:
         ordered = sorted(self._accounts.values(), key=lambda a: a.block)
-        self._texts, self._sizes, self._newest = {}, {}, -1
+        self._data, self._texts, self._sizes = {}, {}, {}
         for i, account in enumerate(ordered):
             account.block = i // BLOCK
             self._sizes[account.block] = self._sizes.get(account.block, 0) + 1
-            self._texts[account.block] = None
-        self._newest = max(self._sizes, default=-1)
+            self._data[account.block] = None
+        self._newest = max(self._sizes, default=None)
+        self._oldest = min(self._sizes, default=None)
 
     @classmethod
-    def from_json(cls, blocks: Any, *, limit: int) -> Roster:
-        """Decode stored blocks (newest first). Raises ValueError when they are damaged."""
-        if not isinstance(blocks, list) or not all(isinstance(b, str) and b for b in blocks):
+    def load(cls, blocks: Any, *, limit: int) -> Roster:
+        """Decode stored blocks (newest first): base64 text, or their bytes. Raises ValueError
+        when they are damaged."""
+        if not isinstance(blocks, list) or not all(
+            isinstance(b, (str, bytes)) and b for b in blocks
+        ):
             raise ValueError("not a list of blocks")
         if len(blocks) > 2 * (limit // BLOCK + 1):
             raise ValueError("too many blocks")
         roster = cls()
         count = len(blocks)
-        for i, text in enumerate(blocks):
+        for i, stored in enumerate(blocks):
             block = count - 1 - i  # stored newest first; numbered oldest first
-            accounts = _decode(text)
+            if isinstance(stored, str):
+                try:
+                    data = base64.b64decode(stored, validate=True)
+                except binascii.Error as exc:
+                    raise ValueError("a block that does not decode") from exc
+                roster._texts[block] = stored
+            else:
+                data = stored
+            accounts = _decode(data)
             if not accounts or len(accounts) > BLOCK:
                 raise ValueError("a block of the wrong size")
             for account in accounts:
@@ -171,10 +207,10 @@ class Roster:
                 account.block = block
                 roster._accounts[key] = account
             roster._sizes[block] = len(accounts)
-            roster._texts[block] = text
+            roster._data[block] = data
         if len(roster) > limit:
             raise ValueError("too many accounts")
-        roster._newest = count - 1
+        roster._newest, roster._oldest = (count - 1, 0) if count else (None, None)
         return roster
 
     @classmethod
@@ -186,21 +222,21 @@ class Roster:
         return roster
 
 
-def _encode(accounts: list[Account]) -> str:
+def _encode(accounts: list[Account]) -> bytes:
     columns: list[list[Any]] = [[a.bound for a in accounts], [a.seen for a in accounts]]
     columns += [list(column) for column in zip(*(a.values for a in accounts), strict=True)]
     raw = json.dumps(columns, separators=(",", ":"), ensure_ascii=False).encode()
-    return base64.b64encode(zlib.compress(raw, 6)).decode("ascii")
+    return zlib.compress(raw, 6)
 
 
-def _decode(text: str) -> list[Account]:
+def _decode(data: bytes) -> list[Account]:
     try:
         inflater = zlib.decompressobj()
-        raw = inflater.decompress(base64.b64decode(text, validate=True), _MAX_BLOCK_BYTES)
+        raw = inflater.decompress(data, _MAX_BLOCK_BYTES)
         if inflater.unconsumed_tail:
             raise ValueError("a block too large")
         columns = json.loads(raw)
-    except (zlib.error, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+    except (zlib.error, UnicodeDecodeError, RecursionError) as exc:
         raise ValueError("a block that does not decode") from exc
     if not (isinstance(columns, list) and len(columns) == 2 + len(FIELDS)
             and all(isinstance(c, list) for c in columns)

@@ -1,0 +1,75 @@
+"""The polling trigger "New Account Followed": each follow since the last poll, exactly once.
+
+A poll reads from the newest follow down only until a page reaches the newest follow it already
+knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
+the fewest that can show every new follow and one known one. The walk itself (pages, budget,
+gaps, the check at `floor`) lives in walk.py, shared with the "Account Unfollowed" trigger;
+this module decides what the trigger remembers and emits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..core.http import PageSource, list_reader
+from ..core.items import flatten, identity
+from ..state.followed import FollowState
+from ..state.memory import Memory
+from .poll import PollRun
+from .results import Result
+from .walk import advance
+
+#: The trigger's state, for the embedded store (operations/registry.py).
+State = FollowState
+DEFAULT_BUDGET = 10
+
+__all__ = ["DEFAULT_BUDGET", "State", "run"]
+
+
+def run(
+    client: PageSource,
+    inputs: dict[str, Any],
+    *,
+    source: str = "API",
+    state: Any = None,
+    mode: str = "live",
+) -> Result:
+    """Poll once. `state` is what the previous poll returned (None on the first run): its
+    runner JSON, or the state object the embedded store loaded; `inputs` are prepared
+    (defaults applied, handle normalised)."""
+    handle = inputs["handle"]
+    # Parse state before any request: damaged state must cost nothing and change nothing.
+    prior = FollowState.of(state)
+    poll = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
+                   budget=inputs.get("maxPages", DEFAULT_BUDGET))
+    if mode == "test":
+        items = poll.sample()
+        meta = _meta(poll, handle, new_follows=0, gaps=None)
+        meta.update(mode="test", sampleItems=len(items))
+        return Result(items=items, state=state, meta=meta)
+    if poll.new_baseline(prior, handle):
+        watermark, base, entries = poll.baseline()
+        new_state = FollowState(handle=handle, watermark=watermark, base=base,
+                                known=Memory().remember(identity(e) for e in entries))
+        emit = inputs.get("firstRun") == "emitRecent"
+        items = [flatten(e) for e in reversed(entries)] if emit else []
+    else:
+        step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base)
+        new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
+                                known=prior.known.remember(step.remembered, step.touched),
+                                gaps=step.gaps)
+        items = step.items
+    return Result(items=items, state=new_state,
+                  meta=_meta(poll, handle, new_follows=len(items), gaps=new_state.gaps))
+
+
+def _meta(poll: PollRun, handle: str, *, new_follows: int, gaps: list | None
+          ) -> dict[str, Any]:
+    gaps = gaps or []
+    return poll.meta(handle, {
+        "newFollows": new_follows,
+        "baseline": poll.baselined,
+        "catchingUp": bool(gaps) or not poll.top_done,
+        "pendingGaps": len(gaps),
+        "retryingGaps": sum(1 for g in gaps if g.tries),
+    })

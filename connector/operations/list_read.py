@@ -1,0 +1,297 @@
+"""The "Account Unfollowed" trigger's read of the list (state/unfollowed.py's Scan): page by
+page from the newest follow, every account listed going into the roster as seen now, and the
+accounts whose place the read passed without listing them found gone and emitted as items.
+
+A read begun by the count stops once it has found the accounts the count says are missing; a
+full read (the baseline, the periodic one) goes to the end of the list or the depth cap and
+re-syncs the count's offset. Every page comes through the pager, whose stop reasons say where
+the list ends and where the upstream stops listing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import cmp_to_key
+from typing import Any
+
+from ..core import cursors
+from ..core.errors import ConnectorError
+from ..core.http import Page
+from ..core.items import flatten, identity
+from ..core.pagination import ANSWERED, DEPTH_CAP, END, ENDS, GUARDS, NO_CURSOR, Pager, PageRead
+from ..state.roster import FIELDS, Account, Roster
+from ..state.unfollowed import BASELINE, FULL, Scan, UnfollowState
+from .poll import PollRun
+
+#: A list that ends (hasMore false, a live cursor) this deep while the count says it goes on is
+#: taken to have reached the depth cap (about 5,000) rather than its end.
+DEPTH_NEAR = 4000
+#: `ListRead._reach`: the read listed the whole list.
+_WHOLE = object()
+
+
+class Pages:
+    """Fetches pages and keeps those this poll got, by the cursor they were asked with: every
+    account they list is followed now, and the read of the list reuses them instead of asking
+    again."""
+
+    def __init__(self, fetch: Callable[[Any], Page]) -> None:
+        self._fetch = fetch
+        self.got: list[tuple[Any, Page]] = []
+        self.by_cursor: dict[Any, Page] = {}
+
+    def fetch(self, cursor: Any) -> Page:
+        page = self._fetch(cursor)
+        self.got.append((cursor, page))
+        self.by_cursor.setdefault(cursor, page)
+        return page
+
+    def total(self) -> int | None:
+        """The following count on this poll's first page of the list's top, if it said."""
+        page = self.by_cursor.get(None)
+        return page.total if page is not None else None
+
+
+class _Spent(Exception):
+    """The page budget is spent: the read goes on from here next poll."""
+
+
+class ListRead:
+    """One poll's read of the list, and what it found (the trigger's poll builds on it)."""
+
+    def __init__(self, walk: PollRun, pages: Pages, *, now: int) -> None:
+        self.walk = walk
+        self.pages = pages
+        self.now = now
+        self.items: list[dict[str, Any]] = []
+        self.gone: list[Account] = []
+        self.added = 0
+        self.merged: set[int] = set()
+        self.total: int | None = None
+        self.full_read = False
+        self.dropped = 0  # accounts found below the depth cap by this poll's full read
+        self.unfound = 0  # unfollows the count showed that no read could find
+
+    def read(self, state: UnfollowState, *, target: int | None) -> None:
+        """Read on down the list from where the read stands; emit the accounts it shows are
+        gone. `target`: stop once this many are found (the count's shortfall)."""
+        scan = state.scan
+        assert scan is not None
+        scan.polls += 1
+        try:
+            while not self._read_on(state, scan, target):
+                # It ended where it could not tell the list's end from where the upstream
+                # stops listing: read again from the top (pages this poll read are reused).
+                scan = state.scan
+                assert scan is not None
+                scan.polls += 1
+                target = None
+        finally:
+            self._emit()
+
+    def _read_on(self, state: UnfollowState, scan: Scan, target: int | None) -> bool:
+        """`read`'s pages; False when the read is to begin again from the top."""
+        pager = Pager(self._fetch_for_read, start=scan.cursor)
+        found = 0
+        try:
+            for read in pager:
+                reason = read.reason
+                # Even a page the read cannot go on from lists accounts that are followed.
+                self.merge(state.roster, read.cursor, read.page,
+                           older=scan.mode == BASELINE)
+                if reason in GUARDS:
+                    self._read_failed(scan, read.cursor, ANSWERED[reason])
+                    return True
+                scan.tries = 0  # the read moves on
+                if reason in ENDS:
+                    return self._finish(state, read, reason, target, found)
+                scan.cursor = read.page.min_cursor
+                if scan.mode != BASELINE:
+                    found += self._judge(state, scan, read.page.min_cursor)
+                if target is not None and found >= target:
+                    state.scan = None  # as many gone as the count said: the rest is as it was
+                    return True
+        except _Spent:
+            scan.cursor = pager.next_cursor
+        except ConnectorError as err:
+            if not err.transient:
+                raise
+            self._read_failed(scan, pager.next_cursor, err.message)
+        return True
+
+    def _fetch_for_read(self, cursor: Any) -> Page:
+        page = self.pages.by_cursor.get(cursor)
+        if page is not None:
+            return page  # this poll's walk already read it
+        if self.walk.remaining < 1:
+            raise _Spent
+        return self.walk.fetch(cursor)
+
+    def _judge(self, state: UnfollowState, scan: Scan, below: Any) -> int:
+        """Drop the accounts that should have been listed above the follow time `below` since
+        the read began, and were not."""
+        gone = [key for key, a in state.roster
+                if a.seen < scan.began and a.bound is not None and cursors.below(below, a.bound)]
+        for key in gone:
+            self.gone.append(state.roster.remove(key))
+        return len(gone)
+
+    def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
+                found: int) -> bool:
+        """The read reached the end of the list, or where the upstream stops listing: whatever
+        it did not list, and whose place it passed, is gone; an account whose place it may not
+        have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
+        The count's offset is synced again. Returns False, changing nothing but the read, when
+        the read must begin again to tell the list's end from where the upstream stops."""
+        scan = state.scan
+        assert scan is not None
+        roster, total = state.roster, self.total
+        listed = sum(1 for _, a in roster if a.seen >= scan.began)
+        reach, capped, unsure = self._reach(read, reason, listed)
+        if unsure and not scan.recheck and not state.capped and scan.mode != BASELINE:
+            # The list was not known to reach the depth cap: its tail may have been unfollowed
+            # while the read went on over several polls. One read from the top tells (a
+            # second that ends so drops what it did not reach).
+            self.walk.warnings.append(
+                f"the read of the list ended on {_ended_on(reason)}, where the list may go "
+                f"on: it reads the list again from the top to tell its end from the depth cap")
+            state.scan = Scan(None, FULL, began=self.now, recheck=True)
+            return False
+        for key, account in roster:
+            if account.seen >= scan.began:
+                continue
+            gone = reach is _WHOLE or (reach is not None and account.bound is not None
+                                       and cursors.below(reach, account.bound))
+            if gone and scan.mode != BASELINE:
+                self.gone.append(roster.remove(key))
+                found += 1
+            else:
+                roster.remove(key)
+                self.dropped += 1
+        if total is None:
+            state.offset += self.dropped
+        else:
+            offset = total - len(roster)
+            if offset >= 0 or scan.polls == 1 or state.short_scans >= 1:
+                if offset < 0:
+                    self.walk.warnings.append(
+                        f"the following count ({total}) is below the {len(roster)} accounts the "
+                        f"list shows: taken as a count that lags behind")
+                state.offset, state.short_scans = offset, 0
+            else:
+                # A read over several polls: accounts it listed early may have gone since.
+                # The next poll's check reads again; a second such read settles it.
+                state.offset, state.short_scans = 0, state.short_scans + 1
+        if capped and (state.offset > 0 or self.dropped):
+            self.walk.warnings.append(
+                f"the list is deeper than the upstream lists (its depth cap, about 5,000): "
+                f"unfollows of the {max(state.offset, 0)} oldest follows cannot be seen")
+        elif unsure and self.dropped:
+            self.walk.warnings.append(
+                f"the read of the list ended on {_ended_on(reason)}, where the list may go on "
+                f"(new follows may have pushed the rest below the depth cap): the "
+                f"{self.dropped} accounts it did not reach are out of sight, not taken for "
+                f"unfollows")
+        if reach is not _WHOLE and target is not None and found < target:
+            self.unfound = target - found
+            self.walk.warnings.append(
+                f"the count shows {self.unfound} more unfollows than the list does: they "
+                f"are below {'the depth cap' if capped else 'where the read could list'}, "
+                f"where they cannot be seen")
+        if not unsure:
+            state.capped = capped
+        state.scan = None
+        state.since_full = 0
+        self.full_read = True
+        return True
+
+    def _reach(self, read: PageRead, reason: str, listed: int) -> tuple[Any, bool, bool]:
+        """How far down the read that ends with `read` has listed everything: (the follow time
+        it listed everything above, or _WHOLE for the whole list, or None for nothing beyond
+        what it listed; whether the upstream's depth cap stopped it; whether it cannot tell the
+        list's end from a place where the upstream stopped listing)."""
+        page, cursor = read.page, read.cursor
+        if reason == DEPTH_CAP:
+            # The last page lists follows at or before `cursor`, down to the cap: an account
+            # placed above `cursor` was listed if it is still followed.
+            return cursor, True, False
+        if reason == NO_CURSOR or (not page.entries and cursor is not None):
+            # No cursor to go on from, or an empty page below where the read had listed (a
+            # read over several polls whose place the depth cap overtook answers so, as does
+            # a list whose tail was unfollowed meanwhile): what lies below is not known.
+            return cursor, False, True
+        total = self.total
+        if total is not None and total > listed >= DEPTH_NEAR:
+            # hasMore false this deep while the count goes on: the depth cap.
+            live = not cursors.is_dead(page.min_cursor)
+            return (page.min_cursor if live else cursor), True, False
+        return _WHOLE, False, False
+
+    def _read_failed(self, scan: Scan, cursor: Any, why: str) -> None:
+        scan.failed(cursor)
+        self.walk.warnings.append(
+            f"the read of the list broke off ({why}); it goes on from there "
+            f"{'next poll' if not scan.wait else f'in {scan.wait + 1} polls'}")
+
+    # Pages into the roster, accounts out as items
+
+    def merge_all(self, roster: Roster, *, older: bool = False) -> None:
+        for cursor, page in self.pages.got:
+            self.merge(roster, cursor, page, older=older)
+
+    def merge(self, roster: Roster, cursor: Any, page: Page, *, older: bool = False) -> None:
+        """Every account a page lists is followed now; its bound is the page's oldest follow
+        time, when the page's cursors can be trusted: consistent, and moved below the cursor
+        sent (a page that hands the cursor back, stalled, may list older follows under it).
+        `older`: the baseline's pages, read from the newest down (Roster.see)."""
+        if id(page) in self.merged:
+            return
+        self.merged.add(id(page))
+        bound = page.min_cursor
+        if cursors.is_dead(bound) or not cursors.consistent(
+            len(page.entries), page.min_cursor, page.max_cursor, cursor
+        ) or not (cursors.is_dead(cursor) or cursors.below(bound, cursor)):
+            bound = None
+        for entry in page.entries:
+            if roster.see(identity(entry), flatten(entry), bound, self.now, older=older):
+                self.added += 1
+
+    def _emit(self) -> None:
+        """The accounts found gone, oldest follow first, as items."""
+        if not self.gone:
+            return
+        detected = iso(self.now)
+        ordered = sorted(self.gone, key=cmp_to_key(_older_first))
+        self.items += [unfollow_item(a.item, iso(a.seen), detected) for a in ordered]
+        self.gone = []
+
+
+def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict[str, Any]:
+    """An emitted item: the follow trigger's flat item, then when the account was last seen
+    listed and when its unfollow was detected (it happened in between)."""
+    item = {name: fields.get(name) for name in FIELDS}
+    unique_id = item["uniqueId"]
+    item["profileUrl"] = f"https://www.tiktok.com/@{unique_id}" if unique_id else None
+    item["lastSeenAt"] = last_seen
+    item["detectedAt"] = detected
+    return item
+
+
+def _older_first(a: Account, b: Account) -> int:
+    """Accounts by bound, oldest first; those without one (listed last) first of all."""
+    if a.bound is None or b.bound is None:
+        return (b.bound is None) - (a.bound is None)
+    return -1 if cursors.below(a.bound, b.bound) else 1 if cursors.below(b.bound, a.bound) else 0
+
+
+
+
+def _ended_on(reason: str) -> str:
+    """What a read that ends where the list may go on was answered."""
+    return "an empty page below where it had listed" if reason == END else ANSWERED[reason]
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,135 @@
+"""One trigger poll's reads: a page budget its walks share, what they cost, and the first
+poll's baseline and the test mode's sample. Both triggers poll through it; the walk down to
+the watermark is walk.py.
+
+Every read goes through the pager (core/pagination.py), which says why a read ended; the
+watermark a page offers is decided here, once (`newest_cursor`, `base_cursor`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..core import cursors
+from ..core.errors import ResponseFormatError
+from ..core.http import Page
+from ..core.items import flatten
+from ..core.pagination import UNUSABLE, read_page
+from .results import CREDITS_PER_REQUEST
+
+TEST_ITEMS = 3
+
+
+class PollRun:
+    """One poll: a page budget shared by its walks, and what it cost."""
+
+    def __init__(self, fetch: Callable[[Any], Page], *, budget: int,
+                 now_ms: int | None = None) -> None:
+        self._fetch_page = fetch
+        self.remaining = budget
+        #: Now (epoch ms): no follow time lies in the future.
+        self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        self.pages = 0
+        self.attempts = 0
+        self.last_page: Page | None = None
+        self.warnings: list[str] = []
+        #: The identities on the pages this poll's walks read: the accounts it has just seen.
+        self.touched: set[str] = set()
+        self.baselined = False
+        #: Whether this poll read every new follow down to the watermark.
+        self.top_done = True
+
+    def fetch(self, cursor: Any) -> Page:
+        """One page, counted against the budget: what every pager of this poll fetches with."""
+        self.remaining -= 1
+        page = self._fetch_page(cursor)
+        self.pages += 1
+        self.attempts += page.attempts
+        self.last_page = page
+        return page
+
+    def new_baseline(self, prior: Any, handle: str) -> bool:
+        """Whether this poll takes a baseline: no state yet, or one for another handle (then
+        a warning says so)."""
+        if prior is not None and prior.handle != handle:
+            self.warnings.append(f"the state was for @{prior.handle}; started a new baseline "
+                                 f"for @{handle}")
+        return prior is None or prior.handle != handle
+
+    def sample(self) -> list[dict[str, Any]]:
+        """Test mode: up to three recent follows, oldest first; nothing is remembered."""
+        read = read_page(self.fetch)
+        return [flatten(e) for e in reversed(read.fresh[:TEST_ITEMS])]
+
+    def baseline(self) -> tuple[Any, Any, list[dict[str, Any]]]:
+        """First poll: the top of the list, as (watermark, base, its entries once each)."""
+        self.baselined = True
+        read = read_page(self.fetch)
+        if read.reason in UNUSABLE:
+            raise ResponseFormatError("the upstream's first page was unusable for a baseline "
+                                      "(empty, or with contradicting cursors); nothing was "
+                                      "saved, the next poll tries again")
+        page = read.page
+        watermark = self.newest(page, None)
+        if watermark is None and page.entries:
+            raise ResponseFormatError("the upstream's first page had no usable cursor for a "
+                                      "baseline (none, or in the future); nothing was saved, "
+                                      "the next poll tries again")
+        return watermark, base_cursor(page, self.now_ms), read.fresh
+
+    def newest(self, page: Page | None, fallback: Any) -> Any:
+        """The watermark a page offers (see newest_cursor), and a warning when its maxCursor
+        could not be taken for one."""
+        if page is not None and page.entries and not cursors.is_dead(page.max_cursor) \
+                and cursors.future(page.max_cursor, self.now_ms):
+            self.warnings.append(f"the newest page's maxCursor {page.max_cursor} lies in the "
+                                 f"future: not taken for the newest follow's time")
+        return newest_cursor(page, fallback, now_ms=self.now_ms)
+
+    def meta(self, handle: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A trigger's meta: what the poll's reads cost, the trigger's own `fields`, then the
+        warnings and the rate limit the last page reported."""
+        rate = self.last_page.rate_limit if self.last_page else None
+        return {
+            "handle": handle,
+            "requests": self.attempts,
+            "pages": self.pages,
+            "creditsUsed": self.pages * CREDITS_PER_REQUEST,
+            **fields,
+            "warnings": self.warnings,
+            "rateLimitLimit": rate.limit if rate else None,
+            "rateLimitRemaining": rate.remaining if rate else None,
+        }
+
+
+def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None = None
+                  ) -> Any:
+    """The follow time of the newest account on a page, as a watermark: its maxCursor in the
+    unit of its minCursor (the unit the upstream pages in, and so the unit minTime is sent
+    in). Lower is always safe, higher is not: a maxCursor below its minCursor, or in the
+    future, is not taken (the minCursor is)."""
+    if page is None or not page.entries:
+        return fallback
+    hi, lo = page.max_cursor, page.min_cursor
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now)
+    if not cursors.is_dead(hi) and not cursors.future(hi, now) and (
+        cursors.is_dead(lo) or cursors.at_or_below(lo, hi)
+    ):
+        return cursors.in_unit_of(hi, lo) if live_lo else hi
+    return lo if live_lo else fallback
+
+
+def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:
+    """A page's minCursor as the base that goes with a watermark taken from it: a follow time
+    the upstream handed out, at or below the page's newest (see walk.py)."""
+    if page is None or not page.entries:
+        return fallback
+    lo = page.min_cursor
+    if cursors.is_dead(lo) or cursors.future(lo, now_ms) or not cursors.consistent(
+        len(page.entries), lo, page.max_cursor, None
+    ):
+        return fallback
+    return lo

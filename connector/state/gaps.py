@@ -1,0 +1,86 @@
+"""Gaps: cursor ranges of follows a trigger detected but has not read yet (a burst bigger than
+one poll's page budget, or a read the upstream broke off), and the backoff of a read that keeps
+failing. Both triggers keep them, in the same JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .envelope import check_cursor, check_fields, check_flag, damaged
+
+#: At most this many ranges are pending: at the bound a trigger catches up before it reads new
+#: follows, so nothing is dropped.
+GAP_LIMIT = 20
+#: A range that keeps failing is retried at least this often (in polls).
+MAX_WAIT = 31
+#: Failed tries are counted up to this many.
+MAX_TRIES = 1000
+#: A gap's fields; `base` came with version 3 of the follow state (2 of the unfollow one).
+FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base"})
+
+
+@dataclass
+class Gap:
+    """Follows still to read between two cursors: from `start` (exclusive; None = the top)
+    down to `stop` (a follow time already known; None = the end of the list).
+
+    `tries` counts the polls whose reading of this range failed; the range then waits `wait`
+    polls before the next try. `check`: the last walk stopped at the page that reaches `stop`
+    and could not afford the one request that tells its old follows from new ones, so the next
+    walk needs two requests in a row. `base`: a cursor at or below `stop` that the upstream
+    handed out (the watermark's base when `stop` was the watermark, see operations/walk.py),
+    or None.
+    """
+
+    start: Any
+    stop: Any
+    tries: int = 0
+    wait: int = 0
+    check: bool = False
+    base: Any = None
+
+    def failed(self) -> Gap:
+        """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
+        return Gap(self.start, self.stop, *backoff(self.tries), base=self.base)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
+        if self.wait:
+            out["wait"] = self.wait
+        if self.check:
+            out["check"] = True
+        if self.base is not None:
+            out["base"] = self.base
+        return out
+
+    @classmethod
+    def from_json(cls, raw: Any, *, with_base: bool = True) -> Gap:
+        if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
+            raise damaged("a gap must be an object with 'from' and 'to'")
+        check_fields(raw, FIELDS if with_base else FIELDS - {"base"}, "a gap")
+        start = check_cursor(raw["from"], "gap 'from'")
+        stop = check_cursor(raw["to"], "gap 'to'")
+        tries, wait = raw.get("tries", 0), raw.get("wait", 0)
+        if not all(type(n) is int and 0 <= n <= MAX_TRIES for n in (tries, wait)):
+            raise damaged(f"a gap's 'tries' and 'wait' must be whole numbers from 0 to "
+                          f"{MAX_TRIES}")
+        return cls(start, stop, tries, min(wait, MAX_WAIT),
+                   check_flag(raw.get("check", False), "a gap's 'check'"),
+                   check_cursor(raw.get("base"), "gap 'base'"))
+
+
+def gaps_from_json(raw: Any, *, with_base: bool = True) -> list[Gap]:
+    """A state's `gaps`, at most GAP_LIMIT."""
+    if not isinstance(raw, list):
+        raise damaged("'gaps' must be a list")
+    if len(raw) > GAP_LIMIT:
+        raise damaged(f"{len(raw)} gaps, more than the {GAP_LIMIT} this connector keeps")
+    return [Gap.from_json(g, with_base=with_base) for g in raw]
+
+
+def backoff(tries: int) -> tuple[int, int]:
+    """(tries, wait) after one more failed try of a read: it waits 0, 1, 3, 7 ... polls, so it
+    is tried again after 1, 2, 4, 8 ... polls, and at least every MAX_WAIT + 1."""
+    tries = min(tries + 1, MAX_TRIES)
+    return tries, min(2 ** (tries - 1) - 1, MAX_WAIT)
