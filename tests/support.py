@@ -205,3 +205,10 @@ def raw_sql(target: str, sql: str, args: tuple = ()) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def load_state(database: Any, key: str) -> dict[str, Any] | None:
+    """The trigger state stored under `key`, made whole again as a poll reads it."""
+    from connector.polling import join_state
+
+    return join_state(database.read_state(key))[0]

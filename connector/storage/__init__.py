@@ -1,27 +1,35 @@
-"""Storage: trigger states and the webhook outbox, in SQLite or PostgreSQL.
+"""Storage: states and the webhook outbox, in SQLite or PostgreSQL.
 
-It knows nothing of operations or surfaces: states are JSON objects under a key, events are
-JSON payloads under an id, leases and claims are rows naming a worker.
+It knows nothing of operations or surfaces: a state is a JSON row and opaque binary parts
+under a key, events are JSON payloads under an id, leases and claims are rows naming a worker.
+
+    records.py    what goes in and comes out (Snapshot, OutboxEvent, Claim, Lease...)
+    database.py   Database: every operation's steps, written once
+    sql.py        the Dialect each backend speaks them in, and the Session that runs them
+    parts.py      which part rows a save writes
+    sqlite.py     the embedded file          postgres.py  the shared server
+    location.py   which database a target names, and open_database
+    outbox.py     Outbox: parked and pending events, for `outbox`
 """
 
 from __future__ import annotations
 
-from .database import (
-    STATE_DB_ENV,
+from ..core.config import STATE_DB_ENV
+from .database import Database, DatabaseUnavailable, StateConflict
+from .location import default_path, open_database, sandbox_path
+from .outbox import Outbox, event_row, new_event
+from .records import (
+    Backlog,
     Claim,
-    Database,
-    DatabaseUnavailable,
     EventClaim,
     Lease,
+    OutboxEvent,
     Saved,
     Snapshot,
-    StateConflict,
-    default_path,
     new_owner,
-    open_database,
 )
-from .outbox import Backlog, Outbox, OutboxEvent, event_row, new_event
 
-__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable", "EventClaim",
-           "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot", "StateConflict", "default_path",
-           "event_row", "new_event", "new_owner", "open_database"]
+__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable",
+           "EventClaim", "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot",
+           "StateConflict", "default_path", "event_row", "new_event", "new_owner",
+           "open_database", "sandbox_path"]
