@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.operations.state import KNOWN_LIMIT, Memory, TriggerState
-from connector.polling import state_key
+from connector.polling import join_state, split_state, state_key
 from connector.storage import open_database
 
 from .report import Section, Target, ms, size
@@ -121,20 +121,23 @@ class Before:
 
 
 class After:
-    """This release's storage, through the Database every command uses."""
+    """This release's storage, through the Database every command uses, the state split and
+    joined as a poll does."""
 
     def __init__(self, target: str) -> None:
         self.database = open_database(target)
 
     def save_state(self, key: str, state: dict[str, Any]) -> None:
-        self.database.save(key, state)
+        self.database.save(key, *split_state(state))
 
     def commit(self, key: str, new_id: str) -> None:
         stored = self.database.read_state(key)
-        state = TriggerState.from_json(stored.state)
+        whole, packed = join_state(stored)
+        state = TriggerState.from_json(whole)
         state.known = state.known.remember([new_id])
         state.watermark = int(time.time() * 1000)
-        self.database.save(key, state.to_json(), expect=stored.version)
+        row, parts = split_state(state.to_json(), packed)
+        self.database.save(key, row, parts, expect=stored.version)
 
     def close(self) -> None:
         self.database.close()

@@ -22,7 +22,15 @@ from hypothesis import strategies as st
 from connector.core.errors import ConfigurationError, StateError
 from connector.operations.state import Memory, TriggerState
 from connector.polling import join_state, split_state
-from connector.storage import EventClaim, Lease, Saved, Snapshot, StateConflict, open_database
+from connector.storage import (
+    Backlog,
+    EventClaim,
+    Lease,
+    Saved,
+    Snapshot,
+    StateConflict,
+    open_database,
+)
 from connector.storage.parts import digest, plan_parts
 from tests.support import ROOT, load_state, raw_sql, run_cli
 
@@ -428,6 +436,45 @@ def test_a_claim_that_runs_out_lets_another_deliverer_in(store):
     assert store.claim_events(["e1"], "d2", claim_for=60) == ["e1"]
 
 
+def test_the_outbox_counts_lists_requeues_and_discards_by_handle_and_by_id(store):
+    events = [(f"a{i}", "alice", {"eventId": f"a{i}"}) for i in range(3)]
+    store.save(KEY, {}, events=[*events, ("b0", "bob", {"eventId": "b0"})])
+    later = time.time() + 3600
+    store.failed("a0", "HTTP 500 " + "x" * 600, retry_at=later, park=True)
+    store.failed("a1", "HTTP 500", retry_at=later, park=False)
+    assert store.backlog() == Backlog(3, 1, store.events(parked=False)[1].next_attempt_at)
+    assert store.backlog(["bob"]).pending == 1 and store.backlog(["nobody"]) == Backlog(0, 0, None)
+    parked = store.events(parked=True)
+    assert [e.event_id for e in parked] == ["a0"] and parked[0].attempts == 1
+    assert parked[0].last_error == ("HTTP 500 " + "x" * 600)[:500]
+    assert [e.event_id for e in store.events(handles=["alice"])] == ["a0", "a1", "a2"]
+    assert [e.event_id for e in store.events(parked=False, handles=["alice", "bob"])] == [
+        "a1", "a2", "b0"]
+    # An id given twice counts once; pending events are neither requeued (without
+    # include_pending) nor ever discarded.
+    assert store.requeue(["a0", "a0", "a1", "nope"]) == 1
+    assert store.discard(["a0", "a1"]) == 0
+    assert store.requeue(["a1", "a1"], include_pending=True) == 1
+    assert [e.event_id for e in store.due(time.time() + 1)] == ["a0", "a1", "a2", "b0"]
+    assert store.events(handles=["alice"])[0].attempts == 0  # requeued from parked: reset
+    store.failed("a2", "HTTP 410", retry_at=0, park=True)
+    store.failed("b0", "HTTP 410", retry_at=0, park=True)
+    assert store.discard(["b0", "b0"]) == 1 and store.discard() == 1
+    assert [e.event_id for e in store.events()] == ["a0", "a1"]
+    store.delivered("a0")
+    assert store.requeue(include_pending=True) == 1 and store.backlog().pending == 1
+
+
+def test_claimed_polls_are_granted_in_the_order_asked(store):
+    keys = ["k3", "k1", "k2", "k1"]
+    assert store.claim_polls(keys, "w1", lease_for=60).granted == ["k3", "k1", "k2"]
+    store.release_poll("k1", "w1", polled=True, next_in=100)
+    store.release_poll("k2", "w1")
+    claim = store.claim_polls(keys, "w2", lease_for=60)
+    assert claim.granted == ["k2"] and list(claim.busy) == ["k3"]
+    assert 95 < claim.later["k1"] <= 100
+
+
 # --------------------------------------------------------------------------- schema
 
 
@@ -436,6 +483,15 @@ def test_a_database_from_a_newer_version_is_refused_by_name(db):
     raw_sql(db, "UPDATE meta SET value='99' WHERE name='schema'")
     with pytest.raises(StateError, match=r"newer version .*schema 99"):
         open_database(db)
+
+
+@pytest.mark.parametrize("junk", ["banana", "1" * 9])
+def test_a_database_with_a_junk_schema_version_is_refused_by_name_and_left_alone(db, junk):
+    open_database(db).close()
+    raw_sql(db, "UPDATE meta SET value=? WHERE name='schema'", (junk,))
+    with pytest.raises(StateError, match=r"damaged schema version .*pass another --state-db"):
+        open_database(db)
+    assert raw_sql(db, "SELECT value FROM meta") == [(junk,)]
 
 
 def test_workers_starting_at_once_create_the_schema_once(db):
@@ -673,3 +729,28 @@ def test_importing_the_storage_does_not_import_psycopg():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          cwd=ROOT, env={**os.environ}, timeout=30)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_storage_modules_import_one_way():
+    """Records, the shared steps, each backend and open_database point one way: no module of
+    storage imports, through others, itself (lazy imports count)."""
+    from tests.test_layering import package_imports
+
+    imports = package_imports()
+    modules = {m for m in imports if m.startswith("connector.storage.")}
+    graph = {m: imports[m] & modules - {m} for m in modules}
+
+    def reached(start: str) -> set[str]:
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            for module in graph[todo.pop()] - seen:
+                seen.add(module)
+                todo.append(module)
+        return seen
+
+    assert {"connector.storage.database", "connector.storage.sqlite",
+            "connector.storage.postgres"} <= modules
+    assert sorted(m for m in modules if m in reached(m)) == []
+    # Nothing of storage imports the package itself (its __init__ imports them).
+    assert [m for m in modules if "connector.storage" in imports[m]] == []

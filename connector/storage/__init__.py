@@ -2,14 +2,7 @@
 
 It knows nothing of operations or surfaces: a state is a JSON row and opaque binary parts
 under a key, events are JSON payloads under an id, leases and claims are rows naming a worker.
-
-    records.py    what goes in and comes out (Snapshot, OutboxEvent, Claim, Lease...)
-    database.py   Database: every operation's steps, written once
-    sql.py        the Dialect each backend speaks them in, and the Session that runs them
-    parts.py      which part rows a save writes
-    sqlite.py     the embedded file          postgres.py  the shared server
-    location.py   which database a target names, and open_database
-    outbox.py     Outbox: parked and pending events, for `outbox`
+`database.Database` runs every operation, each backend speaking its own dialect (`sql.py`).
 """
 
 from __future__ import annotations

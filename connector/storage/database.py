@@ -50,10 +50,6 @@ from .records import (
 )
 from .sql import Dialect, Session
 
-#: What `_read_state` finds: the row's JSON text, its version, how many parts it has (None:
-#: none), and those parts, newest first.
-StoredRow = tuple[str, int, int | None, list[bytes | str]]
-
 
 class Database(ABC):
     """One state database. Safe to share between threads."""
@@ -81,10 +77,6 @@ class Database(ABC):
     @abstractmethod
     def _session(self) -> AbstractContextManager[Session]:
         """A connection for one statement, which is its own transaction."""
-
-    @abstractmethod
-    def _read_state(self, session: Session, key: str) -> StoredRow | None:
-        """The row of `key` and its parts, in one statement, so both are of the same save."""
 
     @abstractmethod
     def lock(self, key: str, timeout: float) -> AbstractContextManager[None]:
@@ -117,17 +109,25 @@ class Database(ABC):
 
     def read_state(self, key: str) -> Snapshot:
         """The stored state of `key` and its version, for a later `save(expect=version)`."""
-        with self._session() as session:
-            found = self._read_state(session, key)
+        d, t = self.dialect, self.dialect.prefix
+        # One statement, so the row and its parts are of the same save (and a poll pays for
+        # one round trip, not four). The parts come as JSON, [n, bytes?, hex or text] each (an
+        # aggregate's order is the database's to choose).
+        with self._session() as s:
+            found = s.one(f"SELECT state, version, parts, CASE WHEN parts IS NULL THEN NULL "
+                          f"ELSE (SELECT {d.parts_json} FROM {t}state_part WHERE key = :key) "
+                          f"END FROM {t}trigger_state WHERE key = :key", key=key)
         if found is None:
             return Snapshot(None, [], 0)
-        text, version, count, parts = found
+        text, version, count, listed = found
         try:
             row = json.loads(text)
+            if isinstance(listed, str):  # SQLite's JSON is text; psycopg decodes it
+                listed = json.loads(listed)
         except (ValueError, TypeError, RecursionError):
             row = None
-        if count is None:  # a row saved whole, as the first release did
-            parts = []
+        parts = [bytes.fromhex(p) if packed else p
+                 for _, packed, p in sorted(listed or (), reverse=True)]
         if not isinstance(row, dict) or (count or 0) != len(parts):
             raise StateError(f"the stored state for {key} in {self.location} is damaged (not "
                              "valid JSON, or parts of it missing); it was left as is (delete "

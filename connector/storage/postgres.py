@@ -27,7 +27,7 @@ from typing import Any
 from ..core.errors import ConfigurationError, ConnectorError, DatabaseUnavailable
 from ..core.redact import display_url, one_line, redact
 from ..core.secrets import Secrets
-from .database import Database, StoredRow
+from .database import Database
 from .postgres_mark import WORKER_LOCK, Mark
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
@@ -126,6 +126,8 @@ class PostgresDialect(Dialect):
     skip_locked = " FOR UPDATE SKIP LOCKED"
     no_index = ""
     part_column = "data"
+    parts_json = ("json_agg(json_build_array(n, data IS NOT NULL, "
+                  "coalesce(encode(data, 'hex'), text)))")
 
     def among(self, column: str, name: str) -> str:
         return f"{column} = ANY(:{name})"
@@ -288,19 +290,6 @@ class PostgresDatabase(Database):
         with self._conn() as conn:
             yield Session(conn, DIALECT)
 
-    def _read_state(self, session: Session, key: str) -> StoredRow | None:
-        # One statement, one snapshot: the row and its parts are of the same save.
-        row = session.one(
-            f"SELECT s.state, s.version, s.parts, p.texts, p.datas FROM {_T}.trigger_state s "
-            f"LEFT JOIN LATERAL (SELECT array_agg(text ORDER BY n DESC) AS texts, "
-            f"array_agg(data ORDER BY n DESC) AS datas FROM {_T}.state_part "
-            f"WHERE key = s.key) p ON true WHERE s.key = :key", key=key)
-        if row is None:
-            return None
-        text, version, count, texts, datas = row
-        parts = [t if d is None else d for t, d in zip(texts or [], datas or [], strict=True)]
-        return text, version, count, parts
-
     @contextmanager
     def lock(self, key: str, timeout: float) -> Iterator[None]:
         # A session-level advisory lock: held by this connection, released by the server if
@@ -326,11 +315,11 @@ class PostgresDatabase(Database):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (number,))
 
-    # Workers, poll leases and event claims
+    # Workers
 
     @contextmanager
     def worker(self, owner: str) -> Iterator[None]:
-        mark = Mark(self, owner)
+        mark = Mark(owner, self.connect, self.unavailable, DIALECT)
         try:
             mark.take()
         except BaseException:

@@ -7,15 +7,15 @@ import secrets
 import select
 import socket
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 try:
     import psycopg
 except ImportError:  # pragma: no cover - postgres.py says what to install
     psycopg = None  # type: ignore[assignment]
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .postgres import PostgresDatabase
+from .sql import Dialect
 
 #: The first key of the advisory locks that mark workers alive (any fixed 31-bit number).
 WORKER_LOCK = 0x746B66  # "tkf"
@@ -33,9 +33,14 @@ class Mark:
     set, and the worker must not act on its leases and claims, which other workers may now
     take, until `take()` has marked it again."""
 
-    def __init__(self, database: PostgresDatabase, owner: str) -> None:
-        self.database = database
+    def __init__(self, owner: str, connect: Callable[[], Any],
+                 unavailable: Callable[[BaseException], Exception], dialect: Dialect) -> None:
+        """`connect`: a session of its own (DatabaseUnavailable if there is none);
+        `unavailable`: the error a failed statement on it is reported as."""
         self.owner = owner
+        self._connect = connect
+        self._unavailable = unavailable
+        self._dialect = dialect
         self.lost = threading.Event()
         self._conn: Any = None
         self._thread: threading.Thread | None = None
@@ -44,20 +49,20 @@ class Mark:
 
     def take(self) -> None:
         """A new session, a free lock key on it, and the key in the worker table."""
-        conn = self.database.connect()
+        conn = self._connect()
         try:
             while True:
                 key = secrets.randbelow(2**31 - 1) + 1
                 if conn.execute("SELECT pg_try_advisory_lock(%s, %s)",
                                 (WORKER_LOCK, key)).fetchone()[0]:
                     break
-            dialect = self.database.dialect
+            dialect = self._dialect
             conn.execute(f"INSERT INTO {dialect.prefix}worker VALUES (%s, %s, {dialect.clock}) "
                          "ON CONFLICT (owner) DO UPDATE SET lock_key = excluded.lock_key",
                          (self.owner, key))
         except psycopg.Error as exc:
             conn.close()
-            raise self.database.unavailable(exc) from None
+            raise self._unavailable(exc) from None
         self._conn = conn
         self.lost.clear()
         self._thread = threading.Thread(target=self._watch, args=(conn,), daemon=True,
@@ -88,7 +93,7 @@ class Mark:
         conn = self._conn
         try:
             if conn is not None and not self.lost.is_set():
-                conn.execute(f"DELETE FROM {self.database.dialect.prefix}worker WHERE "
+                conn.execute(f"DELETE FROM {self._dialect.prefix}worker WHERE "
                              "owner = %s", (self.owner,))
         except psycopg.Error:
             pass  # cut meanwhile: the row stays, its lock free, as a dead worker's does

@@ -17,8 +17,8 @@ class Dialect:
     #: What table (and function) names are prefixed with: PostgreSQL keeps them in a schema
     #: of their own.
     prefix: str
-    #: The clock of leases and claims, in SQL. SQLite's is this process's (bound as :clock);
-    #: PostgreSQL's is the server's, so that workers whose clocks differ still agree.
+    #: The clock of leases and claims, in seconds since the epoch, in SQL: the database's
+    #: own (PostgreSQL's is the server's, so that workers whose clocks differ still agree).
     clock: str
     #: The column that orders outbox rows created in the same instant (oldest first).
     order: str
@@ -34,6 +34,9 @@ class Dialect:
     no_index: str
     #: The column of state_part that a part's bytes are written to.
     part_column: str
+    #: An aggregate of state_part rows: a JSON array of [n, whether bytes, their hex or the
+    #: text] for each.
+    parts_json: str
 
     def among(self, column: str, name: str) -> str:
         """`column` is one of the list parameter `name` (given as `listed` makes it)."""
@@ -51,10 +54,6 @@ class Dialect:
         """A statement written with `:name` parameters, as this database's driver takes it."""
         return sql
 
-    def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The parameters of a statement, with any the dialect adds (SQLite's :clock)."""
-        return args
-
 
 class Session:
     """One connection (in a transaction or not), running statements in its dialect."""
@@ -65,7 +64,7 @@ class Session:
 
     def run(self, sql: str, **args: Any) -> Any:
         """Execute `sql` with `args` as its :named parameters; the driver's cursor."""
-        return self.conn.execute(self.dialect.statement(sql), self.dialect.bind(args))
+        return self.conn.execute(self.dialect.statement(sql), args)
 
     def one(self, sql: str, **args: Any) -> Any:
         """The first row of `sql`, or None."""
@@ -77,6 +76,4 @@ class Session:
     def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Execute `sql` once per row of parameters."""
         if rows:
-            bind = self.dialect.bind
-            self.conn.cursor().executemany(self.dialect.statement(sql),
-                                           [bind(r) for r in rows])
+            self.conn.cursor().executemany(self.dialect.statement(sql), rows)

@@ -27,7 +27,7 @@ from typing import Any
 
 from ..core.config import STATE_DB_ENV
 from ..core.errors import ConfigurationError, ConnectorError, StateError
-from .database import Database, StoredRow
+from .database import Database
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
 
@@ -110,12 +110,14 @@ COLUMNS[3] = COLUMNS[2]
 
 class SQLiteDialect(Dialect):
     prefix = ""
-    clock = ":clock"
+    clock = "((julianday('now') - 2440587.5) * 86400.0)"  # the system clock, in ms
     order = "rowid"
     lock_row = ""
     skip_locked = ""
     no_index = "+"
     part_column = "text"
+    parts_json = ("json_group_array(json_array(n, typeof(text) = 'blob', CASE WHEN typeof(text) "
+                  "= 'blob' THEN hex(text) ELSE text END))")
 
     def among(self, column: str, name: str) -> str:
         # One JSON parameter: no limit on the number of values.
@@ -127,9 +129,6 @@ class SQLiteDialect(Dialect):
 
     def listed(self, values: Iterable[Any]) -> str:
         return json.dumps(list(values))
-
-    def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"clock": time.time(), **args}
 
 
 DIALECT = SQLiteDialect()
@@ -190,10 +189,10 @@ class SQLiteDatabase(Database):
             self._db.execute("PRAGMA synchronous=NORMAL")
             # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the second
             # finds the schema made and changes nothing.
-            with self._begin() as db:
-                version = self._version(db)
-                self._check_columns(db, version)
-                migrate(Session(db, DIALECT), version,
+            with self._tx() as s:
+                version = self._version(s.conn)
+                self._check_columns(s.conn, version)
+                migrate(s, version,
                         {n: [st for st in script.split(";") if st.strip()]
                          for n, script in MIGRATIONS.items()})
         except sqlite3.OperationalError:
@@ -222,44 +221,22 @@ class SQLiteDatabase(Database):
             self._db.close()
 
     @contextmanager
-    def _begin(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Session]:
         with self._lock:
             self._verdicts.clear()
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield Session(self._db, DIALECT)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._begin() as db:
-            yield Session(db, DIALECT)
-
-    @contextmanager
     def _session(self) -> Iterator[Session]:
         with self._lock:
             self._verdicts.clear()
             yield Session(self._db, DIALECT)
-
-    def _read_state(self, session: Session, key: str) -> StoredRow | None:
-        # One statement, so the row and its parts are of the same save (and a poll pays for
-        # one round through SQLite, not four). The parts come as [n, bytes?, text or hex]
-        # (JSON holds no bytes): an aggregate's order is SQLite's to choose.
-        row = session.one(
-            "SELECT state, version, parts, CASE WHEN parts IS NULL THEN NULL ELSE "
-            "(SELECT json_group_array(json_array(n, typeof(text) = 'blob', "
-            "CASE WHEN typeof(text) = 'blob' THEN hex(text) ELSE text END)) "
-            "FROM state_part WHERE key = :key) END FROM trigger_state WHERE key = :key",
-            key=key)
-        if row is None:
-            return None
-        parts = [] if row[3] is None else [
-            bytes.fromhex(t) if blob else t
-            for _, blob, t in sorted(json.loads(row[3]), reverse=True)]
-        return row[0], row[1], row[2], parts
 
     def _lock_file(self, name: str) -> Path:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
