@@ -356,35 +356,37 @@ def test_the_leases_and_claims_of_a_killed_worker_end_at_once(store, db):
 # --------------------------------------------------------------------------- outbox claims
 
 
-def test_one_handles_due_events_are_found_by_its_index_not_a_scan_of_the_backlog(tmp_path):
-    """`watch` asks for one handle's due events after each poll: with a backlog of thousands
-    that must stay a lookup, not a walk over every due event."""
+def query_plan(tmp_path, call, statement: str) -> str:
+    """SQLite's plan for the statement starting with `statement` that `call(database)` runs,
+    over a backlog of 300 events of as many handles."""
     with open_database(tmp_path / "s.db") as database:
         database.save(KEY, {}, events=[(f"e{i}", f"h{i}", {"eventId": f"e{i}"})
                                        for i in range(300)])
         statements: list[str] = []
         database._db.set_trace_callback(statements.append)
         try:
-            assert [e.event_id for e in database.due(time.time(), handles=["h7"])] == ["e7"]
+            call(database)
         finally:
             database._db.set_trace_callback(None)
-        query = next(s for s in statements if s.lstrip().startswith("SELECT") and "o WHERE" in s)
-        plan = " | ".join(r[3] for r in database._db.execute("EXPLAIN QUERY PLAN " + query))
+        query = next(s for s in statements if s.lstrip().startswith(statement))
+        return " | ".join(r[3] for r in database._db.execute("EXPLAIN QUERY PLAN " + query))
+
+
+def test_one_handles_due_events_are_found_by_its_index_not_a_scan_of_the_backlog(tmp_path):
+    """`watch` asks for one handle's due events after each poll: with a backlog of thousands
+    that must stay a lookup, not a walk over every due event."""
+    def due(database):
+        assert [e.event_id for e in database.due(time.time(), handles=["h7"])] == ["e7"]
+
+    plan = query_plan(tmp_path, due, "SELECT event_id, handle")
     assert plan.startswith("SEARCH o USING INDEX outbox_handle"), plan
 
 
 def test_events_claimed_by_id_are_looked_up_by_id_not_found_in_a_scan_of_the_backlog(tmp_path):
-    with open_database(tmp_path / "s.db") as database:
-        database.save(KEY, {}, events=[(f"e{i}", f"h{i}", {"eventId": f"e{i}"})
-                                       for i in range(300)])
-        statements: list[str] = []
-        database._db.set_trace_callback(statements.append)
-        try:
-            assert database.claim_events(["e7", "e8"], "d1", claim_for=60) == ["e7", "e8"]
-        finally:
-            database._db.set_trace_callback(None)
-        query = next(s for s in statements if s.lstrip().startswith("SELECT event_id"))
-        plan = " | ".join(r[3] for r in database._db.execute("EXPLAIN QUERY PLAN " + query))
+    def claim(database):
+        assert database.claim_events(["e7", "e8"], "d1", claim_for=60) == ["e7", "e8"]
+
+    plan = query_plan(tmp_path, claim, "SELECT event_id FROM")
     assert plan.startswith("SEARCH outbox USING INDEX sqlite_autoindex_outbox_1"), plan
 
 
@@ -463,6 +465,24 @@ def test_the_outbox_counts_lists_requeues_and_discards_by_handle_and_by_id(store
     assert [e.event_id for e in store.events()] == ["a0", "a1"]
     store.delivered("a0")
     assert store.requeue(include_pending=True) == 1 and store.backlog().pending == 1
+
+
+def test_workers_claiming_at_once_never_get_the_same_handle_or_event(db):
+    keys = [f"k{i}" for i in range(40)]
+    with open_database(db) as first:
+        first.save(KEY, {}, events=[(f"e{i}", "alice", {"eventId": f"e{i}"}) for i in range(40)])
+
+    def claim(n):
+        with open_database(db) as database:
+            polls = database.claim_polls(keys, f"w{n}", lease_for=60).granted
+            events = database.claim_events([f"e{i}" for i in range(40)], f"w{n}", claim_for=60)
+            return polls, events
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(claim, range(6)))
+    polls = [k for granted, _ in results for k in granted]
+    events = [e for _, got in results for e in got]
+    assert sorted(polls) == sorted(keys) and sorted(events) == sorted(f"e{i}" for i in range(40))
 
 
 def test_claimed_polls_are_granted_in_the_order_asked(store):

@@ -150,13 +150,11 @@ class Database(ABC):
         text = json.dumps(row, separators=(",", ":"))
         events = list(events)
         now = time.time()
-        conflict = StateConflict(f"the state of {key} was saved by another poll meanwhile; "
-                                 "this poll's result was dropped (the other one stands)")
         with self._tx() as s:
             found = s.one(f"SELECT version FROM {t}trigger_state WHERE key = :key{d.lock_row}",
                           key=key)
             if expect is not None and (0 if found is None else found[0]) != expect:
-                raise conflict
+                raise _conflict(key)
             state = {"key": key, "state": text, "now": now, "parts": len(data) or None}
             if found is not None:
                 s.run(f"UPDATE {t}trigger_state SET state = :state, updated_at = :now, "
@@ -165,7 +163,7 @@ class Database(ABC):
                            "parts) VALUES (:key, :state, :now, 1, :parts) ON CONFLICT (key) "
                            "DO NOTHING", **state).rowcount:
                 # Another save inserted it since our read (PostgreSQL: no row to lock yet).
-                raise conflict if expect is not None else StateConflict(
+                raise _conflict(key) if expect is not None else StateConflict(
                     f"the state of {key} was first saved by two polls at once; this one's "
                     "result was dropped (the other one stands)")
             stored = {bytes(digest): n for n, digest in s.run(
@@ -187,9 +185,11 @@ class Database(ABC):
         """Queue `events` (claimed as `claim` says, all of them or none); how many were new,
         and who holds them."""
         d, t = self.dialect, self.dialect.prefix
+        if not events:
+            return 0, None
         handles = d.listed(sorted({handle for _, handle, _ in events}))
         holder, seconds = None, None
-        if claim is not None and events and s.one(
+        if claim is not None and s.one(
                 f"SELECT 1 FROM {t}outbox WHERE {d.among('handle', 'handles')} LIMIT 1",
                 handles=handles) is None:
             holder, seconds = claim.owner, claim.seconds
@@ -275,8 +275,11 @@ class Database(ABC):
         Workers claiming at once never take the same row (SQLite: one writer at a time;
         PostgreSQL: each skips the rows the other is taking, rather than wait for them)."""
         d = self.dialect
-        got = [r[0] for r in s.all(f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key}"
-                                   f"{d.skip_locked}", **args)]
+        pick = f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
+        if d.returning:  # one statement takes them and says which
+            return {r[0] for r in s.all(f"UPDATE {table} SET {take} WHERE {key} IN ({pick}) "
+                                        f"RETURNING {key}", **args)}
+        got = [r[0] for r in s.all(pick, **args)]
         if got:
             s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
                   got=d.listed(got), **args)
@@ -389,6 +392,11 @@ class Database(ABC):
                 "END), min(CASE WHEN NOT parked THEN next_attempt_at END) FROM "
                 f"{d.prefix}outbox WHERE true{which}", handles=d.listed(sorted(handles or ())))
         return Backlog(int(pending), int(parked), next_due)
+
+
+def _conflict(key: str) -> StateConflict:
+    return StateConflict(f"the state of {key} was saved by another poll meanwhile; this "
+                         "poll's result was dropped (the other one stands)")
 
 
 def _bytes(part: object) -> bytes:

@@ -124,6 +124,7 @@ class PostgresDialect(Dialect):
     order = "seq"
     lock_row = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    returning = True
     no_index = ""
     part_column = "data"
     parts_json = ("json_agg(json_build_array(n, data IS NOT NULL, "

@@ -28,6 +28,9 @@ class Dialect:
     #: What a claim's read of the rows it takes adds, so that workers claiming at once skip
     #: each other's rows rather than wait for them (SQLite: nothing, one writer at a time).
     skip_locked: str
+    #: Whether an UPDATE can say which rows it changed (RETURNING): a claim is then one
+    #: statement, not a read and an update (SQLite has it only from 3.35).
+    returning: bool
     #: What, put before a column, keeps SQLite's planner from using an index on it: a few
     #: handles' (or ids') due events are looked up by handle (or id), not found by a scan of
     #: every due event (which cost `watch` a walk over the whole backlog per handle).
@@ -61,10 +64,11 @@ class Session:
     def __init__(self, conn: Any, dialect: Dialect) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._statement = dialect.statement
 
     def run(self, sql: str, **args: Any) -> Any:
         """Execute `sql` with `args` as its :named parameters; the driver's cursor."""
-        return self.conn.execute(self.dialect.statement(sql), args)
+        return self.conn.execute(self._statement(sql), args)
 
     def one(self, sql: str, **args: Any) -> Any:
         """The first row of `sql`, or None."""
@@ -76,4 +80,4 @@ class Session:
     def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Execute `sql` once per row of parameters."""
         if rows:
-            self.conn.cursor().executemany(self.dialect.statement(sql), rows)
+            self.conn.cursor().executemany(self._statement(sql), rows)

@@ -114,6 +114,7 @@ class SQLiteDialect(Dialect):
     order = "rowid"
     lock_row = ""
     skip_locked = ""
+    returning = False
     no_index = "+"
     part_column = "text"
     parts_json = ("json_group_array(json_array(n, typeof(text) = 'blob', CASE WHEN typeof(text) "
