@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
 from ..core.errors import StateConflict as StateConflict
 from ..core.errors import StateError
-from .parts import plan_parts
+from .parts import as_bytes, plan_parts
 from .records import (
     OUTBOX_COLUMNS,
     Backlog,
@@ -146,7 +146,7 @@ class Database(ABC):
         is released in the same transaction. With `claim`, the events are claimed as they are
         queued, if they are all new and their handle has no other events in the outbox."""
         d, t = self.dialect, self.dialect.prefix
-        data = [_bytes(p) for p in parts]
+        data = [as_bytes(p) for p in parts]
         text = json.dumps(row, separators=(",", ":"))
         events = list(events)
         now = time.time()
@@ -397,9 +397,3 @@ class Database(ABC):
 def _conflict(key: str) -> StateConflict:
     return StateConflict(f"the state of {key} was saved by another poll meanwhile; this "
                          "poll's result was dropped (the other one stands)")
-
-
-def _bytes(part: object) -> bytes:
-    if not isinstance(part, (bytes, bytearray, memoryview)):
-        raise TypeError(f"a state's parts are bytes, not {type(part).__name__}")
-    return bytes(part)

@@ -7,6 +7,13 @@ import hashlib
 from dataclasses import dataclass
 
 
+def as_bytes(part: object) -> bytes:
+    """A part as saved: bytes (a str is refused, not encoded: its reader would get bytes)."""
+    if not isinstance(part, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a state's parts are bytes, not {type(part).__name__}")
+    return bytes(part)
+
+
 def digest(data: bytes) -> bytes:
     """What a stored part is recognised by, so a save need not read the parts back."""
     return hashlib.blake2b(data, digest_size=16).digest()
