@@ -311,6 +311,18 @@ def test_a_once_cycle_counts_handles_polled_since_it_began_as_done(store):
     assert store.claim_polls([KEY], "w2", lease_for=60, polled_within=0.01).granted == [KEY]
 
 
+def test_a_once_cycle_that_began_just_after_a_poll_polls_it_again(store):
+    """Lease times are kept to the microsecond: a `--once` cycle that began a moment after a
+    poll (within the same millisecond) must not count that poll as its own."""
+    for _ in range(20):
+        store.claim_polls([KEY], "w1", lease_for=60)
+        save_state(store, state_with(range(3)), lease=Lease("w1", next_in=None))
+        began = time.time()
+        claim = store.claim_polls([KEY], "w2", lease_for=60, polled_within=time.time() - began)
+        assert claim.granted == [KEY], claim
+        store.release_poll(KEY, "w2")
+
+
 def test_a_lease_that_runs_out_is_taken_over(store):
     assert store.claim_polls([KEY], "w1", lease_for=0.2).granted == [KEY]
     assert store.claim_polls([KEY], "w2", lease_for=60).granted == []

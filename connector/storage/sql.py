@@ -17,8 +17,10 @@ class Dialect:
     #: What table (and function) names are prefixed with: PostgreSQL keeps them in a schema
     #: of their own.
     prefix: str
-    #: The clock of leases and claims, in seconds since the epoch, in SQL: the database's
-    #: own (PostgreSQL's is the server's, so that workers whose clocks differ still agree).
+    #: The clock of leases and claims, in SQL, in seconds since the epoch. SQLite's is this
+    #: process's (bound as :clock; SQLite's own counts whole milliseconds, too coarse for a
+    #: `--once` cycle that began just after a poll); PostgreSQL's is the server's, so that
+    #: workers whose clocks differ still agree.
     clock: str
     #: The column that orders outbox rows created in the same instant (oldest first).
     order: str
@@ -57,6 +59,10 @@ class Dialect:
         """A statement written with `:name` parameters, as this database's driver takes it."""
         return sql
 
+    def bind(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A statement's parameters, with those the dialect adds (SQLite's :clock)."""
+        return args
+
 
 class Session:
     """One connection (in a transaction or not), running statements in its dialect."""
@@ -65,10 +71,11 @@ class Session:
         self.conn = conn
         self.dialect = dialect
         self._statement = dialect.statement
+        self._bind = dialect.bind
 
     def run(self, sql: str, **args: Any) -> Any:
         """Execute `sql` with `args` as its :named parameters; the driver's cursor."""
-        return self.conn.execute(self._statement(sql), args)
+        return self.conn.execute(self._statement(sql), self._bind(args))
 
     def one(self, sql: str, **args: Any) -> Any:
         """The first row of `sql`, or None."""
@@ -80,4 +87,4 @@ class Session:
     def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Execute `sql` once per row of parameters."""
         if rows:
-            self.conn.cursor().executemany(self._statement(sql), rows)
+            self.conn.cursor().executemany(self._statement(sql), [self._bind(r) for r in rows])

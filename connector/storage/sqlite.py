@@ -110,7 +110,7 @@ COLUMNS[3] = COLUMNS[2]
 
 class SQLiteDialect(Dialect):
     prefix = ""
-    clock = "((julianday('now') - 2440587.5) * 86400.0)"  # the system clock, in ms
+    clock = ":clock"
     order = "rowid"
     lock_row = ""
     skip_locked = ""
@@ -130,6 +130,9 @@ class SQLiteDialect(Dialect):
 
     def listed(self, values: Iterable[Any]) -> str:
         return json.dumps(list(values))
+
+    def bind(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"clock": time.time(), **args}
 
 
 DIALECT = SQLiteDialect()
