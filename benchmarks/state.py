@@ -31,7 +31,7 @@ from connector.state.prints import KNOWN_LIMIT
 from connector.state.roster import Roster
 from connector.state.unfollowed import UnfollowState
 from connector.storage import open_database
-from connector.store import _storage_api, state_key  # TODO(lead, i19-storage): the database
+from connector.store import state_key
 
 from .report import Section, Target, ms, size
 
@@ -151,17 +151,16 @@ class After:
 
     def __init__(self, target: str) -> None:
         self.database = open_database(target)
-        self.api = _storage_api(self.database)
 
     def save_state(self, key: str, state: SplitState) -> None:
-        self.api.save(key, *state.to_stored())
+        self.database.save(key, *state.to_stored())
 
     def commit(self, key: str, new_id: str) -> None:
-        stored = self.api.read_state(key)
+        stored = self.database.read_state(key)
         state = FollowState.from_stored(stored.row, stored.parts)
         state.known = state.known.remember([new_id])
         state.watermark = int(time.time() * 1000)
-        self.api.save(key, *state.to_stored(), expect=stored.version)
+        self.database.save(key, *state.to_stored(), expect=stored.version)
 
     def close(self) -> None:
         self.database.close()
@@ -181,10 +180,10 @@ class UnfollowAfter(After):
     """This release: a row, and a row per block of the roster."""
 
     def commit(self, key: str, new_id: str) -> None:
-        stored = self.api.read_state(key)
+        stored = self.database.read_state(key)
         state = UnfollowState.from_stored(stored.row, stored.parts)
         _see_newest_page(state)
-        self.api.save(key, *state.to_stored(), expect=stored.version)
+        self.database.save(key, *state.to_stored(), expect=stored.version)
 
 
 def _see_newest_page(state: UnfollowState) -> None:

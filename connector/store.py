@@ -20,21 +20,19 @@ state object to the database and back as they are, never through the runner JSON
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
-from .core import b85
 from .core.config import RetryPolicy, Timeouts
 from .core.http import PageSource, client_for
 from .operations import OPERATIONS, Result, prepare
 from .operations.events import new_event
 from .operations.registry import NEW_FOLLOWS, check_trigger, module
-from .storage import Database, EventClaim, Lease, OutboxEvent, Saved, open_database
+from .storage import Database, EventClaim, Lease, OutboxEvent, open_database
 from .storage.outbox import now_iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
@@ -53,7 +51,7 @@ class Batch:
     items: list[dict[str, Any]]
     meta: dict[str, Any]
     _result: Result = field(repr=False)
-    _database: Any = field(repr=False)
+    _database: Database = field(repr=False)
     _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
     committed: bool = False
     #: The trigger polled, and so the state key and the kind of its outbox events.
@@ -119,7 +117,6 @@ class Store:
     def __init__(self, target: str | os.PathLike[str] | Database | None = None) -> None:
         self._owns = not isinstance(target, Database)
         self.database = open_database(target)
-        self._states = _storage_api(self.database)
 
     @property
     def location(self) -> str:
@@ -185,7 +182,7 @@ class Store:
             try:
                 # Read state only once the lock is held: it may just have been advanced.
                 trigger = module(operation)
-                stored = self._states.read_state(key)
+                stored = self.database.read_state(key)
                 state = (None if stored.row is None
                          else trigger.State.from_stored(stored.row, stored.parts))
                 result = trigger.run(own, values, source=source, state=state)
@@ -193,7 +190,7 @@ class Store:
                 if hold is not None:
                     hold.__exit__(None, None, None)
                 raise
-        return Batch(name, result.items, result.meta, result, self._states, hold,
+        return Batch(name, result.items, result.meta, result, self.database, hold,
                      operation=operation, version=stored.version)
 
 
@@ -202,44 +199,3 @@ def open_store(target: str | os.PathLike[str] | Database | None = None) -> Store
     $TIKTOK_FOLLOWING_STATE_DB, else the platform's data dir."""
     return Store(target)
 
-
-# TODO(lead, at the merge of i19-storage): remove what follows, and use self.database itself.
-# Until that branch lands, today's storage (whole state dicts) is seen through the storage API
-# this module is written against: read_state(key) -> (row, parts, version), save(key, row,
-# parts, events, ...). The parts travel in the row's `known` field, which today's storage
-# keeps one row per item (as bytes when they are base85 text).
-
-
-class _Snapshot(NamedTuple):
-    row: dict[str, Any] | None
-    parts: list[bytes | str]
-    version: int
-
-
-class _StorageAdapter:
-    def __init__(self, database: Database) -> None:
-        self.database = database
-
-    def read_state(self, key: str) -> _Snapshot:
-        from .storage.database import pack_part
-
-        stored = self.database.read_state(key)
-        if stored.state is None:
-            return _Snapshot(None, [], 0)
-        row = dict(stored.state)
-        known = row.get("known")
-        parts: list[bytes | str] = []
-        if isinstance(known, list) and all(isinstance(k, str) for k in known):
-            parts = [pack_part(k) for k in row.pop("known")]  # as the new storage gives them
-        return _Snapshot(row, parts, stored.version)
-
-    def save(self, key: str, row: dict[str, Any], parts: Sequence[bytes] = (),
-             events: Iterable[tuple[str, str, dict[str, Any]]] = (), **kwargs: Any) -> Saved:
-        state = {**row, "known": [b85.encode(p) for p in parts]} if parts else row
-        return self.database.save(key, state, events, **kwargs)
-
-
-def _storage_api(database: Database) -> Any:
-    if "parts" in inspect.signature(type(database).save).parameters:
-        return database
-    return _StorageAdapter(database)

@@ -205,3 +205,13 @@ def raw_sql(target: str, sql: str, args: tuple = ()) -> list[tuple]:
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
+
+
+def load_state(database: Any, key: str) -> dict[str, Any] | None:
+    """The trigger state stored under `key`, made whole again as a poll reads it."""
+    from connector.operations.registry import module
+
+    stored = database.read_state(key)
+    if stored.row is None:
+        return None
+    return module(key.split(":")[0]).State.from_stored(stored.row, stored.parts).to_json()

@@ -134,7 +134,7 @@ def test_a_statement_whose_session_is_cut_fails_as_unavailable_and_saves_nothing
         assert len(failed) == 1 and isinstance(failed[0], DatabaseUnavailable), failed
         assert "unreachable" in failed[0].message and url.split("/")[-1] in failed[0].message
         # The server is there: the next call reconnects, and finds the save undone.
-        assert db.read_state(KEY).state == {"n": 1}
+        assert db.read_state(KEY).row == {"n": 1}
 
 
 def test_sessions_cut_while_they_sat_in_the_pool_are_replaced_without_an_error(url):
@@ -142,9 +142,9 @@ def test_sessions_cut_while_they_sat_in_the_pool_are_replaced_without_an_error(u
         db.save(KEY, {"n": 1})
         assert terminate(url) >= 1
         assert until(lambda: terminate(url) == 0)
-        assert db.load_state(KEY) == {"n": 1}
+        assert db.read_state(KEY).row == {"n": 1}
         db.save(KEY, {"n": 2})
-        assert db.load_state(KEY) == {"n": 2}
+        assert db.read_state(KEY).row == {"n": 2}
 
 
 def test_a_cut_mark_is_noticed_at_once_others_take_over_and_recover_marks_it_again(url):
@@ -169,7 +169,8 @@ def test_a_cut_mark_is_noticed_at_once_others_take_over_and_recover_marks_it_aga
 def test_recover_ends_the_event_claims_a_failed_call_left_behind(url):
     eid, payload = new_event("alice", {"id": "1", "uniqueId": "x"}, detected_at=now_iso())
     with open_database(url) as db, db.worker("a"):
-        assert db.save(KEY, {}, [(eid, "alice", payload)], claim=EventClaim("a", 600)).claimed
+        assert db.save(KEY, {}, events=[(eid, "alice", payload)],
+                       claim=EventClaim("a", 600)).claimed
         assert db.due(time.time() + 1) == []  # claimed: held back from every deliverer
         db.recover("a")
         assert [e.event_id for e in db.due(time.time() + 1)] == [eid]
@@ -180,7 +181,7 @@ def test_a_deliverer_whose_mark_was_cut_posts_none_of_the_events_it_claimed(url,
               for i in range(3)]
     reported: list[DatabaseUnavailable] = []
     with open_database(url) as db, db.worker("a"), Webhook(receiver.url) as hook:
-        db.save(KEY, {}, [(eid, "alice", p) for eid, p in events],
+        db.save(KEY, {}, events=[(eid, "alice", p) for eid, p in events],
                 claim=EventClaim("a", 600))
         claimed = db.events()
         assert terminate_mark(url, "a") == 1
@@ -208,16 +209,16 @@ def test_after_a_restart_recover_fails_until_the_server_is_back_then_all_works(
         try:
             assert until(lambda: not db.holds_mark("a"))
             with pytest.raises(DatabaseUnavailable):
-                db.load_state(KEY)
+                db.read_state(KEY)
             with pytest.raises(DatabaseUnavailable):
                 db.recover("a")
         finally:
             restartable.start_server()
         db.recover("a")
         assert db.holds_mark("a")
-        assert db.load_state(KEY) == {"n": 1}
+        assert db.read_state(KEY).row == {"n": 1}
         db.save(KEY, {"n": 2})
-        assert db.load_state(KEY) == {"n": 2}
+        assert db.read_state(KEY).row == {"n": 2}
 
 
 # --------------------------------------------------------------------------- the watcher

@@ -46,7 +46,7 @@ def use(path: Path) -> dict[str, int]:
     outbox event, a poll lock, a worker mark); the modes of everything there meanwhile."""
     eid, payload = new_event("alice", {"id": "1", "uniqueId": "bob"}, detected_at=now_iso())
     with open_database(path) as db, db.worker("me"), db.lock(KEY, 5):
-        db.save(KEY, {"watermark": 1}, [(eid, "alice", payload)])
+        db.save(KEY, {"watermark": 1}, events=[(eid, "alice", payload)])
         locks = path.with_name(path.name + "-locks")
         found = {p.name: mode(p) for p in [path, *path.parent.glob(path.name + "-*")]}
         found.update({f"lock {p.name}": mode(p) for p in locks.glob("*.lock")})

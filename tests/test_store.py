@@ -12,7 +12,7 @@ import connector
 from connector.standin import Fault
 from connector.storage import STATE_DB_ENV, default_path
 from connector.store import state_key
-from tests.support import API_KEY, TRIGGER, raw_sql, request, run_cli, run_invoke
+from tests.support import API_KEY, TRIGGER, load_state, raw_sql, request, run_cli, run_invoke
 
 HANDLE = "alice"
 
@@ -56,12 +56,12 @@ def test_errors_mid_poll_leave_the_stored_state_untouched(standin, creds, db):
     standin.add_account(HANDLE, 30)
     store = connector.open_store(db)
     store.poll(HANDLE, credentials=creds).commit()
-    before = store.database.load_state(state_key(HANDLE))
+    before = load_state(store.database, state_key(HANDLE))
     new = standin.follow_many(HANDLE, 12)
     standin.inject(*[Fault(status=502)] * 10)
     with pytest.raises(connector.UpstreamError):
         store.poll(HANDLE, credentials=creds, retry=connector.RetryPolicy.no_wait(1))
-    assert store.database.load_state(state_key(HANDLE)) == before
+    assert load_state(store.database, state_key(HANDLE)) == before
     standin.clear_faults()
     assert [i["id"] for i in store.poll(HANDLE, credentials=creds).items] == [u["id"] for u in new]
 

@@ -19,7 +19,7 @@ from connector.storage.sqlite import SQLiteDatabase
 from connector.store import state_key
 from connector.watch import Backoff, Watcher
 from tests.receiver import Receiver
-from tests.support import API_KEY, request, run_cli, run_invoke
+from tests.support import API_KEY, load_state, request, run_cli, run_invoke
 
 HANDLE = "alice"
 OPERATION = "account_unfollowed"
@@ -66,8 +66,8 @@ def test_the_store_polls_unfollows_with_a_state_of_their_own(standin, creds, db)
         with store.poll(HANDLE, credentials=creds) as batch:  # follows: untouched by that
             assert batch.items == []
     with SQLiteDatabase(db) as database:
-        assert database.load_state(state_key(HANDLE, OPERATION))["trigger"] == OPERATION
-        assert "trigger" not in database.load_state(state_key(HANDLE))
+        assert load_state(database, state_key(HANDLE, OPERATION))["trigger"] == OPERATION
+        assert "trigger" not in load_state(database, state_key(HANDLE))
 
 
 def test_the_store_refuses_an_operation_that_is_not_a_trigger(creds, db):

@@ -204,7 +204,7 @@ def test_a_running_watch_polls_on_its_interval_and_delivers_until_stopped(
     try:
         deadline = time.monotonic() + 5
         database = watcher.store.database
-        while database.load_state(state_key("alice")) is None and time.monotonic() < deadline:
+        while database.read_state(state_key("alice")).row is None and time.monotonic() < deadline:
             time.sleep(0.01)  # the baseline is taken
         users = standin.follow_many("alice", 2)
         assert receiver.wait_for(2, timeout=5)
@@ -609,7 +609,7 @@ def test_headers_and_urls():
 def test_delivery_parks_after_max_attempts_and_never_drops(db, receiver):
     store = open_database(db)
     event = {"eventId": "e1", "handle": "alice", "detectedAt": "now", "item": {"id": "1"}}
-    store.save("k", {}, [("e1", "alice", event)])
+    store.save("k", {}, events=[("e1", "alice", event)])
     receiver.status = 503
     with Webhook(receiver.url) as hook:
         deliverer = Deliverer(store, hook, max_attempts=2, backoff=Backoff.immediate())
@@ -629,7 +629,7 @@ def _queue(store: Any, handles: int, each: int) -> list[str]:
         events = [(f"{handle}-{i}", handle, {"eventId": f"{handle}-{i}", "handle": handle,
                                              "detectedAt": "now", "item": {"id": str(i)}})
                   for i in range(each)]
-        store.save(f"k{h}", {}, events)
+        store.save(f"k{h}", {}, events=events)
         ids += [e[0] for e in events]
     return ids
 

@@ -152,7 +152,7 @@ def state_target(args: argparse.Namespace) -> str | None:
     database, apart from the real default one (said on stderr); else None, the default."""
     if args.state_db or not args.sandbox:
         return args.state_db
-    from ..storage.database import sandbox_path
+    from ..storage import sandbox_path
 
     path = str(sandbox_path())
     say(f"sandbox: state in {path}")

@@ -1,27 +1,28 @@
-"""Storage: trigger states and the webhook outbox, in SQLite or PostgreSQL.
+"""Storage: states and the webhook outbox, in SQLite or PostgreSQL.
 
-It knows nothing of operations or surfaces: states are JSON objects under a key, events are
-JSON payloads under an id, leases and claims are rows naming a worker.
+It knows nothing of operations or surfaces: a state is a JSON row and opaque binary parts
+under a key, events are JSON payloads under an id, leases and claims are rows naming a worker.
+`database.Database` runs every operation, each backend speaking its own dialect (`sql.py`).
 """
 
 from __future__ import annotations
 
-from .database import (
-    STATE_DB_ENV,
+from ..core.config import STATE_DB_ENV
+from .database import Database, DatabaseUnavailable, StateConflict
+from .location import default_path, open_database, sandbox_path
+from .outbox import Outbox, event_row
+from .records import (
+    Backlog,
     Claim,
-    Database,
-    DatabaseUnavailable,
     EventClaim,
     Lease,
+    OutboxEvent,
     Saved,
     Snapshot,
-    StateConflict,
-    default_path,
     new_owner,
-    open_database,
 )
-from .outbox import Backlog, Outbox, OutboxEvent, event_row
 
-__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable", "EventClaim",
-           "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot", "StateConflict", "default_path",
-           "event_row", "new_owner", "open_database"]
+__all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable",
+           "EventClaim", "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot",
+           "StateConflict", "default_path", "event_row", "new_owner",
+           "open_database", "sandbox_path"]

@@ -1,10 +1,13 @@
-"""What the connector keeps between runs, whatever database keeps it: trigger states by key,
-the outbox, a lock per key so two polls of one handle take turns, and the leases and claims
-that let many `watch` workers share one database.
+"""What the connector keeps between runs, whatever database keeps it: states by key, the
+outbox, a lock per key so two polls of one handle take turns, and the leases and claims that
+let many `watch` workers share one database.
 
-`open_database()` picks the implementation: a file path is SQLite (the embedded default), a
-`postgresql://` URL is PostgreSQL (shared by many `watch` workers, on one machine or many).
+Every operation's steps are written here, once; a backend (sqlite.py, postgres.py) gives its
+dialect (sql.py), its connections, and how it locks a key and tells which workers are alive.
 Both behave the same; the tests run against both.
+
+A state is a small JSON row plus parts, opaque bytes, newest first: storage knows nothing of
+what they hold, and a save writes only the parts that changed.
 
 How many workers share the work, whatever the backend:
 - A state is saved only over the version it was read at (`save(..., expect=version)`): of two
@@ -23,125 +26,29 @@ How many workers share the work, whatever the backend:
 from __future__ import annotations
 
 import json
-import os
-import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NamedTuple
-
-from ..core import b85
-from ..core.config import STATE_DB_ENV
-from ..core.errors import ConfigurationError, StateError
 
 # The store's own errors live in the error tree; imported from here too.
 from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
 from ..core.errors import StateConflict as StateConflict
-from .outbox import Backlog, OutboxEvent
-
-#: How an event is written by `save`: (event id, handle, payload).
-NewEvent = tuple[str, str, dict[str, Any]]
-#: The field of a state kept as one row per item, so that a save writes only the items that
-#: changed (the trigger's remembered accounts, in segments; see operations/state.py).
-SPLIT_FIELD = "known"
-#: URL schemes that select PostgreSQL.
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-@dataclass(frozen=True)
-class EventClaim:
-    """A claim `save` takes on the events it queues, for the worker that will POST them at
-    once: `owner` holds them for `seconds`. Taken only when they are their handle's only
-    events in the outbox (nothing older goes first, no one else holds a claim there)."""
-
-    owner: str
-    seconds: float
-
-
-class Saved(NamedTuple):
-    """What `save` did with its events: how many were new, and whether it claimed them."""
-
-    added: int
-    claimed: bool = False
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """A stored state and the version it was read at (0: no state stored yet)."""
-
-    state: dict[str, Any] | None
-    version: int
-
-
-@dataclass(frozen=True)
-class Lease:
-    """What `save` does with the poll lease of the worker that saves: it releases it, the
-    handle counts as polled now (`polled`), and is next due `next_in` seconds from now (None:
-    its due time stays as it is; a `--once` cycle leaves the schedule to running watchers)."""
-
-    owner: str
-    next_in: float | None = None
-    polled: bool = True
-
-
-@dataclass
-class Claim:
-    """What `claim_polls` answered: the keys this worker may poll now, and for each of the
-    others how many seconds until it is worth asking again."""
-
-    granted: list[str] = field(default_factory=list)
-    #: Keys another worker holds, and the seconds left of its lease.
-    busy: dict[str, float] = field(default_factory=dict)
-    #: Keys already polled (in this cycle, or within their interval), and the seconds until
-    #: they are due again.
-    later: dict[str, float] = field(default_factory=dict)
-
-
-def sort_claim(claim: Claim, key: str, *, held_for: float, due_in: float,
-               polled: bool) -> None:
-    """File one key of a claim: held by another worker for `held_for` more seconds (busy),
-    else `polled` already and due in `due_in` seconds (later), else granted."""
-    if held_for > 0:
-        claim.busy[key] = held_for
-    elif polled:
-        claim.later[key] = max(due_in, 0.0)
-    else:
-        claim.granted.append(key)
-
-
-def new_owner() -> str:
-    """A name for one worker, unique across machines: host, process id and a random part."""
-    import socket
-    import uuid
-
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def default_path() -> Path:
-    """DB path: $TIKTOK_FOLLOWING_STATE_DB, else the user data dir from platformdirs."""
-    env = os.environ.get(STATE_DB_ENV)
-    if env:
-        return Path(env).expanduser()
-    return data_dir() / "state.db"
-
-
-def data_dir() -> Path:
-    """The user data dir (platformdirs): the default location, whose folders are made."""
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("tiktok-following", appauthor=False))
-
-
-def sandbox_path() -> Path:
-    """The state of runs against the sandbox: apart from the real default database."""
-    return data_dir() / "sandbox.db"
-
-
-def is_postgres(target: object) -> bool:
-    """Whether `target` names a PostgreSQL database (a postgresql:// URL)."""
-    return isinstance(target, str) and target.strip().lower().startswith(POSTGRES_SCHEMES)
+from ..core.errors import StateError
+from .parts import as_bytes, plan_parts
+from .records import (
+    OUTBOX_COLUMNS,
+    Backlog,
+    Claim,
+    EventClaim,
+    Lease,
+    NewEvent,
+    OutboxEvent,
+    Saved,
+    Snapshot,
+    event_from_row,
+)
+from .sql import Dialect, Session
 
 
 class Database(ABC):
@@ -149,6 +56,7 @@ class Database(ABC):
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
     location: str
+    dialect: Dialect
 
     def close(self) -> None:  # noqa: B027 -- an implementation may hold nothing to close
         """Release connections."""
@@ -159,40 +67,28 @@ class Database(ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # Trigger states
-
-    def load_state(self, key: str) -> dict[str, Any] | None:
-        """The stored state for `key`, or None."""
-        return self.read_state(key).state
+    # What each backend gives
 
     @abstractmethod
-    def read_state(self, key: str) -> Snapshot:
-        """The stored state for `key` and its version, for a later `save(expect=version)`."""
+    def _tx(self) -> AbstractContextManager[Session]:
+        """A transaction: what it writes is committed together when the block ends, or not
+        at all."""
 
     @abstractmethod
-    def save(self, key: str, state: dict[str, Any], events: Iterable[NewEvent] = (), *,
-             expect: int | None = None, lease: Lease | None = None,
-             claim: EventClaim | None = None) -> Saved:
-        """Commit `state` and new outbox events together; says how many events were new (an
-        event id already queued is not queued twice).
-
-        With `expect` (a version from `read_state`), raises StateConflict, saving nothing, if
-        the state was saved by someone else since. With `lease`, the poll lease of that owner
-        is released in the same transaction. With `claim`, the events are claimed as they are
-        queued, if they are all new and their handle has no other events in the outbox."""
+    def _session(self) -> AbstractContextManager[Session]:
+        """A connection for one statement, which is its own transaction."""
 
     @abstractmethod
     def lock(self, key: str, timeout: float) -> AbstractContextManager[None]:
         """Hold `key` against other polls (other threads, processes or machines) for the
         duration; raises ConnectorError after `timeout` seconds of waiting."""
 
-    # Workers, poll leases and event claims: many workers, one handle list
-
     @abstractmethod
     def worker(self, owner: str) -> AbstractContextManager[None]:
         """Mark `owner` alive for the duration (a lock the operating system or the server
         drops if the process dies): its leases and claims then end as soon as it is gone,
-        not only when they run out. Leases of an owner never marked are ended by time alone."""
+        not only when they run out. Leases of an owner never marked are ended by time alone.
+        The SQL function `gone(owner)` tells, in every statement, whether an owner is dead."""
 
     def holds_mark(self, owner: str) -> bool:
         """Whether `owner`'s liveness mark (`worker`) still stands. False once the session that
@@ -209,202 +105,295 @@ class Database(ABC):
         made again must not be acted on, and one a failed call left behind would hold its
         handle's events back until it ran out)."""
 
-    @abstractmethod
+    # States
+
+    def read_state(self, key: str) -> Snapshot:
+        """The stored state of `key` and its version, for a later `save(expect=version)`."""
+        d, t = self.dialect, self.dialect.prefix
+        # One statement, so the row and its parts are of the same save (and a poll pays for
+        # one round trip, not four). The parts come as JSON, [n, bytes?, hex or text] each (an
+        # aggregate's order is the database's to choose).
+        with self._session() as s:
+            found = s.one(f"SELECT state, version, parts, CASE WHEN parts IS NULL THEN NULL "
+                          f"ELSE (SELECT {d.parts_json} FROM {t}state_part WHERE key = :key) "
+                          f"END FROM {t}trigger_state WHERE key = :key", key=key)
+        if found is None:
+            return Snapshot(None, [], 0)
+        text, version, count, listed = found
+        try:
+            row = json.loads(text)
+            if isinstance(listed, str):  # SQLite's JSON is text; psycopg decodes it
+                listed = json.loads(listed)
+        except (ValueError, TypeError, RecursionError):
+            row = None
+        parts = [bytes.fromhex(p) if packed else p
+                 for _, packed, p in sorted(listed or (), reverse=True)]
+        if not isinstance(row, dict) or (count or 0) != len(parts):
+            raise StateError(f"the stored state for {key} in {self.location} is damaged (not "
+                             "valid JSON, or parts of it missing); it was left as is (delete "
+                             "that row to start a new baseline)")
+        return Snapshot(row, parts, version)
+
+    def save(self, key: str, row: dict, parts: Sequence[bytes] = (),
+             events: Iterable[NewEvent] = (), *, expect: int | None = None,
+             lease: Lease | None = None, claim: EventClaim | None = None) -> Saved:
+        """Commit a state (`row`, and `parts` newest first) and new outbox events together;
+        says how many events were new (an event id already queued is not queued twice). Of
+        the parts, only those not already stored in that order are written.
+
+        With `expect` (a version from `read_state`), raises StateConflict, saving nothing, if
+        the state was saved by someone else since. With `lease`, the poll lease of that owner
+        is released in the same transaction. With `claim`, the events are claimed as they are
+        queued, if they are all new and their handle has no other events in the outbox."""
+        d, t = self.dialect, self.dialect.prefix
+        data = [as_bytes(p) for p in parts]
+        text = json.dumps(row, separators=(",", ":"))
+        events = list(events)
+        now = time.time()
+        with self._tx() as s:
+            found = s.one(f"SELECT version FROM {t}trigger_state WHERE key = :key{d.lock_row}",
+                          key=key)
+            if expect is not None and (0 if found is None else found[0]) != expect:
+                raise _conflict(key)
+            state = {"key": key, "state": text, "now": now, "parts": len(data) or None}
+            if found is not None:
+                s.run(f"UPDATE {t}trigger_state SET state = :state, updated_at = :now, "
+                      "version = version + 1, parts = :parts WHERE key = :key", **state)
+            elif not s.run(f"INSERT INTO {t}trigger_state (key, state, updated_at, version, "
+                           "parts) VALUES (:key, :state, :now, 1, :parts) ON CONFLICT (key) "
+                           "DO NOTHING", **state).rowcount:
+                # Another save inserted it since our read (PostgreSQL: no row to lock yet).
+                raise _conflict(key) if expect is not None else StateConflict(
+                    f"the state of {key} was first saved by two polls at once; this one's "
+                    "result was dropped (the other one stands)")
+            stored = {bytes(digest): n for n, digest in s.run(
+                f"SELECT n, digest FROM {t}state_part WHERE key = :key", key=key)}
+            plan = plan_parts(data, stored)
+            if plan.delete:
+                s.run(f"DELETE FROM {t}state_part WHERE key = :key AND {d.among('n', 'ns')}",
+                      key=key, ns=d.listed(plan.delete))
+            s.many(f"INSERT INTO {t}state_part (key, n, digest, {d.part_column}) "
+                   "VALUES (:key, :n, :digest, :data)",
+                   [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
+            added, holder = self._queue(s, events, claim, now)
+            if lease is not None:
+                self._release(s, key, lease.owner, lease.polled, lease.next_in)
+        return Saved(added, holder is not None)
+
+    def _queue(self, s: Session, events: list[NewEvent], claim: EventClaim | None,
+               now: float) -> tuple[int, str | None]:
+        """Queue `events` (claimed as `claim` says, all of them or none); how many were new,
+        and who holds them."""
+        d, t = self.dialect, self.dialect.prefix
+        if not events:
+            return 0, None
+        handles = d.listed(sorted({handle for _, handle, _ in events}))
+        holder, seconds = None, None
+        if claim is not None and s.one(
+                f"SELECT 1 FROM {t}outbox WHERE {d.among('handle', 'handles')} LIMIT 1",
+                handles=handles) is None:
+            holder, seconds = claim.owner, claim.seconds
+        added = 0
+        for event_id, handle, payload in events:
+            added += s.run(
+                f"INSERT INTO {t}outbox (event_id, handle, payload, created_at, "
+                "next_attempt_at, claimed_by, claimed_until) VALUES (:id, :handle, :payload, "
+                f":now, :now, :holder, coalesce({d.clock} + :seconds, 0)) ON CONFLICT DO NOTHING",
+                id=event_id, handle=handle, payload=json.dumps(payload, separators=(",", ":")),
+                now=now, holder=holder, seconds=seconds).rowcount
+        if holder is not None and added != len(events):  # an id given twice is queued once
+            s.run(f"UPDATE {t}outbox SET claimed_by = NULL, claimed_until = 0 WHERE "
+                  f"claimed_by = :holder AND {d.among('handle', 'handles')}",
+                  holder=holder, handles=handles)
+            holder = None
+        return added, holder
+
+    # Poll leases
+
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
                     polled_within: float | None = None) -> Claim:
         """Lease those of `keys` that are due and that no other worker holds, for `lease_for`
         seconds. Due means: its next due time has come, or, with `polled_within` (the age of
         a `--once` cycle), not polled in the last `polled_within` seconds. Times are relative
         so that workers on machines whose clocks differ agree (PostgreSQL uses its own)."""
+        d, t = self.dialect, self.dialect.prefix
+        wanted = list(dict.fromkeys(keys))
+        claim = Claim()
+        if not wanted:
+            return claim
+        ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
+        with self._tx() as s:
+            now = s.one(f"SELECT {d.clock}")[0]
+            s.run(f"INSERT INTO {t}poll_lease (key) {d.each('keys')} ON CONFLICT DO NOTHING",
+                  keys=ordered)
+            due = "polled_at < :since" if polled_within is not None else "next_at <= :now"
+            got = self._claim(s, f"{t}poll_lease", "key",
+                              f"{d.among('key', 'keys')} AND (lease_until <= :now OR "
+                              f"owner = :owner OR {t}gone(owner)) AND {due}",
+                              "owner = :owner, lease_until = :until",
+                              keys=ordered, owner=owner, now=now, until=now + lease_for,
+                              since=now - (polled_within or 0.0))
+            rest = [k for k in wanted if k not in got]
+            others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
+                           f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
+                           keys=d.listed(rest)) if rest else []
+        claim.granted = [k for k in wanted if k in got]
+        for key, holder, until, polled_at, next_at, gone in others:
+            polled = (polled_at >= now - polled_within if polled_within is not None
+                      else next_at > now)
+            held_for = until - now if holder != owner and not gone else 0.0
+            if held_for <= 0 and not polled:
+                held_for = 1.0  # being claimed by another worker this very moment
+            claim.file(key, held_for=held_for, due_in=next_at - now, polled=polled)
+        return claim
 
-    @abstractmethod
     def release_poll(self, key: str, owner: str, *, polled: bool = False,
                      next_in: float | None = None) -> None:
         """Give a lease back without saving a state: the poll failed (`polled`: it counts as
         polled now, next due in `next_in` seconds, as with Lease) or was abandoned."""
+        with self._tx() as s:
+            self._release(s, key, owner, polled, next_in)
 
-    # Outbox
+    def _release(self, s: Session, key: str, owner: str, polled: bool,
+                 next_in: float | None) -> None:
+        t, clock = self.dialect.prefix, self.dialect.clock
+        if not polled:
+            s.run(f"UPDATE {t}poll_lease SET owner = NULL, lease_until = 0 WHERE key = :key "
+                  "AND owner = :owner", key=key, owner=owner)
+            return
+        # Polled now, whoever holds the lease; only the holder's lease ends.
+        s.run(f"INSERT INTO {t}poll_lease (key, polled_at, next_at) VALUES (:key, {clock}, "
+              f"{clock} + coalesce(:next, 0)) ON CONFLICT (key) DO UPDATE SET "
+              f"polled_at = excluded.polled_at, next_at = coalesce({clock} + :next, "
+              "poll_lease.next_at), owner = CASE WHEN poll_lease.owner = :owner THEN NULL "
+              "ELSE poll_lease.owner END, lease_until = CASE WHEN poll_lease.owner = :owner "
+              "THEN 0 ELSE poll_lease.lease_until END", key=key, next=next_in, owner=owner)
 
-    @abstractmethod
+    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
+               **args: object) -> set[str]:
+        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys.
+        Workers claiming at once never take the same row (SQLite: one writer at a time;
+        PostgreSQL: each skips the rows the other is taking, rather than wait for them)."""
+        d = self.dialect
+        pick = f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
+        if d.returning:  # one statement takes them and says which
+            return {r[0] for r in s.all(f"UPDATE {table} SET {take} WHERE {key} IN ({pick}) "
+                                        f"RETURNING {key}", **args)}
+        got = [r[0] for r in s.all(pick, **args)]
+        if got:
+            s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
+                  got=d.listed(got), **args)
+        return set(got)
+
+    # The outbox
+
     def due(self, now: float, *, handles: Iterable[str] | None = None) -> list[OutboxEvent]:
         """Pending events due by `now`, oldest first (only those of `handles`, when given).
         Events of a handle with events claimed by a deliverer are left out: they are that
         deliverer's until it is done or its claim ends."""
+        d, t = self.dialect, self.dialect.prefix
+        if handles is None:
+            which, args = "parked = false AND next_attempt_at <= :now", {}
+        else:  # for a few handles, their index (outbox_handle) finds their few events
+            x = d.no_index
+            which = (f"{x}parked = false AND {x}next_attempt_at <= :now AND "
+                     f"{d.among('handle', 'handles')}")
+            args = {"handles": d.listed(sorted(handles))}
+        with self._session() as s:
+            rows = s.all(f"SELECT {OUTBOX_COLUMNS} FROM {t}outbox o WHERE {which} AND NOT "
+                         f"EXISTS (SELECT 1 FROM {t}outbox c WHERE c.handle = o.handle AND "
+                         f"c.claimed_until > {d.clock} AND NOT {t}gone(c.claimed_by)) "
+                         f"ORDER BY created_at, {d.order}", now=now, **args)
+        return [event_from_row(r) for r in rows]
 
-    @abstractmethod
     def claim_events(self, event_ids: list[str], owner: str, *, claim_for: float) -> list[str]:
         """Claim these events for one deliverer for `claim_for` seconds; returns those it got
         (still pending, due, and not claimed by another), in the order asked."""
+        d, t = self.dialect, self.dialect.prefix
+        if not event_ids:
+            return []
+        x = d.no_index  # they are found by their ids, not among every due event
+        with self._tx() as s:
+            got = self._claim(s, f"{t}outbox", "event_id",
+                              f"{d.among('event_id', 'ids')} AND {x}parked = false AND "
+                              f"{x}next_attempt_at <= :now AND (claimed_until <= {d.clock} OR "
+                              f"{t}gone(claimed_by))",
+                              f"claimed_by = :owner, claimed_until = {d.clock} + :seconds",
+                              ids=d.listed(event_ids), now=time.time(), owner=owner,
+                              seconds=claim_for)
+        return [e for e in event_ids if e in got]
 
-    @abstractmethod
     def release_events(self, event_ids: list[str], owner: str) -> None:
         """End `owner`'s claim on these events without trying them (another deliverer holds an
         older event of their handle)."""
+        d = self.dialect
+        if event_ids:
+            with self._session() as s:
+                s.run(f"UPDATE {d.prefix}outbox SET claimed_by = NULL, claimed_until = 0 WHERE "
+                      f"{d.among('event_id', 'ids')} AND claimed_by = :owner",
+                      ids=d.listed(event_ids), owner=owner)
 
-    @abstractmethod
     def events(self, *, parked: bool | None = None,
                handles: Iterable[str] | None = None) -> list[OutboxEvent]:
         """Events, oldest first: parked ones, pending ones (parked=False) or all (None)."""
+        d = self.dialect
+        which = "" if parked is None else " AND parked = :parked"
+        if handles is not None:
+            which += f" AND {d.among('handle', 'handles')}"
+        with self._session() as s:
+            rows = s.all(f"SELECT {OUTBOX_COLUMNS} FROM {d.prefix}outbox WHERE true{which} "
+                         f"ORDER BY created_at, {d.order}", parked=parked,
+                         handles=d.listed(sorted(handles or ())))
+        return [event_from_row(r) for r in rows]
 
-    @abstractmethod
     def delivered(self, event_id: str) -> None:
         """The receiver took the event: it leaves the outbox."""
+        with self._session() as s:
+            s.run(f"DELETE FROM {self.dialect.prefix}outbox WHERE event_id = :id", id=event_id)
 
-    @abstractmethod
     def failed(self, event_id: str, error: str, *, retry_at: float, park: bool) -> None:
         """A delivery failed: count it, and try again at `retry_at` (or park the event). Its
         claim ends."""
+        with self._session() as s:
+            s.run(f"UPDATE {self.dialect.prefix}outbox SET attempts = attempts + 1, "
+                  "last_error = :error, next_attempt_at = :retry, parked = :park, "
+                  "claimed_by = NULL, claimed_until = 0 WHERE event_id = :id",
+                  error=error[:500], retry=retry_at, park=park, id=event_id)
 
-    @abstractmethod
     def requeue(self, event_ids: list[str] | None = None, *,
                 include_pending: bool = False) -> int:
         """Parked events (all, or these) back in the queue and due now, attempts reset; with
         `include_pending`, pending events due now too. Returns how many changed."""
+        d = self.dialect
+        which = ("" if include_pending else " AND parked") + self._only(event_ids)
+        with self._session() as s:
+            return s.run(f"UPDATE {d.prefix}outbox SET parked = false, attempts = CASE WHEN "
+                         f"parked THEN 0 ELSE attempts END, next_attempt_at = :now WHERE "
+                         f"true{which}", now=time.time(),
+                         ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    @abstractmethod
     def discard(self, event_ids: list[str] | None = None) -> int:
         """Delete parked events (all, or these); pending ones are never discarded."""
+        d = self.dialect
+        with self._session() as s:
+            return s.run(f"DELETE FROM {d.prefix}outbox WHERE parked{self._only(event_ids)}",
+                         ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    @abstractmethod
+    def _only(self, event_ids: list[str] | None) -> str:
+        return "" if event_ids is None else f" AND {self.dialect.among('event_id', 'ids')}"
+
     def backlog(self, handles: Iterable[str] | None = None) -> Backlog:
         """Pending and parked counts, and when the next pending event is due."""
+        d = self.dialect
+        which = "" if handles is None else f" AND {d.among('handle', 'handles')}"
+        with self._session() as s:
+            pending, parked, next_due = s.one(
+                "SELECT count(CASE WHEN NOT parked THEN 1 END), count(CASE WHEN parked THEN 1 "
+                "END), min(CASE WHEN NOT parked THEN next_attempt_at END) FROM "
+                f"{d.prefix}outbox WHERE true{which}", handles=d.listed(sorted(handles or ())))
+        return Backlog(int(pending), int(parked), next_due)
 
 
-def open_database(target: str | os.PathLike[str] | Database | None = None, *,
-                  create: bool = True) -> Database:
-    """The database at `target`: a path (SQLite), a postgresql:// URL, an open Database (kept
-    as it is), or None for $TIKTOK_FOLLOWING_STATE_DB or the user data dir.
-
-    State is never created by mistake: a SQLite file's folder must exist (only the default
-    location's folders are made), another kind of URL (sqlite://, file://) is refused by name,
-    and with `create` false (what only reads or changes what is stored: the outbox) the file
-    must exist too."""
-    if isinstance(target, Database):
-        return target
-    option = "--state-db"
-    if target is None:
-        option = STATE_DB_ENV if os.environ.get(STATE_DB_ENV) else option
-        target = os.environ.get(STATE_DB_ENV) or default_path()
-    if is_postgres(target):
-        from .postgres import PostgresDatabase
-
-        return PostgresDatabase(str(target).strip())
-    check_sqlite_path(target, option=option, create=create)
-    from .sqlite import SQLiteDatabase
-
-    return SQLiteDatabase(target)
-
-
-def check_sqlite_path(target: str | os.PathLike[str], *, option: str = "--state-db",
-                      create: bool = True) -> None:
-    """Refuse, naming `option`, a SQLite target that would create state by mistake."""
-    text = os.fspath(target)
-    scheme = re.match(r"\s*([A-Za-z][A-Za-z0-9+.-]*):(//)?", text)
-    if scheme and (scheme.group(2) or scheme.group(1).lower() in ("sqlite", "file")):
-        name = scheme.group(1).lower()
-        rest = text.strip()[scheme.end():]
-        path = rest[1:] if name == "sqlite" and rest.startswith("/") else rest
-        if name in ("sqlite", "file"):
-            raise ConfigurationError(f"{option} takes a SQLite file's path, not a {name}: "
-                                     f"URL; give the path itself: {path or '...'}",
-                                     field="stateDb")
-        raise ConfigurationError(f"{option} takes a SQLite file's path or a postgresql:// "
-                                 f"URL; {name}:// is not supported", field="stateDb")
-    path = Path(text).expanduser()
-    folder = path.parent
-    if not folder.is_dir() and folder.resolve() != data_dir().resolve():
-        raise ConfigurationError(f"{option}: the folder {folder} does not exist; create it "
-                                 f"first or give another path (only the default location's "
-                                 f"folders are made)", field="stateDb")
-    if not create and not path.exists():
-        raise ConfigurationError(f"{option}: there is no state database at {path} (nothing "
-                                 f"was ever stored there); check the path", field="stateDb")
-
-
-# What both implementations share: the state's split into a small row and one row per item of
-# its `known` list.
-
-
-def split_state(state: dict[str, Any]) -> tuple[dict[str, Any], list[str] | None]:
-    """(the state without its `known` list, that list) when the list is all strings, so it
-    can be kept as rows; else (the state as it is, None)."""
-    known = state.get(SPLIT_FIELD)
-    if isinstance(known, list) and all(isinstance(k, str) for k in known):
-        return {k: v for k, v in state.items() if k != SPLIT_FIELD}, known
-    return state, None
-
-
-def pack_part(text: str) -> str | bytes:
-    """How an item of `known` is stored: an item in base85 (as the trigger's parts are) as the
-    bytes it encodes, a fifth smaller, any other item as its text. The trigger's memory is
-    kept within 21 KB per handle this way (PostgreSQL keeps the bytes out of line in 2 KB
-    TOAST chunks, SQLite in overflow pages; both would take a quarter more as text)."""
-    try:
-        data = b85.decode(text)
-    except ValueError:
-        return text
-    # Whole groups of five characters decode one to one (or fail); only a short last group
-    # can decode to bytes that encode back differently.
-    whole = len(text) // 5
-    return data if b85.encode(data[4 * whole:]) == text[5 * whole:] else text
-
-
-def unpack_part(stored: str | bytes | memoryview) -> str:
-    """An item of `known` as it was before pack_part: the text stored, or the bytes stored
-    back in base85."""
-    if isinstance(stored, str):
-        return stored
-    return b85.encode(bytes(stored))
-
-
-def digest(text: str) -> bytes:
-    """What a stored item is recognised by, so a save need not read the items back."""
-    import hashlib
-
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
-
-
-@dataclass
-class PartsPlan:
-    """The rows a save writes and deletes so that the stored items equal the new list."""
-
-    insert: list[tuple[int, bytes, str]]  # (n, digest, text)
-    delete: list[int]
-
-
-def plan_parts(new: list[str], stored: dict[bytes, int]) -> PartsPlan:
-    """Rows to write for the list `new` (newest first) over the `stored` rows (digest -> n,
-    higher n newer): items already stored in the right order are kept, the rest inserted with
-    higher numbers, the stored items no longer in the list deleted. So a poll whose newest
-    segment changed writes that segment alone, whatever else the state remembers."""
-    top = max(stored.values(), default=0)
-    last = 0
-    kept: set[int] = set()
-    insert = []
-    for text in reversed(new):  # oldest first: numbers must grow towards the newest
-        d = digest(text)
-        n = stored.get(d)
-        if n is not None and n > last and n not in kept:
-            kept.add(n)
-            last = n
-        else:
-            top += 1
-            insert.append((top, d, text))
-            last = top
-    return PartsPlan(insert, sorted(set(stored.values()) - kept))
-
-
-def assemble_state(key: str, where: object, text: str, count: int | None,
-                   parts: list[str]) -> dict[str, Any]:
-    """A stored state made whole again: its row and, when split, its `known` rows."""
-    try:
-        state = json.loads(text)
-    except (ValueError, TypeError, RecursionError):
-        state = None
-    if not isinstance(state, dict) or (count is not None and count != len(parts)):
-        raise StateError(f"the stored state for {key} in {where} is damaged (not valid JSON, "
-                         "or parts of it missing); it was left as is (delete that row to start "
-                         "a new baseline)")
-    if count is not None:
-        state[SPLIT_FIELD] = parts
-    return state
+def _conflict(key: str) -> StateConflict:
+    return StateConflict(f"the state of {key} was saved by another poll meanwhile; this "
+                         "poll's result was dropped (the other one stands)")

@@ -15,28 +15,14 @@ retries or discards it.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .database import Database
-
-
-@dataclass(frozen=True)
-class OutboxEvent:
-    """One event as stored. `payload` is None when the stored JSON is damaged."""
-
-    event_id: str
-    handle: str
-    payload: dict[str, Any] | None
-    attempts: int
-    next_attempt_at: float
-    last_error: str | None
-    parked: bool
+from .database import Database
+from .location import open_database
+from .records import OutboxEvent
 
 
 def now_iso() -> str:
@@ -67,8 +53,6 @@ class Outbox:
                  create: bool = False) -> None:
         """`database` as `open_database` takes it; a file that does not exist is an error
         (`create` false): an empty new one would say "0 parked" of events kept elsewhere."""
-        from .database import Database, open_database
-
         self._owns = not isinstance(database, Database)
         self.database = open_database(database, create=create)
 
@@ -102,25 +86,3 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         backlog = self.database.backlog()
         return {"pending": backlog.pending, "parked": backlog.parked}
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """Pending and parked events (of some handles), and when the next pending one is due."""
-
-    pending: int
-    parked: int
-    next_due: float | None
-
-
-def event_from_row(row: tuple) -> OutboxEvent:
-    """An outbox row (event_id, handle, payload, created_at, attempts, next_attempt_at,
-    last_error, parked) as an OutboxEvent; a damaged payload becomes None."""
-    event_id, handle, payload, _created, attempts, next_at, error, parked = row
-    try:
-        body = json.loads(payload)
-    except (ValueError, TypeError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        body = None
-    return OutboxEvent(event_id, handle, body, attempts, next_at, error, bool(parked))
