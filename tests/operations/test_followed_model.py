@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 import connector
 from connector.core.config import Credentials
 from connector.state.followed import FollowState
-from tests.model_transport import Truncated, model_client
+from tests.operations.model_transport import Truncated, model_client
 
 HISTORIES = int(os.environ.get("TRIGGER_MODEL_HISTORIES", "250"))
 FAULT_KINDS = ("malformed", "wrong_shape", "html", "reset", "truncate", "stuck_cursor",

@@ -61,7 +61,7 @@ from hypothesis import strategies as st
 
 import connector
 from connector.state.unfollowed import UnfollowState
-from tests.model_transport import Truncated, model_client
+from tests.operations.model_transport import Truncated, model_client
 
 HISTORIES = int(os.environ.get("UNFOLLOW_MODEL_HISTORIES", "150"))
 FAULTS = ("500", "502", "503", "429", "reset", "truncate", "malformed", "wrong_shape", "html",

@@ -1,7 +1,8 @@
 """The pager: minCursor -> minTime, every way a walk ends, and resuming after an error.
 
 These drive the Pager with scripted pages and no HTTP, so each guard is shown on its own.
-The same guards against the stand-in (through the action, with cassettes) are in test_action.py.
+The same guards against the stand-in (through the action, with cassettes) are in
+tests/operations/test_action.py.
 """
 
 from __future__ import annotations

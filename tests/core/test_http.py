@@ -56,9 +56,9 @@ from connector.standin import ERROR_503, MALFORMED, RESET, Fault, StandIn
 from connector.watch.webhook import Webhook
 from tests.receiver import Receiver
 from tests.slowpeer import PARTS, TricklingServer, elapsed
-from tests.support import ACTION, request, run_cli, run_invoke
+from tests.support import ACTION, ROOT, request, run_cli, run_invoke
 
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes"
+CASSETTES = ROOT / "cassettes"
 
 # The messages the endpoint documents (seed page), as the stand-in sends them.
 MSG_400 = "'handle' parameter is required and must be a non-empty string."
