@@ -11,9 +11,8 @@ from ..core.handles import normalize_handle
 from ..core.manifests import prepare_inputs
 from .results import Result
 
-#: The `requestSource` values the endpoint accepts (its OpenAPI enum).
-REQUEST_SOURCES = ("API", "WEB", "MAKE_DOT_COM", "ZAPIER", "N8N", "PLAYGROUND",
-                   "DEFAULT_AUTOMATION", "AGENT_PREVIEW", "AGENT_LIVE", "AUTOPILOT", "STUDIO")
+#: The `requestSource` each platform's requests carry. The manifests' `requestSource` enum
+#: (what a user may choose instead) lists these values; a test keeps them equal.
 PLATFORM_SOURCES = {None: "API", "api": "API", "zapier": "ZAPIER", "n8n": "N8N",
                     "make": "MAKE_DOT_COM"}
 MODES = ("live", "test")
@@ -66,13 +65,8 @@ def check_trigger(key: Any, field: str = "operation") -> Operation:
     return op
 
 
-def request_source(platform: Any, explicit: Any = None) -> str:
-    """`requestSource` for every request: the explicit input if given, else the platform's."""
-    if explicit is not None:
-        if explicit not in REQUEST_SOURCES:
-            raise InputError(f"requestSource must be one of {', '.join(REQUEST_SOURCES)}; "
-                             f"got {_short(explicit)}", field="requestSource")
-        return explicit
+def request_source(platform: Any) -> str:
+    """The `requestSource` of `platform`'s requests, or an InputError naming `platform`."""
     if not (platform is None or isinstance(platform, str)) or platform not in PLATFORM_SOURCES:
         raise InputError("platform must be one of zapier, n8n, make, api; "
                          f"got {_short(platform)}", field="platform")
@@ -95,10 +89,9 @@ def prepare(
         # Normalised first, once: its error says more than the schema's pattern can.
         inputs = {**inputs, "handle": normalize_handle(inputs["handle"])}
     values = prepare_inputs(operation, inputs)
-    explicit = values.pop("requestSource", None)
-    if explicit is not None:
-        source = request_source(platform, explicit)
-    return values, source
+    # The one place the precedence is decided: a requestSource the user chose (one of the
+    # manifest's enum, checked above) over the platform's.
+    return values, values.pop("requestSource", None) or source
 
 
 def _short(value: Any) -> str:
