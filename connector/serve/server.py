@@ -29,10 +29,10 @@ import threading
 import time
 from typing import Any
 
-from ..core.config import install_extra, is_loopback
+from ..core.config import SERVE_TOKEN_ENV, install_extra, is_loopback
 from ..core.errors import ConfigurationError
 from ..protocol import MAX_REQUEST_BYTES
-from .app import TOKEN_ENV, make_app
+from .app import TOKEN_HEADER, make_app
 from .limits import UpstreamSlots
 
 log = logging.getLogger("connector.serve")
@@ -153,15 +153,15 @@ def create_server(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     except ImportError:
         raise ConfigurationError(f"serve needs waitress: {install_extra('serve', 'waitress')}",
                                  field="serve") from None
-    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    token = token if token is not None else (os.environ.get(SERVE_TOKEN_ENV) or None)
     if token is not None and len(token.strip()) < 16:
-        raise ConfigurationError(f"the shared token ({TOKEN_ENV}) is shorter than 16 "
+        raise ConfigurationError(f"the shared token ({SERVE_TOKEN_ENV}) is shorter than 16 "
                                  "characters; use a long random one, e.g. from "
                                  "`openssl rand -hex 24`", field="token")
     if not is_loopback(host.strip("[]")) and token is None:
         raise ConfigurationError(f"serve listens on {host}, beyond this machine, only with a "
-                                 f"shared token: set {TOKEN_ENV} (callers send it in the "
-                                 "X-Connector-Token header)", field="host")
+                                 f"shared token: set {SERVE_TOKEN_ENV} (callers send it in the "
+                                 f"{TOKEN_HEADER} header)", field="host")
     slots = UpstreamSlots(threads, waiting=WAITING_PER_SLOT * threads, wait_s=WAIT_FOR_SLOT)
     workers = slots.slots + slots.waiting + SPARE_THREADS
     app = make_app(token=token, max_body=max_body, slots=slots, **run_options)
