@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,7 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
     """
     if inputs is None:
         inputs = {}
-    if not isinstance(inputs, dict):
+    if not isinstance(inputs, Mapping):
         raise InputError("inputs must be an object of field values", field="inputs")
     schema = load(key)["input"]
     props: dict[str, Any] = schema.get("properties", {})

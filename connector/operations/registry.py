@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -85,7 +85,7 @@ def prepare(
     if mode not in MODES:
         raise InputError(f"mode must be 'live' or 'test', got {_short(mode)}", field="mode")
     source = request_source(platform)  # the platform is checked even when an input overrides it
-    if isinstance(inputs, dict) and "handle" in inputs:
+    if isinstance(inputs, Mapping) and "handle" in inputs:
         # Normalised first, once: its error says more than the schema's pattern can.
         inputs = {**inputs, "handle": normalize_handle(inputs["handle"])}
     values = prepare_inputs(operation, inputs)
