@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, InputError
-from .redact import display_url
+from .redact import display_url, shown
 
 PRODUCTION_URL = "https://app.dumplingai.com"
 ENDPOINT_PATH = "/api/v1/get-tiktok-user-following"
@@ -206,8 +206,7 @@ def check_credential_fields(credentials: Any) -> Mapping[str, Any]:
         raise ConfigurationError("credentials must be an object with apiKey", field="credentials")
     for name in credentials:
         if name not in CREDENTIAL_FIELDS:
-            shown = repr(name)[:60] if isinstance(name, str) else f"a {type(name).__name__}"
-            raise InputError(f"unknown credentials field {shown}; the fields are: "
+            raise InputError(f"unknown credentials field {shown(name)}; the fields are: "
                              f"{', '.join(CREDENTIAL_FIELDS)}",
                              field=name[:60] if isinstance(name, str) else "credentials")
     return credentials

@@ -21,6 +21,7 @@ from typing import Any
 
 from .errors import ConnectorError, InputError
 from .handles import normalize_handle
+from .redact import shown
 
 CONNECTOR_KEY = "connector"
 
@@ -331,7 +332,4 @@ def _did_you_mean(name: str | None, props: dict[str, Any], given: dict[str, Any]
 
 
 def _shown(value: Any) -> str:
-    if value == _TOO_BIG:
-        return value
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return value if value == _TOO_BIG else shown(value, 80)

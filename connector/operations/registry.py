@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from ..core.errors import InputError
 from ..core.handles import normalize_handle
 from ..core.manifests import prepare_inputs
+from ..core.redact import shown
 from .results import Result
 
 #: The `requestSource` each platform's requests carry. The manifests' `requestSource` enum
@@ -60,7 +61,7 @@ def check_trigger(key: Any, field: str = "operation") -> Operation:
     op = OPERATIONS.get(key) if isinstance(key, str) else None
     if op is None or op.event is None:
         keys = ", ".join(t.key for t in TRIGGERS.values())
-        raise InputError(f"operation must be a trigger ({keys}); got {_short(key)}",
+        raise InputError(f"operation must be a trigger ({keys}); got {shown(key)}",
                          field=field)
     return op
 
@@ -69,7 +70,7 @@ def request_source(platform: Any) -> str:
     """The `requestSource` of `platform`'s requests, or an InputError naming `platform`."""
     if not (platform is None or isinstance(platform, str)) or platform not in PLATFORM_SOURCES:
         raise InputError("platform must be one of zapier, n8n, make, api; "
-                         f"got {_short(platform)}", field="platform")
+                         f"got {shown(platform)}", field="platform")
     return PLATFORM_SOURCES[platform]
 
 
@@ -80,10 +81,10 @@ def prepare(
     mode. Returns the inputs with defaults applied and the handle normalised (once, here),
     and the requestSource to send."""
     if not isinstance(operation, str) or operation not in OPERATIONS:
-        raise InputError(f"unknown operation {_short(operation)}; the operations are: "
+        raise InputError(f"unknown operation {shown(operation)}; the operations are: "
                          f"{', '.join(OPERATIONS)}", field="operation")
     if mode not in MODES:
-        raise InputError(f"mode must be 'live' or 'test', got {_short(mode)}", field="mode")
+        raise InputError(f"mode must be 'live' or 'test', got {shown(mode)}", field="mode")
     source = request_source(platform)  # the platform is checked even when an input overrides it
     if isinstance(inputs, Mapping) and "handle" in inputs:
         # Normalised first, once: its error says more than the schema's pattern can.
@@ -92,11 +93,3 @@ def prepare(
     # The one place the precedence is decided: a requestSource the user chose (one of the
     # manifest's enum, checked above) over the platform's.
     return values, values.pop("requestSource", None) or source
-
-
-def _short(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a repr that fails (a huge int) must not turn into a traceback
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
