@@ -56,11 +56,10 @@ class RetryPolicy(NamedTuple):
 
 
 class Timeouts(NamedTuple):
-    """How long a request may take. requests has no default timeout, and its read timeout is
-    per read: a server that trickles a byte now and then never trips it. `total` is the
-    deadline of one exchange as a whole (connecting, sending, every retry and its wait, the
-    status line, headers and body), however the server trickles; a hung or trickling
-    upstream must not hang a workflow."""
+    """How long a request may take. A read timeout bounds each read, not the answer: a server
+    that trickles a byte now and then never trips it. `total` is the deadline of one
+    exchange as a whole (connecting, sending, every retry and its wait, the status line,
+    headers and body): a hung or trickling upstream must not hang a workflow."""
 
     connect: float = 5.0
     #: Seconds of silence while waiting for the answer, or between two reads of it.
@@ -127,7 +126,7 @@ def check_url(url: Any, *, field: str, example: str, allow_http: bool = False,
 
 def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
     """The API base URL: https, or plain http for loopback (the stand-in). No trailing slash.
-    No `user:password@`: requests would send it as Basic auth in place of the API key."""
+    No `user:password@`: the transport would send it as Basic auth in place of the API key."""
     text = check_url(url, field=field_name, example=PRODUCTION_URL)
     if "@" in urlsplit(text).netloc:
         raise ConfigurationError(f"{field_name} holds a user name or password (user:password@); "

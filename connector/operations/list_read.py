@@ -285,8 +285,6 @@ def _older_first(a: Account, b: Account) -> int:
     return -1 if cursors.below(a.bound, b.bound) else 1 if cursors.below(b.bound, a.bound) else 0
 
 
-
-
 def _ended_on(reason: str) -> str:
     """What a read that ends where the list may go on was answered."""
     return "an empty page below where it had listed" if reason == END else ANSWERED[reason]
