@@ -27,6 +27,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..core.config import SERVE_TOKEN_ENV, install_extra, is_loopback
@@ -50,15 +51,12 @@ SPARE_THREADS = 2
 SWEEP_EVERY = 0.25
 
 
-def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-          threads: int = 4, connection_limit: int = DEFAULT_CONNECTION_LIMIT,
-          request_timeout: float = DEFAULT_REQUEST_TIMEOUT, max_body: int = MAX_REQUEST_BYTES,
-          ready: Any = None, **run_options: Any) -> None:
-    """Serve until interrupted. `token` defaults to $TIKTOK_FOLLOWING_SERVE_TOKEN; it is
-    required when `host` is not loopback. `ready(url)` is called once listening."""
-    server = create_server(host=host, port=port, token=token, threads=threads,
-                           connection_limit=connection_limit, request_timeout=request_timeout,
-                           max_body=max_body, **run_options)
+def serve(*, ready: Callable[[str], Any] | None = None, **options: Any) -> None:
+    """Serve until interrupted; `options` are create_server's (host, port, token, threads,
+    connection_limit, request_timeout, max_body, and connector.run's retry and timeouts).
+    `token` defaults to $TIKTOK_FOLLOWING_SERVE_TOKEN; it is required when `host` is not
+    loopback. `ready(url)` is called once listening."""
+    server = create_server(**options)
     log.warning("serving the connector on %s (%s)", server.url,
                 "shared token required" if server.token else "loopback, no token")
     if ready is not None:
