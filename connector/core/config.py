@@ -179,7 +179,8 @@ def given_api_key(value: Any, *, field: str = "credentials.apiKey") -> str | Non
     if isinstance(value, str) and not value.strip():
         raise InputError(f"{field} is blank ({'empty' if not value else 'only whitespace'}); "
                          f"give the API key, or leave {field} out to use {API_KEY_ENV}",
-                         field=_field_name(field))
+                         # The protocol's `field` is the name inside its object, as for inputs.
+                         field=field.rpartition(".")[2])
     return check_api_key(value, source=field)
 
 
@@ -209,11 +210,6 @@ def check_credential_fields(credentials: Any) -> Mapping[str, Any]:
                              f"{', '.join(CREDENTIAL_FIELDS)}",
                              field=name[:60] if isinstance(name, str) else "credentials")
     return credentials
-
-
-def _field_name(field: str) -> str:
-    # The protocol's `field` is the name inside its object ("apiKey"), as for inputs.
-    return field.rpartition(".")[2]
 
 
 def resolve_credentials(
