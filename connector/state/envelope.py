@@ -108,7 +108,7 @@ def check_version(version: Any, newest: int) -> int:
         raise StateError(f"state version {shown(version, 40)} is not valid (a whole number "
                          f"from 1); {RESTORE}")
     if version > newest:
-        raise StateError(f"state is version {version}, newer than this connector "
+        raise StateError(f"state is version {shown(version, 40)}, newer than this connector "
                          f"understands ({newest}); upgrade tiktok-following-connector")
     return version
 
