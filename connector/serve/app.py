@@ -115,8 +115,8 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
         return _error("method_not_allowed", f"{path} does not take {method[:10]}")
     # Its own type: "not_found" is the endpoint's private or unknown list, and a client with a
     # wrong service URL must not be told that the list is private.
-    return _error("unknown_route", "no such route; the routes are GET /healthz, GET "
-                  "/v1/manifests, POST /v1/run, POST /v1/auth/test")
+    return _error("unknown_route", "no such route; the routes are "
+                  + ", ".join(f"{m} {p}" for m, p in routes))
 
 
 def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
