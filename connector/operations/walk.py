@@ -147,8 +147,7 @@ class _Walker:
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
-            known.update(k for k, _ in walk.new)
-            known.update(walk.old)
+            known.update([*(k for k, _ in walk.new), *walk.old])
 
         oldest_first = list(reversed(due))
         # A range whose last walk stopped for want of the one request its last page needed
@@ -166,8 +165,7 @@ class _Walker:
                              floor, None, base)
             found[-1] = top.new
             proven_old.extend(top.old)
-            known.update(k for k, _ in top.new)
-            known.update(top.old)
+            known.update([*(k for k, _ in top.new), *top.old])
             self.run.top_done = top.left is None
             if top.left is None or top.left.start is not None:
                 top_gap = top.left
