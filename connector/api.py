@@ -35,9 +35,7 @@ def run(
     DUMPLINGAI_BASE_URL. Pass `client` to share one pooled session across many calls;
     `on_page(pages, accounts)` is called after each page (progress indicators).
     """
-    # Anything but a mapping goes to prepare() as it is, to be refused as `inputs`.
-    given = dict(inputs) if isinstance(inputs, Mapping) else inputs
-    values, source = prepare(operation, given, platform=platform, mode=mode)
+    values, source = prepare(operation, inputs, platform=platform, mode=mode)
     op = runner(operation)
     with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
         if on_page is not None:
@@ -68,8 +66,7 @@ def stream(
     Inputs are checked when the block is entered, before anything is sent; the options are
     those of `run`. An error part-way raises with `partial.next_cursor`, to resume from.
     """
-    given = dict(inputs) if isinstance(inputs, Mapping) else inputs
-    values, source = prepare(ACTION.key, given, platform=platform, mode=mode)
+    values, source = prepare(ACTION.key, inputs, platform=platform, mode=mode)
     with client_for(client, credentials=credentials, retry=retry, timeouts=timeouts) as own:
         if on_page is not None:
             own = _Progress(own, on_page)

@@ -10,15 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .core.errors import FAILED, NOTHING_SENT, OK, exit_code
 from .core.redact import one_line
-from .protocol import MAX_REQUEST_BYTES, REQUEST_KEYS, answer, parse_request
+from .protocol import MAX_REQUEST_BYTES, answer
 
-__all__ = ["FAILED", "MAX_REQUEST_BYTES", "NOTHING_SENT", "OK", "REQUEST_KEYS", "answer",
-           "exit_code", "main", "parse_request"]
+__all__ = ["MAX_REQUEST_BYTES", "answer", "main"]
 
 
 def main(stdin: Any, stdout: Any, stderr: Any, **run_options: Any) -> int:
+    """Answer the request on `stdin` on `stdout`; the exit code (core/errors.py's)."""
     source = stdin.buffer if hasattr(stdin, "buffer") else stdin
     raw = source.read(MAX_REQUEST_BYTES + 1)  # a larger request is refused, never read whole
     code, response = answer(raw, **run_options)

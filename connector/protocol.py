@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from .core.config import API_KEY_ENV, MissingApiKey
 from .core.errors import OK, ConnectorError, InputError, error_body, exit_code
-from .core.redact import one_line, redact
+from .core.redact import one_line, redact, shown
 from .core.secrets import Secrets
 
 log = logging.getLogger("connector.protocol")
@@ -133,7 +133,7 @@ def parse_request(raw: bytes | str, *, wording: Wording = INVOKE) -> dict[str, A
         raise InputError("the request must be a JSON object", field="request")
     unknown = sorted(set(request) - REQUEST_KEYS)
     if unknown:
-        raise InputError(f"unknown request field {one_line(repr(unknown[0]), 60)}; the fields "
+        raise InputError(f"unknown request field {shown(unknown[0])}; the fields "
                          f"are: {', '.join(sorted(REQUEST_KEYS))}", field=unknown[0][:60])
     if "operation" not in request:
         from .operations import OPERATIONS

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError, InputError
-from .redact import display_url
+from .redact import display_url, shown
 
 PRODUCTION_URL = "https://app.dumplingai.com"
 ENDPOINT_PATH = "/api/v1/get-tiktok-user-following"
@@ -56,11 +56,10 @@ class RetryPolicy(NamedTuple):
 
 
 class Timeouts(NamedTuple):
-    """How long a request may take. requests has no default timeout, and its read timeout is
-    per read: a server that trickles a byte now and then never trips it. `total` is the
-    deadline of one exchange as a whole (connecting, sending, every retry and its wait, the
-    status line, headers and body), however the server trickles; a hung or trickling
-    upstream must not hang a workflow."""
+    """How long a request may take. A read timeout bounds each read, not the answer: a server
+    that trickles a byte now and then never trips it. `total` is the deadline of one
+    exchange as a whole (connecting, sending, every retry and its wait, the status line,
+    headers and body): a hung or trickling upstream must not hang a workflow."""
 
     connect: float = 5.0
     #: Seconds of silence while waiting for the answer, or between two reads of it.
@@ -127,7 +126,7 @@ def check_url(url: Any, *, field: str, example: str, allow_http: bool = False,
 
 def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
     """The API base URL: https, or plain http for loopback (the stand-in). No trailing slash.
-    No `user:password@`: requests would send it as Basic auth in place of the API key."""
+    No `user:password@`: the transport would send it as Basic auth in place of the API key."""
     text = check_url(url, field=field_name, example=PRODUCTION_URL)
     if "@" in urlsplit(text).netloc:
         raise ConfigurationError(f"{field_name} holds a user name or password (user:password@); "
@@ -180,7 +179,8 @@ def given_api_key(value: Any, *, field: str = "credentials.apiKey") -> str | Non
     if isinstance(value, str) and not value.strip():
         raise InputError(f"{field} is blank ({'empty' if not value else 'only whitespace'}); "
                          f"give the API key, or leave {field} out to use {API_KEY_ENV}",
-                         field=_field_name(field))
+                         # The protocol's `field` is the name inside its object, as for inputs.
+                         field=field.rpartition(".")[2])
     return check_api_key(value, source=field)
 
 
@@ -206,16 +206,10 @@ def check_credential_fields(credentials: Any) -> Mapping[str, Any]:
         raise ConfigurationError("credentials must be an object with apiKey", field="credentials")
     for name in credentials:
         if name not in CREDENTIAL_FIELDS:
-            shown = repr(name)[:60] if isinstance(name, str) else f"a {type(name).__name__}"
-            raise InputError(f"unknown credentials field {shown}; the fields are: "
+            raise InputError(f"unknown credentials field {shown(name)}; the fields are: "
                              f"{', '.join(CREDENTIAL_FIELDS)}",
                              field=name[:60] if isinstance(name, str) else "credentials")
     return credentials
-
-
-def _field_name(field: str) -> str:
-    # The protocol's `field` is the name inside its object ("apiKey"), as for inputs.
-    return field.rpartition(".")[2]
 
 
 def resolve_credentials(

@@ -74,8 +74,8 @@ def in_unit_of(cursor: Any, ref: Any) -> Any:
     """The live cursor `cursor` in the unit of the live cursor `ref`, rounded down (never
     later): a cursor sent back as minTime must be in the unit the upstream pages in, which is
     that of the `minCursor`s it hands out."""
-    seconds = abs(_number(cursor)) < _SECONDS_BELOW
-    if seconds == (abs(_number(ref)) < _SECONDS_BELOW):
+    seconds = in_seconds(cursor)
+    if seconds == in_seconds(ref):
         return cursor
     whole = int(_number(cursor))
     out = whole * 1000 if seconds else whole // 1000

@@ -185,13 +185,9 @@ class Client:
         attempts = resp.attempts
         payload = _json_or_none(content)
         if resp.status != 200:
-            server_message = payload.get("error") if isinstance(payload, dict) else None
-            if isinstance(server_message, str):
-                # The server's text is kept, but on one line and without any secret echoed
-                # (redacted before it is cut short, so no part of one survives the cut).
-                server_message = one_line(redact(server_message, self._secrets), 500)
-            else:
-                server_message = None
+            text = payload.get("error") if isinstance(payload, dict) else None
+            # The server's text is kept, but on one line and without any secret it echoed.
+            server_message = _quoted(text, self._secrets, 500) if isinstance(text, str) else None
             err = error_for_status(resp.status, server_message, resp.headers)
             err.details["attempts"] = attempts
             raise err
@@ -256,7 +252,8 @@ def parse_page(payload: Any, raw: bytes = b"", *, secrets: Iterable[str] = ()) -
 
 
 def _quoted(text: str, secrets: Iterable[str], limit: int) -> str:
-    """Server text for a message: secrets out first, then on one line and cut short."""
+    """Server text for a message: secrets out first (so no part of one survives the cut),
+    then on one line and cut short."""
     return one_line(redact(text, secrets), limit)
 
 

@@ -26,9 +26,13 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
         value = stats.get(name)
         # type() rather than isinstance: a bool is an int, but not a count
         item[name] = value if type(value) is int else None
-    unique_id = item["uniqueId"]
-    item["profileUrl"] = f"https://www.tiktok.com/@{unique_id}" if unique_id else None
+    item["profileUrl"] = profile_url(item["uniqueId"])
     return item
+
+
+def profile_url(unique_id: Any) -> str | None:
+    """The account's TikTok profile, from its handle (None without one)."""
+    return f"https://www.tiktok.com/@{unique_id}" if unique_id else None
 
 
 def identity(entry: dict[str, Any]) -> str:

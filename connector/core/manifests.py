@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from .errors import ConnectorError, InputError
 from .handles import normalize_handle
+from .redact import shown
 
 CONNECTOR_KEY = "connector"
 
@@ -73,7 +75,7 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
     """
     if inputs is None:
         inputs = {}
-    if not isinstance(inputs, dict):
+    if not isinstance(inputs, Mapping):
         raise InputError("inputs must be an object of field values", field="inputs")
     schema = load(key)["input"]
     props: dict[str, Any] = schema.get("properties", {})
@@ -330,7 +332,4 @@ def _did_you_mean(name: str | None, props: dict[str, Any], given: dict[str, Any]
 
 
 def _shown(value: Any) -> str:
-    if value == _TOO_BIG:
-        return value
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return value if value == _TOO_BIG else shown(value, 80)

@@ -3,14 +3,15 @@
 What counts as a secret is decided in one place, `core/secrets.py` (the collector every
 surface asks); here is how one is masked (a webhook's path only whole, see `Whole`), how a
 message is kept on one line, and how a URL may be shown (`display_url`: without its
-`user:password@`). Code that builds a message from something that may hold one goes through
-here.
+`user:password@`), and how a value the user gave is quoted (`shown`). Code that builds a
+message from something that may hold one goes through here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 #: Shorter "secrets" are not replaced: swapping every "ab" in a message for *** would mangle
@@ -139,6 +140,18 @@ def one_line(text: str, limit: int = 1000) -> str:
     lines), at most `limit` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value the user gave, as an error message quotes it: its repr, at most `limit`
+    characters; a number too long to print, or a value whose repr fails, by what it is."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"(a number of {value.bit_length()} bits)"
+    try:
+        text = repr(value)
+    except Exception:  # a repr that fails must not turn an input error into a traceback
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def display_url(url: str, *, path: bool = True) -> str:

@@ -8,7 +8,6 @@ from .registry import (
     MODES,
     OPERATIONS,
     PLATFORM_SOURCES,
-    REQUEST_SOURCES,
     TRIGGERS,
     UNFOLLOWED,
     Operation,
@@ -18,5 +17,5 @@ from .registry import (
 from .results import CREDITS_PER_REQUEST, Partial, Result
 
 __all__ = ["CREDITS_PER_REQUEST", "FOLLOWED", "MODES", "OPERATIONS", "PLATFORM_SOURCES",
-           "REQUEST_SOURCES", "TRIGGERS", "UNFOLLOWED", "Operation", "Partial", "Result",
-           "prepare", "request_source"]
+           "TRIGGERS", "UNFOLLOWED", "Operation", "Partial", "Result", "prepare",
+           "request_source"]

@@ -14,10 +14,7 @@ from ..core.errors import ConnectorError
 from ..core.http import PageSource, list_reader
 from ..core.items import flatten
 from ..core.pagination import Pager
-from .results import CREDITS_PER_REQUEST, Partial, Result
-
-KEY = "get_tiktok_user_following"
-TEST_ITEMS = 3
+from .results import CREDITS_PER_REQUEST, TEST_ITEMS, Partial, Result
 
 
 class Listing:

@@ -17,11 +17,6 @@ from ..core.handles import normalize_handle
 from ..core.http import PageSource, RateLimit
 from .results import CREDITS_PER_REQUEST
 
-#: What the default probe costs, as the connector manifest states it.
-PROBE_COST = ("0 credits: one request with an empty handle, which the endpoint refuses with "
-              "400 once it has accepted the key (401 if it has not); failed requests cost "
-              "nothing. With a handle, one real one-account request: 10 credits.")
-
 
 def check_credentials(client: PageSource, *, handle: str | None = None,
                       source: str = "API") -> dict[str, Any]:

@@ -21,9 +21,8 @@ from .walk import advance
 
 #: The trigger's state, for the embedded store (operations/registry.py).
 State = FollowState
-DEFAULT_BUDGET = 10
 
-__all__ = ["DEFAULT_BUDGET", "State", "run"]
+__all__ = ["State", "run"]
 
 
 def run(
@@ -41,7 +40,7 @@ def run(
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = FollowState.of(state)
     poll = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
-                   budget=inputs.get("maxPages", DEFAULT_BUDGET))
+                   budget=inputs["maxPages"])
     if mode == "test":
         items = poll.sample()
         meta = _meta(poll, handle, new_follows=0, gaps=None)

@@ -18,7 +18,7 @@ from typing import Any
 from ..core import cursors
 from ..core.errors import ConnectorError
 from ..core.http import Page
-from ..core.items import flatten, identity
+from ..core.items import flatten, identity, profile_url
 from ..core.pagination import ANSWERED, DEPTH_CAP, END, ENDS, GUARDS, NO_CURSOR, Pager, PageRead
 from ..state.roster import FIELDS, Account, Roster
 from ..state.unfollowed import BASELINE, FULL, Scan, UnfollowState
@@ -271,8 +271,7 @@ def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict
     """An emitted item: the follow trigger's flat item, then when the account was last seen
     listed and when its unfollow was detected (it happened in between)."""
     item = {name: fields.get(name) for name in FIELDS}
-    unique_id = item["uniqueId"]
-    item["profileUrl"] = f"https://www.tiktok.com/@{unique_id}" if unique_id else None
+    item["profileUrl"] = profile_url(item["uniqueId"])
     item["lastSeenAt"] = last_seen
     item["detectedAt"] = detected
     return item
@@ -283,8 +282,6 @@ def _older_first(a: Account, b: Account) -> int:
     if a.bound is None or b.bound is None:
         return (b.bound is None) - (a.bound is None)
     return -1 if cursors.below(a.bound, b.bound) else 1 if cursors.below(b.bound, a.bound) else 0
-
-
 
 
 def _ended_on(reason: str) -> str:

@@ -17,9 +17,7 @@ from ..core.errors import ResponseFormatError
 from ..core.http import Page
 from ..core.items import flatten
 from ..core.pagination import UNUSABLE, read_page
-from .results import CREDITS_PER_REQUEST
-
-TEST_ITEMS = 3
+from .results import CREDITS_PER_REQUEST, TEST_ITEMS
 
 
 class PollRun:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, NamedTuple
 
 from ..core.errors import InputError
 from ..core.handles import normalize_handle
 from ..core.manifests import prepare_inputs
+from ..core.redact import shown
 from .results import Result
 
-#: The `requestSource` values the endpoint accepts (its OpenAPI enum).
-REQUEST_SOURCES = ("API", "WEB", "MAKE_DOT_COM", "ZAPIER", "N8N", "PLAYGROUND",
-                   "DEFAULT_AUTOMATION", "AGENT_PREVIEW", "AGENT_LIVE", "AUTOPILOT", "STUDIO")
+#: The `requestSource` each platform's requests carry. The manifests' `requestSource` enum
+#: (what a user may choose instead) lists these values; a test keeps them equal.
 PLATFORM_SOURCES = {None: "API", "api": "API", "zapier": "ZAPIER", "n8n": "N8N",
                     "make": "MAKE_DOT_COM"}
 MODES = ("live", "test")
@@ -61,21 +61,16 @@ def check_trigger(key: Any, field: str = "operation") -> Operation:
     op = OPERATIONS.get(key) if isinstance(key, str) else None
     if op is None or op.event is None:
         keys = ", ".join(t.key for t in TRIGGERS.values())
-        raise InputError(f"operation must be a trigger ({keys}); got {_short(key)}",
+        raise InputError(f"operation must be a trigger ({keys}); got {shown(key)}",
                          field=field)
     return op
 
 
-def request_source(platform: Any, explicit: Any = None) -> str:
-    """`requestSource` for every request: the explicit input if given, else the platform's."""
-    if explicit is not None:
-        if explicit not in REQUEST_SOURCES:
-            raise InputError(f"requestSource must be one of {', '.join(REQUEST_SOURCES)}; "
-                             f"got {_short(explicit)}", field="requestSource")
-        return explicit
+def request_source(platform: Any) -> str:
+    """The `requestSource` of `platform`'s requests, or an InputError naming `platform`."""
     if not (platform is None or isinstance(platform, str)) or platform not in PLATFORM_SOURCES:
         raise InputError("platform must be one of zapier, n8n, make, api; "
-                         f"got {_short(platform)}", field="platform")
+                         f"got {shown(platform)}", field="platform")
     return PLATFORM_SOURCES[platform]
 
 
@@ -86,24 +81,15 @@ def prepare(
     mode. Returns the inputs with defaults applied and the handle normalised (once, here),
     and the requestSource to send."""
     if not isinstance(operation, str) or operation not in OPERATIONS:
-        raise InputError(f"unknown operation {_short(operation)}; the operations are: "
+        raise InputError(f"unknown operation {shown(operation)}; the operations are: "
                          f"{', '.join(OPERATIONS)}", field="operation")
     if mode not in MODES:
-        raise InputError(f"mode must be 'live' or 'test', got {_short(mode)}", field="mode")
+        raise InputError(f"mode must be 'live' or 'test', got {shown(mode)}", field="mode")
     source = request_source(platform)  # the platform is checked even when an input overrides it
-    if isinstance(inputs, dict) and "handle" in inputs:
+    if isinstance(inputs, Mapping) and "handle" in inputs:
         # Normalised first, once: its error says more than the schema's pattern can.
         inputs = {**inputs, "handle": normalize_handle(inputs["handle"])}
     values = prepare_inputs(operation, inputs)
-    explicit = values.pop("requestSource", None)
-    if explicit is not None:
-        source = request_source(platform, explicit)
-    return values, source
-
-
-def _short(value: Any) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a repr that fails (a huge int) must not turn into a traceback
-        text = f"a {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
+    # The one place the precedence is decided: a requestSource the user chose (one of the
+    # manifest's enum, checked above) over the platform's.
+    return values, values.pop("requestSource", None) or source

@@ -11,7 +11,10 @@ from typing import Any
 from ..core.config import CREDITS_PER_REQUEST
 from ..state.envelope import SplitState
 
-__all__ = ["CREDITS_PER_REQUEST", "Partial", "Result"]
+__all__ = ["CREDITS_PER_REQUEST", "TEST_ITEMS", "Partial", "Result"]
+
+#: What test mode hands back at most: enough items to map fields, for one page's credits.
+TEST_ITEMS = 3
 
 
 class Result:

@@ -35,13 +35,11 @@ from .walk import advance
 
 #: The trigger's state, for the embedded store (operations/registry.py).
 State = UnfollowState
-DEFAULT_BUDGET = 50
-DEFAULT_RECONCILE = 96
 #: More tracked accounts than this means many have been pushed below the depth cap since the
 #: last full read: one is started, to drop them (TikTok itself allows 10,000 follows).
 TRACK_LIMIT = 10_000
 
-__all__ = ["DEFAULT_BUDGET", "DEFAULT_RECONCILE", "State", "run"]
+__all__ = ["State", "run"]
 
 
 def run(
@@ -59,7 +57,7 @@ def run(
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.of(state)
     pages = Pages(list_reader(client, handle, count=inputs.get("count"), request_source=source))
-    walk = PollRun(pages.fetch, budget=inputs.get("maxPages", DEFAULT_BUDGET))
+    walk = PollRun(pages.fetch, budget=inputs["maxPages"])
     now = _now_ms(prior.clock if prior is not None else 0)
     if mode == "test":
         stamp = iso(now)
@@ -67,8 +65,7 @@ def run(
         meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, None)
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
-    poll = _Poll(walk, pages, reconcile=inputs.get("reconcileEvery", DEFAULT_RECONCILE),
-                 now=now)
+    poll = _Poll(walk, pages, reconcile=inputs["reconcileEvery"], now=now)
     fresh = walk.new_baseline(prior, handle)
     new_state = poll.baseline(handle) if fresh else poll.advance(prior)  # type: ignore[arg-type]
     return Result(items=poll.items, state=new_state, meta=poll.meta(handle, new_state))

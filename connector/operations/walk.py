@@ -147,8 +147,7 @@ class _Walker:
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
-            known.update(k for k, _ in walk.new)
-            known.update(walk.old)
+            known.update([*(k for k, _ in walk.new), *walk.old])
 
         oldest_first = list(reversed(due))
         # A range whose last walk stopped for want of the one request its last page needed
@@ -166,8 +165,7 @@ class _Walker:
                              floor, None, base)
             found[-1] = top.new
             proven_old.extend(top.old)
-            known.update(k for k, _ in top.new)
-            known.update(top.old)
+            known.update([*(k for k, _ in top.new), *top.old])
             self.run.top_done = top.left is None
             if top.left is None or top.left.start is not None:
                 top_gap = top.left
@@ -278,8 +276,8 @@ class _Walker:
             raise ResponseFormatError(f"the upstream answered the first page with "
                                       f"{walk.failure}; try again, and report it if it stays")
         if walk.at_cap and stop is not None:
-            self.run.warnings.append("the upstream stopped listing at its depth cap before the "
-                                 "known follows: older new follows cannot be read")
+            self.run.warnings.append("the upstream stopped listing at its depth cap before "
+                                     "the known follows: older new follows cannot be read")
         return walk
 
     def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str],
@@ -355,13 +353,15 @@ class _Walker:
                         base=base).failed()
         if cursor is None:
             if walk.first_page is not None:
-                self.run.warnings.append(f"could not tell new follows from old on the newest page: "
-                                     f"the upstream answered {why}; the next poll reads it again")
+                self.run.warnings.append(
+                    f"could not tell new follows from old on the newest page: the upstream "
+                    f"answered {why}; the next poll reads it again")
             return
         wait = walk.left.wait
         self.run.warnings.append(
             f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
             f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
+
 
 class _Known:
     """What the trigger remembers, plus what this poll has learnt so far."""

@@ -11,7 +11,7 @@ waitress (the serve extra: `pip install '.[serve]'` in a clone).
 
 from __future__ import annotations
 
-from .app import TOKEN_ENV, TOKEN_HEADER, make_app, status_for
+from .app import make_app
 from .server import serve
 
-__all__ = ["TOKEN_ENV", "TOKEN_HEADER", "make_app", "serve", "status_for"]
+__all__ = ["make_app", "serve"]

@@ -22,7 +22,6 @@ from ..core.config import (
     API_KEY_ENV,
     BASE_URL_ENV,
     PRODUCTION_URL,
-    SERVE_TOKEN_ENV,
     env_api_key,
     given_api_key,
 )
@@ -35,7 +34,6 @@ log = logging.getLogger("connector.serve")
 
 #: The shared token callers from other hosts must send, when the service has one.
 TOKEN_HEADER = "X-Connector-Token"
-TOKEN_ENV = SERVE_TOKEN_ENV
 
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 #: Reason phrases where Python's differ from RFC 9110 (3.10 says "Request Entity Too Large").
@@ -117,8 +115,8 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
         return _error("method_not_allowed", f"{path} does not take {method[:10]}")
     # Its own type: "not_found" is the endpoint's private or unknown list, and a client with a
     # wrong service URL must not be told that the list is private.
-    return _error("unknown_route", "no such route; the routes are GET /healthz, GET "
-                  "/v1/manifests, POST /v1/run, POST /v1/auth/test")
+    return _error("unknown_route", "no such route; the routes are "
+                  + ", ".join(f"{m} {p}" for m, p in routes))
 
 
 def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
@@ -126,10 +124,11 @@ def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
     try:
         raw = _body(environ, max_body)
         key = _bearer(environ)
-        _refuse_own_key_elsewhere(raw, key)
+        creds = _credentials_of(raw)
+        _refuse_own_key_elsewhere(creds, key)
     except ConnectorError as err:
         return _refused(err, environ)
-    return _bounded(slots, _named_base_url(raw),
+    return _bounded(slots, creds.get("baseUrl"),
                     lambda: answer(raw, wording=SERVE, api_key=key, **options)[1])
 
 
@@ -147,7 +146,7 @@ def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
         if not isinstance(creds, dict):
             raise InputError("credentials must be an object", field="credentials")
         key = _bearer(environ)
-        _refuse_own_key_elsewhere(raw, key)
+        _refuse_own_key_elsewhere(creds, key)
         if key is not None:
             creds = {**creds, "apiKey": key}
     except (ConnectorError, ValueError, RecursionError) as err:
@@ -180,15 +179,15 @@ def _bounded(slots: UpstreamSlots | None, base_url: Any,
     return status_for(response), response
 
 
-def _named_base_url(raw: bytes) -> Any:
-    """The `credentials.baseUrl` a run request names, if any (a body that is not JSON names
-    none: answer() reports it)."""
+def _credentials_of(raw: bytes) -> dict[str, Any]:
+    """The `credentials` object a run request carries ({}: none; a body that is not JSON, or
+    credentials that are not an object, carry none here: answer() reports them)."""
     try:
         request = json.loads(raw)
     except (ValueError, RecursionError):
-        return None
+        return {}
     creds = request.get("credentials") if isinstance(request, dict) else None
-    return creds.get("baseUrl") if isinstance(creds, dict) else None
+    return creds if isinstance(creds, dict) else {}
 
 
 def _body(environ: dict[str, Any], max_body: int) -> bytes:
@@ -223,18 +222,11 @@ def _bearer(environ: dict[str, Any]) -> str | None:
     return given_api_key(key, field="Authorization")
 
 
-def _refuse_own_key_elsewhere(raw: bytes, key: str | None) -> None:
-    """With no key in the request (`key` is the header's), the service's own key is used; then
-    the request may not pick where it goes, or any caller could send the service's key to a
-    host of its choice. The body's key is judged by `given_api_key` too: a blank one is an
-    error here, not a request without a key."""
-    try:
-        request = json.loads(raw) if raw.strip() else None
-    except (ValueError, RecursionError):
-        return  # answer() reports it
-    creds = request.get("credentials") if isinstance(request, dict) else None
-    if not isinstance(creds, dict):
-        return  # none, or answer() reports it
+def _refuse_own_key_elsewhere(creds: dict[str, Any], key: str | None) -> None:
+    """With no key in the request's `creds` or its header (`key`), the service's own key is
+    used; then the request may not pick where it goes, or any caller could send the service's
+    key to a host of its choice. The body's key is judged by `given_api_key` too: a blank one
+    is an error here, not a request without a key."""
     carried = given_api_key(creds.get("apiKey")) or key
     if carried is None and creds.get("baseUrl") and env_api_key() is not None:
         raise ConfigurationError(f"baseUrl can only be chosen together with a key in the "

@@ -27,12 +27,13 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from ..core.config import install_extra, is_loopback
+from ..core.config import SERVE_TOKEN_ENV, install_extra, is_loopback
 from ..core.errors import ConfigurationError
 from ..protocol import MAX_REQUEST_BYTES
-from .app import TOKEN_ENV, make_app
+from .app import TOKEN_HEADER, make_app
 from .limits import UpstreamSlots
 
 log = logging.getLogger("connector.serve")
@@ -50,15 +51,12 @@ SPARE_THREADS = 2
 SWEEP_EVERY = 0.25
 
 
-def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-          threads: int = 4, connection_limit: int = DEFAULT_CONNECTION_LIMIT,
-          request_timeout: float = DEFAULT_REQUEST_TIMEOUT, max_body: int = MAX_REQUEST_BYTES,
-          ready: Any = None, **run_options: Any) -> None:
-    """Serve until interrupted. `token` defaults to $TIKTOK_FOLLOWING_SERVE_TOKEN; it is
-    required when `host` is not loopback. `ready(url)` is called once listening."""
-    server = create_server(host=host, port=port, token=token, threads=threads,
-                           connection_limit=connection_limit, request_timeout=request_timeout,
-                           max_body=max_body, **run_options)
+def serve(*, ready: Callable[[str], Any] | None = None, **options: Any) -> None:
+    """Serve until interrupted; `options` are create_server's (host, port, token, threads,
+    connection_limit, request_timeout, max_body, and connector.run's retry and timeouts).
+    `token` defaults to $TIKTOK_FOLLOWING_SERVE_TOKEN; it is required when `host` is not
+    loopback. `ready(url)` is called once listening."""
+    server = create_server(**options)
     log.warning("serving the connector on %s (%s)", server.url,
                 "shared token required" if server.token else "loopback, no token")
     if ready is not None:
@@ -153,15 +151,15 @@ def create_server(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     except ImportError:
         raise ConfigurationError(f"serve needs waitress: {install_extra('serve', 'waitress')}",
                                  field="serve") from None
-    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    token = token if token is not None else (os.environ.get(SERVE_TOKEN_ENV) or None)
     if token is not None and len(token.strip()) < 16:
-        raise ConfigurationError(f"the shared token ({TOKEN_ENV}) is shorter than 16 "
+        raise ConfigurationError(f"the shared token ({SERVE_TOKEN_ENV}) is shorter than 16 "
                                  "characters; use a long random one, e.g. from "
                                  "`openssl rand -hex 24`", field="token")
     if not is_loopback(host.strip("[]")) and token is None:
         raise ConfigurationError(f"serve listens on {host}, beyond this machine, only with a "
-                                 f"shared token: set {TOKEN_ENV} (callers send it in the "
-                                 "X-Connector-Token header)", field="host")
+                                 f"shared token: set {SERVE_TOKEN_ENV} (callers send it in the "
+                                 f"{TOKEN_HEADER} header)", field="host")
     slots = UpstreamSlots(threads, waiting=WAITING_PER_SLOT * threads, wait_s=WAIT_FOR_SLOT)
     workers = slots.slots + slots.waiting + SPARE_THREADS
     app = make_app(token=token, max_body=max_body, slots=slots, **run_options)

@@ -88,7 +88,6 @@ class _Account:
         return self.cache
 
 
-
 def number(value: Any) -> float | None:
     """A JSON number or numeric string, else None (bool is not a number here)."""
     if isinstance(value, bool):
@@ -282,7 +281,6 @@ class World:
                 if recent:
                     del account.entries[random.Random(account.unfollow_done).choice(recent).key]
                     account.cache = None
-
 
     def page(self, account: _Account, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
         """One page of the account's list for this request's minTime and count."""

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 from ..core import cursors
 from ..core.errors import StateError
 from ..core.handles import normalize_handle
+from ..core.redact import shown
 
 #: What every damage message ends with: how to get going again.
 RESTORE = "restore it from the runner's history, or pass null state to start a new baseline"
@@ -104,10 +105,10 @@ def check_envelope(data: dict[str, Any], newest: int, fields: dict[int, set[str]
 def check_version(version: Any, newest: int) -> int:
     """A state's version 'v', from 1 up to `newest` (what this connector writes)."""
     if type(version) is not int or version < 1:
-        raise StateError(f"state version {short(version)} is not valid (a whole number "
+        raise StateError(f"state version {shown(version, 40)} is not valid (a whole number "
                          f"from 1); {RESTORE}")
     if version > newest:
-        raise StateError(f"state is version {version}, newer than this connector "
+        raise StateError(f"state is version {shown(version, 40)}, newer than this connector "
                          f"understands ({newest}); upgrade tiktok-following-connector")
     return version
 
@@ -117,7 +118,7 @@ def check_fields(data: dict[str, Any], allowed: Iterable[str], where: str) -> No
     must not load with a part of it silently ignored."""
     unknown = sorted(str(k) for k in set(data) - set(allowed))
     if unknown:
-        raise damaged(f"{where} has a field {short(unknown[0])} this connector does not write")
+        raise damaged(f"{where} has a field {shown(unknown[0], 40)} this connector does not write")
 
 
 def check_handle(handle: Any) -> str:
@@ -127,14 +128,14 @@ def check_handle(handle: Any) -> str:
     except Exception:
         valid = False
     if not valid:
-        raise damaged(f"'handle' {short(handle)} is not a TikTok handle")
+        raise damaged(f"'handle' {shown(handle, 40)} is not a TikTok handle")
     return handle
 
 
 def check_cursor(value: Any, name: str) -> Any:
     """A cursor kept in state (None: none): one the upstream could have handed out."""
     if not cursors.is_cursor(value) or (value is not None and cursors.is_dead(value)):
-        raise damaged(f"{name} {short(value)} is not a follow-time cursor")
+        raise damaged(f"{name} {shown(value, 40)} is not a follow-time cursor")
     return value
 
 
@@ -142,11 +143,3 @@ def check_flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise damaged(f"{name} must be true or false")
     return value
-
-
-def short(value: Any) -> str:
-    """`value` as a message may show it: short, whatever it is."""
-    if isinstance(value, int) and value.bit_length() > 128:
-        return f"(a number of {value.bit_length()} bits)"
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."

@@ -14,7 +14,7 @@ import connector
 from connector.core import manifests
 from connector.core.errors import InputError
 from connector.core.handles import MAX_INPUT, PATTERN, normalize_handle
-from connector.operations import PLATFORM_SOURCES, REQUEST_SOURCES
+from connector.operations import PLATFORM_SOURCES
 from tests.support import ITEM_FIELDS, ROOT, run_invoke, run_python
 
 MANIFEST_FILES = sorted((ROOT / "manifests").glob("*.json"))
@@ -107,6 +107,11 @@ def test_defaults_and_examples_are_values_the_field_accepts(key: str) -> None:
             assert check.is_valid(value), (name, value)
 
 
+#: The `requestSource` values the endpoint accepts (its OpenAPI enum, shared/CONTRACT.md).
+ENDPOINT_SOURCES = ("API", "WEB", "MAKE_DOT_COM", "ZAPIER", "N8N", "PLAYGROUND",
+                    "DEFAULT_AUTOMATION", "AGENT_PREVIEW", "AGENT_LIVE", "AUTOPILOT", "STUDIO")
+
+
 @pytest.mark.parametrize("key", OPERATIONS)
 def test_request_source_offers_the_platforms_sources_as_an_enum_a_form_preselects_none(
         key: str) -> None:
@@ -119,7 +124,7 @@ def test_request_source_offers_the_platforms_sources_as_an_enum_a_form_preselect
     assert prop["x-enumTitles"] == ["API", "n8n", "Zapier", "Make"]
     # The sources a user may choose are those the platforms set, each one the endpoint's.
     assert set(prop["enum"]) == set(PLATFORM_SOURCES.values())
-    assert set(prop["enum"]) <= set(REQUEST_SOURCES)
+    assert set(prop["enum"]) <= set(ENDPOINT_SOURCES)
 
 
 def test_the_package_loads_the_same_manifests_as_the_files() -> None:

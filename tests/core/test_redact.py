@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import connector
 from connector.core.config import RetryPolicy
-from connector.core.redact import FRAGMENT, MASK, Whole, redact
+from connector.core.redact import FRAGMENT, MASK, Whole, redact, shown
 from connector.core.secrets import Secrets
 from connector.protocol import failure
 from connector.standin import Fault, StandIn
@@ -267,3 +267,17 @@ def test_a_database_user_name_is_shown_and_its_password_is_not(user, where, tmp_
     env_run = run_main("poll", "alice", env={"TIKTOK_FOLLOWING_STATE_DB": url})
     assert env_run.stderr.startswith("tiktok-following: cannot use the state database "
                                      f"postgresql://127.0.0.1:1/{user}: ")
+
+
+def test_a_value_quoted_in_an_error_is_short_whatever_it_is() -> None:
+    class Unprintable:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    assert shown("handle") == "'handle'"
+    assert shown("x" * 100) == "'" + "x" * 56 + "..."  # 60 characters
+    assert shown("x" * 100, 40) == "'" + "x" * 36 + "..."
+    assert shown(10**5000) == "(a number of 16610 bits)"  # too long for Python to print
+    assert shown(Unprintable()) == "a Unprintable"
+    with pytest.raises(connector.InputError, match=r"unknown operation \(a number of 16610"):
+        connector.run(10**5000, {})  # type: ignore[arg-type]

@@ -310,6 +310,16 @@ def test_a_request_source_users_do_not_choose_is_refused_by_name_before_sending(
     assert standin.requests == []
 
 
+def test_an_unknown_platform_is_refused_even_when_a_request_source_is_chosen(
+        standin, creds) -> None:
+    # The chosen requestSource wins over the platform's, but never hides a platform typo.
+    with pytest.raises(connector.InputError) as caught:
+        connector.run(ACTION, {"handle": "alice", "requestSource": "API"}, credentials=creds,
+                      platform="ifttt")
+    assert caught.value.field == "platform"
+    assert standin.requests == []
+
+
 # --------------------------------------------------------------------------- caps
 
 

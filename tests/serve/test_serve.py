@@ -124,6 +124,11 @@ def test_an_unknown_route_is_not_the_endpoints_private_list(service: Service) ->
     answer = service.call("POST", "/api/v1/run", {})
     assert answer.status_code == 404
     assert answer.json()["error"]["type"] == "unknown_route"
+    # The routes the message lists are the service's own; the advice (the error table's,
+    # which the n8n node shows) must list the same.
+    error = answer.json()["error"]
+    routes = error["message"].split("the routes are ")[1]
+    assert len(routes.split(", ")) == 4 and error["advice"].endswith(f"the routes are {routes}")
 
 
 # ---------------------------------------------------------------- the same answers as invoke

@@ -144,3 +144,11 @@ def test_every_unfollow_state_this_connector_wrote_still_loads():
     v2 = dict(UNFOLLOW, base=4, watermark=5, scan={"from": None, "mode": "full", "began": 1,
                                                     "recheck": True})
     assert UnfollowState.from_json(v2).scan.recheck is True
+
+
+@pytest.mark.parametrize("state_class", [FollowState, UnfollowState])
+def test_a_version_too_large_to_print_is_refused_as_newer_state_not_a_crash(state_class):
+    # Python refuses to print a whole number of more than 4,300 digits.
+    state = {"v": 10**5000, "trigger": "account_unfollowed", "handle": HANDLE}
+    with pytest.raises(connector.StateError, match=r"version \(a number of 16610 bits\), newer"):
+        state_class.from_json(state)
