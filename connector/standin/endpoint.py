@@ -36,6 +36,7 @@ class Reply:
     truncate: bool = False
     slow_body: float = 0.0
     reset: bool = False
+    hang: bool = False
 
     def apply(self, fault: Fault) -> None:
         """The fault's touches on a reply it did not replace: headers, and how it is sent."""
@@ -109,6 +110,8 @@ def fault_reply(fault: Fault, handle: str, rate: dict[str, str]) -> Reply:
     """The answer of a fault that replaces the endpoint's own (Fault.replaces_response)."""
     if fault.reset:
         return Reply(0, reset=True)
+    if fault.hang:
+        return Reply(0, hang=True)
     status = fault.status if fault.status is not None else (502 if fault.html else 200)
     if fault.html:
         return Reply(status, html_page(status), {"Content-Type": "text/html", **rate})

@@ -1,7 +1,7 @@
 """The stand-in's HTTP plumbing: a threading server that can drop its open connections on
 stop, and a keep-alive handler that reads a request, asks the StandIn for its reply
 (endpoint.py) and writes it, or misbehaves as the reply says (a reset, a truncated or slow
-body)."""
+body, no answer at all)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,9 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
+        if reply.hang:
+            self._hang()
+            return
         body = sent = reply.body
         declared = len(body)
         if reply.truncate:
@@ -134,3 +137,11 @@ class Handler(BaseHTTPRequestHandler):
         if reply.truncate:
             self.close_connection = True
 
+    def _hang(self) -> None:
+        """Answer nothing until the client hangs up (its read timeout, however long that
+        takes), the stand-in stops, or the handler's own timeout passes; then close."""
+        self.close_connection = True
+        self.connection.settimeout(self.timeout)
+        with contextlib.suppress(OSError):
+            while self.connection.recv(4096):
+                pass

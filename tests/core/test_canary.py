@@ -49,7 +49,9 @@ ERROR_PATHS = [
     ("malformed", [Fault(malformed=True)]),
     ("truncated", [Fault(truncate=True)]),
     ("reset", [Fault(reset=True)] * 3),
-    ("timeout", [Fault(delay=0.6)] * 3),
+    # The stand-in answers nothing until the client gives up: a read timeout however slow
+    # the machine (a delay would race the client's timeout).
+    ("timeout", [Fault(hang=True)] * 3),
     # The server quoting the key back, in its error text and in a broken 200.
     ("echo 401", [Fault(status=401, body=json.dumps({"error": f"key {KEY} is revoked"}))]),
     ("echo 400", [Fault(status=400, body=json.dumps(
@@ -135,6 +137,10 @@ def test_credentials_api_key_never_leaks_through_an_error_path(
     store.close()
 
     assert code == 1
+    if name == "timeout":  # the path under test, not some other error
+        assert "timed out" in caught.value.message and "timed out" in polled.value.message
+        assert body["error"]["type"] == "transport_error" and "timed out" in body["error"][
+            "message"]
     assert_clean(str(caught.value), repr(caught.value), json.dumps(caught.value.to_dict()),
                  str(polled.value), repr(polled.value), json.dumps(body), caplog.text,
                  *files_under(tmp_path))
@@ -206,6 +212,8 @@ def test_the_environment_key_and_webhook_secrets_never_leak_from_the_cli(
             run = run_main(*verbosity, *base, *command, env=env)
             assert run.code == 1 or (command is watch and run.code == 0), run.output
             assert "Traceback" not in run.output
+            if name == "timeout":  # watch's summary names the error's type
+                assert "timed out" in run.stderr or "(transport_error)" in run.stderr, run.output
             runs.append(run)
             upstream.clear_faults()
 
