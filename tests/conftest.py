@@ -50,7 +50,8 @@ def vcr_cassette_dir(request):
 
 @pytest.fixture(scope="session")
 def assert_valid_items():
-    """A check that emitted items match the action manifest's `output` schema (one item each)."""
+    """A check that emitted items match the action manifest's `output` schema (one item each);
+    an empty list fails, since it would check nothing."""
     from jsonschema import Draft202012Validator
 
     from connector.core import manifests
@@ -58,6 +59,7 @@ def assert_valid_items():
     validator = Draft202012Validator(manifests.load("get_tiktok_user_following")["output"])
 
     def check(items):
+        assert items, "no items to check: the test must produce some"
         for item in items:
             problems = [e.message for e in validator.iter_errors(item)]
             assert not problems, f"item {item.get('id')!r} does not match the output: {problems}"
