@@ -5,11 +5,13 @@ And how `pytest` alone (the whole suite, as the README and CI run it) spreads ov
 machine's cores with pytest-xdist (in the `test` extra): a test file, or a document, is one
 unit that a worker runs whole (a document's snippets share one world, and a test file's
 fixtures are set up once); the documents whose snippets listen on the same fixed ports (8787,
-8790: README.md and docs/n8n.md) are one unit, so they never run at once. `pytest` with paths
-(a file while you work) runs in this process, as does `-n 0` or `-p no:xdist`; `-n N` picks the
-number of workers for any run."""
+8790: README.md and docs/n8n.md) are one unit, so they never run at once. Two workers a core
+(the suite mostly waits). `pytest` with paths (a file while you work) runs in this process, as
+does `-n 0` or `-p no:xdist`; `-n N` picks the number of workers for any run."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -31,6 +33,16 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         config.option.numprocesses = "auto"
     if config.option.dist == "no":
         config.option.dist = "loadfile"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """Twice as many workers as cores: the suite mostly waits (child processes, servers on
+    loopback, PostgreSQL), its CPU time about half its time on the clock with one per core.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still decides when set."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    return 2 * (os.cpu_count() or 1)
 
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
