@@ -1,7 +1,11 @@
 """Shared fixtures: a scripted stand-in on loopback, credentials for it, and cassette settings.
 
-Cassette tests script the stand-in exactly as when they were recorded; on replay
-(`--record-mode=none`) vcrpy answers instead and the stand-in receives nothing.
+The cassettes were recorded from the stand-in, not from the real API (there is no key here).
+A cassette test scripts the stand-in's world exactly as when it was recorded (that world also
+gives the test its expected values, and `--record-mode=rewrite` records from it again); on
+replay (`--record-mode=none`, the default) vcrpy answers every request, so no server is
+started and the credentials point at a closed port: a request the cassette does not hold
+fails, it is never served.
 """
 
 from __future__ import annotations
@@ -10,19 +14,24 @@ import pytest
 
 from connector.core.config import RetryPolicy
 from connector.standin import StandIn
-from tests.support import API_KEY, ROOT
+from tests.support import API_KEY, REPLAY_URL, ROOT, replaying
 
 
 @pytest.fixture
-def standin():
-    """A fresh stand-in with no accounts; tests add what they need."""
-    with StandIn(api_keys=(API_KEY,)) as server:
+def standin(request):
+    """A fresh stand-in with no accounts; tests add what they need. Serving, except for a
+    cassette test on replay (module docstring)."""
+    server = StandIn(api_keys=(API_KEY,))
+    if replaying(request):
+        yield server
+        return
+    with server:
         yield server
 
 
 @pytest.fixture
-def creds(standin):
-    return {"apiKey": API_KEY, "baseUrl": standin.url}
+def creds(request, standin):
+    return {"apiKey": API_KEY, "baseUrl": REPLAY_URL if replaying(request) else standin.url}
 
 
 @pytest.fixture
@@ -50,7 +59,8 @@ def vcr_cassette_dir(request):
 
 @pytest.fixture(scope="session")
 def assert_valid_items():
-    """A check that emitted items match the action manifest's `output` schema (one item each)."""
+    """A check that emitted items match the action manifest's `output` schema (one item each);
+    an empty list fails, since it would check nothing."""
     from jsonschema import Draft202012Validator
 
     from connector.core import manifests
@@ -58,6 +68,7 @@ def assert_valid_items():
     validator = Draft202012Validator(manifests.load("get_tiktok_user_following")["output"])
 
     def check(items):
+        assert items, "no items to check: the test must produce some"
         for item in items:
             problems = [e.message for e in validator.iter_errors(item)]
             assert not problems, f"item {item.get('id')!r} does not match the output: {problems}"

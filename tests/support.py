@@ -215,3 +215,13 @@ def load_state(database: Any, key: str) -> dict[str, Any] | None:
     if stored.row is None:
         return None
     return module(key.split(":")[0]).State.from_stored(stored.row, stored.parts).to_json()
+
+
+#: Where a cassette test's requests go on replay: nowhere (vcrpy does not match the host).
+REPLAY_URL = "http://127.0.0.1:9"
+
+
+def replaying(request: Any) -> bool:
+    """Whether this is a cassette test whose cassette is replayed, never recorded."""
+    return (request.node.get_closest_marker("vcr") is not None
+            and request.config.getoption("record_mode") == "none")

@@ -62,7 +62,8 @@ def test_the_stand_in_and_the_plumbing_are_not_exported_but_say_where_they_went(
             getattr(connector, name)
     from connector.standin import Fault, StandIn  # where the testing tool lives
 
-    assert StandIn and Fault
+    assert (StandIn.__module__, Fault.__module__) == ("connector.standin.server",
+                                                      "connector.standin.faults")
 
 
 def test_the_errors_the_store_raises_are_exported() -> None:

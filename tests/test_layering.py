@@ -4,6 +4,7 @@ lazy import inside a function counts as much as one at the top of a module."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -52,12 +53,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(source: str, module: str, *, is_package: bool = False) -> set[str]:
+def imports_of(source: str | ast.Module, module: str, *, is_package: bool = False) -> set[str]:
     """Every module `module` imports, relative imports resolved; `from x import y` also
-    counts `x.y`, since y may be a submodule."""
+    counts `x.y`, since y may be a submodule. `source` is its text, or its parsed tree."""
     package = module.split(".") if is_package else module.split(".")[:-1]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parsed(source)):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -71,13 +72,23 @@ def imports_of(source: str, module: str, *, is_package: bool = False) -> set[str
     return found
 
 
-def package_imports() -> dict[str, set[str]]:
-    out = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        name = module_name(path)
-        source = path.read_text(encoding="utf-8")
-        out[name] = imports_of(source, name, is_package=path.name == "__init__.py")
-    return out
+def parsed(source: str | ast.Module) -> ast.Module:
+    return source if isinstance(source, ast.Module) else ast.parse(source)
+
+
+@functools.cache
+def package_trees() -> dict[str, tuple[ast.Module, bool]]:
+    """Every module of the package, parsed once for the whole session: its tree, and whether
+    it is a package's __init__."""
+    return {module_name(path): (ast.parse(path.read_text(encoding="utf-8")),
+                                path.name == "__init__.py")
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+@functools.cache
+def package_imports() -> dict[str, frozenset[str]]:
+    return {name: frozenset(imports_of(tree, name, is_package=is_package))
+            for name, (tree, is_package) in package_trees().items()}
 
 
 def reaching(imports: set[str], forbidden: tuple[str, ...]) -> list[str]:
@@ -86,6 +97,18 @@ def reaching(imports: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 def in_layer(module: str, layer: str) -> bool:
     return module == layer or module.startswith(layer + ".")
+
+
+def test_the_package_is_parsed_once_for_every_check(monkeypatch) -> None:
+    package_trees(), package_imports()  # parsed already, for the parametrize below
+
+    def refuse(*args: object, **kwargs: object) -> ast.Module:
+        raise AssertionError("the package was parsed again")
+
+    monkeypatch.setattr(ast, "parse", refuse)
+    assert package_imports() is package_imports()
+    test_no_module_imports_another_modules_private_names()
+    test_every_module_of_the_package_belongs_to_a_unit()
 
 
 def test_the_import_reader_resolves_relative_and_lazy_imports() -> None:
@@ -125,12 +148,13 @@ def test_imports_point_down_only(module: str) -> None:
     assert wrong == [], f"{module} ({own}) reaches {wrong}"
 
 
-def private_imports(source: str, module: str, *, is_package: bool = False) -> list[str]:
+def private_imports(source: str | ast.Module, module: str, *,
+                    is_package: bool = False) -> list[str]:
     """The private names (`_x`) `module` imports from another module of the package (a
     package's own helpers, in its __init__, are its submodules' to use)."""
     package = module.split(".") if is_package else module.split(".")[:-1]
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parsed(source)):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = package[: len(package) - (node.level - 1)]
             target = ".".join(base + ([node.module] if node.module else []))
@@ -142,11 +166,8 @@ def private_imports(source: str, module: str, *, is_package: bool = False) -> li
 
 
 def test_no_module_imports_another_modules_private_names() -> None:
-    found = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        name = module_name(path)
-        found[name] = private_imports(path.read_text(encoding="utf-8"), name,
-                                      is_package=path.name == "__init__.py")
+    found = {name: private_imports(tree, name, is_package=is_package)
+             for name, (tree, is_package) in package_trees().items()}
     assert {m: names for m, names in found.items() if names} == {}
 
 

@@ -36,6 +36,7 @@ class Fault:
     html: bool = False  # an HTML error page (the status, or 502)
     truncate: bool = False  # Content-Length larger than the body sent, then close
     reset: bool = False  # close with an RST and no response at all
+    hang: bool = False  # no response at all until the client hangs up (its read timeout)
     stall_cursor: bool = False  # minCursor = the minTime sent, hasMore true
     empty_page: bool = False  # 200, no items, hasMore true, cursors echo the request
     advance_cursor: bool = False  # with empty_page: minCursor moves on past the page withheld
@@ -49,7 +50,8 @@ class Fault:
     def replaces_response(self) -> bool:
         """True when the fault answers by itself instead of serving the real page."""
         overrides_status = self.status not in (None, 200)
-        return self.reset or self.html or self.body is not None or overrides_status
+        return (self.reset or self.hang or self.html or self.body is not None
+                or overrides_status)
 
     @property
     def spoils_page(self) -> bool:
@@ -59,6 +61,7 @@ class Fault:
 
 OK = Fault()  # passes the request through untouched: a placeholder in a script
 RESET = Fault(reset=True)
+HANG = Fault(hang=True)
 TRUNCATE = Fault(truncate=True)
 HTML_502 = Fault(html=True)
 ERROR_500 = Fault(status=500)
@@ -76,6 +79,7 @@ REPEAT_BOUNDARY = Fault(repeat_boundary=2)
 NAMED_FAULTS: dict[str, Fault] = {
     "ok": OK,
     "reset": RESET,
+    "hang": HANG,
     "truncate": TRUNCATE,
     "html": HTML_502,
     "stall": STALL,

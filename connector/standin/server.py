@@ -2,39 +2,26 @@
 
 It serves the world (world.py) with the documented pagination, errors and rate-limit headers
 (limits.py), and misbehaves when told to (faults.py), so the connector's retry and paging
-guards can be tested without the network. Standard library and the connector's core only.
+guards can be tested without the network. This module is the StandIn itself: its lifecycle,
+its world's verbs, the requests it saw and the faults queued; what a request gets is in
+endpoint.py, the sockets in handler.py. Standard library and the connector's core only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import math
-import socket
-import struct
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any, TextIO
-from urllib.parse import urlsplit
 
 from ..core.config import is_loopback
-from .faults import (
-    ENDPOINT,
-    MSG_BAD_KEY,
-    MSG_HANDLE_REQUIRED,
-    MSG_INVALID_JSON,
-    MSG_NO_CREDITS,
-    MSG_NOT_FOUND,
-    MSG_RATE_LIMITED,
-    Fault,
-    error_message,
-    html_page,
-)
-from .limits import CREDITS_PER_CALL, Meter
+from .endpoint import Reply, answer
+from .faults import ENDPOINT, Fault
+from .handler import Handler, Server, Server6
+from .limits import Meter
 from .world import DEMO_ACCOUNTS, World, server_handle
 
 
@@ -54,22 +41,6 @@ class RecordedRequest:
         """The normalised handle from the body, if it had one."""
         handle = self.body.get("handle") if isinstance(self.body, dict) else None
         return server_handle(handle) if isinstance(handle, str) else None
-
-
-@dataclass
-class _Reply:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    truncate: bool = False
-    slow_body: float = 0.0
-    reset: bool = False
-
-
-def _json_reply(status: int, payload: Any, headers: dict[str, str]) -> _Reply:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return _Reply(status, body, {"Content-Type": "application/json", **headers})
-
 
 
 class StandIn:
@@ -115,7 +86,7 @@ class StandIn:
         self.requests: list[RecordedRequest] = []
         self._lock = self.world.lock
         self._faults: list[tuple[str | None, Fault]] = []
-        self._server: _Server | None = None
+        self._server: Server | None = None
         self._thread: threading.Thread | None = None
         self._serving_here = False  # serve_forever() runs in the caller's thread
 
@@ -123,7 +94,6 @@ class StandIn:
     def credits(self) -> dict[str, int] | None:
         """Credit balances by API key (None: unlimited)."""
         return self.meter.credits
-
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -146,8 +116,8 @@ class StandIn:
         return self.url + ENDPOINT
 
     def _bind(self) -> None:
-        server_cls = _Server6 if ":" in self.host else _Server
-        self._server = server_cls((self.host, self.port), _Handler)
+        server_cls = Server6 if ":" in self.host else Server
+        self._server = server_cls((self.host, self.port), Handler)
         self._server.standin = self
 
     def start(self) -> StandIn:
@@ -280,7 +250,7 @@ class StandIn:
 
     # ----------------------------------------------------------------- request handling
 
-    def _dispatch(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> _Reply:
+    def _dispatch(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         """Answer one request: record it, apply a fault if one matches, else serve the page."""
         try:
             body = json.loads(raw) if raw else None
@@ -305,199 +275,12 @@ class StandIn:
             with self._lock:
                 self._in_flight -= 1
         with self._lock:
-            reply = self._answer(method, path, headers, body, record.handle, fault)
+            reply = answer(self.world, self.meter, self.api_keys, method, path, headers, body,
+                           record.handle, fault)
             if fault is not None:
-                reply.headers.update(fault.headers)
-                if fault.retry_after is not None:
-                    reply.headers["Retry-After"] = str(math.ceil(fault.retry_after))
-                reply.truncate = fault.truncate
-                reply.slow_body = fault.slow_body
-            record.status = 0 if reply.reset else reply.status
+                reply.apply(fault)
+            record.status = reply.status
         return reply
-
-
-    def _answer(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        body: Any,
-        handle: str | None,
-        fault: Fault | None,
-    ) -> _Reply:
-        auth = headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
-        key = token.strip() if scheme.lower() == "bearer" else ""
-        rate = self.meter.headers(key)
-
-        def error(status: int, message: str, extra: dict[str, str] | None = None) -> _Reply:
-            return _json_reply(status, {"error": message}, {**rate, **(extra or {})})
-
-        if path != ENDPOINT:
-            return error(404, "Not found")
-        if method != "POST":
-            return error(405, "Method not allowed", {"Allow": "POST"})
-        if fault is not None and fault.replaces_response:
-            return self._fault_reply(fault, handle or "", rate)
-        if key not in self.api_keys:
-            return error(401, MSG_BAD_KEY)
-        wait, rate = self.meter.take(key)
-        if wait is not None:
-            return error(429, MSG_RATE_LIMITED, {"Retry-After": str(wait)})
-        if not isinstance(body, dict):
-            return error(400, MSG_INVALID_JSON)
-        if not handle:
-            return error(400, MSG_HANDLE_REQUIRED)
-        balance = self.meter.balance(key)
-        if balance is not None and balance < CREDITS_PER_CALL:
-            return error(403, MSG_NO_CREDITS)
-        account = self.world.accounts.get(handle)
-        if account is None or account.private:
-            return error(404, MSG_NOT_FOUND.format(handle=handle))
-        self.world.materialize(account)
-        if fault is not None and fault.malformed:
-            return _json_reply(200, {"data": None}, rate)
-        if fault is not None and fault.wrong_shape:
-            listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
-            return _json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
-        page = self.world.page(account, body, fault)
-        if not (fault is not None and fault.spoils_page):
-            self.meter.spend(key)
-        return _json_reply(200, page, rate)
-
-    def _fault_reply(self, fault: Fault, handle: str, rate: dict[str, str]) -> _Reply:
-        if fault.reset:
-            return _Reply(0, reset=True)
-        status = fault.status if fault.status is not None else (502 if fault.html else 200)
-        if fault.html:
-            return _Reply(status, html_page(status), {"Content-Type": "text/html", **rate})
-        if fault.body is not None:
-            raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
-            return _Reply(status, raw, {"Content-Type": "application/json", **rate})
-        extra = {}
-        if status == 429:
-            rate = {**rate, "X-RateLimit-Remaining": "0"}
-            extra["Retry-After"] = "1"
-        return _json_reply(status, {"error": error_message(status, handle)}, {**rate, **extra})
-
-
-
-
-
-# --------------------------------------------------------------------------- HTTP plumbing
-
-
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that is quiet and can drop its open connections on stop."""
-
-    daemon_threads = True
-    # The listen backlog of a real server: socketserver's 5 overflows when clients open their
-    # connection pools at once (watch --processes), and the kernel then drops or resets some.
-    request_queue_size = 128
-    standin: StandIn
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._conns: set[socket.socket] = set()
-        self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
-
-    def track(self, conn: socket.socket, open_: bool) -> None:
-        with self._conns_lock:
-            if open_:
-                self._conns.add(conn)
-            else:
-                self._conns.discard(conn)
-
-    def close_connections(self) -> None:
-        with self._conns_lock:
-            conns, self._conns = list(self._conns), set()
-        for conn in conns:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients hanging up mid-response are part of the game here; real bugs still print.
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads the request, asks the StandIn for a reply, writes it (or misbehaves as told)."""
-
-    protocol_version = "HTTP/1.1"  # keep-alive, so clients can pool connections
-    # Headers and body go out in two writes: without TCP_NODELAY each response would wait
-    # ~40 ms on loopback for the client's delayed ACK.
-    disable_nagle_algorithm = True
-    server_version = "DumplingStandIn/1.0"
-    timeout = 30  # idle keep-alive connections do not hold a thread forever
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # quiet: tests and the demo CLI should not be drowned in access logs
-
-    def _handle(self) -> None:
-        method = self.command
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length, self.close_connection = 0, True
-        if self.headers.get("Transfer-Encoding"):
-            # Chunked request bodies are not read; closing keeps them from poisoning the stream.
-            self.close_connection = True
-        raw = self.rfile.read(length) if length > 0 else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        reply = self.server.standin._dispatch(method, urlsplit(self.path).path, headers, raw)
-        try:
-            self._write(reply, head_only=method == "HEAD")
-        except OSError:
-            self.close_connection = True
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
-
-    def _write(self, reply: _Reply, *, head_only: bool = False) -> None:
-        if reply.reset:
-            # Linger 0 makes close() send an RST instead of a FIN: a connection reset by peer.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return
-        body = sent = reply.body
-        declared = len(body)
-        if reply.truncate:
-            # Promise the whole body, send half of it: the client sees an incomplete read.
-            sent = body[: len(body) // 2]
-            declared = max(declared, len(sent) + 1)
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(declared))
-        self.end_headers()
-        if head_only:
-            return
-        if reply.slow_body > 0 and sent:
-            chunk = max(1, math.ceil(len(sent) / 10))
-            pieces = [sent[i : i + chunk] for i in range(0, len(sent), chunk)]
-            for piece in pieces:
-                self.wfile.write(piece)
-                time.sleep(reply.slow_body / len(pieces))
-        else:
-            self.wfile.write(sent)
-        if reply.truncate:
-            self.close_connection = True
 
 
 

@@ -1,4 +1,5 @@
-"""Multi-poll trigger histories on cassettes (recorded against the stand-in).
+"""Multi-poll trigger histories on cassettes (recorded from the stand-in; on replay no server
+runs: tests/conftest.py).
 
 The same page-1 request is sent on every poll; vcrpy plays each recorded answer once and in
 order, so the history replays exactly as it was recorded.

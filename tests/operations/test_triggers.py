@@ -187,12 +187,16 @@ def test_a_private_list_is_a_clear_error_that_changes_nothing(trigger, standin, 
 @pytest.mark.parametrize(("damage", "message"), [
     (lambda s: "{not json", "not valid JSON"),
     (lambda s: [1, 2], "JSON object"),
+    (lambda s: {**s, "v": -1}, "version -1"),
     (lambda s: {**s, "v": 99}, "newer than this connector"),
     (lambda s: {**s, "v": True}, "version True"),
     (lambda s: {**s, "v": 0}, "version 0"),
     (lambda s: {**s, "handle": "not a handle!"}, "not a TikTok handle"),
     (lambda s: {**s, "watermark": "abc"}, "watermark 'abc'"),
     (lambda s: {**s, "watermark": float("inf")}, "watermark"),  # JSON's 1e400
+    # Damage that once spent credits, then failed as an internal error.
+    (lambda s: {**s, "watermark": {}}, "watermark"),
+    (lambda s: {**s, "watermark": []}, "watermark"),
     (lambda s: {**s, "watermark": 10**5000}, "watermark"),
     (lambda s: {**s, "gaps": [{"from": "abc", "to": 1}]}, "gap 'from'"),
     (lambda s: {**s, "gaps": [{"from": 9, "to": 1}] * 1000}, "1000 gaps"),

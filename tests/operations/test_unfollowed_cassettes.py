@@ -1,7 +1,7 @@
-"""Unfollow histories on cassettes (recorded against the stand-in): issue 10's scenarios.
+"""Unfollow histories on cassettes (recorded from the stand-in): issue 10's scenarios.
 
-Each test scripts the stand-in exactly as when it was recorded; on replay vcrpy answers, in
-order, and the stand-in receives nothing. Re-record with
+Each test scripts the stand-in's world exactly as when it was recorded; on replay vcrpy
+answers, in order, and no server runs (tests/conftest.py). Re-record with
 `pytest --record-mode=rewrite tests/operations/test_unfollowed_cassettes.py`.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import connector
 from connector.core.config import RetryPolicy
 from connector.standin import StandIn
-from tests.support import API_KEY
+from tests.support import API_KEY, REPLAY_URL, replaying
 
 HANDLE = "alice"
 
@@ -118,14 +118,18 @@ def test_a_missing_count_falls_back_to_the_periodic_full_read(standin, creds):
 
 
 @pytest.fixture
-def capped() -> Iterator[StandIn]:
-    with StandIn(api_keys=(API_KEY,), depth_cap=30) as server:
+def capped(request) -> Iterator[StandIn]:
+    server = StandIn(api_keys=(API_KEY,), depth_cap=30)
+    if replaying(request):
+        yield server
+        return
+    with server:
         yield server
 
 
 @pytest.mark.vcr
-def test_beyond_the_depth_cap_unfollows_are_counted_not_seen(capped):
-    creds = {"apiKey": API_KEY, "baseUrl": capped.url}
+def test_beyond_the_depth_cap_unfollows_are_counted_not_seen(capped, request):
+    creds = {"apiKey": API_KEY, "baseUrl": REPLAY_URL if replaying(request) else capped.url}
     capped.add_account(HANDLE, 40)
     baseline = poll(creds, None)
     assert baseline.meta["tracked"] == 30 and baseline.meta["unlisted"] == 10

@@ -346,6 +346,17 @@ def test_fault_delay_and_slow_body(sb: StandIn) -> None:
     assert len(response.json()["followingList"]) == 3
 
 
+def test_fault_hang_answers_nothing_until_the_client_gives_up(sb: StandIn) -> None:
+    """A read timeout whatever the machine's speed: there is no answer to read late."""
+    sb.add_account("alice", 3)
+    sb.inject(Fault(hang=True))
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(sb.endpoint, json={"handle": "alice"},
+                      headers={"Authorization": f"Bearer {sb.api_key}"}, timeout=0.2)
+    assert [r.status for r in sb.requests] == [0] and sb.pending_faults() == 0
+    assert len(post(sb, {"handle": "alice"}).json()["followingList"]) == 3
+
+
 def test_fault_stall_cursor(sb: StandIn) -> None:
     sb.add_account("alice", 75)
     first = post(sb, {"handle": "alice", "count": 30}).json()

@@ -87,7 +87,8 @@ def test_parts_are_kept_as_bytes_and_come_back_as_bytes(store, db):
     parts = [bytes(range(256)) * 80, b"\x00"]
     store.save(KEY, ROW, parts)
     assert stored_parts(db) == parts
-    assert all(type(p) is bytes for p in store.read_state(KEY).parts)
+    back = store.read_state(KEY).parts
+    assert back == parts and all(type(p) is bytes for p in back)
 
 
 def test_a_part_is_bytes_not_text(store):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 import connector
+from tests.support import ROOT
 
 HANDLE = os.environ.get("LIVE_SMALL_HANDLE", "")
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "test_unfollow_live"
+CASSETTES = ROOT / "cassettes" / "test_unfollow_live"
 
 
 @pytest.mark.live

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import pytest
 
 import connector
+from tests.support import ROOT
 
 HANDLE = os.environ.get("LIVE_HANDLE", "stoolpresidente")
-CASSETTES = Path(__file__).resolve().parent.parent / "cassettes" / "test_live"
+CASSETTES = ROOT / "cassettes" / "test_live"
 
 
 def _live_or_recorded(request, name: str) -> dict:

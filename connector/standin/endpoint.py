@@ -1,0 +1,125 @@
+"""The endpoint's answers: what one request to the stand-in gets, from the world (world.py),
+the keys and the meter (limits.py), or from the fault it drew (faults.py). No sockets here:
+handler.py writes the reply."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .faults import (
+    ENDPOINT,
+    MSG_BAD_KEY,
+    MSG_HANDLE_REQUIRED,
+    MSG_INVALID_JSON,
+    MSG_NO_CREDITS,
+    MSG_NOT_FOUND,
+    MSG_RATE_LIMITED,
+    Fault,
+    error_message,
+    html_page,
+)
+from .limits import CREDITS_PER_CALL, Meter
+from .world import World
+
+
+@dataclass
+class Reply:
+    """What the handler writes back, or how it misbehaves instead."""
+
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    truncate: bool = False
+    slow_body: float = 0.0
+    reset: bool = False
+    hang: bool = False
+
+    def apply(self, fault: Fault) -> None:
+        """The fault's touches on a reply it did not replace: headers, and how it is sent."""
+        self.headers.update(fault.headers)
+        if fault.retry_after is not None:
+            self.headers["Retry-After"] = str(math.ceil(fault.retry_after))
+        self.truncate = fault.truncate
+        self.slow_body = fault.slow_body
+
+
+def json_reply(status: int, payload: Any, headers: dict[str, str]) -> Reply:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return Reply(status, body, {"Content-Type": "application/json", **headers})
+
+
+def answer(
+    world: World,
+    meter: Meter,
+    api_keys: Sequence[str],
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: Any,
+    handle: str | None,
+    fault: Fault | None,
+) -> Reply:
+    """The endpoint's answer, checked in the order the real one checks: route, method, key,
+    rate, body, handle, credits, account; then the page. Call with the world's lock held."""
+    auth = headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    key = token.strip() if scheme.lower() == "bearer" else ""
+    rate = meter.headers(key)
+
+    def error(status: int, message: str, extra: dict[str, str] | None = None) -> Reply:
+        return json_reply(status, {"error": message}, {**rate, **(extra or {})})
+
+    if path != ENDPOINT:
+        return error(404, "Not found")
+    if method != "POST":
+        return error(405, "Method not allowed", {"Allow": "POST"})
+    if fault is not None and fault.replaces_response:
+        return fault_reply(fault, handle or "", rate)
+    if key not in api_keys:
+        return error(401, MSG_BAD_KEY)
+    wait, rate = meter.take(key)
+    if wait is not None:
+        return error(429, MSG_RATE_LIMITED, {"Retry-After": str(wait)})
+    if not isinstance(body, dict):
+        return error(400, MSG_INVALID_JSON)
+    if not handle:
+        return error(400, MSG_HANDLE_REQUIRED)
+    balance = meter.balance(key)
+    if balance is not None and balance < CREDITS_PER_CALL:
+        return error(403, MSG_NO_CREDITS)
+    account = world.accounts.get(handle)
+    if account is None or account.private:
+        return error(404, MSG_NOT_FOUND.format(handle=handle))
+    world.materialize(account)
+    if fault is not None and fault.malformed:
+        return json_reply(200, {"data": None}, rate)
+    if fault is not None and fault.wrong_shape:
+        listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
+        return json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
+    page = world.page(account, body, fault)
+    if not (fault is not None and fault.spoils_page):
+        meter.spend(key)
+    return json_reply(200, page, rate)
+
+
+def fault_reply(fault: Fault, handle: str, rate: dict[str, str]) -> Reply:
+    """The answer of a fault that replaces the endpoint's own (Fault.replaces_response)."""
+    if fault.reset:
+        return Reply(0, reset=True)
+    if fault.hang:
+        return Reply(0, hang=True)
+    status = fault.status if fault.status is not None else (502 if fault.html else 200)
+    if fault.html:
+        return Reply(status, html_page(status), {"Content-Type": "text/html", **rate})
+    if fault.body is not None:
+        raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
+        return Reply(status, raw, {"Content-Type": "application/json", **rate})
+    extra = {}
+    if status == 429:
+        rate = {**rate, "X-RateLimit-Remaining": "0"}
+        extra["Retry-After"] = "1"
+    return json_reply(status, {"error": error_message(status, handle)}, {**rate, **extra})
