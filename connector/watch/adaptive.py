@@ -134,7 +134,7 @@ class AdaptiveSchedule:
     worth it first), `polled` and `failed` take each outcome and schedule the next poll, `set`
     takes a time another watcher decided, `next_at` says when to look again. Without a
     `bucket`, it spends what the fixed schedule would at `interval`; with one, what the budget
-    refills.
+    refills (its `portion` of it, when other handles share the bucket under other plans).
     """
 
     def __init__(
@@ -151,8 +151,11 @@ class AdaptiveSchedule:
         first_spread: float = FIRST_SPREAD,
         replan: float = REPLAN,
         draw: Callable[[], float] = random.random,
+        portion: float = 1.0,
     ) -> None:
         check_bounds(interval, min_interval, max_interval)
+        #: The part of the budget these handles may spend (a shard's, in a WatcherGroup).
+        self.portion = portion
         self.interval = interval
         self.min_interval = min_interval
         self.max_interval = max_interval
@@ -300,7 +303,8 @@ class AdaptiveSchedule:
             fill = max(0.0, self.bucket.view().level) / budget.capacity
             nudge = min(1.5, max(0.5, 1 + FEEDBACK * (fill - 0.5)))
             reading = sum(a.rate() for a in self._activity.values()) / self.page_size
-            requests = budget.rate / CREDITS_PER_REQUEST * nudge - reading - pinned
+            requests = (budget.rate * self.portion / CREDITS_PER_REQUEST * nudge - reading
+                        - pinned)
             everyone = (requests + pinned) / len(self._activity)
             self._share = math.inf if everyone <= 0 else 1 / everyone
         self._scale = scale(free, max(requests, 0.0), self.min_interval, self.max_interval)
