@@ -26,34 +26,35 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
-from ..core.budget import MIN_POLL_PAGES, PERIODS, Budget, parse_budget
-from ..core.config import CREDITS_PER_REQUEST, RetryPolicy, Timeouts
+from ..core.budget import PERIODS, Budget
+from ..core.config import RetryPolicy, Timeouts
 from ..core.errors import InputError
-from ..core.handles import normalize_handle
 from ..core.http import PageSource, client_for
-from ..operations import FOLLOWED, TRIGGERS, prepare
+from ..operations import FOLLOWED, prepare
 from ..storage import (
     Backlog,
     Database,
     DatabaseUnavailable,
     new_owner,
 )
-from ..store import Store, state_key
+from ..store import Store
+from .arguments import check_options, check_spending, inputs_for, triggers_for
+from .arguments import unique_handles as unique_handles
 from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .outage import Outage, Reconnect
 from .pacing import Pacer
 from .poller import Poller
 from .spend import Spender
 from .summary import CycleSummary, HandlePoll
-from .timing import FIXED, Timing, schedule_kind
+from .sweep import sweep
+from .timing import Timing
 from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
@@ -69,10 +70,6 @@ MIN_IDLE = 0.05
 #: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
 #: only one of the two can save).
 DEFAULT_LEASE = 300.0
-#: A running watch asks again about a handle another watcher holds after this long (or when
-#: its lease ends, if sooner): that watcher's poll is usually done by then, and if its process
-#: died the database says so and this one takes the handle over, rather than a lease later.
-TAKEOVER_RECHECK = 5.0
 #: Where the budget's bucket is kept: one budget for every watcher sharing a database.
 BUDGET_NAME = "default"
 #: A `--once` cycle waiting for handles that another watcher holds looks again after
@@ -126,27 +123,15 @@ class Watcher:
             raise InputError("max attempts must be at least 1", field="maxAttempts")
         inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run,
                   "reconcileEvery": reconcile_every}
-        operations = _triggers_for(events)
-        _check_options(inputs, operations)
+        operations = triggers_for(events)
+        check_options(inputs, operations)
         if lease <= 0:
             raise InputError("lease must be longer than zero", field="lease")
-        if isinstance(budget, str):
-            budget = parse_budget(budget)
+        budget, kind = check_spending(budget, schedule, min_interval, max_interval,
+                                      len(operations))
         self.budget = budget
-        kind = schedule_kind(schedule, budget)
-        if kind == FIXED and (min_interval is not None or max_interval is not None):
-            raise InputError("min and max intervals bound the adaptive schedule: give "
-                             "--schedule adaptive (or a --budget) with them, or leave them out",
-                             field="minInterval" if min_interval is not None else "maxInterval")
-        if budget is not None and budget.capacity < (MIN_POLL_PAGES * len(operations)
-                                                     * CREDITS_PER_REQUEST):
-            raise InputError(f"budget {budget}: a tenth of it, the most spent at once, must "
-                             f"pay a poll's {MIN_POLL_PAGES} requests for each of the "
-                             f"{len(operations)} triggers watched; give at least "
-                             f"{MIN_POLL_PAGES * len(operations) * CREDITS_PER_REQUEST * 10}"
-                             f"/{budget.period}", field="budget")
         # Checked once for every handle: only the handle differs between their polls.
-        self.plans = [(key, *prepare(key, {**_inputs_for(key, inputs),
+        self.plans = [(key, *prepare(key, {**inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
                       for key in operations]
         _, self.inputs, self.source = self.plans[0]
@@ -380,117 +365,4 @@ class Watcher:
     def _sweep(self, handles: Iterable[str], cycle_start: float | None,
                deliveries: DeliveryPass | None = None
                ) -> tuple[list[HandlePoll], dict[str, float]]:
-        """Claim and poll `handles`, a few more claimed than are in flight so the pool never
-        idles and no lease waits long. Due means: not polled since `cycle_start` (a monotonic
-        time: a `--once` cycle), or, when None, its interval has passed. Returns the outcomes
-        of the polls made, and for each handle not polled here the seconds until it is worth
-        asking again (held by another: its lease; polled by another: its next due time);
-        handles polled by another since `cycle_start` are outcomes marked `elsewhere`. Given
-        `deliveries`, each poll's new events are delivered at once, as part of that pass; they
-        are done when this returns."""
-        pending = list(handles)
-        by_key = {state_key(h): h for h in pending}
-        outcomes: list[HandlePoll] = []
-        later: dict[str, float] = {}
-        running: dict[Future[HandlePoll], str] = {}
-        # Each poll puts itself here when done: waiting for the next one costs the same
-        # however many are in flight (`wait` would hook onto every one of them each time).
-        finished: queue.SimpleQueue[Future[HandlePoll]] = queue.SimpleQueue()
-        delivering: list[Future[None]] = []
-        window = 2 * self.concurrency
-        database = self.store.database
-        while pending or running:
-            # Claim in batches: a claim is a transaction that every poll's commit waits
-            # behind, so refill only once half the window is done, a batch at a time.
-            if pending and not self._outage.check():  # polled once the database is back
-                later.update(dict.fromkeys(pending, 0.0))
-                pending = []
-                continue
-            if pending and len(running) <= window - self.concurrency and not self.stopping:
-                chunk, pending = (pending[:window - len(running)],
-                                  pending[window - len(running):])
-                within = None if cycle_start is None else time.monotonic() - cycle_start
-                try:
-                    claim = database.claim_polls([state_key(h) for h in chunk], self.owner,
-                                                 lease_for=self.lease, polled_within=within)
-                except DatabaseUnavailable as exc:
-                    self._outage.report(exc)
-                    later.update(dict.fromkeys(chunk, 0.0))
-                    continue
-                except Exception as exc:  # these handles wait a turn
-                    log.warning("claiming %d handles failed: %s", len(chunk), exc)
-                    outcomes += [HandlePoll(h, error=exc) for h in chunk]
-                    continue
-                for key in claim.granted:
-                    handle = by_key[key]
-                    if key in claim.stored:
-                        self.timing.restore(handle, *claim.stored[key])
-                    future = self._pool.submit(self.poller.poll, handle, cycle_start is None,
-                                               deliveries, delivering)
-                    running[future] = handle
-                    future.add_done_callback(finished.put)
-                for key, seconds in claim.busy.items():
-                    # Asked again soon, not when its lease runs out: a worker that died is
-                    # taken over once the database knows (at once, for a process that died).
-                    later[by_key[key]] = (min(seconds, TAKEOVER_RECHECK) if cycle_start is None
-                                          else seconds)
-                for key, seconds in claim.later.items():
-                    later[by_key[key]] = seconds
-                    if cycle_start is not None:
-                        outcomes.append(HandlePoll(by_key[key], elsewhere=True))
-                continue
-            if pending and not running:  # stopping: the rest are not polled
-                outcomes += [HandlePoll(h, skipped=True) for h in pending]
-                pending = []
-                continue
-            future = finished.get()
-            running.pop(future)
-            outcome = future.result()
-            outcomes.append(outcome)
-            if isinstance(outcome.error, DatabaseUnavailable) and not self.stopping:
-                later[outcome.handle] = 0.0  # polled again once the database is back
-        for future in list(delivering):
-            future.result()
-        if cycle_start is not None:
-            # Polled elsewhere in this cycle: nothing to wait for.
-            done_elsewhere = {o.handle for o in outcomes if o.elsewhere}
-            later = {h: s for h, s in later.items() if h not in done_elsewhere}
-        return outcomes, later
-
-
-def _triggers_for(events: Iterable[str]) -> list[str]:
-    """The triggers to poll for the event kinds asked for, in the order given."""
-    kinds = [events] if isinstance(events, str) else list(events)
-    wrong = [k for k in kinds if k not in TRIGGERS]
-    if wrong or not kinds:
-        raise InputError(f"events must be some of {', '.join(TRIGGERS)}; got "
-                         f"{', '.join(map(str, wrong)) or 'none'}", field="events")
-    return [TRIGGERS[k].key for k in dict.fromkeys(kinds)]
-
-
-def _inputs_for(operation: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The watch options a trigger takes (firstRun is the follow trigger's, reconcileEvery
-    the unfollow trigger's), those that were given."""
-    from ..core.manifests import load
-
-    accepted = load(operation)["input"]["properties"]
-    return {k: v for k, v in inputs.items() if v is not None and k in accepted}
-
-
-def _check_options(inputs: dict[str, Any], operations: list[str]) -> None:
-    """An option none of the watched triggers takes is a mistake, not something to ignore."""
-    for name, value in inputs.items():
-        if value is not None and not any(name in _inputs_for(op, {name: value})
-                                         for op in operations):
-            kinds = [k for k, op in TRIGGERS.items() if name in _inputs_for(op.key, {name: value})]
-            raise InputError(f"{name} applies only when watching {' or '.join(kinds) or '?'} "
-                             f"events", field=name)
-
-
-def unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(handles, str):
-        handles = [handles]
-    out = tuple(dict.fromkeys(normalize_handle(h) for h in handles))
-    if not out:
-        raise InputError("no handles to watch: give at least one TikTok handle", field="handle")
-    return out
+        return sweep(self, handles, cycle_start, deliveries)
