@@ -334,6 +334,15 @@ class Database(Leases, Budgets, ABC):
         return Backlog(int(pending), int(parked), next_due)
 
 
+    def backlog_by_handle(self) -> dict[str, tuple[int, int]]:
+        """Pending and parked counts of each handle with events in the outbox."""
+        with self._session() as s:
+            rows = s.all("SELECT handle, count(CASE WHEN NOT parked THEN 1 END), count(CASE "
+                         f"WHEN parked THEN 1 END) FROM {self.dialect.prefix}outbox GROUP BY "
+                         "handle")
+        return {handle: (int(pending), int(parked)) for handle, pending, parked in rows}
+
+
 def _conflict(key: str) -> StateConflict:
     return StateConflict(f"the state of {key} was saved by another poll meanwhile; this "
                          "poll's result was dropped (the other one stands)")

@@ -11,13 +11,14 @@ from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import InputError
 from ..core.handles import normalize_handle
 from ..operations import TRIGGERS
-from .timing import FIXED, schedule_kind
+from .timing import ADAPTIVE, FIXED, bounds, schedule_kind
 
 
-def check_spending(budget: Budget | str | None, schedule: str | None,
+def check_spending(budget: Budget | str | None, schedule: str | None, interval: float,
                    min_interval: float | None, max_interval: float | None, triggers: int
                    ) -> tuple[Budget | None, str]:
-    """The budget (parsed) and the schedule (fixed or adaptive) a watch spends by."""
+    """The budget (parsed) and the schedule (fixed or adaptive) a watch spends by, its bounds
+    checked."""
     if isinstance(budget, str):
         budget = parse_budget(budget)
     kind = schedule_kind(schedule, budget)
@@ -25,6 +26,8 @@ def check_spending(budget: Budget | str | None, schedule: str | None,
         raise InputError("min and max intervals bound the adaptive schedule: give "
                          "--schedule adaptive (or a --budget) with them, or leave them out",
                          field="minInterval" if min_interval is not None else "maxInterval")
+    if kind == ADAPTIVE:
+        bounds(interval, min_interval, max_interval)
     least = MIN_POLL_PAGES * triggers * CREDITS_PER_REQUEST
     if budget is not None and budget.capacity < least:
         raise InputError(f"budget {budget}: a tenth of it, the most spent at once, must pay a "

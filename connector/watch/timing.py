@@ -56,6 +56,16 @@ def schedule_kind(schedule: str | None, budget: object) -> str:
     return schedule
 
 
+def bounds(interval: float, min_interval: float | None, max_interval: float | None
+           ) -> tuple[float, float]:
+    """The adaptive schedule's bounds, checked (InputError names the option): those given,
+    else the defaults, which give way to an interval outside them (bounds given do not)."""
+    lo = min(DEFAULT_MIN_INTERVAL, interval) if min_interval is None else min_interval
+    hi = max(DEFAULT_MAX_INTERVAL, interval) if max_interval is None else max_interval
+    check_bounds(interval, lo, hi)
+    return lo, hi
+
+
 class Timing:
     """The next poll time of each handle, and what is known of it; safe between threads."""
 
@@ -65,16 +75,7 @@ class Timing:
                  jitter: float = 0.1) -> None:
         self.kind = schedule
         self.interval = interval
-        self.min_interval = DEFAULT_MIN_INTERVAL if min_interval is None else min_interval
-        self.max_interval = DEFAULT_MAX_INTERVAL if max_interval is None else max_interval
-        if schedule == ADAPTIVE:
-            # The default bounds give way to an interval outside them; bounds the user gave
-            # do not.
-            if min_interval is None:
-                self.min_interval = min(self.min_interval, interval)
-            if max_interval is None:
-                self.max_interval = max(self.max_interval, interval)
-            check_bounds(interval, self.min_interval, self.max_interval)
+        self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
         self._activity = {h: Activity() for h in handles}
         self._health = {h: Health() for h in handles}

@@ -51,7 +51,7 @@ from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .outage import Outage, Reconnect
 from .pacing import Pacer
 from .poller import Poller
-from .spend import Spender
+from .spend import BUDGET_NAME, Spender
 from .summary import CycleSummary, HandlePoll
 from .sweep import sweep
 from .timing import Timing
@@ -70,8 +70,6 @@ MIN_IDLE = 0.05
 #: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
 #: only one of the two can save).
 DEFAULT_LEASE = 300.0
-#: Where the budget's bucket is kept: one budget for every watcher sharing a database.
-BUDGET_NAME = "default"
 #: A `--once` cycle waiting for handles that another watcher holds looks again after
 #: FIRST_RECHECK, then twice as long each time, up to RECHECK: such a handle is usually a poll
 #: in flight there, done within the API's latency, and a second of waiting for it was most of
@@ -127,7 +125,7 @@ class Watcher:
         check_options(inputs, operations)
         if lease <= 0:
             raise InputError("lease must be longer than zero", field="lease")
-        budget, kind = check_spending(budget, schedule, min_interval, max_interval,
+        budget, kind = check_spending(budget, schedule, interval, min_interval, max_interval,
                                       len(operations))
         self.budget = budget
         # Checked once for every handle: only the handle differs between their polls.
