@@ -66,9 +66,10 @@ DEFAULT_CONCURRENCY = 4
 MAX_IDLE = 60.0
 #: Never spin: a zero backoff (tests) would otherwise retry in a tight loop.
 MIN_IDLE = 0.05
-#: How long a claimed handle is this watcher's: if it dies, another takes the handle over
-#: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
-#: only one of the two can save).
+#: How long a claimed handle is this watcher's if it stops answering: a watcher whose process
+#: died is known at once (its liveness mark), and its handles are taken over within
+#: sweep.TAKEOVER_RECHECK; one whose machine vanished, after this. Longer than a poll takes, or
+#: another watcher would poll it too (harmlessly: only one of the two can save).
 DEFAULT_LEASE = 300.0
 #: A `--once` cycle waiting for handles that another watcher holds looks again after
 #: FIRST_RECHECK, then twice as long each time, up to RECHECK: such a handle is usually a poll
@@ -79,7 +80,12 @@ RECHECK = 1.0
 
 
 class Watcher:
-    """Watches handles for new follows and delivers each one to a webhook, through the outbox."""
+    """Watches handles for new follows and delivers each one to a webhook, through the outbox.
+
+    `budget` ("100000/month", or a core.budget.Budget) caps the credits it spends, with every
+    watcher of the same database; `schedule` is "fixed" (every `interval`) or "adaptive" (by
+    each handle's activity, within `min_interval` and `max_interval`), adaptive by default with
+    a budget (docs/scheduling.md)."""
 
     def __init__(
         self,

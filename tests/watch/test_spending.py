@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import connector
 from connector.core.budget import Budget
 from connector.core.config import RetryPolicy
 from connector.store import state_key
@@ -241,6 +242,10 @@ def test_status_shows_each_handle_and_the_budget(standin, cli_env, receiver, any
     assert (budget["credits"], budget["period"]) == (100000, "month")
     assert budget["spent"] == paid(standin) == sum(h["creditsSpent"] for h in rows.values())
     assert budget["projected"] >= budget["spent"]
+
+    in_python = connector.watch_status(any_db)  # the same, from Python
+    assert in_python["handles"] == report["handles"]
+    assert in_python["budget"]["spent"] == budget["spent"]
 
     table = run_main("status", "--state-db", any_db)
     assert table.code == 0 and "@ghost" in table.stdout and "hidden" in table.stdout
