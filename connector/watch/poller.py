@@ -10,7 +10,6 @@ ends.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -87,12 +86,15 @@ class Poller:
             try:
                 self._settle_late()
                 grant = self.spender.start(self.wants)
-            except DatabaseUnavailable as exc:
-                self.outage.report(exc)
+                wait = self.credit_wait() if grant is None else 0.0
+            except Exception as exc:  # the budget's row could not be read: not polled now
+                if isinstance(exc, DatabaseUnavailable):
+                    self.outage.report(exc)
+                else:
+                    log.warning("@%s: reserving its credits failed: %s", handle, exc)
                 self._release(key)
                 return HandlePoll(handle, error=exc)
             if grant is None:
-                wait = self.credit_wait()
                 self.chosen[handle] = wait
                 self._release(key, next_in=wait if scheduled else None)
                 return HandlePoll(handle, waiting=True)
@@ -193,14 +195,13 @@ class Poller:
                ) -> Lease:
         """The lease given back with the poll: next due (unless `--once`), what is known of
         the handle (`metas`: what its poll found; None: it failed), and what the poll cost."""
-        activity, health = then.kept()
-        facts = json.loads(health)
         if metas is not None:
             self._facts[handle] = _facts(metas, paced.total, remembered)
-        facts.update(self._facts.get(handle, {}))
+        activity, health = then.kept(self._facts.get(handle))
+        self.timing.wrote(handle, activity, health)
         now = time.time()
         return Lease(self.owner, then.delay if scheduled else None, activity=activity,
-                     health=json.dumps(facts, separators=(",", ":")),
+                     health=health,
                      credits=paced.pages * CREDITS_PER_REQUEST,
                      period=math.floor(now / self.period) * self.period)
 

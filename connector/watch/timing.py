@@ -41,10 +41,11 @@ class Next:
     activity: Activity
     health: Health
 
-    def kept(self) -> tuple[str, str]:
-        """The activity and health as JSON text, for the database."""
+    def kept(self, facts: dict[str, Any] | None = None) -> tuple[str, str]:
+        """The activity and health (with `facts` of the list, for `status`) as JSON text, for
+        the database."""
         return (json.dumps(self.activity.to_json(), separators=(",", ":")),
-                json.dumps(self.health.to_json(), separators=(",", ":")))
+                json.dumps({**self.health.to_json(), **(facts or {})}, separators=(",", ":")))
 
 
 def schedule_kind(schedule: str | None, budget: object) -> str:
@@ -77,6 +78,7 @@ class Timing:
         self.interval = interval
         self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
+        self._written: dict[str, tuple[str, str]] = {}
         self._activity = {h: Activity() for h in handles}
         self._health = {h: Health() for h in handles}
         self.adaptive: AdaptiveSchedule | None = None
@@ -118,9 +120,15 @@ class Timing:
 
     # What each poll tells
 
+    def wrote(self, handle: str, activity: str, health: str) -> None:
+        """What this watcher's poll of `handle` stored (a claim that finds it unchanged need
+        not parse it again)."""
+        self._written[handle] = (activity, health)
+
     def restore(self, handle: str, activity: str | None, health: str | None) -> None:
         """Take what the database keeps of `handle` (another watcher may have polled it)."""
-        if activity is None and health is None:
+        if (activity is None and health is None) or self._written.get(handle) == (activity,
+                                                                                  health):
             return
         with self._lock:
             old_activity, old_health = self._known(handle)
