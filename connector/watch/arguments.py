@@ -23,8 +23,9 @@ def check_spending(budget: Budget | str | None, schedule: str | None, interval: 
         budget = parse_budget(budget)
     kind = schedule_kind(schedule, budget)
     if kind == FIXED and (min_interval is not None or max_interval is not None):
-        raise InputError("min and max intervals bound the adaptive schedule: give "
-                         "--schedule adaptive (or a --budget) with them, or leave them out",
+        raise InputError("--min-interval and --max-interval (min_interval, max_interval) bound "
+                         "the adaptive schedule: give --schedule adaptive (or a --budget) with "
+                         "them, or leave them out",
                          field="minInterval" if min_interval is not None else "maxInterval")
     if kind == ADAPTIVE:
         bounds(interval, min_interval, max_interval)

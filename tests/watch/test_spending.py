@@ -115,6 +115,9 @@ def test_a_budget_too_small_for_a_poll_is_refused_before_anything_is_sent(standi
                    "--state-db", db, "--schedule", "adaptive", "--min-interval", "10m",
                    "--max-interval", "1m")
     assert bad.code == 2 and "max interval" in bad.stderr
+    fixed = run_main(*cli_env, "watch", "alice", "--webhook", "http://127.0.0.1:9/x", "--once",
+                     "--state-db", db, "--min-interval", "10s")
+    assert fixed.code == 2 and "--min-interval" in fixed.stderr and "adaptive" in fixed.stderr
     assert standin.requests == []
 
 
