@@ -210,20 +210,22 @@ class Database(Leases, Budgets, ABC):
         return added, holder
 
     def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               **args: object) -> set[str]:
-        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys.
-        Workers claiming at once never take the same row (SQLite: one writer at a time;
-        PostgreSQL: each skips the rows the other is taking, rather than wait for them)."""
+               also: str = "", **args: object) -> dict[str, tuple]:
+        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys,
+        each with its columns `also` (", a, b": as they were). Workers claiming at once never
+        take the same row (SQLite: one writer at a time; PostgreSQL: each skips the rows the
+        other is taking, rather than wait for them)."""
         d = self.dialect
-        pick = f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
+        rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
         if d.returning:  # one statement takes them and says which
-            return {r[0] for r in s.all(f"UPDATE {table} SET {take} WHERE {key} IN ({pick}) "
-                                        f"RETURNING {key}", **args)}
-        got = [r[0] for r in s.all(pick, **args)]
+            taken = s.all(f"UPDATE {table} SET {take} WHERE {key} IN (SELECT {key} {rows}) "
+                          f"RETURNING {key}{also}", **args)
+            return {r[0]: tuple(r[1:]) for r in taken}
+        got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
         if got:
             s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
                   got=d.listed(got), **args)
-        return set(got)
+        return got
 
     # The outbox
 

@@ -21,7 +21,7 @@ class Leases:
     def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
     def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
     def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               **args: object) -> set[str]: ...  # pragma: no cover
+               also: str = "", **args: object) -> dict[str, tuple]: ...  # pragma: no cover
 
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
                     polled_within: float | None = None) -> Claim:
@@ -45,17 +45,14 @@ class Leases:
                               f"{d.among('key', 'keys')} AND (lease_until <= :now OR "
                               f"owner = :owner OR {t}gone(owner)) AND {due}",
                               "owner = :owner, lease_until = :until",
-                              keys=ordered, owner=owner, now=now, until=now + lease_for,
-                              since=now - (polled_within or 0.0))
+                              also=", activity, health", keys=ordered, owner=owner, now=now,
+                              until=now + lease_for, since=now - (polled_within or 0.0))
             rest = [k for k in wanted if k not in got]
             others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
                            f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
                            keys=d.listed(rest)) if rest else []
-            kept = s.all(f"SELECT key, activity, health FROM {t}poll_lease WHERE "
-                         f"{d.among('key', 'keys')} AND (activity IS NOT NULL OR health IS "
-                         "NOT NULL)", keys=d.listed(sorted(got))) if got else []
         claim.granted = [k for k in wanted if k in got]
-        claim.stored = {key: (activity, health) for key, activity, health in kept}
+        claim.stored = {k: kept for k, kept in got.items() if kept != (None, None)}
         for key, holder, until, polled_at, next_at, gone in others:
             polled = (polled_at >= now - polled_within if polled_within is not None
                       else next_at > now)
