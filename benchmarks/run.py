@@ -24,6 +24,7 @@ if __package__ in (None, ""):
     sys.path[0] = str(ROOT)
 
 from benchmarks import (  # noqa: E402
+    adaptive_live,
     coldstart,
     credits,
     overhead,
@@ -59,6 +60,8 @@ SECTIONS = {
     "workers": workers.run,
     # Minutes, not seconds: 1,000 handles over 30 simulated days, on two processes.
     "scheduling": scheduling.run,
+    # The real watch with a budget for a minute and a half: adaptive against fixed.
+    "adaptive-live": adaptive_live.run,
     "redact": redact.run,
 }
 

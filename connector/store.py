@@ -63,6 +63,12 @@ class Batch:
     claimed: list[OutboxEvent] = field(default_factory=list)
 
     @property
+    def remembered(self) -> int | None:
+        """How many accounts the new state remembers (seen on the list), if it says."""
+        known = getattr(self._result.kept, "known", None)
+        return len(known) if known is not None else None
+
+    @property
     def state(self) -> dict[str, Any] | None:
         """The new state, as runner JSON (what the commit saves, in the database's form)."""
         return self._result.state

@@ -83,10 +83,25 @@ def add_commands(sub: Any) -> None:
                         f"{FOLLOWED},{UNFOLLOWED}; unfollow events carry \"event\": "
                         f"\"{UNFOLLOWED}\"")
     input_option(c, "--reconcile-every", "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
+    c.add_argument("--budget", type=_budget, metavar="N/PERIOD",
+                   help="a hard cap on credits, e.g. 100000/month, 5000/day, 2000/hour: over "
+                        "any stretch t at most N*t/PERIOD + N/10, baselines included; shared by "
+                        "every watch on the same --state-db (see docs/scheduling.md)")
+    c.add_argument("--schedule", choices=("fixed", "adaptive"),
+                   help="fixed: every handle every --interval; adaptive: each as often as its "
+                        "follows are worth, for the same credits (default: adaptive with "
+                        "--budget, fixed without)")
+    c.add_argument("--min-interval", type=_interval, metavar="DURATION",
+                   help="adaptive schedule: the most often a handle is polled (default 1m, "
+                        "or --interval if shorter)")
+    c.add_argument("--max-interval", type=_interval, metavar="DURATION",
+                   help="adaptive schedule: the least often a handle is polled (default 1d, "
+                        "or --interval if longer)")
     c.add_argument("--lease", type=_interval, default=300.0, metavar="DURATION",
                    help="with several watch workers on one --state-db: how long a handle "
                         "claimed by a worker stays its own if that worker stops answering "
-                        "(default 5m; a worker whose process died is taken over at once)")
+                        "(default 5m; a worker whose process died is taken over within about "
+                        "5s)")
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
@@ -145,6 +160,15 @@ def _processes(text: str) -> int | str:
     return whole_number(1, 64)(text)
 
 
+def _budget(text: str) -> Any:
+    from ..core.budget import parse_budget
+
+    try:
+        return parse_budget(text)
+    except InputError as err:
+        raise argparse.ArgumentTypeError(err.message) from None
+
+
 def _interval(text: str) -> float:
     from ..watch.schedule import parse_interval
 
@@ -177,11 +201,17 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if not handles:
             raise InputError("no handles to watch: give HANDLE arguments or --handles-file FILE",
                              field="handle")
+        from ..watch.arguments import check_spending
+
+        # Bad bounds or a budget too small for a poll: refused before anything is sent.
+        _, kind = check_spending(args.budget, args.schedule, args.interval, args.min_interval,
+                                 args.max_interval, len(args.events))
         options = dict(store=state_target(args), interval=args.interval,
                        concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
                        first_run=args.first_run, max_attempts=args.max_attempts,
                        events=args.events, reconcile_every=args.reconcile_every,
-                       lease=args.lease)
+                       lease=args.lease, budget=args.budget, schedule=args.schedule,
+                       min_interval=args.min_interval, max_interval=args.max_interval)
         with credentials_for(args) as creds, _watcher(args, handles, webhook, creds,
                                                        options) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
@@ -194,7 +224,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 else:
                     n = len(watcher.handles)
                     processes = getattr(watcher, "processes", 1)
-                    say(f"watch: {n} handle{'s' * (n != 1)} every {args.interval:g}s to "
+                    when = (f"on the {kind} schedule (from every {args.interval:g}s)"
+                            if kind == "adaptive" else f"every {args.interval:g}s")
+                    spend = f", budget {args.budget}" if args.budget else ""
+                    say(f"watch: {n} handle{'s' * (n != 1)} {when}{spend} to "
                         f"{webhook.redacted}, state in {watcher.location}"
                         f"{f', in {processes} processes' if processes > 1 else ''}; a summary "
                         "line every interval", args.secrets)

@@ -17,12 +17,13 @@ from .records import (
     EventClaim,
     Lease,
     OutboxEvent,
+    PollRow,
     Saved,
     Snapshot,
     new_owner,
 )
 
 __all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable",
-           "EventClaim", "Lease", "Outbox", "OutboxEvent", "Saved", "Snapshot",
+           "EventClaim", "Lease", "Outbox", "OutboxEvent", "PollRow", "Saved", "Snapshot",
            "StateConflict", "default_path", "event_row", "new_owner",
            "open_database", "sandbox_path"]

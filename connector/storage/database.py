@@ -35,11 +35,12 @@ from contextlib import AbstractContextManager
 from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
 from ..core.errors import StateConflict as StateConflict
 from ..core.errors import StateError
+from .budgets import Budgets
+from .leases import Leases
 from .parts import as_bytes, plan_parts
 from .records import (
     OUTBOX_COLUMNS,
     Backlog,
-    Claim,
     EventClaim,
     Lease,
     NewEvent,
@@ -51,14 +52,14 @@ from .records import (
 from .sql import Dialect, Session
 
 
-class Database(ABC):
+class Database(Leases, Budgets, ABC):
     """One state database. Safe to share between threads."""
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
     location: str
     dialect: Dialect
 
-    def close(self) -> None:  # noqa: B027 -- an implementation may hold nothing to close
+    def close(self) -> None:
         """Release connections."""
 
     def __enter__(self) -> Database:
@@ -97,7 +98,7 @@ class Database(ABC):
         owner never marked, and where a mark cannot be lost while its process lives."""
         return True
 
-    def recover(self, owner: str | None = None) -> None:  # noqa: B027 -- nothing can go away
+    def recover(self, owner: str | None = None) -> None:
         """After DatabaseUnavailable, or a lost mark: raise DatabaseUnavailable while the
         database is still away; once it answers, mend what the outage broke (sessions, and the
         mark of `owner`, or of every worker this object marked). Call it when that worker has
@@ -177,7 +178,7 @@ class Database(ABC):
                    [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
             added, holder = self._queue(s, events, claim, now)
             if lease is not None:
-                self._release(s, key, lease.owner, lease.polled, lease.next_in)
+                self._release(s, key, lease)
         return Saved(added, holder is not None)
 
     def _queue(self, s: Session, events: list[NewEvent], claim: EventClaim | None,
@@ -208,82 +209,23 @@ class Database(ABC):
             holder = None
         return added, holder
 
-    # Poll leases
-
-    def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
-                    polled_within: float | None = None) -> Claim:
-        """Lease those of `keys` that are due and that no other worker holds, for `lease_for`
-        seconds. Due means: its next due time has come, or, with `polled_within` (the age of
-        a `--once` cycle), not polled in the last `polled_within` seconds. Times are relative
-        so that workers on machines whose clocks differ agree (PostgreSQL uses its own)."""
-        d, t = self.dialect, self.dialect.prefix
-        wanted = list(dict.fromkeys(keys))
-        claim = Claim()
-        if not wanted:
-            return claim
-        ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
-        with self._tx() as s:
-            now = s.one(f"SELECT {d.clock}")[0]
-            s.run(f"INSERT INTO {t}poll_lease (key) {d.each('keys')} ON CONFLICT DO NOTHING",
-                  keys=ordered)
-            due = "polled_at < :since" if polled_within is not None else "next_at <= :now"
-            got = self._claim(s, f"{t}poll_lease", "key",
-                              f"{d.among('key', 'keys')} AND (lease_until <= :now OR "
-                              f"owner = :owner OR {t}gone(owner)) AND {due}",
-                              "owner = :owner, lease_until = :until",
-                              keys=ordered, owner=owner, now=now, until=now + lease_for,
-                              since=now - (polled_within or 0.0))
-            rest = [k for k in wanted if k not in got]
-            others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
-                           f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
-                           keys=d.listed(rest)) if rest else []
-        claim.granted = [k for k in wanted if k in got]
-        for key, holder, until, polled_at, next_at, gone in others:
-            polled = (polled_at >= now - polled_within if polled_within is not None
-                      else next_at > now)
-            held_for = until - now if holder != owner and not gone else 0.0
-            if held_for <= 0 and not polled:
-                held_for = 1.0  # being claimed by another worker this very moment
-            claim.file(key, held_for=held_for, due_in=next_at - now, polled=polled)
-        return claim
-
-    def release_poll(self, key: str, owner: str, *, polled: bool = False,
-                     next_in: float | None = None) -> None:
-        """Give a lease back without saving a state: the poll failed (`polled`: it counts as
-        polled now, next due in `next_in` seconds, as with Lease) or was abandoned."""
-        with self._tx() as s:
-            self._release(s, key, owner, polled, next_in)
-
-    def _release(self, s: Session, key: str, owner: str, polled: bool,
-                 next_in: float | None) -> None:
-        t, clock = self.dialect.prefix, self.dialect.clock
-        if not polled:
-            s.run(f"UPDATE {t}poll_lease SET owner = NULL, lease_until = 0 WHERE key = :key "
-                  "AND owner = :owner", key=key, owner=owner)
-            return
-        # Polled now, whoever holds the lease; only the holder's lease ends.
-        s.run(f"INSERT INTO {t}poll_lease (key, polled_at, next_at) VALUES (:key, {clock}, "
-              f"{clock} + coalesce(:next, 0)) ON CONFLICT (key) DO UPDATE SET "
-              f"polled_at = excluded.polled_at, next_at = coalesce({clock} + :next, "
-              "poll_lease.next_at), owner = CASE WHEN poll_lease.owner = :owner THEN NULL "
-              "ELSE poll_lease.owner END, lease_until = CASE WHEN poll_lease.owner = :owner "
-              "THEN 0 ELSE poll_lease.lease_until END", key=key, next=next_in, owner=owner)
-
     def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               **args: object) -> set[str]:
-        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys.
-        Workers claiming at once never take the same row (SQLite: one writer at a time;
-        PostgreSQL: each skips the rows the other is taking, rather than wait for them)."""
+               also: str = "", **args: object) -> dict[str, tuple]:
+        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys,
+        each with its columns `also` (", a, b": as they were). Workers claiming at once never
+        take the same row (SQLite: one writer at a time; PostgreSQL: each skips the rows the
+        other is taking, rather than wait for them)."""
         d = self.dialect
-        pick = f"SELECT {key} FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
+        rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
         if d.returning:  # one statement takes them and says which
-            return {r[0] for r in s.all(f"UPDATE {table} SET {take} WHERE {key} IN ({pick}) "
-                                        f"RETURNING {key}", **args)}
-        got = [r[0] for r in s.all(pick, **args)]
+            taken = s.all(f"UPDATE {table} SET {take} WHERE {key} IN (SELECT {key} {rows}) "
+                          f"RETURNING {key}{also}", **args)
+            return {r[0]: tuple(r[1:]) for r in taken}
+        got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
         if got:
             s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
                   got=d.listed(got), **args)
-        return set(got)
+        return got
 
     # The outbox
 
@@ -392,6 +334,15 @@ class Database(ABC):
                 "END), min(CASE WHEN NOT parked THEN next_attempt_at END) FROM "
                 f"{d.prefix}outbox WHERE true{which}", handles=d.listed(sorted(handles or ())))
         return Backlog(int(pending), int(parked), next_due)
+
+
+    def backlog_by_handle(self) -> dict[str, tuple[int, int]]:
+        """Pending and parked counts of each handle with events in the outbox."""
+        with self._session() as s:
+            rows = s.all("SELECT handle, count(CASE WHEN NOT parked THEN 1 END), count(CASE "
+                         f"WHEN parked THEN 1 END) FROM {self.dialect.prefix}outbox GROUP BY "
+                         "handle")
+        return {handle: (int(pending), int(parked)) for handle, pending, parked in rows}
 
 
 def _conflict(key: str) -> StateConflict:

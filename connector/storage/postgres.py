@@ -110,6 +110,28 @@ ALTER TABLE {SCHEMA}.state_part ALTER COLUMN data SET STORAGE EXTERNAL;
 ALTER TABLE {SCHEMA}.state_part ADD CONSTRAINT state_part_one_form
     CHECK ((text IS NULL) <> (data IS NULL));
 """,
+    # 3: budgets (a bucket per budget, shared by every worker, and each worker's holds); next
+    # to each poll lease, the handle's activity, health (JSON) and credits this period.
+    3: f"""
+ALTER TABLE {SCHEMA}.poll_lease ADD COLUMN activity TEXT;
+ALTER TABLE {SCHEMA}.poll_lease ADD COLUMN health TEXT;
+ALTER TABLE {SCHEMA}.poll_lease ADD COLUMN credits BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE {SCHEMA}.poll_lease ADD COLUMN credits_since DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE TABLE {SCHEMA}.budgets (
+    name TEXT PRIMARY KEY,
+    credits BIGINT NOT NULL,
+    period TEXT NOT NULL,
+    level DOUBLE PRECISION NOT NULL,
+    held DOUBLE PRECISION NOT NULL DEFAULT 0,
+    as_of DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE {SCHEMA}.budget_holds (
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    credits BIGINT NOT NULL,
+    PRIMARY KEY (name, owner)
+);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The advisory lock key that serialises migrations (any fixed 64-bit number).

@@ -50,6 +50,15 @@ class Lease:
     owner: str
     next_in: float | None = None
     polled: bool = True
+    #: What the worker keeps about the handle next to its lease, opaque here (JSON text, the
+    #: schedule's): its activity estimate and its health; None leaves what is stored.
+    activity: str | None = None
+    health: str | None = None
+    #: Credits the poll spent, added to the handle's counter for the period that began at
+    #: `period` (seconds since the epoch; a counter of an earlier period starts again from
+    #: these); None: not counted.
+    credits: int = 0
+    period: float | None = None
 
 
 @dataclass
@@ -63,6 +72,9 @@ class Claim:
     #: Keys already polled (in this cycle, or within their interval), and the seconds until
     #: they are due again.
     later: dict[str, float] = field(default_factory=dict)
+    #: For each granted key, what was kept next to its lease: (activity, health), JSON text
+    #: or None (Lease).
+    stored: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
     def file(self, key: str, *, held_for: float, due_in: float, polled: bool) -> None:
         """File one key: held by another worker for `held_for` more seconds (busy), else
@@ -73,6 +85,23 @@ class Claim:
             self.later[key] = max(due_in, 0.0)
         else:
             self.granted.append(key)
+
+
+@dataclass(frozen=True)
+class PollRow:
+    """A handle's poll lease row as it stands, for a status view: when it was last polled and
+    is next due (seconds since the epoch, on the database's clock; 0: never), what its worker
+    keeps next to it (Lease), its credit counter and the period that counter is of, and
+    whether a worker holds it now."""
+
+    key: str
+    polled_at: float
+    next_at: float
+    activity: str | None
+    health: str | None
+    credits: int
+    period: float
+    held: bool
 
 
 def new_owner() -> str:

@@ -82,6 +82,29 @@ CREATE INDEX outbox_claimed ON outbox (claimed_until);
     # whatever the column's type): no table changes, but a release before it cannot read
     # such rows, and so refuses the file.
     3: "",
+    # 4: budgets (a bucket per budget, and what each worker holds of it); next to each poll
+    # lease, what the schedule keeps of the handle (its activity and health, as JSON) and its
+    # credits this period.
+    4: """
+ALTER TABLE poll_lease ADD COLUMN activity TEXT;
+ALTER TABLE poll_lease ADD COLUMN health TEXT;
+ALTER TABLE poll_lease ADD COLUMN credits INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE poll_lease ADD COLUMN credits_since REAL NOT NULL DEFAULT 0;
+CREATE TABLE budgets (
+    name TEXT PRIMARY KEY,
+    credits INTEGER NOT NULL,
+    period TEXT NOT NULL,
+    level REAL NOT NULL,
+    held REAL NOT NULL DEFAULT 0,
+    as_of REAL NOT NULL
+);
+CREATE TABLE budget_holds (
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    credits INTEGER NOT NULL,
+    PRIMARY KEY (name, owner)
+);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: How long opening a file waits for another process that is preparing it (as for any lock).
@@ -106,6 +129,12 @@ COLUMNS: dict[int, dict[str, list[str]]] = {
     },
 }
 COLUMNS[3] = COLUMNS[2]
+COLUMNS[4] = {
+    **COLUMNS[3],
+    "poll_lease": [*COLUMNS[3]["poll_lease"], "activity", "health", "credits", "credits_since"],
+    "budgets": ["name", "credits", "period", "level", "held", "as_of"],
+    "budget_holds": ["name", "owner", "credits"],
+}
 
 
 class SQLiteDialect(Dialect):

@@ -1,8 +1,11 @@
 """`watch`: deliver the triggers' events for many handles to a webhook, through the outbox.
 
 Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`);
-this package is the modules behind them: watcher (one process), processes (`--processes`),
-webhook, delivery, pacing, outage, schedule, summary.
+this package is the modules behind them: watcher (one process: its cycle loop), sweep (claiming
+handles), poller (one handle's poll), arguments, processes (`--processes`), webhook, delivery,
+pacing, outage, summary; when to poll: schedule (fixed), adaptive (by activity), activity (the
+rate estimate), backoff (hidden and failing handles), timing (all of these for a watcher);
+spend (the budget); status (`tiktok-following status`).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ every handle alike, and come right when the operator acts).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..core.errors import (
     AuthenticationError,
@@ -62,6 +63,17 @@ class Health:
                       if status == HIDDEN else
                       f"{failures} polls in a row failed (last: {_why(error)}); {then}")
         return Verdict(replace(self, status=status, failures=failures), delay, report)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "failures": self.failures}
+
+    @classmethod
+    def from_json(cls, raw: Any) -> Health:
+        """Parse a stored health; ValueError when it is damaged (start afresh then)."""
+        if not isinstance(raw, dict) or raw.get("status") not in STATUSES or type(
+                raw.get("failures")) is not int or raw["failures"] < 0:
+            raise ValueError("a health is a known status and a count of failures")
+        return cls(raw["status"], raw["failures"])
 
     def succeeded(self) -> Verdict:
         """A poll of the handle succeeded: back to its usual interval."""

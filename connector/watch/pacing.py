@@ -105,6 +105,8 @@ class PacedClient:
         self.requests = 0
         #: Successful pages: what credits are charged for.
         self.pages = 0
+        #: The list's size as the last page that said gave it (None: none did).
+        self.total: int | None = None
 
     def fetch_page(self, handle: str, **kwargs: Any) -> Page:
         self.pacer.wait_turn()
@@ -121,6 +123,8 @@ class PacedClient:
             raise
         self.requests += page.attempts
         self.pages += 1
+        if page.total is not None:
+            self.total = page.total
         self.pacer.observe(page.rate_limit)
         self.pacer.succeeded()
         return page

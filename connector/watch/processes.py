@@ -113,7 +113,9 @@ class WatcherGroup:
         context = multiprocessing.get_context("spawn")
         try:
             for shard, share in shards(self.handles, processes, concurrency):
-                job = (shard, sent, store, credentials, share, options, log_setup)
+                # Each plans its shard's part of a budget the shards spend together.
+                part = {**options, "budget_share": len(shard) / len(self.handles)}
+                job = (shard, sent, store, credentials, share, part, log_setup)
                 try:
                     payload = pickle.dumps(job)
                 except Exception as exc:

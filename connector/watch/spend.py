@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from ..core.budget import MIN_POLL_PAGES, CreditBucket
 from ..core.config import CREDITS_PER_REQUEST
 
+#: Where the budget's bucket is kept: one budget for every watcher sharing a database.
+BUDGET_NAME = "default"
+
 
 @dataclass(frozen=True)
 class Grant:

@@ -30,6 +30,8 @@ class HandlePoll:
     skipped: bool = False
     #: Not polled here: another watcher sharing the database polled it (or holds it).
     elsewhere: bool = False
+    #: Not polled yet: the budget could not pay for it (it is due again when it can).
+    waiting: bool = False
 
     @property
     def reason(self) -> str:
@@ -52,6 +54,13 @@ class CycleSummary:
     skipped: int = 0
     #: Handles another watcher sharing the database polled in this cycle.
     elsewhere: int = 0
+    #: Handles whose last poll in the cycle was put off: the budget could not pay for it.
+    waiting: set[str] = field(default_factory=set)
+    #: The budget and what it holds at the end of the cycle, as the summary says it (None:
+    #: no budget).
+    budget: str | None = None
+    #: Things said once on a summary line (the budget is short).
+    notes: list[str] = field(default_factory=list)
     baselined: int = 0
     new_follows: int = 0
     #: Unfollows detected, once a handle's unfollows were polled (None: not watched).
@@ -75,7 +84,8 @@ class CycleSummary:
         Events that failed earlier and are not due again yet do not count against it.
         """
         d = self.delivery
-        return not self.failed and not self.skipped and d.failed == 0 and d.held == 0
+        return (not self.failed and not self.skipped and not self.waiting and d.failed == 0
+                and d.held == 0)
 
     @classmethod
     def merged(cls, parts: list[CycleSummary], *, handles: int) -> CycleSummary:
@@ -85,6 +95,7 @@ class CycleSummary:
         for part in parts:
             out.polled |= part.polled
             out.failed.update(part.failed)
+            out.waiting |= part.waiting
             for name in ("skipped", "elsewhere", "baselined", "new_follows", "requests",
                          "credits", "pending", "parked"):
                 setattr(out, name, getattr(out, name) + getattr(part, name))
@@ -96,6 +107,8 @@ class CycleSummary:
                     out.rate_limit is None or out.rate_limit.remaining is None
                     or rate.remaining < out.rate_limit.remaining):
                 out.rate_limit = rate
+            out.budget = out.budget or part.budget
+            out.notes += [n for n in part.notes if n not in out.notes]
             out.stopped = out.stopped or part.stopped
             out.database_away = out.database_away or part.database_away
         return out
@@ -103,6 +116,11 @@ class CycleSummary:
     def record_poll(self, outcome: HandlePoll) -> None:
         self.requests += outcome.requests
         self.credits += outcome.pages * CREDITS_PER_REQUEST
+        if outcome.waiting:
+            if outcome.handle not in self.polled:
+                self.waiting.add(outcome.handle)
+            return
+        self.waiting.discard(outcome.handle)
         if outcome.skipped:
             self.skipped += 1
         elif outcome.elsewhere:
@@ -136,14 +154,18 @@ class CycleSummary:
         # The rest were not due in this cycle (a running watch polls each once an interval,
         # give or take 10%): said, so that 3/4 with nothing failed does not read as a failure.
         rest = self.handles - len(self.polled) - len(self.failed) - self.skipped - self.elsewhere
+        if self.waiting:
+            others += f", {len(self.waiting)} waiting for credits"
+            rest -= len(self.waiting)
         if rest > 0:
             others += f", {rest} not due"
+        budget = f" ({self.budget})" if self.budget else ""
         unfollows = "" if self.unfollows is None else f"{plural(self.unfollows, 'unfollow')}, "
         handles = "handle" if self.handles == 1 else "handles"
         text = (f"watch: {len(self.polled)}/{self.handles} {handles} polled{base}{others}, "
                 f"{plural(self.new_follows, 'new follow')}, {unfollows}"
                 f"{plural(self.requests, 'request')}, "
-                f"{self.credits} credits{rate}; delivered {d.delivered}, "
+                f"{self.credits} credits{budget}{rate}; delivered {d.delivered}, "
                 f"pending {self.pending}, parked {self.parked}")
         if d.failed:
             text += f"; {plural(d.failed, 'failed delivery', 'failed deliveries')} ({d.last_error})"
@@ -157,6 +179,8 @@ class CycleSummary:
                 text += f" and {more} more (-v lists them)"
         if self.skipped:
             text += f"; {self.skipped} not polled (stopping)"
+        for note in self.notes:
+            text += f"; {note}"
         if self.database_away:
             text += "; the state database is unreachable: polls and deliveries wait for it"
         if self.stopped:

@@ -26,35 +26,35 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
+from ..core.budget import PERIODS, Budget
 from ..core.config import RetryPolicy, Timeouts
-from ..core.errors import ConnectorError, InputError
-from ..core.handles import normalize_handle
+from ..core.errors import InputError
 from ..core.http import PageSource, client_for
-from ..operations import FOLLOWED, TRIGGERS, prepare
+from ..operations import FOLLOWED, prepare
 from ..storage import (
     Backlog,
     Database,
     DatabaseUnavailable,
-    EventClaim,
-    Lease,
-    OutboxEvent,
-    StateConflict,
     new_owner,
 )
-from ..store import Store, state_key
-from .delivery import CLAIM_CHUNK, DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
+from ..store import Store
+from .arguments import check_options, check_spending, inputs_for, triggers_for
+from .arguments import unique_handles as unique_handles
+from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
 from .outage import Outage, Reconnect
-from .pacing import PacedClient, Pacer, Stopped
-from .schedule import Schedule
-from .summary import CycleSummary, HandlePoll, plural
+from .pacing import Pacer
+from .poller import Poller
+from .spend import BUDGET_NAME, Spender
+from .summary import CycleSummary, HandlePoll
+from .sweep import sweep
+from .timing import Timing
 from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
@@ -66,9 +66,10 @@ DEFAULT_CONCURRENCY = 4
 MAX_IDLE = 60.0
 #: Never spin: a zero backoff (tests) would otherwise retry in a tight loop.
 MIN_IDLE = 0.05
-#: How long a claimed handle is this watcher's: if it dies, another takes the handle over
-#: after this. Longer than a poll takes, or another watcher would poll it too (harmlessly:
-#: only one of the two can save).
+#: How long a claimed handle is this watcher's if it stops answering: a watcher whose process
+#: died is known at once (its liveness mark), and its handles are taken over within
+#: sweep.TAKEOVER_RECHECK; one whose machine vanished, after this. Longer than a poll takes, or
+#: another watcher would poll it too (harmlessly: only one of the two can save).
 DEFAULT_LEASE = 300.0
 #: A `--once` cycle waiting for handles that another watcher holds looks again after
 #: FIRST_RECHECK, then twice as long each time, up to RECHECK: such a handle is usually a poll
@@ -79,7 +80,12 @@ RECHECK = 1.0
 
 
 class Watcher:
-    """Watches handles for new follows and delivers each one to a webhook, through the outbox."""
+    """Watches handles for new follows and delivers each one to a webhook, through the outbox.
+
+    `budget` ("100000/month", or a core.budget.Budget) caps the credits it spends, with every
+    watcher of the same database; `schedule` is "fixed" (every `interval`) or "adaptive" (by
+    each handle's activity, within `min_interval` and `max_interval`), adaptive by default with
+    a budget (docs/scheduling.md)."""
 
     def __init__(
         self,
@@ -105,6 +111,11 @@ class Watcher:
         lock_timeout: float = 30.0,
         lease: float = DEFAULT_LEASE,
         reconnect: Reconnect | None = None,
+        budget: Budget | str | None = None,
+        schedule: str | None = None,
+        min_interval: float | None = None,
+        max_interval: float | None = None,
+        budget_share: float = 1.0,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
         self.handles = unique_handles(handles)
@@ -116,12 +127,15 @@ class Watcher:
             raise InputError("max attempts must be at least 1", field="maxAttempts")
         inputs = {"count": count, "maxPages": max_pages, "firstRun": first_run,
                   "reconcileEvery": reconcile_every}
-        operations = _triggers_for(events)
-        _check_options(inputs, operations)
+        operations = triggers_for(events)
+        check_options(inputs, operations)
         if lease <= 0:
             raise InputError("lease must be longer than zero", field="lease")
+        budget, kind = check_spending(budget, schedule, interval, min_interval, max_interval,
+                                      len(operations))
+        self.budget = budget
         # Checked once for every handle: only the handle differs between their polls.
-        self.plans = [(key, *prepare(key, {**_inputs_for(key, inputs),
+        self.plans = [(key, *prepare(key, {**inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
                       for key in operations]
         _, self.inputs, self.source = self.plans[0]
@@ -159,13 +173,22 @@ class Watcher:
                                    on_database_error=self._outage.report)
         #: The outbox as last seen: what a summary shows while the database is away.
         self._last_backlog = Backlog(0, 0, None)
-        self._schedule = Schedule(self.handles, interval, now=time.monotonic(), jitter=jitter)
-        #: The next due time (seconds from its poll) each poll of this watcher gave its handle.
-        self._chosen: dict[str, float] = {}
+        bucket = (store.database.bucket(BUDGET_NAME, budget, self.owner)
+                  if budget is not None else None)
+        self.spender = Spender(bucket)
+        self.timing = Timing(self.handles, interval, schedule=kind, bucket=bucket,
+                             share=budget_share, min_interval=min_interval,
+                             max_interval=max_interval, jitter=jitter)
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
         # Deliveries of what a poll just committed: a thread of their own, so a poll slot is
         # free for the next handle while its webhook POSTs are under way.
         self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
+        self.poller = Poller(store=store, client=self.client, pacer=self.pacer,
+                             owner=self.owner, plans=[p[:3] for p in self.plans],
+                             deliverer=self.deliverer, outage=self._outage,
+                             deliver_pool=self._deliver_pool, timing=self.timing,
+                             spender=self.spender, stop=self._stop,
+                             period=budget.seconds if budget is not None else PERIODS["day"])
 
     # Lifecycle
 
@@ -184,6 +207,9 @@ class Watcher:
         return self.store.location
 
     def close(self) -> None:
+        poller = getattr(self, "poller", None)
+        if poller is not None:
+            poller.settle_all()
         for name in ("_pool", "_deliver_pool"):
             pool = getattr(self, name, None)
             if pool is not None:
@@ -243,17 +269,20 @@ class Watcher:
         """Poll each handle once per interval (jittered) and deliver as events come due, until
         `stop()`. `on_summary` gets each interval's summary, and the last partial one."""
         mono = time.monotonic
-        schedule = self._schedule
+        timing = self.timing
+        chosen = self.poller.chosen
         summary = CycleSummary(len(self.handles))
         period_end = mono() + self.interval
-        log.info("watching %d handles every %gs, %d at a time; webhook %s", len(self.handles),
-                 self.interval, self.concurrency, self.webhook)
+        log.info("watching %d handles %s, %d at a time; webhook %s", len(self.handles),
+                 f"every {self.interval:g}s" if timing.adaptive is None else
+                 f"on the adaptive schedule (from every {self.interval:g}s)",
+                 self.concurrency, self.webhook)
         while not self.stopping:
             if not self._outage.check():
                 # Until it is back, or the interval's summary is due (then on waiting).
                 self._outage.wait(until=period_end)
             if not self._outage.active and not self.stopping:
-                due = schedule.due(mono())
+                due = timing.due()
                 deliveries = DeliveryPass()
                 if due:
                     # The database has the last word on who polls what when: handles polled
@@ -262,11 +291,10 @@ class Watcher:
                     outcomes, later = self._sweep(due, None, deliveries)
                     for outcome in outcomes:
                         summary.record_poll(outcome)
-                    now = mono()
                     for handle in due:
-                        chosen = self._chosen.pop(handle, None)
-                        schedule.set(handle,
-                                     now + later.get(handle, chosen or schedule.next_in()))
+                        given = chosen.pop(handle, None)
+                        timing.set(handle, later[handle] if handle in later else
+                                   given if given is not None else timing.fallback())
                 if not self._outage.active:
                     self._deliver_pass(deliveries)
                 summary.record_delivery(deliveries)
@@ -278,7 +306,7 @@ class Watcher:
                     period_end += self.interval
             if self._outage.active:
                 continue  # its wait is the sleep
-            wake = min(schedule.next_at(), period_end, mono() + MAX_IDLE)
+            wake = min(mono() + timing.wake_in(), period_end, mono() + MAX_IDLE)
             next_due = self._backlog().next_due
             if next_due is not None:
                 wake = min(wake, mono() + (next_due - time.time()))
@@ -291,6 +319,17 @@ class Watcher:
 
     def _finish(self, summary: CycleSummary) -> CycleSummary:
         summary.record_backlog(self._backlog())
+        bucket = self.spender.bucket
+        if bucket is not None and not self._outage.active:
+            try:
+                summary.budget = f"budget {bucket.budget}, {bucket.view().level:.0f} in hand"
+                notes = [self.spender.take_short(), self.timing.take_short()]
+            except DatabaseUnavailable as exc:
+                self._outage.report(exc)
+                notes = []
+            for note in filter(None, notes):
+                log.warning("watch: %s", note)
+                summary.notes.append(note)
         summary.database_away = self._outage.active
         if self.pacer.last.remaining is not None:
             summary.rate_limit = self.pacer.last
@@ -330,239 +369,4 @@ class Watcher:
     def _sweep(self, handles: Iterable[str], cycle_start: float | None,
                deliveries: DeliveryPass | None = None
                ) -> tuple[list[HandlePoll], dict[str, float]]:
-        """Claim and poll `handles`, a few more claimed than are in flight so the pool never
-        idles and no lease waits long. Due means: not polled since `cycle_start` (a monotonic
-        time: a `--once` cycle), or, when None, its interval has passed. Returns the outcomes
-        of the polls made, and for each handle not polled here the seconds until it is worth
-        asking again (held by another: its lease; polled by another: its next due time);
-        handles polled by another since `cycle_start` are outcomes marked `elsewhere`. Given
-        `deliveries`, each poll's new events are delivered at once, as part of that pass; they
-        are done when this returns."""
-        pending = list(handles)
-        by_key = {state_key(h): h for h in pending}
-        outcomes: list[HandlePoll] = []
-        later: dict[str, float] = {}
-        running: dict[Future[HandlePoll], str] = {}
-        # Each poll puts itself here when done: waiting for the next one costs the same
-        # however many are in flight (`wait` would hook onto every one of them each time).
-        finished: queue.SimpleQueue[Future[HandlePoll]] = queue.SimpleQueue()
-        delivering: list[Future[None]] = []
-        window = 2 * self.concurrency
-        database = self.store.database
-        while pending or running:
-            # Claim in batches: a claim is a transaction that every poll's commit waits
-            # behind, so refill only once half the window is done, a batch at a time.
-            if pending and not self._outage.check():  # polled once the database is back
-                later.update(dict.fromkeys(pending, 0.0))
-                pending = []
-                continue
-            if pending and len(running) <= window - self.concurrency and not self.stopping:
-                chunk, pending = (pending[:window - len(running)],
-                                  pending[window - len(running):])
-                within = None if cycle_start is None else time.monotonic() - cycle_start
-                try:
-                    claim = database.claim_polls([state_key(h) for h in chunk], self.owner,
-                                                 lease_for=self.lease, polled_within=within)
-                except DatabaseUnavailable as exc:
-                    self._outage.report(exc)
-                    later.update(dict.fromkeys(chunk, 0.0))
-                    continue
-                except Exception as exc:  # these handles wait a turn
-                    log.warning("claiming %d handles failed: %s", len(chunk), exc)
-                    outcomes += [HandlePoll(h, error=exc) for h in chunk]
-                    continue
-                for key in claim.granted:
-                    handle = by_key[key]
-                    future = self._pool.submit(self._poll_one, handle, cycle_start is None,
-                                               deliveries, delivering)
-                    running[future] = handle
-                    future.add_done_callback(finished.put)
-                for key, seconds in claim.busy.items():
-                    later[by_key[key]] = seconds
-                for key, seconds in claim.later.items():
-                    later[by_key[key]] = seconds
-                    if cycle_start is not None:
-                        outcomes.append(HandlePoll(by_key[key], elsewhere=True))
-                continue
-            if pending and not running:  # stopping: the rest are not polled
-                outcomes += [HandlePoll(h, skipped=True) for h in pending]
-                pending = []
-                continue
-            future = finished.get()
-            running.pop(future)
-            outcome = future.result()
-            outcomes.append(outcome)
-            if isinstance(outcome.error, DatabaseUnavailable) and not self.stopping:
-                later[outcome.handle] = 0.0  # polled again once the database is back
-        for future in list(delivering):
-            future.result()
-        if cycle_start is not None:
-            # Polled elsewhere in this cycle: nothing to wait for.
-            done_elsewhere = {o.handle for o in outcomes if o.elsewhere}
-            later = {h: s for h, s in later.items() if h not in done_elsewhere}
-        return outcomes, later
-
-    def _poll_one(self, handle: str, scheduled: bool = True,
-                  deliveries: DeliveryPass | None = None,
-                  delivering: list[Future[None]] | None = None) -> HandlePoll:
-        """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
-        watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
-        leaves it as it was. The lease is the handle's (its follow state's key); with both
-        triggers, each commits its own state, and the lease is given back after the last."""
-        if len(self.plans) == 1:
-            return self._poll_trigger(handle, *self.plans[0], scheduled=scheduled,
-                                      deliveries=deliveries, delivering=delivering)
-        # Each trigger in turn, with its own state; the outcome adds them up.
-        outcome = HandlePoll(handle, meta={"newFollows": 0, "unfollows": 0, "baseline": False,
-                                           "warnings": []})
-        for n, plan in enumerate(self.plans):
-            step = self._poll_trigger(handle, *plan, scheduled=scheduled,
-                                      last=n == len(self.plans) - 1,
-                                      deliveries=deliveries, delivering=delivering)
-            outcome.requests += step.requests
-            outcome.pages += step.pages
-            outcome.queued += step.queued
-            if step.meta is None:  # its lease was given back where it failed
-                outcome.error, outcome.skipped, outcome.meta = step.error, step.skipped, None
-                outcome.elsewhere = step.elsewhere
-                return outcome
-            meta = outcome.meta
-            assert meta is not None
-            for name in ("newFollows", "unfollows"):
-                meta[name] += step.meta.get(name, 0)
-            meta["baseline"] = meta["baseline"] or step.meta["baseline"]
-            meta["warnings"] += step.meta["warnings"]
-        return outcome
-
-    def _poll_trigger(self, handle: str, operation: str, inputs: dict[str, Any], source: str,
-                      *, scheduled: bool = True, last: bool = True,
-                      deliveries: DeliveryPass | None = None,
-                      delivering: list[Future[None]] | None = None) -> HandlePoll:
-        """Poll `handle` with one trigger and commit. The commit gives the handle's lease back
-        in its transaction when this is the last trigger and its state holds the lease."""
-        key = state_key(handle)
-        holds_lease = last and state_key(handle, operation) == key
-        if self.stopping:
-            self._release(key)
-            return HandlePoll(handle, skipped=True)
-        if not self._outage.check():
-            self._release(key)
-            return HandlePoll(handle, error=self._outage.error)
-        paced = PacedClient(self.client, self.pacer)
-        delivers_now = deliveries is not None and delivering is not None
-        next_in = self._chosen[handle] = self._schedule.next_in()
-        if not scheduled:
-            next_in = None
-        try:
-            batch = self.store.poll_prepared({**inputs, "handle": handle}, source,
-                                             client=paced, locked=False, operation=operation)
-            # Follows this poll delivers at once are claimed as they are queued: no other
-            # deliverer takes them meanwhile, and no second look at the outbox is needed.
-            claim = (EventClaim(self.owner, self.deliverer.claim_for)
-                     if delivers_now and len(batch.items) <= CLAIM_CHUNK else None)
-            with batch:
-                queued = batch.commit(outbox=True, lease=Lease(self.owner, next_in)
-                                      if holds_lease else None, claim=claim)
-            if last and not holds_lease:
-                self._release(key, polled=True, next_in=next_in)
-        except StateConflict:
-            # Another watcher polled it meanwhile (this one's lease had run out) and saved
-            # first: its result stands, this one's is dropped, nothing is queued twice.
-            log.info("@%s: polled by another watcher meanwhile; this poll's result dropped",
-                     handle)
-            self._release(key)
-            return HandlePoll(handle, elsewhere=True, requests=paced.requests,
-                              pages=paced.pages)
-        except Stopped:
-            self._release(key)
-            return HandlePoll(handle, skipped=True, requests=paced.requests, pages=paced.pages)
-        except DatabaseUnavailable as exc:
-            # Its state is as it was (or, a commit whose answer was lost, saved): polled again
-            # once the database is back. The outage is said once, not per handle.
-            self._outage.report(exc)
-            self._release(key)
-            return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
-        except Exception as exc:
-            # One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
-            # others; its state is untouched, so its next poll starts from the same place.
-            self._release(key, polled=True, next_in=next_in)
-            outcome = HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
-            if isinstance(exc, ConnectorError):
-                log.info("@%s: failed: %s", handle, exc.message)
-            else:
-                log.exception("@%s: failed unexpectedly", handle)
-            return outcome
-        meta = batch.meta
-        found = (plural(meta["unfollows"], "unfollow") if "unfollows" in meta else
-                 plural(meta["newFollows"], "new follow"))
-        if log.isEnabledFor(logging.INFO):
-            log.info("@%s: %s%s (%d queued), %s, %d credits", handle,
-                     "baseline taken, " if meta["baseline"] else "", found, queued,
-                     plural(paced.requests, "request"), meta["creditsUsed"])
-            for warning in meta.get("warnings", ()):
-                log.info("@%s: %s", handle, warning)
-        if queued and delivers_now:
-            # Delivered now, while the other polls wait for the API, not after all of them.
-            delivering.append(self._deliver_pool.submit(self._deliver_now, handle, deliveries,
-                                                        batch.claimed))
-        return HandlePoll(handle, meta=meta, queued=queued, requests=paced.requests,
-                          pages=paced.pages)
-
-    def _deliver_now(self, handle: str, deliveries: DeliveryPass,
-                     claimed: list[OutboxEvent]) -> None:
-        try:
-            if claimed:
-                self.deliverer.deliver_claimed(claimed, deliveries)
-            else:
-                self.deliverer.deliver_handle(handle, deliveries)
-        except DatabaseUnavailable as exc:  # the closing pass tries them once it is back
-            self._outage.report(exc)
-        except Exception:  # the cycle's closing pass tries them again
-            log.exception("@%s: delivering its new follows failed unexpectedly", handle)
-
-    def _release(self, key: str, *, polled: bool = False, next_in: float | None = None) -> None:
-        """Give a poll lease back; if that fails, it simply runs out."""
-        try:
-            self.store.database.release_poll(key, self.owner, polled=polled, next_in=next_in)
-        except DatabaseUnavailable as exc:
-            self._outage.report(exc)
-        except Exception as exc:
-            log.warning("releasing the lease of %s failed (it runs out by itself): %s", key, exc)
-
-
-def _triggers_for(events: Iterable[str]) -> list[str]:
-    """The triggers to poll for the event kinds asked for, in the order given."""
-    kinds = [events] if isinstance(events, str) else list(events)
-    wrong = [k for k in kinds if k not in TRIGGERS]
-    if wrong or not kinds:
-        raise InputError(f"events must be some of {', '.join(TRIGGERS)}; got "
-                         f"{', '.join(map(str, wrong)) or 'none'}", field="events")
-    return [TRIGGERS[k].key for k in dict.fromkeys(kinds)]
-
-
-def _inputs_for(operation: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """The watch options a trigger takes (firstRun is the follow trigger's, reconcileEvery
-    the unfollow trigger's), those that were given."""
-    from ..core.manifests import load
-
-    accepted = load(operation)["input"]["properties"]
-    return {k: v for k, v in inputs.items() if v is not None and k in accepted}
-
-
-def _check_options(inputs: dict[str, Any], operations: list[str]) -> None:
-    """An option none of the watched triggers takes is a mistake, not something to ignore."""
-    for name, value in inputs.items():
-        if value is not None and not any(name in _inputs_for(op, {name: value})
-                                         for op in operations):
-            kinds = [k for k, op in TRIGGERS.items() if name in _inputs_for(op.key, {name: value})]
-            raise InputError(f"{name} applies only when watching {' or '.join(kinds) or '?'} "
-                             f"events", field=name)
-
-
-def unique_handles(handles: Iterable[str]) -> tuple[str, ...]:
-    if isinstance(handles, str):
-        handles = [handles]
-    out = tuple(dict.fromkeys(normalize_handle(h) for h in handles))
-    if not out:
-        raise InputError("no handles to watch: give at least one TikTok handle", field="handle")
-    return out
+        return sweep(self, handles, cycle_start, deliveries)

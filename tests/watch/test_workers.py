@@ -166,3 +166,39 @@ def test_a_worker_killed_mid_cycle_loses_nothing_and_its_handles_are_taken_over(
     got = receiver.event_ids()
     assert set(got) == set(expected)
     assert len(got) - len(set(got)) <= 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup", ["sqlite", "postgres"], indirect=True)
+def test_a_running_worker_takes_over_a_killed_workers_handles_soon_not_a_lease_later(
+    standin, receiver, setup
+):
+    """Two running workers, a 10-minute lease: one is killed with polls in flight. The other
+    had found some of its handles held (asked again after at most TAKEOVER_RECHECK, 5 s, not
+    when the lease ends), so it polls them within seconds and delivers their new follows."""
+    db, handles_file, expected = setup
+    standin.latency = 0.1
+    logs: list[list[str]] = [[], []]
+    args = ("--interval", f"{INTERVAL}s", "--concurrency", "3", "--lease", "10m")
+    doomed = worker(standin, db, receiver, handles_file, *args)
+    survivor = worker(standin, db, receiver, handles_file, *args)
+    readers = [collect(p, log) for p, log in zip((doomed, survivor), logs, strict=True)]
+    try:
+        assert receiver.wait_for(len(expected), timeout=45), [log[-3:] for log in logs]
+        # Both at work, each finding some of the other's handles held: kill one mid-poll.
+        deadline = time.monotonic() + 20
+        start = len(standin.asked)
+        while len(standin.asked) < start + 40:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+        more = [event_id(h, identity(u)) for h in HANDLES for u in standin.follow_many(h, 1)]
+        # Every handle's new follow within seconds, not after the dead worker's 10 minutes.
+        assert receiver.wait_for(len(expected) + len(more), timeout=25), logs[1][-5:]
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        survivor.wait(30)
+        for reader in readers:
+            reader.join(5)
+    assert set(receiver.event_ids()) == set(expected) | set(more)

@@ -1,0 +1,150 @@
+"""Credit budgets kept in the database: one row per budget (its bucket: level, held, as of
+when) and the credits each worker holds for its polls in flight, so that every worker sharing
+the database spends from one bucket, and a restart does not find it full again.
+
+Each step (reserve, settle) is one transaction: the row is read and locked, the Bucket
+arithmetic (core/budget.py) runs at the database's own clock (PostgreSQL's
+`clock_timestamp()`, so that workers whose clocks differ agree), and the row is written back.
+Holds of a worker that died (its liveness mark, `Database.worker`) are abandoned there too:
+counted as spent, since its requests may have been made."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+
+from ..core.budget import Bucket, Budget
+from ..core.config import CREDITS_PER_REQUEST
+from .sql import Dialect, Session
+
+
+class Budgets:
+    """The budget operations of a Database."""
+
+    dialect: Dialect
+
+    # Given by Database.
+    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
+    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
+
+    def bucket(self, name: str, budget: Budget, owner: str) -> StoredBucket:
+        """The bucket of budget `name` (made full the first time), spent by `owner`: a
+        `core.budget.CreditBucket`. A budget given anew (another N or period) replaces the
+        stored one at its next step; the level stays, within the new capacity."""
+        return StoredBucket(self, name, budget, owner)
+
+    def budget_view(self, name: str) -> tuple[Budget, Bucket] | None:
+        """Budget `name` as stored, and its bucket as of now; None when there is none."""
+        with self._session() as s:
+            now = s.one(f"SELECT {self.dialect.clock}")[0]
+            found = _read(s, name, lock="")
+        if found is None:
+            return None
+        budget, bucket = found
+        return budget, bucket.refill(budget, now)
+
+
+class StoredBucket:
+    """A budget's bucket in a database row, shared by every worker of the database."""
+
+    def __init__(self, database: Budgets, name: str, budget: Budget, owner: str) -> None:
+        self.database = database
+        self.name = name
+        self.budget = budget
+        self.owner = owner
+        #: Credits settled through this object, all told.
+        self.spent = 0
+
+    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> int:
+        with self._step() as (s, now, bucket):
+            bucket, granted = bucket.reserve(self.budget, now, want, least)
+            if granted:
+                _hold(s, self.name, self.owner, granted)
+            _write(s, self.name, self.budget, bucket)
+        return granted
+
+    def settle(self, reserved: int, spent: int) -> None:
+        with self._step() as (s, now, bucket):
+            bucket = bucket.settle(self.budget, now, reserved, spent)
+            _hold(s, self.name, self.owner, -reserved)
+            _write(s, self.name, self.budget, bucket)
+        self.spent += spent
+
+    def ready_in(self, credits: int) -> float:
+        with self.database._session() as s:
+            now = s.one(f"SELECT {self.database.dialect.clock}")[0]
+            found = _read(s, self.name, lock="")
+        bucket = Bucket.full(self.budget, now) if found is None else found[1]
+        return bucket.ready_in(self.budget, now, credits)
+
+    def view(self) -> Bucket:
+        """The bucket as of now."""
+        found = self.database.budget_view(self.name)
+        if found is None:
+            return Bucket(self.budget.capacity, 0.0, 0.0)
+        return found[1]
+
+    def _step(self) -> _Step:
+        return _Step(self)
+
+    def __repr__(self) -> str:
+        return f"StoredBucket({self.name!r}, {self.budget})"
+
+
+class _Step:
+    """One transaction on the budget's row: yields (session, now, bucket), the bucket refilled
+    to now less what dead workers held; the caller writes it back."""
+
+    def __init__(self, owner: StoredBucket) -> None:
+        self.of = owner
+
+    def __enter__(self) -> tuple[Session, float, Bucket]:
+        of = self.of
+        self._tx = of.database._tx()
+        s = self._tx.__enter__()
+        d, t = of.database.dialect, of.database.dialect.prefix
+        now = s.one(f"SELECT {d.clock}")[0]
+        found = _read(s, of.name, lock=d.lock_row)
+        if found is None:
+            s.run(f"INSERT INTO {t}budgets (name, credits, period, level, held, as_of) VALUES "
+                  "(:name, :credits, :period, :level, 0, :now) ON CONFLICT (name) DO NOTHING",
+                  name=of.name, credits=of.budget.credits, period=of.budget.period,
+                  level=of.budget.capacity, now=now)
+            found = _read(s, of.name, lock=d.lock_row)
+            assert found is not None
+        bucket = found[1]
+        for owner, credits in s.all(f"SELECT owner, credits FROM {t}budget_holds WHERE "
+                                    f"name = :name AND {t}gone(owner)", name=of.name):
+            bucket = bucket.abandon(of.budget, now, int(credits))
+            s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner",
+                  name=of.name, owner=owner)
+        return s, now, bucket
+
+    def __exit__(self, *exc: object) -> None:
+        self._tx.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _read(s: Session, name: str, *, lock: str) -> tuple[Budget, Bucket] | None:
+    t = s.dialect.prefix
+    row = s.one(f"SELECT credits, period, level, held, as_of FROM {t}budgets WHERE "
+                f"name = :name{lock}", name=name)
+    if row is None:
+        return None
+    credits, period, level, held, at = row
+    return Budget(int(credits), str(period)), Bucket(float(level), float(held), float(at))
+
+
+def _write(s: Session, name: str, budget: Budget, bucket: Bucket) -> None:
+    s.run(f"UPDATE {s.dialect.prefix}budgets SET credits = :credits, period = :period, "
+          "level = :level, held = :held, as_of = :at WHERE name = :name", name=name,
+          credits=budget.credits, period=budget.period, level=bucket.level, held=bucket.held,
+          at=bucket.at)
+
+
+def _hold(s: Session, name: str, owner: str, credits: int) -> None:
+    """Add `credits` (negative: take them back) to what `owner` holds of budget `name`."""
+    t = s.dialect.prefix
+    s.run(f"INSERT INTO {t}budget_holds (name, owner, credits) VALUES (:name, :owner, "
+          ":credits) ON CONFLICT (name, owner) DO UPDATE SET credits = "
+          "budget_holds.credits + excluded.credits", name=name, owner=owner, credits=credits)
+    s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner AND "
+          "credits <= 0", name=name, owner=owner)

@@ -1,0 +1,120 @@
+"""Poll leases: which worker polls which handle now, when each handle is next due, and what
+the workers keep next to it (its activity estimate and health, opaque JSON here, and its
+credits this period). A mixin of `Database`, whose sessions and dialect it uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Any
+
+from .records import Claim, Lease, PollRow
+from .sql import Dialect, Session
+
+
+class Leases:
+    """The poll lease operations of a Database."""
+
+    dialect: Dialect
+
+    # Given by Database.
+    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
+    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
+    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
+               also: str = "", **args: object) -> dict[str, tuple]: ...  # pragma: no cover
+
+    def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
+                    polled_within: float | None = None) -> Claim:
+        """Lease those of `keys` that are due and that no other worker holds, for `lease_for`
+        seconds. Due means: its next due time has come, or, with `polled_within` (the age of
+        a `--once` cycle), not polled in the last `polled_within` seconds. Times are relative
+        so that workers on machines whose clocks differ agree (PostgreSQL uses its own). The
+        claim carries what was kept next to each granted lease (Lease.activity, .health)."""
+        d, t = self.dialect, self.dialect.prefix
+        wanted = list(dict.fromkeys(keys))
+        claim = Claim()
+        if not wanted:
+            return claim
+        ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
+        with self._tx() as s:
+            now = s.one(f"SELECT {d.clock}")[0]
+            s.run(f"INSERT INTO {t}poll_lease (key) {d.each('keys')} ON CONFLICT DO NOTHING",
+                  keys=ordered)
+            due = "polled_at < :since" if polled_within is not None else "next_at <= :now"
+            got = self._claim(s, f"{t}poll_lease", "key",
+                              f"{d.among('key', 'keys')} AND (lease_until <= :now OR "
+                              f"owner = :owner OR {t}gone(owner)) AND {due}",
+                              "owner = :owner, lease_until = :until",
+                              also=", activity, health", keys=ordered, owner=owner, now=now,
+                              until=now + lease_for, since=now - (polled_within or 0.0))
+            rest = [k for k in wanted if k not in got]
+            others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
+                           f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
+                           keys=d.listed(rest)) if rest else []
+        claim.granted = [k for k in wanted if k in got]
+        claim.stored = {k: kept for k, kept in got.items() if kept != (None, None)}
+        for key, holder, until, polled_at, next_at, gone in others:
+            polled = (polled_at >= now - polled_within if polled_within is not None
+                      else next_at > now)
+            held_for = until - now if holder != owner and not gone else 0.0
+            if held_for <= 0 and not polled:
+                held_for = 1.0  # being claimed by another worker this very moment
+            claim.file(key, held_for=held_for, due_in=next_at - now, polled=polled)
+        return claim
+
+    def release_poll(self, key: str, owner: str, *, polled: bool = False,
+                     next_in: float | None = None, activity: str | None = None,
+                     health: str | None = None, credits: int = 0,
+                     period: float | None = None) -> None:
+        """Give a lease back without saving a state: the poll failed (`polled`: it counts as
+        polled now, next due in `next_in` seconds, as with Lease) or was abandoned (or put
+        off: with `next_in`, due again then). The rest is kept as with Lease."""
+        with self._tx() as s:
+            self._release(s, key, Lease(owner, next_in, polled, activity, health, credits,
+                                        period))
+
+    def _release(self, s: Session, key: str, lease: Lease) -> None:
+        t, clock = self.dialect.prefix, self.dialect.clock
+        kept, args = _kept(lease)
+        if not lease.polled:
+            due = "" if lease.next_in is None else f", next_at = {clock} + :next"
+            s.run(f"UPDATE {t}poll_lease SET owner = NULL, lease_until = 0{due}{kept} "
+                  "WHERE key = :key AND owner = :owner", key=key, owner=lease.owner,
+                  next=lease.next_in, **args)
+            return
+        # Polled now, whoever holds the lease; only the holder's lease ends.
+        s.run(f"INSERT INTO {t}poll_lease (key, polled_at, next_at) VALUES (:key, {clock}, "
+              f"{clock} + coalesce(:next, 0)) ON CONFLICT (key) DO UPDATE SET "
+              f"polled_at = excluded.polled_at, next_at = coalesce({clock} + :next, "
+              "poll_lease.next_at), owner = CASE WHEN poll_lease.owner = :owner THEN NULL "
+              "ELSE poll_lease.owner END, lease_until = CASE WHEN poll_lease.owner = :owner "
+              f"THEN 0 ELSE poll_lease.lease_until END{kept}", key=key, next=lease.next_in,
+              owner=lease.owner, **args)
+
+    def poll_rows(self, keys: Iterable[str] | None = None) -> list[PollRow]:
+        """The poll lease rows (of `keys`, when given), for a status view."""
+        d, t = self.dialect, self.dialect.prefix
+        which = "" if keys is None else f" AND {d.among('key', 'keys')}"
+        with self._session() as s:
+            rows = s.all(f"SELECT key, polled_at, next_at, activity, health, credits, "
+                         f"credits_since, owner IS NOT NULL AND lease_until > {d.clock} AND "
+                         f"NOT {t}gone(owner) FROM {t}poll_lease WHERE true{which} ORDER BY key",
+                         keys=d.listed(sorted(keys or ())))
+        return [PollRow(k, float(p), float(n), a, h, int(c), float(since), bool(held))
+                for k, p, n, a, h, c, since, held in rows]
+
+
+def _kept(lease: Lease) -> tuple[str, dict[str, Any]]:
+    """The SET clauses (each after a comma) and parameters that store what `lease` keeps."""
+    sets, args = [], {}
+    if lease.activity is not None:
+        sets.append("activity = :activity")
+        args["activity"] = lease.activity
+    if lease.health is not None:
+        sets.append("health = :health")
+        args["health"] = lease.health
+    if lease.period is not None:
+        sets.append("credits = CASE WHEN poll_lease.credits_since = :period THEN "
+                    "poll_lease.credits + :credits ELSE :credits END, credits_since = :period")
+        args.update(period=float(lease.period), credits=int(lease.credits))
+    return "".join(", " + x for x in sets), args

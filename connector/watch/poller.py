@@ -1,0 +1,298 @@
+"""One handle's poll, once the watcher holds its lease (watcher.py): its credits reserved from
+the budget, each watched trigger read and committed with its new follows as outbox events,
+and its next poll time, what is known of it and its credits written in the same transaction.
+
+The next poll time comes after the poll, from what it found (timing.py). A poll the budget
+cannot pay for now gives its lease back, due again when the credits are there: it is
+`waiting`, not failed. Credits reserved for a poll are settled when it is done, however it
+ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from ..core.config import CREDITS_PER_REQUEST
+from ..core.errors import ConnectorError
+from ..core.http import PageSource
+from ..storage import DatabaseUnavailable, EventClaim, Lease, OutboxEvent, StateConflict
+from ..store import Batch, Store, state_key
+from .delivery import CLAIM_CHUNK, Deliverer, DeliveryPass
+from .outage import Outage
+from .pacing import PacedClient, Pacer, Stopped
+from .spend import Grant, Spender
+from .summary import HandlePoll, plural
+from .timing import Next, Timing
+
+log = logging.getLogger("connector.watch")
+
+#: A poll waiting for credits that only polls in flight can free asks again after this.
+CREDIT_RECHECK = 5.0
+#: ... and never sooner than this (the bucket's own answer may be a hair early).
+MIN_CREDIT_WAIT = 1.0
+
+
+class Poller:
+    """Polls one claimed handle at a time (from many threads); what a Watcher polls with."""
+
+    def __init__(self, *, store: Store, client: PageSource, pacer: Pacer, owner: str,
+                 plans: list[tuple[str, dict[str, Any], str]], deliverer: Deliverer,
+                 outage: Outage, deliver_pool: ThreadPoolExecutor, timing: Timing,
+                 spender: Spender, stop: threading.Event, period: float) -> None:
+        self.store = store
+        self.client = client
+        self.pacer = pacer
+        self.owner = owner
+        self.plans = plans
+        self.deliverer = deliverer
+        self.outage = outage
+        self.deliver_pool = deliver_pool
+        self.timing = timing
+        self.spender = spender
+        self.stop = stop
+        #: The period, in seconds, of the per-handle credit counters (the budget's, or a day).
+        self.period = period
+        #: The page budget each trigger asks for: what a poll reserves.
+        self.wants = [int(inputs.get("maxPages") or 1) for _, inputs, _ in plans]
+        #: The seconds until its next poll that each poll gave its handle (the watch loop
+        #: takes them).
+        self.chosen: dict[str, float] = {}
+        #: Reservations whose settling the database was away for: settled at the next poll.
+        self._unsettled: list[tuple[Grant, int]] = []
+        self._settle_lock = threading.Lock()
+        #: What the last good poll of each handle said of its list (`status` shows it).
+        self._facts: dict[str, dict[str, Any]] = {}
+
+    def poll(self, handle: str, scheduled: bool = True, deliveries: DeliveryPass | None = None,
+             delivering: list[Future[None]] | None = None) -> HandlePoll:
+        """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
+        watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
+        leaves it as it was. The lease is the handle's (its follow state's key); with both
+        triggers, each commits its own state, and the lease is given back after the last."""
+        key = state_key(handle)
+        if self.stop.is_set():
+            self._release(key)
+            return HandlePoll(handle, skipped=True)
+        if not self.outage.check():
+            self._release(key)
+            return HandlePoll(handle, error=self.outage.error)
+        grant = None
+        if self.spender.bucket is not None:
+            try:
+                self._settle_late()
+                grant = self.spender.start(self.wants)
+                wait = self.credit_wait() if grant is None else 0.0
+            except Exception as exc:  # the budget's row could not be read: not polled now
+                if isinstance(exc, DatabaseUnavailable):
+                    self.outage.report(exc)
+                else:
+                    log.warning("@%s: reserving its credits failed: %s", handle, exc)
+                self._release(key)
+                return HandlePoll(handle, error=exc)
+            if grant is None:
+                self.chosen[handle] = wait
+                self._release(key, next_in=wait if scheduled else None)
+                return HandlePoll(handle, waiting=True)
+        paced = PacedClient(self.client, self.pacer)
+        try:
+            return self._poll(handle, key, grant, paced, scheduled, deliveries, delivering)
+        finally:
+            if grant is not None:
+                self._settle(grant, paced.pages)
+
+    def credit_wait(self) -> float:
+        """Seconds until a poll could get its credits."""
+        wait = self.spender.ready_in(self.wants)
+        return CREDIT_RECHECK if math.isinf(wait) else max(MIN_CREDIT_WAIT, wait)
+
+    def _poll(self, handle: str, key: str, grant: Grant | None, paced: PacedClient,
+              scheduled: bool, deliveries: DeliveryPass | None,
+              delivering: list[Future[None]] | None) -> HandlePoll:
+        delivers_now = deliveries is not None and delivering is not None
+        metas: list[dict[str, Any]] = []
+        queued = 0
+        remembered: int | None = None
+        for n, (operation, inputs, source) in enumerate(self.plans):
+            last = n == len(self.plans) - 1
+            holds_lease = last and state_key(handle, operation) == key
+            values = {**inputs, "handle": handle}
+            if grant is not None:
+                values["maxPages"] = grant.pages[n]
+            try:
+                batch = self.store.poll_prepared(values, source, client=paced, locked=False,
+                                                 operation=operation)
+                metas.append(batch.meta)
+                remembered = batch.remembered if remembered is None else remembered
+                lease = None
+                if last:
+                    then = self.timing.polled(handle, metas)
+                    self.chosen[handle] = then.delay
+                    if then.report:
+                        log.info("@%s: %s", handle, then.report)
+                    lease = self._lease(then, paced, scheduled, metas, remembered, handle)
+                # Follows this poll delivers at once are claimed as they are queued: no other
+                # deliverer takes them meanwhile, and no second look at the outbox is needed.
+                claim = (EventClaim(self.owner, self.deliverer.claim_for)
+                         if delivers_now and len(batch.items) <= CLAIM_CHUNK else None)
+                with batch:
+                    step = batch.commit(outbox=True, lease=lease if holds_lease else None,
+                                        claim=claim)
+                queued += step
+                if lease is not None and not holds_lease:
+                    self._release_lease(key, lease)
+            except StateConflict:
+                # Another watcher polled it meanwhile (this one's lease had run out) and saved
+                # first: its result stands, this one's is dropped, nothing is queued twice.
+                log.info("@%s: polled by another watcher meanwhile; this poll's result dropped",
+                         handle)
+                self._release(key)
+                return HandlePoll(handle, elsewhere=True, requests=paced.requests,
+                                  pages=paced.pages)
+            except Stopped:
+                self._release(key)
+                return HandlePoll(handle, skipped=True, requests=paced.requests,
+                                  pages=paced.pages)
+            except DatabaseUnavailable as exc:
+                # Its state is as it was (or, a commit whose answer was lost, saved): polled
+                # again once the database is back. The outage is said once, not per handle.
+                self.outage.report(exc)
+                self._release(key)
+                return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
+            except Exception as exc:
+                return self._failed(handle, key, exc, paced, scheduled)
+            self._log(handle, batch, step, paced if len(self.plans) == 1 else None)
+            if step and delivers_now:
+                # Delivered now, while the other polls wait for the API, not after all of them.
+                assert deliveries is not None and delivering is not None
+                delivering.append(self.deliver_pool.submit(self._deliver_now, handle,
+                                                           deliveries, batch.claimed))
+        return HandlePoll(handle, meta=_outcome_meta(metas), queued=queued,
+                          requests=paced.requests, pages=paced.pages)
+
+    def _failed(self, handle: str, key: str, exc: Exception, paced: PacedClient,
+                scheduled: bool) -> HandlePoll:
+        """One handle's trouble (404, a rename, a timeout, even a bug) must not stop the
+        others; its state is untouched, so its next poll starts from the same place. It is
+        backed off if its list is hidden or it keeps failing, and said once."""
+        then = self.timing.failed(handle, exc)
+        self.chosen[handle] = then.delay
+        self._release_lease(key, self._lease(then, paced, scheduled, None, None, handle))
+        if then.report:
+            log.warning("@%s: %s", handle, then.report)
+        if isinstance(exc, ConnectorError):
+            log.info("@%s: failed: %s", handle, exc.message)
+        else:
+            log.exception("@%s: failed unexpectedly", handle)
+        return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
+
+    def _lease(self, then: Next, paced: PacedClient, scheduled: bool,
+               metas: list[dict[str, Any]] | None, remembered: int | None, handle: str
+               ) -> Lease:
+        """The lease given back with the poll: next due (unless `--once`), what is known of
+        the handle (`metas`: what its poll found; None: it failed), and what the poll cost."""
+        if metas is not None:
+            self._facts[handle] = _facts(metas, paced.total, remembered)
+        activity, health = then.kept(self._facts.get(handle))
+        self.timing.wrote(handle, activity, health)
+        now = time.time()
+        return Lease(self.owner, then.delay if scheduled else None, activity=activity,
+                     health=health,
+                     credits=paced.pages * CREDITS_PER_REQUEST,
+                     period=math.floor(now / self.period) * self.period)
+
+    def _log(self, handle: str, batch: Batch, queued: int, paced: PacedClient | None) -> None:
+        if not log.isEnabledFor(logging.INFO):
+            return
+        meta = batch.meta
+        found = (plural(meta["unfollows"], "unfollow") if "unfollows" in meta else
+                 plural(meta["newFollows"], "new follow"))
+        requests = f"{plural(paced.requests, 'request')}, " if paced is not None else ""
+        log.info("@%s: %s%s (%d queued), %s%d credits", handle,
+                 "baseline taken, " if meta["baseline"] else "", found, queued, requests,
+                 meta["creditsUsed"])
+        for warning in meta.get("warnings", ()):
+            log.info("@%s: %s", handle, warning)
+
+    def _deliver_now(self, handle: str, deliveries: DeliveryPass,
+                     claimed: list[OutboxEvent]) -> None:
+        try:
+            if claimed:
+                self.deliverer.deliver_claimed(claimed, deliveries)
+            else:
+                self.deliverer.deliver_handle(handle, deliveries)
+        except DatabaseUnavailable as exc:  # the closing pass tries them once it is back
+            self.outage.report(exc)
+        except Exception:  # the cycle's closing pass tries them again
+            log.exception("@%s: delivering its new follows failed unexpectedly", handle)
+
+    def _settle(self, grant: Grant, pages: int) -> None:
+        try:
+            self.spender.finish(grant, pages)
+        except Exception as exc:  # kept, and settled at the next poll
+            with self._settle_lock:
+                self._unsettled.append((grant, pages))
+            if isinstance(exc, DatabaseUnavailable):
+                self.outage.report(exc)
+            else:
+                log.warning("settling a poll's credits failed (tried again): %s", exc)
+
+    def _settle_late(self) -> None:
+        with self._settle_lock:
+            late, self._unsettled = self._unsettled, []
+        for grant, pages in late:
+            self._settle(grant, pages)
+
+    def settle_all(self) -> None:
+        """Settle what the database was away for, before the watcher stops."""
+        self._settle_late()  # what fails again is kept: the database is still away
+
+    def _release_lease(self, key: str, lease: Lease) -> None:
+        self._release(key, polled=True, next_in=lease.next_in, lease=lease)
+
+    def _release(self, key: str, *, polled: bool = False, next_in: float | None = None,
+                 lease: Lease | None = None) -> None:
+        """Give a poll lease back; if that fails, it simply runs out."""
+        kept: dict[str, Any] = {}
+        if lease is not None:
+            kept = dict(activity=lease.activity, health=lease.health, credits=lease.credits,
+                        period=lease.period)
+        try:
+            self.store.database.release_poll(key, self.owner, polled=polled, next_in=next_in,
+                                             **kept)
+        except DatabaseUnavailable as exc:
+            self.outage.report(exc)
+        except Exception as exc:
+            log.warning("releasing the lease of %s failed (it runs out by itself): %s", key, exc)
+
+
+def _outcome_meta(metas: list[dict[str, Any]]) -> dict[str, Any]:
+    """The meta of a poll's one trigger, or the sums of its triggers'."""
+    if len(metas) == 1:
+        return metas[0]
+    meta: dict[str, Any] = {"newFollows": 0, "unfollows": 0, "baseline": False, "warnings": []}
+    for step in metas:
+        for name in ("newFollows", "unfollows"):
+            meta[name] += step.get(name, 0)
+        meta["baseline"] = meta["baseline"] or step["baseline"]
+        meta["warnings"] += step["warnings"]
+    return meta
+
+
+def _facts(metas: list[dict[str, Any]], total: int | None, remembered: int | None
+           ) -> dict[str, Any]:
+    """What `status` shows of a handle's list, from its last poll: its size as the upstream
+    says, the accounts the watch has seen on it, whether new follows are left to read, and
+    whether the list is deeper than the upstream lists."""
+    facts: dict[str, Any] = {"catchingUp": any(m.get("catchingUp") for m in metas),
+                             "atDepthCap": any(m.get("atDepthCap") for m in metas)}
+    tracked = [m["tracked"] for m in metas if isinstance(m.get("tracked"), int)]
+    totals = [m["total"] for m in metas if isinstance(m.get("total"), int)]
+    facts["total"] = totals[0] if totals else total
+    facts["seen"] = tracked[0] if tracked else remembered
+    return facts
+

@@ -1,0 +1,197 @@
+"""When a watcher polls each handle next: on the fixed schedule (every interval, jittered:
+schedule.py) or the adaptive one (adaptive.py), and under either the back-off of a handle
+whose list is hidden or that keeps failing (backoff.py: 1, 2, 4 ... intervals, reported
+once). A handle that answers is polled exactly as the schedule has it: the back-off changes
+nothing for it.
+
+What is known of each handle (its `Activity` and `Health`) goes to the database with its
+poll's commit, and comes back from it when a watcher claims the handle (`restore`), so that
+workers sharing a database plan alike and a restart keeps what was learnt. A damaged stored
+value starts that handle afresh: it is advice, not state anything depends on.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.budget import CreditBucket
+from ..core.errors import InputError
+from .activity import Activity, Observation
+from .adaptive import DEFAULT_MAX_INTERVAL, DEFAULT_MIN_INTERVAL, AdaptiveSchedule, check_bounds
+from .backoff import Health
+from .schedule import Schedule
+
+FIXED = "fixed"
+ADAPTIVE = "adaptive"
+SCHEDULES = (FIXED, ADAPTIVE)
+
+
+@dataclass(frozen=True)
+class Next:
+    """What a poll's outcome means for its handle: the seconds until its next poll, a line
+    for the log (once, when its health changes), and what is kept of it."""
+
+    delay: float
+    report: str | None
+    activity: Activity
+    health: Health
+
+    def kept(self, facts: dict[str, Any] | None = None) -> tuple[str, str]:
+        """The activity and health (with `facts` of the list, for `status`) as JSON text, for
+        the database."""
+        return (json.dumps(self.activity.to_json(), separators=(",", ":")),
+                json.dumps({**self.health.to_json(), **(facts or {})}, separators=(",", ":")))
+
+
+def schedule_kind(schedule: str | None, budget: object) -> str:
+    """The schedule asked for, or the default: adaptive with a budget, fixed without."""
+    if schedule is None:
+        return ADAPTIVE if budget is not None else FIXED
+    if schedule not in SCHEDULES:
+        raise InputError(f"schedule {schedule!r}: give fixed or adaptive", field="schedule")
+    return schedule
+
+
+def bounds(interval: float, min_interval: float | None, max_interval: float | None
+           ) -> tuple[float, float]:
+    """The adaptive schedule's bounds, checked (InputError names the option): those given,
+    else the defaults, which give way to an interval outside them (bounds given do not)."""
+    lo = min(DEFAULT_MIN_INTERVAL, interval) if min_interval is None else min_interval
+    hi = max(DEFAULT_MAX_INTERVAL, interval) if max_interval is None else max_interval
+    check_bounds(interval, lo, hi)
+    return lo, hi
+
+
+class Timing:
+    """The next poll time of each handle, and what is known of it; safe between threads."""
+
+    def __init__(self, handles: Sequence[str], interval: float, *, schedule: str = FIXED,
+                 bucket: CreditBucket | None = None, share: float = 1.0,
+                 min_interval: float | None = None, max_interval: float | None = None,
+                 jitter: float = 0.1) -> None:
+        self.kind = schedule
+        self.interval = interval
+        self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
+        self._lock = threading.Lock()
+        self._written: dict[str, tuple[str, str]] = {}
+        self._activity = {h: Activity() for h in handles}
+        self._health = {h: Health() for h in handles}
+        self.adaptive: AdaptiveSchedule | None = None
+        if schedule == ADAPTIVE:
+            # Its times are stored (activity), so they are the wall clock's.
+            self.clock = time.time
+            self.adaptive = AdaptiveSchedule(handles, interval, now=self.clock(), bucket=bucket,
+                                             min_interval=self.min_interval,
+                                             max_interval=self.max_interval, jitter=jitter,
+                                             portion=share)
+            self.schedule: Schedule | AdaptiveSchedule = self.adaptive
+        else:
+            self.clock = time.monotonic
+            self.fixed = Schedule(handles, interval, now=self.clock(), jitter=jitter)
+            self.schedule = self.fixed
+
+    # What the watch loop asks
+
+    def due(self) -> list[str]:
+        with self._lock:
+            return self.schedule.due(self.clock())
+
+    def set(self, handle: str, delay: float) -> None:
+        """Poll `handle` next in `delay` seconds (the database, or a poll, decided it)."""
+        with self._lock:
+            self.schedule.set(handle, self.clock() + delay)
+
+    def wake_in(self) -> float:
+        """Seconds until a handle is next due."""
+        with self._lock:
+            return self.schedule.next_at() - self.clock()
+
+    def fallback(self) -> float:
+        """The seconds until the next poll of a handle whose poll did not say (stopped, or
+        dropped for another watcher's)."""
+        if self.adaptive is None:
+            return self.fixed.next_in()
+        return self.interval
+
+    # What each poll tells
+
+    def wrote(self, handle: str, activity: str, health: str) -> None:
+        """What this watcher's poll of `handle` stored (a claim that finds it unchanged need
+        not parse it again)."""
+        self._written[handle] = (activity, health)
+
+    def restore(self, handle: str, activity: str | None, health: str | None) -> None:
+        """Take what the database keeps of `handle` (another watcher may have polled it)."""
+        if (activity is None and health is None) or self._written.get(handle) == (activity,
+                                                                                  health):
+            return
+        with self._lock:
+            old_activity, old_health = self._known(handle)
+            new_activity = _parse(Activity, activity, old_activity)
+            new_health = _parse(Health, health, old_health)
+            if (new_activity, new_health) == (old_activity, old_health):
+                return
+            if self.adaptive is not None:
+                self.adaptive.restore(handle, new_activity, new_health)
+            else:
+                self._activity[handle], self._health[handle] = new_activity, new_health
+
+    def polled(self, handle: str, metas: Iterable[dict[str, Any]]) -> Next:
+        """A poll of `handle` succeeded with these trigger metas: when it is polled next."""
+        seen = Observation.from_meta(metas)
+        with self._lock:
+            now = time.time()
+            if self.adaptive is not None:
+                verdict = self.adaptive.polled(handle, now, seen)
+                assert verdict.delay is not None
+                return Next(verdict.delay, verdict.report, self.adaptive.activity(handle),
+                            verdict.health)
+            self._activity[handle] = self._activity[handle].observe(now, seen)
+            verdict = self._health[handle].succeeded()
+            self._health[handle] = verdict.health
+            return Next(self.fixed.next_in(), verdict.report, self._activity[handle],
+                        verdict.health)
+
+    def failed(self, handle: str, error: BaseException) -> Next:
+        """A poll of `handle` failed: when it is asked again (backed off, if its list is
+        hidden or it keeps failing)."""
+        with self._lock:
+            if self.adaptive is not None:
+                verdict = self.adaptive.failed(handle, time.time(), error)
+                delay = verdict.delay if verdict.delay is not None else self.interval
+                return Next(delay, verdict.report, self.adaptive.activity(handle),
+                            verdict.health)
+            verdict = self._health[handle].failed(error, self.interval)
+            self._health[handle] = verdict.health
+            # 1, 2, 4 ... intervals, each jittered as the interval is (the first, as today).
+            jittered = self.fixed.next_in() / self.interval
+            delay = (verdict.delay if verdict.delay is not None else self.interval) * jittered
+            return Next(delay, verdict.report, self._activity[handle], verdict.health)
+
+    def take_short(self) -> str | None:
+        """That the budget cannot pay for what the bounds ask, once."""
+        if self.adaptive is None:
+            return None
+        with self._lock:
+            return self.adaptive.take_short()
+
+    def _known(self, handle: str) -> tuple[Activity, Health]:
+        if self.adaptive is not None:
+            return self.adaptive.activity(handle), self.adaptive.health(handle)
+        return self._activity[handle], self._health[handle]
+
+
+def _parse(kind: Any, text: str | None, otherwise: Any) -> Any:
+    """A stored Activity or Health; `otherwise` when there is none, a fresh one when it is
+    damaged."""
+    if text is None:
+        return otherwise
+    try:
+        return kind.from_json(json.loads(text))
+    except (ValueError, TypeError, RecursionError):
+        return kind()
