@@ -15,10 +15,9 @@ polls that settled in [a, b] plus those still held at b, so at most
 refilled while polls held credits would let a slow poll and a fresh one spend the same credits
 twice.)
 
-The arithmetic is pure: methods of the stored (level, held, at) and `now`, so that one
-database row shared by many workers can hold a budget (storage would update it in a
-transaction, with the database's clock as `now`; it does not yet), and tests and benchmarks
-run it on a virtual clock.
+The arithmetic is pure: methods of the stored (level, held, at) and `now`. One database row
+shared by many workers holds a budget (storage/budgets.py updates it in a transaction, with
+the database's clock as `now`), and tests and benchmarks run it on a virtual clock.
 """
 
 from __future__ import annotations
@@ -165,9 +164,8 @@ class Bucket:
 
 
 class CreditBucket(Protocol):
-    """Where a budget's bucket lives: in memory here; a database row once storage keeps one
-    (not yet: watch takes no --budget). Each call is one atomic step of the Bucket
-    arithmetic at the store's own `now`."""
+    """Where a budget's bucket lives: in memory here, a database row in storage. Each call is
+    one atomic step of the Bucket arithmetic at the store's own `now`."""
 
     budget: Budget
 
