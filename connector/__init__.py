@@ -6,9 +6,9 @@
 
 This module is the whole public API (`__all__`): the operations (`run`, `stream`,
 `check_credentials`) and their results, the settings, the HTTP client seam, the embedded store,
-`watch` (`Watcher`, `WatcherGroup`, `Webhook`, `Outbox`) and the error tree. The stand-in server
-is a testing tool, imported from `connector.standin`. Names are imported on first use, so
-`import connector` stays as cheap as the CLI's `--help`.
+`watch` (`Watcher`, `WatcherGroup`, `Webhook`, `Outbox`, `Metrics`) and the error tree. The
+stand-in server is a testing tool, imported from `connector.standin`. Names are imported on
+first use, so `import connector` stays as cheap as the CLI's `--help`.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ _EXPORTS = {
     "WatcherGroup": "connector.watch.processes",
     "Webhook": "connector.watch.webhook",
     "Outbox": "connector.storage.outbox",
+    "Metrics": "connector.watch.metrics",
     # The error tree.
     "ConnectorError": "connector.core.errors",
     "InputError": "connector.core.errors",
@@ -97,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .operations.results import Partial, Result
     from .storage.outbox import Outbox
     from .store import Batch, Store, open_store
+    from .watch.metrics import Metrics
     from .watch.processes import WatcherGroup
     from .watch.watcher import Watcher
     from .watch.webhook import Webhook

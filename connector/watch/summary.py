@@ -39,6 +39,17 @@ class HandlePoll:
             return f"{err.status} {err.code}"
         return err.code if isinstance(err, ConnectorError) else type(err).__name__
 
+    @property
+    def result(self) -> str | None:
+        """What the poll came to, for the metrics: `ok`, `failed`, `dropped` (polled, but
+        another watcher saved first); None when it was not polled here (stopping, or polled
+        by another watcher)."""
+        if self.skipped or (self.elsewhere and not self.requests):
+            return None
+        if self.elsewhere:
+            return "dropped"
+        return "failed" if self.error is not None else "ok"
+
 
 @dataclass
 class CycleSummary:
@@ -58,6 +69,8 @@ class CycleSummary:
     unfollows: int | None = None
     requests: int = 0
     credits: int = 0
+    #: Polls made, by result (HandlePoll.result).
+    polls: dict[str, int] = field(default_factory=dict)
     delivery: DeliveryPass = field(default_factory=DeliveryPass)
     #: The outbox (this watch's handles) at the end of the cycle.
     pending: int = 0
@@ -90,6 +103,8 @@ class CycleSummary:
                 setattr(out, name, getattr(out, name) + getattr(part, name))
             if part.unfollows is not None:
                 out.unfollows = (out.unfollows or 0) + part.unfollows
+            for result, count in part.polls.items():
+                out.polls[result] = out.polls.get(result, 0) + count
             out.delivery.add(part.delivery)
             rate = part.rate_limit
             if rate is not None and rate.remaining is not None and (
@@ -103,6 +118,8 @@ class CycleSummary:
     def record_poll(self, outcome: HandlePoll) -> None:
         self.requests += outcome.requests
         self.credits += outcome.pages * CREDITS_PER_REQUEST
+        if outcome.result is not None:
+            self.polls[outcome.result] = self.polls.get(outcome.result, 0) + 1
         if outcome.skipped:
             self.skipped += 1
         elif outcome.elsewhere:

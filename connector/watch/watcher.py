@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.config import RetryPolicy, Timeouts
 from ..core.errors import ConnectorError, InputError
@@ -56,6 +56,9 @@ from .pacing import PacedClient, Pacer, Stopped
 from .schedule import Schedule
 from .summary import CycleSummary, HandlePoll, plural
 from .webhook import Webhook
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("connector.watch")
 
@@ -105,6 +108,7 @@ class Watcher:
         lock_timeout: float = 30.0,
         lease: float = DEFAULT_LEASE,
         reconnect: Reconnect | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
         self.handles = unique_handles(handles)
@@ -153,10 +157,16 @@ class Watcher:
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
         self._outage = Outage(store.database, self.owner, self._stop, reconnect)
+        #: Told of each poll and delivery as it ends (metrics.py).
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watching(self.handles)
         self.deliverer = Deliverer(store.database, webhook, handles=self.handles,
                                    max_attempts=max_attempts, backoff=backoff,
                                    concurrency=concurrency, stop=self._stop, owner=self.owner,
-                                   on_database_error=self._outage.report)
+                                   on_database_error=self._outage.report,
+                                   on_delivery=metrics and metrics.record_delivery,
+                                   on_backlog=metrics and metrics.record_backlog)
         #: The outbox as last seen: what a summary shows while the database is away.
         self._last_backlog = Backlog(0, 0, None)
         self._schedule = Schedule(self.handles, interval, now=time.monotonic(), jitter=jitter)
@@ -392,6 +402,8 @@ class Watcher:
             running.pop(future)
             outcome = future.result()
             outcomes.append(outcome)
+            if self.metrics is not None:
+                self.metrics.record_poll(outcome)
             if isinstance(outcome.error, DatabaseUnavailable) and not self.stopping:
                 later[outcome.handle] = 0.0  # polled again once the database is back
         for future in list(delivering):
