@@ -218,6 +218,38 @@ def test_events_parked_by_a_running_watch_are_counted_as_parked(standin, receive
     stop(proc)
 
 
+@pytest.mark.slow
+def test_a_watch_in_several_processes_serves_their_figures_each_interval(standin, receiver, db):
+    for handle in ("alice", "bob", "carol"):
+        standin.add_account(handle, 3)
+    once(standin, db, receiver, "alice", "bob", "carol")
+    standin.follow_many("alice", 2)
+    standin.follow_many("carol", 2)
+
+    # The processes report once an interval: a short one, and figures that stop changing
+    # once every follow is delivered (the polls after it only add requests).
+    proc = start_cli("--base-url", standin.url, "watch", "alice", "bob", "carol",
+                     "--processes", "2", "--interval", "2s", "--webhook", receiver.url,
+                     "--state-db", db, "--metrics", "127.0.0.1:0")
+    line = proc.stderr.readline()
+    assert "in 2 processes" in line, line
+    url = re.search(r"metrics at (\S+)", line).group(1)
+    samples = scrape_until(
+        url, lambda s: value(s, "deliveries_total", result="delivered") == 4
+        and value(s, "handles", status="unknown") == 0, proc)
+
+    assert sorted(receiver.event_ids()) == sorted(set(receiver.event_ids()))
+    assert len(receiver.event_ids()) == 4
+    assert value(samples, "follows_found_total") == 4
+    assert value(samples, "delivery_delay_seconds_count") == 4
+    assert value(samples, "handles", status="ok") == 3
+    requests = value(samples, "requests_total")
+    assert 3 <= requests <= standin.count_requests()
+    assert value(samples, "spent_credits_total") == 10 * requests  # every request succeeded
+    assert value(samples, "polls_total", result="ok") >= 3
+    stop(proc)
+
+
 def test_a_port_in_use_is_refused_before_anything_is_polled(standin, receiver, db):
     standin.add_account("alice", 5)
     with socket.socket() as taken:
@@ -434,6 +466,20 @@ def test_two_metrics_in_one_process_keep_their_own_figures_and_stop_cleanly():
         again.bind(address)
         again.listen()
     one.close()  # twice is harmless
+
+
+def test_serving_beyond_loopback_warns_that_the_endpoint_has_no_auth(monkeypatch, caplog):
+    # Listening on another interface is not done here (loopback only): the check is made to
+    # take 127.0.0.1 for a public address instead.
+    monkeypatch.setattr("connector.watch.metrics.is_loopback", lambda host: False)
+    with Metrics() as metrics:
+        metrics.serve("127.0.0.1:0")
+    assert "no authentication" in caplog.text
+    caplog.clear()
+    monkeypatch.undo()
+    with Metrics() as metrics:
+        metrics.serve("127.0.0.1:0")
+    assert "no authentication" not in caplog.text
 
 
 def test_a_metrics_address_alone_is_a_port_on_loopback():
