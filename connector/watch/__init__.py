@@ -2,7 +2,7 @@
 
 Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`);
 this package is the modules behind them: watcher (one process), processes (`--processes`),
-webhook, delivery, pacing, outage, schedule, summary.
+webhook, delivery, pacing, outage, schedule, summary, metrics (`--metrics`).
 """
 
 from __future__ import annotations
