@@ -1,8 +1,8 @@
 """`watch`: deliver the triggers' events for many handles to a webhook, through the outbox.
 
-Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`);
-this package is the modules behind them: watcher (one process), processes (`--processes`),
-webhook, delivery, pacing, outage, schedule, summary, metrics (`--metrics`).
+Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`,
+`Metrics`); this package is the modules behind them: watcher (one process), processes
+(`--processes`), webhook, delivery, pacing, outage, schedule, summary, metrics (`--metrics`).
 """
 
 from __future__ import annotations
