@@ -6,9 +6,9 @@
 
 This module is the whole public API (`__all__`): the operations (`run`, `stream`,
 `check_credentials`) and their results, the settings, the HTTP client seam, the embedded store,
-`watch` (`Watcher`, `WatcherGroup`, `Webhook`, `Outbox`, `watch_status`) and the error tree.
-The stand-in server is a testing tool, imported from `connector.standin`. Names are imported on
-first use, so `import connector` stays as cheap as the CLI's `--help`.
+`watch` (`Watcher`, `WatcherGroup`, `Webhook`, `Outbox`, `Metrics`, `watch_status`) and the
+error tree. The stand-in server is a testing tool, imported from `connector.standin`. Names
+are imported on first use, so `import connector` stays as cheap as the CLI's `--help`.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ _EXPORTS = {
     "Webhook": "connector.watch.webhook",
     "Outbox": "connector.storage.outbox",
     "watch_status": "connector.watch.status",
+    "Metrics": "connector.watch.metrics",
     # The error tree.
     "ConnectorError": "connector.core.errors",
     "InputError": "connector.core.errors",
@@ -98,6 +99,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .operations.results import Partial, Result
     from .storage.outbox import Outbox
     from .store import Batch, Store, open_store
+    from .watch.metrics import Metrics
     from .watch.processes import WatcherGroup
     from .watch.status import watch_status
     from .watch.watcher import Watcher

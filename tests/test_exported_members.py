@@ -25,7 +25,7 @@ OPERATIONS = ["run", "stream", "check_credentials", "CONNECTOR", "Result", "Part
 SETTINGS = ["RetryPolicy", "Timeouts"]
 CLIENT_SEAM = ["Client", "Page", "PageSource"]
 STORE = ["open_store", "Store", "Batch"]
-WATCH = ["Watcher", "WatcherGroup", "Webhook", "Outbox", "watch_status"]
+WATCH = ["Watcher", "WatcherGroup", "Webhook", "Outbox", "Metrics", "watch_status"]
 ERRORS = ["ConnectorError", "InputError", "ConfigurationError", "StateError", "ApiError",
           "BadRequestError", "AuthenticationError", "InsufficientCreditsError",
           "NotFoundError", "ServerError", "UpstreamError", "RateLimitError",

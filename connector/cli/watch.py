@@ -56,7 +56,9 @@ def add_commands(sub: Any) -> None:
                    "tiktok-following watch alice bob --webhook https://hooks.example/catch/1 "
                    "--interval 15m",
                    "tiktok-following watch --handles-file handles.txt --events "
-                   f"{','.join(TRIGGERS)} --once"))
+                   f"{','.join(TRIGGERS)} --once",
+                   "tiktok-following watch alice bob --webhook https://hooks.example/catch/1 "
+                   "--metrics 127.0.0.1:9464"))
     c.add_argument("handles", nargs="*", metavar="HANDLE", help="TikTok handles to watch")
     c.add_argument("--handles-file", metavar="FILE", type=path_text,
                    help="more handles, one a line ('#' starts a comment; '-' reads stdin)")
@@ -102,6 +104,11 @@ def add_commands(sub: Any) -> None:
                         "claimed by a worker stays its own if that worker stops answering "
                         "(default 5m; a worker whose process died is taken over within about "
                         "5s)")
+    c.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics while watching, "
+                        "e.g. --metrics 9464 (loopback) or --metrics 0.0.0.0:9464 (every "
+                        "interface: the endpoint has no auth); needs the metrics extra "
+                        "(docs/watch.md#metrics)")
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
@@ -212,8 +219,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
                        events=args.events, reconcile_every=args.reconcile_every,
                        lease=args.lease, budget=args.budget, schedule=args.schedule,
                        min_interval=args.min_interval, max_interval=args.max_interval)
-        with credentials_for(args) as creds, _watcher(args, handles, webhook, creds,
-                                                       options) as watcher:
+        with credentials_for(args) as creds, _metrics(args) as metrics, _watcher(
+                args, handles, webhook, creds, {**options, "metrics": metrics}) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
                      ", ".join(sorted(webhook.headers)) or "none")
             with _GracefulStop(watcher) as stop:
@@ -230,10 +237,31 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     say(f"watch: {n} handle{'s' * (n != 1)} {when}{spend} to "
                         f"{webhook.redacted}, state in {watcher.location}"
                         f"{f', in {processes} processes' if processes > 1 else ''}; a summary "
-                        "line every interval", args.secrets)
+                        "line every interval"
+                        + (f"; metrics at {metrics.url}" if metrics is not None else ""),
+                        args.secrets)
                     watcher.run(on_summary=_print_summary)
                     code = 0
         return stop.exit_code if stop.signum is not None else code
+
+
+def _metrics(args: argparse.Namespace) -> Any:
+    """The --metrics endpoint, serving before anything is polled (a port in use stops watch
+    here, exit 2); nothing, and prometheus_client not even imported, without --metrics."""
+    if args.metrics is None:
+        return contextlib.nullcontext()
+    if args.once:
+        raise InputError("--metrics serves a running watch, and --once exits after one cycle, "
+                         "before any scrape: drop one of the two", field="metrics")
+    from ..watch.metrics import Metrics, parse_address
+
+    address = parse_address(args.metrics)  # a bad address is refused before the extra
+    metrics = Metrics()
+    try:
+        return metrics.serve(address)
+    except BaseException:
+        metrics.close()
+        raise
 
 
 def _watcher(args: argparse.Namespace, handles: list[str], webhook: Any,

@@ -1,11 +1,12 @@
 """`watch`: deliver the triggers' events for many handles to a webhook, through the outbox.
 
-Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`);
+Its public names are `connector`'s (`connector.Watcher`, `WatcherGroup`, `Webhook`, `Outbox`,
+`Metrics`, `watch_status`);
 this package is the modules behind them: watcher (one process: its cycle loop), sweep (claiming
 handles), poller (one handle's poll), arguments, processes (`--processes`), webhook, delivery,
 pacing, outage, summary; when to poll: schedule (fixed), adaptive (by activity), activity (the
 rate estimate), backoff (hidden and failing handles), timing (all of these for a watcher);
-spend (the budget); status (`tiktok-following status`).
+spend (the budget); status (`tiktok-following status`); metrics (`--metrics`).
 """
 
 from __future__ import annotations

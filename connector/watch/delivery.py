@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
@@ -71,6 +72,8 @@ class DeliveryPass:
     #: Due events not tried: the receiver looked down, or watch is stopping.
     held: int = 0
     last_error: str | None = None
+    #: Seconds from each delivered event's detection (its detectedAt) to its 2xx.
+    delays: list[float] = field(default_factory=list, repr=False, compare=False)
     #: POSTs in a row, as they ended, that got no answer at all.
     silent: int = field(default=0, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -83,7 +86,7 @@ class DeliveryPass:
         # The counts cross to another process (a WatcherGroup's summaries), not the lock and
         # event that only mean something inside this one.
         return (DeliveryPass, (self.delivered, self.failed, self.parked, self.held,
-                               self.last_error))
+                               self.last_error, self.delays))
 
     def add(self, other: DeliveryPass) -> None:
         self.delivered += other.delivered
@@ -91,6 +94,7 @@ class DeliveryPass:
         self.parked += other.parked
         self.held += other.held
         self.last_error = other.last_error or self.last_error
+        self.delays += other.delays
 
 
 class Deliverer:
@@ -116,6 +120,8 @@ class Deliverer:
         owner: str | None = None,
         claim_for: float | None = None,
         on_database_error: Callable[[DatabaseUnavailable], None] | None = None,
+        on_delivery: Callable[[str, float | None], None] | None = None,
+        on_backlog: Callable[[Backlog], None] | None = None,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -144,6 +150,10 @@ class Deliverer:
         self.claim_for = claim_for
         #: Told when the database goes away mid-pass (a watcher's outage); else it is logged.
         self.on_database_error = on_database_error
+        #: Told of each POST as it ends: `delivered` (with the event's delay since its
+        #: detection), `failed` or `parked`; and of each count of the outbox (metrics.py).
+        self.on_delivery = on_delivery
+        self.on_backlog = on_backlog
         #: Events the receiver took while the database was away: marked delivered first thing
         #: in the next pass, never POSTed again by this deliverer.
         self._unrecorded: set[str] = set()
@@ -153,7 +163,10 @@ class Deliverer:
         next_due = counts.next_due
         if next_due is not None:
             next_due = max(next_due, self.hold_until)
-        return Backlog(counts.pending, counts.parked, next_due)
+        backlog = Backlog(counts.pending, counts.parked, next_due)
+        if self.on_backlog is not None:
+            self.on_backlog(backlog)
+        return backlog
 
     def run_pass(self, only: Collection[str] | None = None, *,
                  into: DeliveryPass | None = None) -> DeliveryPass:
@@ -325,6 +338,7 @@ class Deliverer:
                 result.failed += 1
                 result.parked += 1
                 result.last_error = error
+            self._tell("parked")
             return
         outcome = self.webhook.post(event.payload)
         if outcome.ok:
@@ -335,9 +349,13 @@ class Deliverer:
                 self._database_failed(exc)
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
+            delay = detection_delay(event.payload, self.clock())
             with result._lock:
                 result.delivered += 1
                 result.silent = 0
+                if delay is not None:
+                    result.delays.append(delay)
+            self._tell("delivered", delay)
             return
         failures = event.attempts + 1
         park = failures >= self.max_attempts
@@ -356,8 +374,27 @@ class Deliverer:
             down = outcome.receiver_down or result.silent >= DOWN_AFTER
             if down:
                 self.hold_until = max(self.hold_until, retry_at)
+        self._tell("parked" if park else "failed")
         if down:
             result.down.set()
+
+    def _tell(self, result: str, delay: float | None = None) -> None:
+        if self.on_delivery is not None:
+            try:
+                self.on_delivery(result, delay)
+            except Exception:  # metrics must never stop a delivery
+                log.exception("recording a delivery in the metrics failed")
+
+
+def detection_delay(payload: dict[str, Any] | None, now: float) -> float | None:
+    """Seconds from an event's detection (its payload's `detectedAt`) to `now` (epoch
+    seconds); None when it has none that reads."""
+    text = (payload or {}).get("detectedAt")
+    try:
+        detected = datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    return max(0.0, now - detected)
 
 
 def _followed(event: OutboxEvent) -> str:

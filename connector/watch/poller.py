@@ -172,7 +172,7 @@ class Poller:
                 delivering.append(self.deliver_pool.submit(self._deliver_now, handle,
                                                            deliveries, batch.claimed))
         return HandlePoll(handle, meta=_outcome_meta(metas), queued=queued,
-                          requests=paced.requests, pages=paced.pages)
+                          requests=paced.requests, pages=paced.pages, health=then.health.status)
 
     def _failed(self, handle: str, key: str, exc: Exception, paced: PacedClient,
                 scheduled: bool) -> HandlePoll:
@@ -188,7 +188,8 @@ class Poller:
             log.info("@%s: failed: %s", handle, exc.message)
         else:
             log.exception("@%s: failed unexpectedly", handle)
-        return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages)
+        return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages,
+                          health=then.health.status)
 
     def _lease(self, then: Next, paced: PacedClient, scheduled: bool,
                metas: list[dict[str, Any]] | None, remembered: int | None, handle: str

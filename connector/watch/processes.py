@@ -29,12 +29,15 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConnectorError, InputError
 from .summary import CycleSummary
 from .watcher import DEFAULT_CONCURRENCY, Watcher, unique_handles
 from .webhook import Webhook
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("connector.watch")
 
@@ -90,9 +93,14 @@ class WatcherGroup:
         credentials: Mapping[str, Any] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         log_setup: Callable[[], None] | None = None,
+        metrics: Metrics | None = None,
         **options: Any,
     ) -> None:
         self.handles = unique_handles(handles)
+        #: Fed each interval's summary (the children's polls cannot reach it as they end).
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watching(self.handles)
         if processes < 1:
             raise InputError("processes must be at least 1", field="processes")
         processes = min(processes, len(self.handles))
@@ -194,7 +202,7 @@ class WatcherGroup:
         for child, (kind, value) in self._gather(live):
             parts.append(value if kind == "summary" else _lost(child, value))
         parts += [_lost(c, "stopped earlier") for c in self._children if c not in live]
-        return CycleSummary.merged(parts, handles=len(self.handles))
+        return self._observed(CycleSummary.merged(parts, handles=len(self.handles)))
 
     def run(self, on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
         """Run every child's watch until `stop()`; `on_summary` gets one summary per interval,
@@ -216,9 +224,10 @@ class WatcherGroup:
                     died.append(f"process {child.number} {value}")
                     self.stop()
             for summary in intervals.complete():
+                self._observed(summary)
                 if on_summary is not None:
                     on_summary(summary)
-        last = intervals.last()
+        last = self._observed(intervals.last())
         if on_summary is not None:
             on_summary(last)
         if died:
@@ -226,6 +235,11 @@ class WatcherGroup:
                                  "so the others were stopped too; the states and the outbox "
                                  "are intact: start watch again to go on")
         return last
+
+    def _observed(self, summary: CycleSummary) -> CycleSummary:
+        if self.metrics is not None:
+            self.metrics.observe(summary)
+        return summary
 
     def _gather(self, children: list[_Child], first: bool = False
                 ) -> list[tuple[_Child, tuple[str, Any]]]:

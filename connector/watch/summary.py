@@ -32,6 +32,9 @@ class HandlePoll:
     elsewhere: bool = False
     #: Not polled yet: the budget could not pay for it (it is due again when it can).
     waiting: bool = False
+    #: The handle's health after this poll (backoff.py: ok, hidden, failing), when it was
+    #: polled here.
+    health: str | None = None
 
     @property
     def reason(self) -> str:
@@ -40,6 +43,17 @@ class HandlePoll:
         if isinstance(err, ApiError):
             return f"{err.status} {err.code}"
         return err.code if isinstance(err, ConnectorError) else type(err).__name__
+
+    @property
+    def result(self) -> str | None:
+        """What the poll came to, for the metrics: `ok`, `failed`, `dropped` (polled, but
+        another watcher saved first); None when it was not polled here (stopping, or polled
+        by another watcher)."""
+        if self.skipped or (self.elsewhere and not self.requests):
+            return None
+        if self.elsewhere:
+            return "dropped"
+        return "failed" if self.error is not None else "ok"
 
 
 @dataclass
@@ -67,6 +81,8 @@ class CycleSummary:
     unfollows: int | None = None
     requests: int = 0
     credits: int = 0
+    #: Polls made, by result (HandlePoll.result).
+    polls: dict[str, int] = field(default_factory=dict)
     delivery: DeliveryPass = field(default_factory=DeliveryPass)
     #: The outbox (this watch's handles) at the end of the cycle.
     pending: int = 0
@@ -101,6 +117,8 @@ class CycleSummary:
                 setattr(out, name, getattr(out, name) + getattr(part, name))
             if part.unfollows is not None:
                 out.unfollows = (out.unfollows or 0) + part.unfollows
+            for result, count in part.polls.items():
+                out.polls[result] = out.polls.get(result, 0) + count
             out.delivery.add(part.delivery)
             rate = part.rate_limit
             if rate is not None and rate.remaining is not None and (
@@ -116,6 +134,8 @@ class CycleSummary:
     def record_poll(self, outcome: HandlePoll) -> None:
         self.requests += outcome.requests
         self.credits += outcome.pages * CREDITS_PER_REQUEST
+        if outcome.result is not None:
+            self.polls[outcome.result] = self.polls.get(outcome.result, 0) + 1
         if outcome.waiting:
             if outcome.handle not in self.polled:
                 self.waiting.add(outcome.handle)

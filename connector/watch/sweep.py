@@ -98,6 +98,8 @@ def sweep(watcher: Watcher, handles: Iterable[str], cycle_start: float | None,
         running.pop(future)
         outcome = future.result()
         outcomes.append(outcome)
+        if watcher.metrics is not None:
+            watcher.metrics.record_poll(outcome)
         if isinstance(outcome.error, DatabaseUnavailable) and not watcher.stopping:
             later[outcome.handle] = 0.0  # polled again once the database is back
     for future in list(delivering):

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.budget import PERIODS, Budget
 from ..core.config import RetryPolicy, Timeouts
@@ -56,6 +56,9 @@ from .summary import CycleSummary, HandlePoll
 from .sweep import sweep
 from .timing import Timing
 from .webhook import Webhook
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
 
 log = logging.getLogger("connector.watch")
 
@@ -116,6 +119,7 @@ class Watcher:
         min_interval: float | None = None,
         max_interval: float | None = None,
         budget_share: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         # Everything that can be wrong with the arguments fails here, before any request.
         self.handles = unique_handles(handles)
@@ -167,10 +171,16 @@ class Watcher:
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
         self._outage = Outage(store.database, self.owner, self._stop, reconnect)
+        #: Told of each poll and delivery as it ends (metrics.py).
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.watching(self.handles)
         self.deliverer = Deliverer(store.database, webhook, handles=self.handles,
                                    max_attempts=max_attempts, backoff=backoff,
                                    concurrency=concurrency, stop=self._stop, owner=self.owner,
-                                   on_database_error=self._outage.report)
+                                   on_database_error=self._outage.report,
+                                   on_delivery=metrics and metrics.record_delivery,
+                                   on_backlog=metrics and metrics.record_backlog)
         #: The outbox as last seen: what a summary shows while the database is away.
         self._last_backlog = Backlog(0, 0, None)
         bucket = (store.database.bucket(BUDGET_NAME, budget, self.owner)
@@ -322,7 +332,10 @@ class Watcher:
         bucket = self.spender.bucket
         if bucket is not None and not self._outage.active:
             try:
-                summary.budget = f"budget {bucket.budget}, {bucket.view().level:.0f} in hand"
+                view = bucket.view()
+                summary.budget = f"budget {bucket.budget}, {view.level:.0f} in hand"
+                if self.metrics is not None:
+                    self.metrics.set_budget(view.level, view.held, bucket.budget.capacity)
                 notes = [self.spender.take_short(), self.timing.take_short()]
             except DatabaseUnavailable as exc:
                 self._outage.report(exc)

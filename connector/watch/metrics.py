@@ -1,0 +1,323 @@
+"""Prometheus metrics of a watch: `watch --metrics HOST:PORT`, or in Python
+
+    with Metrics() as metrics, Watcher(handles, url, metrics=metrics) as w:
+        metrics.serve("127.0.0.1:9464")      # http://127.0.0.1:9464/metrics
+        w.run()
+
+A Watcher tells its metrics of each poll and delivery as it ends (live); a WatcherGroup's
+children cannot, so `WatcherGroup(..., metrics=)` feeds them each interval's summary instead
+(`observe`): the same figures, once an interval.
+
+Each Metrics has a registry of its own, never prometheus_client's global one: two watchers in
+one process (and the tests) do not collide. prometheus_client is an extra (`metrics`), imported
+when a Metrics is made, so `import connector` and a watch without `--metrics` never load it.
+No metric is labelled by handle: a fleet can have thousands, and each label value is a series
+Prometheus keeps (`status` and the outcomes are a handful of values each).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator, Mapping
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from ..core.config import install_extra, is_loopback
+from ..core.errors import ConfigurationError, InputError
+from ..operations import CREDITS_PER_REQUEST
+from ..storage import Backlog
+from .summary import CycleSummary, HandlePoll
+
+log = logging.getLogger("connector.watch")
+
+PREFIX = "tiktok_following"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 9464
+#: Seconds from detection to delivery: well under a second when the receiver is up (events go
+#: out as their poll commits), up to the outbox's backoff cap and beyond when it is down.
+DELAY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400)
+#: The outcomes of a poll (HandlePoll.result) and of a delivery attempt, all shown from the
+#: start at 0 so that rate() and alerts see them before the first one happens.
+POLL_RESULTS = ("ok", "failed", "dropped")
+DELIVERY_RESULTS = ("delivered", "failed", "parked")
+#: A handle this watch has not polled yet (or that another watcher sharing the database
+#: polls): its status is not known here.
+UNKNOWN = "unknown"
+#: A scrape that stops reading is dropped after this long, so stopping never waits on it.
+SCRAPE_TIMEOUT = 10.0
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """`PORT`, `HOST:PORT` or `[IPv6]:PORT` as (host, port); a port alone listens on loopback.
+    Port 0 takes any free port (`Metrics.address` says which)."""
+    text = text.strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = DEFAULT_HOST, text
+    elif host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # an IPv6 address goes in brackets: [::1]:9464
+    if not host:
+        raise InputError(f"--metrics expects PORT or HOST:PORT (e.g. 9464, 127.0.0.1:9464 or "
+                         f"[::1]:9464), got {text[:60]!r}", field="metrics")
+    if not port.isdigit() or int(port) > 65535:
+        raise InputError(f"--metrics: the port must be a number from 0 to 65535 (e.g. "
+                         f"127.0.0.1:{DEFAULT_PORT}), got {port[:20]!r}", field="metrics")
+    return host, int(port)
+
+
+class Metrics:
+    """The figures of one watch (or one WatcherGroup), in a registry of their own."""
+
+    def __init__(self, handles: Iterable[str] = ()) -> None:
+        try:
+            from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        except ImportError:
+            raise ConfigurationError("metrics need prometheus_client: "
+                                     + install_extra("metrics", "prometheus_client")) from None
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(f"{PREFIX}_requests", "HTTP requests sent to the API by "
+                                "polls, failed ones and retries included", registry=r)
+        self.credits = Counter(f"{PREFIX}_spent_credits", "Credits the API charged for "
+                               "polls: 10 for each successful request", registry=r)
+        self.polls = Counter(f"{PREFIX}_polls", "Polls of a handle (each watched trigger "
+                             "together), by result: ok, failed, or dropped (another watcher "
+                             "sharing the database saved its poll first)", ["result"],
+                             registry=r)
+        self.follows = Counter(f"{PREFIX}_follows_found", "New follows detected (each an "
+                               "event in the outbox)", registry=r)
+        self.unfollows = Counter(f"{PREFIX}_unfollows_found", "Unfollows detected (with "
+                                 "--events unfollowed)", registry=r)
+        self.deliveries = Counter(f"{PREFIX}_deliveries", "Webhook POSTs, by result: "
+                                  "delivered (2xx), failed (tried again later), parked "
+                                  "(failed its last attempt)", ["result"], registry=r)
+        self.delay = Histogram(f"{PREFIX}_delivery_delay_seconds", "Seconds from an event's "
+                               "detection (its detectedAt) to its 2xx delivery",
+                               buckets=DELAY_BUCKETS, registry=r)
+        self.outbox = Gauge(f"{PREFIX}_outbox_events", "Events in the outbox of this watch's "
+                            "handles, by state: pending (to be delivered) or parked (failed "
+                            "every attempt; `outbox retry` sends them again)", ["state"],
+                            registry=r)
+        self.handles = Gauge(f"{PREFIX}_handles", "Handles watched, by the status of their "
+                             "last poll here (ok, failing, unknown: not polled here yet)",
+                             ["status"], registry=r)
+        #: A budget's bucket, shown once there is one (a 0 would read as an empty budget).
+        self._budget = _Budget()
+        r.register(self._budget)
+        for result in POLL_RESULTS:
+            self.polls.labels(result)
+        for result in DELIVERY_RESULTS:
+            self.deliveries.labels(result)
+        for state in ("pending", "parked"):
+            self.outbox.labels(state)
+        self._lock = threading.Lock()
+        #: Each handle's status as this watch last saw it.
+        self._status: dict[str, str] = {}
+        self._shown: set[str] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.watching(handles)
+
+    # What a watch tells it
+
+    def watching(self, handles: Iterable[str]) -> None:
+        """The handles watched: each `unknown` until its first poll here."""
+        with self._lock:
+            for handle in handles:
+                self._status.setdefault(handle, UNKNOWN)
+            self._show_statuses()
+
+    def record_poll(self, outcome: HandlePoll) -> None:
+        """One poll of a handle, as it ended (a Watcher calls this)."""
+        self.requests.inc(outcome.requests)
+        self.credits.inc(outcome.pages * CREDITS_PER_REQUEST)
+        result = outcome.result
+        if result is None:
+            return
+        self.polls.labels(result).inc()
+        if result == "ok":
+            meta = outcome.meta or {}
+            self.follows.inc(meta.get("newFollows", 0))
+            self.unfollows.inc(meta.get("unfollows", 0))
+        if result != "dropped":
+            with self._lock:
+                self._status[outcome.handle] = outcome.health or (
+                    "ok" if result == "ok" else "failing")
+                self._show_statuses()
+
+    def record_delivery(self, result: str, delay: float | None = None) -> None:
+        """One webhook POST: `delivered` (with its delay, when known), `failed` or `parked`."""
+        self.deliveries.labels(result).inc()
+        if delay is not None:
+            self.delay.observe(delay)
+
+    def record_backlog(self, backlog: Backlog) -> None:
+        """The outbox of the watched handles, as just counted."""
+        self.outbox.labels("pending").set(backlog.pending)
+        self.outbox.labels("parked").set(backlog.parked)
+
+    def observe(self, summary: CycleSummary) -> None:
+        """One interval's summary, for a watch that cannot tell of each poll (a
+        WatcherGroup's children): what it did, added to the counters; its outbox; the
+        statuses of the handles it polled. Do not also feed it polls: they would count twice."""
+        for result, count in summary.polls.items():
+            self.polls.labels(result).inc(count)
+        self.requests.inc(summary.requests)
+        self.credits.inc(summary.credits)
+        self.follows.inc(summary.new_follows)
+        self.unfollows.inc(summary.unfollows or 0)
+        d = summary.delivery
+        for result, count in (("delivered", d.delivered), ("failed", d.failed - d.parked),
+                              ("parked", d.parked)):
+            self.deliveries.labels(result).inc(count)
+        for delay in d.delays:
+            self.delay.observe(delay)
+        self.record_backlog(Backlog(summary.pending, summary.parked, None))
+        with self._lock:
+            self._status.update(dict.fromkeys(summary.polled, "ok"))
+            self._status.update(dict.fromkeys(summary.failed, "failing"))
+            self._show_statuses()
+
+    def set_handle_statuses(self, counts: Mapping[str, int]) -> None:
+        """How many handles have each status; a status shown before and missing now is 0."""
+        for status in self._shown - set(counts):
+            self.handles.labels(status).set(0)
+        for status, count in counts.items():
+            self.handles.labels(status).set(count)
+        self._shown |= set(counts)
+
+    def set_budget(self, level: float, held: float, capacity: float) -> None:
+        """A budget's bucket: the credits it holds, those reserved by polls in flight, and the
+        most it can hold."""
+        self._budget.values = (level, held, capacity)
+
+    def _show_statuses(self) -> None:
+        self.set_handle_statuses(Tally(self._status.values()))
+
+    # Serving
+
+    def serve(self, address: str | tuple[str, int]) -> Metrics:
+        """Serve /metrics on `address` (`PORT`, `HOST:PORT`, or (host, port)) in a thread,
+        until `close()`. Anything but loopback must be asked for: the endpoint has no auth."""
+        from prometheus_client import make_wsgi_app
+
+        host, port = parse_address(address) if isinstance(address, str) else address
+        if self._server is not None:
+            raise RuntimeError("these metrics are already served")
+        try:
+            family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                        flags=socket.AI_PASSIVE)[0][0]
+        except socket.gaierror as exc:
+            raise InputError(f"--metrics: cannot listen on {host!r}: {exc.strerror}; give an "
+                             f"address of this machine, e.g. 127.0.0.1:{port or DEFAULT_PORT}",
+                             field="metrics") from None
+        server_class = type("_Server", (_Server,), {"address_family": family})
+        try:
+            server = make_server(host, port, make_wsgi_app(self.registry), server_class,
+                                 handler_class=_QuietHandler)
+        except OSError as exc:
+            raise InputError(_bind_error(host, port, exc), field="metrics") from None
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="watch-metrics",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        if not is_loopback(host):
+            log.warning("metrics served on %s to anyone who can reach it: the endpoint has no "
+                        "authentication", self.url)
+        return self
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) served on, the port as bound (port 0 asks for any free one)."""
+        if self._server is None:
+            return None
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str | None:
+        if self.address is None:
+            return None
+        host, port = self.address
+        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+
+    def close(self) -> None:
+        """Stop serving, and wait for the server's threads (a scrape under way ends first)."""
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join()
+
+    def __enter__(self) -> Metrics:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Budget:
+    """The budget's gauges, in the exposition only once `set_budget` gave them values."""
+
+    HELP = (("available", "Credits the budget holds now (--budget)"),
+            ("held", "Credits reserved by polls in flight (--budget)"),
+            ("capacity", "The most credits the budget can hold (--budget)"))
+
+    def __init__(self) -> None:
+        self.values: tuple[float, float, float] | None = None
+
+    def describe(self) -> list[Any]:
+        return []  # nothing to check for clashes: the names are this module's own
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        values = self.values
+        if values is None:
+            return
+        for (name, text), value in zip(self.HELP, values, strict=True):
+            yield GaugeMetricFamily(f"{PREFIX}_budget_{name}_credits", text, value=value)
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    """One thread a scrape; `server_close` waits for those under way."""
+
+    daemon_threads = False
+    block_on_close = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr for each scrape; a scraper that stops reading is cut off."""
+
+    timeout = SCRAPE_TIMEOUT
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _bind_error(host: str, port: int, exc: OSError) -> str:
+    import errno
+
+    where = f"{f'[{host}]' if ':' in host else host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"--metrics {where}: the port is in use (another watch, or another exporter); "
+                f"give another port, e.g. --metrics {host if ':' not in host else f'[{host}]'}:"
+                f"{port + 1 if 0 < port < 65535 else DEFAULT_PORT + 1}")
+    if exc.errno == errno.EACCES:
+        return (f"--metrics {where}: not allowed to listen there (ports below 1024 need "
+                f"privileges); give a port from 1024 up, e.g. --metrics {DEFAULT_PORT}")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (f"--metrics {where}: {host} is not an address of this machine; give one that "
+                f"is, e.g. --metrics 127.0.0.1:{port or DEFAULT_PORT}")
+    return f"--metrics {where}: cannot listen there ({exc.strerror or exc})"
+
