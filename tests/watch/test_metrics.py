@@ -497,3 +497,27 @@ def test_a_delivery_delay_runs_from_the_events_detection():
     assert detection_delay({"detectedAt": "2024-01-01T00:00:00Z"}, 1704067201) == 1
     assert detection_delay({}, 1704067201) is None
     assert detection_delay({"detectedAt": "yesterday"}, 1704067201) is None
+
+
+def test_a_watcher_with_a_budget_shows_its_bucket(make_watcher, standin, receiver):
+    """The budget gauges appear with --budget only, and show the shared bucket as the summary
+    line does: a tenth of the budget at most, less what the polls spent."""
+    standin.add_account("alice", 5)
+    metrics = Metrics()
+    watcher = make_watcher(["alice"], metrics=metrics, budget="10000/day")
+    summary = watcher.run_cycle()
+    figures = registry_values(metrics)
+    capacity = figures[P + "budget_capacity_credits", ()]
+    available = figures[P + "budget_available_credits", ()]
+    assert capacity == 1000
+    assert figures[P + "budget_held_credits", ()] == 0
+    spent = standin.count_requests() * 10
+    assert spent > 0 and capacity - spent <= available < capacity
+    assert f"{available:.0f} in hand" in summary.budget
+
+
+def test_a_watcher_without_a_budget_shows_no_budget_gauges(make_watcher, standin, receiver):
+    standin.add_account("alice", 5)
+    metrics = Metrics()
+    make_watcher(["alice"], metrics=metrics).run_cycle()
+    assert not [name for name, _ in registry_values(metrics) if "budget" in name]
