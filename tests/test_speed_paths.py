@@ -18,7 +18,7 @@ from connector.core.items import identity
 from connector.operations.events import event_id
 from connector.storage import EventClaim
 from connector.watch import Backoff, Watcher
-from connector.watch.delivery import DeliveryPass
+from connector.watch.summary import DeliveryPass
 from connector.watch.webhook import MAX_REPLY_BYTES, Webhook, WebhookReply
 from tests.receiver import Receiver
 

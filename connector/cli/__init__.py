@@ -158,11 +158,12 @@ def _parser(command: str | None = None) -> Parser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=Parser, prog=PROG)
 
-    from . import commands, serve, status, watch
+    from . import commands, outbox, serve, status, watch
 
     target = _Commands(sub, command)
     commands.add_commands(target)
     watch.add_commands(target)
+    outbox.add_commands(target)
     status.add_commands(target)
     serve.add_commands(target)
     if command is not None and command not in sub.choices:

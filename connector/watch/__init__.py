@@ -25,7 +25,7 @@ _OLD_NAMES = {
     "WebhookReply": "connector.watch.webhook",
     "Deliverer": "connector.watch.delivery",
     "Backoff": "connector.watch.delivery",
-    "DeliveryPass": "connector.watch.delivery",
+    "DeliveryPass": "connector.watch.summary",
     "Pacer": "connector.watch.pacing",
     "Reconnect": "connector.watch.outage",
     "Outbox": "connector.storage.outbox",

@@ -22,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
+from .summary import DeliveryPass
 from .webhook import Webhook, WebhookReply
 
 log = logging.getLogger("connector.watch")
@@ -58,43 +59,6 @@ class Backoff:
     def immediate(cls) -> Backoff:
         """No waiting between attempts: for tests."""
         return cls(base=0.0, jitter=0.0)
-
-
-@dataclass
-class DeliveryPass:
-    """What one delivery pass did."""
-
-    delivered: int = 0
-    #: POSTs that failed; each of those events is pending again, or parked.
-    failed: int = 0
-    #: Events parked by this pass (a subset of `failed`).
-    parked: int = 0
-    #: Due events not tried: the receiver looked down, or watch is stopping.
-    held: int = 0
-    last_error: str | None = None
-    #: Seconds from each delivered event's detection (its detectedAt) to its 2xx.
-    delays: list[float] = field(default_factory=list, repr=False, compare=False)
-    #: POSTs in a row, as they ended, that got no answer at all.
-    silent: int = field(default=0, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-    #: Events this pass POSTed (delivered or not): a pass tries each event once.
-    tried: set[str] = field(default_factory=set, repr=False, compare=False)
-    #: Set once the receiver looks down: the rest of the pass is held back.
-    down: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The counts cross to another process (a WatcherGroup's summaries), not the lock and
-        # event that only mean something inside this one.
-        return (DeliveryPass, (self.delivered, self.failed, self.parked, self.held,
-                               self.last_error, self.delays))
-
-    def add(self, other: DeliveryPass) -> None:
-        self.delivered += other.delivered
-        self.failed += other.failed
-        self.parked += other.parked
-        self.held += other.held
-        self.last_error = other.last_error or self.last_error
-        self.delays += other.delays
 
 
 class Deliverer:

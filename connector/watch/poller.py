@@ -22,11 +22,11 @@ from ..core.errors import ConnectorError
 from ..core.http import PageSource
 from ..storage import DatabaseUnavailable, EventClaim, Lease, OutboxEvent, StateConflict
 from ..store import Batch, Store, state_key
-from .delivery import CLAIM_CHUNK, Deliverer, DeliveryPass
+from .delivery import CLAIM_CHUNK, Deliverer
 from .outage import Outage
 from .pacing import PacedClient, Pacer, Stopped
 from .spend import Grant, Spender
-from .summary import HandlePoll, plural
+from .summary import DeliveryPass, HandlePoll, plural
 from .timing import Next, Timing
 
 log = logging.getLogger("connector.watch")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,10 +10,46 @@ from ..core.errors import ApiError, ConnectorError
 from ..core.http import RateLimit
 from ..operations import CREDITS_PER_REQUEST
 from ..storage import Backlog
-from .delivery import DeliveryPass
 
 #: Failed handles named on the summary line; `-v` logs every one of them.
 SHOWN_FAILURES = 5
+
+
+@dataclass
+class DeliveryPass:
+    """What one delivery pass did."""
+
+    delivered: int = 0
+    #: POSTs that failed; each of those events is pending again, or parked.
+    failed: int = 0
+    #: Events parked by this pass (a subset of `failed`).
+    parked: int = 0
+    #: Due events not tried: the receiver looked down, or watch is stopping.
+    held: int = 0
+    last_error: str | None = None
+    #: Seconds from each delivered event's detection (its detectedAt) to its 2xx.
+    delays: list[float] = field(default_factory=list, repr=False, compare=False)
+    #: POSTs in a row, as they ended, that got no answer at all.
+    silent: int = field(default=0, repr=False, compare=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Events this pass POSTed (delivered or not): a pass tries each event once.
+    tried: set[str] = field(default_factory=set, repr=False, compare=False)
+    #: Set once the receiver looks down: the rest of the pass is held back.
+    down: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The counts cross to another process (a WatcherGroup's summaries), not the lock and
+        # event that only mean something inside this one.
+        return (DeliveryPass, (self.delivered, self.failed, self.parked, self.held,
+                               self.last_error, self.delays))
+
+    def add(self, other: DeliveryPass) -> None:
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.parked += other.parked
+        self.held += other.held
+        self.last_error = other.last_error or self.last_error
+        self.delays += other.delays
 
 
 @dataclass

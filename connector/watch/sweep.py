@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 
 from ..storage import DatabaseUnavailable
 from ..store import state_key
-from .delivery import DeliveryPass
-from .summary import HandlePoll
+from .summary import DeliveryPass, HandlePoll
 
 if TYPE_CHECKING:  # pragma: no cover
     from .watcher import Watcher

@@ -47,12 +47,12 @@ from ..storage import (
 from ..store import Store
 from .arguments import check_options, check_spending, inputs_for, triggers_for
 from .arguments import unique_handles as unique_handles
-from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer, DeliveryPass
+from .delivery import DEFAULT_MAX_ATTEMPTS, Backoff, Deliverer
 from .outage import Outage, Reconnect
 from .pacing import Pacer
 from .poller import Poller
 from .spend import BUDGET_NAME, Spender
-from .summary import CycleSummary, HandlePoll
+from .summary import CycleSummary, DeliveryPass, HandlePoll
 from .sweep import sweep
 from .timing import Timing
 from .webhook import Webhook

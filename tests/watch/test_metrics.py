@@ -27,9 +27,9 @@ from connector.core.config import RetryPolicy
 from connector.core.errors import InputError
 from connector.storage import Backlog
 from connector.storage.outbox import Outbox
-from connector.watch.delivery import Backoff, DeliveryPass, detection_delay
+from connector.watch.delivery import Backoff, detection_delay
 from connector.watch.metrics import parse_address
-from connector.watch.summary import CycleSummary, HandlePoll
+from connector.watch.summary import CycleSummary, DeliveryPass, HandlePoll
 from tests.receiver import Receiver
 from tests.support import API_KEY, run_main, run_python, start_cli
 
