@@ -301,8 +301,9 @@ class _Walker:
         anchors would pass for new. So on a gap's page (`lower` not None), when every range
         still unread starts below the page, each unknown account is checked against the
         follows older than the stop (in place of the check at `floor`): those listed are old,
-        the rest new. One followed in the stop's very second is not listed: if forgotten, it
-        is emitted again (an old follow repeated, never a new one lost)."""
+        the rest new. One followed in the stop's very second is not listed, nor one the range
+        resumes at (a page-boundary repeat): if forgotten, it is emitted again (an old follow
+        repeated, never a new one lost)."""
         fresh = set(read.fresh_keys)
 
         def anchor(key: str) -> bool:
