@@ -96,6 +96,16 @@ def below(cursor: Any, bound: Any) -> bool:
     return _ms(cursor) < _ms(bound)
 
 
+def before(cursor: Any) -> Any:
+    """The cursor one unit (second or millisecond) older than the live cursor `cursor`, of its
+    type: a page "at or before" it lists only follows older than `cursor`. None when that is
+    no live cursor."""
+    whole = math.ceil(_number(cursor)) - 1
+    if whole <= 0:
+        return None
+    return str(whole) if isinstance(cursor, str) else whole
+
+
 def lowest(cursors: list[Any]) -> Any:
     """The oldest of some live cursors; None when any of them is None (no lower bound)."""
     if not cursors or any(c is None for c in cursors):

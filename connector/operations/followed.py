@@ -53,7 +53,8 @@ def run(
         emit = inputs.get("firstRun") == "emitRecent"
         items = [flatten(e) for e in reversed(entries)] if emit else []
     else:
-        step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base)
+        step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base,
+                       forgets=prior.known.forgets)
         new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
                                 known=prior.known.remember(step.remembered, step.touched),
                                 gaps=step.gaps)

@@ -36,10 +36,11 @@ from .poll import PollRun, base_cursor, newest_cursor
 
 
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
-            base: Any = None) -> Advance:
+            base: Any = None, *, forgets: bool = False) -> Advance:
     """Every poll after the first: read new follows, then the backlog, within `run`'s budget
-    (see _Walker.advance)."""
-    return _Walker(run).advance(watermark, prior_gaps, remembered, base)
+    (see _Walker.advance). `forgets`: `remembered` may lack accounts it once held (a memory
+    at its bound, state/memory.py), so a gap's last page is checked (see `_settle`)."""
+    return _Walker(run, forgets).advance(watermark, prior_gaps, remembered, base)
 
 
 @dataclass
@@ -81,8 +82,9 @@ class _RangeRead:
 class _Walker:
     """The walks of one poll, over its PollRun's budget."""
 
-    def __init__(self, run: PollRun) -> None:
+    def __init__(self, run: PollRun, forgets: bool = False) -> None:
         self.run = run
+        self.forgets = forgets
 
     def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
                 base: Any = None) -> Advance:
@@ -143,7 +145,12 @@ class _Walker:
             if gap.base is not None and gap.start is not None and not cursors.below(stop,
                                                                                   gap.start):
                 stop = gap.base  # a range that ends above where it begins: a stop ahead
-            walk = self._walk(gap.start, stop, self.run.remaining, known, floor, gap, gap.base)
+            # Where the other ranges below this one start (see `_settle`).
+            lower = None if not self.forgets or cursors.is_dead(stop) else [
+                g.start for g in prior_gaps if g is not gap and g.start is not None
+                and (cursors.is_dead(g.start) or cursors.below(g.start, stop))]
+            walk = self._walk(gap.start, stop, self.run.remaining, known, floor, gap, gap.base,
+                              lower)
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
@@ -201,11 +208,12 @@ class _Walker:
                        self.run.touched)
 
     def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
-              gap: Gap | None, base: Any) -> _RangeRead:
+              gap: Gap | None, base: Any, lower: list[Any] | None = None) -> _RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
         ends), within `pages` pages; `gap` is the range being read, None for the top walk.
         `floor`: where old follows are checked for; `base`: a cursor at or below `stop` the
-        upstream handed out, or None (see `advance`)."""
+        upstream handed out, or None (see `advance`); `lower`: a gap's, the starts of the
+        ranges still unread below it (see `_settle`)."""
         walk = _RangeRead()
         tries = gap.tries if gap is not None else 0
         seen: set[str] = set()
@@ -242,7 +250,7 @@ class _Walker:
                         reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
                         settled = self._settle(walk, read, pager.seen, (stop, base), known,
-                                               floor, tries)
+                                               floor, tries, lower)
                         if settled is _ABOVE:
                             walk.ahead = True
                             go_on = read.page.min_cursor
@@ -281,12 +289,21 @@ class _Walker:
         return walk
 
     def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str],
-                range_: tuple[Any, Any], known: _Known, floor: Any, tries: int
-                ) -> bool | object:
+                range_: tuple[Any, Any], known: _Known, floor: Any, tries: int,
+                lower: list[Any] | None = None) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
         Returns False when that could not be done now and the page is left for later, _ABOVE
         when it holds only new follows and no account the trigger knows: the stop was ahead
-        of the list, and the walk goes on below it."""
+        of the list, and the walk goes on below it.
+
+        A memory at its bound forgets accounts a poll did not see (state/memory.py), and a
+        gap's last page holds old follows an earlier poll saw: one forgotten between two
+        anchors would pass for new. So on a gap's page (`lower` not None), when every range
+        still unread starts below the page, each unknown account is checked against the
+        follows older than the stop (in place of the check at `floor`): those listed are old,
+        the rest new. One followed in the stop's very second is not listed, nor one the range
+        resumes at (a page-boundary repeat): if forgotten, it is emitted again (an old follow
+        repeated, never a new one lost)."""
         fresh = set(read.fresh_keys)
 
         def anchor(key: str) -> bool:
@@ -309,12 +326,18 @@ class _Walker:
             # between the base and the watermark were on the newest page, and are remembered
             # (the memory keeps what a poll has just seen).
             floor = cursors.lowest([c for c in (floor, stop, base) if c is not None])
-        if unsure and stop is not None and floor is not None:
+        check = floor
+        bottom = read.page.min_cursor
+        if lower is not None and stop is not None and (sure or unsure) \
+                and cursors.before(stop) is not None and not cursors.is_dead(bottom) \
+                and all(not cursors.is_dead(s) and cursors.below(s, bottom) for s in lower):
+            check, sure, unsure = cursors.before(stop), set(), sure | unsure
+        if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += _pick(read, sure)
                 walk.left = Gap(read.cursor, stop, tries, 0, check=True, base=base)
                 return False
-            listed = self._older_than(floor)
+            listed = self._older_than(check)
             if listed is None:
                 walk.new += _pick(read, sure)
                 self._failed(walk, read.cursor, range_, tries,

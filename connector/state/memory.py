@@ -33,9 +33,12 @@ class Memory:
     held set, a run of held ones from a point that depends on what was just added, each as
     likely as any other to go, except those just added and the accounts the poll has just
     seen (on the pages it read, the newest page's among them), which stay. So the memory
-    keeps what a walk needs (the newest, and the accounts at the top of the list); an older
-    account may be forgotten before its turn would have come in order, which costs at most a
-    check request, or one re-follow of it emitted again.
+    keeps what the next poll's top walk needs (the newest page's accounts). Any other may go
+    before its turn would have come in order, even one a few hundred follows from the top
+    that a pending gap's last page holds: at the bound (`forgets`) the walk checks that page
+    against the follows older than the gap's stop (operations/walk.py), so this costs a
+    check request there, or one re-follow of a forgotten account emitted again, or an
+    account followed in the very second where a pending gap stops or resumes emitted again.
     """
 
     def __init__(self, held: Part | None = None, recent: list[Part] | None = None,
@@ -57,6 +60,12 @@ class Memory:
 
     def __len__(self) -> int:
         return len(self._all) + self.legacy
+
+    @property
+    def forgets(self) -> bool:
+        """Whether this memory is at its bound, where remembering more forgets some (see the
+        class): an account remembered a few polls ago, and not seen since, may be gone."""
+        return len(self) >= KNOWN_LIMIT - RECENT
 
     @property
     def legacy(self) -> int:
