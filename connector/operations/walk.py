@@ -12,8 +12,7 @@ read; the newest follows are always read first so they never starve behind a bac
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Container
 from typing import Any
 
 from ..core import cursors
@@ -33,6 +32,7 @@ from ..core.pagination import (
 )
 from ..state.gaps import GAP_LIMIT, Gap
 from .poll import PollRun, base_cursor, newest_cursor
+from .reads import Advance, Known, RangeRead, pick
 
 
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
@@ -41,42 +41,6 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     (see _Walker.advance). `forgets`: `remembered` may lack accounts it once held (a memory
     at its bound, state/memory.py), so a gap's last page is checked (see `_settle`)."""
     return _Walker(run, forgets).advance(watermark, prior_gaps, remembered, base)
-
-
-@dataclass
-class Advance:
-    """What one poll's walks found: the new watermark and gaps, the new follows (flat items,
-    oldest first) and the identities to remember, in the order to remember them."""
-
-    watermark: Any
-    gaps: list[Gap]
-    items: list[dict[str, Any]]
-    remembered: list[str]
-    #: A cursor at or below the watermark that the upstream handed out (see `advance`).
-    base: Any = None
-    #: The identities on the pages read: to be kept in memory over older ones.
-    touched: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _RangeRead:
-    """One descent through a range of the list: what was new, what is proven old, what is left."""
-
-    #: (identity, entry) of the new follows found, newest first.
-    new: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    #: Identities shown to be old follows below every pending range: safe to remember.
-    old: list[str] = field(default_factory=list)
-    #: The part of the range still to read, if any.
-    left: Gap | None = None
-    #: The first page read, when it was usable (the top walk's watermark comes from it).
-    first_page: Page | None = None
-    #: Why the range could not be read further this time, when it could not.
-    failure: str | None = None
-    error: ConnectorError | None = None
-    #: The walk ended at the upstream's depth cap without reaching its stop.
-    at_cap: bool = False
-    #: A page that reached the stop held only new follows: the stop was ahead of the list.
-    ahead: bool = False
 
 
 class _Walker:
@@ -120,7 +84,7 @@ class _Walker:
         cuts a page between follows of the very same second could make one of those look new
         at such a check: an old follow emitted, never a new one lost.)
         """
-        known = _Known(remembered)
+        known = Known(remembered)
         self.run.touched.clear()
         floor = cursors.lowest([watermark, *(g.stop for g in prior_gaps)])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
@@ -207,14 +171,14 @@ class _Walker:
         return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
                        self.run.touched)
 
-    def _walk(self, start: Any, stop: Any, pages: int, known: _Known, floor: Any,
-              gap: Gap | None, base: Any, lower: list[Any] | None = None) -> _RangeRead:
+    def _walk(self, start: Any, stop: Any, pages: int, known: Known, floor: Any,
+              gap: Gap | None, base: Any, lower: list[Any] | None = None) -> RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
         ends), within `pages` pages; `gap` is the range being read, None for the top walk.
         `floor`: where old follows are checked for; `base`: a cursor at or below `stop` the
         upstream handed out, or None (see `advance`); `lower`: a gap's, the starts of the
         ranges still unread below it (see `_settle`)."""
-        walk = _RangeRead()
+        walk = RangeRead()
         tries = gap.tries if gap is not None else 0
         seen: set[str] = set()
         cursor = start
@@ -288,8 +252,8 @@ class _Walker:
                                      "the known follows: older new follows cannot be read")
         return walk
 
-    def _settle(self, walk: _RangeRead, read: PageRead, seen: set[str],
-                range_: tuple[Any, Any], known: _Known, floor: Any, tries: int,
+    def _settle(self, walk: RangeRead, read: PageRead, seen: set[str],
+                range_: tuple[Any, Any], known: Known, floor: Any, tries: int,
                 lower: list[Any] | None = None) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
         Returns False when that could not be done now and the page is left for later, _ABOVE
@@ -334,17 +298,17 @@ class _Walker:
             check, sure, unsure = cursors.before(stop), set(), sure | unsure
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
-                walk.new += _pick(read, sure)
+                walk.new += pick(read, sure)
                 walk.left = Gap(read.cursor, stop, tries, 0, check=True, base=base)
                 return False
             listed = self._older_than(check)
             if listed is None:
-                walk.new += _pick(read, sure)
+                walk.new += pick(read, sure)
                 self._failed(walk, read.cursor, range_, tries,
                              "a check of older follows it could not answer")
                 return False
             old = unsure & listed
-        walk.new += _pick(read, (sure | unsure) - old)
+        walk.new += pick(read, (sure | unsure) - old)
         walk.old += [k for k in dict.fromkeys(keys) if k in old]
         if last_anchor < 0 and not old and floor is not None and stop is not None \
                 and not cursors.is_dead(read.page.min_cursor):
@@ -366,7 +330,7 @@ class _Walker:
         self.run.touched.update(listed)
         return listed
 
-    def _failed(self, walk: _RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
+    def _failed(self, walk: RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
                 why: str) -> None:
         """The upstream broke the walk off at `cursor`: keep the rest of the range (its stop
         and base) for a later poll, sooner when this walk still made progress."""
@@ -384,37 +348,6 @@ class _Walker:
         self.run.warnings.append(
             f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
             f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
-
-
-class _Known:
-    """What the trigger remembers, plus what this poll has learnt so far."""
-
-    def __init__(self, memory: Container[str]) -> None:
-        self.memory = memory
-        self.learnt: set[str] = set()
-        # A key is looked up several times per poll (each is a hash to fingerprint it).
-        self._remembered: dict[str, bool] = {}
-
-    def __contains__(self, key: str) -> bool:
-        if key in self.learnt:
-            return True
-        hit = self._remembered.get(key)
-        if hit is None:
-            hit = self._remembered[key] = key in self.memory
-        return hit
-
-    def update(self, keys: Iterable[str]) -> None:
-        self.learnt.update(keys)
-
-
-def _pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
-    """The entries of a page whose identity is in `keys`, once each, in page order."""
-    out = []
-    for key, entry in zip(read.keys, read.page.entries, strict=False):
-        if key in keys:
-            out.append((key, entry))
-            keys = keys - {key}
-    return out
 
 
 #: `_settle`: the page lies above the known follows.

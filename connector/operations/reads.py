@@ -1,0 +1,82 @@
+"""What the walks of a poll (walk.py) read and know: one range's result, the poll's result,
+and the accounts the trigger remembers plus those the poll has learnt."""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import ConnectorError
+from ..core.http import Page
+from ..core.pagination import PageRead
+from ..state.gaps import Gap
+
+__all__ = ["Advance", "Known", "RangeRead", "pick"]
+
+
+@dataclass
+class Advance:
+    """What one poll's walks found: the new watermark and gaps, the new follows (flat items,
+    oldest first) and the identities to remember, in the order to remember them."""
+
+    watermark: Any
+    gaps: list[Gap]
+    items: list[dict[str, Any]]
+    remembered: list[str]
+    #: A cursor at or below the watermark that the upstream handed out (see `advance`).
+    base: Any = None
+    #: The identities on the pages read: to be kept in memory over older ones.
+    touched: set[str] = field(default_factory=set)
+
+
+@dataclass
+class RangeRead:
+    """One descent through a range of the list: what was new, what is proven old, what is left."""
+
+    #: (identity, entry) of the new follows found, newest first.
+    new: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: Identities shown to be old follows below every pending range: safe to remember.
+    old: list[str] = field(default_factory=list)
+    #: The part of the range still to read, if any.
+    left: Gap | None = None
+    #: The first page read, when it was usable (the top walk's watermark comes from it).
+    first_page: Page | None = None
+    #: Why the range could not be read further this time, when it could not.
+    failure: str | None = None
+    error: ConnectorError | None = None
+    #: The walk ended at the upstream's depth cap without reaching its stop.
+    at_cap: bool = False
+    #: A page that reached the stop held only new follows: the stop was ahead of the list.
+    ahead: bool = False
+
+
+class Known:
+    """What the trigger remembers, plus what this poll has learnt so far."""
+
+    def __init__(self, memory: Container[str]) -> None:
+        self.memory = memory
+        self.learnt: set[str] = set()
+        # A key is looked up several times per poll (each is a hash to fingerprint it).
+        self._remembered: dict[str, bool] = {}
+
+    def __contains__(self, key: str) -> bool:
+        if key in self.learnt:
+            return True
+        hit = self._remembered.get(key)
+        if hit is None:
+            hit = self._remembered[key] = key in self.memory
+        return hit
+
+    def update(self, keys: Iterable[str]) -> None:
+        self.learnt.update(keys)
+
+
+def pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The entries of a page whose identity is in `keys`, once each, in page order."""
+    out = []
+    for key, entry in zip(read.keys, read.page.entries, strict=False):
+        if key in keys:
+            out.append((key, entry))
+            keys = keys - {key}
+    return out
