@@ -340,3 +340,40 @@ def test_a_max_cursor_in_the_future_is_not_taken_for_the_watermark():
     watermark, base, entries = run.baseline()
     assert (watermark, base, len(entries)) == (1_700_000_000, 1_700_000_000, 3)
     assert any("in the future" in w for w in run.warnings)
+
+
+def test_a_poll_leaves_no_reference_cycle_behind():
+    # A watch polls thousands of handles: a poll's pages must be freed as it ends, not kept
+    # (with everything they hold) until the garbage collector runs, which then runs several
+    # times as often and costs CPU per handle (the pager and its fetch referred to each other).
+    import gc
+    import weakref
+
+    from connector.core.http import Page
+    from connector.operations.poll import PollRun
+    from connector.operations.walk import advance
+
+    now = 1_750_000_000_000
+    watermark = 1_700_000_000
+
+    class Entry(dict):  # a dict that can be referred to weakly
+        pass
+
+    def poll() -> weakref.ref:
+        entries = [Entry(user={"id": str(n)}, stats={}) for n in range(3)]
+        top = Page(entries, watermark, watermark + 10, False, None)
+        found = advance(PollRun(lambda cursor: top, budget=2, now_ms=now), watermark - 5, [],
+                        set())
+        assert len(found.items) == 3  # the three follows are new
+        return weakref.ref(entries[0])
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        gc.collect()
+        entry = poll()
+        assert entry() is None, "the poll's page outlived it (held in a reference cycle)"
+        assert gc.collect() == 0
+    finally:
+        if enabled:
+            gc.enable()
