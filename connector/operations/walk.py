@@ -192,8 +192,12 @@ class _Walker:
                 newest = newest_cursor(page, None, now_ms=self.run.now_ms)
                 if newest is not None and cursors.below(newest, stop) \
                         and cursors.below(base, stop):
-                    stop = pager.stop = base
+                    stop = base
+                    if pager is not None:  # always: the pager is what calls fetch
+                        pager.stop = base
             return page
+
+        pager: Pager | None = None
 
         while True:
             pager = Pager(fetch, start=cursor, stop=stop, max_pages=pages)
@@ -241,6 +245,10 @@ class _Walker:
                 walk.left = Gap(go_on, stop, base=base)
                 break
             cursor = go_on
+        # `fetch` and the pager refer to each other (a cycle): broken here, the poll's pages
+        # are freed as it ends instead of waiting for the garbage collector, which otherwise
+        # runs several times as often in a watch and costs CPU with each run.
+        pager = None
         if walk.failure is not None and start is None and walk.first_page is None:
             # Nothing usable from the very first page: this poll has nothing to go on.
             if walk.error is not None:
