@@ -33,7 +33,8 @@ export npm_config_cache="$cache/npm-cache"
 
 echo "== the connector with its serve extra, in $work/venv"
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet "$repo[serve]"
+# requests drives the n8n REST API here; the connector itself no longer needs it
+"$work/venv/bin/pip" install --quiet "$repo[serve]" requests
 
 echo "== the run"
 "$work/venv/bin/python" "$here/run.py" --n8n-home "$home" --package "$package" \
