@@ -38,6 +38,9 @@ class PollRun:
         self.baselined = False
         #: Whether this poll read every new follow down to the watermark.
         self.top_done = True
+        #: What the pages fetched at a cursor showed of how the upstream cuts them: "at or
+        #: before" it (a page starting in the cursor's own second) or only "before" it.
+        self._boundary: set[str] = set()
 
     def fetch(self, cursor: Any) -> Page:
         """One page, counted against the budget: what every pager of this poll fetches with."""
@@ -46,7 +49,21 @@ class PollRun:
         self.pages += 1
         self.attempts += page.attempts
         self.last_page = page
+        if page.entries and not cursors.is_dead(cursor) \
+                and not cursors.is_dead(page.max_cursor):
+            self._boundary.add("at" if not cursors.below(page.max_cursor, cursor) else "before")
         return page
+
+    def pages_before(self) -> bool:
+        """Whether this poll's pages showed an upstream that cuts a page "before" a cursor,
+        never "at or before" it (the contract's way): a page fetched at a cursor then lists
+        nothing of its second."""
+        return self._boundary == {"before"}
+
+    def earlier(self, cursor: Any) -> Any:
+        """The cursor whose page lists only follows older than `cursor`'s own second (None:
+        nothing is older): the one before it, or itself on an upstream that pages "before"."""
+        return cursor if self.pages_before() else cursors.before(cursor)
 
     def new_baseline(self, prior: Any, handle: str) -> bool:
         """Whether this poll takes a baseline: no state yet, or one for another handle (then

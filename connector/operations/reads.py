@@ -49,6 +49,10 @@ class RangeRead:
     at_cap: bool = False
     #: A page that reached the stop held only new follows: the stop was ahead of the list.
     ahead: bool = False
+    #: The range's stop as given, which what is left of the range keeps: the walk may read
+    #: down to the base instead (a stop ahead of the list), but a later check must still know
+    #: the stop, whose second (unlike the base's) may hold new follows.
+    stop: Any = None
 
 
 class Known:

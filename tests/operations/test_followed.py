@@ -455,3 +455,80 @@ def test_a_poll_leaves_no_reference_cycle_behind():
     finally:
         if enabled:
             gc.enable()
+
+
+# Many follows in one second: the list's cursors are whole seconds and pages are cut "at or
+# before" one, so a page may end inside the second of a stop, and a check "at or before" a
+# stop lists that second, which may hold follows made after the poll that took the stop.
+
+
+class _Seconds:
+    """A following list with follows that share a second (newest first within it too), read
+    by the trigger directly: `size` a page, minTime inclusive."""
+
+    def __init__(self, size: int = 30) -> None:
+        self.rows: list[tuple[int, str]] = []  # (time, id), oldest first
+        self.size = size
+        self.asked: list[object] = []
+
+    def follow(self, name: str, at: int) -> None:
+        self.rows.append((at, name))
+
+    def fetch_page(self, handle, *, min_time=None, count=None, request_source="API"):
+        from connector.core.http import Page
+
+        self.asked.append(min_time)
+        rows = [r for r in reversed(self.rows) if min_time is None or r[0] <= int(min_time)]
+        page, rest = rows[:self.size], rows[self.size:]
+        if not page:
+            return Page([], 0, 0, False, len(self.rows))
+        users = [{"user": {"id": name}, "stats": {}} for _, name in page]
+        return Page(users, page[-1][0], page[0][0], bool(rest), len(self.rows))
+
+
+def test_follows_in_the_watermark_second_below_a_page_boundary_are_not_lost():
+    # The watermark is the second of the newest follow a poll saw; two more follows land in
+    # that very second, then 58 more. The second page of the next poll starts with the
+    # account it repeats from the first and ends inside the watermark's second: it reaches
+    # the stop, but the two follows of that second below it were never read (lost for good,
+    # before). A page that ends in its stop's second with no account the trigger knows is
+    # now read past.
+    from connector.operations import followed
+
+    t = 1_700_000_000
+    listing = _Seconds()
+    for n in range(40):
+        listing.follow(f"old{n}", t + 10 * n)
+    watermark = t + 390
+    state = followed.run(listing, {"handle": HANDLE, "maxPages": 2}, state=None).state
+    assert state["watermark"] == watermark
+    listing.follow("same-second-1", watermark)
+    listing.follow("same-second-2", watermark)
+    new = [f"new{n}" for n in range(58)]
+    for n, name in enumerate(new):
+        listing.follow(name, watermark + 5 + 10 * n)
+    result = followed.run(listing, {"handle": HANDLE, "maxPages": 5}, state=state)
+    assert [i["id"] for i in result.items] == ["same-second-1", "same-second-2", *new]
+    assert listing.asked[-1] == watermark  # the one more page it read, from the stop
+
+
+def test_a_check_of_older_follows_never_lists_the_stop_second():
+    # An unread range whose stop (and base) is the second of a watermark: the top walk finds
+    # two follows it does not know below one it does, and checks them against the follows
+    # older than the lowest stop. Asked "at or before" that stop, the upstream lists the two
+    # (they were made in that second): taken for old, they were never emitted. The check
+    # now asks for the second before.
+    from connector.operations.poll import PollRun
+    from connector.operations.walk import advance
+    from connector.state.gaps import Gap
+
+    t = 1_700_000_000
+    listing = _Seconds()
+    listing.follow("a", t)
+    listing.follow("b", t)
+    listing.follow("c", t + 10)
+    run = PollRun(lambda cursor: listing.fetch_page(HANDLE, min_time=cursor), budget=4,
+                  now_ms=1_750_000_000_000)
+    found = advance(run, t + 10, [Gap(t, t, base=t)], {"c"}, t + 10)
+    assert [i["id"] for i in found.items] == ["a", "b"]
+    assert t - 1 in listing.asked and found.gaps == []

@@ -57,6 +57,8 @@ class Account:
     name: str
     user: dict[str, Any]
     time: int = 0
+    #: When it was followed, among follows of the same second (newest first within it too).
+    order: int = 0
 
 
 @dataclass
@@ -71,6 +73,11 @@ class Upstream:
     fault_rate: float = 0.0
     requests: int = 0
     counter: int = 0
+    #: How many follows one second may hold: more than one only where pages are cut "at or
+    #: before" (inclusive), and fewer than a page, as the real list's seconds hold few.
+    per_second: int = 1
+    follows: int = 0
+    in_second: int = 0
 
     def new_account(self) -> Account:
         self.counter += 1
@@ -91,8 +98,13 @@ class Upstream:
 
     def follow(self, account: Account) -> None:
         """Follow (or re-follow): the account moves to the top with a new follow time."""
-        self.clock += self.rng.choice((1, 1, 2, 7))
-        account.time = self.epoch + self.clock
+        step = self.rng.choice((0, 1, 1, 2, 7))
+        if step == 0 and self.in_second >= self.per_second:
+            step = 1
+        self.clock += step
+        self.in_second = self.in_second + 1 if step == 0 else 1
+        self.follows += 1
+        account.time, account.order = self.epoch + self.clock, self.follows
         self.listed[account.name] = account
 
     def unfollow(self, name: str) -> None:
@@ -111,7 +123,7 @@ class Upstream:
             raise requests.exceptions.ConnectionError("Connection reset by peer")
         if fault == "malformed":
             return 200, {"data": None}
-        everything = sorted(self.listed.values(), key=lambda a: -a.time)
+        everything = sorted(self.listed.values(), key=lambda a: (-a.time, -a.order))
         rows = everything
         min_time = body.get("minTime")
         if min_time is not None:
@@ -186,9 +198,12 @@ class Run:
 def play(rng: random.Random, *, faults: bool, crashes: bool = False) -> Run:
     upstream = Upstream(inclusive=rng.random() < 0.5,
                         epoch=rng.choice((1_700_000_000, 1_700_000_000_000)), rng=rng)
+    count = rng.randint(3, 10)
+    if upstream.inclusive:
+        upstream.per_second = rng.randint(1, count - 1)
     for _ in range(rng.randint(0, 30)):
         upstream.follow(upstream.new_account())
-    run = Run(upstream, {"handle": HANDLE, "count": rng.randint(3, 10),
+    run = Run(upstream, {"handle": HANDLE, "count": count,
                          "maxPages": rng.randint(2, 4)}, model_client(upstream))
     run.baseline = set(upstream.listed)
     while run.state is None:  # the baseline itself is taken without faults
