@@ -197,7 +197,9 @@ class AdaptiveSchedule:
             at, h = heapq.heappop(heap)
             if self._next.get(h) == at:
                 self._due.add(h)
-        return sorted(self._due, key=lambda h: self._priority(h, now), reverse=True)
+        # Ties in the order of the handles' names, not of a set's hashing: the same inputs
+        # plan the same polls in every process.
+        return sorted(sorted(self._due), key=lambda h: self._priority(h, now), reverse=True)
 
     def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
         """Take a successful poll's outcome. The verdict's `delay` is the seconds until the
