@@ -41,6 +41,7 @@ class PollRun:
         #: What the pages fetched at a cursor showed of how the upstream cuts them: "at or
         #: before" it (a page starting in the cursor's own second) or only "before" it.
         self._boundary: set[str] = set()
+        self._handed: set[Any] = set()
 
     def fetch(self, cursor: Any) -> Page:
         """One page, counted against the budget: what every pager of this poll fetches with."""
@@ -49,9 +50,11 @@ class PollRun:
         self.pages += 1
         self.attempts += page.attempts
         self.last_page = page
-        if page.entries and not cursors.is_dead(cursor) \
-                and not cursors.is_dead(page.max_cursor):
+        # Only a cursor this poll was handed tells how pages are cut: the account it dates is
+        # still listed (a kept range's start may be one unfollowed since).
+        if cursor in self._handed and page.entries and not cursors.is_dead(page.max_cursor):
             self._boundary.add("at" if not cursors.below(page.max_cursor, cursor) else "before")
+        self._handed.add(page.min_cursor)
         return page
 
     def pages_before(self) -> bool:
