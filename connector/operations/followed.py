@@ -56,7 +56,8 @@ def run(
         step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base,
                        forgets=prior.known.forgets)
         new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
-                                known=prior.known.remember(step.remembered, step.touched),
+                                known=prior.known.remember(step.remembered, step.touched,
+                                                           step.closed),
                                 gaps=step.gaps)
         items = step.items
     return Result(items=items, state=new_state,

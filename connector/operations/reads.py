@@ -28,6 +28,13 @@ class Advance:
     base: Any = None
     #: The identities on the pages read: to be kept in memory over older ones.
     touched: set[str] = field(default_factory=set)
+    #: New follows found in ranges this poll read to their end (below the newest page), not
+    #: on a page the top walk read: no later read needs them to tell new from old (the top
+    #: walk reads above them, and nothing is left of their range), so a memory at its bound
+    #: does not take them in, in place of accounts later reads do need, such as the newest
+    #: page's (on which the next poll's top walk stops, even when this poll's budget went to
+    #: a range). A re-follow of one is emitted again, as of any account forgotten.
+    closed: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -49,6 +56,8 @@ class RangeRead:
     at_cap: bool = False
     #: A page that reached the stop held only new follows: the stop was ahead of the list.
     ahead: bool = False
+    #: The identities on the pages this walk read.
+    keys: set[str] = field(default_factory=set)
     #: The range's stop as given, which what is left of the range keeps: the walk may read
     #: down to the base instead (a stop ahead of the list), but a later check must still know
     #: the stop, whose second (unlike the base's) may hold new follows.

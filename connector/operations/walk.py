@@ -109,6 +109,8 @@ class _Walker:
                 slots.append(gap)
                 due.append(i)
         found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
+        closed: list[int] = []  # the gaps read to their end
+        top_keys: set[str] = set()
         proven_old: list[str] = []
 
         def read_gap(i: int) -> None:
@@ -128,6 +130,8 @@ class _Walker:
             found[i] = walk.new
             proven_old.extend(walk.old)
             slots[i] = walk.left
+            if walk.left is None:
+                closed.append(i)
             known.update([*(k for k, _ in walk.new), *walk.old])
 
         oldest_first = list(reversed(due))
@@ -145,6 +149,7 @@ class _Walker:
             top = self._walk(None, watermark, max(1, self.run.remaining - reserve), known,
                              floor, None, base)
             found[-1] = top.new
+            top_keys = top.keys
             proven_old.extend(top.old)
             known.update([*(k for k, _ in top.new), *top.old])
             self.run.top_done = top.left is None
@@ -179,7 +184,8 @@ class _Walker:
         new_keys = [k for i in reversed(order) for k, _ in found[i]]
         items = [flatten(e) for i in order for _, e in reversed(found[i])]
         return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                       self.run.touched)
+                       self.run.touched,
+                       [k for i in closed for k, _ in found[i] if k not in top_keys])
 
     def _walk(self, start: Any, stop: Any, pages: int, known: Known, floor: Any,
               gap: Gap | None, base: Any, lower: list[Any] | None = None) -> RangeRead:
@@ -260,6 +266,7 @@ class _Walker:
                 walk.left = Gap(go_on, walk.stop, base=base)
                 break
             cursor = go_on
+        walk.keys = seen
         # `fetch` and the pager refer to each other (a cycle): broken here, the poll's pages
         # are freed as it ends instead of waiting for the garbage collector, which otherwise
         # runs several times as often in a watch and costs CPU with each run.

@@ -76,12 +76,18 @@ class Memory:
         """The chance, at most, that a new follow is taken for one of these accounts."""
         return false_positive_rate(len(self._all), self.legacy)
 
-    def remember(self, keys: Iterable[str], keep: Iterable[str] = ()) -> Memory:
+    def remember(self, keys: Iterable[str], keep: Iterable[str] = (),
+                 spare: Iterable[str] = ()) -> Memory:
         """A new Memory with `keys` added: into the recent part (at most RECENT), the rest
         with a full recent part into the held set; past KNOWN_LIMIT the oldest legacy
         segments go, then fingerprints of the held set (see the class), never those of `keep`
-        (the accounts the poll has just seen)."""
-        new = added = sorted({fingerprint(k) for k in keys} - self._all)
+        (the accounts the poll has just seen). At the bound (`forgets`), the keys of `spare`
+        are not added: accounts no later read needs (operations/reads.py `Advance.closed`),
+        which would otherwise take the place of some that a later read does need."""
+        wanted = {fingerprint(k) for k in keys}
+        if self.forgets:
+            wanted.difference_update(fingerprint(k) for k in spare)
+        new = added = sorted(wanted - self._all)
         if not new:
             return self
         recent = list(self._recent)

@@ -532,3 +532,28 @@ def test_a_check_of_older_follows_never_lists_the_stop_second():
     found = advance(run, t + 10, [Gap(t, t, base=t)], {"c"}, t + 10)
     assert [i["id"] for i in found.items] == ["a", "b"]
     assert t - 1 in listing.asked and found.gaps == []
+
+
+@pytest.mark.parametrize("budget, closed", [(5, ["g2", "g1", "g0"]), (3, [])])
+def test_a_poll_names_the_follows_of_ranges_it_read_to_their_end(budget, closed):
+    # What a memory at its bound forgets first (state/memory.py): the new follows of a range
+    # read to its end, not those of one left for later (its next read starts on them).
+    from connector.operations.poll import PollRun
+    from connector.operations.walk import advance
+    from connector.state.gaps import Gap
+
+    t = 1_700_000_000
+    listing = _Seconds(size=2)
+    for n in range(10):
+        listing.follow(f"o{n}", t + 10 * n)
+    for n in range(3):
+        listing.follow(f"g{n}", t + 100 + 10 * n)
+    listing.follow("w", t + 130)
+    listing.follow("n0", t + 140)
+    run = PollRun(lambda cursor: listing.fetch_page(HANDLE, min_time=cursor), budget=budget,
+                  now_ms=1_750_000_000_000)
+    known = {"w", *(f"o{n}" for n in range(10))}
+    found = advance(run, t + 130, [Gap(t + 120, t + 90, base=t + 80)], known, t + 130)
+    assert found.closed == closed
+    assert [i["id"] for i in found.items] == ["g0", "g1", "g2", "n0"]  # found either way
+    assert (found.gaps == []) == bool(closed)
