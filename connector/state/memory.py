@@ -33,7 +33,10 @@ class Memory:
     held set, a run of held ones from a point that depends on what was just added, each as
     likely as any other to go, except those just added and the accounts the poll has just
     seen (on the pages it read, the newest page's among them), which stay. So the memory
-    keeps what the next poll's top walk needs (the newest page's accounts). Any other may go
+    keeps what the next poll's top walk needs (the newest page's accounts). A poll may also
+    spend its whole budget on pending gaps and read no newest page: what a poll found in gaps
+    it read to their end is therefore not taken in at the bound (`spare`; no later read needs
+    it), so that such a poll forgets nothing for them. Any other may go
     before its turn would have come in order, even one a few hundred follows from the top
     that a pending gap's last page holds: at the bound (`forgets`) the walk checks that page
     against the follows older than the gap's stop (operations/walk.py), so this costs a
