@@ -180,8 +180,10 @@ class Metrics:
             self.delay.observe(delay)
         self.record_backlog(Backlog(summary.pending, summary.parked, None))
         with self._lock:
-            self._status.update(dict.fromkeys(summary.polled, "ok"))
-            self._status.update(dict.fromkeys(summary.failed, "failing"))
+            # The health a poll said (a 404 is `hidden`, as a single watch shows it).
+            health = summary.health
+            self._status.update({h: health.get(h, "ok") for h in summary.polled})
+            self._status.update({h: health.get(h, "failing") for h in summary.failed})
             self._show_statuses()
 
     def set_handle_statuses(self, counts: Mapping[str, int]) -> None:

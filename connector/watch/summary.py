@@ -102,6 +102,9 @@ class CycleSummary:
     polled: set[str] = field(default_factory=set)
     #: Handles whose last poll in the cycle failed, with a short reason.
     failed: dict[str, str] = field(default_factory=dict)
+    #: Each polled handle's health after its last poll in the cycle (backoff.py: ok, hidden,
+    #: failing), where the poll said it: what the metrics show of a WatcherGroup's handles.
+    health: dict[str, str] = field(default_factory=dict)
     skipped: int = 0
     #: Handles another watcher sharing the database polled in this cycle.
     elsewhere: int = 0
@@ -148,6 +151,7 @@ class CycleSummary:
         for part in parts:
             out.polled |= part.polled
             out.failed.update(part.failed)
+            out.health.update(part.health)
             out.waiting |= part.waiting
             for name in ("skipped", "elsewhere", "baselined", "new_follows", "requests",
                          "credits", "pending", "parked"):
@@ -178,6 +182,8 @@ class CycleSummary:
                 self.waiting.add(outcome.handle)
             return
         self.waiting.discard(outcome.handle)
+        if outcome.health is not None:
+            self.health[outcome.handle] = outcome.health
         if outcome.skipped:
             self.skipped += 1
         elif outcome.elsewhere:

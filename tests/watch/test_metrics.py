@@ -372,8 +372,9 @@ def registry_values(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], 
 def test_a_watcher_group_feeds_its_metrics_each_cycles_summary(standin, receiver, db, creds):
     for handle in ("alice", "bob", "carol"):
         standin.add_account(handle, 3)
+    standin.add_account("dave", 2, private=True)  # 404: a hidden list
     metrics = Metrics()
-    with WatcherGroup(["alice", "bob", "carol"], receiver.url, processes=2, store=db,
+    with WatcherGroup(["alice", "bob", "carol", "dave"], receiver.url, processes=2, store=db,
                       credentials=creds, concurrency=2, metrics=metrics) as group:
         group.run_cycle()
         standin.follow_many("alice", 2)
@@ -381,8 +382,8 @@ def test_a_watcher_group_feeds_its_metrics_each_cycles_summary(standin, receiver
         summary = group.run_cycle()
     figures = registry_values(metrics)
 
-    assert figures[P + "requests_total", ()] == standin.count_requests() == 6
-    assert figures[P + "spent_credits_total", ()] == 60
+    assert figures[P + "requests_total", ()] == standin.count_requests()
+    assert figures[P + "spent_credits_total", ()] == 60  # a 404 costs nothing
     assert figures[P + "polls_total", (("result", "ok"),)] == 6
     assert figures[P + "follows_found_total", ()] == 3
     assert figures[P + "deliveries_total", (("result", "delivered"),)] == 3
@@ -390,7 +391,10 @@ def test_a_watcher_group_feeds_its_metrics_each_cycles_summary(standin, receiver
     # The delays crossed from the children with their summaries.
     assert figures[P + "delivery_delay_seconds_count", ()] == 3
     assert figures[P + "handles", (("status", "ok"),)] == 3
-    assert summary.polls == {"ok": 3}
+    # dave's 404 is `hidden`, as a single watch shows it (it was `failing` from a group).
+    assert figures[P + "handles", (("status", "hidden"),)] == 1
+    assert figures.get((P + "handles", (("status", "failing"),)), 0) == 0
+    assert summary.polls.get("ok") == 3
 
 
 def test_observe_adds_up_summaries_and_the_outbox_is_the_last_one_seen():
