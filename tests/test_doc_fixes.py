@@ -148,3 +148,15 @@ def test_a_stale_snippet_fails_and_its_id_names_its_file_and_line(tmp_path: Path
     assert "FAILED docs/stale.md::line:7,column:1" in out
     assert "unrecognized arguments: --no-such-option" in out
     assert re.search(r"SKIPPED \[1\] .*: needs a real key", out)
+
+
+def test_the_readme_layout_names_every_package_and_top_level_module() -> None:
+    # Issue 19: the README's layout map current. serve/ and protocol.py were missing from it.
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout"):]
+    layout = layout[:layout.index("```", layout.index("```") + 3)]
+    package = ROOT / "connector"
+    names = [f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    names += [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
+    missing = [n for n in sorted(names) if not re.search(rf"(?<![\w/]){re.escape(n)}", layout)]
+    assert not missing, f"README's layout map does not name {missing}"
