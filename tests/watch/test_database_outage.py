@@ -68,12 +68,6 @@ def standin() -> Iterator[StandIn]:
         yield upstream
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
 def terminate(url: str, where: str = "true") -> int:
     """pg_terminate_backend on the sessions of `url`'s database (those `where` picks), from a
     session of its own; how many it cut."""

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector import Metrics, WatcherGroup
-from connector.core.config import RetryPolicy
 from connector.core.errors import InputError
 from connector.storage import Backlog
 from connector.storage.outbox import Outbox
-from connector.watch.delivery import Backoff, detection_delay
+from connector.watch.delivery import detection_delay
 from connector.watch.metrics import parse_address
 from connector.watch.summary import CycleSummary, DeliveryPass, HandlePoll
 from tests.receiver import Receiver
@@ -36,12 +35,6 @@ from tests.support import API_KEY, run_main, run_python, start_cli
 P = "tiktok_following_"
 #: How long a test waits for a figure to show before it fails (not a measurement).
 PATIENCE = 30.0
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @pytest.fixture
@@ -343,24 +336,6 @@ def test_a_watcher_tells_its_metrics_of_each_poll_and_delivery(make_watcher, sta
     assert figures[P + "outbox_events", (("state", "pending"),)] == 0
     assert figures[P + "handles", (("status", "ok"),)] == 1
     assert figures[P + "handles", (("status", "hidden"),)] == 1  # bob's list: 404
-
-
-@pytest.fixture
-def make_watcher(creds, receiver, db) -> Iterator[Any]:
-    from connector import Watcher
-
-    made: list[Any] = []
-
-    def make(handles: list[str], **kwargs: Any) -> Any:
-        watcher = Watcher(handles, receiver.url, store=db, credentials=creds,
-                          retry=RetryPolicy.no_wait(total=3), backoff=Backoff.immediate(),
-                          **kwargs)
-        made.append(watcher)
-        return watcher
-
-    yield make
-    for watcher in made:
-        watcher.close()
 
 
 def registry_values(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -18,14 +18,7 @@ from connector.core.budget import Budget
 from connector.core.config import RetryPolicy
 from connector.store import state_key
 from connector.watch import Backoff, Watcher
-from tests.receiver import Receiver
 from tests.support import raw_sql, run_main
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from connector.cli import main
-from connector.core.config import RetryPolicy, Timeouts
+from connector.core.config import Timeouts
 from connector.core.errors import InputError, RateLimitError
 from connector.core.http import RateLimit
 from connector.core.items import identity
@@ -26,7 +25,7 @@ from connector.operations.events import event_id
 from connector.standin import Fault
 from connector.storage import open_database
 from connector.store import state_key
-from connector.watch import Backoff, Deliverer, Outbox, Pacer, Watcher, Webhook
+from connector.watch import Backoff, Deliverer, Outbox, Pacer, Webhook
 from connector.watch.pacing import Stopped
 from connector.watch.schedule import Schedule, parse_interval
 from connector.watch.webhook import check_webhook_url, parse_header
@@ -38,34 +37,9 @@ SECRET = "s3cret-token-value"
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
-@pytest.fixture
 def db(any_db: str) -> str:
     """A SQLite file, or a PostgreSQL database: every test here runs against both."""
     return any_db
-
-
-@pytest.fixture
-def make_watcher(creds, receiver, db) -> Iterator[Any]:
-    """Watchers on the stand-in and the receiver, with retries and backoff that never wait."""
-    made: list[Watcher] = []
-
-    def make(handles: list[str], **kwargs: Any) -> Watcher:
-        webhook = kwargs.pop("webhook", receiver.url)
-        options: dict[str, Any] = {"store": db, "credentials": creds,
-                                   "retry": RetryPolicy.no_wait(total=3),
-                                   "backoff": Backoff.immediate(), **kwargs}
-        watcher = Watcher(handles, webhook, **options)
-        made.append(watcher)
-        return watcher
-
-    yield make
-    for watcher in made:
-        watcher.close()
 
 
 def ids_for(handle: str, users: list[dict[str, Any]]) -> list[str]:

@@ -35,12 +35,6 @@ def standin():
         yield server
 
 
-@pytest.fixture
-def receiver():
-    with Receiver() as r:
-        yield r
-
-
 def group(standin: StandIn, receiver: Receiver, db: str, **options) -> WatcherGroup:
     options.setdefault("processes", 2)
     options.setdefault("concurrency", 4)

@@ -55,12 +55,6 @@ def standin() -> Iterator[TimedStandIn]:
         yield server
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
-
-
 def worker(standin: StandIn, db: str, receiver: Receiver, handles_file: Path,
            *args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TIKTOK_FOLLOWING_")}
