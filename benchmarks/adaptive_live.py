@@ -10,18 +10,14 @@ credits went, and how long each follow took from being made to reaching the webh
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from connector.core.budget import parse_budget
 from connector.core.items import identity
@@ -29,7 +25,7 @@ from connector.operations.events import event_id
 from connector.standin import StandIn
 
 from .report import Section, Target, median, percentile, ratio
-from .scale import ROOT
+from .scale import ROOT, Receiver
 
 KEY = "bench-adaptive-live-key"
 BUSY, QUIET = 4, 20
@@ -40,40 +36,6 @@ BUDGET = "86400/hour"
 INTERVAL, MIN_INTERVAL, MAX_INTERVAL = "10s", "2s", "5m"
 #: A fixed interval that spends more than the adaptive schedule does over the run.
 FASTER = "6s"
-
-
-class TimedReceiver:
-    """A webhook receiver on loopback that notes when each event arrived (first time)."""
-
-    def __init__(self) -> None:
-        self.arrived: dict[str, float] = {}
-        lock = threading.Lock()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                key = self.headers.get("Idempotency-Key") or json.loads(body).get("eventId")
-                with lock:
-                    receiver.arrived.setdefault(key, time.time())
-                self.send_response(204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def run(quick: bool = False) -> Section:
@@ -107,7 +69,7 @@ def run(quick: bool = False) -> Section:
             # More credits than the adaptive schedule spends, for a comparison at equal credits.
             f"fixed {FASTER}": ["--interval", FASTER, "--schedule", "fixed"]}
     stands = {name: StandIn(api_keys=(KEY,), rate_limit=10**9).start() for name in runs}
-    receivers = {name: TimedReceiver() for name in runs}
+    receivers = {name: Receiver().start() for name in runs}
     procs: dict[str, subprocess.Popen] = {}
     made: dict[str, dict[str, tuple[float, str]]] = {name: {} for name in runs}
     try:

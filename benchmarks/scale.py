@@ -39,11 +39,13 @@ REPEATS = 5
 
 
 class Receiver:
-    """A webhook receiver on loopback that answers 204 and counts the events it got."""
+    """A webhook receiver on loopback that answers 204 and counts the events it got (and
+    notes when each first arrived)."""
 
     def __init__(self) -> None:
         self.posts = 0
         self.event_ids: set[str] = set()
+        self.arrived: dict[str, float] = {}
         lock = threading.Lock()
         receiver = self
 
@@ -63,6 +65,7 @@ class Receiver:
                     receiver.posts += 1
                     if key:
                         receiver.event_ids.add(key)
+                        receiver.arrived.setdefault(key, time.time())
                 self.send_response(204)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -84,13 +87,19 @@ class Receiver:
         host, port = self.server.server_address[:2]
         return f"http://{host}:{port}/hook"
 
-    def __enter__(self) -> Receiver:
+    def start(self) -> Receiver:
         self.thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 ROOT = Path(__file__).resolve().parent.parent
