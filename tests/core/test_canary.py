@@ -17,6 +17,7 @@ import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +67,15 @@ ERROR_PATHS = [
 FAST = {"retry": RetryPolicy.no_wait(2), "timeouts": Timeouts(connect=1, read=0.3)}
 
 
+def fast(name: str) -> dict[str, Any]:
+    """Retries at once; the short read timeout only on the path under test that is a timeout.
+    Elsewhere a busy machine can take longer than that to answer the faulty request: the
+    client would retry past the one fault injected, succeed, and the path go untested."""
+    if name == "timeout":
+        return FAST
+    return {**FAST, "timeouts": Timeouts(connect=1, read=30)}
+
+
 def assert_clean(*texts: str) -> None:
     """No canary in any text, not even a piece of one cut short ("CANARY" is in each)."""
     for text in texts:
@@ -107,12 +117,14 @@ def secret_hook(receiver: Receiver) -> str:
 
 
 @contextlib.contextmanager
-def instant_clients(monkeypatch) -> Iterator[None]:
-    """The CLI's clients without waiting: retries at once, a short read timeout. Only around
-    the requests meant to fail: on a busy machine a good answer can take longer than that."""
+def instant_clients(monkeypatch, name: str = "timeout") -> Iterator[None]:
+    """The CLI's clients without waiting: retries at once, a short read timeout where the path
+    under test is a timeout (see `fast`). Only around the requests meant to fail: on a busy
+    machine a good answer can take longer than that."""
+    chosen = fast(name)
     with monkeypatch.context() as patch:
-        patch.setattr("connector.core.http.RetryPolicy", lambda: FAST["retry"])
-        patch.setattr("connector.core.http.Timeouts", lambda: FAST["timeouts"])
+        patch.setattr("connector.core.http.RetryPolicy", lambda: chosen["retry"])
+        patch.setattr("connector.core.http.Timeouts", lambda: chosen["timeouts"])
         yield
 
 
@@ -137,12 +149,14 @@ def test_credentials_api_key_never_leaks_through_an_error_path(
 
     upstream.inject(*faults)
     with pytest.raises(connector.ConnectorError) as caught:
-        connector.run(ACTION, {"handle": "alice", "maxPages": 3}, credentials=creds, **FAST)
+        connector.run(ACTION, {"handle": "alice", "maxPages": 3}, credentials=creds,
+                      **fast(name))
     upstream.inject(*faults)
-    code, body = invoke.answer(json.dumps(request(TRIGGER, {"handle": "alice"}, creds)), **FAST)
+    code, body = invoke.answer(json.dumps(request(TRIGGER, {"handle": "alice"}, creds)),
+                               **fast(name))
     upstream.inject(*faults)
     with pytest.raises(connector.ConnectorError) as polled:
-        store.poll("alice", credentials=creds, **FAST)
+        store.poll("alice", credentials=creds, **fast(name))
     store.close()
 
     assert code == 1
@@ -218,7 +232,7 @@ def test_the_environment_key_and_webhook_secrets_never_leak_from_the_cli(
         for command in (["list", "alice", "--max-pages", "3"], ["poll", "alice", "--state-db",
                                                                str(db)], watch):
             upstream.inject(*faults)
-            with instant_clients(monkeypatch):
+            with instant_clients(monkeypatch, name):
                 run = run_main(*verbosity, *base, *command, env=env)
             assert run.code == 1 or (command is watch and run.code == 0), run.output
             assert "Traceback" not in run.output
