@@ -90,6 +90,12 @@ class Budget:
         return f"{self.credits}/{self.period}"
 
 
+def period_start(now: float, seconds: float) -> float:
+    """When the budget period of `seconds` that holds the time `now` began (epoch seconds):
+    what a handle's credits are counted by, alike wherever they are written and read."""
+    return math.floor(now / seconds) * seconds
+
+
 def parse_budget(text: str) -> Budget:
     """'100000/month', '5,000/day', '2000 credits/hour' -> Budget."""
     value = re.sub(r"\s+", "", str(text).lower())

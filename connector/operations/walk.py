@@ -49,8 +49,8 @@ class _Walker:
     def __init__(self, run: PollRun, forgets: bool = False) -> None:
         self.run = run
         self.forgets = forgets
-        #: The stops of the ranges this poll reads, as taken (see `advance`).
-        self.stops: list[Any] = []
+        #: The lowest stop of the ranges this poll reads, as taken (see `advance`).
+        self.lowest_stop: Any = None
 
     def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
                 base: Any = None) -> Advance:
@@ -93,10 +93,9 @@ class _Walker:
                  for g in prior_gaps]
         floor = cursors.lowest([watermark, *(g.base if up else g.stop
                                              for g, up in zip(prior_gaps, ahead, strict=True))])
-        # The stops whose second may hold follows made after the poll that took them.
-        self.stops = [c for c in (watermark, *(g.stop for g, up in zip(prior_gaps, ahead,
-                                                                          strict=True)
-                                              if not up)) if c is not None]
+        # The lowest stop whose second may hold follows made after the poll that took it.
+        self.lowest_stop = cursors.lowest([c for c in (watermark, *(
+            g.stop for g, up in zip(prior_gaps, ahead, strict=True) if not up)) if c is not None])
         # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
         # (waiting out a failure, or no budget left) keeps its place.
         slots: list[Gap | None] = []
@@ -311,18 +310,10 @@ class _Walker:
         if self.run.remaining < 1:
             walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=range_[1])
             return None
-        try:
-            below = read_page(self.run.fetch, read.page.min_cursor)
-        except ConnectorError as err:
-            if not err.transient:
-                raise
-            walk.error = err
-            self._failed(walk, read.cursor, range_, tries, err.message)
+        below = self._one_page(read.page.min_cursor)
+        if isinstance(below, str):
+            self._failed(walk, read.cursor, range_, tries, below)
             return None
-        if below.reason in UNUSABLE:
-            self._failed(walk, read.cursor, range_, tries, ANSWERED[below.reason])
-            return None
-        self.run.touched.update(below.keys)
         again = set(below.keys)
         walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
                      if k not in again and k not in known]
@@ -373,28 +364,28 @@ class _Walker:
             # (the memory keeps what a poll has just seen).
             lowest = cursors.lowest([c for c in (floor, stop, base) if c is not None])
             # A stop's own second may hold new follows, made after the poll that took it: a
-            # check there lists only older ones.
-            floor = self.run.earlier(lowest) if any(
-                not cursors.below(lowest, s) and not cursors.below(s, lowest)
-                for s in self.stops) else lowest
+            # check there lists only older ones. (`lowest` is at or below every stop.)
+            stop_second = self.lowest_stop is not None and not cursors.below(
+                lowest, self.lowest_stop)
+            floor = self.run.earlier(lowest) if stop_second else lowest
         check = floor
         bottom = read.page.min_cursor
-        if lower is not None and stop is not None and (sure or unsure) \
-                and cursors.before(stop) is not None and not cursors.is_dead(bottom) \
+        earlier = self.run.earlier(stop) if lower is not None and stop is not None else None
+        if earlier is not None and (sure or unsure) and not cursors.is_dead(bottom) \
                 and all(not cursors.is_dead(s) and cursors.below(s, bottom) for s in lower):
-            check, sure, unsure = cursors.before(stop), set(), sure | unsure
+            check, sure, unsure = earlier, set(), sure | unsure
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
                 walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=base)
                 return False
-            listed = self._older_than(check)
-            if listed is None:
+            listed = self._one_page(check)
+            if isinstance(listed, str):
                 walk.new += pick(read, sure)
                 self._failed(walk, read.cursor, range_, tries,
                              "a check of older follows it could not answer")
                 return False
-            old = unsure & listed
+            old = unsure & set(listed.keys)
         walk.new += pick(read, (sure | unsure) - old)
         walk.old += [k for k in dict.fromkeys(keys) if k in old]
         if last_anchor < 0 and not old and floor is not None and stop is not None \
@@ -402,20 +393,20 @@ class _Walker:
             return _ABOVE
         return True
 
-    def _older_than(self, floor: Any) -> set[str] | None:
-        """Identities of the newest follows at or before `floor`, or None when the upstream
-        could not say (an error, an empty page that claims more, contradicting cursors)."""
+    def _one_page(self, cursor: Any) -> PageRead | str:
+        """The page at `cursor` (its accounts seen by this poll), or what the upstream
+        answered instead of a usable one (a transient error, an empty page that claims more,
+        contradicting cursors)."""
         try:
-            read = read_page(self.run.fetch, floor)
+            read = read_page(self.run.fetch, cursor)
         except ConnectorError as err:
             if not err.transient:
                 raise
-            return None
+            return err.message
         if read.reason in UNUSABLE:
-            return None
-        listed = set(read.keys)
-        self.run.touched.update(listed)
-        return listed
+            return ANSWERED[read.reason]
+        self.run.touched.update(read.keys)
+        return read
 
     def _failed(self, walk: RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
                 why: str) -> None:

@@ -10,7 +10,8 @@ counted as spent, since its requests may have been made."""
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from ..core.budget import Bucket, Budget
 from ..core.config import CREDITS_PER_REQUEST
@@ -83,44 +84,32 @@ class StoredBucket:
             return Bucket(self.budget.capacity, 0.0, 0.0)
         return found[1]
 
-    def _step(self) -> _Step:
-        return _Step(self)
+    @contextmanager
+    def _step(self) -> Iterator[tuple[Session, float, Bucket]]:
+        """One transaction on the budget's row: yields (session, now, bucket), the bucket
+        refilled to now less what dead workers held; the caller writes it back. An error
+        anywhere in it ends the transaction (a lock released, a broken session reported)."""
+        d, t = self.database.dialect, self.database.dialect.prefix
+        with self.database._tx() as s:
+            now = s.one(f"SELECT {d.clock}")[0]
+            found = _read(s, self.name, lock=d.lock_row)
+            if found is None:
+                s.run(f"INSERT INTO {t}budgets (name, credits, period, level, held, as_of) "
+                      "VALUES (:name, :credits, :period, :level, 0, :now) ON CONFLICT (name) "
+                      "DO NOTHING", name=self.name, credits=self.budget.credits,
+                      period=self.budget.period, level=self.budget.capacity, now=now)
+                found = _read(s, self.name, lock=d.lock_row)
+                assert found is not None
+            bucket = found[1]
+            for owner, credits in s.all(f"SELECT owner, credits FROM {t}budget_holds WHERE "
+                                        f"name = :name AND {t}gone(owner)", name=self.name):
+                bucket = bucket.abandon(self.budget, now, int(credits))
+                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner",
+                      name=self.name, owner=owner)
+            yield s, now, bucket
 
     def __repr__(self) -> str:
         return f"StoredBucket({self.name!r}, {self.budget})"
-
-
-class _Step:
-    """One transaction on the budget's row: yields (session, now, bucket), the bucket refilled
-    to now less what dead workers held; the caller writes it back."""
-
-    def __init__(self, owner: StoredBucket) -> None:
-        self.of = owner
-
-    def __enter__(self) -> tuple[Session, float, Bucket]:
-        of = self.of
-        self._tx = of.database._tx()
-        s = self._tx.__enter__()
-        d, t = of.database.dialect, of.database.dialect.prefix
-        now = s.one(f"SELECT {d.clock}")[0]
-        found = _read(s, of.name, lock=d.lock_row)
-        if found is None:
-            s.run(f"INSERT INTO {t}budgets (name, credits, period, level, held, as_of) VALUES "
-                  "(:name, :credits, :period, :level, 0, :now) ON CONFLICT (name) DO NOTHING",
-                  name=of.name, credits=of.budget.credits, period=of.budget.period,
-                  level=of.budget.capacity, now=now)
-            found = _read(s, of.name, lock=d.lock_row)
-            assert found is not None
-        bucket = found[1]
-        for owner, credits in s.all(f"SELECT owner, credits FROM {t}budget_holds WHERE "
-                                    f"name = :name AND {t}gone(owner)", name=of.name):
-            bucket = bucket.abandon(of.budget, now, int(credits))
-            s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner",
-                  name=of.name, owner=owner)
-        return s, now, bucket
-
-    def __exit__(self, *exc: object) -> None:
-        self._tx.__exit__(*exc)  # type: ignore[arg-type]
 
 
 def _read(s: Session, name: str, *, lock: str) -> tuple[Budget, Bucket] | None:

@@ -146,10 +146,12 @@ class Metrics:
             self.follows.inc(meta.get("newFollows", 0))
             self.unfollows.inc(meta.get("unfollows", 0))
         if result != "dropped":
+            status = outcome.health or ("ok" if result == "ok" else "failing")
             with self._lock:
-                self._status[outcome.handle] = outcome.health or (
-                    "ok" if result == "ok" else "failing")
-                self._show_statuses()
+                # Counted again only when a status changes: not every poll of thousands.
+                if self._status.get(outcome.handle) != status:
+                    self._status[outcome.handle] = status
+                    self._show_statuses()
 
     def record_delivery(self, result: str, delay: float | None = None) -> None:
         """One webhook POST: `delivered` (with its delay, when known), `failed` or `parked`."""

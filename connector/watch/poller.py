@@ -17,6 +17,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..core.budget import period_start
 from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import ConnectorError
 from ..core.http import PageSource
@@ -204,7 +205,7 @@ class Poller:
         return Lease(self.owner, then.delay if scheduled else None, activity=activity,
                      health=health,
                      credits=paced.pages * CREDITS_PER_REQUEST,
-                     period=math.floor(now / self.period) * self.period)
+                     period=period_start(now, self.period))
 
     def _log(self, handle: str, batch: Batch, queued: int, paced: PacedClient | None) -> None:
         if not log.isEnabledFor(logging.INFO):

@@ -10,21 +10,20 @@ It only reads: a database that does not exist is an error, never created.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from typing import Any
 
-from ..core.budget import PERIODS
+from ..core.budget import PERIODS, period_start
 from ..operations.registry import NEW_FOLLOWS
 from ..storage import Database, PollRow, open_database
 from ..storage.outbox import iso
 from .activity import Activity
 from .backoff import FAILING, HIDDEN, Health
 from .spend import BUDGET_NAME
+from .timing import parse_kept
 
 #: What a handle's `status` may be, worst first.
-STATUSES = (HIDDEN, FAILING, "at the depth cap", "catching up", "not polled yet", "ok")
 
 
 def watch_status(target: str | os.PathLike[str] | Database | None = None) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def _status(database: Database) -> dict[str, Any]:
     period = stored[0].period if stored is not None else "day"
     seconds = PERIODS[period]
     now = time.time()
-    began = math.floor(now / seconds) * seconds
+    began = period_start(now, seconds)
     handles = [_handle(r, r.key[len(prefix):], backlog, began) for r in rows]
     spent = sum(h["creditsSpent"] for h in handles)
     elapsed = max(now - began, 1.0)
@@ -67,14 +66,8 @@ def _status(database: Database) -> dict[str, Any]:
 def _handle(row: PollRow, handle: str, backlog: dict[str, tuple[int, int]], began: float
             ) -> dict[str, Any]:
     facts = _json(row.health)
-    try:
-        activity: Activity | None = Activity.from_json(_json(row.activity))
-    except ValueError:
-        activity = None
-    try:
-        health = Health.from_json(facts)
-    except ValueError:
-        health = Health()
+    activity = parse_kept(Activity, row.activity, Activity())
+    health = parse_kept(Health, row.health, Health())
     if health.status in (HIDDEN, FAILING):
         status = health.status
     elif facts.get("atDepthCap"):
@@ -90,8 +83,7 @@ def _handle(row: PollRow, handle: str, backlog: dict[str, tuple[int, int]], bega
         "handle": handle,
         "lastPollAt": iso(row.polled_at) if row.polled_at else None,
         "nextPollAt": iso(row.next_at) if row.next_at else None,
-        "followsPerDay": (round(activity.per_day, 2)
-                          if activity is not None and activity.polls else None),
+        "followsPerDay": round(activity.per_day, 2) if activity.polls else None,
         "creditsSpent": row.credits if row.period == began else 0,
         "status": status,
         "failures": health.failures,

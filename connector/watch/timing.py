@@ -74,7 +74,6 @@ class Timing:
                  bucket: CreditBucket | None = None, share: float = 1.0,
                  min_interval: float | None = None, max_interval: float | None = None,
                  jitter: float = 0.1) -> None:
-        self.kind = schedule
         self.interval = interval
         self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
@@ -132,8 +131,8 @@ class Timing:
             return
         with self._lock:
             old_activity, old_health = self._known(handle)
-            new_activity = _parse(Activity, activity, old_activity)
-            new_health = _parse(Health, health, old_health)
+            new_activity = parse_kept(Activity, activity, old_activity)
+            new_health = parse_kept(Health, health, old_health)
             if (new_activity, new_health) == (old_activity, old_health):
                 return
             if self.adaptive is not None:
@@ -186,7 +185,7 @@ class Timing:
         return self._activity[handle], self._health[handle]
 
 
-def _parse(kind: Any, text: str | None, otherwise: Any) -> Any:
+def parse_kept(kind: Any, text: str | None, otherwise: Any) -> Any:
     """A stored Activity or Health; `otherwise` when there is none, a fresh one when it is
     damaged."""
     if text is None:

@@ -1,5 +1,5 @@
 """What the watch tests share: a webhook receiver, and Watchers on the stand-in that never wait
-(each test module gives `db`: a SQLite file, or SQLite and PostgreSQL both)."""
+(on `db`: SQLite and PostgreSQL both, unless a module gives its own)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from tests.receiver import Receiver
 def receiver() -> Iterator[Receiver]:
     with Receiver() as r:
         yield r
+
+
+@pytest.fixture
+def db(any_db: str) -> str:
+    """A SQLite file, or a PostgreSQL database: a test runs against both, unless its module
+    says otherwise."""
+    return any_db
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ Against the stand-in, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,25 +17,13 @@ import connector
 from connector.core.budget import Budget
 from connector.core.config import RetryPolicy
 from connector.store import state_key
-from connector.watch import Backoff, Watcher
 from tests.support import raw_sql, run_main
 
 
 @pytest.fixture
-def make_watcher(creds, receiver, any_db) -> Iterator[Any]:
-    made: list[Watcher] = []
-
-    def make(handles: list[str], **kwargs: Any) -> Watcher:
-        options: dict[str, Any] = {"store": any_db, "credentials": creds,
-                                   "retry": RetryPolicy.no_wait(total=1),
-                                   "backoff": Backoff.immediate(), **kwargs}
-        watcher = Watcher(handles, receiver.url, **options)
-        made.append(watcher)
-        return watcher
-
-    yield make
-    for watcher in made:
-        watcher.close()
+def make_watcher(make_watcher) -> Any:
+    """conftest.py's, retrying a failed request once."""
+    return functools.partial(make_watcher, retry=RetryPolicy.no_wait(total=1))
 
 
 def paid(standin) -> int:

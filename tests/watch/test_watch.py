@@ -36,12 +36,6 @@ from tests.support import API_KEY, start_cli
 SECRET = "s3cret-token-value"
 
 
-@pytest.fixture
-def db(any_db: str) -> str:
-    """A SQLite file, or a PostgreSQL database: every test here runs against both."""
-    return any_db
-
-
 def ids_for(handle: str, users: list[dict[str, Any]]) -> list[str]:
     return [event_id(handle, identity(user)) for user in users]
 
