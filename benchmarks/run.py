@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # every section shrunk: a smoke test under a minute
     python benchmarks/run.py --only overhead
     python benchmarks/run.py --only scale --output /tmp/scale.md   # keep a partial report
+    python benchmarks/run.py --only against --against ../old --against-python ../old/bin/python
 
 Only a full run writes BENCHMARKS.md (unless --output says otherwise).
 """
@@ -25,6 +26,7 @@ if __package__ in (None, ""):
 
 from benchmarks import (  # noqa: E402
     adaptive_live,
+    against,
     coldstart,
     credits,
     overhead,
@@ -63,6 +65,8 @@ SECTIONS = {
     # The real watch with a budget for a minute and a half: adaptive against fixed.
     "adaptive-live": adaptive_live.run,
     "redact": redact.run,
+    # Only with --against: this code's CPU per handle beside an earlier checkout's.
+    "against": against.run,
 }
 
 
@@ -77,10 +81,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to write the Markdown report (default: BENCHMARKS.md for a "
                              "full run; a --quick or --only run writes one only when given this, "
                              "so it never replaces the full report by accident)")
+    parser.add_argument("--against", type=Path, metavar="DIR",
+                        help="a checkout of an earlier release, for the `against` section (run "
+                             "only when given)")
+    parser.add_argument("--against-python", metavar="PY",
+                        help="the interpreter the earlier checkout runs on, with its "
+                             "dependencies (default: this one)")
     args = parser.parse_args(argv)
+    against.configure(args.against, args.against_python)
     command = shlex.join(["python", "benchmarks/run.py",
                           *(sys.argv[1:] if argv is None else argv)])
-    names = [n for n in SECTIONS if not args.only or n in args.only]
+    names = [n for n in SECTIONS if (n in args.only if args.only else
+                                     n != "against" or args.against)]
     # As `pip install` does: without bytecode every process would compile the package first.
     compileall.compile_dir(str(ROOT / "connector"), quiet=1)
 

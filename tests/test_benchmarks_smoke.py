@@ -55,3 +55,23 @@ def test_the_scheduling_benchmark_runs_the_real_schedules_and_checks_what_it_say
         assert run.follows > 500 and run.missed == 0 and run.twice == 0
         if run.budget is not None:
             assert run.credits <= run.budget.cap(scheduling.QUICK["days"] * scheduling.DAY)
+
+
+def test_the_against_benchmark_runs_both_checkouts_as_users_do():
+    import sys
+
+    from benchmarks import against
+    from benchmarks.scale import ROOT
+
+    assert against.run(quick=True).skipped  # no earlier checkout given: nothing measured
+    against.configure(ROOT, sys.executable)  # this checkout as the earlier one: an A/A/A
+    try:
+        section = against.run(quick=True)
+    finally:
+        against.configure(None, None)
+    assert section.skipped is None
+    assert [row[0].split(" (")[0] for row in section.rows] == ["this", "earlier",
+                                                                "earlier, again"]
+    assert [row[4] for row in section.rows] == ["30 - 30"] * 3  # every follow, every arm
+    assert [t.met for t in section.targets][1] is True
+    assert "noise" in section.notes[0] and "change" in section.notes[0]
