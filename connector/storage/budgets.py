@@ -10,10 +10,11 @@ counted as spent, since its requests may have been made."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from ..core.budget import Bucket, Budget
+from ..core.budget import Bucket, Budget, Hold
 from ..core.config import CREDITS_PER_REQUEST
 from .sql import Dialect, Session
 
@@ -55,18 +56,31 @@ class StoredBucket:
         #: Credits settled through this object, all told.
         self.spent = 0
 
-    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> int:
+    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold:
+        hold = Hold(0)
         with self._step() as (s, now, bucket):
             bucket, granted = bucket.reserve(self.budget, now, want, least)
             if granted:
-                _hold(s, self.name, self.owner, granted)
+                # A random name: unique among the owner's holds without asking the database.
+                hold = Hold(granted, secrets.randbits(62))
+                s.run(f"INSERT INTO {s.dialect.prefix}budget_holds (name, owner, credits, "
+                      "hold) VALUES (:name, :owner, :credits, :hold)", name=self.name,
+                      owner=self.owner, credits=granted, hold=hold.ref)
             _write(s, self.name, self.budget, bucket)
-        return granted
+        return hold
 
-    def settle(self, reserved: int, spent: int) -> None:
+    def settle(self, hold: Hold, spent: int) -> None:
+        """The poll that held `hold` is done and spent `spent`: the rest comes back, unless
+        the hold was abandoned meanwhile (counted as spent in full: nothing changes)."""
         with self._step() as (s, now, bucket):
-            bucket = bucket.settle(self.budget, now, reserved, spent)
-            _hold(s, self.name, self.owner, -reserved)
+            t = s.dialect.prefix
+            kept = s.one(f"SELECT credits FROM {t}budget_holds WHERE name = :name AND "
+                         "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
+                         hold=hold.ref) if hold.credits else None
+            if kept is not None:
+                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
+                      "AND hold = :hold", name=self.name, owner=self.owner, hold=hold.ref)
+                bucket = bucket.settle(self.budget, now, int(kept[0]), spent)
             _write(s, self.name, self.budget, bucket)
         self.spent += spent
 
@@ -101,11 +115,12 @@ class StoredBucket:
                 found = _read(s, self.name, lock=d.lock_row)
                 assert found is not None
             bucket = found[1]
-            for owner, credits in s.all(f"SELECT owner, credits FROM {t}budget_holds WHERE "
-                                        f"name = :name AND {t}gone(owner)", name=self.name):
+            for owner, hold, credits in s.all(
+                    f"SELECT owner, hold, credits FROM {t}budget_holds WHERE name = :name AND "
+                    f"{t}gone(owner)", name=self.name):
                 bucket = bucket.abandon(self.budget, now, int(credits))
-                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner",
-                      name=self.name, owner=owner)
+                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
+                      "AND hold = :hold", name=self.name, owner=owner, hold=hold)
             yield s, now, bucket
 
     def __repr__(self) -> str:
@@ -128,12 +143,3 @@ def _write(s: Session, name: str, budget: Budget, bucket: Bucket) -> None:
           credits=budget.credits, period=budget.period, level=bucket.level, held=bucket.held,
           at=bucket.at)
 
-
-def _hold(s: Session, name: str, owner: str, credits: int) -> None:
-    """Add `credits` (negative: take them back) to what `owner` holds of budget `name`."""
-    t = s.dialect.prefix
-    s.run(f"INSERT INTO {t}budget_holds (name, owner, credits) VALUES (:name, :owner, "
-          ":credits) ON CONFLICT (name, owner) DO UPDATE SET credits = "
-          "budget_holds.credits + excluded.credits", name=name, owner=owner, credits=credits)
-    s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner AND "
-          "credits <= 0", name=name, owner=owner)
