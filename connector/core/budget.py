@@ -92,7 +92,9 @@ class Budget:
 
 def period_start(now: float, seconds: float) -> float:
     """When the budget period of `seconds` that holds the time `now` began (epoch seconds):
-    what a handle's credits are counted by, alike wherever they are written and read."""
+    what a handle's credits are counted by. `now` is the database's clock (Database.clock),
+    as where they are written (storage/leases.py does this sum in SQL, in the statement that
+    writes them), so that workers whose clocks differ agree on it."""
     return math.floor(now / seconds) * seconds
 
 

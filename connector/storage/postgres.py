@@ -164,6 +164,9 @@ class PostgresDialect(Dialect):
     def among(self, column: str, name: str) -> str:
         return f"{column} = ANY(:{name})"
 
+    def floor(self, value: str) -> str:
+        return f"floor({value})"
+
     def each(self, name: str) -> str:
         return f"SELECT unnest(CAST(:{name} AS text[]))"
 

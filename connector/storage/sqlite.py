@@ -170,6 +170,10 @@ class SQLiteDialect(Dialect):
         # One JSON parameter: no limit on the number of values.
         return f"{column} IN (SELECT value FROM json_each(:{name}))"
 
+    def floor(self, value: str) -> str:
+        # SQLite's floor() needs its math functions built in; a positive number's cast does.
+        return f"CAST(CAST({value} AS INTEGER) AS REAL)"
+
     def each(self, name: str) -> str:
         # WHERE: so that an ON CONFLICT after it is not read as the SELECT's join.
         return f"SELECT value FROM json_each(:{name}) WHERE true"

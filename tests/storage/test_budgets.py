@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from connector.core.budget import Budget, Hold
+from connector.core.budget import Budget, Hold, period_start
 from connector.storage import open_database
 from connector.watch.spend import Spender
 from tests.support import ROOT, raw_sql
@@ -62,7 +62,7 @@ def test_a_budget_given_anew_replaces_the_stored_one_within_its_capacity(store):
 
 CHILD = """
 import sys, time
-from connector.core.budget import Budget, Hold
+from connector.core.budget import Budget, Hold, period_start
 from connector.storage import open_database
 db = open_database(sys.argv[1])
 with db.worker("doomed"):
@@ -146,24 +146,29 @@ def test_a_hold_counted_as_spent_while_its_worker_seemed_gone_is_not_settled_aga
         assert view.level == pytest.approx(40, abs=0.5)
 
 
-def test_what_a_poll_keeps_comes_back_with_its_next_claim_and_its_credits_add_up(store):
+def test_what_a_poll_keeps_comes_back_with_its_next_claim_and_its_credits_add_up(store,
+                                                                                any_db):
+    long = 1e9  # periods of 31 years: this one began in 2001, and ends in 2033
     store.claim_polls(["k1", "k2"], "w1", lease_for=60)
     store.release_poll("k1", "w1", polled=True, next_in=0, activity='{"a":1}',
-                       health='{"status":"hidden","failures":1}', credits=20, period=1000.0)
+                       health='{"status":"hidden","failures":1}', credits=20, period=long)
     store.release_poll("k2", "w1")
 
     claim = store.claim_polls(["k1", "k2"], "w2", lease_for=60)
     assert claim.granted == ["k1", "k2"]
     assert claim.stored == {"k1": ('{"a":1}', '{"status":"hidden","failures":1}')}
-    store.release_poll("k1", "w2", polled=True, credits=30, period=1000.0)
+    store.release_poll("k1", "w2", polled=True, credits=30, period=long)
     store.release_poll("k2", "w2", next_in=50)  # put off (the budget), not polled
     rows = {r.key: r for r in store.poll_rows()}
-    assert (rows["k1"].credits, rows["k1"].period) == (50, 1000.0)
+    # Counted in the period of the database's clock, as status reads it.
+    assert (rows["k1"].credits, rows["k1"].period) == (50, period_start(store.clock(), long))
+    assert rows["k1"].period == 1e9
     assert rows["k1"].activity == '{"a":1}'  # kept: the release gave none
     assert rows["k2"].polled_at == 0 and rows["k2"].next_at > time.time() + 40
     # A new period starts its counter again.
+    raw_sql(any_db, "UPDATE poll_lease SET credits_since = 0 WHERE key = 'k1'")
     store.claim_polls(["k1"], "w3", lease_for=60)
-    store.release_poll("k1", "w3", polled=True, credits=10, period=2000.0)
+    store.release_poll("k1", "w3", polled=True, credits=10, period=long)
     assert store.poll_rows(["k1"])[0].credits == 10
 
 
