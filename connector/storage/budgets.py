@@ -35,14 +35,9 @@ class Budgets:
         return StoredBucket(self, name, budget, owner)
 
     def budget_view(self, name: str) -> tuple[Budget, Bucket] | None:
-        """Budget `name` as stored, and its bucket as of now; None when there is none."""
-        with self._session() as s:
-            now = s.one(f"SELECT {self.dialect.clock}")[0]
-            found = _read(s, name, lock="")
-        if found is None:
-            return None
-        budget, bucket = found
-        return budget, bucket.refill(budget, now)
+        """Budget `name` as stored, and its bucket as of now; None when no worker has
+        spent from it yet (nor given it)."""
+        return _view(self, name, None)
 
 
 class StoredBucket:
@@ -85,17 +80,15 @@ class StoredBucket:
         self.spent += spent
 
     def ready_in(self, credits: int) -> float:
-        with self.database._session() as s:
-            now = s.one(f"SELECT {self.database.dialect.clock}")[0]
-            found = _read(s, self.name, lock="")
-        bucket = Bucket.full(self.budget, now) if found is None else found[1]
-        return bucket.ready_in(self.budget, now, credits)
+        found = _view(self.database, self.name, self.budget)
+        assert found is not None
+        _, bucket = found
+        return bucket.ready_in(self.budget, bucket.at, credits)
 
     def view(self) -> Bucket:
-        """The bucket as of now."""
-        found = self.database.budget_view(self.name)
-        if found is None:
-            return Bucket(self.budget.capacity, 0.0, 0.0)
+        """The bucket as of now (as this worker's next step will find it)."""
+        found = _view(self.database, self.name, self.budget)
+        assert found is not None
         return found[1]
 
     @contextmanager
@@ -125,6 +118,20 @@ class StoredBucket:
 
     def __repr__(self) -> str:
         return f"StoredBucket({self.name!r}, {self.budget})"
+
+
+def _view(database: Budgets, name: str, budget: Budget | None) -> tuple[Budget, Bucket] | None:
+    """Budget `name` and its bucket as of the database's now, refilled by `budget` (the one a
+    worker spends by, which its next step stores) or, without one, by the stored one. A
+    budget never stepped is full; None only when none is stored and none given."""
+    with database._session() as s:
+        now = s.one(f"SELECT {database.dialect.clock}")[0]
+        found = _read(s, name, lock="")
+    if found is None:
+        return None if budget is None else (budget, Bucket.full(budget, now))
+    stored, bucket = found
+    by = budget or stored
+    return by, bucket.refill(by, now)
 
 
 def _read(s: Session, name: str, *, lock: str) -> tuple[Budget, Bucket] | None:

@@ -237,3 +237,13 @@ def test_a_database_with_holds_summed_per_worker_migrates_keeping_its_budget(bac
         hold = database.bucket("b", BUDGET, "w1").reserve(20, 20)
         assert hold.credits == 20 and holds(target) == 50
     assert raw_sql(target, "SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
+
+
+def test_a_budget_never_spent_from_is_full_now_whichever_way_it_is_read(store):
+    bucket = store.bucket("b", BUDGET, "w1")
+    view = bucket.view()
+    # It was an empty Bucket(capacity, 0, 0) as of 1970 here, full in ready_in, and None in
+    # budget_view: one read now, full.
+    assert (view.level, view.held) == (200, 0) and view.at > time.time() - 60
+    assert bucket.ready_in(200) == 0
+    assert store.budget_view("b") is None  # no budget stored or given: nothing to show
