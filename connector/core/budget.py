@@ -92,7 +92,9 @@ class Budget:
 
 def period_start(now: float, seconds: float) -> float:
     """When the budget period of `seconds` that holds the time `now` began (epoch seconds):
-    what a handle's credits are counted by, alike wherever they are written and read."""
+    what a handle's credits are counted by. `now` is the database's clock (Database.clock),
+    as where they are written (storage/leases.py does this sum in SQL, in the statement that
+    writes them), so that workers whose clocks differ agree on it."""
     return math.floor(now / seconds) * seconds
 
 
@@ -169,15 +171,25 @@ class Bucket:
         return (credits - bucket.level) / budget.rate
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Credits reserved for one poll, until it settles: `credits` (0: none, the poll waits),
+    and `ref`, which of its store's holds they are. A store that counts a hold as spent
+    meanwhile (its worker seemed dead) knows its settle by it, and changes nothing then."""
+
+    credits: int
+    ref: int = 0
+
+
 class CreditBucket(Protocol):
     """Where a budget's bucket lives: in memory here, a database row in storage. Each call is
     one atomic step of the Bucket arithmetic at the store's own `now`."""
 
     budget: Budget
 
-    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> int: ...
+    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold: ...
 
-    def settle(self, reserved: int, spent: int) -> None: ...
+    def settle(self, hold: Hold, spent: int) -> None: ...
 
     def ready_in(self, credits: int) -> float: ...
 
@@ -196,14 +208,14 @@ class MemoryBucket:
         #: Credits spent through this bucket, all told.
         self.spent = 0
 
-    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> int:
+    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold:
         with self._lock:
             self._bucket, granted = self._bucket.reserve(self.budget, self.clock(), want, least)
-            return granted
+            return Hold(granted)
 
-    def settle(self, reserved: int, spent: int) -> None:
+    def settle(self, hold: Hold, spent: int) -> None:
         with self._lock:
-            self._bucket = self._bucket.settle(self.budget, self.clock(), reserved, spent)
+            self._bucket = self._bucket.settle(self.budget, self.clock(), hold.credits, spent)
             self.spent += spent
 
     def ready_in(self, credits: int) -> float:

@@ -10,10 +10,11 @@ counted as spent, since its requests may have been made."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
-from ..core.budget import Bucket, Budget
+from ..core.budget import Bucket, Budget, Hold
 from ..core.config import CREDITS_PER_REQUEST
 from .sql import Dialect, Session
 
@@ -34,14 +35,9 @@ class Budgets:
         return StoredBucket(self, name, budget, owner)
 
     def budget_view(self, name: str) -> tuple[Budget, Bucket] | None:
-        """Budget `name` as stored, and its bucket as of now; None when there is none."""
-        with self._session() as s:
-            now = s.one(f"SELECT {self.dialect.clock}")[0]
-            found = _read(s, name, lock="")
-        if found is None:
-            return None
-        budget, bucket = found
-        return budget, bucket.refill(budget, now)
+        """Budget `name` as stored, and its bucket as of now; None when no worker has
+        spent from it yet (nor given it)."""
+        return _view(self, name, None)
 
 
 class StoredBucket:
@@ -55,33 +51,44 @@ class StoredBucket:
         #: Credits settled through this object, all told.
         self.spent = 0
 
-    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> int:
+    def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold:
+        hold = Hold(0)
         with self._step() as (s, now, bucket):
             bucket, granted = bucket.reserve(self.budget, now, want, least)
             if granted:
-                _hold(s, self.name, self.owner, granted)
+                # A random name: unique among the owner's holds without asking the database.
+                hold = Hold(granted, secrets.randbits(62))
+                s.run(f"INSERT INTO {s.dialect.prefix}budget_holds (name, owner, credits, "
+                      "hold) VALUES (:name, :owner, :credits, :hold)", name=self.name,
+                      owner=self.owner, credits=granted, hold=hold.ref)
             _write(s, self.name, self.budget, bucket)
-        return granted
+        return hold
 
-    def settle(self, reserved: int, spent: int) -> None:
+    def settle(self, hold: Hold, spent: int) -> None:
+        """The poll that held `hold` is done and spent `spent`: the rest comes back, unless
+        the hold was abandoned meanwhile (counted as spent in full: nothing changes)."""
         with self._step() as (s, now, bucket):
-            bucket = bucket.settle(self.budget, now, reserved, spent)
-            _hold(s, self.name, self.owner, -reserved)
+            t = s.dialect.prefix
+            kept = s.one(f"SELECT credits FROM {t}budget_holds WHERE name = :name AND "
+                         "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
+                         hold=hold.ref) if hold.credits else None
+            if kept is not None:
+                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
+                      "AND hold = :hold", name=self.name, owner=self.owner, hold=hold.ref)
+                bucket = bucket.settle(self.budget, now, int(kept[0]), spent)
             _write(s, self.name, self.budget, bucket)
         self.spent += spent
 
     def ready_in(self, credits: int) -> float:
-        with self.database._session() as s:
-            now = s.one(f"SELECT {self.database.dialect.clock}")[0]
-            found = _read(s, self.name, lock="")
-        bucket = Bucket.full(self.budget, now) if found is None else found[1]
-        return bucket.ready_in(self.budget, now, credits)
+        found = _view(self.database, self.name, self.budget)
+        assert found is not None
+        _, bucket = found
+        return bucket.ready_in(self.budget, bucket.at, credits)
 
     def view(self) -> Bucket:
-        """The bucket as of now."""
-        found = self.database.budget_view(self.name)
-        if found is None:
-            return Bucket(self.budget.capacity, 0.0, 0.0)
+        """The bucket as of now (as this worker's next step will find it)."""
+        found = _view(self.database, self.name, self.budget)
+        assert found is not None
         return found[1]
 
     @contextmanager
@@ -101,15 +108,30 @@ class StoredBucket:
                 found = _read(s, self.name, lock=d.lock_row)
                 assert found is not None
             bucket = found[1]
-            for owner, credits in s.all(f"SELECT owner, credits FROM {t}budget_holds WHERE "
-                                        f"name = :name AND {t}gone(owner)", name=self.name):
+            for owner, hold, credits in s.all(
+                    f"SELECT owner, hold, credits FROM {t}budget_holds WHERE name = :name AND "
+                    f"{t}gone(owner)", name=self.name):
                 bucket = bucket.abandon(self.budget, now, int(credits))
-                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner",
-                      name=self.name, owner=owner)
+                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
+                      "AND hold = :hold", name=self.name, owner=owner, hold=hold)
             yield s, now, bucket
 
     def __repr__(self) -> str:
         return f"StoredBucket({self.name!r}, {self.budget})"
+
+
+def _view(database: Budgets, name: str, budget: Budget | None) -> tuple[Budget, Bucket] | None:
+    """Budget `name` and its bucket as of the database's now, refilled by `budget` (the one a
+    worker spends by, which its next step stores) or, without one, by the stored one. A
+    budget never stepped is full; None only when none is stored and none given."""
+    with database._session() as s:
+        now = s.one(f"SELECT {database.dialect.clock}")[0]
+        found = _read(s, name, lock="")
+    if found is None:
+        return None if budget is None else (budget, Bucket.full(budget, now))
+    stored, bucket = found
+    by = budget or stored
+    return by, bucket.refill(by, now)
 
 
 def _read(s: Session, name: str, *, lock: str) -> tuple[Budget, Bucket] | None:
@@ -128,12 +150,3 @@ def _write(s: Session, name: str, budget: Budget, bucket: Bucket) -> None:
           credits=budget.credits, period=budget.period, level=bucket.level, held=bucket.held,
           at=bucket.at)
 
-
-def _hold(s: Session, name: str, owner: str, credits: int) -> None:
-    """Add `credits` (negative: take them back) to what `owner` holds of budget `name`."""
-    t = s.dialect.prefix
-    s.run(f"INSERT INTO {t}budget_holds (name, owner, credits) VALUES (:name, :owner, "
-          ":credits) ON CONFLICT (name, owner) DO UPDATE SET credits = "
-          "budget_holds.credits + excluded.credits", name=name, owner=owner, credits=credits)
-    s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner AND "
-          "credits <= 0", name=name, owner=owner)

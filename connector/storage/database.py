@@ -91,6 +91,13 @@ class Database(Leases, Budgets, ABC):
         not only when they run out. Leases of an owner never marked are ended by time alone.
         The SQL function `gone(owner)` tells, in every statement, whether an owner is dead."""
 
+    def clock(self) -> float:
+        """The database's clock, in seconds since the epoch: what leases, budgets and the
+        periods of handles' credits go by (PostgreSQL's own, so that workers whose clocks
+        differ agree; SQLite's is this process's)."""
+        with self._session() as s:
+            return float(s.one(f"SELECT {self.dialect.clock}")[0])
+
     def holds_mark(self, owner: str) -> bool:
         """Whether `owner`'s liveness mark (`worker`) still stands. False once the session that
         holds it was cut: other workers may then take its leases and claims, so it must not act

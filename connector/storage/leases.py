@@ -68,14 +68,15 @@ class Leases:
                      period: float | None = None) -> None:
         """Give a lease back without saving a state: the poll failed (`polled`: it counts as
         polled now, next due in `next_in` seconds, as with Lease) or was abandoned (or put
-        off: with `next_in`, due again then). The rest is kept as with Lease."""
+        off: with `next_in`, due again then). The rest is kept as with Lease (`period`: the
+        length of the periods `credits` are counted in)."""
         with self._tx() as s:
             self._release(s, key, Lease(owner, next_in, polled, activity, health, credits,
                                         period))
 
     def _release(self, s: Session, key: str, lease: Lease) -> None:
         t, clock = self.dialect.prefix, self.dialect.clock
-        kept, args = _kept(lease)
+        kept, args = _kept(lease, self.dialect)
         if not lease.polled:
             due = "" if lease.next_in is None else f", next_at = {clock} + :next"
             s.run(f"UPDATE {t}poll_lease SET owner = NULL, lease_until = 0{due}{kept} "
@@ -104,7 +105,7 @@ class Leases:
                 for k, p, n, a, h, c, since, held in rows]
 
 
-def _kept(lease: Lease) -> tuple[str, dict[str, Any]]:
+def _kept(lease: Lease, d: Dialect) -> tuple[str, dict[str, Any]]:
     """The SET clauses (each after a comma) and parameters that store what `lease` keeps."""
     sets, args = [], {}
     if lease.activity is not None:
@@ -114,7 +115,11 @@ def _kept(lease: Lease) -> tuple[str, dict[str, Any]]:
         sets.append("health = :health")
         args["health"] = lease.health
     if lease.period is not None:
-        sets.append("credits = CASE WHEN poll_lease.credits_since = :period THEN "
-                    "poll_lease.credits + :credits ELSE :credits END, credits_since = :period")
+        # The period of the database's clock, as the budget's bucket runs at, in this very
+        # statement: workers whose clocks differ count in the same one (core.budget's
+        # period_start of Database.clock(), to the bit).
+        began = f"{d.floor(f'{d.clock} / :period')} * :period"
+        sets.append(f"credits = CASE WHEN poll_lease.credits_since = {began} THEN "
+                    f"poll_lease.credits + :credits ELSE :credits END, credits_since = {began}")
         args.update(period=float(lease.period), credits=int(lease.credits))
     return "".join(", " + x for x in sets), args

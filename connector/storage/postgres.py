@@ -132,6 +132,14 @@ CREATE TABLE {SCHEMA}.budget_holds (
     PRIMARY KEY (name, owner)
 );
 """,
+    # 4: a hold row per reservation, as SQLite's schema 5 (a hold of an earlier release is
+    # kept, as the hold 0 of its worker).
+    4: f"""
+ALTER TABLE {SCHEMA}.budget_holds ADD COLUMN hold BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE {SCHEMA}.budget_holds ALTER COLUMN hold DROP DEFAULT;
+ALTER TABLE {SCHEMA}.budget_holds DROP CONSTRAINT budget_holds_pkey;
+ALTER TABLE {SCHEMA}.budget_holds ADD PRIMARY KEY (name, owner, hold);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: The advisory lock key that serialises migrations (any fixed 64-bit number).
@@ -155,6 +163,9 @@ class PostgresDialect(Dialect):
 
     def among(self, column: str, name: str) -> str:
         return f"{column} = ANY(:{name})"
+
+    def floor(self, value: str) -> str:
+        return f"floor({value})"
 
     def each(self, name: str) -> str:
         return f"SELECT unnest(CAST(:{name} AS text[]))"

@@ -54,9 +54,9 @@ class Lease:
     #: schedule's): its activity estimate and its health; None leaves what is stored.
     activity: str | None = None
     health: str | None = None
-    #: Credits the poll spent, added to the handle's counter for the period that began at
-    #: `period` (seconds since the epoch; a counter of an earlier period starts again from
-    #: these); None: not counted.
+    #: Credits the poll spent, added to the handle's counter of this period: periods are
+    #: `period` seconds long, from the epoch, on the database's clock (a counter of an
+    #: earlier period starts again from these); None: not counted.
     credits: int = 0
     period: float | None = None
 

@@ -47,6 +47,11 @@ class Dialect:
         """`column` is one of the list parameter `name` (given as `listed` makes it)."""
         raise NotImplementedError
 
+    def floor(self, value: str) -> str:
+        """The greatest whole number not above `value` (SQL of a positive number), as a
+        float: what math.floor gives, so that both sides agree to the bit."""
+        raise NotImplementedError
+
     def each(self, name: str) -> str:
         """A SELECT of the values of the list parameter `name`, one row each."""
         raise NotImplementedError

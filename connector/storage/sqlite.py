@@ -105,6 +105,22 @@ CREATE TABLE budget_holds (
     PRIMARY KEY (name, owner)
 );
 """,
+    # 5: a hold row per reservation (`hold` names it), not one sum per worker, so that a
+    # worker's settle of a hold abandoned meanwhile is told from one of a newer hold. A hold
+    # of an earlier release is kept, as the hold 0 of its worker.
+    5: """
+CREATE TABLE budget_holds_5 (
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    credits INTEGER NOT NULL,
+    hold INTEGER NOT NULL,
+    PRIMARY KEY (name, owner, hold)
+);
+INSERT INTO budget_holds_5 (name, owner, credits, hold)
+    SELECT name, owner, credits, 0 FROM budget_holds;
+DROP TABLE budget_holds;
+ALTER TABLE budget_holds_5 RENAME TO budget_holds;
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 #: How long opening a file waits for another process that is preparing it (as for any lock).
@@ -135,6 +151,7 @@ COLUMNS[4] = {
     "budgets": ["name", "credits", "period", "level", "held", "as_of"],
     "budget_holds": ["name", "owner", "credits"],
 }
+COLUMNS[5] = {**COLUMNS[4], "budget_holds": [*COLUMNS[4]["budget_holds"], "hold"]}
 
 
 class SQLiteDialect(Dialect):
@@ -152,6 +169,10 @@ class SQLiteDialect(Dialect):
     def among(self, column: str, name: str) -> str:
         # One JSON parameter: no limit on the number of values.
         return f"{column} IN (SELECT value FROM json_each(:{name}))"
+
+    def floor(self, value: str) -> str:
+        # SQLite's floor() needs its math functions built in; a positive number's cast does.
+        return f"CAST(CAST({value} AS INTEGER) AS REAL)"
 
     def each(self, name: str) -> str:
         # WHERE: so that an ON CONFLICT after it is not read as the SELECT's join.

@@ -166,8 +166,8 @@ class Metrics:
 
     def observe(self, summary: CycleSummary) -> None:
         """One interval's summary, for a watch that cannot tell of each poll (a
-        WatcherGroup's children): what it did, added to the counters; its outbox; the
-        statuses of the handles it polled. Do not also feed it polls: they would count twice."""
+        WatcherGroup's children): what it did, added to the counters; its outbox and budget;
+        the statuses of the handles it polled. Do not also feed it polls: they would count twice."""
         for result, count in summary.polls.items():
             self.polls.labels(result).inc(count)
         self.requests.inc(summary.requests)
@@ -181,6 +181,9 @@ class Metrics:
         for delay in d.delays:
             self.delay.observe(delay)
         self.record_backlog(Backlog(summary.pending, summary.parked, None))
+        if summary.bucket is not None:  # the bucket the processes share, as last read
+            b = summary.bucket
+            self.set_budget(b.level, b.held, b.capacity)
         with self._lock:
             # The health a poll said (a 404 is `hidden`, as a single watch shows it).
             health = summary.health

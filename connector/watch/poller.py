@@ -13,11 +13,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..core.budget import period_start
 from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import ConnectorError
 from ..core.http import PageSource
@@ -201,11 +199,10 @@ class Poller:
             self._facts[handle] = _facts(metas, paced.total, remembered)
         activity, health = then.kept(self._facts.get(handle))
         self.timing.wrote(handle, activity, health)
-        now = time.time()
+        # The period is the database's (its clock, in the statement that writes them).
         return Lease(self.owner, then.delay if scheduled else None, activity=activity,
-                     health=health,
-                     credits=paced.pages * CREDITS_PER_REQUEST,
-                     period=period_start(now, self.period))
+                     health=health, credits=paced.pages * CREDITS_PER_REQUEST,
+                     period=self.period)
 
     def _log(self, handle: str, batch: Batch, queued: int, paced: PacedClient | None) -> None:
         if not log.isEnabledFor(logging.INFO):

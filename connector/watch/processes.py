@@ -13,8 +13,9 @@ process, all sharing one state database and one webhook. To its caller it is one
 Shards are disjoint, so the children never compete for a handle; the leases in the database
 still keep them apart from any other watch on the same handles (watcher.py). Children are
 started with `spawn` (never `fork`: the parent may hold threads and open connections), build
-their watchers (every check runs there, before anything is sent) and only then are told to
-poll. A child that dies costs nothing stored: its handles' states and outbox events are in
+their watchers (every check runs there, before anything is sent; the budget and schedule are
+checked here first, by Watcher's own rule, before any process starts) and only then are told
+to poll. A child that dies costs nothing stored: its handles' states and outbox events are in
 the database, and the next watch picks them up.
 """
 
@@ -32,8 +33,10 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import ConnectorError, InputError
+from ..operations import FOLLOWED
+from .arguments import check_spending, triggers_for
 from .summary import CycleSummary
-from .watcher import DEFAULT_CONCURRENCY, Watcher, unique_handles
+from .watcher import DEFAULT_CONCURRENCY, DEFAULT_INTERVAL, Watcher, unique_handles
 from .webhook import Webhook
 
 if TYPE_CHECKING:
@@ -111,6 +114,11 @@ class WatcherGroup:
                              field="processes")
         if not (store is None or isinstance(store, (str, os.PathLike))):
             raise TypeError("a WatcherGroup's store is a path or URL: each process opens its own")
+        # The rule Watcher applies (each child applies it again), here before any process.
+        check_spending(options.get("budget"), options.get("schedule"),
+                       options.get("interval", DEFAULT_INTERVAL), options.get("min_interval"),
+                       options.get("max_interval"),
+                       len(triggers_for(options.get("events", (FOLLOWED,)))))
         # A URL is checked here, before any process starts; each child builds its own.
         sent = Webhook(webhook) if isinstance(webhook, str) else webhook
         self.processes = processes

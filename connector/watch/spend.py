@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..core.budget import MIN_POLL_PAGES, CreditBucket
+from ..core.budget import MIN_POLL_PAGES, CreditBucket, Hold
 from ..core.config import CREDITS_PER_REQUEST
 
 #: Where the budget's bucket is kept: one budget for every watcher sharing a database.
@@ -24,10 +24,11 @@ BUDGET_NAME = "default"
 @dataclass(frozen=True)
 class Grant:
     """What a poll may spend: a page budget for each of its triggers, in order, and the
-    credits reserved for them (0 without a budget)."""
+    credits reserved for them (0 without a budget), held as `hold` until the poll settles."""
 
     pages: tuple[int, ...]
     credits: int
+    hold: Hold | None = None
 
 
 class Spender:
@@ -49,8 +50,9 @@ class Spender:
         wants = tuple(max(self.least, w) for w in wants)
         if self.bucket is None:
             return Grant(wants, 0)
-        credits = self.bucket.reserve(sum(wants) * CREDITS_PER_REQUEST,
-                                      self.least * len(wants) * CREDITS_PER_REQUEST)
+        hold = self.bucket.reserve(sum(wants) * CREDITS_PER_REQUEST,
+                                   self.least * len(wants) * CREDITS_PER_REQUEST)
+        credits = hold.credits
         if not credits:
             self.waited += 1
             self._short = True
@@ -63,7 +65,7 @@ class Spender:
             extra = min(spare, want - self.least)
             pages.append(self.least + extra)
             spare -= extra
-        grant = Grant(tuple(pages), credits)
+        grant = Grant(tuple(pages), credits, hold)
         if grant.pages != wants:
             self.cut += 1
         return grant
@@ -71,8 +73,8 @@ class Spender:
     def finish(self, grant: Grant, pages: int) -> None:
         """The poll is done, and made `pages` successful requests (credits are charged for
         those only): the rest of its reservation goes back."""
-        if self.bucket is not None and grant.credits:
-            self.bucket.settle(grant.credits, pages * CREDITS_PER_REQUEST)
+        if self.bucket is not None and grant.hold is not None and grant.credits:
+            self.bucket.settle(grant.hold, pages * CREDITS_PER_REQUEST)
 
     def ready_in(self, wants: Sequence[int]) -> float:
         """Seconds until a poll asking for `wants` could get its minimum (0: now)."""

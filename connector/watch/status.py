@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 from ..core.budget import PERIODS, period_start
@@ -46,7 +45,7 @@ def _status(database: Database) -> dict[str, Any]:
     stored = database.budget_view(BUDGET_NAME)
     period = stored[0].period if stored is not None else "day"
     seconds = PERIODS[period]
-    now = time.time()
+    now = database.clock()  # the clock the periods were counted by
     began = period_start(now, seconds)
     handles = [_handle(r, r.key[len(prefix):], backlog, began) for r in rows]
     spent = sum(h["creditsSpent"] for h in handles)

@@ -93,6 +93,18 @@ class HandlePoll:
         return "failed" if self.error is not None else "ok"
 
 
+@dataclass(frozen=True)
+class BudgetLevel:
+    """The budget's bucket as a watcher read it at the end of a cycle: the credits in hand,
+    those held by polls in flight, the most it holds, and when (the database's clock). What
+    the budget gauges show, for a WatcherGroup too (its processes share the bucket)."""
+
+    level: float
+    held: float
+    capacity: float
+    at: float
+
+
 @dataclass
 class CycleSummary:
     """One cycle: every handle polled once (`--once`), or one interval of a running watch."""
@@ -113,6 +125,8 @@ class CycleSummary:
     #: The budget and what it holds at the end of the cycle, as the summary says it (None:
     #: no budget).
     budget: str | None = None
+    #: ... and in figures (None: no budget, or the database was away).
+    bucket: BudgetLevel | None = None
     #: Things said once on a summary line (the budget is short).
     notes: list[str] = field(default_factory=list)
     baselined: int = 0
@@ -146,7 +160,8 @@ class CycleSummary:
     @classmethod
     def merged(cls, parts: list[CycleSummary], *, handles: int) -> CycleSummary:
         """The summaries of watchers over disjoint shards of `handles` handles (a
-        WatcherGroup's processes), as one: counts added up, the lowest rate limit left."""
+        WatcherGroup's processes), as one: counts added up, the lowest rate limit left, the
+        budget's bucket as last read (they share it)."""
         out = cls(handles)
         for part in parts:
             out.polled |= part.polled
@@ -166,6 +181,9 @@ class CycleSummary:
                     out.rate_limit is None or out.rate_limit.remaining is None
                     or rate.remaining < out.rate_limit.remaining):
                 out.rate_limit = rate
+            if part.bucket is not None and (out.bucket is None
+                                            or part.bucket.at >= out.bucket.at):
+                out.bucket, out.budget = part.bucket, part.budget
             out.budget = out.budget or part.budget
             out.notes += [n for n in part.notes if n not in out.notes]
             out.stopped = out.stopped or part.stopped

@@ -52,7 +52,7 @@ from .outage import Outage, Reconnect
 from .pacing import Pacer
 from .poller import Poller
 from .spend import BUDGET_NAME, Spender
-from .summary import CycleSummary, DeliveryPass, HandlePoll
+from .summary import BudgetLevel, CycleSummary, DeliveryPass, HandlePoll
 from .sweep import sweep
 from .timing import Timing
 from .webhook import Webhook
@@ -334,6 +334,8 @@ class Watcher:
             try:
                 view = bucket.view()
                 summary.budget = f"budget {bucket.budget}, {view.level:.0f} in hand"
+                summary.bucket = BudgetLevel(view.level, view.held, bucket.budget.capacity,
+                                             view.at)
                 if self.metrics is not None:
                     self.metrics.set_budget(view.level, view.held, bucket.budget.capacity)
                 notes = [self.spender.take_short(), self.timing.take_short()]

@@ -160,6 +160,28 @@ def test_a_cut_mark_is_noticed_at_once_others_take_over_and_recover_marks_it_aga
         assert "k2" in other.claim_polls(["k2"], "b", lease_for=600).busy
 
 
+def test_a_poll_that_outlived_its_cut_mark_settles_without_undoing_what_was_counted(url):
+    """Its hold was counted as spent while its mark was cut (another worker took it for
+    dead); the poll's settle, once the worker is back, must not take it off again."""
+    from connector.core.budget import Budget
+    from connector.watch.spend import Spender
+
+    budget = Budget(2000, "day")  # holds 200
+    with open_database(url) as db, open_database(url) as other, \
+            db.worker("a"), other.worker("b"):
+        mine, theirs = Spender(db.bucket("b", budget, "a")), Spender(other.bucket("b", budget, "b"))
+        old = mine.start([15])  # 150, in flight while the mark is cut
+        assert terminate_mark(url, "a") == 1
+        assert until(lambda: not db.holds_mark("a"))
+        theirs.finish(theirs.start([2]), 2)  # its step counts a's 150 as spent
+        db.recover("a")
+        new = mine.start([2])  # back: a new poll
+        mine.finish(old, 15)  # the old poll ends
+        _, bucket = other.budget_view("b")
+        assert bucket.held == pytest.approx(new.credits) == 20
+        assert bucket.level == pytest.approx(200 - 150 - 20 - 20, abs=0.5)
+
+
 def test_recover_ends_the_event_claims_a_failed_call_left_behind(url):
     eid, payload = new_event("alice", {"id": "1", "uniqueId": "x"}, detected_at=now_iso())
     with open_database(url) as db, db.worker("a"):

@@ -495,6 +495,25 @@ def test_a_watcher_with_a_budget_shows_its_bucket(make_watcher, standin, receive
     assert f"{available:.0f} in hand" in summary.budget
 
 
+@pytest.mark.slow
+def test_a_watcher_group_with_a_budget_shows_the_shared_bucket(standin, receiver, db, creds):
+    """As a single watch does: the one bucket the processes spend from, not one each."""
+    for handle in ("alice", "bob", "carol", "dave"):
+        standin.add_account(handle, 5)
+    metrics = Metrics()
+    with WatcherGroup(["alice", "bob", "carol", "dave"], receiver.url, processes=2, store=db,
+                      credentials=creds, concurrency=2, metrics=metrics,
+                      budget="10000/day") as group:
+        summary = group.run_cycle()
+    figures = registry_values(metrics)
+    assert figures[P + "budget_capacity_credits", ()] == 1000
+    assert figures[P + "budget_held_credits", ()] == 0
+    available = figures[P + "budget_available_credits", ()]
+    spent = standin.count_requests() * 10
+    assert spent == 40 and 1000 - spent <= available < 1000 - spent + 1
+    assert summary.budget == f"budget 10000/day, {available:.0f} in hand"
+
+
 def test_a_watcher_without_a_budget_shows_no_budget_gauges(make_watcher, standin, receiver):
     standin.add_account("alice", 5)
     metrics = Metrics()

@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -234,6 +235,37 @@ def test_status_shows_each_handle_and_the_budget(standin, cli_env, receiver, any
     table = run_main("status", "--state-db", any_db)
     assert table.code == 0 and "@ghost" in table.stdout and "hidden" in table.stdout
     assert "of a budget of 100000/month" in table.stdout
+
+
+def test_workers_whose_clocks_differ_count_a_handles_credits_in_one_period(
+    standin, make_watcher, any_db, monkeypatch
+):
+    """The period a handle's credits are counted in is the database's, as the bucket's clock
+    is: a worker whose clock runs an hour ahead (a budget per hour) adds to the period the
+    others count in, and neither resets the other's count; `status` reads it the same way,
+    whatever its own clock says."""
+    from connector.watch import poller, status
+
+    standin.add_account("alice", 5)
+    ahead = make_watcher(["alice"], budget="2000/hour", schedule="fixed")
+    right = make_watcher(["alice"], budget="2000/hour", schedule="fixed")
+    skewed = SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic,
+                             sleep=time.sleep)
+    with monkeypatch.context() as clock:
+        clock.setattr(poller, "time", skewed, raising=False)
+        [outcome] = ahead.poll(["alice"])
+    assert outcome.pages == 1
+    force_due(any_db, "alice")
+    [outcome] = right.poll(["alice"])
+    assert outcome.pages == 1
+    with monkeypatch.context() as clock:
+        clock.setattr(status, "time", skewed, raising=False)
+        skewed_report = connector.watch_status(any_db)
+    report = connector.watch_status(any_db)
+    for seen in (report, skewed_report):
+        [alice] = seen["handles"]
+        assert alice["creditsSpent"] == 20 == paid(standin)
+        assert seen["budget"]["spent"] == 20
 
 
 def test_status_of_a_database_that_does_not_exist_is_an_error_and_creates_nothing(tmp_path):

@@ -336,3 +336,28 @@ def test_sigterm_stops_every_process_and_exits_zero(standin, receiver, tmp_path)
     for pid in map(int, children):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+@pytest.mark.parametrize("spending", [
+    {"budget": "300/day", "events": ("followed", "unfollowed")},  # too small for both
+    {"min_interval": 10.0},  # bounds of a fixed schedule
+    {"schedule": "adaptive", "min_interval": 600.0, "max_interval": 60.0},
+    {"budget": "lots"},
+])
+def test_a_group_refuses_what_a_watcher_refuses_of_spending_before_starting_a_process(
+    spending, monkeypatch, tmp_path
+):
+    """One rule for Watcher and WatcherGroup (arguments.check_spending), checked by the
+    group's own constructor: no process is started for options that cannot run."""
+    from connector.watch import Watcher, processes
+
+    def no_process(*args: object) -> None:
+        raise AssertionError("a process was started for options that cannot run")
+
+    monkeypatch.setattr(processes.multiprocessing, "get_context", no_process)
+    common = {"store": str(tmp_path / "w.db"), "credentials": {"apiKey": "k"}, **spending}
+    with pytest.raises(InputError) as alone:
+        Watcher(["alice", "bob"], "http://127.0.0.1:9/x", **common)
+    with pytest.raises(InputError) as grouped:
+        WatcherGroup(["alice", "bob"], "http://127.0.0.1:9/x", processes=2, **common)
+    assert (str(grouped.value), grouped.value.field) == (str(alone.value), alone.value.field)
