@@ -39,6 +39,8 @@ ALLOWED: dict[str, set[str]] = {
 }
 SURFACES = ("connector.invoke", "connector.serve", "connector.watch", "connector.standin")
 HEAVY = ("jsonschema", "urllib3", "sqlite3", "waitress")
+#: The most lines a module of the package may have (issue 19).
+MAX_LINES = 400
 
 
 def unit_of(module: str) -> str | None:
@@ -77,12 +79,19 @@ def parsed(source: str | ast.Module) -> ast.Module:
 
 
 @functools.cache
+def package_sources() -> dict[str, tuple[str, bool]]:
+    """Every module of the package, read once for the whole session: its text, and whether it
+    is a package's __init__."""
+    return {module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+@functools.cache
 def package_trees() -> dict[str, tuple[ast.Module, bool]]:
     """Every module of the package, parsed once for the whole session: its tree, and whether
     it is a package's __init__."""
-    return {module_name(path): (ast.parse(path.read_text(encoding="utf-8")),
-                                path.name == "__init__.py")
-            for path in sorted(PACKAGE.rglob("*.py"))}
+    return {name: (ast.parse(text), is_package)
+            for name, (text, is_package) in package_sources().items()}
 
 
 @functools.cache
@@ -109,6 +118,13 @@ def test_the_package_is_parsed_once_for_every_check(monkeypatch) -> None:
     assert package_imports() is package_imports()
     test_no_module_imports_another_modules_private_names()
     test_every_module_of_the_package_belongs_to_a_unit()
+
+
+def test_every_module_is_at_most_400_lines() -> None:
+    # Issue 19: a module past this holds more than one idea; split it where it divides.
+    long = {name: lines for name, (text, _) in package_sources().items()
+            if (lines := len(text.splitlines())) > MAX_LINES}
+    assert long == {}, f"modules over {MAX_LINES} lines: {long}"
 
 
 def test_the_import_reader_resolves_relative_and_lazy_imports() -> None:

@@ -3,8 +3,8 @@
 A poll reads from the newest follow down only until a page reaches the newest follow it already
 knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
 the fewest that can show every new follow and one known one. The walk itself (pages, budget,
-gaps, the check at `floor`) lives in walk.py, shared with the "Account Unfollowed" trigger;
-this module decides what the trigger remembers and emits.
+gaps) lives in walk.py, one range's read (the check at `floor`) in range_walk.py, shared with
+the "Account Unfollowed" trigger; this module decides what the trigger remembers and emits.
 """
 
 from __future__ import annotations

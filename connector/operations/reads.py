@@ -1,5 +1,5 @@
-"""What the walks of a poll (walk.py) read and know: one range's result, the poll's result,
-and the accounts the trigger remembers plus those the poll has learnt."""
+"""What the walks of a poll (walk.py, range_walk.py) read and know: one range's result, the
+poll's result, and the accounts the trigger remembers plus those the poll has learnt."""
 
 from __future__ import annotations
 

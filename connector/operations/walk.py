@@ -4,7 +4,9 @@ A poll reads from the newest follow down only until a page reaches the newest fo
 knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
 the fewest that can show every new follow and one known one. A burst larger than the page
 budget, or a read the upstream broke off, leaves a "gap" (state/gaps.py) that later polls
-read; the newest follows are always read first so they never starve behind a backlog.
+read; the newest follows are always read first so they never starve behind a backlog. This
+module plans a poll's ranges (the top, then the gaps) and merges what they found; each range's
+read down to its stop is range_walk.py.
 
 "New Account Followed" (followed.py) emits what the walk finds; "Account Unfollowed"
 (unfollowed.py) uses the same walk to keep up with new follows before it checks the count.
@@ -16,417 +18,144 @@ from collections.abc import Container
 from typing import Any
 
 from ..core import cursors
-from ..core.errors import ConnectorError, ResponseFormatError
-from ..core.http import Page
-from ..core.items import flatten, identity, is_stable
-from ..core.pagination import (
-    ANSWERED,
-    ENDS,
-    GUARDS,
-    MAX_PAGES,
-    REACHED,
-    UNUSABLE,
-    Pager,
-    PageRead,
-    read_page,
-)
+from ..core.items import flatten, identity
 from ..state.gaps import GAP_LIMIT, Gap
-from .poll import PollRun, base_cursor, newest_cursor
-from .reads import Advance, Known, RangeRead, pick
+from .poll import PollRun, base_cursor
+from .range_walk import RangeWalker
+from .reads import Advance, Known
 
 
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
             base: Any = None, *, forgets: bool = False) -> Advance:
-    """Every poll after the first: read new follows, then the backlog, within `run`'s budget
-    (see _Walker.advance). `forgets`: `remembered` may lack accounts it once held (a memory
-    at its bound, state/memory.py), so a gap's last page is checked (see `_settle`)."""
-    return _Walker(run, forgets).advance(watermark, prior_gaps, remembered, base)
+    """Every poll after the first: read new follows, then the backlog, within the budget.
 
+    Each walk reads a range of the list from its start down to a follow time already
+    known (its stop). Pages that lie wholly above the stop hold only new follows. The page
+    that reaches the stop also holds old ones; there an account the trigger knows, or saw
+    earlier in the walk, is an anchor: unknown accounts before the last anchor are new (the
+    list is ordered by follow time). Unknown accounts after it are new or old follows never
+    seen: one request at the lowest stop of all (`floor`, or the base when lower) lists the
+    old ones, which are then remembered, and the rest are new. The top walk reads from the
+    newest follow down to the watermark; gaps, oldest first, read what earlier polls could
+    not. A range whose read the upstream broke off is kept and tried again later; only the
+    depth cap ends one.
 
-class _Walker:
-    """The walks of one poll, over its PollRun's budget."""
+    The watermark comes from a page's `maxCursor`, which nothing else on the page vouches
+    for: one far ahead of the list would make a page of new follows look like the page
+    that reaches it. `base` (the oldest follow on the newest page when the watermark was
+    taken, a cursor the upstream handed out for paging, at or below the watermark) keeps
+    that from losing anything. When the list's newest follow is older than the watermark,
+    the top walk reads down to `base` instead (no follow lies above the list's newest: the
+    watermark is ahead of the list, or the follows just below it were unfollowed; the
+    accounts between `base` and the watermark are remembered), and when it finds that
+    newest follow new, the watermark was ahead and is lowered to it. Old follows are
+    checked for at `base` when it is lower than the stops (which a maxCursor ahead of the
+    list can lift, and `base` not), and a page that reaches a stop without an account the
+    trigger knows and holds no old follow lies above the known follows: the walk goes on
+    down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
+    far, and a warning says when it was seen. This relies on the accounts of the newest
+    page being remembered: the memory keeps the accounts a poll has just seen (see
+    state/memory.py). (An upstream that pages "before" minTime, not "at or before" it, and
+    cuts a page between follows of the very same second could make one of those look new
+    at such a check: an old follow emitted, never a new one lost.)
 
-    def __init__(self, run: PollRun, forgets: bool = False) -> None:
-        self.run = run
-        self.forgets = forgets
-        #: The lowest stop of the ranges this poll reads, as taken (see `advance`).
-        self.lowest_stop: Any = None
+    `forgets`: `remembered` may lack accounts it once held (a memory at its bound,
+    state/memory.py), so a gap's last page is checked (see range_walk.py `_settle`).
+    """
+    known = Known(remembered)
+    run.touched.clear()
+    # A range kept with its stop ahead of its start is read down to its base (read_gap).
+    ahead = [g.base is not None and g.start is not None and cursors.below(g.start, g.stop)
+             for g in prior_gaps]
+    floor = cursors.lowest([watermark, *(g.base if up else g.stop
+                                         for g, up in zip(prior_gaps, ahead, strict=True))])
+    # The lowest stop whose second may hold follows made after the poll that took it.
+    lowest_stop = cursors.lowest([c for c in (watermark, *(
+        g.stop for g, up in zip(prior_gaps, ahead, strict=True) if not up)) if c is not None])
+    ranges = RangeWalker(run, lowest_stop)
+    # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
+    # (waiting out a failure, or no budget left) keeps its place.
+    slots: list[Gap | None] = []
+    due: list[int] = []
+    for i, gap in enumerate(prior_gaps):
+        if gap.wait > 0:
+            slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check,
+                             gap.base))
+        else:
+            slots.append(gap)
+            due.append(i)
+    found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
+    closed: list[int] = []  # the gaps read to their end
+    top_keys: set[str] = set()
+    proven_old: list[str] = []
 
-    def advance(self, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
-                base: Any = None) -> Advance:
-        """Every poll after the first: read new follows, then the backlog, within the budget.
-
-        Each walk reads a range of the list from its start down to a follow time already
-        known (its stop). Pages that lie wholly above the stop hold only new follows. The page
-        that reaches the stop also holds old ones; there an account the trigger knows, or saw
-        earlier in the walk, is an anchor: unknown accounts before the last anchor are new (the
-        list is ordered by follow time). Unknown accounts after it are new or old follows never
-        seen: one request at the lowest stop of all (`floor`, or the base when lower) lists the
-        old ones, which are then remembered, and the rest are new. The top walk reads from the
-        newest follow down to the watermark; gaps, oldest first, read what earlier polls could
-        not. A range whose read the upstream broke off is kept and tried again later; only the
-        depth cap ends one.
-
-        The watermark comes from a page's `maxCursor`, which nothing else on the page vouches
-        for: one far ahead of the list would make a page of new follows look like the page
-        that reaches it. `base` (the oldest follow on the newest page when the watermark was
-        taken, a cursor the upstream handed out for paging, at or below the watermark) keeps
-        that from losing anything. When the list's newest follow is older than the watermark,
-        the top walk reads down to `base` instead (no follow lies above the list's newest: the
-        watermark is ahead of the list, or the follows just below it were unfollowed; the
-        accounts between `base` and the watermark are remembered), and when it finds that
-        newest follow new, the watermark was ahead and is lowered to it. Old follows are
-        checked for at `base` when it is lower than the stops (which a maxCursor ahead of the
-        list can lift, and `base` not), and a page that reaches a stop without an account the
-        trigger knows and holds no old follow lies above the known follows: the walk goes on
-        down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
-        far, and a warning says when it was seen. This relies on the accounts of the newest
-        page being remembered: the memory keeps the accounts a poll has just seen (see
-        state/memory.py). (An upstream that pages "before" minTime, not "at or before" it, and
-        cuts a page between follows of the very same second could make one of those look new
-        at such a check: an old follow emitted, never a new one lost.)
-        """
-        known = Known(remembered)
-        self.run.touched.clear()
-        # A range kept with its stop ahead of its start is read down to its base (read_gap).
-        ahead = [g.base is not None and g.start is not None and cursors.below(g.start, g.stop)
-                 for g in prior_gaps]
-        floor = cursors.lowest([watermark, *(g.base if up else g.stop
-                                             for g, up in zip(prior_gaps, ahead, strict=True))])
-        # The lowest stop whose second may hold follows made after the poll that took it.
-        self.lowest_stop = cursors.lowest([c for c in (watermark, *(
-            g.stop for g, up in zip(prior_gaps, ahead, strict=True) if not up)) if c is not None])
-        # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
-        # (waiting out a failure, or no budget left) keeps its place.
-        slots: list[Gap | None] = []
-        due: list[int] = []
-        for i, gap in enumerate(prior_gaps):
-            if gap.wait > 0:
-                slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check,
-                                 gap.base))
-            else:
-                slots.append(gap)
-                due.append(i)
-        found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
-        closed: list[int] = []  # the gaps read to their end
-        top_keys: set[str] = set()
-        proven_old: list[str] = []
-
-        def read_gap(i: int) -> None:
-            gap = prior_gaps[i]
-            if self.run.remaining < 1:
-                return
-            stop = gap.stop
-            if gap.base is not None and gap.start is not None and not cursors.below(stop,
-                                                                                  gap.start):
-                stop = gap.base  # a range that ends above where it begins: a stop ahead
-            # Where the other ranges below this one start (see `_settle`).
-            lower = None if not self.forgets or cursors.is_dead(stop) else [
-                g.start for g in prior_gaps if g is not gap and g.start is not None
-                and (cursors.is_dead(g.start) or cursors.below(g.start, stop))]
-            walk = self._walk(gap.start, stop, self.run.remaining, known, floor, gap, gap.base,
-                              lower)
-            found[i] = walk.new
-            proven_old.extend(walk.old)
-            slots[i] = walk.left
-            if walk.left is None:
-                closed.append(i)
-            known.update([*(k for k, _ in walk.new), *walk.old])
-
-        oldest_first = list(reversed(due))
-        # A range whose last walk stopped for want of the one request its last page needed
-        # goes first: it needs two requests in a row, which a backlog slot may never have.
-        for i in [i for i in oldest_first if prior_gaps[i].check]:
-            read_gap(i)
-        top_gap: Gap | None = None
-        self.run.top_done = False
-        if len(prior_gaps) >= GAP_LIMIT:
-            self.run.warnings.append("catching up on a backlog before reading new follows")
-        elif self.run.remaining >= 1:
-            # With a backlog due, one page of the budget is kept for it, so it always advances.
-            reserve = 1 if any(i not in found for i in due) else 0
-            top = self._walk(None, watermark, max(1, self.run.remaining - reserve), known,
-                             floor, None, base)
-            found[-1] = top.new
-            top_keys = top.keys
-            proven_old.extend(top.old)
-            known.update([*(k for k, _ in top.new), *top.old])
-            self.run.top_done = top.left is None
-            if top.left is None or top.left.start is not None:
-                top_gap = top.left
-                newest = self.run.newest(top.first_page, watermark)
-                # Never lower: when unfollows emptied the top, new follows still come above it.
-                # Unless the walk showed the watermark to be ahead of the list: the list's
-                # newest follow, older than the watermark, is new.
-                first = top.first_page
-                newest_is_new = first is not None and first.entries and any(
-                    k == identity(first.entries[0]) for k, _ in top.new)
-                if watermark is None or (newest is not None
-                                         and cursors.below(watermark, newest)):
-                    watermark = newest
-                elif (top.ahead or newest_is_new) and newest is not None \
-                        and cursors.below(newest, watermark):
-                    self.run.warnings.append(
-                        f"the watermark {watermark} was ahead of the list (a page's maxCursor "
-                        f"far ahead of its follows): a page at or below it held only new "
-                        f"follows; lowered to {newest}, the newest follow's time")
-                    watermark = newest
-                base = base_cursor(top.first_page, self.run.now_ms, base)
-            # else the newest page itself is left: the next poll's top walk reads it again,
-            # from the same watermark.
-        for i in oldest_first:
-            if i not in found:
-                read_gap(i)
-
-        gaps = ([top_gap] if top_gap is not None else []) + [g for g in slots if g is not None]
-        order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
-        new_keys = [k for i in reversed(order) for k, _ in found[i]]
-        items = [flatten(e) for i in order for _, e in reversed(found[i])]
-        return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                       self.run.touched,
-                       [k for i in closed for k, _ in found[i] if k not in top_keys])
-
-    def _walk(self, start: Any, stop: Any, pages: int, known: Known, floor: Any,
-              gap: Gap | None, base: Any, lower: list[Any] | None = None) -> RangeRead:
-        """Read from `start` down until a page reaches the follow time `stop` (or the list
-        ends), within `pages` pages; `gap` is the range being read, None for the top walk.
-        `floor`: where old follows are checked for; `base`: a cursor at or below `stop` the
-        upstream handed out, or None (see `advance`); `lower`: a gap's, the starts of the
-        ranges still unread below it (see `_settle`)."""
-        walk = RangeRead(stop=gap.stop if gap is not None else stop)
-        tries = gap.tries if gap is not None else 0
-        seen: set[str] = set()
-        cursor = start
-
-        def fetch(at: Any) -> Page:
-            nonlocal stop
-            page = self.run.fetch(at)
-            if at is None and walk.first_page is None and base is not None and stop is not None:
-                # The list's newest follow is older than the stop: read down to base instead
-                # (see `advance`). Set before the pager judges this page.
-                newest = newest_cursor(page, None, now_ms=self.run.now_ms)
-                if newest is not None and cursors.below(newest, stop) \
-                        and cursors.below(base, stop):
-                    stop = base
-                    if pager is not None:  # always: the pager is what calls fetch
-                        pager.stop = base
-            return page
-
-        pager: Pager | None = None
-
-        while True:
-            pager = Pager(fetch, start=cursor, stop=stop, max_pages=pages)
-            pager.seen = seen  # one walk, even when it goes on past a page it took for the last
-            go_on = None
-            try:
-                for read in pager:
-                    reason = read.reason
-                    self.run.touched.update(read.keys)
-                    if reason in GUARDS:
-                        self._failed(walk, read.cursor, (stop, base), tries, ANSWERED[reason])
-                        break
-                    if walk.first_page is None:
-                        walk.first_page = read.page
-                    # The page that may reach the stop: it does, or the list ends on it with
-                    # no cursor to date its oldest follow.
-                    if reason == REACHED and self._short(read, stop, known,
-                                                         self.run.pages_before()):
-                        read = self._read_on(walk, read, pager.seen, (stop, base), tries, known)
-                        if read is None:
-                            break
-                    if reason == REACHED or (
-                        reason in ENDS and cursors.is_dead(read.page.min_cursor)
-                    ):
-                        settled = self._settle(walk, read, pager.seen, (stop, base), known,
-                                               floor, tries, lower)
-                        if settled is _ABOVE:
-                            walk.ahead = True
-                            go_on = read.page.min_cursor
-                            # The stop is ahead of the list: its base is not, and is lower.
-                            if base is not None and cursors.below(base, stop):
-                                stop = base
-                        elif settled:
-                            walk.at_cap = reason != REACHED and not walk.old and not any(
-                                k in known for k in read.keys)
-                        break
-                    walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
-                                                         strict=False) if k not in known]
-                    if reason == MAX_PAGES:
-                        walk.left = Gap(pager.next_cursor, walk.stop, base=base)
-            except ConnectorError as err:
-                if not err.transient:
-                    raise
-                walk.error = err
-                self._failed(walk, pager.next_cursor, (stop, base), tries, err.message)
-            if go_on is None:
-                break
-            pages = min(pages - pager.pages, self.run.remaining)
-            if pages < 1:
-                walk.left = Gap(go_on, walk.stop, base=base)
-                break
-            cursor = go_on
-        walk.keys = seen
-        # `fetch` and the pager refer to each other (a cycle): broken here, the poll's pages
-        # are freed as it ends instead of waiting for the garbage collector, which otherwise
-        # runs several times as often in a watch and costs CPU with each run.
-        pager = None
-        if walk.failure is not None and start is None and walk.first_page is None:
-            # Nothing usable from the very first page: this poll has nothing to go on.
-            if walk.error is not None:
-                raise walk.error
-            raise ResponseFormatError(f"the upstream answered the first page with "
-                                      f"{walk.failure}; try again, and report it if it stays")
-        if walk.at_cap and stop is not None:
-            self.run.warnings.append("the upstream stopped listing at its depth cap before "
-                                     "the known follows: older new follows cannot be read")
-        return walk
-
-    @staticmethod
-    def _short(read: PageRead, stop: Any, known: Known, pages_before: bool) -> bool:
-        """Whether a page that reaches `stop` ends in the stop's own second (its cursor dates
-        its last account) with an account the trigger does not know: that second may go on
-        below the page, with follows made after the poll that took the stop, or old ones.
-        (A known last account is one that poll saw, and the newest follows of a second come
-        first: what lies below it is older. An account known higher on the page proves
-        nothing: it may be one emitted from above the stop.) A page fetched at the stop
-        itself cannot be read past, nor the stop's second on an upstream that pages only
-        "before" a cursor (`pages_before`): it never lists the rest of that second. (Left
-        open: a re-follow of a remembered account made in the stop's very second and listed
-        last on such a page passes for the follow the stop came from, and a new follow of
-        that same second below the page is not read. Reading on after every known last
-        account would close it, for one request more in every poll that ends a page there:
-        the randomized model met it in 1 history of 24,000.)"""
-        return bool(read.keys) and read.keys[-1] not in known and not pages_before \
-            and not cursors.below(read.page.min_cursor, stop) \
-            and (read.cursor is None or cursors.below(stop, read.cursor))
-
-    def _read_on(self, walk: RangeRead, read: PageRead, seen: set[str],
-                 range_: tuple[Any, Any], tries: int, known: Known) -> PageRead | None:
-        """Read past a page that ends short of its stop's second (`_short`): the page below,
-        from the stop, lists that whole second. The accounts of the short page it does not
-        list again lie above the stop's second, and are new unless known; those it lists
-        again are sorted with it into new and old. Returns the page below, or None when it
-        could not be read now: the range is kept from the short page, to be read again."""
-        if self.run.remaining < 1:
-            walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=range_[1])
-            return None
-        below = self._one_page(read.page.min_cursor)
-        if isinstance(below, str):
-            self._failed(walk, read.cursor, range_, tries, below)
-            return None
-        again = set(below.keys)
-        walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
-                     if k not in again and k not in known]
-        # Fresh again: they are sorted with the page below, not taken for repeats there.
-        seen.difference_update(k for k in read.fresh_keys if k in again)
-        fresh = [(k, e) for k, e in zip(below.fresh_keys, below.fresh, strict=False)
-                 if k not in seen]
-        seen.update(k for k, _ in fresh)
-        return PageRead(below.page, below.cursor, below.keys, [e for _, e in fresh],
-                        [k for k, _ in fresh], REACHED)
-
-    def _settle(self, walk: RangeRead, read: PageRead, seen: set[str],
-                range_: tuple[Any, Any], known: Known, floor: Any, tries: int,
-                lower: list[Any] | None = None) -> bool | object:
-        """Sort the page that reaches the walk's stop into new and old follows (see `advance`).
-        Returns False when that could not be done now and the page is left for later, _ABOVE
-        when it holds only new follows and no account the trigger knows: the stop was ahead
-        of the list, and the walk goes on below it.
-
-        A memory at its bound forgets accounts a poll did not see (state/memory.py), and a
-        gap's last page holds old follows an earlier poll saw: one forgotten between two
-        anchors would pass for new. So on a gap's page (`lower` not None), when every range
-        still unread starts below the page, each unknown account is checked against the
-        follows older than the stop (in place of the check at `floor`): those listed are old,
-        the rest new. One followed in the stop's very second is not listed, nor one the range
-        resumes at (a page-boundary repeat): if forgotten, it is emitted again (an old follow
-        repeated, never a new one lost)."""
-        fresh = set(read.fresh_keys)
-
-        def anchor(key: str) -> bool:
-            return key in known or (key in seen and key not in fresh)
-
-        keys = read.keys
-        anchors = [anchor(k) for k in keys]
-        last_anchor = max((i for i, a in enumerate(anchors) if a), default=-1)
-        sure: set[str] = set()
-        unsure: set[str] = set()
-        for i, key in enumerate(keys):
-            if anchors[i]:
-                continue
-            (sure if i < last_anchor and is_stable(key) else unsure).add(key)
-        old: set[str] = set()
-        stop, base = range_
-        if floor is not None:
-            # Checked at the lowest of the stops and the base: a maxCursor ahead of the list
-            # can lift the watermark and the stops taken from it, never the base; the accounts
-            # between the base and the watermark were on the newest page, and are remembered
-            # (the memory keeps what a poll has just seen).
-            lowest = cursors.lowest([c for c in (floor, stop, base) if c is not None])
-            # A stop's own second may hold new follows, made after the poll that took it: a
-            # check there lists only older ones. (`lowest` is at or below every stop.)
-            stop_second = self.lowest_stop is not None and not cursors.below(
-                lowest, self.lowest_stop)
-            floor = self.run.earlier(lowest) if stop_second else lowest
-        check = floor
-        bottom = read.page.min_cursor
-        earlier = self.run.earlier(stop) if lower is not None and stop is not None else None
-        if earlier is not None and (sure or unsure) and not cursors.is_dead(bottom) \
-                and all(not cursors.is_dead(s) and cursors.below(s, bottom) for s in lower):
-            check, sure, unsure = earlier, set(), sure | unsure
-        if unsure and stop is not None and check is not None:
-            if self.run.remaining < 1:
-                walk.new += pick(read, sure)
-                walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=base)
-                return False
-            listed = self._one_page(check)
-            if isinstance(listed, str):
-                walk.new += pick(read, sure)
-                self._failed(walk, read.cursor, range_, tries,
-                             "a check of older follows it could not answer")
-                return False
-            old = unsure & set(listed.keys)
-        walk.new += pick(read, (sure | unsure) - old)
-        walk.old += [k for k in dict.fromkeys(keys) if k in old]
-        if last_anchor < 0 and not old and floor is not None and stop is not None \
-                and not cursors.is_dead(read.page.min_cursor):
-            return _ABOVE
-        return True
-
-    def _one_page(self, cursor: Any) -> PageRead | str:
-        """The page at `cursor` (its accounts seen by this poll), or what the upstream
-        answered instead of a usable one (a transient error, an empty page that claims more,
-        contradicting cursors)."""
-        try:
-            read = read_page(self.run.fetch, cursor)
-        except ConnectorError as err:
-            if not err.transient:
-                raise
-            return err.message
-        if read.reason in UNUSABLE:
-            return ANSWERED[read.reason]
-        self.run.touched.update(read.keys)
-        return read
-
-    def _failed(self, walk: RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
-                why: str) -> None:
-        """The upstream broke the walk off at `cursor`: keep the rest of the range (its stop
-        and base) for a later poll, sooner when this walk still made progress."""
-        base = range_[1]
-        walk.failure = why
-        walk.left = Gap(cursor, walk.stop, 0 if walk.first_page is not None else tries,
-                        base=base).failed()
-        if cursor is None:
-            if walk.first_page is not None:
-                self.run.warnings.append(
-                    f"could not tell new follows from old on the newest page: the upstream "
-                    f"answered {why}; the next poll reads it again")
+    def read_gap(i: int) -> None:
+        gap = prior_gaps[i]
+        if run.remaining < 1:
             return
-        wait = walk.left.wait
-        self.run.warnings.append(
-            f"could not read the follows below cursor {cursor}: the upstream answered {why}; "
-            f"kept to try again {'next poll' if not wait else f'in {wait + 1} polls'}")
+        stop = gap.stop
+        if gap.base is not None and gap.start is not None and not cursors.below(stop, gap.start):
+            stop = gap.base  # a range that ends above where it begins: a stop ahead
+        # Where the other ranges below this one start (see range_walk.py `_settle`).
+        lower = None if not forgets or cursors.is_dead(stop) else [
+            g.start for g in prior_gaps if g is not gap and g.start is not None
+            and (cursors.is_dead(g.start) or cursors.below(g.start, stop))]
+        walk = ranges.walk(gap.start, stop, run.remaining, known, floor, gap, gap.base, lower)
+        found[i] = walk.new
+        proven_old.extend(walk.old)
+        slots[i] = walk.left
+        if walk.left is None:
+            closed.append(i)
+        known.update([*(k for k, _ in walk.new), *walk.old])
 
+    oldest_first = list(reversed(due))
+    # A range whose last walk stopped for want of the one request its last page needed
+    # goes first: it needs two requests in a row, which a backlog slot may never have.
+    for i in [i for i in oldest_first if prior_gaps[i].check]:
+        read_gap(i)
+    top_gap: Gap | None = None
+    run.top_done = False
+    if len(prior_gaps) >= GAP_LIMIT:
+        run.warnings.append("catching up on a backlog before reading new follows")
+    elif run.remaining >= 1:
+        # With a backlog due, one page of the budget is kept for it, so it always advances.
+        reserve = 1 if any(i not in found for i in due) else 0
+        top = ranges.walk(None, watermark, max(1, run.remaining - reserve), known, floor, None,
+                          base)
+        found[-1] = top.new
+        top_keys = top.keys
+        proven_old.extend(top.old)
+        known.update([*(k for k, _ in top.new), *top.old])
+        run.top_done = top.left is None
+        if top.left is None or top.left.start is not None:
+            top_gap = top.left
+            newest = run.newest(top.first_page, watermark)
+            # Never lower: when unfollows emptied the top, new follows still come above it.
+            # Unless the walk showed the watermark to be ahead of the list: the list's
+            # newest follow, older than the watermark, is new.
+            first = top.first_page
+            newest_is_new = first is not None and first.entries and any(
+                k == identity(first.entries[0]) for k, _ in top.new)
+            if watermark is None or (newest is not None
+                                     and cursors.below(watermark, newest)):
+                watermark = newest
+            elif (top.ahead or newest_is_new) and newest is not None \
+                    and cursors.below(newest, watermark):
+                run.warnings.append(
+                    f"the watermark {watermark} was ahead of the list (a page's maxCursor "
+                    f"far ahead of its follows): a page at or below it held only new "
+                    f"follows; lowered to {newest}, the newest follow's time")
+                watermark = newest
+            base = base_cursor(top.first_page, run.now_ms, base)
+        # else the newest page itself is left: the next poll's top walk reads it again,
+        # from the same watermark.
+    for i in oldest_first:
+        if i not in found:
+            read_gap(i)
 
-#: `_settle`: the page lies above the known follows.
-_ABOVE = object()
+    gaps = ([top_gap] if top_gap is not None else []) + [g for g in slots if g is not None]
+    order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
+    new_keys = [k for i in reversed(order) for k, _ in found[i]]
+    items = [flatten(e) for i in order for _, e in reversed(found[i])]
+    return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
+                   run.touched, [k for i in closed for k, _ in found[i] if k not in top_keys])

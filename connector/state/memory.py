@@ -39,7 +39,7 @@ class Memory:
     it), so that such a poll forgets nothing for them. Any other may go
     before its turn would have come in order, even one a few hundred follows from the top
     that a pending gap's last page holds: at the bound (`forgets`) the walk checks that page
-    against the follows older than the gap's stop (operations/walk.py), so this costs a
+    against the follows older than the gap's stop (operations/range_walk.py), so this costs a
     check request there, or one re-follow of a forgotten account emitted again, or an
     account followed in the very second where a pending gap stops or resumes emitted again.
     """

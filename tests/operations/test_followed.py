@@ -383,7 +383,7 @@ def test_a_follow_is_emitted_once_when_the_full_memory_thins_below_a_pending_gap
     # (27 starts in 100 did); state version 2, which dropped the oldest remembered first,
     # emitted each once from every start. Now a gap's last page is checked against the
     # follows older than its stop while the memory is at its bound. (A forgotten account of
-    # the stop's very second still passes for new: 3 starts in 100; see walk.py `_settle`.)
+    # the stop's very second still passes for new: 3 starts in 100; see range_walk.py `_settle`.)
     from connector.operations import followed
 
     listing = _Listing(first_id=64_000_192)
