@@ -173,7 +173,7 @@ def test_what_a_poll_keeps_comes_back_with_its_next_claim_and_its_credits_add_up
 
 
 def test_a_sqlite_file_of_schema_3_migrates_keeping_its_leases(tmp_path):
-    from connector.storage.sqlite import MIGRATIONS, SCHEMA_VERSION
+    from connector.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
     path = tmp_path / "v3.db"
     old = sqlite3.connect(path, isolation_level=None)
@@ -189,7 +189,7 @@ def test_a_sqlite_file_of_schema_3_migrates_keeping_its_leases(tmp_path):
 
 
 def test_a_postgres_database_of_schema_2_migrates_keeping_its_leases(postgres_url):
-    from connector.storage.postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+    from connector.storage.postgres_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
     raw_sql(postgres_url, f"CREATE SCHEMA {SCHEMA}")
     for n in (1, 2):
@@ -211,7 +211,7 @@ def test_a_database_with_holds_summed_per_worker_migrates_keeping_its_budget(bac
     level and held stay, the sum is kept as one hold of its worker, abandoned as any other
     once that worker is gone."""
     if backend == "sqlite":
-        from connector.storage.sqlite import MIGRATIONS, SCHEMA_VERSION
+        from connector.storage.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
         target = str(tmp_path / "v4.db")
         old = sqlite3.connect(target, isolation_level=None)
@@ -219,7 +219,7 @@ def test_a_database_with_holds_summed_per_worker_migrates_keeping_its_budget(bac
         old.close()
         raw_sql(target, "INSERT INTO meta VALUES ('schema', '4')")
     else:
-        from connector.storage.postgres import MIGRATIONS, SCHEMA, SCHEMA_VERSION
+        from connector.storage.postgres_schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION
 
         target = request.getfixturevalue("postgres_url")
         raw_sql(target, f"CREATE SCHEMA {SCHEMA}")

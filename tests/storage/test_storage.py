@@ -532,7 +532,7 @@ def old_digest(text: str) -> bytes:
 def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_path):
     path = tmp_path / "old.db"
     old = sqlite3.connect(path, isolation_level=None)
-    from connector.storage.sqlite import MIGRATIONS
+    from connector.storage.sqlite_schema import MIGRATIONS
 
     old.executescript(MIGRATIONS[1])
     old.execute("INSERT INTO meta VALUES ('schema', '1')")
@@ -557,7 +557,7 @@ def test_a_sqlite_file_of_the_first_release_migrates_and_keeps_everything(tmp_pa
 def sqlite_file(path, schema: int, state: dict, stored: list[str | bytes]) -> None:
     """A SQLite file as the release of `schema` left it: `state` split into its row and
     `stored` (its `known` parts as that release kept them, newest first)."""
-    from connector.storage.sqlite import MIGRATIONS
+    from connector.storage.sqlite_schema import MIGRATIONS
 
     old = sqlite3.connect(path, isolation_level=None)
     old.executescript("".join(MIGRATIONS[n] for n in range(1, schema + 1)))
@@ -613,14 +613,15 @@ def test_a_sqlite_file_of_schema_3_keeps_its_bytes_and_text_parts(tmp_path, as_t
 
 
 def schema_version(db: object) -> int:
-    from connector.storage import postgres, sqlite
+    from connector.storage import postgres_schema, sqlite_schema
 
-    return (postgres if str(db).startswith("postgresql://") else sqlite).SCHEMA_VERSION
+    return (postgres_schema if str(db).startswith("postgresql://")
+            else sqlite_schema).SCHEMA_VERSION
 
 
 def postgres_database(db: str, schema: int, state: dict, stored: list[str | bytes]) -> None:
     """A PostgreSQL database as the release of `schema` left it (see sqlite_file)."""
-    from connector.storage.postgres import MIGRATIONS, SCHEMA
+    from connector.storage.postgres_schema import MIGRATIONS, SCHEMA
 
     raw_sql(db, f"CREATE SCHEMA {SCHEMA}")
     for n in range(1, schema + 1):

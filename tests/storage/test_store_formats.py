@@ -33,15 +33,15 @@ COUNT = 50
 def old_database(target: str, schema: int) -> None:
     """An empty database of that schema, as its release made it."""
     if target.startswith("postgresql://"):
-        from connector.storage import postgres
+        from connector.storage import postgres_schema
 
-        raw_sql(target, f"CREATE SCHEMA {postgres.SCHEMA}")
+        raw_sql(target, f"CREATE SCHEMA {postgres_schema.SCHEMA}")
         for version in range(1, schema + 1):
-            raw_sql(target, postgres.MIGRATIONS[version])
+            raw_sql(target, postgres_schema.MIGRATIONS[version])
     else:
         import sqlite3
 
-        from connector.storage import sqlite as lite
+        from connector.storage import sqlite_schema as lite
 
         db = sqlite3.connect(target, isolation_level=None)
         db.executescript("".join(lite.MIGRATIONS[v] for v in range(1, schema + 1)))

@@ -23,7 +23,7 @@ from connector.operations.events import event_id, new_event
 from connector.standin import StandIn
 from connector.storage import DatabaseUnavailable, EventClaim, open_database
 from connector.storage.outbox import now_iso
-from connector.storage.postgres import WORKER_LOCK
+from connector.storage.postgres_mark import WORKER_LOCK
 from connector.watch import DeliveryPass, Reconnect, Watcher
 from connector.watch.delivery import Backoff, Deliverer
 from connector.watch.webhook import Webhook
