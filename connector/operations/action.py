@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from ..core import cursors
 from ..core.errors import ConnectorError
 from ..core.http import PageSource, list_reader
 from ..core.items import flatten
@@ -29,9 +30,10 @@ class Listing:
                  mode: str = "live") -> None:
         self.handle: str = inputs["handle"]
         test = mode == "test"
+        self._min_time = inputs.get("minTime")
         self._pager = Pager(
             list_reader(client, self.handle, count=inputs.get("count"), request_source=source),
-            start=inputs.get("minTime"),
+            start=self._min_time,
             max_pages=1 if test else inputs.get("maxPages", 1),
             max_items=TEST_ITEMS if test else inputs.get("maxItems"),
         )
@@ -69,7 +71,18 @@ class Listing:
             "total": page.total if page else None,
             "rateLimitLimit": page.rate_limit.limit if page else None,
             "rateLimitRemaining": page.rate_limit.remaining if page else None,
+            "warnings": self._warnings(page.total if page else None),
         }
+
+    def _warnings(self, total: int | None) -> list[str]:
+        """What the read suggests went wrong in what was asked: a minTime of seconds on a list
+        that pages in milliseconds points to 1970, before any follow, and reads nothing."""
+        at = self._min_time
+        if self.items or not total or cursors.is_dead(at) or not cursors.in_seconds(at):
+            return []
+        return [f"nothing was followed before the cursor {at} this read began at, while the "
+                f"account follows {total}: a cursor of 10 digits is seconds, and most lists "
+                "page in milliseconds (13 digits); pass a nextCursor as it was given"]
 
 
 def run(

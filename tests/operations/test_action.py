@@ -67,6 +67,7 @@ def test_one_page_gives_flat_items_newest_first(standin, creds, vcr, assert_vali
         "total": 5,
         "rateLimitLimit": 6000,
         "rateLimitRemaining": 5999,
+        "warnings": [],
     }
     assert result.state is None
     assert sent_bodies(vcr) == [{"handle": "alice", "requestSource": "API"}]
