@@ -5,6 +5,7 @@ and a stale snippet fails with an id that names its file and line."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -76,9 +77,23 @@ def test_a_min_time_in_seconds_that_reads_nothing_says_why() -> None:
     run = run_main("--sandbox", "list", "busy_demo", "--min-time", "1700000000", key=None)
     assert (run.code, run.stdout) == (0, "")
     assert run.stderr.splitlines()[-1].startswith(
-        "warning: nothing was followed before --min-time 1700000000, while the account "
-        "follows ")
-    assert "pass a nextCursor as it was printed" in run.stderr
+        "warning: nothing was followed before the cursor 1700000000 this read began at, while "
+        "the account follows ")
+    assert "pass a nextCursor as it was given" in run.stderr
+
+
+def test_every_surface_says_why_a_min_time_in_seconds_read_nothing() -> None:
+    """The rule lives in the action, not in the CLI: a runner calling `invoke` (or `serve`)
+    gets the same warning in the result's meta."""
+    request = {"operation": "get_tiktok_user_following", "mode": "live",
+               "inputs": {"handle": "busy_demo", "minTime": 1700000000}}
+    run = run_main("--sandbox", "invoke", stdin=json.dumps(request))
+    assert run.code == 0, run.stderr
+    meta = json.loads(run.stdout)["meta"]
+    assert len(meta["warnings"]) == 1 and "a cursor of 10 digits is seconds" in meta["warnings"][0]
+    request["inputs"]["minTime"] = 1000000000000
+    meta = json.loads(run_main("--sandbox", "invoke", stdin=json.dumps(request)).stdout)["meta"]
+    assert meta["warnings"] == []
 
 
 def test_a_min_time_in_milliseconds_gives_no_such_warning() -> None:
@@ -160,3 +175,22 @@ def test_the_readme_layout_names_every_package_and_top_level_module() -> None:
     names += [p.name for p in package.glob("*.py") if p.name != "__init__.py"]
     missing = [n for n in sorted(names) if not re.search(rf"(?<![\w/]){re.escape(n)}", layout)]
     assert not missing, f"README's layout map does not name {missing}"
+
+
+def test_invoke_goes_where_base_url_and_sandbox_say() -> None:
+    """`invoke` once ignored --sandbox and --base-url and sent the request to the production
+    API with the key of the environment."""
+    from connector.standin import StandIn
+
+    request = json.dumps({"operation": "get_tiktok_user_following",
+                          "inputs": {"handle": "someone", "maxItems": 2}})
+    with StandIn(api_keys=("test-key",)) as standin:
+        standin.add_account("someone", 3)
+        run = run_main("--base-url", standin.url, "invoke", stdin=request, key="test-key")
+        assert run.code == 0, run.stderr
+        assert len(json.loads(run.stdout)["items"]) == 2
+        assert standin.count_requests("someone") == 1
+    run = run_main("--sandbox", "invoke", stdin=json.dumps(
+        {"operation": "get_tiktok_user_following", "inputs": {"handle": "busy_demo"}}), key=None)
+    assert run.code == 0, run.stderr
+    assert json.loads(run.stdout)["items"]

@@ -176,19 +176,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     say(f"@{meta['handle']}: {plural(listing.items, 'account')}, "
         f"{plural(meta['pages'], 'page')}, {meta['creditsUsed']} credits{rate(meta)}{more}",
         args.secrets)
-    if not listing.items and meta.get("total") and _seconds_like(args.min_time):
-        say(f"warning: nothing was followed before --min-time {args.min_time}, while the "
-            f"account follows {meta['total']}: a cursor of 10 digits is seconds, and most "
-            "lists page in milliseconds (13 digits); pass a nextCursor as it was printed",
-            args.secrets)
+    for warning in meta["warnings"]:
+        say(f"warning: {warning}", args.secrets)
     return 0
-
-
-def _seconds_like(min_time: str | None) -> bool:
-    """A --min-time in seconds: on a list that pages in milliseconds it reads nothing."""
-    from ..core.cursors import in_seconds
-
-    return min_time is not None and float(min_time) > 0 and in_seconds(float(min_time))
 
 
 @contextmanager
@@ -235,7 +225,30 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_invoke(args: argparse.Namespace) -> int:
     from ..invoke import main
 
-    return main(sys.stdin, sys.stdout, sys.stderr)
+    # --sandbox and --base-url stand where the environment would (a request's own
+    # credentials still win, as they do over the environment): never ignored.
+    with credentials_for(args) as creds, _environment(creds):
+        return main(sys.stdin, sys.stdout, sys.stderr)
+
+
+@contextmanager
+def _environment(creds: dict[str, Any]) -> Iterator[None]:
+    """DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL set from `creds` for the block."""
+    from ..core.config import API_KEY_ENV, BASE_URL_ENV
+
+    names = {"apiKey": API_KEY_ENV, "baseUrl": BASE_URL_ENV}
+    before = {env: os.environ.get(env) for env in names.values()}
+    try:
+        for field, env in names.items():
+            if creds.get(field):
+                os.environ[env] = creds[field]
+        yield
+    finally:
+        for env, value in before.items():
+            if value is None:
+                os.environ.pop(env, None)
+            else:
+                os.environ[env] = value
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
