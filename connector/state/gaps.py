@@ -17,8 +17,9 @@ MAX_WAIT = 31
 #: Failed tries are counted up to this many.
 MAX_TRIES = 1000
 #: A gap's fields; `base` came with version 3 of the follow state (2 of the unfollow one),
-#: `stopAccount` later in version 3 of the follow state (the unfollow trigger never writes it).
-FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base", "stopAccount"})
+#: `account` (the account of its stop) later in version 3 of the follow state (the unfollow
+#: trigger never writes it).
+FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base", "account"})
 
 
 @dataclass
@@ -50,7 +51,11 @@ class Gap:
                    stop_account=self.stop_account)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
+        # What is 0, false or none is left out (`tries` too: every release reads it so), which
+        # keeps 20 ranges, each with the account of its stop, within the state's 26 KB.
+        out: dict[str, Any] = {"from": self.start, "to": self.stop}
+        if self.tries:
+            out["tries"] = self.tries
         if self.wait:
             out["wait"] = self.wait
         if self.check:
@@ -58,7 +63,7 @@ class Gap:
         if self.base is not None:
             out["base"] = self.base
         if self.stop_account is not None:
-            out["stopAccount"] = self.stop_account
+            out["account"] = self.stop_account
         return out
 
     @classmethod
@@ -66,7 +71,7 @@ class Gap:
         if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
             raise damaged("a gap must be an object with 'from' and 'to'")
         check_fields(raw, FIELDS - {*(() if with_base else ("base",)),
-                                    *(() if with_account else ("stopAccount",))}, "a gap")
+                                    *(() if with_account else ("account",))}, "a gap")
         start = check_cursor(raw["from"], "gap 'from'")
         stop = check_cursor(raw["to"], "gap 'to'")
         tries, wait = raw.get("tries", 0), raw.get("wait", 0)
@@ -76,7 +81,7 @@ class Gap:
         return cls(start, stop, tries, min(wait, MAX_WAIT),
                    check_flag(raw.get("check", False), "a gap's 'check'"),
                    check_cursor(raw.get("base"), "gap 'base'"),
-                   check_account(raw.get("stopAccount"), "a gap's 'stopAccount'"))
+                   check_account(raw.get("account"), "a gap's 'account'"))
 
 
 def gaps_from_json(raw: Any, *, with_base: bool = True, with_account: bool = False

@@ -153,7 +153,7 @@ def test_the_account_a_stop_came_from_is_kept_by_both_databases(standin, creds, 
     emitted = poll(maxPages=2)
     with open_database(any_db) as database:
         row = database.read_state(state_key(HANDLE)).row
-    assert row["gaps"][0]["to"] == watermark and row["gaps"][0]["stopAccount"] > 0
+    assert row["gaps"][0]["to"] == watermark and row["gaps"][0]["account"] > 0
     assert row["watermarkAccount"] > 0
     emitted += poll(maxPages=5)
     assert sorted(emitted) == sorted(u["id"] for u in [new, *burst])

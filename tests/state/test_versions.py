@@ -111,8 +111,8 @@ UNFOLLOW = {"v": 2, "trigger": "account_unfollowed", "handle": HANDLE, "watermar
     ("new_account_followed", {**{k: v for k, v in FOLLOW.items() if k != "base"}, "v": 2,
                               "watermarkAccount": 5}, "watermarkAccount"),
     ("account_unfollowed", {**UNFOLLOW, "watermarkAccount": 5}, "watermarkAccount"),
-    ("account_unfollowed", {**UNFOLLOW, "gaps": [{"from": 9, "to": 5, "stopAccount": 1}]},
-     "stopAccount"),
+    ("account_unfollowed", {**UNFOLLOW, "gaps": [{"from": 9, "to": 5, "account": 1}]},
+     "account"),
 ])
 def test_a_state_field_this_connector_never_wrote_is_refused_by_name(standin, creds, operation,
                                                                      state, field):
@@ -138,7 +138,7 @@ def test_a_state_field_this_connector_never_wrote_is_refused_by_name(standin, cr
      "gaps": [{"from": 9, "to": 5, "tries": 3, "wait": 2, "check": True}]},
     {**FOLLOW, "gaps": [{"from": 9, "to": 5, "tries": 0, "base": 4}]},
     {**FOLLOW, "watermarkAccount": 0,
-     "gaps": [{"from": 9, "to": 5, "tries": 0, "base": 4, "stopAccount": 5_099_999_999_999}]},
+     "gaps": [{"from": 9, "to": 5, "tries": 0, "base": 4, "account": 5_099_999_999_999}]},
 ])
 def test_every_follow_state_this_connector_wrote_still_loads(state):
     assert FollowState.from_json(state).handle == HANDLE
@@ -166,8 +166,9 @@ def test_a_version_too_large_to_print_is_refused_as_newer_state_not_a_crash(stat
 @pytest.mark.parametrize("where", ["state", "gap"])
 def test_an_account_that_is_no_fingerprint_is_refused(value, where):
     state = {**FOLLOW, "watermarkAccount": value} if where == "state" else {
-        **FOLLOW, "gaps": [{"from": 9, "to": 5, "tries": 0, "stopAccount": value}]}
-    with pytest.raises(connector.StateError, match=r"Account.* is not an account's fingerprint"):
+        **FOLLOW, "gaps": [{"from": 9, "to": 5, "tries": 0, "account": value}]}
+    with pytest.raises(connector.StateError,
+                       match=r"(?i)account.* is not an account's fingerprint"):
         FollowState.from_json(state)
 
 
@@ -183,8 +184,8 @@ def test_the_accounts_of_the_stops_round_trip_in_both_forms():
                         watermark_account=fingerprint("299"))
     runner = json.loads(json.dumps(state.to_json()))
     assert runner["watermarkAccount"] == fingerprint("299")
-    assert runner["gaps"][0]["stopAccount"] == fingerprint("7")
-    assert "stopAccount" not in runner["gaps"][1]
+    assert runner["gaps"][0]["account"] == fingerprint("7")
+    assert "account" not in runner["gaps"][1]
     for again in (FollowState.from_json(runner), FollowState.from_stored(*state.to_stored())):
         assert again.watermark_account == state.watermark_account
         assert again.gaps == state.gaps and again.to_json() == runner
