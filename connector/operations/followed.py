@@ -15,6 +15,7 @@ from ..core.http import PageSource, list_reader
 from ..core.items import flatten, identity
 from ..state.followed import FollowState
 from ..state.memory import Memory
+from ..state.prints import fingerprint
 from .poll import PollRun
 from .results import Result
 from .walk import advance
@@ -48,17 +49,20 @@ def run(
         return Result(items=items, state=state, meta=meta)
     if poll.new_baseline(prior, handle):
         watermark, base, entries = poll.baseline()
+        # The account the watermark came from: the newest follow (see advance).
+        account = fingerprint(identity(entries[0])) if entries else None
         new_state = FollowState(handle=handle, watermark=watermark, base=base,
-                                known=Memory().remember(identity(e) for e in entries))
+                                known=Memory().remember(identity(e) for e in entries),
+                                watermark_account=account)
         emit = inputs.get("firstRun") == "emitRecent"
         items = [flatten(e) for e in reversed(entries)] if emit else []
     else:
         step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base,
-                       forgets=prior.known.forgets)
+                       forgets=prior.known.forgets, account=prior.watermark_account)
         new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
                                 known=prior.known.remember(step.remembered, step.touched,
                                                            step.closed),
-                                gaps=step.gaps)
+                                gaps=step.gaps, watermark_account=step.watermark_account)
         items = step.items
     return Result(items=items, state=new_state,
                   meta=_meta(poll, handle, new_follows=len(items), gaps=new_state.gaps))

@@ -24,6 +24,7 @@ from ..core.pagination import (
     read_page,
 )
 from ..state.gaps import Gap
+from ..state.prints import fingerprint
 from .poll import PollRun, newest_cursor
 from .reads import Known, RangeRead, pick
 
@@ -39,19 +40,22 @@ class RangeWalker:
         self.lowest_stop = lowest_stop
 
     def walk(self, start: Any, stop: Any, pages: int, known: Known, floor: Any,
-             gap: Gap | None, base: Any, lower: list[Any] | None = None) -> RangeRead:
+             gap: Gap | None, base: Any, lower: list[Any] | None = None,
+             account: int | None = None) -> RangeRead:
         """Read from `start` down until a page reaches the follow time `stop` (or the list
         ends), within `pages` pages; `gap` is the range being read, None for the top walk.
         `floor`: where old follows are checked for; `base`: a cursor at or below `stop` the
         upstream handed out, or None (see walk.py `advance`); `lower`: a gap's, the starts
-        of the ranges still unread below it (see `_settle`)."""
-        walk = RangeRead(stop=gap.stop if gap is not None else stop)
+        of the ranges still unread below it (see `_settle`); `account`: the fingerprint of
+        the account `stop` came from, or None (see `_short`)."""
+        walk = RangeRead(stop=gap.stop if gap is not None else stop,
+                         stop_account=gap.stop_account if gap is not None else account)
         tries = gap.tries if gap is not None else 0
         seen: set[str] = set()
         cursor = start
 
         def fetch(at: Any) -> Page:
-            nonlocal stop
+            nonlocal stop, account
             page = self.run.fetch(at)
             if at is None and walk.first_page is None and base is not None and stop is not None:
                 # The list's newest follow is older than the stop: read down to base instead
@@ -59,7 +63,7 @@ class RangeWalker:
                 newest = newest_cursor(page, None, now_ms=self.run.now_ms)
                 if newest is not None and cursors.below(newest, stop) \
                         and cursors.below(base, stop):
-                    stop = base
+                    stop, account = base, None  # a base is no account's (see `_short`)
                     if pager is not None:  # always: the pager is what calls fetch
                         pager.stop = base
             return page
@@ -82,7 +86,7 @@ class RangeWalker:
                     # The page that may reach the stop: it does, or the list ends on it with
                     # no cursor to date its oldest follow.
                     if reason == REACHED and self._short(read, stop, known,
-                                                         self.run.pages_before()):
+                                                         self.run.pages_before(), account):
                         read = self._read_on(walk, read, pager.seen, (stop, base), tries, known)
                         if read is None:
                             break
@@ -96,7 +100,7 @@ class RangeWalker:
                             go_on = read.page.min_cursor
                             # The stop is ahead of the list: its base is not, and is lower.
                             if base is not None and cursors.below(base, stop):
-                                stop = base
+                                stop, account = base, None
                         elif settled:
                             walk.at_cap = reason != REACHED and not walk.old and not any(
                                 k in known for k in read.keys)
@@ -104,7 +108,8 @@ class RangeWalker:
                     walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
                                                          strict=False) if k not in known]
                     if reason == MAX_PAGES:
-                        walk.left = Gap(pager.next_cursor, walk.stop, base=base)
+                        walk.left = Gap(pager.next_cursor, walk.stop, base=base,
+                                        stop_account=walk.stop_account)
             except ConnectorError as err:
                 if not err.transient:
                     raise
@@ -114,7 +119,7 @@ class RangeWalker:
                 break
             pages = min(pages - pager.pages, self.run.remaining)
             if pages < 1:
-                walk.left = Gap(go_on, walk.stop, base=base)
+                walk.left = Gap(go_on, walk.stop, base=base, stop_account=walk.stop_account)
                 break
             cursor = go_on
         walk.keys = seen
@@ -134,23 +139,30 @@ class RangeWalker:
         return walk
 
     @staticmethod
-    def _short(read: PageRead, stop: Any, known: Known, pages_before: bool) -> bool:
-        """Whether a page that reaches `stop` ends in the stop's own second (its cursor dates
-        its last account) with an account the trigger does not know: that second may go on
-        below the page, with follows made after the poll that took the stop, or old ones.
-        (A known last account is one that poll saw, and the newest follows of a second come
-        first: what lies below it is older. An account known higher on the page proves
-        nothing: it may be one emitted from above the stop.) A page fetched at the stop
-        itself cannot be read past, nor the stop's second on an upstream that pages only
-        "before" a cursor (`pages_before`): it never lists the rest of that second. (Left
-        open: a re-follow of a remembered account made in the stop's very second and listed
-        last on such a page passes for the follow the stop came from, and a new follow of
-        that same second below the page is not read. Reading on after every known last
-        account would close it, for one request more in every poll that ends a page there:
-        the randomized model met it in 1 history of 24,000.)"""
-        return bool(read.keys) and read.keys[-1] not in known and not pages_before \
-            and not cursors.below(read.page.min_cursor, stop) \
-            and (read.cursor is None or cursors.below(stop, read.cursor))
+    def _short(read: PageRead, stop: Any, known: Known, pages_before: bool,
+               account: int | None = None) -> bool:
+        """Whether a page that reaches `stop` and ends in the stop's own second (its cursor
+        dates its last account) must be read past: that second may go on below the page, with
+        follows made after the poll that took the stop, or old ones. It must when its last
+        account is unknown. A known one is proof that what lies below is older only when the
+        page also lists `account`, the account the stop came from (the newest follow when the
+        poll took the stop, state/followed.py): follows made later in that second are listed
+        above it. Alone it proves nothing: a remembered account re-followed in the stop's
+        second is listed above the new follows made in it (nor does an account known higher
+        on the page: it may be one emitted from above the stop). So with `account`, a page
+        that does not list it is read past too, for one request more, only then; a page that
+        ends on it or below it costs what it did. Without (a state kept before it was, or a
+        stop that is a base, no account's), a known last account ends the walk, as it did.
+        (Left: `account` itself, unfollowed and followed again since, is listed above that
+        second's new follows; a page that lists it and ends on a known account in that second
+        stops short of them.) A page fetched at the stop itself cannot be read past, nor the
+        stop's second on an upstream that pages only "before" a cursor (`pages_before`): it
+        never lists the rest of that second."""
+        if not read.keys or pages_before or cursors.below(read.page.min_cursor, stop) or not (
+                read.cursor is None or cursors.below(stop, read.cursor)):
+            return False
+        return read.keys[-1] not in known or (
+            account is not None and all(fingerprint(k) != account for k in read.keys))
 
     def _read_on(self, walk: RangeRead, read: PageRead, seen: set[str],
                  range_: tuple[Any, Any], tries: int, known: Known) -> PageRead | None:
@@ -160,7 +172,8 @@ class RangeWalker:
         again are sorted with it into new and old. Returns the page below, or None when it
         could not be read now: the range is kept from the short page, to be read again."""
         if self.run.remaining < 1:
-            walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=range_[1])
+            walk.left = Gap(read.cursor, walk.stop, tries, 0, True, range_[1],
+                            walk.stop_account)
             return None
         below = self._one_page(read.page.min_cursor)
         if isinstance(below, str):
@@ -229,7 +242,7 @@ class RangeWalker:
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
-                walk.left = Gap(read.cursor, walk.stop, tries, 0, check=True, base=base)
+                walk.left = Gap(read.cursor, walk.stop, tries, 0, True, base, walk.stop_account)
                 return False
             listed = self._one_page(check)
             if isinstance(listed, str):
@@ -267,7 +280,7 @@ class RangeWalker:
         base = range_[1]
         walk.failure = why
         walk.left = Gap(cursor, walk.stop, 0 if walk.first_page is not None else tries,
-                        base=base).failed()
+                        base=base, stop_account=walk.stop_account).failed()
         if cursor is None:
             if walk.first_page is not None:
                 self.run.warnings.append(

@@ -35,6 +35,8 @@ class Advance:
     #: page's (on which the next poll's top walk stops, even when this poll's budget went to
     #: a range). A re-follow of one is emitted again, as of any account forgotten.
     closed: list[str] = field(default_factory=list)
+    #: The fingerprint of the account the watermark came from, or None (walk.py `_short`).
+    watermark_account: int | None = None
 
 
 @dataclass
@@ -62,6 +64,8 @@ class RangeRead:
     #: down to the base instead (a stop ahead of the list), but a later check must still know
     #: the stop, whose second (unlike the base's) may hold new follows.
     stop: Any = None
+    #: The fingerprint of the account `stop` came from, or None: what is left keeps it too.
+    stop_account: int | None = None
 
 
 class Known:

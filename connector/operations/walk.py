@@ -20,13 +20,14 @@ from typing import Any
 from ..core import cursors
 from ..core.items import flatten, identity
 from ..state.gaps import GAP_LIMIT, Gap
+from ..state.prints import fingerprint
 from .poll import PollRun, base_cursor
 from .range_walk import RangeWalker
 from .reads import Advance, Known
 
 
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
-            base: Any = None, *, forgets: bool = False) -> Advance:
+            base: Any = None, *, forgets: bool = False, account: int | None = None) -> Advance:
     """Every poll after the first: read new follows, then the backlog, within the budget.
 
     Each walk reads a range of the list from its start down to a follow time already
@@ -61,6 +62,8 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
 
     `forgets`: `remembered` may lack accounts it once held (a memory at its bound,
     state/memory.py), so a gap's last page is checked (see range_walk.py `_settle`).
+    `account`: the fingerprint of the account the watermark came from, or None (see
+    range_walk.py `_short`).
     """
     known = Known(remembered)
     run.touched.clear()
@@ -80,7 +83,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     for i, gap in enumerate(prior_gaps):
         if gap.wait > 0:
             slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check,
-                             gap.base))
+                             gap.base, gap.stop_account))
         else:
             slots.append(gap)
             due.append(i)
@@ -100,7 +103,8 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         lower = None if not forgets or cursors.is_dead(stop) else [
             g.start for g in prior_gaps if g is not gap and g.start is not None
             and (cursors.is_dead(g.start) or cursors.below(g.start, stop))]
-        walk = ranges.walk(gap.start, stop, run.remaining, known, floor, gap, gap.base, lower)
+        walk = ranges.walk(gap.start, stop, run.remaining, known, floor, gap, gap.base, lower,
+                           gap.stop_account if stop is gap.stop else None)
         found[i] = walk.new
         proven_old.extend(walk.old)
         slots[i] = walk.left
@@ -121,7 +125,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         # With a backlog due, one page of the budget is kept for it, so it always advances.
         reserve = 1 if any(i not in found for i in due) else 0
         top = ranges.walk(None, watermark, max(1, run.remaining - reserve), known, floor, None,
-                          base)
+                          base, account=account)
         found[-1] = top.new
         top_keys = top.keys
         proven_old.extend(top.old)
@@ -147,6 +151,10 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
                     f"follows; lowered to {newest}, the newest follow's time")
                 watermark = newest
             base = base_cursor(top.first_page, run.now_ms, base)
+            if first is not None and first.entries and newest is not None and not (
+                    cursors.below(newest, watermark) or cursors.below(watermark, newest)):
+                # The watermark is this page's newest follow: pin the account it came from.
+                account = fingerprint(identity(first.entries[0]))
         # else the newest page itself is left: the next poll's top walk reads it again,
         # from the same watermark.
     for i in oldest_first:
@@ -158,4 +166,5 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     new_keys = [k for i in reversed(order) for k, _ in found[i]]
     items = [flatten(e) for i in order for _, e in reversed(found[i])]
     return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                   run.touched, [k for i in closed for k, _ in found[i] if k not in top_keys])
+                   run.touched, [k for i in closed for k, _ in found[i] if k not in top_keys],
+                   account)

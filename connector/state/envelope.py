@@ -19,6 +19,7 @@ from ..core import cursors
 from ..core.errors import StateError
 from ..core.handles import normalize_handle
 from ..core.redact import shown
+from .prints import PRINTS
 
 #: What every damage message ends with: how to get going again.
 RESTORE = "restore it from the runner's history, or pass null state to start a new baseline"
@@ -136,6 +137,13 @@ def check_cursor(value: Any, name: str) -> Any:
     """A cursor kept in state (None: none): one the upstream could have handed out."""
     if not cursors.is_cursor(value) or (value is not None and cursors.is_dead(value)):
         raise damaged(f"{name} {shown(value, 40)} is not a follow-time cursor")
+    return value
+
+
+def check_account(value: Any, name: str) -> int | None:
+    """An account kept in state as its fingerprint (state/prints.py), or None: none."""
+    if value is not None and (type(value) is not int or not 0 <= value < PRINTS):
+        raise damaged(f"{name} {shown(value, 40)} is not an account's fingerprint")
     return value
 
 

@@ -4,7 +4,10 @@
 What it remembers, and why that is enough:
 - `watermark`: the follow-time cursor of the newest follow seen. The next poll reads down only
   until a page reaches it: everything newer is on the pages before. `base`: a cursor the
-  upstream handed out at or below it (see operations/walk.py).
+  upstream handed out at or below it (see operations/walk.py). `watermarkAccount`: the
+  fingerprint (prints.py) of the account the watermark came from, the newest on the page it
+  was taken from; follows made later in the watermark's second are listed above it (see
+  `_short` in operations/walk.py). States written before it was kept have none.
 - `known`: the accounts emitted, baselined or proven old, at most KNOWN_LIMIT (5,000), the
   upstream's own depth cap, as fingerprints (memory.py); `recent`, the newest of them apart.
   They tell new from old on the page where a walk stops, and keep re-follows and page-boundary
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import StateError
-from .envelope import RESTORE, SplitState, check_envelope, damaged
+from .envelope import RESTORE, SplitState, check_account, check_envelope, damaged
 from .gaps import Gap, gaps_from_json
 from .memory import Memory
 from .parts import SEGMENT
@@ -34,7 +37,10 @@ _MAX_KEY = 300
 #: The fields each version of this state has: any other is refused (check_fields).
 _FIELDS = {1: {"v", "handle", "watermark", "known", "gaps"},
            2: {"v", "handle", "watermark", "known", "gaps"},
-           3: {"v", "handle", "watermark", "base", "recent", "known", "gaps"}}
+           # `watermarkAccount` came later in version 3: optional, and absent, the poll is
+           # what it was before it came (see operations/walk.py `_short`).
+           3: {"v", "handle", "watermark", "base", "watermarkAccount", "recent", "known",
+               "gaps"}}
 #: Per version: how many `known` entries at most, how long each, and what they are.
 _KNOWN = {1: (KNOWN_LIMIT, _MAX_KEY, "account ids"),
           2: (KNOWN_LIMIT // SEGMENT + 2, 8 * SEGMENT, "segments"),
@@ -48,15 +54,20 @@ class FollowState(SplitState):
     known: Memory = field(default_factory=Memory)
     gaps: list[Gap] = field(default_factory=list)
     base: Any = None
+    #: The fingerprint of the account the watermark came from, or None (see the module).
+    watermark_account: int | None = None
 
     PARTS = "known"
 
     def _fields(self, parts: list[str] | None) -> dict[str, Any]:
+        account = {} if self.watermark_account is None else {
+            "watermarkAccount": self.watermark_account}
         return {
             "v": STATE_VERSION,
             "handle": self.handle,
             "watermark": self.watermark,
             "base": self.base,
+            **account,
             # The newest remembered, which most polls change, apart from `known`: a database
             # keeps them in the state's own row, rewritten by every save anyway (see Memory).
             "recent": self.known.recent_texts(),
@@ -96,4 +107,7 @@ class FollowState(SplitState):
         except (ValueError, zlib.error):
             raise damaged("'known' does not decode") from None
         return cls(handle=handle, watermark=watermark, base=base, known=memory,
-                   gaps=gaps_from_json(data.get("gaps", []), with_base=version >= 3))
+                   gaps=gaps_from_json(data.get("gaps", []), with_base=version >= 3,
+                                       with_account=version >= 3),
+                   watermark_account=check_account(data.get("watermarkAccount"),
+                                                   "'watermarkAccount'"))

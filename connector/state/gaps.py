@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .envelope import check_cursor, check_fields, check_flag, damaged
+from .envelope import check_account, check_cursor, check_fields, check_flag, damaged
 
 #: At most this many ranges are pending: at the bound a trigger catches up before it reads new
 #: follows, so nothing is dropped.
@@ -16,8 +16,10 @@ GAP_LIMIT = 20
 MAX_WAIT = 31
 #: Failed tries are counted up to this many.
 MAX_TRIES = 1000
-#: A gap's fields; `base` came with version 3 of the follow state (2 of the unfollow one).
-FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base"})
+#: A gap's fields; `base` came with version 3 of the follow state (2 of the unfollow one),
+#: `account` (the account of its stop) later in version 3 of the follow state (the unfollow
+#: trigger never writes it).
+FIELDS = frozenset({"from", "to", "tries", "wait", "check", "base", "account"})
 
 
 @dataclass
@@ -30,7 +32,9 @@ class Gap:
     and could not afford the one request that tells its old follows from new ones, so the next
     walk needs two requests in a row. `base`: a cursor at or below `stop` that the upstream
     handed out (the watermark's base when `stop` was the watermark, see operations/walk.py),
-    or None.
+    or None. `stop_account`: the fingerprint (state/prints.py) of the account `stop` came
+    from (the watermark's account when `stop` was the watermark), or None: where a page that
+    ends inside the stop's second may stop (operations/walk.py `_short`).
     """
 
     start: Any
@@ -39,26 +43,35 @@ class Gap:
     wait: int = 0
     check: bool = False
     base: Any = None
+    stop_account: int | None = None
 
     def failed(self) -> Gap:
         """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
-        return Gap(self.start, self.stop, *backoff(self.tries), base=self.base)
+        return Gap(self.start, self.stop, *backoff(self.tries), base=self.base,
+                   stop_account=self.stop_account)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"from": self.start, "to": self.stop, "tries": self.tries}
+        # What is 0, false or none is left out (`tries` too: every release reads it so), which
+        # keeps 20 ranges, each with the account of its stop, within the state's 26 KB.
+        out: dict[str, Any] = {"from": self.start, "to": self.stop}
+        if self.tries:
+            out["tries"] = self.tries
         if self.wait:
             out["wait"] = self.wait
         if self.check:
             out["check"] = True
         if self.base is not None:
             out["base"] = self.base
+        if self.stop_account is not None:
+            out["account"] = self.stop_account
         return out
 
     @classmethod
-    def from_json(cls, raw: Any, *, with_base: bool = True) -> Gap:
+    def from_json(cls, raw: Any, *, with_base: bool = True, with_account: bool = False) -> Gap:
         if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
             raise damaged("a gap must be an object with 'from' and 'to'")
-        check_fields(raw, FIELDS if with_base else FIELDS - {"base"}, "a gap")
+        check_fields(raw, FIELDS - {*(() if with_base else ("base",)),
+                                    *(() if with_account else ("account",))}, "a gap")
         start = check_cursor(raw["from"], "gap 'from'")
         stop = check_cursor(raw["to"], "gap 'to'")
         tries, wait = raw.get("tries", 0), raw.get("wait", 0)
@@ -67,16 +80,19 @@ class Gap:
                           f"{MAX_TRIES}")
         return cls(start, stop, tries, min(wait, MAX_WAIT),
                    check_flag(raw.get("check", False), "a gap's 'check'"),
-                   check_cursor(raw.get("base"), "gap 'base'"))
+                   check_cursor(raw.get("base"), "gap 'base'"),
+                   check_account(raw.get("account"), "a gap's 'account'"))
 
 
-def gaps_from_json(raw: Any, *, with_base: bool = True) -> list[Gap]:
-    """A state's `gaps`, at most GAP_LIMIT."""
+def gaps_from_json(raw: Any, *, with_base: bool = True, with_account: bool = False
+                   ) -> list[Gap]:
+    """A state's `gaps`, at most GAP_LIMIT; `with_account`: they may name their stop's
+    account (the follow trigger's do)."""
     if not isinstance(raw, list):
         raise damaged("'gaps' must be a list")
     if len(raw) > GAP_LIMIT:
         raise damaged(f"{len(raw)} gaps, more than the {GAP_LIMIT} this connector keeps")
-    return [Gap.from_json(g, with_base=with_base) for g in raw]
+    return [Gap.from_json(g, with_base=with_base, with_account=with_account) for g in raw]
 
 
 def backoff(tries: int) -> tuple[int, int]:

@@ -250,7 +250,7 @@ def test_a_range_the_upstream_keeps_breaking_is_retried_later_never_dropped(
     world.poll()
     burst = standin.follow_many(HANDLE, 18)
     world.poll()  # reads the newest 10; the other 8 are a gap
-    assert world.state["gaps"] and world.state["gaps"][0]["tries"] == 0
+    assert world.state["gaps"] and world.state["gaps"][0].get("tries", 0) == 0
     tried = []
     for _ in range(8):  # every read of the gap fails, retries included
         standin.inject(*script(f"ok, {fault}*5"))
@@ -560,3 +560,113 @@ def test_a_poll_names_the_follows_of_ranges_it_read_to_their_end(budget, closed)
     assert found.closed == closed
     assert [i["id"] for i in found.items] == ["g0", "g1", "g2", "n0"]  # found either way
     assert (found.gaps == []) == bool(closed)
+
+
+# A re-follow in the stop's very second: a remembered account, unfollowed and followed again in
+# the second of the watermark, is listed at the top of that second, above follows made earlier
+# in it (after the poll that took the watermark). Known, it passed for proof that nothing new
+# lay below it; the state now pins the account the watermark came from (walk.py `_short`).
+
+
+def _second_of_the_watermark(standin, follows_in_it: int = 1) -> tuple[Poller, list[dict], int]:
+    """A baseline poll on an "at or before" list (page size P) whose newest second holds
+    `follows_in_it` follows: (the runner, the accounts of the baseline page, oldest first,
+    the watermark)."""
+    standin.add_account(HANDLE, 20, boundary_repeats=True)
+    watermark = 1_700_000_100
+    in_it = [standin.follow(HANDLE, at=watermark) for _ in range(follows_in_it)]
+    world = Poller(standin, standin_creds(standin))
+    world.poll()
+    assert world.state["watermark"] == watermark
+    page = standin.following(HANDLE)[:P]
+    assert ids(page[:follows_in_it]) == ids(list(reversed(in_it)))
+    return world, list(reversed(page)), watermark
+
+
+def standin_creds(standin) -> dict:
+    return {"apiKey": API_KEY, "baseUrl": standin.url}
+
+
+def test_a_new_follow_below_a_refollow_in_the_watermark_second_is_not_lost(standin):
+    world, baseline, watermark = _second_of_the_watermark(standin)
+    # In the watermark's second, after the baseline: a new follow, then a re-follow of an
+    # account the trigger remembers (listed above it), then P - 1 follows in later seconds.
+    # The next poll's first page ends on the re-follow, inside the watermark's second.
+    new = standin.follow(HANDLE, at=watermark)
+    again = baseline[3]
+    standin.unfollow(HANDLE, again["id"])
+    standin.follow(HANDLE, again, at=watermark)
+    later = standin.follow_many(HANDLE, P - 1)
+    assert ids(standin.following(HANDLE)[P - 1:P + 1]) == ids([again, new])
+    world.poll()
+    # Before, the walk stopped at the re-follow: `new` was never read, lost for good.
+    assert world.emitted == ids([new, *later])
+    assert world.requests[-1] == 2  # one more page, from the watermark's second
+    world.poll()
+    assert world.emitted == ids([new, *later]) and world.requests[-1] == 1
+
+
+@pytest.mark.parametrize("follows_in_it", [1, 3])
+def test_a_page_that_ends_on_or_below_the_watermarks_account_costs_no_more(standin,
+                                                                          follows_in_it):
+    # The common case: the page that reaches the watermark ends in its second on the account
+    # the watermark came from, or below it: nothing new can lie below that page. It costs
+    # ceil((n + 1) / p) requests, as it always did.
+    world, _, _ = _second_of_the_watermark(standin, follows_in_it)
+    later = standin.follow_many(HANDLE, P - follows_in_it)
+    world.poll()
+    assert world.emitted == ids(later)
+    assert world.requests[-1] == bound(len(later)) == 1
+    # And when the page ends in the watermark's second on a follow the last poll emitted
+    # there, the account the watermark came from moved up with it: no request more either.
+    state = FollowState.from_json(world.state)
+    assert state.watermark_account is not None
+    top = [standin.follow(HANDLE, at=state.watermark) for _ in range(2)]
+    world.poll()
+    more = standin.follow_many(HANDLE, P - 2)
+    world.poll()
+    assert world.emitted == ids([*later, *top, *more]) and world.requests[-2:] == [1, 1]
+
+
+def test_a_state_without_the_watermarks_account_polls_as_it_did(standin):
+    # A state as the previous code wrote it (no `watermarkAccount`) loads and polls exactly
+    # as it did: a known last account in the watermark's second still ends the walk, with no
+    # request more; the state it writes back then names the account.
+    world, _, _ = _second_of_the_watermark(standin, follows_in_it=3)
+    assert "watermarkAccount" in world.state
+    world.state = {k: v for k, v in world.state.items() if k != "watermarkAccount"}
+    assert FollowState.from_json(world.state).to_json() == world.state
+    later = standin.follow_many(HANDLE, P - 3)
+    world.poll()
+    assert world.emitted == ids(later) and world.requests[-1] == 1
+    assert FollowState.from_json(world.state).watermark_account is not None
+    # Without it, the walk reads past a page only on an unknown last account, as it did: the
+    # re-follow history above then stops at the re-follow (what the account is kept for).
+    world.state = {k: v for k, v in world.state.items() if k != "watermarkAccount"}
+    watermark = world.state["watermark"]
+    new = standin.follow(HANDLE, at=watermark)
+    standin.unfollow(HANDLE, later[0]["id"])
+    standin.follow(HANDLE, later[0], at=watermark)
+    after = standin.follow_many(HANDLE, P - 1)
+    world.poll()
+    assert world.emitted == ids([*later, *after]) and world.requests[-1] == 1
+    assert new["id"] not in world.emitted
+
+
+def test_a_pending_range_keeps_the_account_of_its_stop(standin):
+    # The same history at the stop of a range left for later: a burst larger than the budget
+    # leaves the range down to the watermark, whose last page ends on the re-follow inside
+    # the watermark's second. The range keeps the account the watermark came from.
+    world, baseline, watermark = _second_of_the_watermark(standin)
+    account = world.state["watermarkAccount"]
+    new = standin.follow(HANDLE, at=watermark)
+    again = baseline[3]
+    standin.unfollow(HANDLE, again["id"])
+    standin.follow(HANDLE, again, at=watermark)
+    burst = standin.follow_many(HANDLE, 27)
+    world.poll(maxPages=2)
+    [gap] = world.state["gaps"]
+    assert (gap["to"], gap["account"]) == (watermark, account)
+    world.poll(maxPages=5)
+    assert world.state["gaps"] == []
+    assert sorted(world.emitted) == sorted(ids([new, *burst]))

@@ -68,6 +68,21 @@ def test_5000_remembered_accounts_take_at_most_26_kb_of_json_and_20_kb_of_bytes(
     assert sum(map(len, parts)) <= 20 * 1024 and len(json.dumps(row)) <= 512
 
 
+def test_with_20_pending_ranges_the_state_still_takes_at_most_26_kb_of_json_and_21_kb_stored():
+    from connector.state.gaps import GAP_LIMIT, Gap
+    from connector.state.prints import PRINTS
+
+    memory = Memory().remember(str(7_000_000_000_000_000_000 + 7919 * i) for i in range(5000))
+    now = 1_796_000_000_000
+    gaps = [Gap(now - i * 10**7, now - i * 10**7 - 5 * 10**6, base=now - i * 10**7 - 6 * 10**6,
+                stop_account=PRINTS - 1 - i) for i in range(GAP_LIMIT)]
+    state = FollowState(HANDLE, watermark=now, base=now - 1000, known=memory, gaps=gaps,
+                        watermark_account=PRINTS - 1)
+    assert len(json.dumps(state.to_json(), separators=(",", ":"))) <= 26 * 1024
+    row, parts = state.to_stored()
+    assert sum(map(len, parts)) + len(json.dumps(row, separators=(",", ":"))) <= 21 * 1024
+
+
 def test_the_memory_round_trips_exactly_in_both_forms():
     rng = random.Random(5)
     memory = Memory()

@@ -123,3 +123,37 @@ def test_a_roster_learnt_from_the_newest_down_keeps_the_newest_in_its_first_bloc
     blocks = [Roster.load([b], limit=1000) for b in roster.blocks()]
     assert [len(b) for b in blocks] == [1, 250, 250, 100] and "new" in blocks[0]
     assert "6800000000000000000" in blocks[1] and "6800000000000000599" in blocks[3]
+
+
+def test_the_account_a_stop_came_from_is_kept_by_both_databases(standin, creds, any_db):
+    # The re-follow history of tests/operations/test_followed.py, each poll through a store:
+    # only the account of the watermark, and of a pending range's stop, kept in the
+    # database's row (a JSON object; the parts are the memory alone) lets the last poll read
+    # past the re-follow that ends its page in the watermark's second.
+    from connector.storage.location import open_database
+    from connector.store import state_key
+
+    standin.add_account(HANDLE, 20, boundary_repeats=True)
+    watermark = 1_700_000_100
+    standin.follow(HANDLE, at=watermark)
+    inputs = {"count": 10}
+
+    def poll(**more) -> list[str]:
+        with connector.open_store(any_db) as store, store.poll(
+                HANDLE, inputs={**inputs, **more}, credentials=creds) as batch:
+            batch.commit()
+            return [i["id"] for i in batch.items]
+
+    poll()
+    new = standin.follow(HANDLE, at=watermark)
+    again = standin.following(HANDLE)[6]
+    standin.unfollow(HANDLE, again["id"])
+    standin.follow(HANDLE, again, at=watermark)
+    burst = standin.follow_many(HANDLE, 27)
+    emitted = poll(maxPages=2)
+    with open_database(any_db) as database:
+        row = database.read_state(state_key(HANDLE)).row
+    assert row["gaps"][0]["to"] == watermark and row["gaps"][0]["account"] > 0
+    assert row["watermarkAccount"] > 0
+    emitted += poll(maxPages=5)
+    assert sorted(emitted) == sorted(u["id"] for u in [new, *burst])

@@ -107,6 +107,12 @@ UNFOLLOW = {"v": 2, "trigger": "account_unfollowed", "handle": HANDLE, "watermar
     ("account_unfollowed", {**UNFOLLOW, "scan": {"from": None, "mode": "full", "began": 1,
                                                   "fast": True}}, "fast"),
     ("account_unfollowed", {**UNFOLLOW, "gaps": [{"from": 9, "to": 5, "next": 1}]}, "next"),
+    # The account a stop came from: only the follow trigger's version 3 keeps it.
+    ("new_account_followed", {**{k: v for k, v in FOLLOW.items() if k != "base"}, "v": 2,
+                              "watermarkAccount": 5}, "watermarkAccount"),
+    ("account_unfollowed", {**UNFOLLOW, "watermarkAccount": 5}, "watermarkAccount"),
+    ("account_unfollowed", {**UNFOLLOW, "gaps": [{"from": 9, "to": 5, "account": 1}]},
+     "account"),
 ])
 def test_a_state_field_this_connector_never_wrote_is_refused_by_name(standin, creds, operation,
                                                                      state, field):
@@ -131,6 +137,8 @@ def test_a_state_field_this_connector_never_wrote_is_refused_by_name(standin, cr
     {"v": 2, "handle": HANDLE, "watermark": 5, "known": [],
      "gaps": [{"from": 9, "to": 5, "tries": 3, "wait": 2, "check": True}]},
     {**FOLLOW, "gaps": [{"from": 9, "to": 5, "tries": 0, "base": 4}]},
+    {**FOLLOW, "watermarkAccount": 0,
+     "gaps": [{"from": 9, "to": 5, "tries": 0, "base": 4, "account": 5_099_999_999_999}]},
 ])
 def test_every_follow_state_this_connector_wrote_still_loads(state):
     assert FollowState.from_json(state).handle == HANDLE
@@ -152,3 +160,34 @@ def test_a_version_too_large_to_print_is_refused_as_newer_state_not_a_crash(stat
     state = {"v": 10**5000, "trigger": "account_unfollowed", "handle": HANDLE}
     with pytest.raises(connector.StateError, match=r"version \(a number of 16610 bits\), newer"):
         state_class.from_json(state)
+
+
+@pytest.mark.parametrize("value", [-1, 5_100_000_000_000, 1.5, "12", True, [1]])
+@pytest.mark.parametrize("where", ["state", "gap"])
+def test_an_account_that_is_no_fingerprint_is_refused(value, where):
+    state = {**FOLLOW, "watermarkAccount": value} if where == "state" else {
+        **FOLLOW, "gaps": [{"from": 9, "to": 5, "tries": 0, "account": value}]}
+    with pytest.raises(connector.StateError,
+                       match=r"(?i)account.* is not an account's fingerprint"):
+        FollowState.from_json(state)
+
+
+def test_the_accounts_of_the_stops_round_trip_in_both_forms():
+    from connector.state.gaps import Gap
+    from connector.state.memory import Memory
+    from connector.state.prints import fingerprint
+
+    state = FollowState(HANDLE, watermark=1_700_000_100, base=1_700_000_011,
+                        known=Memory().remember(map(str, range(300))),
+                        gaps=[Gap(1_700_000_090, 1_700_000_050, 2, 1, True, 1_700_000_040,
+                                  fingerprint("7")), Gap(1_700_000_030, None)],
+                        watermark_account=fingerprint("299"))
+    runner = json.loads(json.dumps(state.to_json()))
+    assert runner["watermarkAccount"] == fingerprint("299")
+    assert runner["gaps"][0]["account"] == fingerprint("7")
+    assert "account" not in runner["gaps"][1]
+    for again in (FollowState.from_json(runner), FollowState.from_stored(*state.to_stored())):
+        assert again.watermark_account == state.watermark_account
+        assert again.gaps == state.gaps and again.to_json() == runner
+    # A gap that fails again keeps it too.
+    assert state.gaps[0].failed().stop_account == fingerprint("7")
