@@ -253,7 +253,10 @@ class RangeWalker:
             old = unsure & set(listed.keys)
         walk.new += pick(read, (sure | unsure) - old)
         walk.old += [k for k in dict.fromkeys(keys) if k in old]
-        if last_anchor < 0 and not old and floor is not None and stop is not None \
+        # Without a floor (a range pending down to the end of the list) nothing was checked,
+        # but a page without an anchor is still above what the trigger knows: reading on
+        # costs requests, stopping here would lose what lies between it and the base.
+        if last_anchor < 0 and not old and stop is not None \
                 and not cursors.is_dead(read.page.min_cursor):
             return _ABOVE
         return True

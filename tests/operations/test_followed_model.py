@@ -274,6 +274,19 @@ def test_crashes_before_the_state_is_saved_repeat_follows_but_lose_none(seed: in
     check_nothing_lost_nothing_old(play(random.Random(seed), faults=True, crashes=True))
 
 
+@pytest.mark.parametrize("seed", [
+    # A re-follow in a pending range's stop second hid the new follows below it.
+    959,
+    # A maxCursor a year ahead became the watermark while a range was pending down to the end
+    # of the list (an empty list's baseline): the next page of new follows was taken for the
+    # one that reaches the watermark, and the 13 follows below it were never read.
+    19916664,
+])
+def test_histories_that_once_lost_follows_lose_none(seed: int) -> None:
+    """Found by runs of 24,000 and 60,000 histories, kept so the CI count replays them."""
+    check_nothing_lost_nothing_old(play(random.Random(seed), faults=True, crashes=True))
+
+
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_the_model_injects_each_fault_kind_as_the_connector_sees_it(kind: str) -> None:
     """The faults must reach the trigger as the real API's would: a guard on this test."""
