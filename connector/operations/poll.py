@@ -95,7 +95,19 @@ class PollRun:
             raise ResponseFormatError("the upstream's first page had no usable cursor for a "
                                       "baseline (none, or in the future); nothing was saved, "
                                       "the next poll tries again")
-        return watermark, base_cursor(page, self.now_ms), read.fresh
+        return watermark, self.base(page), read.fresh
+
+    def base(self, page: Page | None, fallback: Any = None) -> Any:
+        """The base that goes with a watermark taken from the newest page (base_cursor). A
+        page that is the whole list holds every follow of its oldest second, and that second
+        may be the newest one, where follows made after this poll come: the base is then the
+        second before it, so that a check at the base lists none of them (each follow of
+        that second is remembered, and an unknown one is new)."""
+        base = base_cursor(page, self.now_ms, fallback)
+        if page is None or base is fallback or page.has_more is not False:
+            return base
+        earlier = self.earlier(base)
+        return base if earlier is None else earlier
 
     def newest(self, page: Page | None, fallback: Any) -> Any:
         """The watermark a page offers (see newest_cursor), and a warning when its maxCursor

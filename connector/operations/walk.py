@@ -21,7 +21,7 @@ from ..core import cursors
 from ..core.items import flatten, identity
 from ..state.gaps import GAP_LIMIT, Gap
 from ..state.prints import fingerprint
-from .poll import PollRun, base_cursor
+from .poll import PollRun
 from .range_walk import RangeWalker
 from .reads import Advance, Known
 
@@ -150,7 +150,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
                     f"far ahead of its follows): a page at or below it held only new "
                     f"follows; lowered to {newest}, the newest follow's time")
                 watermark = newest
-            base = base_cursor(top.first_page, run.now_ms, base)
+            base = run.base(top.first_page, base)
             if first is not None and first.entries and newest is not None and not (
                     cursors.below(newest, watermark) or cursors.below(watermark, newest)):
                 # The watermark is this page's newest follow: pin the account it came from.
