@@ -178,7 +178,7 @@ def _name(code: Path) -> str:
     """A checkout as its git commit, else its folder."""
     found = subprocess.run(["git", "-C", str(code), "rev-parse", "--short", "HEAD"],
                            capture_output=True, text=True)
-    if found.returncode == 0 and Path(found.stdout.strip()).name:
+    if found.returncode == 0:
         toplevel = subprocess.run(["git", "-C", str(code), "rev-parse", "--show-toplevel"],
                                   capture_output=True, text=True).stdout.strip()
         if toplevel and Path(toplevel).resolve() == code.resolve():

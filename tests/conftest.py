@@ -10,10 +10,13 @@ fails, it is never served.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from connector.core.config import RetryPolicy
 from connector.standin import StandIn
+from tests.receiver import Receiver
 from tests.support import API_KEY, REPLAY_URL, ROOT, replaying
 
 
@@ -113,3 +116,10 @@ def any_db(request, tmp_path) -> str:
     if request.param == "sqlite":
         return str(tmp_path / "state.db")
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (tests/receiver.py), for any test that POSTs events."""
+    with Receiver() as r:
+        yield r

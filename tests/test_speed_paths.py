@@ -20,13 +20,6 @@ from connector.storage import EventClaim
 from connector.watch import Backoff, Watcher
 from connector.watch.summary import DeliveryPass
 from connector.watch.webhook import MAX_REPLY_BYTES, Webhook, WebhookReply
-from tests.receiver import Receiver
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as r:
-        yield r
 
 
 def test_a_page_request_carries_the_session_headers_and_follows_no_redirect(receiver):

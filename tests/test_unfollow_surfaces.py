@@ -3,7 +3,6 @@ runner-owned state, and `watch --events followed,unfollowed` to one webhook."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,6 @@ from tests.support import API_KEY, load_state, request, run_cli, run_invoke
 
 HANDLE = "alice"
 OPERATION = "account_unfollowed"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @pytest.fixture

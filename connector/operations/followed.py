@@ -15,8 +15,7 @@ from ..core.http import PageSource, list_reader
 from ..core.items import flatten, identity
 from ..state.followed import FollowState
 from ..state.memory import Memory
-from ..state.prints import fingerprint
-from .poll import PollRun
+from .poll import PollRun, newest_account
 from .results import Result
 from .walk import advance
 
@@ -49,11 +48,9 @@ def run(
         return Result(items=items, state=state, meta=meta)
     if poll.new_baseline(prior, handle):
         watermark, base, entries = poll.baseline()
-        # The account the watermark came from: the newest follow (see advance).
-        account = fingerprint(identity(entries[0])) if entries else None
         new_state = FollowState(handle=handle, watermark=watermark, base=base,
                                 known=Memory().remember(identity(e) for e in entries),
-                                watermark_account=account)
+                                watermark_account=newest_account(entries))
         emit = inputs.get("firstRun") == "emitRecent"
         items = [flatten(e) for e in reversed(entries)] if emit else []
     else:

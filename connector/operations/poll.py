@@ -15,8 +15,9 @@ from typing import Any
 from ..core import cursors
 from ..core.errors import ResponseFormatError
 from ..core.http import Page
-from ..core.items import flatten
+from ..core.items import flatten, identity
 from ..core.pagination import UNUSABLE, read_page
+from ..state.prints import fingerprint
 from .results import CREDITS_PER_REQUEST, TEST_ITEMS
 
 
@@ -150,6 +151,12 @@ def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None
     ):
         return cursors.in_unit_of(hi, lo) if live_lo else hi
     return lo if live_lo else fallback
+
+
+def newest_account(entries: list[dict[str, Any]]) -> int | None:
+    """The account a watermark taken from a page of these entries came from, as its
+    fingerprint: the first, the newest follow (None for no entries)."""
+    return fingerprint(identity(entries[0])) if entries else None
 
 
 def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:

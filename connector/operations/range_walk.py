@@ -108,8 +108,7 @@ class RangeWalker:
                     walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
                                                          strict=False) if k not in known]
                     if reason == MAX_PAGES:
-                        walk.left = Gap(pager.next_cursor, walk.stop, base=base,
-                                        stop_account=walk.stop_account)
+                        walk.left = walk.rest(pager.next_cursor, base)
             except ConnectorError as err:
                 if not err.transient:
                     raise
@@ -119,7 +118,7 @@ class RangeWalker:
                 break
             pages = min(pages - pager.pages, self.run.remaining)
             if pages < 1:
-                walk.left = Gap(go_on, walk.stop, base=base, stop_account=walk.stop_account)
+                walk.left = walk.rest(go_on, base)
                 break
             cursor = go_on
         walk.keys = seen
@@ -172,8 +171,7 @@ class RangeWalker:
         again are sorted with it into new and old. Returns the page below, or None when it
         could not be read now: the range is kept from the short page, to be read again."""
         if self.run.remaining < 1:
-            walk.left = Gap(read.cursor, walk.stop, tries, 0, True, range_[1],
-                            walk.stop_account)
+            walk.left = walk.rest(read.cursor, range_[1], tries, check=True)
             return None
         below = self._one_page(read.page.min_cursor)
         if isinstance(below, str):
@@ -242,7 +240,7 @@ class RangeWalker:
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
-                walk.left = Gap(read.cursor, walk.stop, tries, 0, True, base, walk.stop_account)
+                walk.left = walk.rest(read.cursor, base, tries, check=True)
                 return False
             listed = self._one_page(check)
             if isinstance(listed, str):
@@ -282,8 +280,7 @@ class RangeWalker:
         and base) for a later poll, sooner when this walk still made progress."""
         base = range_[1]
         walk.failure = why
-        walk.left = Gap(cursor, walk.stop, 0 if walk.first_page is not None else tries,
-                        base=base, stop_account=walk.stop_account).failed()
+        walk.left = walk.rest(cursor, base, 0 if walk.first_page is not None else tries).failed()
         if cursor is None:
             if walk.first_page is not None:
                 self.run.warnings.append(

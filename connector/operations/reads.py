@@ -35,7 +35,8 @@ class Advance:
     #: page's (on which the next poll's top walk stops, even when this poll's budget went to
     #: a range). A re-follow of one is emitted again, as of any account forgotten.
     closed: list[str] = field(default_factory=list)
-    #: The fingerprint of the account the watermark came from, or None (walk.py `_short`).
+    #: The fingerprint of the account the watermark came from, or None (range_walk.py
+    #: `_short`).
     watermark_account: int | None = None
 
 
@@ -66,6 +67,11 @@ class RangeRead:
     stop: Any = None
     #: The fingerprint of the account `stop` came from, or None: what is left keeps it too.
     stop_account: int | None = None
+
+    def rest(self, start: Any, base: Any, tries: int = 0, check: bool = False) -> Gap:
+        """What is left of this range: from `start` down to its stop as given, with the
+        account that stop came from."""
+        return Gap(start, self.stop, tries, 0, check, base, self.stop_account)
 
 
 class Known:

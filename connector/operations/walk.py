@@ -15,13 +15,13 @@ read down to its stop is range_walk.py.
 from __future__ import annotations
 
 from collections.abc import Container
+from dataclasses import replace
 from typing import Any
 
 from ..core import cursors
 from ..core.items import flatten, identity
 from ..state.gaps import GAP_LIMIT, Gap
-from ..state.prints import fingerprint
-from .poll import PollRun
+from .poll import PollRun, newest_account
 from .range_walk import RangeWalker
 from .reads import Advance, Known
 
@@ -82,8 +82,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     due: list[int] = []
     for i, gap in enumerate(prior_gaps):
         if gap.wait > 0:
-            slots.append(Gap(gap.start, gap.stop, gap.tries, gap.wait - 1, gap.check,
-                             gap.base, gap.stop_account))
+            slots.append(replace(gap, wait=gap.wait - 1))
         else:
             slots.append(gap)
             due.append(i)
@@ -154,7 +153,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
             if first is not None and first.entries and newest is not None and not (
                     cursors.below(newest, watermark) or cursors.below(watermark, newest)):
                 # The watermark is this page's newest follow: pin the account it came from.
-                account = fingerprint(identity(first.entries[0]))
+                account = newest_account(first.entries)
         # else the newest page itself is left: the next poll's top walk reads it again,
         # from the same watermark.
     for i in oldest_first:

@@ -7,7 +7,7 @@ What it remembers, and why that is enough:
   upstream handed out at or below it (see operations/walk.py). `watermarkAccount`: the
   fingerprint (prints.py) of the account the watermark came from, the newest on the page it
   was taken from; follows made later in the watermark's second are listed above it (see
-  `_short` in operations/walk.py). States written before it was kept have none.
+  `_short` in operations/range_walk.py). States written before it was kept have none.
 - `known`: the accounts emitted, baselined or proven old, at most KNOWN_LIMIT (5,000), the
   upstream's own depth cap, as fingerprints (memory.py); `recent`, the newest of them apart.
   They tell new from old on the page where a walk stops, and keep re-follows and page-boundary
@@ -38,7 +38,7 @@ _MAX_KEY = 300
 _FIELDS = {1: {"v", "handle", "watermark", "known", "gaps"},
            2: {"v", "handle", "watermark", "known", "gaps"},
            # `watermarkAccount` came later in version 3: optional, and absent, the poll is
-           # what it was before it came (see operations/walk.py `_short`).
+           # what it was before it came (see operations/range_walk.py `_short`).
            3: {"v", "handle", "watermark", "base", "watermarkAccount", "recent", "known",
                "gaps"}}
 #: Per version: how many `known` entries at most, how long each, and what they are.

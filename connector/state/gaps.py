@@ -4,7 +4,7 @@ failing. Both triggers keep them, in the same JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .envelope import check_account, check_cursor, check_fields, check_flag, damaged
@@ -34,7 +34,7 @@ class Gap:
     handed out (the watermark's base when `stop` was the watermark, see operations/walk.py),
     or None. `stop_account`: the fingerprint (state/prints.py) of the account `stop` came
     from (the watermark's account when `stop` was the watermark), or None: where a page that
-    ends inside the stop's second may stop (operations/walk.py `_short`).
+    ends inside the stop's second may stop (operations/range_walk.py `_short`).
     """
 
     start: Any
@@ -47,8 +47,8 @@ class Gap:
 
     def failed(self) -> Gap:
         """The same range after one more failed try: retried after 1, 2, 4, 8 ... polls."""
-        return Gap(self.start, self.stop, *backoff(self.tries), base=self.base,
-                   stop_account=self.stop_account)
+        tries, wait = backoff(self.tries)
+        return replace(self, tries=tries, wait=wait, check=False)
 
     def to_json(self) -> dict[str, Any]:
         # What is 0, false or none is left out (`tries` too: every release reads it so), which
@@ -70,8 +70,9 @@ class Gap:
     def from_json(cls, raw: Any, *, with_base: bool = True, with_account: bool = False) -> Gap:
         if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
             raise damaged("a gap must be an object with 'from' and 'to'")
-        check_fields(raw, FIELDS - {*(() if with_base else ("base",)),
-                                    *(() if with_account else ("account",))}, "a gap")
+        left_out = {name for name, kept in (("base", with_base), ("account", with_account))
+                    if not kept}
+        check_fields(raw, FIELDS - left_out, "a gap")
         start = check_cursor(raw["from"], "gap 'from'")
         stop = check_cursor(raw["to"], "gap 'to'")
         tries, wait = raw.get("tries", 0), raw.get("wait", 0)

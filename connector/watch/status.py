@@ -22,8 +22,6 @@ from .backoff import FAILING, HIDDEN, Health
 from .spend import BUDGET_NAME
 from .timing import parse_kept
 
-#: What a handle's `status` may be, worst first.
-
 
 def watch_status(target: str | os.PathLike[str] | Database | None = None) -> dict[str, Any]:
     """Each watched handle's last and next poll, follows a day (estimate), credits spent this

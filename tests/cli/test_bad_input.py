@@ -17,14 +17,7 @@ from typing import Any
 import pytest
 
 from connector.storage.sqlite import SQLiteDatabase
-from tests.receiver import Receiver
 from tests.support import ACTION, API_KEY, Run, request, run_cli, run_invoke, run_main
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 def at_every_verbosity(*args: str, **kwargs: Any) -> list[Run]:

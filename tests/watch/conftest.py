@@ -10,13 +10,6 @@ import pytest
 
 from connector.core.config import RetryPolicy
 from connector.watch import Backoff, Watcher
-from tests.receiver import Receiver
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @pytest.fixture

@@ -251,6 +251,9 @@ def test_workers_whose_clocks_differ_count_a_handles_credits_in_one_period(
     right = make_watcher(["alice"], budget="2000/hour", schedule="fixed")
     skewed = SimpleNamespace(time=lambda: time.time() + 3600, monotonic=time.monotonic,
                              sleep=time.sleep)
+    # Where the worker and status read their own clock before (a period began at
+    # time.time() of the worker): they read none now, so each skew below changes nothing
+    # (raising=False), unless a local clock read comes back there.
     with monkeypatch.context() as clock:
         clock.setattr(poller, "time", skewed, raising=False)
         [outcome] = ahead.poll(["alice"])
