@@ -205,13 +205,10 @@ class RangeWalker:
         resumes at (a page-boundary repeat): if forgotten, it is emitted again (an old follow
         repeated, never a new one lost)."""
         fresh = set(read.fresh_keys)
-
-        def anchor(key: str) -> bool:
-            return key in known or (key in seen and key not in fresh)
-
         keys = read.keys
-        anchors = [anchor(k) for k in keys]
-        last_anchor = max((i for i, a in enumerate(anchors) if a), default=-1)
+        # An anchor: an account the trigger knows, or one this walk saw on an earlier page.
+        anchors = [k in known or (k in seen and k not in fresh) for k in keys]
+        last_anchor = len(anchors) - 1 - anchors[::-1].index(True) if True in anchors else -1
         sure: set[str] = set()
         unsure: set[str] = set()
         for i, key in enumerate(keys):

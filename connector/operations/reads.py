@@ -79,20 +79,18 @@ class Known:
 
     def __init__(self, memory: Container[str]) -> None:
         self.memory = memory
-        self.learnt: set[str] = set()
-        # A key is looked up several times per poll (each is a hash to fingerprint it).
-        self._remembered: dict[str, bool] = {}
+        # Each key's answer, once looked up (a lookup in the memory hashes it) or learnt.
+        self._known: dict[str, bool] = {}
 
     def __contains__(self, key: str) -> bool:
-        if key in self.learnt:
-            return True
-        hit = self._remembered.get(key)
-        if hit is None:
-            hit = self._remembered[key] = key in self.memory
-        return hit
+        try:
+            return self._known[key]
+        except KeyError:
+            hit = self._known[key] = key in self.memory
+            return hit
 
     def update(self, keys: Iterable[str]) -> None:
-        self.learnt.update(keys)
+        self._known.update(dict.fromkeys(keys, True))
 
 
 def pick(read: PageRead, keys: set[str]) -> list[tuple[str, dict[str, Any]]]:
