@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -44,8 +45,10 @@ OPERATIONS = {op.key: op for op in (ACTION, NEW_FOLLOWS, UNFOLLOWS)}
 TRIGGERS = {op.event: op for op in OPERATIONS.values() if op.event is not None}
 
 
+@cache
 def module(key: str) -> ModuleType:
-    """The module that carries out the operation `key`."""
+    """The module that carries out the operation `key` (looked up once: a watch asks for
+    every poll)."""
     from importlib import import_module
 
     return import_module(f"{__package__}.{OPERATIONS[key].module}")
