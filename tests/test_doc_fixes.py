@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,40 @@ def test_every_surface_says_why_a_min_time_in_seconds_read_nothing() -> None:
     request["inputs"]["minTime"] = 1000000000000
     meta = json.loads(run_main("--sandbox", "invoke", stdin=json.dumps(request)).stdout)["meta"]
     assert meta["warnings"] == []
+
+
+def test_the_python_api_and_serve_say_it_too() -> None:
+    """The same warning from `connector.run` and from `serve`'s /v1/run (the rule's one
+    home is the action)."""
+    pytest.importorskip("waitress")
+    import requests
+
+    import connector
+    from connector.serve.server import create_server
+    from connector.standin import StandIn
+
+    inputs = {"handle": "busy_demo", "minTime": 1700000000}
+    with StandIn(demo=True) as standin:
+        creds = {"apiKey": standin.api_key, "baseUrl": standin.url}
+        warned = connector.run("get_tiktok_user_following", inputs, credentials=creds)
+        assert len(warned.meta["warnings"]) == 1
+        assert "a cursor of 10 digits is seconds" in warned.meta["warnings"][0]
+        quiet = connector.run("get_tiktok_user_following", {**inputs, "minTime": 10**12},
+                              credentials=creds)
+        assert quiet.meta["warnings"] == []
+        server = create_server(host="127.0.0.1", port=0)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            answer = requests.post(server.url + "/v1/run", timeout=30, json={
+                "operation": "get_tiktok_user_following", "inputs": inputs,
+                "credentials": {"baseUrl": standin.url}},
+                headers={"Authorization": f"Bearer {standin.api_key}"})
+        finally:
+            server.stop()
+            thread.join(5)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["meta"]["warnings"] == warned.meta["warnings"]
 
 
 def test_a_min_time_in_milliseconds_gives_no_such_warning() -> None:
