@@ -133,10 +133,19 @@ def _rice(prints: list[int]) -> bytes:
     if not n:
         return _HEAD.pack(0, 0)
     k = max(0, int(PRINTS / n * 0.69).bit_length() - 1)
-    k = min(range(max(0, k - 1), k + 2),
-            key=lambda j: sum(map(rshift, gaps, repeat(j))) + j * n)
+    highs = list(map(rshift, gaps, repeat(k)))
+    # Of k - 1, k and k + 1, the k whose codes are shortest (of equals the smallest). With s
+    # the zeros of k's unary codes, k - 1 takes at least s - n bits more than k and k + 1 at
+    # least (n - s) / 2 more: only k - 1 can be chosen when s <= n, only k + 1 when s > n.
+    s = sum(highs)
+    j = k + 1 if s > n else k - 1
+    if j >= 0:
+        other = list(map(rshift, gaps, repeat(j)))
+        more = sum(other) - s + (j - k) * n
+        if more < 0 or (more == 0 and j < k):
+            k, highs = j, other
     # Unary codes least significant bit first: the number's binary text is them reversed.
-    high = "1" + "1".join(map("0".__mul__, map(rshift, reversed(gaps), repeat(k))))
+    high = "1" + "1".join(map("0".__mul__, reversed(highs)))
     low = _joined(list(map(and_, gaps, repeat((1 << k) - 1))), k)
     return (_HEAD.pack(n, k) + low.to_bytes((n * k + 7) // 8, "big")
             + int(high, 2).to_bytes((len(high) + 7) // 8, "little"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import random
 import struct
+from itertools import accumulate
 
 import pytest
 
@@ -71,6 +72,12 @@ def _sets() -> list[list[int]]:
     sets += [sorted(rng.sample(range(lo, lo + span), n)) for n, lo, span in
              [(5, 0, 5), (3, PRINTS - 3, 3), (30, 10**6, 40), (2, 0, PRINTS), (20, 0, 2**20)]]
     sets += [[0], [PRINTS - 1], [0, PRINTS - 1]]
+    for n in range(1, 41):  # gaps near multiples of 2**(k - 1): codes as long for two k
+        unit = 1 << int(PRINTS / n * 0.69).bit_length() - 2
+        gaps = [max(1, rng.choice((0, 1, 2, 2, 3, 4, 6)) * unit + rng.choice((0, 1, -1)))
+                for _ in range(n)]
+        prints = list(accumulate(gaps, initial=-1))[1:]
+        sets += [prints] if prints[-1] < PRINTS else []
     sets += [sorted(rng.sample(range(PRINTS), n)) for n in (33, 100, 1250, 4968, KNOWN_LIMIT)]
     return sets
 
