@@ -5,13 +5,12 @@ decoded into other fingerprints). A database keeps these bytes; runner JSON thei
 
 from __future__ import annotations
 
-import re
 import struct
 import sys
 import zlib
 from array import array
-from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, repeat
+from operator import add, and_, lshift, rshift, sub
 
 from ..core import b85
 from .prints import KNOWN_LIMIT, PRINTS
@@ -49,7 +48,7 @@ class Part(_Sealed):
     """Fingerprints remembered together (sorted).
 
     Coded as a sorted set: each gap to the next fingerprint as a Golomb-Rice code, its low k
-    bits in one block and the rest in unary in another, so that both decode with operations
+    bits in one block and the rest in unary in another, so that both code with operations
     on whole strings and numbers, not a loop over bits. About log2(PRINTS / n) + 1.5 bits
     each: 31.5 for 5,000, within 0.1 of what any code of such a set needs."""
 
@@ -67,7 +66,8 @@ class Part(_Sealed):
         if len(body) < _HEAD.size:
             raise ValueError("a part too short")
         count, k = _HEAD.unpack_from(body)
-        if count > KNOWN_LIMIT or k > 63:
+        # (An empty set is written with k 0; earlier releases read one with k 1 too.)
+        if count > KNOWN_LIMIT or k > 63 or (k > 1 and not count):
             raise ValueError("a part out of bounds")
         return cls(kind, _unrice(count, k, memoryview(body)[_HEAD.size:]), data, text)
 
@@ -128,50 +128,43 @@ def seal(kind: int, body: bytes) -> bytes:
 
 
 def _rice(prints: list[int]) -> bytes:
-    gaps = [b - a for a, b in zip([-1, *prints], prints, strict=False)]  # each at least 1
+    gaps = list(map(sub, prints, [-1, *prints]))  # each at least 1
     n = len(gaps)
     if not n:
         return _HEAD.pack(0, 0)
     k = max(0, int(PRINTS / n * 0.69).bit_length() - 1)
-    cost = {j: sum(g >> j for g in gaps) + j * n for j in (k - 1, k, k + 1) if j >= 0}
-    k = min(cost, key=cost.__getitem__)
-    # Unary codes least significant bit first, so that the number's binary text reversed
-    # reads them in order.
-    high = "".join(["0" * (g >> k) + "1" for g in gaps])
-    unary = int(high[::-1], 2).to_bytes((len(high) + 7) // 8, "little")
-    low = b""
-    if k:
-        # Each gap's low k bits: the gaps in 64-bit lanes, as one binary text, and the last k
-        # characters of every 64.
-        mask = (1 << k) - 1
-        text = format(int.from_bytes(_lanes([g & mask for g in gaps]), "big"), f"0{64 * n}b")
-        low = int("".join(_tail(k).findall(text)), 2).to_bytes((n * k + 7) // 8, "big")
-    return _HEAD.pack(n, k) + low + unary
+    highs = list(map(rshift, gaps, repeat(k)))
+    # Of k - 1, k and k + 1, the k whose codes are shortest (of equals the smallest). With s
+    # the zeros of k's unary codes, k - 1 takes at least s - n bits more than k and k + 1 at
+    # least (n - s) / 2 more: only k - 1 can be chosen when s <= n, only k + 1 when s > n.
+    s = sum(highs)
+    j = k + 1 if s > n else k - 1
+    if j >= 0:
+        other = list(map(rshift, gaps, repeat(j)))
+        more = sum(other) - s + (j - k) * n
+        if more < 0 or (more == 0 and j < k):
+            k, highs = j, other
+    # Unary codes least significant bit first: the number's binary text is them reversed.
+    high = "1" + "1".join(map("0".__mul__, reversed(highs)))
+    low = _joined(list(map(and_, gaps, repeat((1 << k) - 1))), k)
+    return (_HEAD.pack(n, k) + low.to_bytes((n * k + 7) // 8, "big")
+            + int(high, 2).to_bytes((len(high) + 7) // 8, "little"))
 
 
 def _unrice(n: int, k: int, data: memoryview) -> list[int]:
-    """A set's fingerprints from its Rice codes, in steps on whole strings and numbers: the
-    unary codes split as text, the low bits spread into 64-bit lanes of one number, and the
-    two added lane by lane."""
+    """A set's fingerprints from its Rice codes: the unary codes split as text, the low bits
+    split as a number (_split)."""
     split = (n * k + 7) // 8
     if len(data) < split:
         raise ValueError("a part cut short")
-    bits = format(int.from_bytes(data[split:], "little"), "b")[::-1] if n else ""
-    if bits.count("1") != n:
+    bits = format(int.from_bytes(data[split:], "little"), "b") if n else ""
+    low = int.from_bytes(data[:split], "big")
+    if bits.count("1") != n or low.bit_length() > n * k:
         raise ValueError("a part whose codes do not add up")
-    highs = [len(run) for run in bits.split("1", n)[:n]]
-    if max(highs, default=0) >= 1 << (63 - k):
-        raise ValueError("a part out of bounds")  # a lane would overflow into the next
-    lanes = int.from_bytes(_lanes(highs), "big") << k
+    # bits: the codes last first, each a 1 and its zeros; the last 1 is the first code's.
+    gaps = map(lshift, map(len, bits.split("1")[:0:-1]), repeat(k))
     if k:
-        low = int.from_bytes(data[:split], "big")
-        if low.bit_length() > n * k:
-            raise ValueError("a part whose codes do not add up")
-        fields = _field(k).findall(format(low, f"0{n * k}b"))
-        lanes += int(("0" * (64 - k)).join(["", *fields]), 2)
-    gaps = array("Q", lanes.to_bytes(8 * n, "big"))
-    if sys.byteorder == "little":
-        gaps.byteswap()
+        gaps = map(add, gaps, _split(low, n, k))
     # Gaps are never negative: bounds at both ends bound them all. (A gap of 0 would repeat
     # a fingerprint: harmless, and the CRC keeps damage out.)
     prints = list(accumulate(gaps, initial=-1))[1:]
@@ -180,19 +173,27 @@ def _unrice(n: int, k: int, data: memoryview) -> list[int]:
     return prints
 
 
-def _lanes(values: list[int]) -> bytes:
-    """Whole numbers below 2**64 as big-endian 64-bit lanes."""
-    words = array("Q", values)
-    if sys.byteorder == "little":
-        words.byteswap()
-    return words.tobytes()
+#: Below this many numbers, _joined and _split work one number at a time (shifting a number
+#: of a few hundred bits is cheap); above, in halves, so that 5,000 are not quadratic.
+_WHOLE = 32
 
 
-@lru_cache(maxsize=64)
-def _field(k: int) -> re.Pattern[str]:
-    return re.compile(f".{{{k}}}")
+def _joined(values: list[int], k: int) -> int:
+    """Numbers below 2**k as one number of k bits each, the first most significant."""
+    if len(values) > _WHOLE:
+        half = len(values) // 2
+        return (_joined(values[:half], k) << k * (len(values) - half)
+                | _joined(values[half:], k))
+    x = 0
+    for v in values:
+        x = x << k | v
+    return x
 
 
-@lru_cache(maxsize=64)
-def _tail(k: int) -> re.Pattern[str]:
-    return re.compile(f".{{{64 - k}}}(.{{{k}}})")
+def _split(x: int, n: int, k: int) -> list[int]:
+    """The n numbers of k bits each that `x` joins (_joined)."""
+    if n > _WHOLE:
+        rest = n - n // 2
+        return _split(x >> k * rest, n // 2, k) + _split(x & ((1 << k * rest) - 1), rest, k)
+    mask = (1 << k) - 1
+    return [x >> at & mask for at in range(k * (n - 1), -1, -k)]
