@@ -55,13 +55,13 @@ def is_cursor(value: Any) -> bool:
 
 def _ms(cursor: Any) -> int | float:
     value = _number(cursor)
-    return value * 1000 if abs(value) < _SECONDS_BELOW else value
+    return value * 1000 if -_SECONDS_BELOW < value < _SECONDS_BELOW else value
 
 
 def in_seconds(cursor: Any) -> bool:
     """Whether the live cursor `cursor` is small enough to be in seconds (so that in a list that
     pages in milliseconds it points to 1970, before any follow)."""
-    return abs(_number(cursor)) < _SECONDS_BELOW
+    return -_SECONDS_BELOW < _number(cursor) < _SECONDS_BELOW
 
 
 def future(cursor: Any, now_ms: int) -> bool:
