@@ -64,7 +64,8 @@ class SQLiteDialect(Dialect):
         return json.dumps(list(values))
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"clock": time.time(), **args}
+        args["clock"] = time.time()
+        return args
 
 
 DIALECT = SQLiteDialect()
