@@ -93,6 +93,7 @@ class SQLiteDatabase(Database):
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
             self._db.create_function("gone", 1, self._gone_in_sql)
+            self._in_tx, self._in_session = _Use(self, "BEGIN IMMEDIATE"), _Use(self, None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the state database {self.path}: {exc}; "
                                      f"pass --state-db PATH or set {STATE_DB_ENV}",
@@ -157,23 +158,11 @@ class SQLiteDatabase(Database):
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._lock:
-            self._verdicts.clear()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield Session(self._db, DIALECT)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> _Use:
+        return self._in_tx
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._lock:
-            self._verdicts.clear()
-            yield Session(self._db, DIALECT)
+    def _session(self) -> _Use:
+        return self._in_session
 
     def _lock_file(self, name: str) -> Path:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
@@ -299,3 +288,32 @@ def _create(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(path.parent)))
 
 
+
+
+class _Use:
+    """`with` it: the file's one connection as a Session, under the database's lock, in a
+    transaction when `begin` starts one (committed when the block ends, rolled back if it
+    raises). Made once per database: a statement costs no new objects."""
+
+    def __init__(self, db: SQLiteDatabase, begin: str | None) -> None:
+        self.db, self.begin = db, begin
+        self.session = Session(db._db, DIALECT)
+
+    def __enter__(self) -> Session:
+        db = self.db
+        db._lock.acquire()
+        try:
+            db._verdicts.clear()
+            if self.begin is not None:
+                db._db.execute(self.begin)
+        except BaseException:
+            db._lock.release()
+            raise
+        return self.session
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self.begin is not None:
+                self.db._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.db._lock.release()
