@@ -96,7 +96,7 @@ class Database(Leases, Budgets, ABC):
         periods of handles' credits go by (PostgreSQL's own, so that workers whose clocks
         differ agree; SQLite's is this process's)."""
         with self._session() as s:
-            return float(s.one(f"SELECT {self.dialect.clock}")[0])
+            return self.dialect.now(s)
 
     def holds_mark(self, owner: str) -> bool:
         """Whether `owner`'s liveness mark (`worker`) still stands. False once the session that

@@ -64,6 +64,10 @@ class Dialect:
         """A statement written with `:name` parameters, as this database's driver takes it."""
         return sql
 
+    def now(self, s: Session) -> float:
+        """What `clock` reads now (in `s`, a session of the database)."""
+        return float(s.one(f"SELECT {self.clock}")[0])
+
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
         """A statement's parameters (`args`, a dict of the caller's own), with those the
         dialect adds (SQLite's :clock)."""
