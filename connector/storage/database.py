@@ -47,6 +47,7 @@ from .records import (
     OutboxEvent,
     Saved,
     Snapshot,
+    compact_json,
     event_from_row,
 )
 from .sql import Dialect, Session
@@ -155,7 +156,7 @@ class Database(Leases, Budgets, ABC):
         queued, if they are all new and their handle has no other events in the outbox."""
         d, t = self.dialect, self.dialect.prefix
         data = [as_bytes(p) for p in parts]
-        text = json.dumps(row, separators=(",", ":"))
+        text = compact_json(row)
         events = list(events)
         now = time.time()
         with self._tx() as s:
@@ -207,7 +208,7 @@ class Database(Leases, Budgets, ABC):
                 f"INSERT INTO {t}outbox (event_id, handle, payload, created_at, "
                 "next_attempt_at, claimed_by, claimed_until) VALUES (:id, :handle, :payload, "
                 f":now, :now, :holder, coalesce({d.clock} + :seconds, 0)) ON CONFLICT DO NOTHING",
-                id=event_id, handle=handle, payload=json.dumps(payload, separators=(",", ":")),
+                id=event_id, handle=handle, payload=compact_json(payload),
                 now=now, holder=holder, seconds=seconds).rowcount
         if holder is not None and added != len(events):  # an id given twice is queued once
             s.run(f"UPDATE {t}outbox SET claimed_by = NULL, claimed_until = 0 WHERE "

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import stat
@@ -28,6 +27,7 @@ from typing import Any
 from ..core.config import STATE_DB_ENV
 from ..core.errors import ConfigurationError, ConnectorError, StateError
 from .database import Database
+from .records import compact_json
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
 from .sqlite_schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
@@ -61,7 +61,7 @@ class SQLiteDialect(Dialect):
         return f"SELECT value FROM json_each(:{name}) WHERE true"
 
     def listed(self, values: Iterable[Any]) -> str:
-        return json.dumps(list(values))
+        return compact_json(list(values))
 
     def now(self, s: Session) -> float:
         return time.time()  # what bind() gives :clock, without a statement to ask it
