@@ -160,8 +160,8 @@ class Database(Leases, Budgets, ABC):
         events = list(events)
         now = time.time()
         with self._tx() as s:
-            found = s.one(f"SELECT version FROM {t}trigger_state WHERE key = :key{d.lock_row}",
-                          key=key)
+            found = s.one(f"SELECT version, parts FROM {t}trigger_state WHERE key = :key"
+                          f"{d.lock_row}", key=key)
             if expect is not None and (0 if found is None else found[0]) != expect:
                 raise _conflict(key)
             state = {"key": key, "state": text, "now": now, "parts": len(data) or None}
@@ -175,15 +175,16 @@ class Database(Leases, Budgets, ABC):
                 raise _conflict(key) if expect is not None else StateConflict(
                     f"the state of {key} was first saved by two polls at once; this one's "
                     "result was dropped (the other one stands)")
-            stored = {bytes(digest): n for n, digest in s.run(
-                f"SELECT n, digest FROM {t}state_part WHERE key = :key", key=key)}
-            plan = plan_parts(data, stored)
-            if plan.delete:
-                s.run(f"DELETE FROM {t}state_part WHERE key = :key AND {d.among('n', 'ns')}",
-                      key=key, ns=d.listed(plan.delete))
-            s.many(f"INSERT INTO {t}state_part (key, n, digest, {d.part_column}) "
-                   "VALUES (:key, :n, :digest, :data)",
-                   [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
+            if data or found is None or found[1]:  # else none stored, and none to store
+                stored = {bytes(digest): n for n, digest in s.run(
+                    f"SELECT n, digest FROM {t}state_part WHERE key = :key", key=key)}
+                plan = plan_parts(data, stored)
+                if plan.delete:
+                    s.run(f"DELETE FROM {t}state_part WHERE key = :key AND "
+                          f"{d.among('n', 'ns')}", key=key, ns=d.listed(plan.delete))
+                s.many(f"INSERT INTO {t}state_part (key, n, digest, {d.part_column}) "
+                       "VALUES (:key, :n, :digest, :data)",
+                       [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
             added, holder = self._queue(s, events, claim, now)
             if lease is not None:
                 self._release(s, key, lease)
