@@ -197,11 +197,13 @@ class Database(Leases, Budgets, ABC):
         d, t = self.dialect, self.dialect.prefix
         if not events:
             return 0, None
-        handles = d.listed(sorted({handle for _, handle, _ in events}))
+        handles = sorted({handle for _, handle, _ in events})
         holder, seconds = None, None
-        if claim is not None and s.one(
-                f"SELECT 1 FROM {t}outbox WHERE {d.among('handle', 'handles')} LIMIT 1",
-                handles=handles) is None:
+        # A handle at a time (nearly always the only one): `handle = :handle` costs SQLite no
+        # list of handles to build first, as among() does.
+        if claim is not None and not any(
+                s.one(f"SELECT 1 FROM {t}outbox WHERE handle = :handle LIMIT 1", handle=h)
+                for h in handles):
             holder, seconds = claim.owner, claim.seconds
         added = 0
         for event_id, handle, payload in events:
@@ -214,7 +216,7 @@ class Database(Leases, Budgets, ABC):
         if holder is not None and added != len(events):  # an id given twice is queued once
             s.run(f"UPDATE {t}outbox SET claimed_by = NULL, claimed_until = 0 WHERE "
                   f"claimed_by = :holder AND {d.among('handle', 'handles')}",
-                  holder=holder, handles=handles)
+                  holder=holder, handles=d.listed(handles))
             holder = None
         return added, holder
 
