@@ -229,8 +229,10 @@ class Database(Leases, Budgets, ABC):
         d = self.dialect
         rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
         if d.returning:  # one statement takes them and says which
-            taken = s.all(f"UPDATE {table} SET {take} WHERE {key} IN (SELECT {key} {rows}) "
-                          f"RETURNING {key}{also}", **args)
+            # (through a read that skips the rows others are taking, where a claim can)
+            which = f"{key} IN (SELECT {key} {rows})" if d.skip_locked else where
+            taken = s.all(f"UPDATE {table} SET {take} WHERE {which} RETURNING {key}{also}",
+                          **args)
             return {r[0]: tuple(r[1:]) for r in taken}
         got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
         if got:

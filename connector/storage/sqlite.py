@@ -42,7 +42,7 @@ class SQLiteDialect(Dialect):
     order = "rowid"
     lock_row = ""
     skip_locked = ""
-    returning = False
+    returning = sqlite3.sqlite_version_info >= (3, 35)  # RETURNING came in 3.35
     no_index = "+"
     part_column = "text"
     parts_json = ("json_group_array(json_array(n, typeof(text) = 'blob', CASE WHEN typeof(text) "
