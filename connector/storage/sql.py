@@ -69,8 +69,8 @@ class Dialect:
         return float(s.one(f"SELECT {self.clock}")[0])
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A statement's parameters (`args`, a dict of the caller's own), with those the
-        dialect adds (SQLite's :clock)."""
+        """A statement's parameters: `args` (a dict made for this statement), with those the
+        dialect adds (SQLite's :clock) put in it."""
         return args
 
 

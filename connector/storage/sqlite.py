@@ -291,8 +291,6 @@ def _create(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(path.parent)))
 
 
-
-
 class _Use:
     """`with` it: the file's one connection as a Session, under the database's lock, in a
     transaction when `begin` starts one (committed when the block ends, rolled back if it
