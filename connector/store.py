@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,9 +179,8 @@ class Store:
         two polls from both advancing the state."""
         name = values["handle"]
         key = state_key(name, operation)
-        with ExitStack() as stack:
-            own = stack.enter_context(client_for(client, credentials=credentials, retry=retry,
-                                                 timeouts=timeouts))
+        with client_for(client, credentials=credentials, retry=retry,
+                        timeouts=timeouts) as own:
             hold = self.database.lock(key, lock_timeout) if locked else None
             if hold is not None:
                 hold.__enter__()

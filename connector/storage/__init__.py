@@ -20,10 +20,11 @@ from .records import (
     PollRow,
     Saved,
     Snapshot,
+    compact_json,
     new_owner,
 )
 
 __all__ = ["STATE_DB_ENV", "Backlog", "Claim", "Database", "DatabaseUnavailable",
            "EventClaim", "Lease", "Outbox", "OutboxEvent", "PollRow", "Saved", "Snapshot",
-           "StateConflict", "default_path", "event_row", "new_owner",
+           "StateConflict", "compact_json", "default_path", "event_row", "new_owner",
            "open_database", "sandbox_path"]

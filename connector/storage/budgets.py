@@ -98,7 +98,7 @@ class StoredBucket:
         anywhere in it ends the transaction (a lock released, a broken session reported)."""
         d, t = self.database.dialect, self.database.dialect.prefix
         with self.database._tx() as s:
-            now = s.one(f"SELECT {d.clock}")[0]
+            now = d.now(s)
             found = _read(s, self.name, lock=d.lock_row)
             if found is None:
                 s.run(f"INSERT INTO {t}budgets (name, credits, period, level, held, as_of) "
@@ -125,7 +125,7 @@ def _view(database: Budgets, name: str, budget: Budget | None) -> tuple[Budget, 
     worker spends by, which its next step stores) or, without one, by the stored one. A
     budget never stepped is full; None only when none is stored and none given."""
     with database._session() as s:
-        now = s.one(f"SELECT {database.dialect.clock}")[0]
+        now = database.dialect.now(s)
         found = _read(s, name, lock="")
     if found is None:
         return None if budget is None else (budget, Bucket.full(budget, now))

@@ -47,6 +47,7 @@ from .records import (
     OutboxEvent,
     Saved,
     Snapshot,
+    compact_json,
     event_from_row,
 )
 from .sql import Dialect, Session
@@ -96,7 +97,7 @@ class Database(Leases, Budgets, ABC):
         periods of handles' credits go by (PostgreSQL's own, so that workers whose clocks
         differ agree; SQLite's is this process's)."""
         with self._session() as s:
-            return float(s.one(f"SELECT {self.dialect.clock}")[0])
+            return self.dialect.now(s)
 
     def holds_mark(self, owner: str) -> bool:
         """Whether `owner`'s liveness mark (`worker`) still stands. False once the session that
@@ -155,12 +156,12 @@ class Database(Leases, Budgets, ABC):
         queued, if they are all new and their handle has no other events in the outbox."""
         d, t = self.dialect, self.dialect.prefix
         data = [as_bytes(p) for p in parts]
-        text = json.dumps(row, separators=(",", ":"))
+        text = compact_json(row)
         events = list(events)
         now = time.time()
         with self._tx() as s:
-            found = s.one(f"SELECT version FROM {t}trigger_state WHERE key = :key{d.lock_row}",
-                          key=key)
+            found = s.one(f"SELECT version, parts FROM {t}trigger_state WHERE key = :key"
+                          f"{d.lock_row}", key=key)
             if expect is not None and (0 if found is None else found[0]) != expect:
                 raise _conflict(key)
             state = {"key": key, "state": text, "now": now, "parts": len(data) or None}
@@ -174,15 +175,16 @@ class Database(Leases, Budgets, ABC):
                 raise _conflict(key) if expect is not None else StateConflict(
                     f"the state of {key} was first saved by two polls at once; this one's "
                     "result was dropped (the other one stands)")
-            stored = {bytes(digest): n for n, digest in s.run(
-                f"SELECT n, digest FROM {t}state_part WHERE key = :key", key=key)}
-            plan = plan_parts(data, stored)
-            if plan.delete:
-                s.run(f"DELETE FROM {t}state_part WHERE key = :key AND {d.among('n', 'ns')}",
-                      key=key, ns=d.listed(plan.delete))
-            s.many(f"INSERT INTO {t}state_part (key, n, digest, {d.part_column}) "
-                   "VALUES (:key, :n, :digest, :data)",
-                   [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
+            if data or found is None or found[1]:  # else none stored, and none to store
+                stored = {bytes(digest): n for n, digest in s.run(
+                    f"SELECT n, digest FROM {t}state_part WHERE key = :key", key=key)}
+                plan = plan_parts(data, stored)
+                if plan.delete:
+                    s.run(f"DELETE FROM {t}state_part WHERE key = :key AND "
+                          f"{d.among('n', 'ns')}", key=key, ns=d.listed(plan.delete))
+                s.many(f"INSERT INTO {t}state_part (key, n, digest, {d.part_column}) "
+                       "VALUES (:key, :n, :digest, :data)",
+                       [{"key": key, "n": n, "digest": h, "data": p} for n, h, p in plan.insert])
             added, holder = self._queue(s, events, claim, now)
             if lease is not None:
                 self._release(s, key, lease)
@@ -195,11 +197,13 @@ class Database(Leases, Budgets, ABC):
         d, t = self.dialect, self.dialect.prefix
         if not events:
             return 0, None
-        handles = d.listed(sorted({handle for _, handle, _ in events}))
+        handles = sorted({handle for _, handle, _ in events})
         holder, seconds = None, None
-        if claim is not None and s.one(
-                f"SELECT 1 FROM {t}outbox WHERE {d.among('handle', 'handles')} LIMIT 1",
-                handles=handles) is None:
+        # A handle at a time (nearly always the only one): `handle = :handle` costs SQLite no
+        # list of handles to build first, as among() does.
+        if claim is not None and not any(
+                s.one(f"SELECT 1 FROM {t}outbox WHERE handle = :handle LIMIT 1", handle=h)
+                for h in handles):
             holder, seconds = claim.owner, claim.seconds
         added = 0
         for event_id, handle, payload in events:
@@ -207,12 +211,12 @@ class Database(Leases, Budgets, ABC):
                 f"INSERT INTO {t}outbox (event_id, handle, payload, created_at, "
                 "next_attempt_at, claimed_by, claimed_until) VALUES (:id, :handle, :payload, "
                 f":now, :now, :holder, coalesce({d.clock} + :seconds, 0)) ON CONFLICT DO NOTHING",
-                id=event_id, handle=handle, payload=json.dumps(payload, separators=(",", ":")),
+                id=event_id, handle=handle, payload=compact_json(payload),
                 now=now, holder=holder, seconds=seconds).rowcount
         if holder is not None and added != len(events):  # an id given twice is queued once
             s.run(f"UPDATE {t}outbox SET claimed_by = NULL, claimed_until = 0 WHERE "
                   f"claimed_by = :holder AND {d.among('handle', 'handles')}",
-                  holder=holder, handles=handles)
+                  holder=holder, handles=d.listed(handles))
             holder = None
         return added, holder
 
@@ -225,8 +229,10 @@ class Database(Leases, Budgets, ABC):
         d = self.dialect
         rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
         if d.returning:  # one statement takes them and says which
-            taken = s.all(f"UPDATE {table} SET {take} WHERE {key} IN (SELECT {key} {rows}) "
-                          f"RETURNING {key}{also}", **args)
+            # (through a read that skips the rows others are taking, where a claim can)
+            which = f"{key} IN (SELECT {key} {rows})" if d.skip_locked else where
+            taken = s.all(f"UPDATE {table} SET {take} WHERE {which} RETURNING {key}{also}",
+                          **args)
             return {r[0]: tuple(r[1:]) for r in taken}
         got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
         if got:

@@ -37,7 +37,7 @@ class Leases:
             return claim
         ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
         with self._tx() as s:
-            now = s.one(f"SELECT {d.clock}")[0]
+            now = d.now(s)
             s.run(f"INSERT INTO {t}poll_lease (key) {d.each('keys')} ON CONFLICT DO NOTHING",
                   keys=ordered)
             due = "polled_at < :since" if polled_within is not None else "next_at <= :now"

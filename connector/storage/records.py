@@ -7,6 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+#: JSON text as the database keeps it: compact. One encoder for every call (json.dumps given
+#: separators makes a new one each time).
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 #: How an event is written by `save`: (event id, handle, payload).
 NewEvent = tuple[str, str, dict[str, Any]]
 

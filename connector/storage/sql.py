@@ -64,8 +64,13 @@ class Dialect:
         """A statement written with `:name` parameters, as this database's driver takes it."""
         return sql
 
+    def now(self, s: Session) -> float:
+        """What `clock` reads now (in `s`, a session of the database)."""
+        return float(s.one(f"SELECT {self.clock}")[0])
+
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        """A statement's parameters, with those the dialect adds (SQLite's :clock)."""
+        """A statement's parameters: `args` (a dict made for this statement), with those the
+        dialect adds (SQLite's :clock) put in it."""
         return args
 
 
@@ -84,12 +89,13 @@ class Session:
 
     def one(self, sql: str, **args: Any) -> Any:
         """The first row of `sql`, or None."""
-        return self.run(sql, **args).fetchone()
+        return self.conn.execute(self._statement(sql), self._bind(args)).fetchone()
 
     def all(self, sql: str, **args: Any) -> list[Any]:
-        return self.run(sql, **args).fetchall()
+        return self.conn.execute(self._statement(sql), self._bind(args)).fetchall()
 
     def many(self, sql: str, rows: list[dict[str, Any]]) -> None:
         """Execute `sql` once per row of parameters."""
         if rows:
-            self.conn.cursor().executemany(self._statement(sql), [self._bind(r) for r in rows])
+            self.conn.cursor().executemany(self._statement(sql),
+                                           [self._bind(dict(r)) for r in rows])

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import sqlite3
 import stat
@@ -28,6 +27,7 @@ from typing import Any
 from ..core.config import STATE_DB_ENV
 from ..core.errors import ConfigurationError, ConnectorError, StateError
 from .database import Database
+from .records import compact_json
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
 from .sqlite_schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
@@ -42,7 +42,7 @@ class SQLiteDialect(Dialect):
     order = "rowid"
     lock_row = ""
     skip_locked = ""
-    returning = False
+    returning = sqlite3.sqlite_version_info >= (3, 35)  # RETURNING came in 3.35
     no_index = "+"
     part_column = "text"
     parts_json = ("json_group_array(json_array(n, typeof(text) = 'blob', CASE WHEN typeof(text) "
@@ -61,10 +61,14 @@ class SQLiteDialect(Dialect):
         return f"SELECT value FROM json_each(:{name}) WHERE true"
 
     def listed(self, values: Iterable[Any]) -> str:
-        return json.dumps(list(values))
+        return compact_json(list(values))
+
+    def now(self, s: Session) -> float:
+        return time.time()  # what bind() gives :clock, without a statement to ask it
 
     def bind(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"clock": time.time(), **args}
+        args["clock"] = time.time()
+        return args
 
 
 DIALECT = SQLiteDialect()
@@ -92,6 +96,7 @@ class SQLiteDatabase(Database):
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
             self._db.create_function("gone", 1, self._gone_in_sql)
+            self._in_tx, self._in_session = _Use(self, "BEGIN IMMEDIATE"), _Use(self, None)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigurationError(f"cannot open the state database {self.path}: {exc}; "
                                      f"pass --state-db PATH or set {STATE_DB_ENV}",
@@ -156,23 +161,11 @@ class SQLiteDatabase(Database):
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[Session]:
-        with self._lock:
-            self._verdicts.clear()
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield Session(self._db, DIALECT)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> _Use:
+        return self._in_tx
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._lock:
-            self._verdicts.clear()
-            yield Session(self._db, DIALECT)
+    def _session(self) -> _Use:
+        return self._in_session
 
     def _lock_file(self, name: str) -> Path:
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
@@ -298,3 +291,30 @@ def _create(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, file_mode(path.parent)))
 
 
+class _Use:
+    """`with` it: the file's one connection as a Session, under the database's lock, in a
+    transaction when `begin` starts one (committed when the block ends, rolled back if it
+    raises). Made once per database: a statement costs no new objects."""
+
+    def __init__(self, db: SQLiteDatabase, begin: str | None) -> None:
+        self.db, self.begin = db, begin
+        self.session = Session(db._db, DIALECT)
+
+    def __enter__(self) -> Session:
+        db = self.db
+        db._lock.acquire()
+        try:
+            db._verdicts.clear()
+            if self.begin is not None:
+                db._db.execute(self.begin)
+        except BaseException:
+            db._lock.release()
+            raise
+        return self.session
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            if self.begin is not None:
+                self.db._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.db._lock.release()

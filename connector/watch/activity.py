@@ -117,13 +117,14 @@ class Activity:
         schedule's estimate is advice, not state anything depends on)."""
         if not isinstance(raw, dict):
             raise ValueError("an activity must be an object")
-        numbers = [raw.get(k) for k in ("events", "exposure", "burst", "cost")]
-        last, polls = raw.get("last"), raw.get("polls")
-        if not all(_finite(n) and n >= 0 for n in numbers) or numbers[3] < 1 or not (
-            last is None or _finite(last)) or type(polls) is not int or polls < 0:
+        events, exposure, last, burst, cost, polls = map(
+            raw.get, ("events", "exposure", "last", "burst", "cost", "polls"))
+        if not (_finite(events, exposure, burst, cost) and min(events, exposure, burst) >= 0
+                and cost >= 1 and (last is None or _finite(last)) and type(polls) is int
+                and polls >= 0):
             raise ValueError("an activity's figures must be finite, non-negative numbers")
-        events, exposure, burst, cost = (float(n) for n in numbers)
-        return cls(events, exposure, None if last is None else float(last), burst, cost, polls)
+        return cls(float(events), float(exposure), None if last is None else float(last),
+                   float(burst), float(cost), polls)
 
 
 def poisson_tail(n: int, mean: float) -> float:
@@ -144,6 +145,9 @@ def poisson_tail(n: int, mean: float) -> float:
     return min(1.0, total)
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-        value)
+def _finite(*values: Any) -> bool:
+    """Whether each of `values` is a finite number (a bool is not)."""
+    for v in values:
+        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+            return False
+    return True

@@ -77,11 +77,15 @@ class Health:
 
     def succeeded(self) -> Verdict:
         """A poll of the handle succeeded: back to its usual interval."""
-        if self == Health():
+        if self == HEALTHY:
             return Verdict(self, None, None)
         report = (f"answering again after {self.failures} failed "
                   f"poll{'s' * (self.failures != 1)}" if self.status != OK else None)
-        return Verdict(Health(), None, report)
+        return Verdict(HEALTHY, None, report)
+
+
+#: A handle whose polls go well (what a new handle is taken to be).
+HEALTHY = Health()
 
 
 @dataclass(frozen=True)

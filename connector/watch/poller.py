@@ -287,11 +287,14 @@ def _facts(metas: list[dict[str, Any]], total: int | None, remembered: int | Non
     """What `status` shows of a handle's list, from its last poll: its size as the upstream
     says, the accounts the watch has seen on it, whether new follows are left to read, and
     whether the list is deeper than the upstream lists."""
-    facts: dict[str, Any] = {"catchingUp": any(m.get("catchingUp") for m in metas),
-                             "atDepthCap": any(m.get("atDepthCap") for m in metas)}
-    tracked = [m["tracked"] for m in metas if isinstance(m.get("tracked"), int)]
-    totals = [m["total"] for m in metas if isinstance(m.get("total"), int)]
-    facts["total"] = totals[0] if totals else total
-    facts["seen"] = tracked[0] if tracked else remembered
+    facts: dict[str, Any] = {"catchingUp": False, "atDepthCap": False, "total": total,
+                             "seen": remembered}
+    for m in reversed(metas):  # the first trigger's figures stand
+        facts["catchingUp"] = facts["catchingUp"] or bool(m.get("catchingUp"))
+        facts["atDepthCap"] = facts["atDepthCap"] or bool(m.get("atDepthCap"))
+        if isinstance(m.get("total"), int):
+            facts["total"] = m["total"]
+        if isinstance(m.get("tracked"), int):
+            facts["seen"] = m["tracked"]
     return facts
 

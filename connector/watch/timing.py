@@ -21,6 +21,7 @@ from typing import Any
 
 from ..core.budget import CreditBucket
 from ..core.errors import InputError
+from ..storage import compact_json
 from .activity import Activity, Observation
 from .adaptive import DEFAULT_MAX_INTERVAL, DEFAULT_MIN_INTERVAL, AdaptiveSchedule, check_bounds
 from .backoff import Health
@@ -44,8 +45,8 @@ class Next:
     def kept(self, facts: dict[str, Any] | None = None) -> tuple[str, str]:
         """The activity and health (with `facts` of the list, for `status`) as JSON text, for
         the database."""
-        return (json.dumps(self.activity.to_json(), separators=(",", ":")),
-                json.dumps({**self.health.to_json(), **(facts or {})}, separators=(",", ":")))
+        return (compact_json(self.activity.to_json()),
+                compact_json({**self.health.to_json(), **(facts or {})}))
 
 
 def schedule_kind(schedule: str | None, budget: object) -> str:

@@ -32,6 +32,8 @@ RESERVED_HEADERS = frozenset({"content-length", "host", "idempotency-key", "tran
 DEFAULT_TIMEOUTS = Timeouts(connect=5.0, read=30.0, total=30.0)
 #: What is read of a receiver's answer: its status is what counts.
 MAX_REPLY_BYTES = 1024 * 1024
+#: A POST's body: the event as compact UTF-8 JSON (one encoder for every POST).
+_body = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -168,7 +170,7 @@ class Webhook:
         """POST one event as JSON, its eventId in `Idempotency-Key`. Never raises for HTTP or
         network trouble: the Outcome says what happened."""
         headers = {**self._headers, "Idempotency-Key": str(event["eventId"])}
-        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        body = _body(event).encode()
         started = time.monotonic()
         try:
             resp = self.transport.post(self.url, body, headers, self.timeouts)

@@ -30,6 +30,7 @@ from connector.storage import (
     open_database,
 )
 from connector.storage.parts import digest, plan_parts
+from connector.storage.sqlite import SQLiteDialect
 from tests.support import ROOT, load_state, raw_sql, run_cli
 
 KEY = "new_account_followed:alice"
@@ -333,7 +334,7 @@ def test_the_leases_and_claims_of_a_killed_worker_end_at_once(store, db):
 
 
 def query_plan(tmp_path, call, statement: str) -> str:
-    """SQLite's plan for the statement starting with `statement` that `call(database)` runs,
+    """SQLite's plan for the statement containing `statement` that `call(database)` runs,
     over a backlog of 300 events of as many handles."""
     with open_database(tmp_path / "s.db") as database:
         database.save(KEY, {}, events=[(f"e{i}", f"h{i}", {"eventId": f"e{i}"})
@@ -344,7 +345,7 @@ def query_plan(tmp_path, call, statement: str) -> str:
             call(database)
         finally:
             database._db.set_trace_callback(None)
-        query = next(s for s in statements if s.lstrip().startswith(statement))
+        query = next(s for s in statements if statement in s)
         return " | ".join(r[3] for r in database._db.execute("EXPLAIN QUERY PLAN " + query))
 
 
@@ -362,7 +363,8 @@ def test_events_claimed_by_id_are_looked_up_by_id_not_found_in_a_scan_of_the_bac
     def claim(database):
         assert database.claim_events(["e7", "e8"], "d1", claim_for=60) == ["e7", "e8"]
 
-    plan = query_plan(tmp_path, claim, "SELECT event_id FROM")
+    # The statement that picks them: an UPDATE ... RETURNING, or (SQLite before 3.35) a read.
+    plan = query_plan(tmp_path, claim, "next_attempt_at <=")
     assert plan.startswith("SEARCH outbox USING INDEX sqlite_autoindex_outbox_1"), plan
 
 
@@ -412,6 +414,24 @@ def test_a_claim_that_runs_out_lets_another_deliverer_in(store):
     assert store.claim_events(["e1"], "d2", claim_for=60) == []
     time.sleep(0.3)
     assert store.claim_events(["e1"], "d2", claim_for=60) == ["e1"]
+
+
+@pytest.mark.parametrize("scenario", [
+    test_a_handle_is_leased_to_one_worker_until_it_is_polled_and_then_not_due,
+    test_a_lease_that_runs_out_is_taken_over,
+    test_an_event_is_claimed_by_one_deliverer_at_a_time,
+    test_a_save_claims_the_events_it_queues_when_they_are_their_handles_only_ones,
+    test_a_claim_that_runs_out_lets_another_deliverer_in,
+], ids=lambda scenario: scenario.__name__[5:])
+def test_claims_are_the_same_with_a_sqlite_older_than_returning(scenario, tmp_path,
+                                                                 monkeypatch):
+    """Where SQLite has no RETURNING (before 3.35), a claim reads the rows, then takes them."""
+    monkeypatch.setattr(SQLiteDialect, "returning", False)
+    statements: list[str] = []
+    with open_database(tmp_path / "old.db") as database:
+        database._db.set_trace_callback(statements.append)
+        scenario(database)
+    assert statements and not any("RETURNING" in s for s in statements)
 
 
 def test_the_outbox_counts_lists_requeues_and_discards_by_handle_and_by_id(store):
