@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
+    from ..core.config import API_KEY_ENV, MissingApiKey
     from ..core.errors import exit_code
 
     secrets = args.secrets
@@ -49,7 +50,11 @@ def _run(args: Any) -> int:
         sys.stdout.flush()  # a reader that left is found here, not in the flush at exit
         return code
     except ConnectorError as err:
-        say(f"{PROG}: {_in_cli_words(err).message}", secrets)
+        if isinstance(err, MissingApiKey):
+            # Python's wording names an argument no one on a command line can pass.
+            err = err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
+                               "built-in stand-in (demo accounts, no key needed)")
+        say(f"{PROG}: {err.message}", secrets)
         return exit_code(err)
     except KeyboardInterrupt:
         say(f"{PROG}: interrupted")
@@ -67,17 +72,6 @@ def _run(args: Any) -> int:
         say(f"{PROG}: internal error ({type(err).__name__}): {err}; run with -vv for details "
             "and report it", secrets)
         return exit_code(err)
-
-
-def _in_cli_words(err: ConnectorError) -> ConnectorError:
-    """The error as the command line says it: no key names the variable and --sandbox (the
-    Python wording names an argument no one on a command line can pass)."""
-    from ..core.config import API_KEY_ENV, MissingApiKey
-
-    if isinstance(err, MissingApiKey):
-        return err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
-                            "built-in stand-in (demo accounts, no key needed)")
-    return err
 
 
 def _check_state_db_env(args: Any) -> None:
@@ -161,11 +155,8 @@ def _parser(command: str | None = None) -> Parser:
     from . import commands, outbox, serve, status, watch
 
     target = _Commands(sub, command)
-    commands.add_commands(target)
-    watch.add_commands(target)
-    outbox.add_commands(target)
-    status.add_commands(target)
-    serve.add_commands(target)
+    for module in (commands, watch, outbox, status, serve):
+        module.add_commands(target)
     if command is not None and command not in sub.choices:
         return _parser()  # not a command: the full parser names the real ones
     return p

@@ -23,7 +23,8 @@ GLOBALS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                                "key; state apart from the real one)")),
     (("--base-url",), dict(metavar="URL", help="API base URL (default: $DUMPLINGAI_BASE_URL "
                                                "or https://app.dumplingai.com)")),
-    (("-v", "--verbose"), dict(action="count", help="more detail on stderr (-vv: HTTP too)")),
+    (("-v", "--verbose"), dict(action="count", default=0,
+                               help="more detail on stderr (-vv: HTTP too)")),
 ]
 
 
@@ -32,12 +33,10 @@ def add_globals(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     that is not given leaves the global value alone."""
     group = parser.add_argument_group("global options")
     for flags, kwargs in GLOBALS:
-        dest = flags[-1].lstrip("-").replace("-", "_")
-        extra: dict[str, Any] = {"dest": f"sub_{dest}", "default": argparse.SUPPRESS} if sub \
-            else {"dest": dest, "default": 0 if kwargs.get("action") == "count" else None}
-        if kwargs.get("action") == "store_true" and not sub:
-            extra["default"] = False
-        group.add_argument(*flags, **kwargs, **extra)
+        if sub:
+            kwargs = {**kwargs, "dest": "sub_" + flags[-1].lstrip("-").replace("-", "_"),
+                      "default": argparse.SUPPRESS}
+        group.add_argument(*flags, **kwargs)
 
 
 def merge_globals(args: argparse.Namespace) -> None:
