@@ -49,14 +49,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                          field="eventIds")
     # A bad --webhook is refused before the outbox changes, not after the events were requeued.
     webhook = webhook_for(args) if args.action == "retry" and args.webhook else None
-    with webhook if webhook is not None else contextlib.nullcontext():
-        return _outbox(args, webhook)
-
-
-def _outbox(args: argparse.Namespace, webhook: Any) -> int:
     from ..storage import Outbox
 
-    with Outbox(state_target(args)) as box:
+    with webhook or contextlib.nullcontext(), Outbox(state_target(args)) as box:
         if args.action == "list":
             return _list(box, args)
         ids = None if args.all else list(dict.fromkeys(args.event_ids))
