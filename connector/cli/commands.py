@@ -30,7 +30,6 @@ from .common import (
     state_db_arg,
     state_target,
     whole_number,
-    write_items,
 )
 from .options import example, examples, input_default, input_help, input_option
 
@@ -194,9 +193,7 @@ def interrupts_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-    if caught and old is signal.default_int_handler:
-        raise KeyboardInterrupt
-    if caught and callable(old):
+    if caught and callable(old):  # Python's own handler raises KeyboardInterrupt
         old(caught[0], None)
 
 
@@ -212,14 +209,19 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if not args.unfollows and args.reconcile_every is not None:
         raise InputError("--reconcile-every needs --unfollows", field="reconcileEvery")
     with credentials_for(args) as creds, open_store(state_target(args)) as store:
-        batch = store.poll(args.handle, inputs={k: v for k, v in inputs.items() if v is not None},
-                           credentials=creds, operation=operation)
-        with batch:
-            write_items(batch.items, "jsonl", sys.stdout)
-            sys.stdout.flush()  # the lines are out before the state moves on
-            batch.commit()
-    print(args.secrets.scrub(poll_summary(batch.meta)), file=sys.stderr)
+        _print_poll(store.poll(args.handle, credentials=creds, operation=operation,
+                               inputs={k: v for k, v in inputs.items() if v is not None}),
+                    args.secrets)
     return 0
+
+
+def _print_poll(batch: Any, secrets: Any) -> None:
+    """A poll's items as JSON lines, then its state saved, then its summary on stderr."""
+    with batch:
+        ItemWriter("jsonl", sys.stdout).write(batch.items)
+        sys.stdout.flush()  # the lines are out before the state moves on
+        batch.commit()
+    print(secrets.scrub(poll_summary(batch.meta)), file=sys.stderr)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -236,12 +238,11 @@ def _environment(creds: dict[str, Any]) -> Iterator[None]:
     """DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL set from `creds` for the block."""
     from ..core.config import API_KEY_ENV, BASE_URL_ENV
 
-    names = {"apiKey": API_KEY_ENV, "baseUrl": BASE_URL_ENV}
-    before = {env: os.environ.get(env) for env in names.values()}
+    given = {env: creds[field] for field, env in (("apiKey", API_KEY_ENV),
+                                                   ("baseUrl", BASE_URL_ENV)) if creds.get(field)}
+    before = {env: os.environ.get(env) for env in given}
+    os.environ.update(given)
     try:
-        for field, env in names.items():
-            if creds.get(field):
-                os.environ[env] = creds[field]
         yield
     finally:
         for env, value in before.items():
@@ -288,12 +289,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     say(f"... waiting {args.interval:g}s for @{args.handle} to follow more "
                         "accounts")
                     time.sleep(args.interval)
-                with store.poll(args.handle, inputs={"count": 30},
-                                credentials=creds) as batch:
-                    write_items(batch.items, "jsonl", sys.stdout)
-                    sys.stdout.flush()
-                    batch.commit()
-                print(poll_summary(batch.meta), file=sys.stderr)
+                _print_poll(store.poll(args.handle, inputs={"count": 30}, credentials=creds),
+                            args.secrets)
     return 0
 
 

@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
 from ..core.config import check_base_url
-from ..core.errors import InputError
 from ..core.redact import one_line
 from ..core.secrets import Secrets
 
@@ -55,11 +54,6 @@ def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
     return handler
 
 
-def child_logging(verbose: int, secret_values: list[str]) -> None:
-    """The same logging in a `watch --processes` child (which starts with none)."""
-    setup_logging(verbose, Secrets(*secret_values))
-
-
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's layout, keeping indented lines (examples) of a description or epilog as
     they are written, and wrapping the other paragraphs."""
@@ -86,10 +80,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {one_line(message, 300)} (see --help)\n")
 
 
-def say(text: str, secrets: Secrets | None = None, out: TextIO | None = None) -> None:
-    """One line on stderr (or `out`), secrets removed."""
+def say(text: str, secrets: Secrets | None = None) -> None:
+    """One line on stderr, secrets removed."""
     line = one_line(text)
-    print(secrets.scrub(line) if secrets else line, file=out or sys.stderr, flush=True)
+    print(secrets.scrub(line) if secrets else line, file=sys.stderr, flush=True)
 
 
 @contextmanager
@@ -211,37 +205,16 @@ def _short(text: str) -> str:
     return repr(text if len(text) <= 30 else text[:27] + "...")
 
 
-def read_text_file(path: str, option: str) -> str:
-    """A UTF-8 text file named on the command line ('-' is stdin), or an InputError."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read(10 * 2**20 + 1)
-    except UnicodeDecodeError:
-        raise InputError(f"{option} {path} is not a UTF-8 text file", field=option) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {option} {path}: {exc.strerror}", field=option) from None
-
-
-def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO, *, header: bool = True
-                ) -> None:
-    writer = ItemWriter(fmt, out, header=header)
-    writer.write(items)
-    writer.close()
-
-
 class ItemWriter:
     """Writes items in one of the output formats as they come (a page at a time), so nothing
     has to be held until the end; `close()` ends the document. The output is the same as
     writing all the items at once."""
 
-    def __init__(self, fmt: str, out: TextIO, *, header: bool = True) -> None:
+    def __init__(self, fmt: str, out: TextIO) -> None:
         self.fmt = fmt
         self.out = out
         self.count = 0
         self._rows: Any = None
-        self._header = header  # a CSV header still to write, with the first row
         if fmt == "csv":
             import csv
 
@@ -263,7 +236,8 @@ class ItemWriter:
             self.out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
             self.count += len(items)
         else:
-            self._write_header()
+            if not self.count:
+                self._rows.writeheader()
             self._rows.writerows(items)
             self.count += len(items)
 
@@ -273,41 +247,31 @@ class ItemWriter:
         array or a bare header would read as "no accounts"."""
         if self.fmt == "json" and (self.count or complete):
             self.out.write("\n]\n" if self.count else "[]\n")
-        elif self.fmt == "csv" and complete:
-            self._write_header()
-
-    def _write_header(self) -> None:
-        if self._header:
+        elif self.fmt == "csv" and complete and not self.count:
             self._rows.writeheader()
-            self._header = False
 
 
 def poll_summary(meta: dict[str, Any]) -> str:
+    """`@alice: 1 new follow, 1 request, 10 credits` (or `@alice: 1 unfollow, 4 requests, 40
+    credits, count 56 short by 1`) and the poll's warnings."""
     if "unfollows" in meta:
-        return unfollow_summary(meta)
-    what = "baseline taken, " if meta["baseline"] else ""
-    extra = (f", catching up ({plural(meta['pendingGaps'], 'gap')})" if meta["catchingUp"]
-             else "")
-    line = (f"@{meta['handle']}: {what}{plural(meta['newFollows'], 'new follow')}, "
+        what, found = "learning the list, ", plural(meta["unfollows"], "unfollow")
+        extra = {"agreed": f", count {meta['total']} agreed",
+                 "higher": f", count {meta['total']} higher (not an unfollow)",
+                 "short": f", count {meta['total']} short by "
+                          f"{(meta['expectedTotal'] or 0) - (meta['total'] or 0)}",
+                 "noTotal": ", no count sent"}.get(meta["check"] or "", "")
+        if meta["fullRead"]:
+            extra += ", full read done"
+        if meta["readingList"]:
+            extra += ", reading the list (goes on next poll)"
+    else:
+        what, found = "baseline taken, ", plural(meta["newFollows"], "new follow")
+        extra = (f", catching up ({plural(meta['pendingGaps'], 'gap')})" if meta["catchingUp"]
+                 else "")
+    line = (f"@{meta['handle']}: {what if meta['baseline'] else ''}{found}, "
             f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
             f"{extra}")
-    return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
-
-
-def unfollow_summary(meta: dict[str, Any]) -> str:
-    """`@alice: 1 unfollow, 4 requests, 40 credits, count 56 short by 1` and warnings."""
-    what = "learning the list, " if meta["baseline"] else ""
-    check = {"agreed": f", count {meta['total']} agreed",
-             "higher": f", count {meta['total']} higher (not an unfollow)",
-             "short": f", count {meta['total']} short by "
-                      f"{(meta['expectedTotal'] or 0) - (meta['total'] or 0)}",
-             "noTotal": ", no count sent"}.get(meta["check"] or "", "")
-    extra = ", full read done" if meta["fullRead"] else ""
-    if meta["readingList"]:
-        extra += ", reading the list (goes on next poll)"
-    line = (f"@{meta['handle']}: {what}{plural(meta['unfollows'], 'unfollow')}, "
-            f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
-            f"{check}{extra}")
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
 
 

@@ -20,12 +20,11 @@ from typing import Any
 from ..core.errors import InputError
 from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, UNFOLLOWS
 from .common import (
-    child_logging,
     credentials_for,
     path_text,
-    read_text_file,
     say,
     seconds,
+    setup_logging,
     state_db_arg,
     state_target,
     whole_number,
@@ -185,12 +184,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         # Bad bounds or a budget too small for a poll: refused before anything is sent.
         _, kind = check_spending(args.budget, args.schedule, args.interval, args.min_interval,
                                  args.max_interval, len(args.events))
-        options = dict(store=state_target(args), interval=args.interval,
-                       concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
-                       first_run=args.first_run, max_attempts=args.max_attempts,
-                       events=args.events, reconcile_every=args.reconcile_every,
-                       lease=args.lease, budget=args.budget, schedule=args.schedule,
-                       min_interval=args.min_interval, max_interval=args.max_interval)
+        options = {name: getattr(args, name) for name in (
+            "interval", "concurrency", "count", "max_pages", "first_run", "max_attempts",
+            "events", "reconcile_every", "lease", "budget", "schedule", "min_interval",
+            "max_interval")}
+        options["store"] = state_target(args)
         with credentials_for(args) as creds, _metrics(args) as metrics, _watcher(
                 args, handles, webhook, creds, {**options, "metrics": metrics}) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
@@ -214,7 +212,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         args.secrets)
                     watcher.run(on_summary=_print_summary)
                     code = 0
-        return stop.exit_code if stop.signum is not None else code
+        return _GracefulStop.EXIT_CODES.get(stop.signum, code)  # type: ignore[call-overload]
 
 
 def _metrics(args: argparse.Namespace) -> Any:
@@ -248,7 +246,8 @@ def _watcher(args: argparse.Namespace, handles: list[str], webhook: Any,
         processes = auto_processes(args.concurrency, count)
     if min(processes, count) == 1:
         return Watcher(handles, webhook, credentials=credentials, **options)
-    log_setup = functools.partial(child_logging, args.verbose, list(args.secrets.values))
+    # The same logging in each child, which starts with none.
+    log_setup = functools.partial(setup_logging, args.verbose, args.secrets)
     return WatcherGroup(handles, webhook, processes=processes, credentials=credentials,
                         log_setup=log_setup, **options)
 
@@ -262,16 +261,26 @@ def webhook_for(args: argparse.Namespace) -> Any:
     # Known as secrets before anything can fail, so no message can show them.
     args.secrets.webhook(args.webhook, (header.partition(":")[2] for header in args.header))
     headers = [parse_header(h) for h in args.header]
-    webhook = Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
-                      timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
-                                        args.webhook_timeout),
-                      pool_size=getattr(args, "concurrency", 4))
-    return webhook
+    return Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
+                   timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
+                                     args.webhook_timeout),
+                   pool_size=getattr(args, "concurrency", 4))
 
 
 def read_handles_file(path: str) -> list[str]:
-    """Handles from a file, one a line; blank lines and '#' comments are skipped."""
-    text = read_text_file(path, "--handles-file")
+    """Handles from a UTF-8 text file ('-' is stdin), one a line; blank lines and '#' comments
+    are skipped."""
+    option = "--handles-file"
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read(10 * 2**20 + 1)
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path} is not a UTF-8 text file", field=option) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {option} {path}: {exc.strerror}", field=option) from None
     return [h for h in (line.split("#", 1)[0].strip() for line in text.splitlines()) if h]
 
 
@@ -290,16 +299,12 @@ class _GracefulStop:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
-    @property
-    def exit_code(self) -> int:
-        return self.EXIT_CODES.get(self.signum, 1)  # type: ignore[call-overload]
-
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
             kill = getattr(self.watcher, "kill", None)  # a WatcherGroup's processes
             if kill is not None:
                 kill()
-            os._exit(self.EXIT_CODES.get(signum, 1))  # type: ignore[call-overload]
+            os._exit(self.EXIT_CODES[signum])  # type: ignore[index]
         self.signum = signum
         # os.write, not print: a signal can arrive while the main thread is inside print().
         os.write(2, b"watch: stopping after the deliveries in flight (signal again to quit "
