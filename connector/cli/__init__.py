@@ -113,19 +113,21 @@ class _Skipped:
 
 
 class _Commands:
-    """The subparsers action, building only `command`'s parser (None: all of them), each with
-    the global options too (`--sandbox`, `--base-url`, `-v` go before or after the command),
-    unless it has commands of its own (`auth`: its `test` takes them)."""
+    """The subparsers action, building only `command`'s parser (None: all of them), each run
+    by its `func` and with the global options too (`--sandbox`, `--base-url`, `-v` go before
+    or after the command), unless it has commands of its own and no `func` (`auth`: its `test`
+    takes them)."""
 
     def __init__(self, sub: Any, command: str | None) -> None:
         self.sub = sub
         self.command = command
 
-    def add_parser(self, name: str, *, group: bool = False, **kwargs: Any) -> Any:
+    def add_parser(self, name: str, func: Any = None, **kwargs: Any) -> Any:
         if self.command is not None and name != self.command:
             return _Skipped()
         parser = self.sub.add_parser(name, **kwargs)
-        if not group:
+        if func is not None:
+            parser.set_defaults(func=func)
             add_globals(parser, sub=True)
         return parser
 

@@ -40,7 +40,7 @@ POLL_OPERATIONS = {NEW_FOLLOWS.key: "", UNFOLLOWS.key: "with --unfollows"}
 def add_commands(sub: Any) -> None:
     handle = example(ACTION.key, "handle")
     c = sub.add_parser(
-        "list", help="list whom a handle follows",
+        "list", cmd_list, help="list whom a handle follows",
         description="Whom HANDLE follows, newest follow first, one JSON line (or CSV row) "
                     "per account, printed a page at a time; a summary on stderr says what it "
                     "cost and where to continue. Python: connector.stream().",
@@ -60,10 +60,10 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--format", choices=("jsonl", "json", "csv"), default="jsonl",
                    help="jsonl: one JSON object a line; json: one array; csv: a header and a "
                         "row per account (default: jsonl)")
-    c.set_defaults(func=cmd_list)
 
     c = sub.add_parser(
-        "poll", help="print new follows (or --unfollows) since the last poll (SQLite state)",
+        "poll", cmd_poll,
+        help="print new follows (or --unfollows) since the last poll (SQLite state)",
         description="The trigger New Account Followed (or with --unfollows, Account "
                     "Unfollowed) once: the accounts HANDLE followed since the last poll, one "
                     "JSON line each, oldest first, then the state is saved. The first poll "
@@ -83,29 +83,27 @@ def add_commands(sub: Any) -> None:
     input_option(c, "--max-pages", "maxPages", POLL_OPERATIONS)
     input_option(c, "--first-run", "firstRun", POLL_OPERATIONS)
     input_option(c, "--reconcile-every", "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
-    c.set_defaults(func=cmd_poll)
 
     c = sub.add_parser(
-        "invoke", help="runner protocol: JSON request on stdin, JSON on stdout",
+        "invoke", cmd_invoke, help="runner protocol: JSON request on stdin, JSON on stdout",
         description="One JSON request on stdin, one JSON response on stdout; exit 2 for bad "
                     "input (nothing sent), 1 for anything else. Python: connector.invoke().",
         epilog=examples(
             f"echo '{{\"operation\": \"{NEW_FOLLOWS.key}\", \"inputs\": {{\"handle\": "
             f"\"{handle}\"}}, \"state\": null}}' | {PROG} invoke"))
-    c.set_defaults(func=cmd_invoke)
 
-    c = sub.add_parser("manifest", help="print the manifests as JSON",
+    c = sub.add_parser("manifest", cmd_manifest, help="print the manifests as JSON",
                        epilog=examples(f"{PROG} manifest", f"{PROG} manifest {ACTION.key}"))
     c.add_argument("key", nargs="?", help="one manifest (connector or an operation key)")
-    c.set_defaults(func=cmd_manifest)
 
-    c = sub.add_parser("sandbox", help="run the local stand-in server with demo accounts",
+    c = sub.add_parser("sandbox", cmd_sandbox,
+                       help="run the local stand-in server with demo accounts",
                        epilog=examples(f"{PROG} sandbox --port 8787"))
     c.add_argument("--port", type=whole_number(0, 65535), default=8787,
                    help="port on 127.0.0.1 (0 to 65535, 0: any free one; default: 8787)")
-    c.set_defaults(func=cmd_sandbox)
 
-    c = sub.add_parser("demo", help="watch the trigger detect new follows on the stand-in",
+    c = sub.add_parser("demo", cmd_demo,
+                       help="watch the trigger detect new follows on the stand-in",
                        epilog=examples(f"{PROG} demo", f"{PROG} demo --polls 5 --interval 2"))
     c.add_argument("--handle", default="busy_demo",
                    help="a demo account of the stand-in (default: busy_demo)")
@@ -114,10 +112,10 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--interval", type=seconds(0, 3600), default=4.0,
                    help="seconds between polls (more than 0, at most 3600; default: 4)")
     state_db_arg(c, default_help="a temporary file")
-    c.set_defaults(func=cmd_demo)
 
     c = sub.add_parser(
-        "completion", help="print a shell completion script (the completion extra: shtab)",
+        "completion", cmd_completion,
+        help="print a shell completion script (the completion extra: shtab)",
         description="A completion script for the shell, generated once from this command "
                     "line (commands, options, choices): nothing runs when you press Tab. "
                     "Needs shtab: pip install shtab, or the completion extra.",
@@ -125,7 +123,6 @@ def add_commands(sub: Any) -> None:
                         f"{PROG}",
                         f"{PROG} completion zsh > ~/.zfunc/_{PROG}"))
     c.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
-    c.set_defaults(func=cmd_completion)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from .watch import webhook_args, webhook_for
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "outbox", help="list, retry or discard parked webhook events",
+        "outbox", cmd_outbox, help="list, retry or discard parked webhook events",
         description="Events that failed --max-attempts deliveries are parked, never dropped. "
                     "list shows them (--all: pending ones too, with when each is next tried); "
                     "retry puts parked events back in the queue, due now (--all: every "
@@ -39,8 +39,6 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--format", choices=("table", "jsonl"), default="table",
                    help="list output (default table; jsonl has the whole event)")
     webhook_args(c, for_retry=True)
-    c.set_defaults(func=cmd_outbox)
-
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:

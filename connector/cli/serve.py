@@ -16,7 +16,7 @@ from .options import add_globals, examples
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "serve", help="the invoke protocol over HTTP, for n8n and other HTTP runners",
+        "serve", cmd_serve, help="the invoke protocol over HTTP, for n8n and other HTTP runners",
         description="Serve GET /healthz, GET /v1/manifests, POST /v1/run (an invoke request; "
                     "the DumplingAI key in 'Authorization: Bearer') and POST /v1/auth/test. "
                     "Needs the serve extra: " + install_extra("serve", "waitress") + ".",
@@ -38,9 +38,8 @@ def add_commands(sub: Any) -> None:
                    help="a client must send each request whole within this many seconds, and "
                         "an idle connection is closed after as many (more than 0, at most 3600; "
                         "default: 30)")
-    c.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("auth", help="check credentials", group=True)
+    c = sub.add_parser("auth", help="check credentials")
     auth = c.add_subparsers(dest="auth_command", required=True, metavar="COMMAND",
                             parser_class=Parser)
     t = auth.add_parser(

@@ -41,7 +41,8 @@ log = logging.getLogger("connector.watch")
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "watch", help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
+        "watch", cmd_watch,
+        help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
         description="Poll each HANDLE for new follows every --interval and POST each new follow "
                     "to --webhook as JSON, through a SQLite outbox: nothing detected is lost, "
                     "even if the receiver is down or the process is killed.",
@@ -107,7 +108,6 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
-    c.set_defaults(func=cmd_watch)
 
 
 def webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> None:
