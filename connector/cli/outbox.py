@@ -58,7 +58,6 @@ def cmd_outbox(args: argparse.Namespace) -> int:
         if args.action == "discard":
             done = box.discard(ids)
             say(f"outbox: discarded {plural(done, 'parked event')}")
-            known = parked
         else:
             # --all: parked events back in the queue, and pending ones due now (the receiver
             # was fixed: nothing should wait out its backoff).
@@ -67,16 +66,22 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             say(f"outbox: {plural(len(parked) if ids is None else done, 'parked event')} back "
                 f"in the queue" + (f", {plural(pending, 'pending event')} due now"
                                    if ids is None and pending else ""))
-            known = parked if ids is not None else set(before)
         code = 0
         if ids is not None and len(ids) > done:
             missing = [i for i in ids if i not in parked]
             say(f"outbox: not parked (unknown, pending or already delivered): "
                 f"{', '.join(missing)}", args.secrets)
             code = 1
-        targets = known if ids is None else known.intersection(ids)
+        # Delivered now (retry --webhook): what was just put back in the queue.
+        targets = set(before) if ids is None else parked.intersection(ids)
         if webhook is not None and targets:
-            code = max(code, _deliver_now(box, args, webhook, targets))
+            from ..watch.delivery import Deliverer
+
+            result = Deliverer(box.database, webhook).run_pass(only=targets)
+            say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
+                + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
+                   if result.failed else ""), args.secrets)
+            code = max(code, 0 if result.delivered == len(targets) else 1)
         return code
 
 
@@ -105,12 +110,3 @@ def _list(box: Any, args: argparse.Namespace) -> int:
     say(f"outbox: {counts['parked']} parked, {counts['pending']} pending")
     return 0
 
-
-def _deliver_now(box: Any, args: argparse.Namespace, webhook: Any, targets: set[str]) -> int:
-    from ..watch.delivery import Deliverer
-
-    result = Deliverer(box.database, webhook).run_pass(only=targets)
-    say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
-        + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
-           if result.failed else ""), args.secrets)
-    return 0 if result.delivered == len(targets) else 1
