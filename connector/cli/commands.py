@@ -253,8 +253,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from ..core import manifests
 
     data = manifests.load(args.key) if args.key else manifests.load_all()
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print(json.dumps(data, indent=2))
     return 0
 
 

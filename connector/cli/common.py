@@ -275,9 +275,9 @@ def poll_summary(meta: dict[str, Any]) -> str:
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
 
 
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """`1 account`, `2 accounts` (`nouns` when the plural is not noun + s)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+def plural(count: int, noun: str) -> str:
+    """`1 account`, `2 accounts`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def rate(meta: dict[str, Any]) -> str:

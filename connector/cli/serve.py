@@ -88,8 +88,7 @@ def cmd_auth_test(args: argparse.Namespace) -> int:
 
     with credentials_for(args) as creds:
         result = check_credentials(creds, handle=args.handle)
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
+    print(json.dumps(result))
     say(f"ok: {result['message']}; {result['creditsUsed']} credits", args.secrets)
     return 0
 
