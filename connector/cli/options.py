@@ -83,23 +83,23 @@ def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
         raise ValueError(f"no operation of {list(operations)} has the input {name!r}")
     first = next(iter(found))
     prop = found[first]
-    kwargs: dict[str, Any] = {"metavar": metavar}
+    kwargs: dict[str, Any] = {}
     notes = []
     choices = [c["const"] for c in prop.get("oneOf", []) if "const" in c] or prop.get("enum")
     if choices:
         kwargs["choices"] = choices
-        kwargs["metavar"] = metavar or "{" + ",".join(choices) + "}"
-        notes.append("; ".join(f"{c['const']}: {c['title']}" for c in prop["oneOf"])
-                     if "oneOf" in prop else "")
+        # argparse's own form, given for shtab: its zsh script shows a metavar, or the dest.
+        metavar = metavar or "{" + ",".join(choices) + "}"
+        notes.append("; ".join(f"{c['const']}: {c['title']}" for c in prop.get("oneOf", [])))
     elif "integer" in _types(prop):
         low = _extreme(found, "minimum", min)
         high = _extreme(found, "maximum", max)
         kwargs["type"] = whole_number(low if low is not None else 0, high)
-        kwargs["metavar"] = metavar or "N"
+        metavar = metavar or "N"
         notes.append(_bounds(low, high))
     elif "number" in _types(prop):
         kwargs["type"] = cursor
-        kwargs["metavar"] = metavar or "CURSOR"
+        metavar = metavar or "CURSOR"
     notes.append(_defaults(found, operations))
     missing = [how for key, how in operations.items() if key not in found]
     if "" in missing:  # not an input of the command's own operation
@@ -109,8 +109,8 @@ def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
     text = input_help(first, name)
     if also:
         text = f"{text} {also}".strip()
-    kwargs["help"] = f"{text} ({'; '.join(n for n in notes if n)})".replace("%", "%%")
-    parser.add_argument(flag, dest=flag.lstrip("-").replace("-", "_"), **kwargs)
+    parser.add_argument(flag, metavar=metavar, **kwargs,
+                        help=f"{text} ({'; '.join(n for n in notes if n)})".replace("%", "%%"))
 
 
 def _props(key: str) -> dict[str, Any]:
