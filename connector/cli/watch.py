@@ -22,6 +22,7 @@ from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, U
 from .common import (
     credentials_for,
     path_text,
+    plural,
     say,
     seconds,
     setup_logging,
@@ -156,9 +157,6 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-# watch
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     from ..watch.webhook import sample_event
 
@@ -199,12 +197,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     _print_summary(summary)
                     code = 0 if summary.ok else 1
                 else:
-                    n = len(watcher.handles)
                     processes = getattr(watcher, "processes", 1)
                     when = (f"on the {kind} schedule (from every {args.interval:g}s)"
                             if kind == "adaptive" else f"every {args.interval:g}s")
                     spend = f", budget {args.budget}" if args.budget else ""
-                    say(f"watch: {n} handle{'s' * (n != 1)} {when}{spend} to "
+                    say(f"watch: {plural(len(watcher.handles), 'handle')} {when}{spend} to "
                         f"{webhook.redacted}, state in {watcher.location}"
                         f"{f', in {processes} processes' if processes > 1 else ''}; a summary "
                         "line every interval"
