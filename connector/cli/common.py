@@ -180,8 +180,8 @@ def cursor(text: str) -> str:
         number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf
     except ValueError:
         number = math.nan
-    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)) \
-            or number < 0:  # cursors are follow times: a negative one is no place in a list
+    # A number is held to is_cursor's rule too; cursors are follow times, never negative.
+    if not (is_cursor(value) or is_cursor(number)) or number < 0:
         raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number from 0, of "
                                          f"at most {MAX_DIGITS} digits), got {_short(text)}")
     return value
