@@ -12,9 +12,11 @@ import os
 import sys
 from typing import Any
 
-from ..core.errors import ConnectorError
+from ..core import manifests
+from ..core.config import API_KEY_ENV, STATE_DB_ENV, MissingApiKey
+from ..core.errors import ConnectorError, InputError, exit_code
 from ..core.secrets import Secrets
-from .common import PROG, Parser, say, setup_logging
+from .common import PROG, Parser, path_problem, say, setup_logging
 from .options import add_globals, examples, merge_globals
 
 __all__ = ["SIGPIPE_EXIT", "main"]
@@ -40,9 +42,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
-    from ..core.config import API_KEY_ENV, MissingApiKey
-    from ..core.errors import exit_code
-
     secrets = args.secrets
     try:
         _check_state_db_env(args)
@@ -77,10 +76,6 @@ def _run(args: Any) -> int:
 def _check_state_db_env(args: Any) -> None:
     """$TIKTOK_FOLLOWING_STATE_DB, where a command is about to use it, is held to --state-db's
     rules (argparse checks only the option), before anything is created."""
-    from ..core.config import STATE_DB_ENV
-    from ..core.errors import InputError
-    from .common import path_problem
-
     value = os.environ.get(STATE_DB_ENV)
     if getattr(args, "state_db", "") is None and value:  # set but empty is "not set"
         problem = path_problem(value)
@@ -144,8 +139,6 @@ def _parser(command: str | None = None) -> Parser:
                    f"{PROG} poll stoolpresidente --state-db ./follows.db",
                    f"{PROG} demo"),
     )
-    from ..core import manifests
-
     version = manifests.load(manifests.CONNECTOR_KEY)["version"]  # what `serve` reports too
     p.add_argument("--version", action="version", version=f"%(prog)s {version}",
                    help="print the version and exit")

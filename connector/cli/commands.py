@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ..core.errors import ConfigurationError, InputError
+from ..core import manifests
+from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..operations.registry import ACTION, NEW_FOLLOWS, UNFOLLOWS
 from .common import (
     PROG,
@@ -127,7 +129,6 @@ def add_commands(sub: Any) -> None:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from ..api import stream
-    from ..core.errors import ConnectorError
 
     inputs = {"handle": args.handle, "maxPages": args.max_pages, "maxItems": args.max_items,
               "count": args.count, "minTime": args.min_time}
@@ -233,8 +234,6 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 @contextmanager
 def _environment(creds: dict[str, Any]) -> Iterator[None]:
     """DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL set from `creds` for the block."""
-    from ..core.config import API_KEY_ENV, BASE_URL_ENV
-
     given = {env: creds[field] for field, env in (("apiKey", API_KEY_ENV),
                                                    ("baseUrl", BASE_URL_ENV)) if creds.get(field)}
     before = {env: os.environ.get(env) for env in given}
@@ -250,8 +249,6 @@ def _environment(creds: dict[str, Any]) -> Iterator[None]:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from ..core import manifests
-
     data = manifests.load(args.key) if args.key else manifests.load_all()
     print(json.dumps(data, indent=2))
     return 0

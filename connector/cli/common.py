@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
 from ..core.config import check_base_url
+from ..core.cursors import MAX_DIGITS, is_cursor
 from ..core.redact import one_line
 from ..core.secrets import Secrets
 
@@ -173,8 +174,6 @@ def whole_number(low: int, high: int | None) -> Any:
 def cursor(text: str) -> str:
     """An argparse type: a cursor to resume from (an earlier nextCursor), kept as the text it
     is: turned into a float, 1700000045 would travel as 1700000045.0."""
-    from ..core.cursors import MAX_DIGITS, is_cursor
-
     value = text.strip()
     try:
         number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf

@@ -9,7 +9,8 @@ import logging
 import sys
 from typing import Any
 
-from ..core.config import install_extra
+from ..core.config import env_api_key, install_extra
+from ..core.errors import InputError
 from .common import Parser, RedactingFormatter, credentials_for, say, seconds, whole_number
 from .options import add_globals, examples
 
@@ -55,8 +56,6 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..core.config import env_api_key
-    from ..core.errors import InputError
     from ..serve.server import serve
 
     if args.sandbox or args.base_url is not None:
