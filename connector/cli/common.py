@@ -227,18 +227,16 @@ class ItemWriter:
             return
         if self.fmt == "json":
             # Each item as json.dump(items, indent=2) would write it inside the array.
-            for item in items:
+            for n, item in enumerate(items, self.count):
                 text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-                self.out.write(("[\n  " if not self.count else ",\n  ") + text)
-                self.count += 1
+                self.out.write(("[\n  " if not n else ",\n  ") + text)
         elif self.fmt == "jsonl":
             self.out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-            self.count += len(items)
         else:
             if not self.count:
                 self._rows.writeheader()
             self._rows.writerows(items)
-            self.count += len(items)
+        self.count += len(items)
 
     def close(self, *, complete: bool = True) -> None:
         """End the document. Cut short (`complete` false: an error, an interrupt), what was
