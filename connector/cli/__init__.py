@@ -21,8 +21,7 @@ from .options import add_globals, examples, merge_globals
 
 __all__ = ["SIGPIPE_EXIT", "main"]
 
-#: The exit status when the reader of stdout left: 128 + SIGPIPE, what a shell shows for a
-#: process that signal ended.
+#: The exit status when the reader of stdout left: 128 + SIGPIPE.
 SIGPIPE_EXIT = 141
 
 
@@ -108,10 +107,9 @@ class _Skipped:
 
 
 class _Commands:
-    """The subparsers action, building only `command`'s parser (None: all of them), each run
-    by its `func` and with the global options too (`--sandbox`, `--base-url`, `-v` go before
-    or after the command), unless it has commands of its own and no `func` (`auth`: its `test`
-    takes them)."""
+    """The subparsers action, building only `command`'s parser (None: all of them), run by its
+    `func` and taking the global options after the command too; a group of commands (`auth`)
+    has no `func`, and its own commands take them."""
 
     def __init__(self, sub: Any, command: str | None) -> None:
         self.sub = sub

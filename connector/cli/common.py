@@ -89,9 +89,8 @@ def say(text: str, secrets: Secrets | None = None) -> None:
 
 @contextmanager
 def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Credentials from --base-url (the key and the default URL come from the environment,
-    where `resolve_credentials` finds them); with --sandbox, a demo stand-in for the duration
-    of the command."""
+    """Credentials from --base-url, or with --sandbox a demo stand-in's for the duration of
+    the command."""
     if args.sandbox:
         from ..standin import StandIn
 
@@ -99,8 +98,9 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
             yield {"apiKey": standin.api_key, "baseUrl": standin.url}
         return
-    # The key is left to the environment, so an error about it names DUMPLINGAI_API_KEY,
-    # where the user set it; the URL is checked here for its error to name --base-url.
+    # The key and the default URL are left to the environment (`resolve_credentials`), so an
+    # error about the key names DUMPLINGAI_API_KEY, where the user set it; --base-url is
+    # checked here for its error to name it.
     creds: dict[str, Any] = {}
     if args.base_url is not None:  # given but blank is a mistake, not "the default"
         creds["baseUrl"] = check_base_url(args.base_url, field_name="--base-url")

@@ -74,10 +74,9 @@ def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
                  operations: dict[str, str], *, metavar: str | None = None,
                  also: str = "") -> None:
     """Add `flag` for the input `name` of `operations`: {operation key: how the command line
-    chooses that operation, e.g. "with --unfollows" ('' for the command's own)}. Its bounds,
-    choices, default and help come from the manifests, and say which operation they are for
-    when the operations differ. Given or not, the default stays the manifest's to apply: an
-    option left out sends nothing."""
+    chooses that operation, e.g. "with --unfollows" ('' for the command's own)}, its help
+    saying which operation a bound or default is for when they differ. Given or not, the
+    default stays the manifest's to apply: an option left out sends nothing."""
     found = {key: _props(key)[name] for key in operations if name in _props(key)}
     if not found:
         raise ValueError(f"no operation of {list(operations)} has the input {name!r}")
