@@ -53,10 +53,9 @@ def add_commands(sub: Any) -> None:
             f"{PROG} list busy_demo --sandbox --format json"))
     c.add_argument("handle", help=input_help(ACTION.key, "handle"))
     action = {ACTION.key: ""}
-    input_option(c, "--max-pages", "maxPages", action)
-    input_option(c, "--max-items", "maxItems", action)
-    input_option(c, "--count", "count", action)
-    input_option(c, "--min-time", "minTime", action,
+    for name in ("maxPages", "maxItems", "count"):
+        input_option(c, name, action)
+    input_option(c, "minTime", action,
                  also="On the command line: the cursor a summary printed after "
                       "'more from --min-time'.")
     c.add_argument("--format", choices=("jsonl", "json", "csv"), default="jsonl",
@@ -81,10 +80,9 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--unfollows", action="store_true",
                    help="print the accounts unfollowed since the last poll instead (the Account "
                         "Unfollowed trigger, with its own state)")
-    input_option(c, "--count", "count", POLL_OPERATIONS)
-    input_option(c, "--max-pages", "maxPages", POLL_OPERATIONS)
-    input_option(c, "--first-run", "firstRun", POLL_OPERATIONS)
-    input_option(c, "--reconcile-every", "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
+    for name in ("count", "maxPages", "firstRun"):
+        input_option(c, name, POLL_OPERATIONS)
+    input_option(c, "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
 
     c = sub.add_parser(
         "invoke", cmd_invoke, help="runner protocol: JSON request on stdin, JSON on stdout",

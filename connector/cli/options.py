@@ -70,13 +70,13 @@ def input_help(key: str, name: str) -> str:
     return " ".join(s for s in sentences if not s.startswith("Leave empty"))
 
 
-def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
-                 operations: dict[str, str], *, metavar: str | None = None,
-                 also: str = "") -> None:
-    """Add `flag` for the input `name` of `operations`: {operation key: how the command line
-    chooses that operation, e.g. "with --unfollows" ('' for the command's own)}, its help
-    saying which operation a bound or default is for when they differ. Given or not, the
-    default stays the manifest's to apply: an option left out sends nothing."""
+def input_option(parser: argparse.ArgumentParser, name: str, operations: dict[str, str], *,
+                 metavar: str | None = None, also: str = "") -> None:
+    """Add the option for the input `name` (maxPages: --max-pages) of `operations`: {operation
+    key: how the command line chooses that operation, e.g. "with --unfollows" ('' for the
+    command's own)}, its help saying which operation a bound or default is for when they
+    differ. Given or not, the default stays the manifest's to apply: an option left out sends
+    nothing."""
     found = {key: _props(key)[name] for key in operations if name in _props(key)}
     if not found:
         raise ValueError(f"no operation of {list(operations)} has the input {name!r}")
@@ -108,6 +108,7 @@ def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
     text = input_help(first, name)
     if also:
         text = f"{text} {also}".strip()
+    flag = "--" + re.sub("([A-Z])", r"-\1", name).lower()
     parser.add_argument(flag, metavar=metavar, **kwargs,
                         help=f"{text} ({'; '.join(n for n in notes if n)})".replace("%", "%%"))
 

@@ -74,14 +74,13 @@ def add_commands(sub: Any) -> None:
                         "(see docs/speed.md)")
     c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
                    help="delivery attempts before an event is parked (1 to 1000; default: 10)")
-    input_option(c, "--count", "count", WATCH_OPERATIONS)
-    input_option(c, "--max-pages", "maxPages", WATCH_OPERATIONS)
-    input_option(c, "--first-run", "firstRun", WATCH_OPERATIONS)
+    for name in ("count", "maxPages", "firstRun"):
+        input_option(c, name, WATCH_OPERATIONS)
     c.add_argument("--events", type=_events, default=(FOLLOWED,), metavar="KINDS",
                    help=f"what to deliver: {FOLLOWED} (default), {UNFOLLOWED}, or "
                         f"{FOLLOWED},{UNFOLLOWED}; unfollow events carry \"event\": "
                         f"\"{UNFOLLOWED}\"")
-    input_option(c, "--reconcile-every", "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
+    input_option(c, "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
     c.add_argument("--budget", type=_budget, metavar="N/PERIOD",
                    help="a hard cap on credits, e.g. 100000/month, 5000/day, 2000/hour: over "
                         "any stretch t at most N*t/PERIOD + N/10, baselines included; shared by "
