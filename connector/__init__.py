@@ -18,50 +18,31 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
+#: Each public name, by the module it comes from.
+_EXPORTS = {name: module for module, names in [
     # The operations, and what they return.
-    "run": "connector.api",
-    "stream": "connector.api",
-    "check_credentials": "connector.api",
-    "CONNECTOR": "connector.api",
-    "Result": "connector.operations.results",
-    "Partial": "connector.operations.results",
-    "Listing": "connector.operations.action",
+    ("connector.api", ("run", "stream", "check_credentials", "CONNECTOR")),
+    ("connector.operations.results", ("Result", "Partial")),
+    ("connector.operations.action", ("Listing",)),
     # Settings, and the seam for a client of one's own.
-    "RetryPolicy": "connector.core.config",
-    "Timeouts": "connector.core.config",
-    "Client": "connector.core.http",
-    "Page": "connector.core.http",
-    "PageSource": "connector.core.http",
+    ("connector.core.config", ("RetryPolicy", "Timeouts")),
+    ("connector.core.http", ("Client", "Page", "PageSource")),
     # The embedded store (`poll`).
-    "open_store": "connector.store",
-    "Store": "connector.store",
-    "Batch": "connector.store",
+    ("connector.store", ("open_store", "Store", "Batch")),
     # `watch` and its outbox.
-    "Watcher": "connector.watch.watcher",
-    "WatcherGroup": "connector.watch.processes",
-    "Webhook": "connector.watch.webhook",
-    "Outbox": "connector.storage.outbox",
-    "watch_status": "connector.watch.status",
-    "Metrics": "connector.watch.metrics",
+    ("connector.watch.watcher", ("Watcher",)),
+    ("connector.watch.processes", ("WatcherGroup",)),
+    ("connector.watch.webhook", ("Webhook",)),
+    ("connector.storage.outbox", ("Outbox",)),
+    ("connector.watch.status", ("watch_status",)),
+    ("connector.watch.metrics", ("Metrics",)),
     # The error tree.
-    "ConnectorError": "connector.core.errors",
-    "InputError": "connector.core.errors",
-    "ConfigurationError": "connector.core.errors",
-    "StateError": "connector.core.errors",
-    "ApiError": "connector.core.errors",
-    "BadRequestError": "connector.core.errors",
-    "AuthenticationError": "connector.core.errors",
-    "InsufficientCreditsError": "connector.core.errors",
-    "NotFoundError": "connector.core.errors",
-    "ServerError": "connector.core.errors",
-    "UpstreamError": "connector.core.errors",
-    "RateLimitError": "connector.core.errors",
-    "ResponseFormatError": "connector.core.errors",
-    "TransportError": "connector.core.errors",
-    "StateConflict": "connector.core.errors",
-    "DatabaseUnavailable": "connector.core.errors",
-}
+    ("connector.core.errors", (
+        "ConnectorError", "InputError", "ConfigurationError", "StateError", "ApiError",
+        "BadRequestError", "AuthenticationError", "InsufficientCreditsError", "NotFoundError",
+        "ServerError", "UpstreamError", "RateLimitError", "ResponseFormatError",
+        "TransportError", "StateConflict", "DatabaseUnavailable")),
+] for name in names}
 
 __all__ = sorted([*_EXPORTS, "__version__"])
 

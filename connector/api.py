@@ -126,8 +126,7 @@ class Connector:
     def operations(self) -> dict[str, dict[str, Any]]:
         return {key: manifests.load(key) for key in manifests.operation_keys()}
 
-    def run(self, operation: str, inputs: dict[str, Any], **kwargs: Any) -> Result:
-        return run(operation, inputs, **kwargs)
+    run = staticmethod(run)
 
 
 CONNECTOR = Connector()

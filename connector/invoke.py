@@ -18,8 +18,8 @@ __all__ = ["MAX_REQUEST_BYTES", "answer", "main"]
 
 def main(stdin: Any, stdout: Any, stderr: Any, **run_options: Any) -> int:
     """Answer the request on `stdin` on `stdout`; the exit code (core/errors.py's)."""
-    source = stdin.buffer if hasattr(stdin, "buffer") else stdin
-    raw = source.read(MAX_REQUEST_BYTES + 1)  # a larger request is refused, never read whole
+    # A larger request is refused, never read whole.
+    raw = getattr(stdin, "buffer", stdin).read(MAX_REQUEST_BYTES + 1)
     code, response = answer(raw, **run_options)
     stdout.write(json.dumps(response, ensure_ascii=False) + "\n")
     stdout.flush()

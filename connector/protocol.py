@@ -84,12 +84,11 @@ def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None =
 def answer_auth_test(credentials: Mapping[str, Any] | None = None, *,
                      wording: Wording = INVOKE, **options: Any) -> tuple[int, dict[str, Any]]:
     """Answer a connection test: (exit code, `{"ok": true, ...}` or `{"error": ...}`)."""
-    creds = dict(credentials or {})
-    secrets = Secrets().environment().credentials(creds)
+    secrets = Secrets().environment().credentials(credentials)
     try:
         from .api import check_credentials
 
-        return OK, check_credentials(creds, **options)
+        return OK, check_credentials(credentials, **options)
     except Exception as err:
         return failure(err, secrets, wording)
 

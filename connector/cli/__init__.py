@@ -12,15 +12,16 @@ import os
 import sys
 from typing import Any
 
-from ..core.errors import ConnectorError
+from ..core import manifests
+from ..core.config import API_KEY_ENV, STATE_DB_ENV, MissingApiKey
+from ..core.errors import ConnectorError, InputError, exit_code
 from ..core.secrets import Secrets
-from .common import PROG, Parser, say, setup_logging
+from .common import PROG, Parser, path_problem, say, setup_logging
 from .options import add_globals, examples, merge_globals
 
 __all__ = ["SIGPIPE_EXIT", "main"]
 
-#: The exit status when the reader of stdout left: 128 + SIGPIPE, what a shell shows for a
-#: process that signal ended.
+#: The exit status when the reader of stdout left: 128 + SIGPIPE.
 SIGPIPE_EXIT = 141
 
 
@@ -40,8 +41,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: Any) -> int:
-    from ..core.errors import exit_code
-
     secrets = args.secrets
     try:
         _check_state_db_env(args)
@@ -49,7 +48,11 @@ def _run(args: Any) -> int:
         sys.stdout.flush()  # a reader that left is found here, not in the flush at exit
         return code
     except ConnectorError as err:
-        say(f"{PROG}: {_in_cli_words(err).message}", secrets)
+        if isinstance(err, MissingApiKey):
+            # Python's wording names an argument no one on a command line can pass.
+            err = err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
+                               "built-in stand-in (demo accounts, no key needed)")
+        say(f"{PROG}: {err.message}", secrets)
         return exit_code(err)
     except KeyboardInterrupt:
         say(f"{PROG}: interrupted")
@@ -69,24 +72,9 @@ def _run(args: Any) -> int:
         return exit_code(err)
 
 
-def _in_cli_words(err: ConnectorError) -> ConnectorError:
-    """The error as the command line says it: no key names the variable and --sandbox (the
-    Python wording names an argument no one on a command line can pass)."""
-    from ..core.config import API_KEY_ENV, MissingApiKey
-
-    if isinstance(err, MissingApiKey):
-        return err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
-                            "built-in stand-in (demo accounts, no key needed)")
-    return err
-
-
 def _check_state_db_env(args: Any) -> None:
     """$TIKTOK_FOLLOWING_STATE_DB, where a command is about to use it, is held to --state-db's
     rules (argparse checks only the option), before anything is created."""
-    from ..core.config import STATE_DB_ENV
-    from ..core.errors import InputError
-    from .common import path_problem
-
     value = os.environ.get(STATE_DB_ENV)
     if getattr(args, "state_db", "") is None and value:  # set but empty is "not set"
         problem = path_problem(value)
@@ -119,19 +107,20 @@ class _Skipped:
 
 
 class _Commands:
-    """The subparsers action, building only `command`'s parser (None: all of them), each with
-    the global options too (`--sandbox`, `--base-url`, `-v` go before or after the command),
-    unless it has commands of its own (`auth`: its `test` takes them)."""
+    """The subparsers action, building only `command`'s parser (None: all of them), run by its
+    `func` and taking the global options after the command too; a group of commands (`auth`)
+    has no `func`, and its own commands take them."""
 
     def __init__(self, sub: Any, command: str | None) -> None:
         self.sub = sub
         self.command = command
 
-    def add_parser(self, name: str, *, group: bool = False, **kwargs: Any) -> Any:
+    def add_parser(self, name: str, func: Any = None, **kwargs: Any) -> Any:
         if self.command is not None and name != self.command:
             return _Skipped()
         parser = self.sub.add_parser(name, **kwargs)
-        if not group:
+        if func is not None:
+            parser.set_defaults(func=func)
             add_globals(parser, sub=True)
         return parser
 
@@ -148,8 +137,6 @@ def _parser(command: str | None = None) -> Parser:
                    f"{PROG} poll stoolpresidente --state-db ./follows.db",
                    f"{PROG} demo"),
     )
-    from ..core import manifests
-
     version = manifests.load(manifests.CONNECTOR_KEY)["version"]  # what `serve` reports too
     p.add_argument("--version", action="version", version=f"%(prog)s {version}",
                    help="print the version and exit")
@@ -161,11 +148,8 @@ def _parser(command: str | None = None) -> Parser:
     from . import commands, outbox, serve, status, watch
 
     target = _Commands(sub, command)
-    commands.add_commands(target)
-    watch.add_commands(target)
-    outbox.add_commands(target)
-    status.add_commands(target)
-    serve.add_commands(target)
+    for module in (commands, watch, outbox, status, serve):
+        module.add_commands(target)
     if command is not None and command not in sub.choices:
         return _parser()  # not a command: the full parser names the real ones
     return p

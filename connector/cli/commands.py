@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ..core.errors import ConfigurationError, InputError
+from ..core import manifests
+from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..operations.registry import ACTION, NEW_FOLLOWS, UNFOLLOWS
 from .common import (
     PROG,
@@ -30,7 +32,6 @@ from .common import (
     state_db_arg,
     state_target,
     whole_number,
-    write_items,
 )
 from .options import example, examples, input_default, input_help, input_option
 
@@ -41,7 +42,7 @@ POLL_OPERATIONS = {NEW_FOLLOWS.key: "", UNFOLLOWS.key: "with --unfollows"}
 def add_commands(sub: Any) -> None:
     handle = example(ACTION.key, "handle")
     c = sub.add_parser(
-        "list", help="list whom a handle follows",
+        "list", cmd_list, help="list whom a handle follows",
         description="Whom HANDLE follows, newest follow first, one JSON line (or CSV row) "
                     "per account, printed a page at a time; a summary on stderr says what it "
                     "cost and where to continue. Python: connector.stream().",
@@ -52,19 +53,18 @@ def add_commands(sub: Any) -> None:
             f"{PROG} list busy_demo --sandbox --format json"))
     c.add_argument("handle", help=input_help(ACTION.key, "handle"))
     action = {ACTION.key: ""}
-    input_option(c, "--max-pages", "maxPages", action)
-    input_option(c, "--max-items", "maxItems", action)
-    input_option(c, "--count", "count", action)
-    input_option(c, "--min-time", "minTime", action,
+    for name in ("maxPages", "maxItems", "count"):
+        input_option(c, name, action)
+    input_option(c, "minTime", action,
                  also="On the command line: the cursor a summary printed after "
                       "'more from --min-time'.")
     c.add_argument("--format", choices=("jsonl", "json", "csv"), default="jsonl",
                    help="jsonl: one JSON object a line; json: one array; csv: a header and a "
                         "row per account (default: jsonl)")
-    c.set_defaults(func=cmd_list)
 
     c = sub.add_parser(
-        "poll", help="print new follows (or --unfollows) since the last poll (SQLite state)",
+        "poll", cmd_poll,
+        help="print new follows (or --unfollows) since the last poll (SQLite state)",
         description="The trigger New Account Followed (or with --unfollows, Account "
                     "Unfollowed) once: the accounts HANDLE followed since the last poll, one "
                     "JSON line each, oldest first, then the state is saved. The first poll "
@@ -80,33 +80,30 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--unfollows", action="store_true",
                    help="print the accounts unfollowed since the last poll instead (the Account "
                         "Unfollowed trigger, with its own state)")
-    input_option(c, "--count", "count", POLL_OPERATIONS)
-    input_option(c, "--max-pages", "maxPages", POLL_OPERATIONS)
-    input_option(c, "--first-run", "firstRun", POLL_OPERATIONS)
-    input_option(c, "--reconcile-every", "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
-    c.set_defaults(func=cmd_poll)
+    for name in ("count", "maxPages", "firstRun"):
+        input_option(c, name, POLL_OPERATIONS)
+    input_option(c, "reconcileEvery", POLL_OPERATIONS, metavar="POLLS")
 
     c = sub.add_parser(
-        "invoke", help="runner protocol: JSON request on stdin, JSON on stdout",
+        "invoke", cmd_invoke, help="runner protocol: JSON request on stdin, JSON on stdout",
         description="One JSON request on stdin, one JSON response on stdout; exit 2 for bad "
                     "input (nothing sent), 1 for anything else. Python: connector.invoke().",
         epilog=examples(
             f"echo '{{\"operation\": \"{NEW_FOLLOWS.key}\", \"inputs\": {{\"handle\": "
             f"\"{handle}\"}}, \"state\": null}}' | {PROG} invoke"))
-    c.set_defaults(func=cmd_invoke)
 
-    c = sub.add_parser("manifest", help="print the manifests as JSON",
+    c = sub.add_parser("manifest", cmd_manifest, help="print the manifests as JSON",
                        epilog=examples(f"{PROG} manifest", f"{PROG} manifest {ACTION.key}"))
     c.add_argument("key", nargs="?", help="one manifest (connector or an operation key)")
-    c.set_defaults(func=cmd_manifest)
 
-    c = sub.add_parser("sandbox", help="run the local stand-in server with demo accounts",
+    c = sub.add_parser("sandbox", cmd_sandbox,
+                       help="run the local stand-in server with demo accounts",
                        epilog=examples(f"{PROG} sandbox --port 8787"))
     c.add_argument("--port", type=whole_number(0, 65535), default=8787,
                    help="port on 127.0.0.1 (0 to 65535, 0: any free one; default: 8787)")
-    c.set_defaults(func=cmd_sandbox)
 
-    c = sub.add_parser("demo", help="watch the trigger detect new follows on the stand-in",
+    c = sub.add_parser("demo", cmd_demo,
+                       help="watch the trigger detect new follows on the stand-in",
                        epilog=examples(f"{PROG} demo", f"{PROG} demo --polls 5 --interval 2"))
     c.add_argument("--handle", default="busy_demo",
                    help="a demo account of the stand-in (default: busy_demo)")
@@ -115,10 +112,10 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--interval", type=seconds(0, 3600), default=4.0,
                    help="seconds between polls (more than 0, at most 3600; default: 4)")
     state_db_arg(c, default_help="a temporary file")
-    c.set_defaults(func=cmd_demo)
 
     c = sub.add_parser(
-        "completion", help="print a shell completion script (the completion extra: shtab)",
+        "completion", cmd_completion,
+        help="print a shell completion script (the completion extra: shtab)",
         description="A completion script for the shell, generated once from this command "
                     "line (commands, options, choices): nothing runs when you press Tab. "
                     "Needs shtab: pip install shtab, or the completion extra.",
@@ -126,12 +123,10 @@ def add_commands(sub: Any) -> None:
                         f"{PROG}",
                         f"{PROG} completion zsh > ~/.zfunc/_{PROG}"))
     c.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
-    c.set_defaults(func=cmd_completion)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     from ..api import stream
-    from ..core.errors import ConnectorError
 
     inputs = {"handle": args.handle, "maxPages": args.max_pages, "maxItems": args.max_items,
               "count": args.count, "minTime": args.min_time}
@@ -194,9 +189,7 @@ def interrupts_deferred() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-    if caught and old is signal.default_int_handler:
-        raise KeyboardInterrupt
-    if caught and callable(old):
+    if caught and callable(old):  # Python's own handler raises KeyboardInterrupt
         old(caught[0], None)
 
 
@@ -212,14 +205,19 @@ def cmd_poll(args: argparse.Namespace) -> int:
     if not args.unfollows and args.reconcile_every is not None:
         raise InputError("--reconcile-every needs --unfollows", field="reconcileEvery")
     with credentials_for(args) as creds, open_store(state_target(args)) as store:
-        batch = store.poll(args.handle, inputs={k: v for k, v in inputs.items() if v is not None},
-                           credentials=creds, operation=operation)
-        with batch:
-            write_items(batch.items, "jsonl", sys.stdout)
-            sys.stdout.flush()  # the lines are out before the state moves on
-            batch.commit()
-    print(args.secrets.scrub(poll_summary(batch.meta)), file=sys.stderr)
+        _print_poll(store.poll(args.handle, credentials=creds, operation=operation,
+                               inputs={k: v for k, v in inputs.items() if v is not None}),
+                    args.secrets)
     return 0
+
+
+def _print_poll(batch: Any, secrets: Any) -> None:
+    """A poll's items as JSON lines, then its state saved, then its summary on stderr."""
+    with batch:
+        ItemWriter("jsonl", sys.stdout).write(batch.items)
+        sys.stdout.flush()  # the lines are out before the state moves on
+        batch.commit()
+    print(secrets.scrub(poll_summary(batch.meta)), file=sys.stderr)
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:
@@ -234,14 +232,11 @@ def cmd_invoke(args: argparse.Namespace) -> int:
 @contextmanager
 def _environment(creds: dict[str, Any]) -> Iterator[None]:
     """DUMPLINGAI_API_KEY and DUMPLINGAI_BASE_URL set from `creds` for the block."""
-    from ..core.config import API_KEY_ENV, BASE_URL_ENV
-
-    names = {"apiKey": API_KEY_ENV, "baseUrl": BASE_URL_ENV}
-    before = {env: os.environ.get(env) for env in names.values()}
+    given = {env: creds[field] for field, env in (("apiKey", API_KEY_ENV),
+                                                   ("baseUrl", BASE_URL_ENV)) if creds.get(field)}
+    before = {env: os.environ.get(env) for env in given}
+    os.environ.update(given)
     try:
-        for field, env in names.items():
-            if creds.get(field):
-                os.environ[env] = creds[field]
         yield
     finally:
         for env, value in before.items():
@@ -252,11 +247,8 @@ def _environment(creds: dict[str, Any]) -> Iterator[None]:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from ..core import manifests
-
     data = manifests.load(args.key) if args.key else manifests.load_all()
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    print(json.dumps(data, indent=2))
     return 0
 
 
@@ -288,12 +280,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     say(f"... waiting {args.interval:g}s for @{args.handle} to follow more "
                         "accounts")
                     time.sleep(args.interval)
-                with store.poll(args.handle, inputs={"count": 30},
-                                credentials=creds) as batch:
-                    write_items(batch.items, "jsonl", sys.stdout)
-                    sys.stdout.flush()
-                    batch.commit()
-                print(poll_summary(batch.meta), file=sys.stderr)
+                _print_poll(store.poll(args.handle, inputs={"count": 30}, credentials=creds),
+                            args.secrets)
     return 0
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
 from ..core.config import check_base_url
-from ..core.errors import InputError
+from ..core.cursors import MAX_DIGITS, is_cursor
 from ..core.redact import one_line
 from ..core.secrets import Secrets
 
@@ -55,11 +55,6 @@ def setup_logging(verbose: int, secrets: Secrets) -> logging.Handler:
     return handler
 
 
-def child_logging(verbose: int, secret_values: list[str]) -> None:
-    """The same logging in a `watch --processes` child (which starts with none)."""
-    setup_logging(verbose, Secrets(*secret_values))
-
-
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's layout, keeping indented lines (examples) of a description or epilog as
     they are written, and wrapping the other paragraphs."""
@@ -86,17 +81,16 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {one_line(message, 300)} (see --help)\n")
 
 
-def say(text: str, secrets: Secrets | None = None, out: TextIO | None = None) -> None:
-    """One line on stderr (or `out`), secrets removed."""
+def say(text: str, secrets: Secrets | None = None) -> None:
+    """One line on stderr, secrets removed."""
     line = one_line(text)
-    print(secrets.scrub(line) if secrets else line, file=out or sys.stderr, flush=True)
+    print(secrets.scrub(line) if secrets else line, file=sys.stderr, flush=True)
 
 
 @contextmanager
 def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Credentials from --base-url (the key and the default URL come from the environment,
-    where `resolve_credentials` finds them); with --sandbox, a demo stand-in for the duration
-    of the command."""
+    """Credentials from --base-url, or with --sandbox a demo stand-in's for the duration of
+    the command."""
     if args.sandbox:
         from ..standin import StandIn
 
@@ -104,8 +98,9 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
             yield {"apiKey": standin.api_key, "baseUrl": standin.url}
         return
-    # The key is left to the environment, so an error about it names DUMPLINGAI_API_KEY,
-    # where the user set it; the URL is checked here for its error to name --base-url.
+    # The key and the default URL are left to the environment (`resolve_credentials`), so an
+    # error about the key names DUMPLINGAI_API_KEY, where the user set it; --base-url is
+    # checked here for its error to name it.
     creds: dict[str, Any] = {}
     if args.base_url is not None:  # given but blank is a mistake, not "the default"
         creds["baseUrl"] = check_base_url(args.base_url, field_name="--base-url")
@@ -179,15 +174,13 @@ def whole_number(low: int, high: int | None) -> Any:
 def cursor(text: str) -> str:
     """An argparse type: a cursor to resume from (an earlier nextCursor), kept as the text it
     is: turned into a float, 1700000045 would travel as 1700000045.0."""
-    from ..core.cursors import MAX_DIGITS, is_cursor
-
     value = text.strip()
     try:
         number = float(value) if len(value) <= MAX_DIGITS + 8 else math.inf
     except ValueError:
         number = math.nan
-    if not (is_cursor(value) or (math.isfinite(number) and abs(number) < 10.0**MAX_DIGITS)) \
-            or number < 0:  # cursors are follow times: a negative one is no place in a list
+    # A number is held to is_cursor's rule too; cursors are follow times, never negative.
+    if not (is_cursor(value) or is_cursor(number)) or number < 0:
         raise argparse.ArgumentTypeError(f"expected an earlier nextCursor (a number from 0, of "
                                          f"at most {MAX_DIGITS} digits), got {_short(text)}")
     return value
@@ -211,37 +204,16 @@ def _short(text: str) -> str:
     return repr(text if len(text) <= 30 else text[:27] + "...")
 
 
-def read_text_file(path: str, option: str) -> str:
-    """A UTF-8 text file named on the command line ('-' is stdin), or an InputError."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read(10 * 2**20 + 1)
-    except UnicodeDecodeError:
-        raise InputError(f"{option} {path} is not a UTF-8 text file", field=option) from None
-    except OSError as exc:
-        raise InputError(f"cannot read {option} {path}: {exc.strerror}", field=option) from None
-
-
-def write_items(items: list[dict[str, Any]], fmt: str, out: TextIO, *, header: bool = True
-                ) -> None:
-    writer = ItemWriter(fmt, out, header=header)
-    writer.write(items)
-    writer.close()
-
-
 class ItemWriter:
     """Writes items in one of the output formats as they come (a page at a time), so nothing
     has to be held until the end; `close()` ends the document. The output is the same as
     writing all the items at once."""
 
-    def __init__(self, fmt: str, out: TextIO, *, header: bool = True) -> None:
+    def __init__(self, fmt: str, out: TextIO) -> None:
         self.fmt = fmt
         self.out = out
         self.count = 0
         self._rows: Any = None
-        self._header = header  # a CSV header still to write, with the first row
         if fmt == "csv":
             import csv
 
@@ -255,17 +227,16 @@ class ItemWriter:
             return
         if self.fmt == "json":
             # Each item as json.dump(items, indent=2) would write it inside the array.
-            for item in items:
+            for n, item in enumerate(items, self.count):
                 text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
-                self.out.write(("[\n  " if not self.count else ",\n  ") + text)
-                self.count += 1
+                self.out.write(("[\n  " if not n else ",\n  ") + text)
         elif self.fmt == "jsonl":
             self.out.writelines(json.dumps(item, ensure_ascii=False) + "\n" for item in items)
-            self.count += len(items)
         else:
-            self._write_header()
+            if not self.count:
+                self._rows.writeheader()
             self._rows.writerows(items)
-            self.count += len(items)
+        self.count += len(items)
 
     def close(self, *, complete: bool = True) -> None:
         """End the document. Cut short (`complete` false: an error, an interrupt), what was
@@ -273,47 +244,37 @@ class ItemWriter:
         array or a bare header would read as "no accounts"."""
         if self.fmt == "json" and (self.count or complete):
             self.out.write("\n]\n" if self.count else "[]\n")
-        elif self.fmt == "csv" and complete:
-            self._write_header()
-
-    def _write_header(self) -> None:
-        if self._header:
+        elif self.fmt == "csv" and complete and not self.count:
             self._rows.writeheader()
-            self._header = False
 
 
 def poll_summary(meta: dict[str, Any]) -> str:
+    """`@alice: 1 new follow, 1 request, 10 credits` (or `@alice: 1 unfollow, 4 requests, 40
+    credits, count 56 short by 1`) and the poll's warnings."""
     if "unfollows" in meta:
-        return unfollow_summary(meta)
-    what = "baseline taken, " if meta["baseline"] else ""
-    extra = (f", catching up ({plural(meta['pendingGaps'], 'gap')})" if meta["catchingUp"]
-             else "")
-    line = (f"@{meta['handle']}: {what}{plural(meta['newFollows'], 'new follow')}, "
+        what, found = "learning the list, ", plural(meta["unfollows"], "unfollow")
+        extra = {"agreed": f", count {meta['total']} agreed",
+                 "higher": f", count {meta['total']} higher (not an unfollow)",
+                 "short": f", count {meta['total']} short by "
+                          f"{(meta['expectedTotal'] or 0) - (meta['total'] or 0)}",
+                 "noTotal": ", no count sent"}.get(meta["check"] or "", "")
+        if meta["fullRead"]:
+            extra += ", full read done"
+        if meta["readingList"]:
+            extra += ", reading the list (goes on next poll)"
+    else:
+        what, found = "baseline taken, ", plural(meta["newFollows"], "new follow")
+        extra = (f", catching up ({plural(meta['pendingGaps'], 'gap')})" if meta["catchingUp"]
+                 else "")
+    line = (f"@{meta['handle']}: {what if meta['baseline'] else ''}{found}, "
             f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
             f"{extra}")
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
 
 
-def unfollow_summary(meta: dict[str, Any]) -> str:
-    """`@alice: 1 unfollow, 4 requests, 40 credits, count 56 short by 1` and warnings."""
-    what = "learning the list, " if meta["baseline"] else ""
-    check = {"agreed": f", count {meta['total']} agreed",
-             "higher": f", count {meta['total']} higher (not an unfollow)",
-             "short": f", count {meta['total']} short by "
-                      f"{(meta['expectedTotal'] or 0) - (meta['total'] or 0)}",
-             "noTotal": ", no count sent"}.get(meta["check"] or "", "")
-    extra = ", full read done" if meta["fullRead"] else ""
-    if meta["readingList"]:
-        extra += ", reading the list (goes on next poll)"
-    line = (f"@{meta['handle']}: {what}{plural(meta['unfollows'], 'unfollow')}, "
-            f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
-            f"{check}{extra}")
-    return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """`1 account`, `2 accounts` (`nouns` when the plural is not noun + s)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+def plural(count: int, noun: str) -> str:
+    """`1 account`, `2 accounts`."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def rate(meta: dict[str, Any]) -> str:

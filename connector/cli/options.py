@@ -23,7 +23,8 @@ GLOBALS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                                "key; state apart from the real one)")),
     (("--base-url",), dict(metavar="URL", help="API base URL (default: $DUMPLINGAI_BASE_URL "
                                                "or https://app.dumplingai.com)")),
-    (("-v", "--verbose"), dict(action="count", help="more detail on stderr (-vv: HTTP too)")),
+    (("-v", "--verbose"), dict(action="count", default=0,
+                               help="more detail on stderr (-vv: HTTP too)")),
 ]
 
 
@@ -32,12 +33,10 @@ def add_globals(parser: argparse.ArgumentParser, *, sub: bool) -> None:
     that is not given leaves the global value alone."""
     group = parser.add_argument_group("global options")
     for flags, kwargs in GLOBALS:
-        dest = flags[-1].lstrip("-").replace("-", "_")
-        extra: dict[str, Any] = {"dest": f"sub_{dest}", "default": argparse.SUPPRESS} if sub \
-            else {"dest": dest, "default": 0 if kwargs.get("action") == "count" else None}
-        if kwargs.get("action") == "store_true" and not sub:
-            extra["default"] = False
-        group.add_argument(*flags, **kwargs, **extra)
+        if sub:
+            kwargs = {**kwargs, "dest": "sub_" + flags[-1].lstrip("-").replace("-", "_"),
+                      "default": argparse.SUPPRESS}
+        group.add_argument(*flags, **kwargs)
 
 
 def merge_globals(args: argparse.Namespace) -> None:
@@ -71,36 +70,35 @@ def input_help(key: str, name: str) -> str:
     return " ".join(s for s in sentences if not s.startswith("Leave empty"))
 
 
-def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
-                 operations: dict[str, str], *, metavar: str | None = None,
-                 also: str = "") -> None:
-    """Add `flag` for the input `name` of `operations`: {operation key: how the command line
-    chooses that operation, e.g. "with --unfollows" ('' for the command's own)}. Its bounds,
-    choices, default and help come from the manifests, and say which operation they are for
-    when the operations differ. Given or not, the default stays the manifest's to apply: an
-    option left out sends nothing."""
+def input_option(parser: argparse.ArgumentParser, name: str, operations: dict[str, str], *,
+                 metavar: str | None = None, also: str = "") -> None:
+    """Add the option for the input `name` (maxPages: --max-pages) of `operations`: {operation
+    key: how the command line chooses that operation, e.g. "with --unfollows" ('' for the
+    command's own)}, its help saying which operation a bound or default is for when they
+    differ. Given or not, the default stays the manifest's to apply: an option left out sends
+    nothing."""
     found = {key: _props(key)[name] for key in operations if name in _props(key)}
     if not found:
         raise ValueError(f"no operation of {list(operations)} has the input {name!r}")
     first = next(iter(found))
     prop = found[first]
-    kwargs: dict[str, Any] = {"metavar": metavar}
+    kwargs: dict[str, Any] = {}
     notes = []
     choices = [c["const"] for c in prop.get("oneOf", []) if "const" in c] or prop.get("enum")
     if choices:
         kwargs["choices"] = choices
-        kwargs["metavar"] = metavar or "{" + ",".join(choices) + "}"
-        notes.append("; ".join(f"{c['const']}: {c['title']}" for c in prop["oneOf"])
-                     if "oneOf" in prop else "")
+        # argparse's own form, given for shtab: its zsh script shows a metavar, or the dest.
+        metavar = metavar or "{" + ",".join(choices) + "}"
+        notes.append("; ".join(f"{c['const']}: {c['title']}" for c in prop.get("oneOf", [])))
     elif "integer" in _types(prop):
         low = _extreme(found, "minimum", min)
         high = _extreme(found, "maximum", max)
         kwargs["type"] = whole_number(low if low is not None else 0, high)
-        kwargs["metavar"] = metavar or "N"
+        metavar = metavar or "N"
         notes.append(_bounds(low, high))
     elif "number" in _types(prop):
         kwargs["type"] = cursor
-        kwargs["metavar"] = metavar or "CURSOR"
+        metavar = metavar or "CURSOR"
     notes.append(_defaults(found, operations))
     missing = [how for key, how in operations.items() if key not in found]
     if "" in missing:  # not an input of the command's own operation
@@ -110,8 +108,9 @@ def input_option(parser: argparse.ArgumentParser, flag: str, name: str,
     text = input_help(first, name)
     if also:
         text = f"{text} {also}".strip()
-    kwargs["help"] = f"{text} ({'; '.join(n for n in notes if n)})".replace("%", "%%")
-    parser.add_argument(flag, dest=flag.lstrip("-").replace("-", "_"), **kwargs)
+    flag = "--" + re.sub("([A-Z])", r"-\1", name).lower()
+    parser.add_argument(flag, metavar=metavar, **kwargs,
+                        help=f"{text} ({'; '.join(n for n in notes if n)})".replace("%", "%%"))
 
 
 def _props(key: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from .watch import webhook_args, webhook_for
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "outbox", help="list, retry or discard parked webhook events",
+        "outbox", cmd_outbox, help="list, retry or discard parked webhook events",
         description="Events that failed --max-attempts deliveries are parked, never dropped. "
                     "list shows them (--all: pending ones too, with when each is next tried); "
                     "retry puts parked events back in the queue, due now (--all: every "
@@ -39,8 +39,6 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--format", choices=("table", "jsonl"), default="table",
                    help="list output (default table; jsonl has the whole event)")
     webhook_args(c, for_retry=True)
-    c.set_defaults(func=cmd_outbox)
-
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
@@ -49,14 +47,9 @@ def cmd_outbox(args: argparse.Namespace) -> int:
                          field="eventIds")
     # A bad --webhook is refused before the outbox changes, not after the events were requeued.
     webhook = webhook_for(args) if args.action == "retry" and args.webhook else None
-    with webhook if webhook is not None else contextlib.nullcontext():
-        return _outbox(args, webhook)
-
-
-def _outbox(args: argparse.Namespace, webhook: Any) -> int:
     from ..storage import Outbox
 
-    with Outbox(state_target(args)) as box:
+    with webhook or contextlib.nullcontext(), Outbox(state_target(args)) as box:
         if args.action == "list":
             return _list(box, args)
         ids = None if args.all else list(dict.fromkeys(args.event_ids))
@@ -65,7 +58,6 @@ def _outbox(args: argparse.Namespace, webhook: Any) -> int:
         if args.action == "discard":
             done = box.discard(ids)
             say(f"outbox: discarded {plural(done, 'parked event')}")
-            known = parked
         else:
             # --all: parked events back in the queue, and pending ones due now (the receiver
             # was fixed: nothing should wait out its backoff).
@@ -74,16 +66,22 @@ def _outbox(args: argparse.Namespace, webhook: Any) -> int:
             say(f"outbox: {plural(len(parked) if ids is None else done, 'parked event')} back "
                 f"in the queue" + (f", {plural(pending, 'pending event')} due now"
                                    if ids is None and pending else ""))
-            known = parked if ids is not None else set(before)
         code = 0
         if ids is not None and len(ids) > done:
             missing = [i for i in ids if i not in parked]
             say(f"outbox: not parked (unknown, pending or already delivered): "
                 f"{', '.join(missing)}", args.secrets)
             code = 1
-        targets = known if ids is None else known.intersection(ids)
+        # Delivered now (retry --webhook): what was just put back in the queue.
+        targets = set(before) if ids is None else parked.intersection(ids)
         if webhook is not None and targets:
-            code = max(code, _deliver_now(box, args, webhook, targets))
+            from ..watch.delivery import Deliverer
+
+            result = Deliverer(box.database, webhook).run_pass(only=targets)
+            say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
+                + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
+                   if result.failed else ""), args.secrets)
+            code = max(code, 0 if result.delivered == len(targets) else 1)
         return code
 
 
@@ -112,12 +110,3 @@ def _list(box: Any, args: argparse.Namespace) -> int:
     say(f"outbox: {counts['parked']} parked, {counts['pending']} pending")
     return 0
 
-
-def _deliver_now(box: Any, args: argparse.Namespace, webhook: Any, targets: set[str]) -> int:
-    from ..watch.delivery import Deliverer
-
-    result = Deliverer(box.database, webhook).run_pass(only=targets)
-    say(f"outbox: delivered {result.delivered} of {len(targets)} to {webhook.redacted}"
-        + (f"; {result.failed} failed ({result.last_error}), queued for a later try"
-           if result.failed else ""), args.secrets)
-    return 0 if result.delivered == len(targets) else 1

@@ -9,14 +9,15 @@ import logging
 import sys
 from typing import Any
 
-from ..core.config import install_extra
+from ..core.config import env_api_key, install_extra
+from ..core.errors import InputError
 from .common import Parser, RedactingFormatter, credentials_for, say, seconds, whole_number
 from .options import add_globals, examples
 
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "serve", help="the invoke protocol over HTTP, for n8n and other HTTP runners",
+        "serve", cmd_serve, help="the invoke protocol over HTTP, for n8n and other HTTP runners",
         description="Serve GET /healthz, GET /v1/manifests, POST /v1/run (an invoke request; "
                     "the DumplingAI key in 'Authorization: Bearer') and POST /v1/auth/test. "
                     "Needs the serve extra: " + install_extra("serve", "waitress") + ".",
@@ -38,9 +39,8 @@ def add_commands(sub: Any) -> None:
                    help="a client must send each request whole within this many seconds, and "
                         "an idle connection is closed after as many (more than 0, at most 3600; "
                         "default: 30)")
-    c.set_defaults(func=cmd_serve)
 
-    c = sub.add_parser("auth", help="check credentials", group=True)
+    c = sub.add_parser("auth", help="check credentials")
     auth = c.add_subparsers(dest="auth_command", required=True, metavar="COMMAND",
                             parser_class=Parser)
     t = auth.add_parser(
@@ -56,8 +56,6 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ..core.config import env_api_key
-    from ..core.errors import InputError
     from ..serve.server import serve
 
     if args.sandbox or args.base_url is not None:
@@ -89,8 +87,7 @@ def cmd_auth_test(args: argparse.Namespace) -> int:
 
     with credentials_for(args) as creds:
         result = check_credentials(creds, handle=args.handle)
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
+    print(json.dumps(result))
     say(f"ok: {result['message']}; {result['creditsUsed']} credits", args.secrets)
     return 0
 

@@ -14,7 +14,8 @@ from .options import examples
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "status", help="per handle: last and next poll, follows a day, credits, status",
+        "status", cmd_status,
+        help="per handle: last and next poll, follows a day, credits, status",
         description="What watch is doing, from its state database: for each watched handle "
                     "its last and next poll, its follows a day (the adaptive schedule's "
                     "estimate), the credits it spent this period, its status (ok, hidden, "
@@ -27,7 +28,6 @@ def add_commands(sub: Any) -> None:
     state_db_arg(c)
     c.add_argument("--format", choices=("table", "json"), default="table",
                    help="table (default) or json: {\"handles\": [...], \"budget\": {...}}")
-    c.set_defaults(func=cmd_status)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

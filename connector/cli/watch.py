@@ -20,12 +20,12 @@ from typing import Any
 from ..core.errors import InputError
 from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, UNFOLLOWS
 from .common import (
-    child_logging,
     credentials_for,
     path_text,
-    read_text_file,
+    plural,
     say,
     seconds,
+    setup_logging,
     state_db_arg,
     state_target,
     whole_number,
@@ -42,7 +42,8 @@ log = logging.getLogger("connector.watch")
 
 def add_commands(sub: Any) -> None:
     c = sub.add_parser(
-        "watch", help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
+        "watch", cmd_watch,
+        help="deliver new follows of many handles to a webhook (n8n, Zapier, Make)",
         description="Poll each HANDLE for new follows every --interval and POST each new follow "
                     "to --webhook as JSON, through a SQLite outbox: nothing detected is lost, "
                     "even if the receiver is down or the process is killed.",
@@ -73,14 +74,13 @@ def add_commands(sub: Any) -> None:
                         "(see docs/speed.md)")
     c.add_argument("--max-attempts", type=whole_number(1, 1000), default=10, metavar="N",
                    help="delivery attempts before an event is parked (1 to 1000; default: 10)")
-    input_option(c, "--count", "count", WATCH_OPERATIONS)
-    input_option(c, "--max-pages", "maxPages", WATCH_OPERATIONS)
-    input_option(c, "--first-run", "firstRun", WATCH_OPERATIONS)
+    for name in ("count", "maxPages", "firstRun"):
+        input_option(c, name, WATCH_OPERATIONS)
     c.add_argument("--events", type=_events, default=(FOLLOWED,), metavar="KINDS",
                    help=f"what to deliver: {FOLLOWED} (default), {UNFOLLOWED}, or "
                         f"{FOLLOWED},{UNFOLLOWED}; unfollow events carry \"event\": "
                         f"\"{UNFOLLOWED}\"")
-    input_option(c, "--reconcile-every", "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
+    input_option(c, "reconcileEvery", WATCH_OPERATIONS, metavar="POLLS")
     c.add_argument("--budget", type=_budget, metavar="N/PERIOD",
                    help="a hard cap on credits, e.g. 100000/month, 5000/day, 2000/hour: over "
                         "any stretch t at most N*t/PERIOD + N/10, baselines included; shared by "
@@ -108,7 +108,6 @@ def add_commands(sub: Any) -> None:
     c.add_argument("--send-sample", action="store_true",
                    help="POST one sample event to the webhook and exit (teaches Zapier or "
                         "Make the fields)")
-    c.set_defaults(func=cmd_watch)
 
 
 def webhook_args(c: argparse.ArgumentParser, *, for_retry: bool = False) -> None:
@@ -157,9 +156,6 @@ def _interval(text: str) -> float:
         raise argparse.ArgumentTypeError(err.message) from None
 
 
-# watch
-
-
 def cmd_watch(args: argparse.Namespace) -> int:
     from ..watch.webhook import sample_event
 
@@ -185,12 +181,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
         # Bad bounds or a budget too small for a poll: refused before anything is sent.
         _, kind = check_spending(args.budget, args.schedule, args.interval, args.min_interval,
                                  args.max_interval, len(args.events))
-        options = dict(store=state_target(args), interval=args.interval,
-                       concurrency=args.concurrency, count=args.count, max_pages=args.max_pages,
-                       first_run=args.first_run, max_attempts=args.max_attempts,
-                       events=args.events, reconcile_every=args.reconcile_every,
-                       lease=args.lease, budget=args.budget, schedule=args.schedule,
-                       min_interval=args.min_interval, max_interval=args.max_interval)
+        options = {name: getattr(args, name) for name in (
+            "interval", "concurrency", "count", "max_pages", "first_run", "max_attempts",
+            "events", "reconcile_every", "lease", "budget", "schedule", "min_interval",
+            "max_interval")}
+        options["store"] = state_target(args)
         with credentials_for(args) as creds, _metrics(args) as metrics, _watcher(
                 args, handles, webhook, creds, {**options, "metrics": metrics}) as watcher:
             log.info("webhook %s; extra headers: %s", webhook.redacted,
@@ -201,12 +196,11 @@ def cmd_watch(args: argparse.Namespace) -> int:
                     _print_summary(summary)
                     code = 0 if summary.ok else 1
                 else:
-                    n = len(watcher.handles)
                     processes = getattr(watcher, "processes", 1)
                     when = (f"on the {kind} schedule (from every {args.interval:g}s)"
                             if kind == "adaptive" else f"every {args.interval:g}s")
                     spend = f", budget {args.budget}" if args.budget else ""
-                    say(f"watch: {n} handle{'s' * (n != 1)} {when}{spend} to "
+                    say(f"watch: {plural(len(watcher.handles), 'handle')} {when}{spend} to "
                         f"{webhook.redacted}, state in {watcher.location}"
                         f"{f', in {processes} processes' if processes > 1 else ''}; a summary "
                         "line every interval"
@@ -214,7 +208,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         args.secrets)
                     watcher.run(on_summary=_print_summary)
                     code = 0
-        return stop.exit_code if stop.signum is not None else code
+        return _GracefulStop.EXIT_CODES.get(stop.signum, code)  # type: ignore[call-overload]
 
 
 def _metrics(args: argparse.Namespace) -> Any:
@@ -248,7 +242,8 @@ def _watcher(args: argparse.Namespace, handles: list[str], webhook: Any,
         processes = auto_processes(args.concurrency, count)
     if min(processes, count) == 1:
         return Watcher(handles, webhook, credentials=credentials, **options)
-    log_setup = functools.partial(child_logging, args.verbose, list(args.secrets.values))
+    # The same logging in each child, which starts with none.
+    log_setup = functools.partial(setup_logging, args.verbose, args.secrets)
     return WatcherGroup(handles, webhook, processes=processes, credentials=credentials,
                         log_setup=log_setup, **options)
 
@@ -262,16 +257,26 @@ def webhook_for(args: argparse.Namespace) -> Any:
     # Known as secrets before anything can fail, so no message can show them.
     args.secrets.webhook(args.webhook, (header.partition(":")[2] for header in args.header))
     headers = [parse_header(h) for h in args.header]
-    webhook = Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
-                      timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
-                                        args.webhook_timeout),
-                      pool_size=getattr(args, "concurrency", 4))
-    return webhook
+    return Webhook(args.webhook, headers=headers, allow_http=args.allow_http,
+                   timeouts=Timeouts(DEFAULT_TIMEOUTS.connect, args.webhook_timeout,
+                                     args.webhook_timeout),
+                   pool_size=getattr(args, "concurrency", 4))
 
 
 def read_handles_file(path: str) -> list[str]:
-    """Handles from a file, one a line; blank lines and '#' comments are skipped."""
-    text = read_text_file(path, "--handles-file")
+    """Handles from a UTF-8 text file ('-' is stdin), one a line; blank lines and '#' comments
+    are skipped."""
+    option = "--handles-file"
+    try:
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read(10 * 2**20 + 1)
+    except UnicodeDecodeError:
+        raise InputError(f"{option} {path} is not a UTF-8 text file", field=option) from None
+    except OSError as exc:
+        raise InputError(f"cannot read {option} {path}: {exc.strerror}", field=option) from None
     return [h for h in (line.split("#", 1)[0].strip() for line in text.splitlines()) if h]
 
 
@@ -290,16 +295,12 @@ class _GracefulStop:
         self.signum: int | None = None
         self._old: dict[int, Any] = {}
 
-    @property
-    def exit_code(self) -> int:
-        return self.EXIT_CODES.get(self.signum, 1)  # type: ignore[call-overload]
-
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:
             kill = getattr(self.watcher, "kill", None)  # a WatcherGroup's processes
             if kill is not None:
                 kill()
-            os._exit(self.EXIT_CODES.get(signum, 1))  # type: ignore[call-overload]
+            os._exit(self.EXIT_CODES[signum])  # type: ignore[index]
         self.signum = signum
         # os.write, not print: a signal can arrive while the main thread is inside print().
         os.write(2, b"watch: stopping after the deliveries in flight (signal again to quit "

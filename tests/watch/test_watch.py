@@ -161,6 +161,30 @@ def test_outbox_retry_with_a_webhook_delivers_at_once_and_discard_drops(
     assert second not in receiver.event_ids()[2:]
 
 
+def test_outbox_retry_all_with_a_webhook_delivers_the_parked_and_the_pending_at_once(
+    standin, make_watcher, receiver, db, cli_env, capsys
+):
+    standin.add_account("alice", 5)
+    watcher = make_watcher(["alice"], max_attempts=2)
+    watcher.run_cycle()
+    receiver.status = 500
+    [parked] = ids_for("alice", standin.follow_many("alice", 1))
+    assert [watcher.run_cycle().parked for _ in range(2)] == [0, 1]
+    [pending] = ids_for("alice", standin.follow_many("alice", 1))
+    assert watcher.run_cycle().pending == 1
+
+    receiver.status = 200
+    capsys.readouterr()
+    assert main(["outbox", "retry", "--all", "--state-db", str(db),
+                 "--webhook", receiver.url]) == 0
+    err = capsys.readouterr().err
+    assert "1 parked event back in the queue, 1 pending event due now" in err
+    assert "delivered 2 of 2" in err
+    assert sorted(receiver.event_ids()[-2:]) == sorted([parked, pending])
+    with Outbox(db) as box:
+        assert box.counts() == {"pending": 0, "parked": 0}
+
+
 def test_a_running_watch_polls_on_its_interval_and_delivers_until_stopped(
     standin, make_watcher, receiver
 ):
