@@ -71,12 +71,8 @@ class Pacer:
             return
         with self._lock:
             self.last = rate
-            limit = rate.limit or 0
-            low = max(1.0, limit * self.low_fraction)
-            if rate.remaining >= low:
-                self._spacing = 0.0
-            else:
-                self._spacing = self.max_spacing * (1 - rate.remaining / low)
+            low = max(1.0, (rate.limit or 0) * self.low_fraction)
+            self._spacing = self.max_spacing * max(0.0, 1 - rate.remaining / low)
 
     def succeeded(self) -> None:
         with self._lock:
@@ -112,14 +108,12 @@ class PacedClient:
         self.pacer.wait_turn()
         try:
             page = self.client.fetch_page(handle, **kwargs)
-        except ApiError as err:
-            self.requests += int(err.details.get("attempts") or 1)
-            self.pacer.observe(RateLimit.from_headers(err.headers))
-            if isinstance(err, RateLimitError):
-                self.pacer.rate_limited(err)
-            raise
         except ConnectorError as err:
             self.requests += int(err.details.get("attempts") or 1)
+            if isinstance(err, ApiError):
+                self.pacer.observe(RateLimit.from_headers(err.headers))
+            if isinstance(err, RateLimitError):
+                self.pacer.rate_limited(err)
             raise
         self.requests += page.attempts
         self.pages += 1
