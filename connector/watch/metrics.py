@@ -110,12 +110,10 @@ class Metrics:
         #: A budget's bucket, shown once there is one (a 0 would read as an empty budget).
         self._budget = _Budget()
         r.register(self._budget)
-        for result in POLL_RESULTS:
-            self.polls.labels(result)
-        for result in DELIVERY_RESULTS:
-            self.deliveries.labels(result)
-        for state in ("pending", "parked"):
-            self.outbox.labels(state)
+        for metric, values in ((self.polls, POLL_RESULTS), (self.deliveries, DELIVERY_RESULTS),
+                               (self.outbox, ("pending", "parked"))):
+            for value in values:
+                metric.labels(value)
         self._lock = threading.Lock()
         #: Each handle's status as this watch last saw it.
         self._status: dict[str, str] = {}
@@ -281,9 +279,6 @@ class _Budget:
     def __init__(self) -> None:
         self.values: tuple[float, float, float] | None = None
 
-    def describe(self) -> list[Any]:
-        return []  # nothing to check for clashes: the names are this module's own
-
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
@@ -295,11 +290,8 @@ class _Budget:
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    """One thread a scrape; `server_close` waits for those under way."""
-
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
+    """One thread a scrape; `server_close` waits for those under way (ThreadingMixIn's
+    block_on_close, as HTTPServer's allow_reuse_address, is on by default)."""
 
 
 class _QuietHandler(WSGIRequestHandler):
