@@ -115,14 +115,10 @@ def interval_for(rate: float, cost: float, c: float, lo: float, hi: float) -> fl
 
 
 class AdaptiveSchedule:
-    """The next poll time of each handle, from its activity, within a shared budget.
-
-    Works as `Schedule` does for a watch loop: `due(now)` lists the handles to poll (the most
-    worth it first), `polled` and `failed` take each outcome and schedule the next poll, `set`
-    takes a time another watcher decided, `next_at` says when to look again. Without a
-    `bucket`, it spends what the fixed schedule would at `interval`; with one, what the budget
-    refills (its `portion` of it, when other handles share the bucket under other plans).
-    """
+    """The next poll time of each handle, from its activity, within a shared budget; a watch
+    loop drives it as it does `Schedule`. Without a `bucket`, it spends what the fixed schedule
+    would at `interval`; with one, what the budget refills (its `portion` of it, when other
+    handles share the bucket under other plans: a shard's, in a WatcherGroup)."""
 
     def __init__(
         self,
@@ -139,7 +135,6 @@ class AdaptiveSchedule:
         portion: float = 1.0,
     ) -> None:
         check_bounds(interval, min_interval, max_interval)
-        #: The part of the budget these handles may spend (a shard's, in a WatcherGroup).
         self.portion = portion
         self.interval = interval
         self.min_interval = min_interval
