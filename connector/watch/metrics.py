@@ -17,6 +17,7 @@ Prometheus keeps (`status` and the outcomes are a handful of values each).
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -305,8 +306,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> str:
-    import errno
-
     where = f"{f'[{host}]' if ':' in host else host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         return (f"--metrics {where}: the port is in use (another watch, or another exporter); "
