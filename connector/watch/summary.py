@@ -44,10 +44,8 @@ class DeliveryPass:
                                self.last_error, self.delays))
 
     def add(self, other: DeliveryPass) -> None:
-        self.delivered += other.delivered
-        self.failed += other.failed
-        self.parked += other.parked
-        self.held += other.held
+        for name in ("delivered", "failed", "parked", "held"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.last_error = other.last_error or self.last_error
         self.delays += other.delays
 
