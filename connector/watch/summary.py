@@ -174,11 +174,6 @@ class CycleSummary:
             for result, count in part.polls.items():
                 out.polls[result] = out.polls.get(result, 0) + count
             out.delivery.add(part.delivery)
-            rate = part.rate_limit
-            if rate is not None and rate.remaining is not None and (
-                    out.rate_limit is None or out.rate_limit.remaining is None
-                    or rate.remaining < out.rate_limit.remaining):
-                out.rate_limit = rate
             if part.bucket is not None and (out.bucket is None
                                             or part.bucket.at >= out.bucket.at):
                 out.bucket, out.budget = part.bucket, part.budget
@@ -186,6 +181,9 @@ class CycleSummary:
             out.notes += [n for n in part.notes if n not in out.notes]
             out.stopped = out.stopped or part.stopped
             out.database_away = out.database_away or part.database_away
+        rates = [p.rate_limit for p in parts
+                 if p.rate_limit is not None and p.rate_limit.remaining is not None]
+        out.rate_limit = min(rates, key=lambda rate: rate.remaining, default=None)
         return out
 
     def record_poll(self, outcome: HandlePoll) -> None:
