@@ -118,7 +118,8 @@ class Metrics:
         self._lock = threading.Lock()
         #: Each handle's status as this watch last saw it.
         self._status: dict[str, str] = {}
-        self._shown: set[str] = set()
+        #: The statuses shown so far, in the order first seen.
+        self._shown: dict[str, None] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.watching(handles)
@@ -192,11 +193,9 @@ class Metrics:
 
     def set_handle_statuses(self, counts: Mapping[str, int]) -> None:
         """How many handles have each status; a status shown before and missing now is 0."""
-        for status in self._shown - set(counts):
-            self.handles.labels(status).set(0)
-        for status, count in counts.items():
-            self.handles.labels(status).set(count)
-        self._shown |= set(counts)
+        self._shown.update(dict.fromkeys(counts))
+        for status in self._shown:
+            self.handles.labels(status).set(counts.get(status, 0))
 
     def set_budget(self, level: float, held: float, capacity: float) -> None:
         """A budget's bucket: the credits it holds, those reserved by polls in flight, and the
