@@ -87,9 +87,8 @@ class Spender:
         has been full since); None otherwise."""
         if self.bucket is None:
             return None
-        view = self.bucket.view()
         budget = self.bucket.budget
-        if view.level >= budget.capacity - CREDITS_PER_REQUEST:
+        if self.bucket.view().level >= budget.capacity - CREDITS_PER_REQUEST:
             self._short = self._said = False
         if not self._short or self._said:
             return None
