@@ -76,7 +76,7 @@ class Timing:
                  min_interval: float | None = None, max_interval: float | None = None,
                  jitter: float = 0.1) -> None:
         self.interval = interval
-        self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
+        lo, hi = bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
         self._written: dict[str, tuple[str, str]] = {}
         self._activity = {h: Activity() for h in handles}
@@ -86,8 +86,7 @@ class Timing:
             # Its times are stored (activity), so they are the wall clock's.
             self.clock = time.time
             self.adaptive = AdaptiveSchedule(handles, interval, now=self.clock(), bucket=bucket,
-                                             min_interval=self.min_interval,
-                                             max_interval=self.max_interval, jitter=jitter,
+                                             min_interval=lo, max_interval=hi, jitter=jitter,
                                              portion=share)
             self.schedule: Schedule | AdaptiveSchedule = self.adaptive
         else:
