@@ -181,9 +181,8 @@ class AdaptiveSchedule:
         return sorted(sorted(self._due), key=lambda h: self._priority(h, now), reverse=True)
 
     def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
-        """Take a successful poll's outcome. The verdict's `delay` is the seconds until the
-        handle's next poll (already scheduled); its `report`, if any, is for the log (a
-        handle that answers again)."""
+        """Take a successful poll's outcome: the verdict's `delay` (already scheduled) is the
+        seconds to the handle's next poll, its `report` (answering again) a line for the log."""
         self._activity[handle] = activity = self._activity[handle].observe(now, seen)
         recovered = self._health[handle].succeeded()
         self._health[handle] = recovered.health
@@ -227,8 +226,7 @@ class AdaptiveSchedule:
         self._stale = True
 
     def set(self, handle: str, at: float) -> None:
-        """Poll `handle` next at `at` (its poll, or another watcher sharing the database,
-        decided it)."""
+        """Poll `handle` next at `at` (as its poll, or a watcher sharing the database, decided)."""
         self._due.discard(handle)
         self._next[handle] = at
         heapq.heappush(self._heap, (at, handle))

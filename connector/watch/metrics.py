@@ -165,9 +165,8 @@ class Metrics:
         self.outbox.labels("parked").set(backlog.parked)
 
     def observe(self, summary: CycleSummary) -> None:
-        """One interval's summary, for a watch that cannot tell of each poll (a
-        WatcherGroup's children): what it did, added to the counters; its outbox and budget;
-        the statuses of the handles it polled. Do not also feed it polls: they would count twice."""
+        """One interval's summary, for a watch that cannot tell of each poll (a WatcherGroup's
+        children). Do not also feed it polls: they would count twice."""
         for result, count in summary.polls.items():
             self.polls.labels(result).inc(count)
         self.requests.inc(summary.requests)

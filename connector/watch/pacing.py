@@ -89,10 +89,8 @@ class Pacer:
 
 
 class PacedClient:
-    """The shared Client seen through the Pacer, counting one poll's requests and pages.
-
-    The trigger only calls `fetch_page`, so this is all of the Client it needs.
-    """
+    """The shared Client seen through the Pacer, counting one poll's requests and pages (the
+    trigger only calls `fetch_page`: all of the Client it needs)."""
 
     def __init__(self, client: PageSource, pacer: Pacer) -> None:
         self.client = client

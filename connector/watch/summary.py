@@ -147,10 +147,8 @@ class CycleSummary:
 
     @property
     def ok(self) -> bool:
-        """Every handle polled and every due event delivered: `watch --once` exits 0.
-
-        Events that failed earlier and are not due again yet do not count against it.
-        """
+        """Every handle polled and every due event delivered (events that failed earlier and
+        are not due again yet do not count): `watch --once` exits 0."""
         d = self.delivery
         return (not self.failed and not self.skipped and not self.waiting and d.failed == 0
                 and d.held == 0)
