@@ -22,7 +22,7 @@ import logging
 import socket
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -50,6 +50,10 @@ DELIVERY_RESULTS = ("delivered", "failed", "parked")
 UNKNOWN = "unknown"
 #: A scrape that stops reading is dropped after this long, so stopping never waits on it.
 SCRAPE_TIMEOUT = 10.0
+#: The budget's gauges (`set_budget`), each `{PREFIX}_budget_{name}_credits`.
+BUDGET_GAUGES = (("available", "Credits the budget holds now (--budget)"),
+                 ("held", "Credits reserved by polls in flight (--budget)"),
+                 ("capacity", "The most credits the budget can hold (--budget)"))
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -108,9 +112,8 @@ class Metrics:
         self.handles = Gauge(f"{PREFIX}_handles", "Handles watched, by the status of their "
                              "last poll here (ok, failing, unknown: not polled here yet)",
                              ["status"], registry=r)
-        #: A budget's bucket, shown once there is one (a 0 would read as an empty budget).
-        self._budget = _Budget()
-        r.register(self._budget)
+        #: The budget's gauges, made once there is one (a 0 would read as an empty budget).
+        self._budget: list[Gauge] = []
         for metric, values in ((self.polls, POLL_RESULTS), (self.deliveries, DELIVERY_RESULTS),
                                (self.outbox, ("pending", "parked"))):
             for value in values:
@@ -199,7 +202,17 @@ class Metrics:
     def set_budget(self, level: float, held: float, capacity: float) -> None:
         """A budget's bucket: the credits it holds, those reserved by polls in flight, and the
         most it can hold."""
-        self._budget.values = (level, held, capacity)
+        with self._lock:
+            fresh = not self._budget
+            if fresh:
+                from prometheus_client import Gauge
+
+                self._budget = [Gauge(f"{PREFIX}_budget_{name}_credits", text, registry=None)
+                                for name, text in BUDGET_GAUGES]
+            for gauge, value in zip(self._budget, (level, held, capacity), strict=True):
+                gauge.set(value)
+                if fresh:  # registered once it has its value: a scrape never reads a 0
+                    self.registry.register(gauge)
 
     def _show_statuses(self) -> None:
         self.set_handle_statuses(Tally(self._status.values()))
@@ -266,26 +279,6 @@ class Metrics:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _Budget:
-    """The budget's gauges, in the exposition only once `set_budget` gave them values."""
-
-    HELP = (("available", "Credits the budget holds now (--budget)"),
-            ("held", "Credits reserved by polls in flight (--budget)"),
-            ("capacity", "The most credits the budget can hold (--budget)"))
-
-    def __init__(self) -> None:
-        self.values: tuple[float, float, float] | None = None
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        values = self.values
-        if values is None:
-            return
-        for (name, text), value in zip(self.HELP, values, strict=True):
-            yield GaugeMetricFamily(f"{PREFIX}_budget_{name}_credits", text, value=value)
 
 
 class _Server(ThreadingMixIn, WSGIServer):
