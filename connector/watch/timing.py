@@ -130,15 +130,17 @@ class Timing:
                                                                                   health):
             return
         with self._lock:
-            old_activity, old_health = self._known(handle)
-            new_activity = parse_kept(Activity, activity, old_activity)
-            new_health = parse_kept(Health, health, old_health)
-            if (new_activity, new_health) == (old_activity, old_health):
+            if self.adaptive is not None:
+                old = self.adaptive.activity(handle), self.adaptive.health(handle)
+            else:
+                old = self._activity[handle], self._health[handle]
+            new = parse_kept(Activity, activity, old[0]), parse_kept(Health, health, old[1])
+            if new == old:
                 return
             if self.adaptive is not None:
-                self.adaptive.restore(handle, new_activity, new_health)
+                self.adaptive.restore(handle, *new)
             else:
-                self._activity[handle], self._health[handle] = new_activity, new_health
+                self._activity[handle], self._health[handle] = new
 
     def polled(self, handle: str, metas: Iterable[dict[str, Any]]) -> Next:
         """A poll of `handle` succeeded with these trigger metas: when it is polled next."""
@@ -178,11 +180,6 @@ class Timing:
             return None
         with self._lock:
             return self.adaptive.take_short()
-
-    def _known(self, handle: str) -> tuple[Activity, Health]:
-        if self.adaptive is not None:
-            return self.adaptive.activity(handle), self.adaptive.health(handle)
-        return self._activity[handle], self._health[handle]
 
 
 def parse_kept(kind: Any, text: str | None, otherwise: Any) -> Any:
