@@ -62,9 +62,8 @@ class Spender:
         spare = credits // CREDITS_PER_REQUEST - self.least * len(wants)
         pages = []
         for want in wants:
-            extra = min(spare, want - self.least)
-            pages.append(self.least + extra)
-            spare -= extra
+            pages.append(min(want, self.least + spare))
+            spare -= pages[-1] - self.least
         grant = Grant(tuple(pages), credits, hold)
         if grant.pages != wants:
             self.cut += 1
