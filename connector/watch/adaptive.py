@@ -262,8 +262,7 @@ class AdaptiveSchedule:
             (self._pinned.add if pinned else self._pinned.discard)(handle)
 
     def _plan(self, now: float) -> None:
-        """Work the shared scale out again, every `replan` seconds, and when the handles it
-        plans for changed."""
+        """Work the shared scale out again: every `replan` seconds, or once the handles changed."""
         if not self._stale and now - self._planned_at < self.replan:
             return
         self._planned_at = now

@@ -200,8 +200,7 @@ class Metrics:
             self.handles.labels(status).set(counts.get(status, 0))
 
     def set_budget(self, level: float, held: float, capacity: float) -> None:
-        """A budget's bucket: the credits it holds, those reserved by polls in flight, and the
-        most it can hold."""
+        """A budget's bucket: credits in hand, credits held by polls in flight, its capacity."""
         with self._lock:
             fresh = not self._budget
             if fresh:
@@ -282,8 +281,7 @@ class Metrics:
 
 
 class _Server(ThreadingMixIn, WSGIServer):
-    """One thread a scrape; `server_close` waits for those under way (ThreadingMixIn's
-    block_on_close, as HTTPServer's allow_reuse_address, is on by default)."""
+    """One thread a scrape; `server_close` waits for those under way (socketserver's default)."""
 
 
 class _QuietHandler(WSGIRequestHandler):
