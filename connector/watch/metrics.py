@@ -123,8 +123,7 @@ class Metrics:
         self._status: dict[str, str] = {}
         #: The statuses shown so far, in the order first seen.
         self._shown: dict[str, None] = {}
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving: tuple[_Server, threading.Thread] | None = None
         self.watching(handles)
 
     # What a watch tells it
@@ -224,7 +223,7 @@ class Metrics:
         from prometheus_client import make_wsgi_app
 
         host, port = parse_address(address) if isinstance(address, str) else address
-        if self._server is not None:
+        if self._serving is not None:
             raise RuntimeError("these metrics are already served")
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -239,10 +238,10 @@ class Metrics:
                                  handler_class=_QuietHandler)
         except OSError as exc:
             raise InputError(_bind_error(host, port, exc), field="metrics") from None
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="watch-metrics",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=server.serve_forever, name="watch-metrics",
+                                  kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        self._serving = server, thread
         if not is_loopback(host):
             log.warning("metrics served on %s to anyone who can reach it: the endpoint has no "
                         "authentication", self.url)
@@ -251,9 +250,9 @@ class Metrics:
     @property
     def address(self) -> tuple[str, int] | None:
         """(host, port) served on, the port as bound (port 0 asks for any free one)."""
-        if self._server is None:
+        if self._serving is None:
             return None
-        host, port = self._server.server_address[:2]
+        host, port = self._serving[0].server_address[:2]
         return str(host), int(port)
 
     @property
@@ -265,12 +264,11 @@ class Metrics:
 
     def close(self) -> None:
         """Stop serving, and wait for the server's threads (a scrape under way ends first)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            server, thread = serving
             server.shutdown()
             server.server_close()
-        if thread is not None:
             thread.join()
 
     def __enter__(self) -> Metrics:
