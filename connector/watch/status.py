@@ -42,10 +42,9 @@ def watch_status(target: str | os.PathLike[str] | Database | None = None) -> dic
     began = period_start(now, seconds)
     handles = [_handle(r, r.key[len(prefix):], backlog, began) for r in rows]
     spent = sum(h["creditsSpent"] for h in handles)
-    elapsed = max(now - began, 1.0)
     fleet: dict[str, Any] = {
         "credits": None, "period": period, "periodStart": iso(began),
-        "spent": spent, "projected": round(spent * seconds / elapsed),
+        "spent": spent, "projected": round(spent * seconds / max(now - began, 1.0)),
         "inHand": None, "held": None,
     }
     if stored is not None:
