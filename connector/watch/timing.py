@@ -1,8 +1,7 @@
 """When a watcher polls each handle next: on the fixed schedule (every interval, jittered:
 schedule.py) or the adaptive one (adaptive.py), and under either the back-off of a handle
-whose list is hidden or that keeps failing (backoff.py: 1, 2, 4 ... intervals, reported
-once). A handle that answers is polled exactly as the schedule has it: the back-off changes
-nothing for it.
+whose list is hidden or that keeps failing (backoff.py). A handle that answers is polled
+exactly as the schedule has it: the back-off changes nothing for it.
 
 What is known of each handle (its `Activity` and `Health`) goes to the database with its
 poll's commit, and comes back from it when a watcher claims the handle (`restore`), so that
