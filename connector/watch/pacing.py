@@ -60,9 +60,7 @@ class Pacer:
             start = max(now, self._hold_until, self._last_start + self._spacing)
             # Taken now, so threads waiting together queue up one spacing apart.
             self._last_start = start
-        if start > now and self.stop.wait(start - now):
-            raise Stopped
-        if self.stop.is_set():
+        if (start > now and self.stop.wait(start - now)) or self.stop.is_set():
             raise Stopped
 
     def observe(self, rate: RateLimit) -> None:
