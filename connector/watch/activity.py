@@ -92,9 +92,8 @@ class Activity:
             return replace(self, last=now if self.last is None else max(self.last, now))
         span = max(0.0, now - self.last)
         keep = math.exp(-span / MEMORY)
-        expected = self.long_rate() * span
         surprising = (seen.events >= BURST_MIN and span > 0
-                      and poisson_tail(seen.events, expected) < BURST_P)
+                      and poisson_tail(seen.events, self.long_rate() * span) < BURST_P)
         follows = seen.events if seen.follows is None else seen.follows
         cost = max(1.0, seen.pages - follows // PAGE_SIZE)
         return Activity(
