@@ -202,8 +202,7 @@ class AdaptiveSchedule:
         return Verdict(recovered.health, wait, recovered.report)
 
     def failed(self, handle: str, now: float, error: BaseException) -> Verdict:
-        """Take a failed poll: the handle backs off (backoff.py). The verdict's `report`, if
-        any, is for the log; its `delay` is already scheduled."""
+        """Take a failed poll: the handle backs off (backoff.py), its next poll scheduled."""
         # The handle's own interval (the default, before it has been observed), as it was at
         # the first failure: its waits go 1, 2, 4 ... of the same unit while it backs off.
         unit = self._unit.get(handle) if self._health[handle].failures else None

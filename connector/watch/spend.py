@@ -32,8 +32,7 @@ class Grant:
 
 
 class Spender:
-    """Reserves each poll's credits before it starts and settles them after. Without a bucket
-    every poll gets the page budgets it asks for."""
+    """Reserves and settles polls' credits (as above); without a bucket, a poll gets its ask."""
 
     def __init__(self, bucket: CreditBucket | None, *, least: int = MIN_POLL_PAGES) -> None:
         self.bucket = bucket
