@@ -32,7 +32,7 @@ class Grant:
 
 
 class Spender:
-    """Reserves and settles polls' credits (as above); without a bucket, a poll gets its ask."""
+    """Reserves and settles polls' credits (as above); with no bucket, polls get what they ask."""
 
     def __init__(self, bucket: CreditBucket | None, *, least: int = MIN_POLL_PAGES) -> None:
         self.bucket = bucket
