@@ -74,30 +74,28 @@ class Activity:
     cost: float = 1.0
     polls: int = 0
 
-    def long_rate(self, prior: float = PRIOR_RATE, weight: float = PRIOR_WEIGHT) -> float:
+    def long_rate(self) -> float:
         """Events a second over the last weeks (the prior's weight keeps it above zero)."""
-        return (prior * weight + self.events) / (weight + self.exposure)
+        return (PRIOR_RATE * PRIOR_WEIGHT + self.events) / (PRIOR_WEIGHT + self.exposure)
 
-    def rate(self, prior: float = PRIOR_RATE, weight: float = PRIOR_WEIGHT) -> float:
+    def rate(self) -> float:
         """Events a second the schedule plans for: the burst's rate while there is one."""
-        return max(self.long_rate(prior, weight), self.burst)
+        return max(self.long_rate(), self.burst)
 
     @property
     def per_day(self) -> float:
         return self.rate() * DAY
 
-    def observe(self, now: float, seen: Observation, *, page_size: int = PAGE_SIZE,
-                memory: float = MEMORY) -> Activity:
+    def observe(self, now: float, seen: Observation) -> Activity:
         """The activity after a successful poll at `now`."""
         if self.last is None or seen.baseline:
             return replace(self, last=now if self.last is None else max(self.last, now))
         span = max(0.0, now - self.last)
-        keep = math.exp(-span / memory)
-        expected = self.long_rate() * span
+        keep = math.exp(-span / MEMORY)
         surprising = (seen.events >= BURST_MIN and span > 0
-                      and poisson_tail(seen.events, expected) < BURST_P)
+                      and poisson_tail(seen.events, self.long_rate() * span) < BURST_P)
         follows = seen.events if seen.follows is None else seen.follows
-        cost = max(1.0, seen.pages - follows // page_size)
+        cost = max(1.0, seen.pages - follows // PAGE_SIZE)
         return Activity(
             events=self.events * keep + seen.events,
             exposure=self.exposure * keep + span,
@@ -147,7 +145,5 @@ def poisson_tail(n: int, mean: float) -> float:
 
 def _finite(*values: Any) -> bool:
     """Whether each of `values` is a finite number (a bool is not)."""
-    for v in values:
-        if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
-            return False
-    return True
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in values)

@@ -40,18 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from ..core.budget import CreditBucket
 from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import InputError
-from .activity import (  # noqa: F401 -- the estimate's names, where they were
-    BURST_MIN,
-    BURST_P,
-    DAY,
-    MEMORY,
-    PAGE_SIZE,
-    PRIOR_RATE,
-    PRIOR_WEIGHT,
-    Activity,
-    Observation,
-    poisson_tail,
-)
+from .activity import DAY, PAGE_SIZE, Activity, Observation, poisson_tail  # noqa: F401
 from .backoff import Health, Verdict
 from .schedule import FIRST_SPREAD, format_interval
 
@@ -70,9 +59,11 @@ def scale(demands: Sequence[tuple[float, float]], requests: float, lo: float, hi
     hi) seconds, spend `requests` requests a second on their polls. 0 when polling them all
     every `lo` spends less; inf when polling them all every `hi` spends more (the budget is
     short of what the bounds ask)."""
-    if not demands or requests >= sum(k for _, k in demands) / lo:
+    # Kept as sums of costs (not of cost / lo): a tiny `lo` must not swamp them in rounding.
+    low = sum(k for _, k in demands)
+    if not demands or requests >= low / lo:
         return 0.0
-    if requests <= sum(k for _, k in demands) / hi:
+    if requests <= low / hi:
         return math.inf
     # With s = sqrt(c), handle i costs k/lo until s reaches lo/a (a = sqrt(k/l)), then
     # sqrt(l k)/s until s reaches hi/a, then k/hi: a continuous, falling sum. Sweep the
@@ -84,8 +75,6 @@ def scale(demands: Sequence[tuple[float, float]], requests: float, lo: float, hi
         points.append((lo / a, 0, cost, w))
         points.append((hi / a, 1, cost, w))
     points.sort(key=lambda p: (p[0], p[1]))
-    # Kept as sums of costs (not of cost / lo): a tiny `lo` must not swamp them in rounding.
-    low = sum(k for _, k in demands)
     high = weight = 0.0
     before = 0.0
     for s, kind, cost, w in points:
@@ -121,21 +110,15 @@ def scale(demands: Sequence[tuple[float, float]], requests: float, lo: float, hi
 
 
 def interval_for(rate: float, cost: float, c: float, lo: float, hi: float) -> float:
-    """A handle's interval under the plan's scale c, within the bounds."""
-    if c == math.inf:
-        return hi
+    """A handle's interval under the plan's scale c, within the bounds (`hi` when c is inf)."""
     return min(hi, max(lo, math.sqrt(c * cost / rate)))
 
 
 class AdaptiveSchedule:
-    """The next poll time of each handle, from its activity, within a shared budget.
-
-    Works as `Schedule` does for a watch loop: `due(now)` lists the handles to poll (the most
-    worth it first), `polled` and `failed` take each outcome and schedule the next poll, `set`
-    takes a time another watcher decided, `next_at` says when to look again. Without a
-    `bucket`, it spends what the fixed schedule would at `interval`; with one, what the budget
-    refills (its `portion` of it, when other handles share the bucket under other plans).
-    """
+    """The next poll time of each handle, from its activity, within a shared budget; a watch
+    loop drives it as it does `Schedule`. Without a `bucket`, it spends what the fixed schedule
+    would at `interval`; with one, what the budget refills (its `portion` of it, when other
+    handles share the bucket under other plans: a shard's, in a WatcherGroup)."""
 
     def __init__(
         self,
@@ -146,21 +129,17 @@ class AdaptiveSchedule:
         bucket: CreditBucket | None = None,
         min_interval: float = DEFAULT_MIN_INTERVAL,
         max_interval: float = DEFAULT_MAX_INTERVAL,
-        page_size: int = PAGE_SIZE,
         jitter: float = 0.1,
-        first_spread: float = FIRST_SPREAD,
         replan: float = REPLAN,
         draw: Callable[[], float] = random.random,
         portion: float = 1.0,
     ) -> None:
         check_bounds(interval, min_interval, max_interval)
-        #: The part of the budget these handles may spend (a shard's, in a WatcherGroup).
         self.portion = portion
         self.interval = interval
         self.min_interval = min_interval
         self.max_interval = max_interval
         self.bucket = bucket
-        self.page_size = page_size
         self.jitter = jitter
         self.replan = replan
         self.draw = draw
@@ -169,7 +148,7 @@ class AdaptiveSchedule:
         self._health = {h: Health() for h in handles}
         #: Handles whose next poll is pinned (baseline, backing off): not planned by rate.
         self._pinned: set[str] = set(handles)
-        self._catching_up: set[str] = set()
+        self._catching_up: dict[str, bool] = {}
         #: The interval a failing handle backs off in multiples of.
         self._unit: dict[str, float] = {}
         self._next: dict[str, float] = {}
@@ -183,9 +162,9 @@ class AdaptiveSchedule:
         #: Why the budget cannot pay for what the bounds ask, once; None when it can.
         self.short: str | None = None
         self._said_short = False
-        spread = min(interval, first_spread, float(len(handles)))
+        spread = min(interval, FIRST_SPREAD, float(len(handles)))
         for h in handles:
-            self._put(h, now + draw() * spread)
+            self.set(h, now + draw() * spread)
 
     # What a watch loop calls
 
@@ -202,32 +181,28 @@ class AdaptiveSchedule:
         return sorted(sorted(self._due), key=lambda h: self._priority(h, now), reverse=True)
 
     def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
-        """Take a successful poll's outcome. The verdict's `delay` is the seconds until the
-        handle's next poll (already scheduled); its `report`, if any, is for the log (a
-        handle that answers again)."""
-        self._activity[handle] = activity = self._activity[handle].observe(
-            now, seen, page_size=self.page_size)
+        """Take a successful poll's outcome: the verdict's `delay` (already scheduled) is the
+        seconds to the handle's next poll, its `report` (answering again) a line for the log."""
+        self._activity[handle] = activity = self._activity[handle].observe(now, seen)
         recovered = self._health[handle].succeeded()
         self._health[handle] = recovered.health
-        if seen.catching_up:
-            self._catching_up.add(handle)
-        else:
-            self._catching_up.discard(handle)
+        self._catching_up[handle] = seen.catching_up
+        self._pin(handle, activity.polls == 0)
         if activity.polls == 0:
             # A baseline: the default interval until the handle is observed (or longer, when
             # the budget could not poll every handle that often).
-            self._pin(handle, True)
             self._plan(now)
             wait = min(self.max_interval, max(self.interval, self._share))
         else:
-            self._pin(handle, False)
             wait = self.min_interval if seen.catching_up else self.interval_of(handle, now)
-        wait = self._schedule(handle, now, self._jittered(wait))
+        # +- `jitter` of it (handles polled together drift apart), within the bounds.
+        wait = min(self.max_interval, max(self.min_interval,
+                                          wait * (1 + self.jitter * (2 * self.draw() - 1))))
+        self.set(handle, now + wait)
         return Verdict(recovered.health, wait, recovered.report)
 
     def failed(self, handle: str, now: float, error: BaseException) -> Verdict:
-        """Take a failed poll: the handle backs off (backoff.py). The verdict's `report`, if
-        any, is for the log; its `delay` is already scheduled."""
+        """Take a failed poll: the handle backs off (backoff.py), its next poll scheduled."""
         # The handle's own interval (the default, before it has been observed), as it was at
         # the first failure: its waits go 1, 2, 4 ... of the same unit while it backs off.
         unit = self._unit.get(handle) if self._health[handle].failures else None
@@ -238,8 +213,7 @@ class AdaptiveSchedule:
         self._health[handle] = verdict.health
         if verdict.health.failures and verdict.delay is not None:
             self._pin(handle, True)  # backing off: out of the plan until it answers
-        delay = verdict.delay if verdict.delay is not None else unit
-        self._schedule(handle, now, delay)
+        self.set(handle, now + (verdict.delay if verdict.delay is not None else unit))
         return verdict
 
     def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
@@ -251,19 +225,17 @@ class AdaptiveSchedule:
         self._stale = True
 
     def set(self, handle: str, at: float) -> None:
-        """Poll `handle` next at `at` (another watcher sharing the database decided it)."""
+        """Poll `handle` next at `at` (as its poll, or a watcher sharing the database, decided)."""
         self._due.discard(handle)
-        self._put(handle, at)
+        self._next[handle] = at
+        heapq.heappush(self._heap, (at, handle))
 
     def next_at(self) -> float:
         """When a handle is next due (now-ish when some are due and waiting)."""
         heap = self._heap
         while heap and self._next.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)
-        soonest = heap[0][0] if heap else math.inf
-        if self._due:
-            soonest = min(soonest, min(self._next[h] for h in self._due))
-        return soonest
+        return min([heap[0][0] if heap else math.inf, *(self._next[h] for h in self._due)])
 
     # What a status view reads
 
@@ -289,8 +261,7 @@ class AdaptiveSchedule:
             (self._pinned.add if pinned else self._pinned.discard)(handle)
 
     def _plan(self, now: float) -> None:
-        """Work the shared scale out again, every `replan` seconds, and when the handles it
-        plans for changed."""
+        """Work the shared scale out again: every `replan` seconds, or once the handles changed."""
         if not self._stale and now - self._planned_at < self.replan:
             return
         self._planned_at = now
@@ -304,7 +275,7 @@ class AdaptiveSchedule:
             budget = self.bucket.budget
             fill = max(0.0, self.bucket.view().level) / budget.capacity
             nudge = min(1.5, max(0.5, 1 + FEEDBACK * (fill - 0.5)))
-            reading = sum(a.rate() for a in self._activity.values()) / self.page_size
+            reading = sum(a.rate() for a in self._activity.values()) / PAGE_SIZE
             requests = (budget.rate * self.portion / CREDITS_PER_REQUEST * nudge - reading
                         - pinned)
             everyone = (requests + pinned) / len(self._activity)
@@ -328,23 +299,9 @@ class AdaptiveSchedule:
         activity = self._activity[handle]
         if activity.last is None:
             return (2, 0.0)
-        if handle in self._catching_up:
+        if self._catching_up.get(handle):
             return (1, 0.0)
         return (0, activity.rate() * (now - activity.last) / activity.cost)
-
-    def _jittered(self, wait: float) -> float:
-        """`wait` +- `jitter` of it (handles polled together drift apart), within the bounds."""
-        return min(self.max_interval, max(self.min_interval,
-                                          wait * (1 + self.jitter * (2 * self.draw() - 1))))
-
-    def _schedule(self, handle: str, now: float, wait: float) -> float:
-        self._due.discard(handle)
-        self._put(handle, now + wait)
-        return wait
-
-    def _put(self, handle: str, at: float) -> None:
-        self._next[handle] = at
-        heapq.heappush(self._heap, (at, handle))
 
 
 def check_bounds(interval: float, min_interval: float, max_interval: float) -> None:

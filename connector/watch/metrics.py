@@ -17,11 +17,12 @@ Prometheus keeps (`status` and the outcomes are a handful of values each).
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -49,6 +50,10 @@ DELIVERY_RESULTS = ("delivered", "failed", "parked")
 UNKNOWN = "unknown"
 #: A scrape that stops reading is dropped after this long, so stopping never waits on it.
 SCRAPE_TIMEOUT = 10.0
+#: The budget's gauges (`set_budget`), each `{PREFIX}_budget_{name}_credits`.
+BUDGET_GAUGES = (("available", "Credits the budget holds now (--budget)"),
+                 ("held", "Credits reserved by polls in flight (--budget)"),
+                 ("capacity", "The most credits the budget can hold (--budget)"))
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -107,21 +112,18 @@ class Metrics:
         self.handles = Gauge(f"{PREFIX}_handles", "Handles watched, by the status of their "
                              "last poll here (ok, failing, unknown: not polled here yet)",
                              ["status"], registry=r)
-        #: A budget's bucket, shown once there is one (a 0 would read as an empty budget).
-        self._budget = _Budget()
-        r.register(self._budget)
-        for result in POLL_RESULTS:
-            self.polls.labels(result)
-        for result in DELIVERY_RESULTS:
-            self.deliveries.labels(result)
-        for state in ("pending", "parked"):
-            self.outbox.labels(state)
+        #: The budget's gauges, made once there is one (a 0 would read as an empty budget).
+        self._budget: list[Gauge] = []
+        for metric, values in ((self.polls, POLL_RESULTS), (self.deliveries, DELIVERY_RESULTS),
+                               (self.outbox, ("pending", "parked"))):
+            for value in values:
+                metric.labels(value)
         self._lock = threading.Lock()
         #: Each handle's status as this watch last saw it.
         self._status: dict[str, str] = {}
-        self._shown: set[str] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        #: The statuses shown so far, in the order first seen.
+        self._shown: dict[str, None] = {}
+        self._serving: tuple[_Server, threading.Thread] | None = None
         self.watching(handles)
 
     # What a watch tells it
@@ -165,9 +167,8 @@ class Metrics:
         self.outbox.labels("parked").set(backlog.parked)
 
     def observe(self, summary: CycleSummary) -> None:
-        """One interval's summary, for a watch that cannot tell of each poll (a
-        WatcherGroup's children): what it did, added to the counters; its outbox and budget;
-        the statuses of the handles it polled. Do not also feed it polls: they would count twice."""
+        """One interval's summary, for a watch that cannot tell of each poll (a WatcherGroup's
+        children). Do not also feed it polls: they would count twice."""
         for result, count in summary.polls.items():
             self.polls.labels(result).inc(count)
         self.requests.inc(summary.requests)
@@ -193,16 +194,23 @@ class Metrics:
 
     def set_handle_statuses(self, counts: Mapping[str, int]) -> None:
         """How many handles have each status; a status shown before and missing now is 0."""
-        for status in self._shown - set(counts):
-            self.handles.labels(status).set(0)
-        for status, count in counts.items():
-            self.handles.labels(status).set(count)
-        self._shown |= set(counts)
+        self._shown.update(dict.fromkeys(counts))
+        for status in self._shown:
+            self.handles.labels(status).set(counts.get(status, 0))
 
     def set_budget(self, level: float, held: float, capacity: float) -> None:
-        """A budget's bucket: the credits it holds, those reserved by polls in flight, and the
-        most it can hold."""
-        self._budget.values = (level, held, capacity)
+        """A budget's bucket: credits in hand, credits held by polls in flight, its capacity."""
+        with self._lock:
+            fresh = not self._budget
+            if fresh:
+                from prometheus_client import Gauge
+
+                self._budget = [Gauge(f"{PREFIX}_budget_{name}_credits", text, registry=None)
+                                for name, text in BUDGET_GAUGES]
+            for gauge, value in zip(self._budget, (level, held, capacity), strict=True):
+                gauge.set(value)
+                if fresh:  # registered once it has its value: a scrape never reads a 0
+                    self.registry.register(gauge)
 
     def _show_statuses(self) -> None:
         self.set_handle_statuses(Tally(self._status.values()))
@@ -215,7 +223,7 @@ class Metrics:
         from prometheus_client import make_wsgi_app
 
         host, port = parse_address(address) if isinstance(address, str) else address
-        if self._server is not None:
+        if self._serving is not None:
             raise RuntimeError("these metrics are already served")
         try:
             family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
@@ -230,10 +238,10 @@ class Metrics:
                                  handler_class=_QuietHandler)
         except OSError as exc:
             raise InputError(_bind_error(host, port, exc), field="metrics") from None
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="watch-metrics",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=server.serve_forever, name="watch-metrics",
+                                  kwargs={"poll_interval": 0.2}, daemon=True)
+        thread.start()
+        self._serving = server, thread
         if not is_loopback(host):
             log.warning("metrics served on %s to anyone who can reach it: the endpoint has no "
                         "authentication", self.url)
@@ -242,9 +250,9 @@ class Metrics:
     @property
     def address(self) -> tuple[str, int] | None:
         """(host, port) served on, the port as bound (port 0 asks for any free one)."""
-        if self._server is None:
+        if self._serving is None:
             return None
-        host, port = self._server.server_address[:2]
+        host, port = self._serving[0].server_address[:2]
         return str(host), int(port)
 
     @property
@@ -256,12 +264,11 @@ class Metrics:
 
     def close(self) -> None:
         """Stop serving, and wait for the server's threads (a scrape under way ends first)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
+        serving, self._serving = self._serving, None
+        if serving is not None:
+            server, thread = serving
             server.shutdown()
             server.server_close()
-        if thread is not None:
             thread.join()
 
     def __enter__(self) -> Metrics:
@@ -271,35 +278,8 @@ class Metrics:
         self.close()
 
 
-class _Budget:
-    """The budget's gauges, in the exposition only once `set_budget` gave them values."""
-
-    HELP = (("available", "Credits the budget holds now (--budget)"),
-            ("held", "Credits reserved by polls in flight (--budget)"),
-            ("capacity", "The most credits the budget can hold (--budget)"))
-
-    def __init__(self) -> None:
-        self.values: tuple[float, float, float] | None = None
-
-    def describe(self) -> list[Any]:
-        return []  # nothing to check for clashes: the names are this module's own
-
-    def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        values = self.values
-        if values is None:
-            return
-        for (name, text), value in zip(self.HELP, values, strict=True):
-            yield GaugeMetricFamily(f"{PREFIX}_budget_{name}_credits", text, value=value)
-
-
 class _Server(ThreadingMixIn, WSGIServer):
-    """One thread a scrape; `server_close` waits for those under way."""
-
-    daemon_threads = False
-    block_on_close = True
-    allow_reuse_address = True
+    """One thread a scrape; `server_close` waits for those under way (socketserver's default)."""
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -313,8 +293,6 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> str:
-    import errno
-
     where = f"{f'[{host}]' if ':' in host else host}:{port}"
     if exc.errno == errno.EADDRINUSE:
         return (f"--metrics {where}: the port is in use (another watch, or another exporter); "

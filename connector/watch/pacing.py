@@ -60,9 +60,7 @@ class Pacer:
             start = max(now, self._hold_until, self._last_start + self._spacing)
             # Taken now, so threads waiting together queue up one spacing apart.
             self._last_start = start
-        if start > now and self.stop.wait(start - now):
-            raise Stopped
-        if self.stop.is_set():
+        if (start > now and self.stop.wait(start - now)) or self.stop.is_set():
             raise Stopped
 
     def observe(self, rate: RateLimit) -> None:
@@ -71,12 +69,8 @@ class Pacer:
             return
         with self._lock:
             self.last = rate
-            limit = rate.limit or 0
-            low = max(1.0, limit * self.low_fraction)
-            if rate.remaining >= low:
-                self._spacing = 0.0
-            else:
-                self._spacing = self.max_spacing * (1 - rate.remaining / low)
+            low = max(1.0, (rate.limit or 0) * self.low_fraction)
+            self._spacing = self.max_spacing * max(0.0, 1 - rate.remaining / low)
 
     def succeeded(self) -> None:
         with self._lock:
@@ -93,10 +87,8 @@ class Pacer:
 
 
 class PacedClient:
-    """The shared Client seen through the Pacer, counting one poll's requests and pages.
-
-    The trigger only calls `fetch_page`, so this is all of the Client it needs.
-    """
+    """The shared Client seen through the Pacer, counting one poll's requests and pages (the
+    trigger only calls `fetch_page`: all of the Client it needs)."""
 
     def __init__(self, client: PageSource, pacer: Pacer) -> None:
         self.client = client
@@ -112,14 +104,12 @@ class PacedClient:
         self.pacer.wait_turn()
         try:
             page = self.client.fetch_page(handle, **kwargs)
-        except ApiError as err:
-            self.requests += int(err.details.get("attempts") or 1)
-            self.pacer.observe(RateLimit.from_headers(err.headers))
-            if isinstance(err, RateLimitError):
-                self.pacer.rate_limited(err)
-            raise
         except ConnectorError as err:
             self.requests += int(err.details.get("attempts") or 1)
+            if isinstance(err, ApiError):
+                self.pacer.observe(RateLimit.from_headers(err.headers))
+            if isinstance(err, RateLimitError):
+                self.pacer.rate_limited(err)
             raise
         self.requests += page.attempts
         self.pages += 1

@@ -32,8 +32,7 @@ class Grant:
 
 
 class Spender:
-    """Reserves each poll's credits before it starts and settles them after. Without a bucket
-    every poll gets the page budgets it asks for."""
+    """Reserves and settles polls' credits (as above); with no bucket, polls get what they ask."""
 
     def __init__(self, bucket: CreditBucket | None, *, least: int = MIN_POLL_PAGES) -> None:
         self.bucket = bucket
@@ -62,9 +61,8 @@ class Spender:
         spare = credits // CREDITS_PER_REQUEST - self.least * len(wants)
         pages = []
         for want in wants:
-            extra = min(spare, want - self.least)
-            pages.append(self.least + extra)
-            spare -= extra
+            pages.append(min(want, self.least + spare))
+            spare -= pages[-1] - self.least
         grant = Grant(tuple(pages), credits, hold)
         if grant.pages != wants:
             self.cut += 1
@@ -87,9 +85,8 @@ class Spender:
         has been full since); None otherwise."""
         if self.bucket is None:
             return None
-        view = self.bucket.view()
         budget = self.bucket.budget
-        if view.level >= budget.capacity - CREDITS_PER_REQUEST:
+        if self.bucket.view().level >= budget.capacity - CREDITS_PER_REQUEST:
             self._short = self._said = False
         if not self._short or self._said:
             return None

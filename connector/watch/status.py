@@ -27,30 +27,24 @@ def watch_status(target: str | os.PathLike[str] | Database | None = None) -> dic
     """Each watched handle's last and next poll, follows a day (estimate), credits spent this
     period, status, list size against accounts seen, pending and parked events; and the
     budget, spent and projected for the period. `target` as `open_database` takes it."""
-    own = not isinstance(target, Database)
     database = open_database(target, create=False)
     try:
-        return _status(database)
+        prefix = f"{NEW_FOLLOWS.key}:"
+        rows = [r for r in database.poll_rows() if r.key.startswith(prefix)]
+        backlog = database.backlog_by_handle()
+        stored = database.budget_view(BUDGET_NAME)
+        now = database.clock()  # the clock the periods were counted by
     finally:
-        if own:
+        if database is not target:  # opened here
             database.close()
-
-
-def _status(database: Database) -> dict[str, Any]:
-    prefix = f"{NEW_FOLLOWS.key}:"
-    rows = [r for r in database.poll_rows() if r.key.startswith(prefix)]
-    backlog = database.backlog_by_handle()
-    stored = database.budget_view(BUDGET_NAME)
     period = stored[0].period if stored is not None else "day"
     seconds = PERIODS[period]
-    now = database.clock()  # the clock the periods were counted by
     began = period_start(now, seconds)
     handles = [_handle(r, r.key[len(prefix):], backlog, began) for r in rows]
     spent = sum(h["creditsSpent"] for h in handles)
-    elapsed = max(now - began, 1.0)
     fleet: dict[str, Any] = {
         "credits": None, "period": period, "periodStart": iso(began),
-        "spent": spent, "projected": round(spent * seconds / elapsed),
+        "spent": spent, "projected": round(spent * seconds / max(now - began, 1.0)),
         "inHand": None, "held": None,
     }
     if stored is not None:

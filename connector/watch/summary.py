@@ -44,10 +44,8 @@ class DeliveryPass:
                                self.last_error, self.delays))
 
     def add(self, other: DeliveryPass) -> None:
-        self.delivered += other.delivered
-        self.failed += other.failed
-        self.parked += other.parked
-        self.held += other.held
+        for name in ("delivered", "failed", "parked", "held"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.last_error = other.last_error or self.last_error
         self.delays += other.delays
 
@@ -149,10 +147,8 @@ class CycleSummary:
 
     @property
     def ok(self) -> bool:
-        """Every handle polled and every due event delivered: `watch --once` exits 0.
-
-        Events that failed earlier and are not due again yet do not count against it.
-        """
+        """Every handle polled and every due event delivered (events that failed earlier and
+        are not due again yet do not count): `watch --once` exits 0."""
         d = self.delivery
         return (not self.failed and not self.skipped and not self.waiting and d.failed == 0
                 and d.held == 0)
@@ -176,11 +172,6 @@ class CycleSummary:
             for result, count in part.polls.items():
                 out.polls[result] = out.polls.get(result, 0) + count
             out.delivery.add(part.delivery)
-            rate = part.rate_limit
-            if rate is not None and rate.remaining is not None and (
-                    out.rate_limit is None or out.rate_limit.remaining is None
-                    or rate.remaining < out.rate_limit.remaining):
-                out.rate_limit = rate
             if part.bucket is not None and (out.bucket is None
                                             or part.bucket.at >= out.bucket.at):
                 out.bucket, out.budget = part.bucket, part.budget
@@ -188,6 +179,9 @@ class CycleSummary:
             out.notes += [n for n in part.notes if n not in out.notes]
             out.stopped = out.stopped or part.stopped
             out.database_away = out.database_away or part.database_away
+        rates = [p.rate_limit for p in parts
+                 if p.rate_limit is not None and p.rate_limit.remaining is not None]
+        out.rate_limit = min(rates, key=lambda rate: rate.remaining, default=None)
         return out
 
     def record_poll(self, outcome: HandlePoll) -> None:
@@ -242,8 +236,7 @@ class CycleSummary:
             others += f", {rest} not due"
         budget = f" ({self.budget})" if self.budget else ""
         unfollows = "" if self.unfollows is None else f"{plural(self.unfollows, 'unfollow')}, "
-        handles = "handle" if self.handles == 1 else "handles"
-        text = (f"watch: {len(self.polled)}/{self.handles} {handles} polled{base}{others}, "
+        text = (f"watch: {len(self.polled)}/{plural(self.handles, 'handle')} polled{base}{others}, "
                 f"{plural(self.new_follows, 'new follow')}, {unfollows}"
                 f"{plural(self.requests, 'request')}, "
                 f"{self.credits} credits{budget}{rate}; delivered {d.delivered}, "

@@ -1,8 +1,7 @@
 """When a watcher polls each handle next: on the fixed schedule (every interval, jittered:
 schedule.py) or the adaptive one (adaptive.py), and under either the back-off of a handle
-whose list is hidden or that keeps failing (backoff.py: 1, 2, 4 ... intervals, reported
-once). A handle that answers is polled exactly as the schedule has it: the back-off changes
-nothing for it.
+whose list is hidden or that keeps failing (backoff.py). A handle that answers is polled
+exactly as the schedule has it: the back-off changes nothing for it.
 
 What is known of each handle (its `Activity` and `Health`) goes to the database with its
 poll's commit, and comes back from it when a watcher claims the handle (`restore`), so that
@@ -76,7 +75,7 @@ class Timing:
                  min_interval: float | None = None, max_interval: float | None = None,
                  jitter: float = 0.1) -> None:
         self.interval = interval
-        self.min_interval, self.max_interval = bounds(interval, min_interval, max_interval)
+        lo, hi = bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
         self._written: dict[str, tuple[str, str]] = {}
         self._activity = {h: Activity() for h in handles}
@@ -86,8 +85,7 @@ class Timing:
             # Its times are stored (activity), so they are the wall clock's.
             self.clock = time.time
             self.adaptive = AdaptiveSchedule(handles, interval, now=self.clock(), bucket=bucket,
-                                             min_interval=self.min_interval,
-                                             max_interval=self.max_interval, jitter=jitter,
+                                             min_interval=lo, max_interval=hi, jitter=jitter,
                                              portion=share)
             self.schedule: Schedule | AdaptiveSchedule = self.adaptive
         else:
@@ -131,15 +129,17 @@ class Timing:
                                                                                   health):
             return
         with self._lock:
-            old_activity, old_health = self._known(handle)
-            new_activity = parse_kept(Activity, activity, old_activity)
-            new_health = parse_kept(Health, health, old_health)
-            if (new_activity, new_health) == (old_activity, old_health):
+            if self.adaptive is not None:
+                old = self.adaptive.activity(handle), self.adaptive.health(handle)
+            else:
+                old = self._activity[handle], self._health[handle]
+            new = parse_kept(Activity, activity, old[0]), parse_kept(Health, health, old[1])
+            if new == old:
                 return
             if self.adaptive is not None:
-                self.adaptive.restore(handle, new_activity, new_health)
+                self.adaptive.restore(handle, *new)
             else:
-                self._activity[handle], self._health[handle] = new_activity, new_health
+                self._activity[handle], self._health[handle] = new
 
     def polled(self, handle: str, metas: Iterable[dict[str, Any]]) -> Next:
         """A poll of `handle` succeeded with these trigger metas: when it is polled next."""
@@ -179,11 +179,6 @@ class Timing:
             return None
         with self._lock:
             return self.adaptive.take_short()
-
-    def _known(self, handle: str) -> tuple[Activity, Health]:
-        if self.adaptive is not None:
-            return self.adaptive.activity(handle), self.adaptive.health(handle)
-        return self._activity[handle], self._health[handle]
 
 
 def parse_kept(kind: Any, text: str | None, otherwise: Any) -> Any:
