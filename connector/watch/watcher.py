@@ -219,7 +219,7 @@ class Watcher:
     def close(self) -> None:
         poller = getattr(self, "poller", None)
         if poller is not None:
-            poller.settle_all()
+            poller.settle_late()
         for name in ("_pool", "_deliver_pool"):
             pool = getattr(self, name, None)
             if pool is not None:
