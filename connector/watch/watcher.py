@@ -142,7 +142,6 @@ class Watcher:
         self.plans = [(key, *prepare(key, {**inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
                       for key in operations]
-        _, self.inputs, self.source = self.plans[0]
         self.interval = interval
         self.concurrency = concurrency
         self.jitter = jitter
@@ -194,7 +193,7 @@ class Watcher:
         # free for the next handle while its webhook POSTs are under way.
         self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
         self.poller = Poller(store=store, client=self.client, pacer=self.pacer,
-                             owner=self.owner, plans=[p[:3] for p in self.plans],
+                             owner=self.owner, plans=self.plans,
                              deliverer=self.deliverer, outage=self._outage,
                              deliver_pool=self._deliver_pool, timing=self.timing,
                              spender=self.spender, stop=self._stop,
@@ -244,7 +243,7 @@ class Watcher:
         deliveries = DeliveryPass()
         #: When this cycle stops waiting for a database that went away.
         give_up: float | None = None
-        outcomes, waiting = self._sweep(self.handles, started, deliveries)
+        outcomes, waiting = sweep(self, self.handles, started, deliveries)
         pause = FIRST_RECHECK
         while waiting and not self.stopping:
             if not self._outage.check():
@@ -254,7 +253,7 @@ class Watcher:
             else:
                 self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), pause))
                 pause = min(2 * pause, RECHECK)
-            more, waiting = self._sweep(list(waiting), started, deliveries)
+            more, waiting = sweep(self, waiting, started, deliveries)
             outcomes += more
         if waiting and self._outage.error is not None:
             # Gave up on the database: what is left was not polled, and says why.
@@ -298,7 +297,7 @@ class Watcher:
                     # The database has the last word on who polls what when: handles polled
                     # by another watcher, or held by one, come back when they are due there
                     # (and those the database was away for, as soon as it is back).
-                    outcomes, later = self._sweep(due, None, deliveries)
+                    outcomes, later = sweep(self, due, None, deliveries)
                     for outcome in outcomes:
                         summary.record_poll(outcome)
                     for handle in due:
@@ -360,14 +359,13 @@ class Watcher:
                 self._outage.report(exc)
         return self._last_backlog
 
-    def _deliver_pass(self, deliveries: DeliveryPass) -> DeliveryPass:
+    def _deliver_pass(self, deliveries: DeliveryPass) -> None:
         """The closing delivery pass of a sweep (`run_pass`); the database going away ends
         it, and holds what it did not try."""
         try:
-            return self.deliverer.run_pass(into=deliveries)
+            self.deliverer.run_pass(into=deliveries)
         except DatabaseUnavailable as exc:
             self._outage.report(exc)
-            return deliveries
 
     # Polling
 
@@ -377,11 +375,6 @@ class Watcher:
         `concurrency` at a time; each commits its follows to the outbox. A failing handle is
         an outcome with an error, never an exception; one polled or held by another watcher is
         an outcome marked `elsewhere`."""
-        outcomes, later = self._sweep(list(handles), None, deliveries)
+        outcomes, later = sweep(self, handles, None, deliveries)
         return outcomes + [HandlePoll(h, elsewhere=True) for h in later
                            if not any(o.handle == h for o in outcomes)]
-
-    def _sweep(self, handles: Iterable[str], cycle_start: float | None,
-               deliveries: DeliveryPass | None = None
-               ) -> tuple[list[HandlePoll], dict[str, float]]:
-        return sweep(self, handles, cycle_start, deliveries)
