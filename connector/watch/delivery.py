@@ -22,13 +22,13 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
 from .summary import DeliveryPass
-from .webhook import Webhook, WebhookReply
+from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
 
@@ -82,7 +82,6 @@ class Deliverer:
         clock: Callable[[], float] = time.time,
         draw: Callable[[], float] = random.random,
         owner: str | None = None,
-        claim_for: float | None = None,
         on_database_error: Callable[[DatabaseUnavailable], None] | None = None,
         on_delivery: Callable[[str, float | None], None] | None = None,
         on_backlog: Callable[[Backlog], None] | None = None,
@@ -103,17 +102,12 @@ class Deliverer:
         self.hold_until = 0.0
         #: This deliverer's name on its claims.
         self.owner = owner or new_owner()
-        if claim_for is None:
-            # Long enough to POST a whole claim to a receiver that takes its full deadline on
-            # each: a claim that ran out mid-way would let a second deliverer in.
-            timeouts = getattr(webhook, "timeouts", None)
-            each = timeouts.total if timeouts is not None else 60.0
-            claim_for = CLAIM_CHUNK * each * 1.5 + 60.0
         #: Seconds a claim lasts: after this, events claimed by a deliverer that died are
-        #: tried by another.
-        self.claim_for = claim_for
+        #: tried by another. Long enough to POST a whole claim to a receiver that takes its
+        #: full deadline on each: a claim that ran out mid-way would let a second deliverer in.
+        self.claim_for = CLAIM_CHUNK * webhook.timeouts.total * 1.5 + 60.0
         #: Told when the database goes away mid-pass (a watcher's outage); else it is logged.
-        self.on_database_error = on_database_error
+        self.on_database_error = on_database_error or _log_database_error
         #: Told of each POST as it ends: `delivered` (with the event's delay since its
         #: detection), `failed` or `parked`; and of each count of the outbox (metrics.py).
         self.on_delivery = on_delivery
@@ -123,11 +117,9 @@ class Deliverer:
         self._unrecorded: set[str] = set()
 
     def backlog(self) -> Backlog:
-        counts = self.store.backlog(self.handles)
-        next_due = counts.next_due
-        if next_due is not None:
-            next_due = max(next_due, self.hold_until)
-        backlog = Backlog(counts.pending, counts.parked, next_due)
+        backlog = self.store.backlog(self.handles)
+        if backlog.next_due is not None:
+            backlog = replace(backlog, next_due=max(backlog.next_due, self.hold_until))
         if self.on_backlog is not None:
             self.on_backlog(backlog)
         return backlog
@@ -211,28 +203,22 @@ class Deliverer:
             try:
                 got = set(self.store.claim_events([e.event_id for e in chunk], self.owner,
                                                   claim_for=self.claim_for))
-            except DatabaseUnavailable as exc:
-                self._database_failed(exc)
-                hold(len(events) - start)
-                return
-            except Exception:
-                log.exception("claiming events of @%s failed", chunk[0].handle)
+            except Exception as exc:
+                if isinstance(exc, DatabaseUnavailable):
+                    self.on_database_error(exc)
+                else:
+                    log.exception("claiming events of @%s failed", chunk[0].handle)
                 hold(len(events) - start)
                 return
             # Only an unbroken run from the oldest: if another deliverer holds an older event
             # of this handle, it sends the rest too, in order.
-            mine: list[OutboxEvent] = []
-            for event in chunk:
-                if event.event_id not in got:
-                    break
-                mine.append(event)
-            taken = {m.event_id for m in mine}
-            rest = [e for e in got if e not in taken]
-            held = self._send(mine, rest, result)
+            run = next((i for i, e in enumerate(chunk) if e.event_id not in got), len(chunk))
+            mine = chunk[:run]
+            held = self._send(mine, list(got.difference(e.event_id for e in mine)), result)
             if held:
-                hold(len(events) - start - len(mine) + held)
+                hold(len(events) - start - run + held)
                 return
-            if len(mine) < len(chunk):
+            if run < len(chunk):
                 return
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
@@ -264,16 +250,10 @@ class Deliverer:
         would send them twice."""
         if self.store.holds_mark(self.owner):
             return True
-        self._database_failed(DatabaseUnavailable(
+        self.on_database_error(DatabaseUnavailable(
             f"the state database {self.store.location} cut the session that marks this "
             "watcher alive"))
         return False
-
-    def _database_failed(self, exc: DatabaseUnavailable) -> None:
-        if self.on_database_error is not None:
-            self.on_database_error(exc)
-        else:
-            log.warning("%s", exc.message)
 
     def _record(self, event: OutboxEvent, error: str, *, retry_at: float, park: bool) -> None:
         """A failed try, in the outbox; while the database is away it is not counted there,
@@ -281,14 +261,14 @@ class Deliverer:
         try:
             self.store.failed(event.event_id, error, retry_at=retry_at, park=park)
         except DatabaseUnavailable as exc:
-            self._database_failed(exc)
+            self.on_database_error(exc)
 
     def _unclaim(self, event_ids: list[str]) -> None:
         if event_ids:
             try:
                 self.store.release_events(event_ids, self.owner)
             except DatabaseUnavailable as exc:  # the claims run out by themselves
-                self._database_failed(exc)
+                self.on_database_error(exc)
             except Exception as exc:  # the claims run out by themselves
                 log.warning("releasing %d claimed events failed: %s", len(event_ids), exc)
 
@@ -310,7 +290,7 @@ class Deliverer:
                 self.store.delivered(event.event_id)
             except DatabaseUnavailable as exc:
                 self._unrecorded.add(event.event_id)
-                self._database_failed(exc)
+                self.on_database_error(exc)
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
             delay = detection_delay(event.payload, self.clock())
@@ -329,7 +309,11 @@ class Deliverer:
         retry_at = self.clock() + delay
         error = outcome.error or "failed"
         self._record(event, error, retry_at=retry_at, park=park)
-        _log_failure(event, outcome, failures, self.max_attempts, park, delay)
+        then = ("parked; `tiktok-following outbox retry` sends it again" if park
+                else f"next try in {delay:.0f}s")
+        log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
+                 event.event_id, event.handle, _followed(event), outcome.error, failures,
+                 self.max_attempts, then)
         with result._lock:
             result.failed += 1
             result.parked += int(park)
@@ -366,9 +350,5 @@ def _followed(event: OutboxEvent) -> str:
     return str(item.get("uniqueId") or item.get("id") or "?")
 
 
-def _log_failure(event: OutboxEvent, outcome: WebhookReply, failures: int, limit: int, park: bool,
-                 delay: float) -> None:
-    then = ("parked; `tiktok-following outbox retry` sends it again" if park
-            else f"next try in {delay:.0f}s")
-    log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
-             event.event_id, event.handle, _followed(event), outcome.error, failures, limit, then)
+def _log_database_error(exc: DatabaseUnavailable) -> None:
+    log.warning("%s", exc.message)
