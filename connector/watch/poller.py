@@ -129,10 +129,10 @@ class Poller:
                 lease = None
                 if last:
                     then = self.timing.polled(handle, metas)
-                    self.chosen[handle] = then.delay
                     if then.report:
                         log.info("@%s: %s", handle, then.report)
-                    lease = self._lease(then, paced, scheduled, metas, remembered, handle)
+                    self._facts[handle] = _facts(metas, paced.total, remembered)
+                    lease = self._lease(handle, then, paced, scheduled)
                 # Follows this poll delivers at once are claimed as they are queued: no other
                 # deliverer takes them meanwhile, and no second look at the outbox is needed.
                 claim = (EventClaim(self.owner, self.deliverer.claim_for)
@@ -177,8 +177,7 @@ class Poller:
         others; its state is untouched, so its next poll starts from the same place. It is
         backed off if its list is hidden or it keeps failing, and said once."""
         then = self.timing.failed(handle, exc)
-        self.chosen[handle] = then.delay
-        self._release(key, lease=self._lease(then, paced, scheduled, None, None, handle))
+        self._release(key, lease=self._lease(handle, then, paced, scheduled))
         if then.report:
             log.warning("@%s: %s", handle, then.report)
         if isinstance(exc, ConnectorError):
@@ -188,13 +187,11 @@ class Poller:
         return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages,
                           health=then.health.status)
 
-    def _lease(self, then: Next, paced: PacedClient, scheduled: bool,
-               metas: list[dict[str, Any]] | None, remembered: int | None, handle: str
-               ) -> Lease:
-        """The lease given back with the poll: next due (unless `--once`), what is known of
-        the handle (`metas`: what its poll found; None: it failed), and what the poll cost."""
-        if metas is not None:
-            self._facts[handle] = _facts(metas, paced.total, remembered)
+    def _lease(self, handle: str, then: Next, paced: PacedClient, scheduled: bool) -> Lease:
+        """The lease given back with the poll: next due `then` (unless `--once`; the watch
+        loop takes it from `chosen`), what is known of the handle (what its last good poll
+        found), and what the poll cost."""
+        self.chosen[handle] = then.delay
         activity, health = then.kept(self._facts.get(handle))
         self.timing.wrote(handle, activity, health)
         # The period is the database's (its clock, in the statement that writes them).
