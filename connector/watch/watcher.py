@@ -188,16 +188,21 @@ class Watcher:
         self.timing = Timing(self.handles, interval, schedule=kind, bucket=bucket,
                              share=budget_share, min_interval=min_interval,
                              max_interval=max_interval, jitter=jitter)
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
         # Deliveries of what a poll just committed: a thread of their own, so a poll slot is
-        # free for the next handle while its webhook POSTs are under way.
-        self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
+        # free for the next handle while its webhook POSTs are under way. Entered first, so
+        # it is shut down after the polls that hand it work (last in, first out).
+        self._deliver_pool = self._owned.enter_context(
+            ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver"))
+        self._pool = self._owned.enter_context(
+            ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll"))
         self.poller = Poller(store=store, client=self.client, pacer=self.pacer,
                              owner=self.owner, plans=self.plans,
                              deliverer=self.deliverer, outage=self._outage,
                              deliver_pool=self._deliver_pool, timing=self.timing,
                              spender=self.spender, stop=self._stop,
                              period=budget.seconds if budget is not None else PERIODS["day"])
+        # Closing settles first what the database was away for.
+        self._owned.callback(self.poller.settle_late)
 
     # Lifecycle
 
@@ -216,13 +221,6 @@ class Watcher:
         return self.store.location
 
     def close(self) -> None:
-        poller = getattr(self, "poller", None)
-        if poller is not None:
-            poller.settle_late()
-        for name in ("_pool", "_deliver_pool"):
-            pool = getattr(self, name, None)
-            if pool is not None:
-                pool.shutdown(wait=True)
         self._owned.close()
 
     def __enter__(self) -> Watcher:
