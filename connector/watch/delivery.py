@@ -188,17 +188,12 @@ class Deliverer:
                      count_held: bool = True) -> None:
         """One handle's due events, in order, claimed CLAIM_CHUNK at a time (so two deliverers
         sharing a database never POST one event at once)."""
-        down = result.down
-
-        def hold(n: int) -> None:
-            if count_held:
-                with result._lock:
-                    result.held += n
-
+        held = 0
         for start in range(0, len(events), CLAIM_CHUNK):
-            if self.stop.is_set() or down.is_set():
-                hold(len(events) - start)
-                return
+            left = len(events) - start
+            if self.stop.is_set() or result.down.is_set():
+                held = left
+                break
             chunk = events[start:start + CLAIM_CHUNK]
             try:
                 got = set(self.store.claim_events([e.event_id for e in chunk], self.owner,
@@ -208,18 +203,20 @@ class Deliverer:
                     self.on_database_error(exc)
                 else:
                     log.exception("claiming events of @%s failed", chunk[0].handle)
-                hold(len(events) - start)
-                return
+                held = left
+                break
             # Only an unbroken run from the oldest: if another deliverer holds an older event
             # of this handle, it sends the rest too, in order.
             run = next((i for i, e in enumerate(chunk) if e.event_id not in got), len(chunk))
             mine = chunk[:run]
             held = self._send(mine, list(got.difference(e.event_id for e in mine)), result)
             if held:
-                hold(len(events) - start - run + held)
-                return
-            if run < len(chunk):
-                return
+                held += left - run
+            if held or run < len(chunk):
+                break
+        if held and count_held:
+            with result._lock:
+                result.held += held
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
         """POST `mine`, claimed events of one handle, in order, then end the claims on those
