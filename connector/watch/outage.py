@@ -11,6 +11,7 @@ until it is marked again, so it acts on none of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -88,11 +89,8 @@ class Outage:
         failed try; False when watch stops first, or the monotonic time `until` comes."""
         attempt = 0
         while self.error is not None:
-            try:
+            with contextlib.suppress(DatabaseUnavailable):  # not yet: wait, and try again
                 self.database.recover(self.owner)
-            except DatabaseUnavailable:
-                pass
-            else:
                 log.info("the state database %s is back after %.1fs; polls and deliveries go "
                          "on", self.database.location, time.monotonic() - self._since)
                 self.error = None
