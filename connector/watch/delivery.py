@@ -79,8 +79,6 @@ class Deliverer:
         backoff: Backoff | None = None,
         concurrency: int = 4,
         stop: threading.Event | None = None,
-        clock: Callable[[], float] = time.time,
-        draw: Callable[[], float] = random.random,
         owner: str | None = None,
         on_database_error: Callable[[DatabaseUnavailable], None] | None = None,
         on_delivery: Callable[[str, float | None], None] | None = None,
@@ -95,9 +93,6 @@ class Deliverer:
         self.backoff = backoff or Backoff()
         self.concurrency = max(1, concurrency)
         self.stop = stop or threading.Event()
-        # Wall-clock time: the outbox stores next_attempt_at as time.time().
-        self.clock = clock
-        self.draw = draw
         #: No POST before this time: the receiver looked down on the last try.
         self.hold_until = 0.0
         #: This deliverer's name on its claims.
@@ -135,7 +130,7 @@ class Deliverer:
         for event_id in list(self._unrecorded):
             self.store.delivered(event_id)
             self._unrecorded.discard(event_id)
-        now = self.clock()
+        now = time.time()  # wall-clock time: the outbox's next_attempt_at is time.time()
         due = [e for e in self.store.due(now, handles=self.handles)
                if (only is None or e.event_id in only) and e.event_id not in result.tried]
         if not due:
@@ -164,9 +159,9 @@ class Deliverer:
         looks down, or watch is stopping, it does nothing: the closing `run_pass(into=...)`
         holds those events back and counts them, once.
         """
-        if self.clock() < self.hold_until or self.stop.is_set() or into.down.is_set():
+        if time.time() < self.hold_until or self.stop.is_set() or into.down.is_set():
             return
-        due = [e for e in self.store.due(self.clock(), handles=(handle,))
+        due = [e for e in self.store.due(time.time(), handles=(handle,))
                if e.event_id not in into.tried and e.event_id not in self._unrecorded]
         self._deliver_all(due, into, count_held=False)
 
@@ -175,7 +170,7 @@ class Deliverer:
         their handle's only events, oldest first), as `deliver_handle` would, without asking
         the outbox for them again. What is not tried is unclaimed, for the closing pass."""
         ids = [e.event_id for e in events]
-        if self.clock() < self.hold_until:
+        if time.time() < self.hold_until:
             self._unclaim(ids)
             return
         try:
@@ -273,7 +268,7 @@ class Deliverer:
         if event.payload is None:
             # Damaged in the database: sending it cannot work, and retrying cannot mend it.
             error = "its stored payload is damaged; `outbox discard` removes it"
-            self._record(event, error, retry_at=self.clock(), park=True)
+            self._record(event, error, retry_at=time.time(), park=True)
             log.warning("outbox event %s parked: %s", event.event_id, error)
             with result._lock:
                 result.failed += 1
@@ -290,7 +285,7 @@ class Deliverer:
                 self.on_database_error(exc)
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
-            delay = detection_delay(event.payload, self.clock())
+            delay = detection_delay(event.payload, time.time())
             with result._lock:
                 result.delivered += 1
                 result.silent = 0
@@ -300,10 +295,10 @@ class Deliverer:
             return
         failures = event.attempts + 1
         park = failures >= self.max_attempts
-        delay = self.backoff.delay(failures, self.draw())
+        delay = self.backoff.delay(failures, random.random())
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, self.backoff.cap))
-        retry_at = self.clock() + delay
+        retry_at = time.time() + delay
         error = outcome.error or "failed"
         self._record(event, error, retry_at=retry_at, park=park)
         then = ("parked; `tiktok-following outbox retry` sends it again" if park

@@ -16,7 +16,6 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..storage import Database, DatabaseUnavailable
@@ -49,13 +48,11 @@ class Outage:
     work is in flight (`Database.recover` re-takes a lost mark)."""
 
     def __init__(self, database: Database, owner: str, stop: threading.Event,
-                 policy: Reconnect | None = None, *,
-                 draw: Callable[[], float] = random.random) -> None:
+                 policy: Reconnect | None = None) -> None:
         self.database = database
         self.owner = owner
         self.stop = stop
         self.policy = policy or Reconnect()
-        self.draw = draw
         #: What began the outage; None while the database is there.
         self.error: DatabaseUnavailable | None = None
         self._since = 0.0
@@ -95,7 +92,7 @@ class Outage:
                          "on", self.database.location, time.monotonic() - self._since)
                 self.error = None
                 return True
-            pause = self.policy.delay(attempt, self.draw())
+            pause = self.policy.delay(attempt, random.random())
             attempt += 1
             if until is not None:
                 left = until - time.monotonic()
