@@ -11,7 +11,6 @@ crash at any moment repeats work, and loses none: at-least-once, with the event 
 `events=("followed", "unfollowed")` each handle is polled by both triggers, each with its own
 state, and both kinds of event go to the one webhook.
 
-
 Many watchers (processes, machines) can share one database and one handle list: a watcher
 polls a handle only under a lease it claimed in the database (which ends by itself if the
 watcher dies, so another takes the handle over), and a handle's next due time is kept there
@@ -180,7 +179,6 @@ class Watcher:
                                    on_database_error=self._outage.report,
                                    on_delivery=metrics and metrics.record_delivery,
                                    on_backlog=metrics and metrics.record_backlog)
-        #: The outbox as last seen: what a summary shows while the database is away.
         self._last_backlog = Backlog(0, 0, None)
         bucket = (store.database.bucket(BUDGET_NAME, budget, self.owner)
                   if budget is not None else None)
