@@ -136,14 +136,12 @@ class Watcher:
             raise InputError("lease must be longer than zero", field="lease")
         budget, kind = check_spending(budget, schedule, interval, min_interval, max_interval,
                                       len(operations))
-        self.budget = budget
         # Checked once for every handle: only the handle differs between their polls.
         self.plans = [(key, *prepare(key, {**inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
                       for key in operations]
         self.interval = interval
         self.concurrency = concurrency
-        self.jitter = jitter
         self.lock_timeout = lock_timeout
         self.lease = lease
         #: This watcher's name on its leases and claims.
