@@ -84,8 +84,6 @@ class Deliverer:
         on_delivery: Callable[[str, float | None], None] | None = None,
         on_backlog: Callable[[Backlog], None] | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.store = store
         self.webhook = webhook
         self.handles = frozenset(handles) if handles is not None else None
