@@ -146,24 +146,21 @@ class Watcher:
         self.lease = lease
         #: This watcher's name on its leases and claims.
         self.owner = new_owner()
-        self._owned = ExitStack()
         self._stop = threading.Event()
-        try:
+        with ExitStack() as owned:  # all closed at once if any of them fails
             if isinstance(webhook, str):
-                webhook = self._owned.enter_context(Webhook(webhook, pool_size=concurrency))
+                webhook = owned.enter_context(Webhook(webhook, pool_size=concurrency))
             self.webhook = webhook
-            self.client = self._owned.enter_context(client_for(
+            self.client = owned.enter_context(client_for(
                 client, credentials=credentials, retry=retry, timeouts=timeouts,
                 pool_size=concurrency))
             if not isinstance(store, Store):
-                store = self._owned.enter_context(Store(store))
+                store = owned.enter_context(Store(store))
             self.store = store
             # Marked alive: if this process dies, other watchers take its leases and claims
             # over at once, not when they run out.
-            self._owned.enter_context(store.database.worker(self.owner))
-        except BaseException:
-            self.close()
-            raise
+            owned.enter_context(store.database.worker(self.owner))
+            self._owned = owned.pop_all()
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
         self._outage = Outage(store.database, self.owner, self._stop, reconnect)
