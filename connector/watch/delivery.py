@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
+from .outage import mark_stands
 from .summary import DeliveryPass
 from .webhook import Webhook
 
@@ -213,10 +214,12 @@ class Deliverer:
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
         """POST `mine`, claimed events of one handle, in order, then end the claims on those
-        not delivered and on `rest`. Stops early when watch stops or the receiver looks down;
-        returns how many of `mine` it held back then (0: all were tried)."""
+        not delivered and on `rest`. Stops early when watch stops, the receiver looks down or
+        its claims are no longer its own (mark_stands); returns how many of `mine` it held
+        back then (0: all were tried)."""
         for i, event in enumerate(mine):
-            if self.stop.is_set() or result.down.is_set() or not self._marked():
+            if self.stop.is_set() or result.down.is_set() or not mark_stands(
+                    self.store, self.owner, self.on_database_error):
                 self._unclaim([*rest, *(e.event_id for e in mine[i:])])
                 return len(mine) - i
             with result._lock:
@@ -233,17 +236,6 @@ class Deliverer:
                     result.last_error = "internal error (see the log)"
         self._unclaim(rest)
         return 0
-
-    def _marked(self) -> bool:
-        """Whether this deliverer's claims are still its own: its worker's liveness mark
-        stands. Once it was cut, another worker may hold them, and POSTing them here too
-        would send them twice."""
-        if self.store.holds_mark(self.owner):
-            return True
-        self.on_database_error(DatabaseUnavailable(
-            f"the state database {self.store.location} cut the session that marks this "
-            "watcher alive"))
-        return False
 
     def _record(self, event: OutboxEvent, error: str, *, retry_at: float, park: bool) -> None:
         """A failed try, in the outbox; while the database is away it is not counted there,

@@ -16,6 +16,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..storage import Database, DatabaseUnavailable
@@ -38,6 +39,17 @@ class Reconnect:
     def delay(self, attempt: int, draw: float = 0.0) -> float:
         """The wait after failed attempt `attempt` (0: the first)."""
         return min(self.cap, self.first * 2.0 ** min(attempt, 32)) * (1 - self.jitter * draw)
+
+
+def mark_stands(database: Database, owner: str,
+                report: Callable[[DatabaseUnavailable], None]) -> bool:
+    """Whether `owner`'s liveness mark stands. Once it was cut (`report` is told), another
+    worker may hold its leases and claims, and acting on them here too would do it twice."""
+    if database.holds_mark(owner):
+        return True
+    report(DatabaseUnavailable(f"the state database {database.location} cut the session that "
+                               "marks this watcher alive"))
+    return False
 
 
 class Outage:
@@ -75,10 +87,8 @@ class Outage:
     def check(self) -> bool:
         """Whether work may go on now: no outage, and this watcher's liveness mark stands (a
         lost one begins an outage)."""
-        if self.error is None and not self.database.holds_mark(self.owner):
-            self.report(DatabaseUnavailable(
-                f"the state database {self.database.location} cut the session that marks "
-                "this watcher alive"))
+        if self.error is None:
+            mark_stands(self.database, self.owner, self.report)
         return self.error is None
 
     def wait(self, until: float | None = None) -> bool:
