@@ -331,10 +331,8 @@ class _Child:
     def receive(self, ready: list[Any]) -> tuple[str, Any] | None:
         """Its next message if one is there; ("died", why) once it exited without one."""
         if self.conn in ready or self.conn.poll():
-            try:
+            with contextlib.suppress(EOFError, OSError):  # closed: it exited without one
                 return self.conn.recv()
-            except (EOFError, OSError):
-                pass
         elif self.process.sentinel not in ready:
             return None
         self.process.join(5)
