@@ -36,8 +36,7 @@ log = logging.getLogger("connector.watch")
 DEFAULT_MAX_ATTEMPTS = 10
 #: A deliverer claims this many of a handle's events at once, just before it POSTs them.
 CLAIM_CHUNK = 10
-#: POSTs in a row without any answer (no success or HTTP answer in between) after which the
-#: receiver counts as down for the rest of the pass.
+#: POSTs in a row without any answer after which the receiver looks down (see above).
 DOWN_AFTER = 3
 
 
@@ -214,9 +213,8 @@ class Deliverer:
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
         """POST `mine`, claimed events of one handle, in order, then end the claims on those
-        not delivered and on `rest`. Stops early when watch stops, the receiver looks down or
-        its claims are no longer its own (mark_stands); returns how many of `mine` it held
-        back then (0: all were tried)."""
+        not delivered and on `rest`. Stops early (watch stopping, the receiver down, its claims
+        no longer its own); returns how many of `mine` it held back then (0: all were tried)."""
         for i, event in enumerate(mine):
             if self.stop.is_set() or result.down.is_set() or not mark_stands(
                     self.store, self.owner, self.on_database_error):

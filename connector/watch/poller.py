@@ -71,10 +71,9 @@ class Poller:
              delivering: list[Future[None]]) -> HandlePoll:
         """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
         watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
-        leaves it as it was. Given `deliveries`, its new events are delivered at once, the
-        futures of that in `delivering`. The lease is the handle's (its follow state's key);
-        with both triggers, each commits its own state, and the lease is given back after the
-        last."""
+        leaves it as it was. Given `deliveries`, new events go out at once (in `delivering`).
+        The lease is the handle's (its follow state's key); with both triggers, each commits
+        its own state, and the lease is given back after the last."""
         key = state_key(handle)
         if self.stop.is_set():
             self._release(key)
