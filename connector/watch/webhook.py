@@ -57,12 +57,9 @@ def check_header(name: str, value: str) -> tuple[str, str]:
                                           for c in value):
         raise InputError(f"--header {name}: the value holds a line break or control "
                          "character", field="header")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
+    if any(ord(c) > 255 for c in value):
         raise InputError(f"--header {name}: the value holds characters HTTP headers cannot "
-                         "carry (outside Latin-1); encode it, e.g. as base64", field="header"
-                         ) from None
+                         "carry (outside Latin-1); encode it, e.g. as base64", field="header")
     if name.lower() in RESERVED_HEADERS:
         raise InputError(f"--header {name}: watch sets this header itself", field="header")
     return name, value
