@@ -77,8 +77,6 @@ class Health:
 
     def succeeded(self) -> Verdict:
         """A poll of the handle succeeded: back to its usual interval."""
-        if self == HEALTHY:
-            return Verdict(self, None, None)
         report = (f"answering again after {self.failures} failed "
                   f"poll{'s' * (self.failures != 1)}" if self.status != OK else None)
         return Verdict(HEALTHY, None, report)

@@ -22,21 +22,21 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from ..storage import Backlog, Database, DatabaseUnavailable, OutboxEvent, new_owner
+from .outage import mark_stands
 from .summary import DeliveryPass
-from .webhook import Webhook, WebhookReply
+from .webhook import Webhook
 
 log = logging.getLogger("connector.watch")
 
 DEFAULT_MAX_ATTEMPTS = 10
 #: A deliverer claims this many of a handle's events at once, just before it POSTs them.
 CLAIM_CHUNK = 10
-#: POSTs in a row without any answer (no success or HTTP answer in between) after which the
-#: receiver counts as down for the rest of the pass.
+#: POSTs in a row without any answer after which the receiver looks down (see above).
 DOWN_AFTER = 3
 
 
@@ -79,16 +79,11 @@ class Deliverer:
         backoff: Backoff | None = None,
         concurrency: int = 4,
         stop: threading.Event | None = None,
-        clock: Callable[[], float] = time.time,
-        draw: Callable[[], float] = random.random,
         owner: str | None = None,
-        claim_for: float | None = None,
         on_database_error: Callable[[DatabaseUnavailable], None] | None = None,
         on_delivery: Callable[[str, float | None], None] | None = None,
         on_backlog: Callable[[Backlog], None] | None = None,
     ) -> None:
-        if max_attempts < 1:
-            raise ValueError("max_attempts must be at least 1")
         self.store = store
         self.webhook = webhook
         self.handles = frozenset(handles) if handles is not None else None
@@ -96,24 +91,16 @@ class Deliverer:
         self.backoff = backoff or Backoff()
         self.concurrency = max(1, concurrency)
         self.stop = stop or threading.Event()
-        # Wall-clock time: the outbox stores next_attempt_at as time.time().
-        self.clock = clock
-        self.draw = draw
         #: No POST before this time: the receiver looked down on the last try.
         self.hold_until = 0.0
         #: This deliverer's name on its claims.
         self.owner = owner or new_owner()
-        if claim_for is None:
-            # Long enough to POST a whole claim to a receiver that takes its full deadline on
-            # each: a claim that ran out mid-way would let a second deliverer in.
-            timeouts = getattr(webhook, "timeouts", None)
-            each = timeouts.total if timeouts is not None else 60.0
-            claim_for = CLAIM_CHUNK * each * 1.5 + 60.0
         #: Seconds a claim lasts: after this, events claimed by a deliverer that died are
-        #: tried by another.
-        self.claim_for = claim_for
+        #: tried by another. Long enough to POST a whole claim to a receiver that takes its
+        #: full deadline on each: a claim that ran out mid-way would let a second deliverer in.
+        self.claim_for = CLAIM_CHUNK * webhook.timeouts.total * 1.5 + 60.0
         #: Told when the database goes away mid-pass (a watcher's outage); else it is logged.
-        self.on_database_error = on_database_error
+        self.on_database_error = on_database_error or _log_database_error
         #: Told of each POST as it ends: `delivered` (with the event's delay since its
         #: detection), `failed` or `parked`; and of each count of the outbox (metrics.py).
         self.on_delivery = on_delivery
@@ -123,11 +110,9 @@ class Deliverer:
         self._unrecorded: set[str] = set()
 
     def backlog(self) -> Backlog:
-        counts = self.store.backlog(self.handles)
-        next_due = counts.next_due
-        if next_due is not None:
-            next_due = max(next_due, self.hold_until)
-        backlog = Backlog(counts.pending, counts.parked, next_due)
+        backlog = self.store.backlog(self.handles)
+        if backlog.next_due is not None:
+            backlog = replace(backlog, next_due=max(backlog.next_due, self.hold_until))
         if self.on_backlog is not None:
             self.on_backlog(backlog)
         return backlog
@@ -143,7 +128,7 @@ class Deliverer:
         for event_id in list(self._unrecorded):
             self.store.delivered(event_id)
             self._unrecorded.discard(event_id)
-        now = self.clock()
+        now = time.time()  # wall-clock time: the outbox's next_attempt_at is time.time()
         due = [e for e in self.store.due(now, handles=self.handles)
                if (only is None or e.event_id in only) and e.event_id not in result.tried]
         if not due:
@@ -172,9 +157,9 @@ class Deliverer:
         looks down, or watch is stopping, it does nothing: the closing `run_pass(into=...)`
         holds those events back and counts them, once.
         """
-        if self.clock() < self.hold_until or self.stop.is_set() or into.down.is_set():
+        if time.time() < self.hold_until or self.stop.is_set() or into.down.is_set():
             return
-        due = [e for e in self.store.due(self.clock(), handles=(handle,))
+        due = [e for e in self.store.due(time.time(), handles=(handle,))
                if e.event_id not in into.tried and e.event_id not in self._unrecorded]
         self._deliver_all(due, into, count_held=False)
 
@@ -183,7 +168,7 @@ class Deliverer:
         their handle's only events, oldest first), as `deliver_handle` would, without asking
         the outbox for them again. What is not tried is unclaimed, for the closing pass."""
         ids = [e.event_id for e in events]
-        if self.clock() < self.hold_until:
+        if time.time() < self.hold_until:
             self._unclaim(ids)
             return
         try:
@@ -196,51 +181,43 @@ class Deliverer:
                      count_held: bool = True) -> None:
         """One handle's due events, in order, claimed CLAIM_CHUNK at a time (so two deliverers
         sharing a database never POST one event at once)."""
-        down = result.down
-
-        def hold(n: int) -> None:
-            if count_held:
-                with result._lock:
-                    result.held += n
-
+        held = 0
         for start in range(0, len(events), CLAIM_CHUNK):
-            if self.stop.is_set() or down.is_set():
-                hold(len(events) - start)
-                return
+            left = len(events) - start
+            if self.stop.is_set() or result.down.is_set():
+                held = left
+                break
             chunk = events[start:start + CLAIM_CHUNK]
             try:
                 got = set(self.store.claim_events([e.event_id for e in chunk], self.owner,
                                                   claim_for=self.claim_for))
-            except DatabaseUnavailable as exc:
-                self._database_failed(exc)
-                hold(len(events) - start)
-                return
-            except Exception:
-                log.exception("claiming events of @%s failed", chunk[0].handle)
-                hold(len(events) - start)
-                return
+            except Exception as exc:
+                if isinstance(exc, DatabaseUnavailable):
+                    self.on_database_error(exc)
+                else:
+                    log.exception("claiming events of @%s failed", chunk[0].handle)
+                held = left
+                break
             # Only an unbroken run from the oldest: if another deliverer holds an older event
             # of this handle, it sends the rest too, in order.
-            mine: list[OutboxEvent] = []
-            for event in chunk:
-                if event.event_id not in got:
-                    break
-                mine.append(event)
-            taken = {m.event_id for m in mine}
-            rest = [e for e in got if e not in taken]
-            held = self._send(mine, rest, result)
+            run = next((i for i, e in enumerate(chunk) if e.event_id not in got), len(chunk))
+            mine = chunk[:run]
+            held = self._send(mine, list(got.difference(e.event_id for e in mine)), result)
             if held:
-                hold(len(events) - start - len(mine) + held)
-                return
-            if len(mine) < len(chunk):
-                return
+                held += left - run
+            if held or run < len(chunk):
+                break
+        if held and count_held:
+            with result._lock:
+                result.held += held
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
         """POST `mine`, claimed events of one handle, in order, then end the claims on those
-        not delivered and on `rest`. Stops early when watch stops or the receiver looks down;
-        returns how many of `mine` it held back then (0: all were tried)."""
+        not delivered and on `rest`. Stops early (watch stopping, the receiver down, its claims
+        no longer its own); returns how many of `mine` it held back then (0: all were tried)."""
         for i, event in enumerate(mine):
-            if self.stop.is_set() or result.down.is_set() or not self._marked():
+            if self.stop.is_set() or result.down.is_set() or not mark_stands(
+                    self.store, self.owner, self.on_database_error):
                 self._unclaim([*rest, *(e.event_id for e in mine[i:])])
                 return len(mine) - i
             with result._lock:
@@ -258,37 +235,20 @@ class Deliverer:
         self._unclaim(rest)
         return 0
 
-    def _marked(self) -> bool:
-        """Whether this deliverer's claims are still its own: its worker's liveness mark
-        stands. Once it was cut, another worker may hold them, and POSTing them here too
-        would send them twice."""
-        if self.store.holds_mark(self.owner):
-            return True
-        self._database_failed(DatabaseUnavailable(
-            f"the state database {self.store.location} cut the session that marks this "
-            "watcher alive"))
-        return False
-
-    def _database_failed(self, exc: DatabaseUnavailable) -> None:
-        if self.on_database_error is not None:
-            self.on_database_error(exc)
-        else:
-            log.warning("%s", exc.message)
-
     def _record(self, event: OutboxEvent, error: str, *, retry_at: float, park: bool) -> None:
         """A failed try, in the outbox; while the database is away it is not counted there,
         and the event is tried again as it was."""
         try:
             self.store.failed(event.event_id, error, retry_at=retry_at, park=park)
         except DatabaseUnavailable as exc:
-            self._database_failed(exc)
+            self.on_database_error(exc)
 
     def _unclaim(self, event_ids: list[str]) -> None:
         if event_ids:
             try:
                 self.store.release_events(event_ids, self.owner)
             except DatabaseUnavailable as exc:  # the claims run out by themselves
-                self._database_failed(exc)
+                self.on_database_error(exc)
             except Exception as exc:  # the claims run out by themselves
                 log.warning("releasing %d claimed events failed: %s", len(event_ids), exc)
 
@@ -296,7 +256,7 @@ class Deliverer:
         if event.payload is None:
             # Damaged in the database: sending it cannot work, and retrying cannot mend it.
             error = "its stored payload is damaged; `outbox discard` removes it"
-            self._record(event, error, retry_at=self.clock(), park=True)
+            self._record(event, error, retry_at=time.time(), park=True)
             log.warning("outbox event %s parked: %s", event.event_id, error)
             with result._lock:
                 result.failed += 1
@@ -310,10 +270,10 @@ class Deliverer:
                 self.store.delivered(event.event_id)
             except DatabaseUnavailable as exc:
                 self._unrecorded.add(event.event_id)
-                self._database_failed(exc)
+                self.on_database_error(exc)
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
-            delay = detection_delay(event.payload, self.clock())
+            delay = detection_delay(event.payload, time.time())
             with result._lock:
                 result.delivered += 1
                 result.silent = 0
@@ -323,13 +283,17 @@ class Deliverer:
             return
         failures = event.attempts + 1
         park = failures >= self.max_attempts
-        delay = self.backoff.delay(failures, self.draw())
+        delay = self.backoff.delay(failures, random.random())
         if outcome.retry_after is not None:
             delay = max(delay, min(outcome.retry_after, self.backoff.cap))
-        retry_at = self.clock() + delay
+        retry_at = time.time() + delay
         error = outcome.error or "failed"
         self._record(event, error, retry_at=retry_at, park=park)
-        _log_failure(event, outcome, failures, self.max_attempts, park, delay)
+        then = ("parked; `tiktok-following outbox retry` sends it again" if park
+                else f"next try in {delay:.0f}s")
+        log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
+                 event.event_id, event.handle, _followed(event), outcome.error, failures,
+                 self.max_attempts, then)
         with result._lock:
             result.failed += 1
             result.parked += int(park)
@@ -366,9 +330,5 @@ def _followed(event: OutboxEvent) -> str:
     return str(item.get("uniqueId") or item.get("id") or "?")
 
 
-def _log_failure(event: OutboxEvent, outcome: WebhookReply, failures: int, limit: int, park: bool,
-                 delay: float) -> None:
-    then = ("parked; `tiktok-following outbox retry` sends it again" if park
-            else f"next try in {delay:.0f}s")
-    log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
-             event.event_id, event.handle, _followed(event), outcome.error, failures, limit, then)
+def _log_database_error(exc: DatabaseUnavailable) -> None:
+    log.warning("%s", exc.message)

@@ -11,6 +11,7 @@ until it is marked again, so it acts on none of them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
@@ -40,6 +41,17 @@ class Reconnect:
         return min(self.cap, self.first * 2.0 ** min(attempt, 32)) * (1 - self.jitter * draw)
 
 
+def mark_stands(database: Database, owner: str,
+                report: Callable[[DatabaseUnavailable], None]) -> bool:
+    """Whether `owner`'s liveness mark stands. Once it was cut (`report` is told), another
+    worker may hold its leases and claims, and acting on them here too would do it twice."""
+    if database.holds_mark(owner):
+        return True
+    report(DatabaseUnavailable(f"the state database {database.location} cut the session that "
+                               "marks this watcher alive"))
+    return False
+
+
 class Outage:
     """Whether the state database is away for one watcher, and the wait for it to come back.
 
@@ -48,13 +60,11 @@ class Outage:
     work is in flight (`Database.recover` re-takes a lost mark)."""
 
     def __init__(self, database: Database, owner: str, stop: threading.Event,
-                 policy: Reconnect | None = None, *,
-                 draw: Callable[[], float] = random.random) -> None:
+                 policy: Reconnect | None = None) -> None:
         self.database = database
         self.owner = owner
         self.stop = stop
         self.policy = policy or Reconnect()
-        self.draw = draw
         #: What began the outage; None while the database is there.
         self.error: DatabaseUnavailable | None = None
         self._since = 0.0
@@ -77,10 +87,8 @@ class Outage:
     def check(self) -> bool:
         """Whether work may go on now: no outage, and this watcher's liveness mark stands (a
         lost one begins an outage)."""
-        if self.error is None and not self.database.holds_mark(self.owner):
-            self.report(DatabaseUnavailable(
-                f"the state database {self.database.location} cut the session that marks "
-                "this watcher alive"))
+        if self.error is None:
+            mark_stands(self.database, self.owner, self.report)
         return self.error is None
 
     def wait(self, until: float | None = None) -> bool:
@@ -88,16 +96,13 @@ class Outage:
         failed try; False when watch stops first, or the monotonic time `until` comes."""
         attempt = 0
         while self.error is not None:
-            try:
+            with contextlib.suppress(DatabaseUnavailable):  # not yet: wait, and try again
                 self.database.recover(self.owner)
-            except DatabaseUnavailable:
-                pass
-            else:
                 log.info("the state database %s is back after %.1fs; polls and deliveries go "
                          "on", self.database.location, time.monotonic() - self._since)
                 self.error = None
                 return True
-            pause = self.policy.delay(attempt, self.draw())
+            pause = self.policy.delay(attempt, random.random())
             attempt += 1
             if until is not None:
                 left = until - time.monotonic()

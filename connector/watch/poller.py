@@ -67,12 +67,13 @@ class Poller:
         #: What the last good poll of each handle said of its list (`status` shows it).
         self._facts: dict[str, dict[str, Any]] = {}
 
-    def poll(self, handle: str, scheduled: bool = True, deliveries: DeliveryPass | None = None,
-             delivering: list[Future[None]] | None = None) -> HandlePoll:
+    def poll(self, handle: str, scheduled: bool, deliveries: DeliveryPass | None,
+             delivering: list[Future[None]]) -> HandlePoll:
         """Poll one claimed handle with each watched trigger and commit. `scheduled`: a running
         watch's poll, which sets the handle's next due time for every watcher; a `--once` poll
-        leaves it as it was. The lease is the handle's (its follow state's key); with both
-        triggers, each commits its own state, and the lease is given back after the last."""
+        leaves it as it was. Given `deliveries`, new events go out at once (in `delivering`).
+        The lease is the handle's (its follow state's key); with both triggers, each commits
+        its own state, and the lease is given back after the last."""
         key = state_key(handle)
         if self.stop.is_set():
             self._release(key)
@@ -83,9 +84,9 @@ class Poller:
         grant = None
         if self.spender.bucket is not None:
             try:
-                self._settle_late()
+                self.settle_late()
                 grant = self.spender.start(self.wants)
-                wait = self.credit_wait() if grant is None else 0.0
+                wait = self.spender.ready_in(self.wants) if grant is None else 0.0
             except Exception as exc:  # the budget's row could not be read: not polled now
                 if isinstance(exc, DatabaseUnavailable):
                     self.outage.report(exc)
@@ -94,6 +95,9 @@ class Poller:
                 self._release(key)
                 return HandlePoll(handle, error=exc)
             if grant is None:
+                # Asked again when the credits are there; if only polls in flight can free
+                # them (inf), after CREDIT_RECHECK.
+                wait = CREDIT_RECHECK if math.isinf(wait) else max(MIN_CREDIT_WAIT, wait)
                 self.chosen[handle] = wait
                 self._release(key, next_in=wait if scheduled else None)
                 return HandlePoll(handle, waiting=True)
@@ -104,15 +108,9 @@ class Poller:
             if grant is not None:
                 self._settle(grant, paced.pages)
 
-    def credit_wait(self) -> float:
-        """Seconds until a poll could get its credits."""
-        wait = self.spender.ready_in(self.wants)
-        return CREDIT_RECHECK if math.isinf(wait) else max(MIN_CREDIT_WAIT, wait)
-
     def _poll(self, handle: str, key: str, grant: Grant | None, paced: PacedClient,
               scheduled: bool, deliveries: DeliveryPass | None,
-              delivering: list[Future[None]] | None) -> HandlePoll:
-        delivers_now = deliveries is not None and delivering is not None
+              delivering: list[Future[None]]) -> HandlePoll:
         metas: list[dict[str, Any]] = []
         queued = 0
         remembered: int | None = None
@@ -130,20 +128,20 @@ class Poller:
                 lease = None
                 if last:
                     then = self.timing.polled(handle, metas)
-                    self.chosen[handle] = then.delay
                     if then.report:
                         log.info("@%s: %s", handle, then.report)
-                    lease = self._lease(then, paced, scheduled, metas, remembered, handle)
+                    self._facts[handle] = _facts(metas, paced.total, remembered)
+                    lease = self._lease(handle, then, paced, scheduled)
                 # Follows this poll delivers at once are claimed as they are queued: no other
                 # deliverer takes them meanwhile, and no second look at the outbox is needed.
                 claim = (EventClaim(self.owner, self.deliverer.claim_for)
-                         if delivers_now and len(batch.items) <= CLAIM_CHUNK else None)
+                         if deliveries is not None and len(batch.items) <= CLAIM_CHUNK else None)
                 with batch:
                     step = batch.commit(outbox=True, lease=lease if holds_lease else None,
                                         claim=claim)
                 queued += step
                 if lease is not None and not holds_lease:
-                    self._release_lease(key, lease)
+                    self._release(key, lease=lease)
             except StateConflict:
                 # Another watcher polled it meanwhile (this one's lease had run out) and saved
                 # first: its result stands, this one's is dropped, nothing is queued twice.
@@ -165,9 +163,8 @@ class Poller:
             except Exception as exc:
                 return self._failed(handle, key, exc, paced, scheduled)
             self._log(handle, batch, step, paced if len(self.plans) == 1 else None)
-            if step and delivers_now:
+            if step and deliveries is not None:
                 # Delivered now, while the other polls wait for the API, not after all of them.
-                assert deliveries is not None and delivering is not None
                 delivering.append(self.deliver_pool.submit(self._deliver_now, handle,
                                                            deliveries, batch.claimed))
         return HandlePoll(handle, meta=_outcome_meta(metas), queued=queued,
@@ -179,8 +176,7 @@ class Poller:
         others; its state is untouched, so its next poll starts from the same place. It is
         backed off if its list is hidden or it keeps failing, and said once."""
         then = self.timing.failed(handle, exc)
-        self.chosen[handle] = then.delay
-        self._release_lease(key, self._lease(then, paced, scheduled, None, None, handle))
+        self._release(key, lease=self._lease(handle, then, paced, scheduled))
         if then.report:
             log.warning("@%s: %s", handle, then.report)
         if isinstance(exc, ConnectorError):
@@ -190,13 +186,11 @@ class Poller:
         return HandlePoll(handle, error=exc, requests=paced.requests, pages=paced.pages,
                           health=then.health.status)
 
-    def _lease(self, then: Next, paced: PacedClient, scheduled: bool,
-               metas: list[dict[str, Any]] | None, remembered: int | None, handle: str
-               ) -> Lease:
-        """The lease given back with the poll: next due (unless `--once`), what is known of
-        the handle (`metas`: what its poll found; None: it failed), and what the poll cost."""
-        if metas is not None:
-            self._facts[handle] = _facts(metas, paced.total, remembered)
+    def _lease(self, handle: str, then: Next, paced: PacedClient, scheduled: bool) -> Lease:
+        """The lease given back with the poll: next due `then` (unless `--once`; the watch
+        loop takes it from `chosen`), what is known of the handle (what its last good poll
+        found), and what the poll cost."""
+        self.chosen[handle] = then.delay
         activity, health = then.kept(self._facts.get(handle))
         self.timing.wrote(handle, activity, health)
         # The period is the database's (its clock, in the statement that writes them).
@@ -240,29 +234,22 @@ class Poller:
             else:
                 log.warning("settling a poll's credits failed (tried again): %s", exc)
 
-    def _settle_late(self) -> None:
+    def settle_late(self) -> None:
+        """Settle what the database was away for: before a poll, and as the watcher stops
+        (what fails again is kept: the database is still away)."""
         with self._settle_lock:
             late, self._unsettled = self._unsettled, []
         for grant, pages in late:
             self._settle(grant, pages)
 
-    def settle_all(self) -> None:
-        """Settle what the database was away for, before the watcher stops."""
-        self._settle_late()  # what fails again is kept: the database is still away
-
-    def _release_lease(self, key: str, lease: Lease) -> None:
-        self._release(key, polled=True, next_in=lease.next_in, lease=lease)
-
-    def _release(self, key: str, *, polled: bool = False, next_in: float | None = None,
+    def _release(self, key: str, *, next_in: float | None = None,
                  lease: Lease | None = None) -> None:
-        """Give a poll lease back; if that fails, it simply runs out."""
-        kept: dict[str, Any] = {}
-        if lease is not None:
-            kept = dict(activity=lease.activity, health=lease.health, credits=lease.credits,
-                        period=lease.period)
+        """Give a poll lease back: not polled (due again in `next_in`, if given), or polled,
+        with what `lease` keeps. If that fails, it simply runs out."""
+        kept = {"next_in": next_in} if lease is None else {
+            name: value for name, value in vars(lease).items() if name != "owner"}
         try:
-            self.store.database.release_poll(key, self.owner, polled=polled, next_in=next_in,
-                                             **kept)
+            self.store.database.release_poll(key, self.owner, **kept)
         except DatabaseUnavailable as exc:
             self.outage.report(exc)
         except Exception as exc:
@@ -273,13 +260,10 @@ def _outcome_meta(metas: list[dict[str, Any]]) -> dict[str, Any]:
     """The meta of a poll's one trigger, or the sums of its triggers'."""
     if len(metas) == 1:
         return metas[0]
-    meta: dict[str, Any] = {"newFollows": 0, "unfollows": 0, "baseline": False, "warnings": []}
-    for step in metas:
-        for name in ("newFollows", "unfollows"):
-            meta[name] += step.get(name, 0)
-        meta["baseline"] = meta["baseline"] or step["baseline"]
-        meta["warnings"] += step["warnings"]
-    return meta
+    return {"newFollows": sum(m.get("newFollows", 0) for m in metas),
+            "unfollows": sum(m.get("unfollows", 0) for m in metas),
+            "baseline": any(m["baseline"] for m in metas),
+            "warnings": [w for m in metas for w in m["warnings"]]}
 
 
 def _facts(metas: list[dict[str, Any]], total: int | None, remembered: int | None
@@ -287,14 +271,10 @@ def _facts(metas: list[dict[str, Any]], total: int | None, remembered: int | Non
     """What `status` shows of a handle's list, from its last poll: its size as the upstream
     says, the accounts the watch has seen on it, whether new follows are left to read, and
     whether the list is deeper than the upstream lists."""
-    facts: dict[str, Any] = {"catchingUp": False, "atDepthCap": False, "total": total,
-                             "seen": remembered}
-    for m in reversed(metas):  # the first trigger's figures stand
-        facts["catchingUp"] = facts["catchingUp"] or bool(m.get("catchingUp"))
-        facts["atDepthCap"] = facts["atDepthCap"] or bool(m.get("atDepthCap"))
-        if isinstance(m.get("total"), int):
-            facts["total"] = m["total"]
-        if isinstance(m.get("tracked"), int):
-            facts["seen"] = m["tracked"]
-    return facts
+    # The first trigger's figures stand.
+    return {"catchingUp": any(m.get("catchingUp") for m in metas),
+            "atDepthCap": any(m.get("atDepthCap") for m in metas),
+            "total": next((m["total"] for m in metas if isinstance(m.get("total"), int)), total),
+            "seen": next((m["tracked"] for m in metas if isinstance(m.get("tracked"), int)),
+                         remembered)}
 

@@ -29,6 +29,7 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,7 @@ class WatcherGroup:
         self.processes = processes
         #: Where the state database is, as it may be shown (the children say).
         self.location = ""
-        self._stopping = False
+        self.stopping = False
         self._children: list[_Child] = []
         context = multiprocessing.get_context("spawn")
         try:
@@ -168,13 +169,9 @@ class WatcherGroup:
     def stop(self) -> None:
         """Ask every child to wind down (what `Watcher.stop` does, in each). Safe from a
         signal handler."""
-        self._stopping = True
+        self.stopping = True
         for child in self._children:
             child.signal(signal.SIGTERM)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
 
     def kill(self) -> None:
         """Stop every child at once (a second Ctrl-C): safe, the outbox survives kill -9."""
@@ -206,9 +203,8 @@ class WatcherGroup:
         live = [c for c in self._children if c.alive]
         for child in live:
             child.send("cycle")
-        parts = []
-        for child, (kind, value) in self._gather(live):
-            parts.append(value if kind == "summary" else _lost(child, value))
+        parts = [value if kind == "summary" else _lost(child, value)
+                 for child, (kind, value) in self._gather(live)]
         parts += [_lost(c, "stopped earlier") for c in self._children if c not in live]
         return self._observed(CycleSummary.merged(parts, handles=len(self.handles)))
 
@@ -232,21 +228,20 @@ class WatcherGroup:
                     died.append(f"process {child.number} {value}")
                     self.stop()
             for summary in intervals.complete():
-                self._observed(summary)
-                if on_summary is not None:
-                    on_summary(summary)
-        last = self._observed(intervals.last())
-        if on_summary is not None:
-            on_summary(last)
+                self._observed(summary, on_summary)
+        last = self._observed(intervals.last(), on_summary)
         if died:
             raise ConnectorError(f"a watch process stopped unexpectedly ({', '.join(died)}), "
                                  "so the others were stopped too; the states and the outbox "
                                  "are intact: start watch again to go on")
         return last
 
-    def _observed(self, summary: CycleSummary) -> CycleSummary:
+    def _observed(self, summary: CycleSummary,
+                  on_summary: Callable[[CycleSummary], None] | None = None) -> CycleSummary:
         if self.metrics is not None:
             self.metrics.observe(summary)
+        if on_summary is not None:
+            on_summary(summary)
         return summary
 
     def _gather(self, children: list[_Child], first: bool = False
@@ -310,16 +305,15 @@ def _one(summaries: list[CycleSummary]) -> CycleSummary:
     return out
 
 
+@dataclass(eq=False)
 class _Child:
     """The parent's handle on one child process."""
 
-    def __init__(self, number: int, shard: tuple[str, ...], process: Any,
-                 conn: Connection) -> None:
-        self.number = number
-        self.shard = shard
-        self.process = process
-        self.conn = conn
-        self.alive = True
+    number: int
+    shard: tuple[str, ...]
+    process: Any
+    conn: Connection
+    alive: bool = True
 
     def send(self, message: str) -> None:
         if self.alive:
@@ -337,10 +331,8 @@ class _Child:
     def receive(self, ready: list[Any]) -> tuple[str, Any] | None:
         """Its next message if one is there; ("died", why) once it exited without one."""
         if self.conn in ready or self.conn.poll():
-            try:
+            with contextlib.suppress(EOFError, OSError):  # closed: it exited without one
                 return self.conn.recv()
-            except (EOFError, OSError):
-                pass
         elif self.process.sentinel not in ready:
             return None
         self.process.join(5)

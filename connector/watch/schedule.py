@@ -14,6 +14,8 @@ from ..core.errors import InputError
 FIRST_SPREAD = 60.0
 _UNITS = {"": 1.0, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)([a-z]*)")
+#: The units format_interval writes, each with the next smaller one: (unit, size, smaller, size).
+_STEPS = (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1))
 
 
 def parse_interval(text: str) -> float:
@@ -38,15 +40,12 @@ def format_interval(seconds: float) -> str:
     seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
-    for unit, size, smaller, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
-                                            ("m", 60, "s", 1)):
-        if seconds >= size:
-            whole, rest = divmod(seconds, size)
-            rest = round(rest / small_size)
-            if rest * small_size >= size:
-                whole, rest = whole + 1, 0
-            return f"{whole}{unit}{f'{rest}{smaller}' if rest else ''}"
-    raise AssertionError("unreachable")
+    unit, size, smaller, small_size = next(step for step in _STEPS if seconds >= step[1])
+    whole, rest = divmod(seconds, size)
+    rest = round(rest / small_size)
+    if rest * small_size >= size:
+        whole, rest = whole + 1, 0
+    return f"{whole}{unit}{f'{rest}{smaller}' if rest else ''}"
 
 
 class Schedule:

@@ -85,8 +85,9 @@ def sweep(watcher: Watcher, handles: Iterable[str], cycle_start: float | None,
                 later[by_key[key]] = (min(seconds, TAKEOVER_RECHECK) if cycle_start is None
                                       else seconds)
             for key, seconds in claim.later.items():
-                later[by_key[key]] = seconds
-                if cycle_start is not None:
+                if cycle_start is None:
+                    later[by_key[key]] = seconds
+                else:  # polled elsewhere in this cycle: nothing to wait for
                     outcomes.append(HandlePoll(by_key[key], elsewhere=True))
             continue
         if pending and not running:  # stopping: the rest are not polled
@@ -101,10 +102,6 @@ def sweep(watcher: Watcher, handles: Iterable[str], cycle_start: float | None,
             watcher.metrics.record_poll(outcome)
         if isinstance(outcome.error, DatabaseUnavailable) and not watcher.stopping:
             later[outcome.handle] = 0.0  # polled again once the database is back
-    for future in list(delivering):
+    for future in delivering:
         future.result()
-    if cycle_start is not None:
-        # Polled elsewhere in this cycle: nothing to wait for.
-        done_elsewhere = {o.handle for o in outcomes if o.elsewhere}
-        later = {h: s for h, s in later.items() if h not in done_elsewhere}
     return outcomes, later

@@ -11,7 +11,6 @@ crash at any moment repeats work, and loses none: at-least-once, with the event 
 `events=("followed", "unfollowed")` each handle is polled by both triggers, each with its own
 state, and both kinds of event go to the one webhook.
 
-
 Many watchers (processes, machines) can share one database and one handle list: a watcher
 polls a handle only under a lease it claimed in the database (which ends by itself if the
 watcher dies, so another takes the handle over), and a handle's next due time is kept there
@@ -137,37 +136,31 @@ class Watcher:
             raise InputError("lease must be longer than zero", field="lease")
         budget, kind = check_spending(budget, schedule, interval, min_interval, max_interval,
                                       len(operations))
-        self.budget = budget
         # Checked once for every handle: only the handle differs between their polls.
         self.plans = [(key, *prepare(key, {**inputs_for(key, inputs),
                                             "handle": self.handles[0]}))
                       for key in operations]
-        _, self.inputs, self.source = self.plans[0]
         self.interval = interval
         self.concurrency = concurrency
-        self.jitter = jitter
         self.lock_timeout = lock_timeout
         self.lease = lease
         #: This watcher's name on its leases and claims.
         self.owner = new_owner()
-        self._owned = ExitStack()
         self._stop = threading.Event()
-        try:
+        with ExitStack() as owned:  # all closed at once if any of them fails
             if isinstance(webhook, str):
-                webhook = self._owned.enter_context(Webhook(webhook, pool_size=concurrency))
+                webhook = owned.enter_context(Webhook(webhook, pool_size=concurrency))
             self.webhook = webhook
-            self.client = self._owned.enter_context(client_for(
+            self.client = owned.enter_context(client_for(
                 client, credentials=credentials, retry=retry, timeouts=timeouts,
                 pool_size=concurrency))
             if not isinstance(store, Store):
-                store = self._owned.enter_context(Store(store))
+                store = owned.enter_context(Store(store))
             self.store = store
             # Marked alive: if this process dies, other watchers take its leases and claims
             # over at once, not when they run out.
-            self._owned.enter_context(store.database.worker(self.owner))
-        except BaseException:
-            self.close()
-            raise
+            owned.enter_context(store.database.worker(self.owner))
+            self._owned = owned.pop_all()
         self.pacer = pacer or Pacer()
         self.pacer.stop = self._stop
         self._outage = Outage(store.database, self.owner, self._stop, reconnect)
@@ -181,7 +174,6 @@ class Watcher:
                                    on_database_error=self._outage.report,
                                    on_delivery=metrics and metrics.record_delivery,
                                    on_backlog=metrics and metrics.record_backlog)
-        #: The outbox as last seen: what a summary shows while the database is away.
         self._last_backlog = Backlog(0, 0, None)
         bucket = (store.database.bucket(BUDGET_NAME, budget, self.owner)
                   if budget is not None else None)
@@ -189,16 +181,21 @@ class Watcher:
         self.timing = Timing(self.handles, interval, schedule=kind, bucket=bucket,
                              share=budget_share, min_interval=min_interval,
                              max_interval=max_interval, jitter=jitter)
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll")
         # Deliveries of what a poll just committed: a thread of their own, so a poll slot is
-        # free for the next handle while its webhook POSTs are under way.
-        self._deliver_pool = ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver")
+        # free for the next handle while its webhook POSTs are under way. Entered first, so
+        # it is shut down after the polls that hand it work (last in, first out).
+        self._deliver_pool = self._owned.enter_context(
+            ThreadPoolExecutor(concurrency, thread_name_prefix="watch-deliver"))
+        self._pool = self._owned.enter_context(
+            ThreadPoolExecutor(concurrency, thread_name_prefix="watch-poll"))
         self.poller = Poller(store=store, client=self.client, pacer=self.pacer,
-                             owner=self.owner, plans=[p[:3] for p in self.plans],
+                             owner=self.owner, plans=self.plans,
                              deliverer=self.deliverer, outage=self._outage,
                              deliver_pool=self._deliver_pool, timing=self.timing,
                              spender=self.spender, stop=self._stop,
                              period=budget.seconds if budget is not None else PERIODS["day"])
+        # Closing settles first what the database was away for.
+        self._owned.callback(self.poller.settle_late)
 
     # Lifecycle
 
@@ -217,13 +214,6 @@ class Watcher:
         return self.store.location
 
     def close(self) -> None:
-        poller = getattr(self, "poller", None)
-        if poller is not None:
-            poller.settle_all()
-        for name in ("_pool", "_deliver_pool"):
-            pool = getattr(self, name, None)
-            if pool is not None:
-                pool.shutdown(wait=True)
         self._owned.close()
 
     def __enter__(self) -> Watcher:
@@ -244,7 +234,7 @@ class Watcher:
         deliveries = DeliveryPass()
         #: When this cycle stops waiting for a database that went away.
         give_up: float | None = None
-        outcomes, waiting = self._sweep(self.handles, started, deliveries)
+        outcomes, waiting = sweep(self, self.handles, started, deliveries)
         pause = FIRST_RECHECK
         while waiting and not self.stopping:
             if not self._outage.check():
@@ -254,7 +244,7 @@ class Watcher:
             else:
                 self._stop.wait(min(max(min(waiting.values()), MIN_IDLE), pause))
                 pause = min(2 * pause, RECHECK)
-            more, waiting = self._sweep(list(waiting), started, deliveries)
+            more, waiting = sweep(self, waiting, started, deliveries)
             outcomes += more
         if waiting and self._outage.error is not None:
             # Gave up on the database: what is left was not polled, and says why.
@@ -298,7 +288,7 @@ class Watcher:
                     # The database has the last word on who polls what when: handles polled
                     # by another watcher, or held by one, come back when they are due there
                     # (and those the database was away for, as soon as it is back).
-                    outcomes, later = self._sweep(due, None, deliveries)
+                    outcomes, later = sweep(self, due, None, deliveries)
                     for outcome in outcomes:
                         summary.record_poll(outcome)
                     for handle in due:
@@ -360,14 +350,13 @@ class Watcher:
                 self._outage.report(exc)
         return self._last_backlog
 
-    def _deliver_pass(self, deliveries: DeliveryPass) -> DeliveryPass:
+    def _deliver_pass(self, deliveries: DeliveryPass) -> None:
         """The closing delivery pass of a sweep (`run_pass`); the database going away ends
         it, and holds what it did not try."""
         try:
-            return self.deliverer.run_pass(into=deliveries)
+            self.deliverer.run_pass(into=deliveries)
         except DatabaseUnavailable as exc:
             self._outage.report(exc)
-            return deliveries
 
     # Polling
 
@@ -377,11 +366,6 @@ class Watcher:
         `concurrency` at a time; each commits its follows to the outbox. A failing handle is
         an outcome with an error, never an exception; one polled or held by another watcher is
         an outcome marked `elsewhere`."""
-        outcomes, later = self._sweep(list(handles), None, deliveries)
+        outcomes, later = sweep(self, handles, None, deliveries)
         return outcomes + [HandlePoll(h, elsewhere=True) for h in later
                            if not any(o.handle == h for o in outcomes)]
-
-    def _sweep(self, handles: Iterable[str], cycle_start: float | None,
-               deliveries: DeliveryPass | None = None
-               ) -> tuple[list[HandlePoll], dict[str, float]]:
-        return sweep(self, handles, cycle_start, deliveries)

@@ -6,6 +6,7 @@ itself a credential): reprs and messages show the origin and header names only.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -56,12 +57,9 @@ def check_header(name: str, value: str) -> tuple[str, str]:
                                           for c in value):
         raise InputError(f"--header {name}: the value holds a line break or control "
                          "character", field="header")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
+    if any(ord(c) > 255 for c in value):
         raise InputError(f"--header {name}: the value holds characters HTTP headers cannot "
-                         "carry (outside Latin-1); encode it, e.g. as base64", field="header"
-                         ) from None
+                         "carry (outside Latin-1); encode it, e.g. as base64", field="header")
     if name.lower() in RESERVED_HEADERS:
         raise InputError(f"--header {name}: watch sets this header itself", field="header")
     return name, value
@@ -140,8 +138,9 @@ class Webhook:
     def __reduce__(self) -> tuple[Any, ...]:
         # Sent to another process (a WatcherGroup's), it is built anew there, on a transport
         # of its own: pools and their sockets belong to one process.
-        return (_webhook, (self.url, self.headers, self.allow_http, self.timeouts,
-                           self.pool_size))
+        return (functools.partial(Webhook, self.url, headers=self.headers,
+                                  allow_http=self.allow_http, timeouts=self.timeouts,
+                                  pool_size=self.pool_size), ())
 
     @property
     def redacted(self) -> str:
@@ -186,12 +185,10 @@ class Webhook:
         status = resp.status
         if 200 <= status < 300:
             return WebhookReply(True, status=status, elapsed=elapsed)
-        if 300 <= status < 400:
-            error = f"HTTP {status} redirect: give the final webhook URL"
-        else:
-            error = f"HTTP {status}"
-        return WebhookReply(False, status=status, error=error,
-                       retry_after=_retry_after(resp.headers.get("Retry-After")), elapsed=elapsed)
+        redirect = " redirect: give the final webhook URL" if 300 <= status < 400 else ""
+        return WebhookReply(False, status=status, error=f"HTTP {status}{redirect}",
+                            retry_after=_retry_after(resp.headers.get("Retry-After")),
+                            elapsed=elapsed)
 
 
 def sample_event(kind: str = FOLLOWED) -> dict[str, Any]:
@@ -210,10 +207,3 @@ def _retry_after(value: str | None) -> float | None:
         return max(0.0, float(value)) if value else None
     except ValueError:
         return None  # an HTTP date: rare for webhooks; the backoff applies instead
-
-
-def _webhook(url: str, headers: dict[str, str], allow_http: bool, timeouts: Timeouts,
-             pool_size: int) -> Webhook:
-    """A Webhook rebuilt from what __reduce__ kept (its keyword arguments)."""
-    return Webhook(url, headers=headers, allow_http=allow_http, timeouts=timeouts,
-                   pool_size=pool_size)

@@ -202,6 +202,23 @@ def test_adaptive_polls_go_to_the_busy_handles(standin, make_watcher, any_db):
 # --------------------------------------------------------------------------- status
 
 
+def test_a_poll_by_both_triggers_adds_up_their_counts_and_keeps_the_first_ones_list_figures():
+    from connector.watch.poller import _facts, _outcome_meta
+
+    followed = {"newFollows": 2, "baseline": False, "warnings": ["w1"], "total": 7,
+                "tracked": 5, "catchingUp": False}
+    unfollowed = {"unfollows": 1, "baseline": True, "warnings": ["w2"], "total": 9,
+                  "tracked": 8, "atDepthCap": True}
+    assert _outcome_meta([followed]) is followed
+    assert _outcome_meta([followed, unfollowed]) == {
+        "newFollows": 2, "unfollows": 1, "baseline": True, "warnings": ["w1", "w2"]}
+    assert _facts([followed, unfollowed], 100, 3) == {
+        "catchingUp": False, "atDepthCap": True, "total": 7, "seen": 5}
+    # A trigger without a figure leaves it to the next one, then to the poll's own.
+    assert _facts([{"total": None}, {"tracked": 4, "catchingUp": 1}], 100, 3) == {
+        "catchingUp": True, "atDepthCap": False, "total": 100, "seen": 4}
+
+
 def test_status_shows_each_handle_and_the_budget(standin, cli_env, receiver, any_db):
     standin.add_account("alice", 5)
     standin.add_account("bob", 45)

@@ -626,6 +626,28 @@ def _queue(store: Any, handles: int, each: int) -> list[str]:
     return ids
 
 
+def test_events_of_a_handle_after_one_another_deliverer_holds_are_left_for_it_to_send_in_order(
+        db, receiver, monkeypatch):
+    store = open_database(db)
+    ids = _queue(store, handles=1, each=3)
+    found = store.due
+
+    def due_then_one_claimed_elsewhere(now: float, **kwargs: Any) -> list[Any]:
+        events = found(now, **kwargs)
+        assert store.claim_events([ids[1]], "other", claim_for=600) == [ids[1]]  # meanwhile
+        return events
+
+    monkeypatch.setattr(store, "due", due_then_one_claimed_elsewhere)
+    with Webhook(receiver.url) as hook:
+        result = Deliverer(store, hook, backoff=Backoff.immediate()).run_pass()
+    assert receiver.event_ids() == [ids[0]]  # not the third before the second
+    assert (result.delivered, result.failed, result.held) == (1, 0, 0)
+    # The third, claimed with the first but not sent, was given back at once.
+    assert store.claim_events([ids[2]], "third", claim_for=600) == [ids[2]]
+    assert store.backlog().pending == 2
+    store.close()
+
+
 def test_a_kept_alive_connection_dropped_once_holds_nothing_back(db):
     """The receiver closes one reused connection after reading a POST, without answering: that
     POST goes again at once on another connection, and the whole pass is delivered."""
