@@ -82,9 +82,9 @@ class HandlePoll:
     @property
     def result(self) -> str | None:
         """What the poll came to, for the metrics: `ok`, `failed`, `dropped` (polled, but
-        another watcher saved first); None when it was not polled here (stopping, or polled
-        by another watcher)."""
-        if self.skipped or (self.elsewhere and not self.requests):
+        another watcher saved first); None when it was not polled here (stopping, put off
+        for credits, or polled by another watcher)."""
+        if self.skipped or self.waiting or (self.elsewhere and not self.requests):
             return None
         if self.elsewhere:
             return "dropped"

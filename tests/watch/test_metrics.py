@@ -407,6 +407,24 @@ def test_a_poll_result_is_ok_failed_dropped_or_not_a_poll():
     assert HandlePoll("a", elsewhere=True, requests=2, pages=2).result == "dropped"
     assert HandlePoll("a", elsewhere=True).result is None
     assert HandlePoll("a", skipped=True, requests=1).result is None
+    assert HandlePoll("a", waiting=True).result is None
+
+
+def test_a_poll_put_off_for_credits_is_not_counted_as_a_poll_nor_marks_the_handle_ok():
+    metrics = Metrics(["a"])
+    summary = CycleSummary(1)
+    failed = HandlePoll("a", error=RuntimeError(), health="failing")
+    for outcome in (failed, HandlePoll("a", waiting=True)):
+        metrics.record_poll(outcome)
+        summary.record_poll(outcome)
+    figures = registry_values(metrics)
+    assert figures[P + "polls_total", (("result", "ok"),)] == 0
+    assert figures[P + "polls_total", (("result", "failed"),)] == 1
+    # Still failing: the handle was not polled again, only put off.
+    assert figures[P + "handles", (("status", "failing"),)] == 1
+    assert figures.get((P + "handles", (("status", "ok"),)), 0) == 0
+    assert summary.polls == {"failed": 1}
+    assert summary.failed == {"a": "RuntimeError"}
 
 
 def test_handle_statuses_and_the_budget_are_set_as_given():
