@@ -61,10 +61,11 @@ def answer(
     headers: dict[str, str],
     body: Any,
     handle: str | None,
-    fault: Fault | None,
+    fault: Fault,
 ) -> Reply:
     """The endpoint's answer, checked in the order the real one checks: route, method, key,
-    rate, body, handle, credits, account; then the page. Call with the world's lock held."""
+    rate, body, handle, credits, account; then the page. Call with the world's lock held;
+    `fault` is OK when the request drew none."""
     auth = headers.get("authorization", "")
     scheme, _, token = auth.partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else ""
@@ -77,7 +78,7 @@ def answer(
         return error(404, "Not found")
     if method != "POST":
         return error(405, "Method not allowed", {"Allow": "POST"})
-    if fault is not None and fault.replaces_response:
+    if fault.replaces_response:
         return fault_reply(fault, handle or "", rate)
     if key not in api_keys:
         return error(401, MSG_BAD_KEY)
@@ -95,13 +96,13 @@ def answer(
     if account is None or account.private:
         return error(404, MSG_NOT_FOUND.format(handle=handle))
     world.materialize(account)
-    if fault is not None and fault.malformed:
+    if fault.malformed:
         return json_reply(200, {"data": None}, rate)
-    if fault is not None and fault.wrong_shape:
+    if fault.wrong_shape:
         listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
         return json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
     page = world.page(account, body, fault)
-    if not (fault is not None and fault.spoils_page):
+    if not fault.spoils_page:
         meter.spend(key)
     return json_reply(200, page, rate)
 

@@ -282,7 +282,7 @@ class World:
                     del account.entries[random.Random(account.unfollow_done).choice(recent).key]
                     account.cache = None
 
-    def page(self, account: _Account, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+    def page(self, account: _Account, body: dict[str, Any], fault: Fault) -> dict[str, Any]:
         """One page of the account's list for this request's minTime and count."""
         count = number(body.get("count"))
         size = self.default_count if count is None or count < 1 else int(count)
@@ -305,7 +305,7 @@ class World:
             start = bisect_right(negated, -min_time)  # time < minTime
         end = min(start + size, len(reachable))
         page = reachable[start:end]
-        if fault is not None and fault.repeat_boundary > 0:
+        if fault.repeat_boundary > 0:
             page = reachable[max(0, start - fault.repeat_boundary) : start] + page
 
         # The position the client asked from, for faults whose cursor must not move.
@@ -315,7 +315,7 @@ class World:
             asked = reachable[0].time + (0 if repeats else 1)
         else:
             asked = 0
-        if fault is not None and fault.empty_page:
+        if fault.empty_page:
             # The page's accounts withheld; with advance_cursor the cursor still moves past them.
             moved = page[-1].time if fault.advance_cursor and page else asked
             return {
@@ -333,10 +333,10 @@ class World:
         if end >= self.depth_cap:
             # The upstream stops here whatever lies beyond, and says so with -1.
             min_cursor, has_more = -1, False
-        if fault is not None and fault.stall_cursor:
+        if fault.stall_cursor:
             min_cursor, has_more = asked, True
         max_cursor = page[0].time
-        if fault is not None and fault.far_cursor:
+        if fault.far_cursor:
             # A year ahead of the page's newest follow (in the list's unit).
             max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
         return {
