@@ -288,13 +288,11 @@ class World:
         size = self.default_count if count is None or count < 1 else int(count)
         size = min(size, self.max_count)
         min_time = number(body.get("minTime"))
-        repeats = account.boundary_repeats
-        if repeats is None:
-            repeats = self.boundary_repeats
+        repeats = (self.boundary_repeats if account.boundary_repeats is None
+                   else account.boundary_repeats)
         reachable = account.ordered()[: self.depth_cap]
-        counted = {"total": len(account.entries) if account.total is None else account.total}
-        if account.total == MISSING:
-            counted = {}
+        counted = {} if account.total == MISSING else {
+            "total": len(account.entries) if account.total is None else account.total}
         # The list is newest first; on negated times it is ascending, so bisect finds the start.
         negated = [-e.time for e in reachable]
         if min_time is None:
@@ -326,8 +324,8 @@ class World:
                 **counted,
             }
         if not page:
-            empty = {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False}
-            return {**empty, **counted}
+            return {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False,
+                    **counted}
         min_cursor: float = page[-1].time
         has_more = end < len(reachable)
         if end >= self.depth_cap:
