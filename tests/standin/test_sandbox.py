@@ -158,6 +158,24 @@ def test_count_defaults_and_clamps(clock: FakeClock) -> None:
     assert sizes == [7, 7, 7, 12, 20]
 
 
+def test_count_and_min_time_are_numbers_or_numeric_text_never_bools_or_infinities(
+    clock: FakeClock,
+) -> None:
+    with StandIn(clock=clock, default_count=7) as sb:
+        sb.add_account("alice", 50)
+        sizes = [
+            len(post(sb, {"handle": "alice", "count": count}).json()["followingList"])
+            for count in ("12", 12.0, "x", True, "inf", None)
+        ]
+        infinite = post(sb, raw=b'{"handle": "alice", "count": Infinity}').json()
+        newest = [
+            post(sb, {"handle": "alice", "minTime": min_time}).json()["maxCursor"]
+            for min_time in (str(T0 + 10), T0 + 10.0, True, "nan", "later")
+        ]
+    assert sizes == [12, 12, 7, 7, 7, 7] and len(infinite["followingList"]) == 7
+    assert newest == [T0 + 9, T0 + 9, T0 + 49, T0 + 49, T0 + 49]
+
+
 def test_handle_is_trimmed_unprefixed_and_case_insensitive(sb: StandIn) -> None:
     sb.add_account("Alice", 3)
     assert post(sb, {"handle": "  @ALICE "}).status_code == 200
@@ -289,6 +307,7 @@ def test_fault_status_uses_documented_body(sb: StandIn, status: int, message: st
     assert response.status_code == status and error_of(response) == message
     if status == 429:
         assert response.headers["Retry-After"] == "1"
+        assert response.headers["X-RateLimit-Remaining"] == "0"
     assert post(sb, {"handle": "alice"}).status_code == 200  # consumed
 
 
