@@ -119,8 +119,6 @@ def fault_reply(fault: Fault, handle: str, rate: dict[str, str]) -> Reply:
     if fault.body is not None:
         raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
         return Reply(status, raw, {"Content-Type": "application/json", **rate})
-    extra = {}
     if status == 429:
-        rate = {**rate, "X-RateLimit-Remaining": "0"}
-        extra["Retry-After"] = "1"
-    return json_reply(status, {"error": error_message(status, handle)}, {**rate, **extra})
+        rate = {**rate, "X-RateLimit-Remaining": "0", "Retry-After": "1"}
+    return json_reply(status, {"error": error_message(status, handle)}, rate)

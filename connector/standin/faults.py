@@ -49,9 +49,8 @@ class Fault:
     @property
     def replaces_response(self) -> bool:
         """True when the fault answers by itself instead of serving the real page."""
-        overrides_status = self.status not in (None, 200)
         return (self.reset or self.hang or self.html or self.body is not None
-                or overrides_status)
+                or self.status not in (None, 200))
 
     @property
     def spoils_page(self) -> bool:

@@ -46,9 +46,8 @@ class Meter:
         return None if self.credits is None else self.credits.get(key)
 
     def spend(self, key: str) -> None:
-        balance = self.balance(key)
-        if balance is not None and self.credits is not None:
-            self.credits[key] = balance - CREDITS_PER_CALL
+        if self.credits is not None and key in self.credits:
+            self.credits[key] -= CREDITS_PER_CALL
 
     def _window(self) -> int:
         return int(self.clock() // self.rate_window)

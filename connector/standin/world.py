@@ -90,16 +90,13 @@ class _Account:
 
 def number(value: Any) -> float | None:
     """A JSON number or numeric string, else None (bool is not a number here)."""
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return value
-    return None
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if numeric and math.isfinite(value) else None
 
 
 class World:
