@@ -594,10 +594,21 @@ def test_concurrent_requests_are_all_recorded(sb: StandIn) -> None:
 
 
 def test_only_loopback_hosts() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"only listens on loopback, not '0\.0\.0\.0'"):
         StandIn(host="0.0.0.0")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"only listens on loopback, not '192\.0\.2\.1'"):
         serve(host="192.0.2.1")
+
+
+def test_it_listens_on_the_ipv6_loopback_too() -> None:
+    try:
+        standin = StandIn(host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with standin:
+        standin.add_account("alice", 3)
+        assert standin.url.startswith("http://[::1]:")
+        assert len(post(standin, {"handle": "alice"}).json()["followingList"]) == 3
 
 
 @pytest.mark.slow
