@@ -18,6 +18,7 @@ from .faults import (
     MSG_NO_CREDITS,
     MSG_NOT_FOUND,
     MSG_RATE_LIMITED,
+    OK,
     Fault,
     error_message,
     html_page,
@@ -28,23 +29,20 @@ from .world import World
 
 @dataclass
 class Reply:
-    """What the handler writes back, or how it misbehaves instead."""
+    """What the handler writes back, and the fault that says how (truncated, slowly) or
+    whether (a reset, a hang) it is sent."""
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    truncate: bool = False
-    slow_body: float = 0.0
-    reset: bool = False
-    hang: bool = False
+    fault: Fault = OK
 
     def apply(self, fault: Fault) -> None:
-        """The fault's touches on a reply it did not replace: headers, and how it is sent."""
+        """The fault's touches on the reply: its headers, and how it is sent."""
         self.headers.update(fault.headers)
         if fault.retry_after is not None:
             self.headers["Retry-After"] = str(math.ceil(fault.retry_after))
-        self.truncate = fault.truncate
-        self.slow_body = fault.slow_body
+        self.fault = fault
 
 
 def json_reply(status: int, payload: Any, headers: dict[str, str]) -> Reply:
@@ -109,10 +107,8 @@ def answer(
 
 def fault_reply(fault: Fault, handle: str, rate: dict[str, str]) -> Reply:
     """The answer of a fault that replaces the endpoint's own (Fault.replaces_response)."""
-    if fault.reset:
-        return Reply(0, reset=True)
-    if fault.hang:
-        return Reply(0, hang=True)
+    if fault.reset or fault.hang:
+        return Reply(0)  # nothing is written: the handler resets or hangs (Reply.fault)
     status = fault.status if fault.status is not None else (502 if fault.html else 200)
     if fault.html:
         return Reply(status, html_page(status), {"Content-Type": "text/html", **rate})

@@ -31,10 +31,11 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
     standin: StandIn
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[Handler]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+        super().__init__(address, handler)
 
     def track(self, conn: socket.socket, open_: bool) -> None:
         with self._conns_lock:
@@ -54,10 +55,6 @@ class Server(ThreadingHTTPServer):
         # Clients hanging up mid-response are part of the game here; real bugs still print.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
-
-
-class Server6(Server):
-    address_family = socket.AF_INET6
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -104,18 +101,19 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
     def _write(self, reply: Reply, *, head_only: bool = False) -> None:
-        if reply.reset:
+        fault = reply.fault
+        if fault.reset:
             # Linger 0 makes close() send an RST instead of a FIN: a connection reset by peer.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
             return
-        if reply.hang:
+        if fault.hang:
             self._hang()
             return
         body = sent = reply.body
         declared = len(body)
-        if reply.truncate:
+        if fault.truncate:
             # Promise the whole body, send half of it: the client sees an incomplete read.
             sent = body[: len(body) // 2]
             declared = max(declared, len(sent) + 1)
@@ -126,15 +124,15 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head_only:
             return
-        if reply.slow_body > 0 and sent:
+        if fault.slow_body > 0 and sent:
             chunk = max(1, math.ceil(len(sent) / 10))
             pieces = [sent[i : i + chunk] for i in range(0, len(sent), chunk)]
             for piece in pieces:
                 self.wfile.write(piece)
-                time.sleep(reply.slow_body / len(pieces))
+                time.sleep(fault.slow_body / len(pieces))
         else:
             self.wfile.write(sent)
-        if reply.truncate:
+        if fault.truncate:
             self.close_connection = True
 
     def _hang(self) -> None:

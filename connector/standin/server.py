@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ..core.config import is_loopback
 from .endpoint import Reply, answer
 from .faults import ENDPOINT, OK, Fault
-from .handler import Handler, Server, Server6
+from .handler import Handler, Server
 from .limits import Meter
 from .world import DEMO_ACCOUNTS, World, server_handle
 
@@ -118,8 +118,7 @@ class StandIn(World):
     def _bound(self) -> Server:
         """The listening server, bound on first use."""
         if self._server is None:
-            self._server = (Server6 if ":" in self.host else Server)((self.host, self.port),
-                                                                     Handler)
+            self._server = Server((self.host, self.port), Handler)
             self._server.standin = self
         return self._server
 
