@@ -313,27 +313,21 @@ class World:
         if fault.empty_page:
             # The page's accounts withheld; with advance_cursor the cursor still moves past them.
             moved = page[-1].time if fault.advance_cursor and page else asked
-            return {
-                "followingList": [],
-                "maxCursor": asked,
-                "minCursor": moved,
-                "hasMore": True,
-                **counted,
-            }
-        if not page:
-            return {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False,
-                    **counted}
-        min_cursor: float = page[-1].time
-        has_more = end < len(reachable)
-        if end >= self.depth_cap:
-            # The upstream stops here whatever lies beyond, and says so with -1.
-            min_cursor, has_more = -1, False
-        if fault.stall_cursor:
-            min_cursor, has_more = asked, True
-        max_cursor = page[0].time
-        if fault.far_cursor:
-            # A year ahead of the page's newest follow (in the list's unit).
-            max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
+            page, max_cursor, min_cursor, has_more = [], asked, moved, True
+        elif not page:
+            max_cursor, min_cursor, has_more = 0, 0, False
+        else:
+            min_cursor = page[-1].time
+            has_more = end < len(reachable)
+            if end >= self.depth_cap:
+                # The upstream stops here whatever lies beyond, and says so with -1.
+                min_cursor, has_more = -1, False
+            if fault.stall_cursor:
+                min_cursor, has_more = asked, True
+            max_cursor = page[0].time
+            if fault.far_cursor:
+                # A year ahead of the page's newest follow (in the list's unit).
+                max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
         return {
             "followingList": [
                 {"user": copy.deepcopy(e.user), "stats": copy.deepcopy(e.stats)} for e in page
