@@ -8,7 +8,7 @@ Also the endpoint's documented error messages, which faults and real answers sha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from http.client import responses
 
 ENDPOINT = "/api/v1/get-tiktok-user-following"
 
@@ -121,20 +121,12 @@ def error_message(status: int, handle: str) -> str:
         502: MSG_UNAVAILABLE,
         503: MSG_RATE_LIMITED,
     }
-    if status in messages:
-        return messages[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
+    return messages.get(status) or responses.get(status, f"HTTP {status}")
 
 
 def html_page(status: int) -> bytes:
     """The kind of page a proxy in front of the API shows when it fails."""
-    try:
-        title = f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        title = str(status)
+    title = f"{status} {responses[status]}" if status in responses else str(status)
     return (
         f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
         "<hr><center>nginx</center></body></html>"

@@ -73,8 +73,9 @@ class _Account:
     feed_start: float = 0.0
     feed_done: int = 0
     feed_base: int = 0
-    # Demo accounts that unfollow: one account chosen by the clock, every unfollow_interval.
-    unfollow_interval: float | None = None
+    # Demo accounts that unfollow: one account chosen by the clock, every unfollow_interval
+    # seconds (the others never).
+    unfollow_interval: float = math.inf
     unfollow_done: int = 0
     cache: list[_Entry] | None = field(default=None, repr=False)  # ordered(), until a change
     # What `total` says: None = the true count, MISSING = no total at all, an int = that
@@ -261,12 +262,10 @@ class World:
             return
         elapsed = self.clock() - account.feed_start
         due = int(elapsed / account.feed_interval)
-        unfollows = (int(elapsed / account.unfollow_interval)
-                     if account.unfollow_interval is not None else 0)
+        unfollows = int(elapsed / account.unfollow_interval)
         while account.feed_done < due or account.unfollow_done < unfollows:
             follow_at = (account.feed_done + 1) * account.feed_interval
-            unfollow_at = ((account.unfollow_done + 1) * account.unfollow_interval
-                           if account.unfollow_interval is not None else math.inf)
+            unfollow_at = (account.unfollow_done + 1) * account.unfollow_interval
             if account.feed_done < due and follow_at <= unfollow_at:
                 account.feed_done += 1
                 user = self.make_user(account.feed_base + account.feed_done)
