@@ -424,6 +424,28 @@ def test_a_slow_upstream_a_caller_names_cannot_starve_healthz_or_another_caller(
         assert other.status_code == 200 and len(other.json()["items"]) == 2
 
 
+def test_upstream_slots_named_hosts_get_half_and_never_wait_own_requests_wait_in_a_room(
+) -> None:
+    slots = UpstreamSlots(4, waiting=1, wait_s=60)
+    assert slots.acquire(own=False) and slots.acquire(own=False)
+    assert not slots.acquire(own=False)  # half of the slots, every named host together
+    assert slots.acquire(own=True) and slots.acquire(own=True)  # all four taken
+    slots.release(own=False)
+    assert slots.acquire(own=True)  # the slot a named host freed
+    assert not slots.acquire(own=False)  # every slot taken: refused at once, never waits
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire(own=True)))
+    waiter.start()
+    while slots._waiters == 0:  # the waiting room's one seat taken
+        time.sleep(0.001)
+    assert not slots.acquire(own=True)  # no seat left: refused at once
+    slots.release(own=True)
+    waiter.join(10)
+    assert got == [True]
+    impatient = UpstreamSlots(1, waiting=1, wait_s=0.01)
+    assert impatient.acquire(own=True) and not impatient.acquire(own=True)  # waited, in vain
+
+
 def test_a_request_refused_for_want_of_a_slot_says_so_in_json() -> None:
     slots = UpstreamSlots(1, waiting=0, wait_s=0)
     app = make_app(slots=slots)
