@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .faults import (
     ENDPOINT,
@@ -23,8 +22,10 @@ from .faults import (
     error_message,
     html_page,
 )
-from .limits import CREDITS_PER_CALL, Meter
-from .world import World
+from .limits import CREDITS_PER_CALL
+
+if TYPE_CHECKING:
+    from .server import RecordedRequest, StandIn
 
 
 @dataclass
@@ -50,56 +51,46 @@ def json_reply(status: int, payload: Any, headers: dict[str, str]) -> Reply:
     return Reply(status, body, {"Content-Type": "application/json", **headers})
 
 
-def answer(
-    world: World,
-    meter: Meter,
-    api_keys: Sequence[str],
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: Any,
-    handle: str | None,
-    fault: Fault,
-) -> Reply:
+def answer(standin: StandIn, request: RecordedRequest, fault: Fault) -> Reply:
     """The endpoint's answer, checked in the order the real one checks: route, method, key,
     rate, body, handle, credits, account; then the page. Call with the world's lock held;
     `fault` is OK when the request drew none."""
-    auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+    meter, handle = standin.meter, request.handle
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else ""
     rate = meter.headers(key)
 
     def error(status: int, message: str, extra: dict[str, str] | None = None) -> Reply:
         return json_reply(status, {"error": message}, {**rate, **(extra or {})})
 
-    if path != ENDPOINT:
+    if request.path != ENDPOINT:
         return error(404, "Not found")
-    if method != "POST":
+    if request.method != "POST":
         return error(405, "Method not allowed", {"Allow": "POST"})
     if fault.replaces_response:
         return fault_reply(fault, handle or "", rate)
-    if key not in api_keys:
+    if key not in standin.api_keys:
         return error(401, MSG_BAD_KEY)
     wait, rate = meter.take(key)
     if wait is not None:
         return error(429, MSG_RATE_LIMITED, {"Retry-After": str(wait)})
-    if not isinstance(body, dict):
+    if not isinstance(request.body, dict):
         return error(400, MSG_INVALID_JSON)
     if not handle:
         return error(400, MSG_HANDLE_REQUIRED)
     balance = meter.balance(key)
     if balance is not None and balance < CREDITS_PER_CALL:
         return error(403, MSG_NO_CREDITS)
-    account = world.accounts.get(handle)
+    account = standin.accounts.get(handle)
     if account is None or account.private:
         return error(404, MSG_NOT_FOUND.format(handle=handle))
-    world.materialize(account)
+    standin.materialize(account)
     if fault.malformed:
         return json_reply(200, {"data": None}, rate)
     if fault.wrong_shape:
         listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
         return json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
-    page = world.page(account, body, fault)
+    page = standin.page(account, request.body, fault)
     if not fault.spoils_page:
         meter.spend(key)
     return json_reply(200, page, rate)

@@ -235,8 +235,7 @@ class StandIn(World):
             with self.lock:
                 self._in_flight -= 1
         with self.lock:
-            reply = answer(self, self.meter, self.api_keys, method, path, headers, body,
-                           record.handle, fault)
+            reply = answer(self, record, fault)
             reply.apply(fault)
             record.status = reply.status
         return reply
