@@ -13,9 +13,8 @@ cannot take it down:
   every connection whose request has not arrived whole within `request_timeout` seconds of
   its first byte, the way waitress closes idle ones (its `will_close` flag). Idle connections
   are closed after the same `request_timeout` of silence (waitress's `channel_timeout`).
-- Threads. `threads` requests call an upstream at once (serve/limits.py); a bounded number
-  more wait their turn, and requests to upstreams a caller names are refused with 503 past
-  half of the slots. waitress runs more threads than that, so /healthz, the manifests and
+- Threads. `threads` requests call an upstream at once, a bounded number more wait
+  (serve/limits.py); waitress runs more threads than that, so /healthz, the manifests and
   refusals always find one. Every upstream exchange has its deadline (Timeouts.total).
 - A body larger than `max_body` is refused unread (413).
 """

@@ -1,7 +1,5 @@
-"""The stand-in's HTTP plumbing: a threading server that can drop its open connections on
-stop, and a keep-alive handler that reads a request, asks the StandIn for its reply
-(endpoint.py) and writes it, or misbehaves as the reply says (a reset, a truncated or slow
-body, no answer at all)."""
+"""The stand-in's HTTP plumbing: its server and the keep-alive handler that writes a reply
+(endpoint.py), or misbehaves as its fault says (a reset, a truncated or slow body, silence)."""
 
 from __future__ import annotations
 

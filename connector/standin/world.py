@@ -42,10 +42,7 @@ _DEMO_PAST_STEP_MS = 60_000  # past demo follows are one a minute, ending at sta
 def server_handle(value: str) -> str:
     """The handle as the stand-in's server compares it: trimmed, one leading '@' dropped,
     lowercased. (Looser than the connector's check: a server takes what it is sent.)"""
-    value = value.strip()
-    if value.startswith("@"):
-        value = value[1:]
-    return value.strip().lower()
+    return value.strip().removeprefix("@").strip().lower()
 
 
 @dataclass
