@@ -419,6 +419,21 @@ def test_fault_malformed_is_free(clock: FakeClock) -> None:
         assert sb.credits == {"sandbox-key": 100}
 
 
+@pytest.mark.parametrize(("fault", "cost"), [
+    ("malformed", 0), ("wrong_shape", 0), ("truncate", 0), ("502", 0), ("html", 0),
+    ("stall", 10), ("empty", 10), ("far_cursor", 10), ("repeat", 10), ("ok", 10),
+])
+def test_only_a_usable_page_costs_credits(clock: FakeClock, fault: str, cost: int) -> None:
+    with StandIn(clock=clock, credits={"sandbox-key": 100}) as sb:
+        sb.add_account("alice", 3)
+        sb.inject(*script(fault))
+        try:
+            post(sb, {"handle": "alice"})
+        except requests.RequestException:
+            assert fault == "truncate"  # the client sees an incomplete read
+        assert sb.credits == {"sandbox-key": 100 - cost}
+
+
 def test_faults_are_fifo_and_can_target_a_handle(sb: StandIn) -> None:
     sb.add_account("alice", 3)
     sb.add_account("bob", 3)
