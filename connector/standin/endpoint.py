@@ -85,13 +85,15 @@ def answer(standin: StandIn, request: RecordedRequest, fault: Fault) -> Reply:
     if account is None or account.private:
         return error(404, MSG_NOT_FOUND.format(handle=handle))
     standin.materialize(account)
+    # Only a usable page costs credits: a fault's own answer (above), a malformed or
+    # wrong-shaped one (here) and a truncated page are free.
     if fault.malformed:
         return json_reply(200, {"data": None}, rate)
     if fault.wrong_shape:
         listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
         return json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
     page = standin.page(account, request.body, fault)
-    if not fault.spoils_page:
+    if not fault.truncate:
         meter.spend(key)
     return json_reply(200, page, rate)
 

@@ -52,11 +52,6 @@ class Fault:
         return (self.reset or self.hang or self.html or self.body is not None
                 or self.status not in (None, 200))
 
-    @property
-    def spoils_page(self) -> bool:
-        """True when the client gets no usable page: such requests cost no credits."""
-        return self.replaces_response or self.truncate or self.malformed or self.wrong_shape
-
 
 OK = Fault()  # passes the request through untouched: a placeholder in a script
 RESET = Fault(reset=True)

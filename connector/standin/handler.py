@@ -137,7 +137,6 @@ class Handler(BaseHTTPRequestHandler):
         """Answer nothing until the client hangs up (its read timeout, however long that
         takes), the stand-in stops, or the handler's own timeout passes; then close."""
         self.close_connection = True
-        self.connection.settimeout(self.timeout)
         with contextlib.suppress(OSError):
             while self.connection.recv(4096):
                 pass
