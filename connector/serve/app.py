@@ -25,7 +25,7 @@ from ..core.config import (
     env_api_key,
     given_api_key,
 )
-from ..core.errors import ConfigurationError, ConnectorError, InputError, error_body, http_status
+from ..core.errors import ConfigurationError, InputError, error_body, http_status
 from ..core.secrets import Secrets
 from ..protocol import MAX_REQUEST_BYTES, Wording, answer, answer_auth_test, failure
 from .limits import UpstreamSlots, same_origin
@@ -61,7 +61,8 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
     With `slots`, requests that call an upstream take one of them, or are refused with 503
     (serve/limits.py). `run_options` go to `connector.run` (retry, timeouts)."""
     routes: dict[tuple[str, str], Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]] = {
-        ("GET", "/healthz"): lambda env: (200, {"ok": True, "version": _version()}),
+        ("GET", "/healthz"): lambda env: (200, {"ok": True, "version": str(
+            manifests.load(manifests.CONNECTOR_KEY).get("version", ""))}),
         ("GET", "/v1/manifests"): lambda env: (200, manifests.load_all()),
         ("POST", "/v1/run"): lambda env: _run(env, max_body, run_options, slots),
         ("POST", "/v1/auth/test"): lambda env: _auth_test(env, max_body, run_options, slots),
@@ -73,8 +74,10 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
         path = environ.get("PATH_INFO", "/") or "/"
         try:
             status, body = _route(environ, method, path, routes, token)
-        except Exception as err:  # a bug must still answer JSON, without a secret
-            _, body = failure(err, _secrets_of(environ).add(token), SERVE)
+        except Exception as err:  # a refusal, or a bug: JSON either way, without a secret
+            secrets = Secrets().environment().authorization(environ.get("HTTP_AUTHORIZATION"))
+            _, body = failure(err, secrets.add(environ.get("HTTP_X_CONNECTOR_TOKEN"), token),
+                              SERVE)
             status = status_for(body)
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = [("Content-Type", "application/json; charset=utf-8"),
@@ -85,7 +88,9 @@ def make_app(*, token: str | None = None, max_body: int = MAX_REQUEST_BYTES,
             headers.append(("Retry-After", str(BUSY_RETRY_AFTER)))
         start_response(f"{status} {_REASONS.get(status) or HTTPStatus(status).phrase}", headers)
         error = body.get("error") if isinstance(body, dict) else None
-        log.info("%s %s %d%s %.0fms", method, path if _known(path, routes) else "(other)",
+        # Unknown paths are not logged as sent: a hook path can be a secret someone mistyped.
+        known = any(p == path for _, p in routes) or path.startswith("/v1/manifests/")
+        log.info("%s %s %d%s %.0fms", method, path if known else "(other)",
                  status, f" {error['type']}" if error else "",
                  (time.perf_counter() - started) * 1000)
         return [payload]
@@ -121,13 +126,10 @@ def _route(environ: dict[str, Any], method: str, path: str, routes: dict[Any, An
 
 def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
          slots: UpstreamSlots | None) -> tuple[int, dict[str, Any]]:
-    try:
-        raw = _body(environ, max_body)
-        key = _bearer(environ)
-        creds = _credentials_of(raw)
-        _refuse_own_key_elsewhere(creds, key)
-    except ConnectorError as err:
-        return _refused(err, environ)
+    raw = _body(environ, max_body)
+    key = _bearer(environ)
+    creds = _credentials_of(raw)
+    _refuse_own_key_elsewhere(creds, key)
     return _bounded(slots, creds.get("baseUrl"),
                     lambda: answer(raw, wording=SERVE, api_key=key, **options)[1])
 
@@ -135,25 +137,22 @@ def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
 def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
                slots: UpstreamSlots | None) -> tuple[int, dict[str, Any]]:
     """Body (optional): {"credentials": {"baseUrl"}, "handle", "platform"}."""
+    raw = _body(environ, max_body)
     try:
-        raw = _body(environ, max_body)
         request = json.loads(raw) if raw.strip() else {}
-        if not isinstance(request, dict) or set(request) - {"credentials", "handle",
-                                                            "platform"}:
-            raise InputError("the body must be an object with credentials, handle and "
-                             "platform, all optional", field="request")
-        creds = request.get("credentials") or {}
-        if not isinstance(creds, dict):
-            raise InputError("credentials must be an object", field="credentials")
-        key = _bearer(environ)
-        _refuse_own_key_elsewhere(creds, key)
-        if key is not None:
-            creds = {**creds, "apiKey": key}
-    except (ConnectorError, ValueError, RecursionError) as err:
-        if not isinstance(err, ConnectorError):
-            err = InputError("the request body is not JSON; send {} or nothing",
-                             field="request")
-        return _refused(err, environ)
+    except (ValueError, RecursionError):
+        raise InputError("the request body is not JSON; send {} or nothing",
+                         field="request") from None
+    if not isinstance(request, dict) or set(request) - {"credentials", "handle", "platform"}:
+        raise InputError("the body must be an object with credentials, handle and "
+                         "platform, all optional", field="request")
+    creds = request.get("credentials") or {}
+    if not isinstance(creds, dict):
+        raise InputError("credentials must be an object", field="credentials")
+    key = _bearer(environ)
+    _refuse_own_key_elsewhere(creds, key)
+    if key is not None:
+        creds = {**creds, "apiKey": key}
     options = {k: v for k, v in options.items() if k in ("retry", "timeouts")}
     return _bounded(slots, creds.get("baseUrl"),
                     lambda: answer_auth_test(creds, handle=request.get("handle"),
@@ -234,27 +233,7 @@ def _refuse_own_key_elsewhere(creds: dict[str, Any], key: str | None) -> None:
                                  f"key and {BASE_URL_ENV}", field="baseUrl")
 
 
-def _refused(err: Any, environ: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    _, response = failure(err, _secrets_of(environ), SERVE)
-    return status_for(response), response
-
-
-def _secrets_of(environ: dict[str, Any]) -> Secrets:
-    """The secrets a request's environment and headers hold: the Bearer key, the token."""
-    return (Secrets().environment().authorization(environ.get("HTTP_AUTHORIZATION"))
-            .add(environ.get("HTTP_X_CONNECTOR_TOKEN")))
-
-
 def _error(kind: str, message: str, **details: Any) -> tuple[int, dict[str, Any]]:
     """A refusal of the service itself: its status and body, both from the error table."""
     body = {"error": error_body(kind, message, **details)}
     return status_for(body), body
-
-
-def _version() -> str:
-    return str(manifests.load(manifests.CONNECTOR_KEY).get("version", ""))
-
-
-def _known(path: str, routes: dict[Any, Any]) -> bool:
-    # Unknown paths are not logged as sent: a hook path can be a secret someone mistyped.
-    return any(p == path for _, p in routes) or path.startswith("/v1/manifests/")

@@ -13,7 +13,6 @@ nothing (/healthz, the manifests, refusals).
 from __future__ import annotations
 
 import threading
-import time
 from urllib.parse import urlsplit
 
 
@@ -40,20 +39,14 @@ class UpstreamSlots:
             if not own:
                 if self._busy >= self.slots or self._busy_named >= self.named:
                     return False
-                self._busy += 1
                 self._busy_named += 1
-                return True
-            if self._busy >= self.slots:
+            elif self._busy >= self.slots:
                 if self._waiters >= self.waiting:
                     return False
                 self._waiters += 1
                 try:
-                    end = time.monotonic() + self.wait_s
-                    while self._busy >= self.slots:
-                        left = end - time.monotonic()
-                        if left <= 0:
-                            return False
-                        self._cond.wait(left)
+                    if not self._cond.wait_for(lambda: self._busy < self.slots, self.wait_s):
+                        return False
                 finally:
                     self._waiters -= 1
             self._busy += 1

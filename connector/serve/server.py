@@ -13,15 +13,15 @@ cannot take it down:
   every connection whose request has not arrived whole within `request_timeout` seconds of
   its first byte, the way waitress closes idle ones (its `will_close` flag). Idle connections
   are closed after the same `request_timeout` of silence (waitress's `channel_timeout`).
-- Threads. `threads` requests call an upstream at once (serve/limits.py); a bounded number
-  more wait their turn, and requests to upstreams a caller names are refused with 503 past
-  half of the slots. waitress runs more threads than that, so /healthz, the manifests and
+- Threads. `threads` requests call an upstream at once, a bounded number more wait
+  (serve/limits.py); waitress runs more threads than that, so /healthz, the manifests and
   refusals always find one. Every upstream exchange has its deadline (Timeouts.total).
 - A body larger than `max_body` is refused unread (413).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -69,14 +69,12 @@ class Server:
     any thread) or Ctrl-C, then closes every socket in that same thread."""
 
     def __init__(self, waitress_server: Any, socket_map: dict[int, Any], token: str | None,
-                 poll_interval: float, request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
-                 slots: UpstreamSlots | None = None) -> None:
+                 poll_interval: float, request_timeout: float) -> None:
         self._server = waitress_server
         self._map = socket_map
         self._stopping = threading.Event()
         self.poll_interval = poll_interval
         self.request_timeout = request_timeout
-        self.slots = slots
         self.token = token
         #: Connections receiving a request: the request's parser, and when it was first seen.
         self._receiving: dict[int, tuple[Any, float]] = {}
@@ -178,7 +176,7 @@ def create_server(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
     except OSError as exc:
         raise ConfigurationError(f"cannot listen on {host}:{port} ({exc.strerror}); pick "
                                  "another --port, or 0 for any free one", field="port") from None
-    return Server(server, socket_map, token, poll_interval, request_timeout, slots)
+    return Server(server, socket_map, token, poll_interval, request_timeout)
 
 
 def _connections_that_fit(connections: int, threads: int) -> int:
@@ -195,14 +193,11 @@ def _connections_that_fit(connections: int, threads: int) -> int:
         return connections
     want = connections + other if hard == resource.RLIM_INFINITY else min(connections + other,
                                                                           hard)
-    try:
+    with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
         soft = want
-    except (ValueError, OSError):
-        pass
-    if soft - other >= connections:
-        return connections
-    fit = max(1, soft - other)
-    log.warning("serving at most %d connections, not %d: the process may open %d files "
-                "(ulimit -n)", fit, connections, soft)
+    fit = min(connections, max(1, soft - other))
+    if fit < connections:
+        log.warning("serving at most %d connections, not %d: the process may open %d files "
+                    "(ulimit -n)", fit, connections, soft)
     return fit

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .faults import (
     ENDPOINT,
@@ -18,33 +17,33 @@ from .faults import (
     MSG_NO_CREDITS,
     MSG_NOT_FOUND,
     MSG_RATE_LIMITED,
+    OK,
     Fault,
     error_message,
     html_page,
 )
-from .limits import CREDITS_PER_CALL, Meter
-from .world import World
+from .limits import CREDITS_PER_CALL
+
+if TYPE_CHECKING:
+    from .server import RecordedRequest, StandIn
 
 
 @dataclass
 class Reply:
-    """What the handler writes back, or how it misbehaves instead."""
+    """What the handler writes back, and the fault that says how (truncated, slowly) or
+    whether (a reset, a hang) it is sent."""
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
-    truncate: bool = False
-    slow_body: float = 0.0
-    reset: bool = False
-    hang: bool = False
+    fault: Fault = OK
 
     def apply(self, fault: Fault) -> None:
-        """The fault's touches on a reply it did not replace: headers, and how it is sent."""
+        """The fault's touches on the reply: its headers, and how it is sent."""
         self.headers.update(fault.headers)
         if fault.retry_after is not None:
             self.headers["Retry-After"] = str(math.ceil(fault.retry_after))
-        self.truncate = fault.truncate
-        self.slow_body = fault.slow_body
+        self.fault = fault
 
 
 def json_reply(status: int, payload: Any, headers: dict[str, str]) -> Reply:
@@ -52,74 +51,63 @@ def json_reply(status: int, payload: Any, headers: dict[str, str]) -> Reply:
     return Reply(status, body, {"Content-Type": "application/json", **headers})
 
 
-def answer(
-    world: World,
-    meter: Meter,
-    api_keys: Sequence[str],
-    method: str,
-    path: str,
-    headers: dict[str, str],
-    body: Any,
-    handle: str | None,
-    fault: Fault | None,
-) -> Reply:
+def answer(standin: StandIn, request: RecordedRequest, fault: Fault) -> Reply:
     """The endpoint's answer, checked in the order the real one checks: route, method, key,
-    rate, body, handle, credits, account; then the page. Call with the world's lock held."""
-    auth = headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
+    rate, body, handle, credits, account; then the page. Call with the world's lock held;
+    `fault` is OK when the request drew none."""
+    meter, handle = standin.meter, request.handle
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
     key = token.strip() if scheme.lower() == "bearer" else ""
     rate = meter.headers(key)
 
     def error(status: int, message: str, extra: dict[str, str] | None = None) -> Reply:
         return json_reply(status, {"error": message}, {**rate, **(extra or {})})
 
-    if path != ENDPOINT:
+    if request.path != ENDPOINT:
         return error(404, "Not found")
-    if method != "POST":
+    if request.method != "POST":
         return error(405, "Method not allowed", {"Allow": "POST"})
-    if fault is not None and fault.replaces_response:
+    if fault.replaces_response:
         return fault_reply(fault, handle or "", rate)
-    if key not in api_keys:
+    if key not in standin.api_keys:
         return error(401, MSG_BAD_KEY)
     wait, rate = meter.take(key)
     if wait is not None:
         return error(429, MSG_RATE_LIMITED, {"Retry-After": str(wait)})
-    if not isinstance(body, dict):
+    if not isinstance(request.body, dict):
         return error(400, MSG_INVALID_JSON)
     if not handle:
         return error(400, MSG_HANDLE_REQUIRED)
     balance = meter.balance(key)
     if balance is not None and balance < CREDITS_PER_CALL:
         return error(403, MSG_NO_CREDITS)
-    account = world.accounts.get(handle)
+    account = standin.accounts.get(handle)
     if account is None or account.private:
         return error(404, MSG_NOT_FOUND.format(handle=handle))
-    world.materialize(account)
-    if fault is not None and fault.malformed:
+    standin.materialize(account)
+    # Only a usable page costs credits: a fault's own answer (above), a malformed or
+    # wrong-shaped one (here) and a truncated page are free.
+    if fault.malformed:
         return json_reply(200, {"data": None}, rate)
-    if fault is not None and fault.wrong_shape:
+    if fault.wrong_shape:
         listed = [e.user.get("uniqueId") for e in account.ordered()[:3]]
         return json_reply(200, {"followingList": listed, "hasMore": "yes"}, rate)
-    page = world.page(account, body, fault)
-    if not (fault is not None and fault.spoils_page):
+    page = standin.page(account, request.body, fault)
+    if not fault.truncate:
         meter.spend(key)
     return json_reply(200, page, rate)
 
 
 def fault_reply(fault: Fault, handle: str, rate: dict[str, str]) -> Reply:
     """The answer of a fault that replaces the endpoint's own (Fault.replaces_response)."""
-    if fault.reset:
-        return Reply(0, reset=True)
-    if fault.hang:
-        return Reply(0, hang=True)
+    if fault.reset or fault.hang:
+        return Reply(0)  # nothing is written: the handler resets or hangs (Reply.fault)
     status = fault.status if fault.status is not None else (502 if fault.html else 200)
     if fault.html:
         return Reply(status, html_page(status), {"Content-Type": "text/html", **rate})
     if fault.body is not None:
         raw = fault.body.encode() if isinstance(fault.body, str) else fault.body
         return Reply(status, raw, {"Content-Type": "application/json", **rate})
-    extra = {}
     if status == 429:
-        rate = {**rate, "X-RateLimit-Remaining": "0"}
-        extra["Retry-After"] = "1"
-    return json_reply(status, {"error": error_message(status, handle)}, {**rate, **extra})
+        rate = {**rate, "X-RateLimit-Remaining": "0", "Retry-After": "1"}
+    return json_reply(status, {"error": error_message(status, handle)}, rate)

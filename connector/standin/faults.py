@@ -8,7 +8,7 @@ Also the endpoint's documented error messages, which faults and real answers sha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from http import HTTPStatus
+from http.client import responses
 
 ENDPOINT = "/api/v1/get-tiktok-user-following"
 
@@ -49,14 +49,8 @@ class Fault:
     @property
     def replaces_response(self) -> bool:
         """True when the fault answers by itself instead of serving the real page."""
-        overrides_status = self.status not in (None, 200)
         return (self.reset or self.hang or self.html or self.body is not None
-                or overrides_status)
-
-    @property
-    def spoils_page(self) -> bool:
-        """True when the client gets no usable page: such requests cost no credits."""
-        return self.replaces_response or self.truncate or self.malformed or self.wrong_shape
+                or self.status not in (None, 200))
 
 
 OK = Fault()  # passes the request through untouched: a placeholder in a script
@@ -122,20 +116,12 @@ def error_message(status: int, handle: str) -> str:
         502: MSG_UNAVAILABLE,
         503: MSG_RATE_LIMITED,
     }
-    if status in messages:
-        return messages[status]
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
+    return messages.get(status) or responses.get(status, f"HTTP {status}")
 
 
 def html_page(status: int) -> bytes:
     """The kind of page a proxy in front of the API shows when it fails."""
-    try:
-        title = f"{status} {HTTPStatus(status).phrase}"
-    except ValueError:
-        title = str(status)
+    title = f"{status} {responses[status]}" if status in responses else str(status)
     return (
         f"<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center>"
         "<hr><center>nginx</center></body></html>"

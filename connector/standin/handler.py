@@ -1,7 +1,5 @@
-"""The stand-in's HTTP plumbing: a threading server that can drop its open connections on
-stop, and a keep-alive handler that reads a request, asks the StandIn for its reply
-(endpoint.py) and writes it, or misbehaves as the reply says (a reset, a truncated or slow
-body, no answer at all)."""
+"""The stand-in's HTTP plumbing: its server and the keep-alive handler that writes a reply
+(endpoint.py), or misbehaves as its fault says (a reset, a truncated or slow body, silence)."""
 
 from __future__ import annotations
 
@@ -31,10 +29,11 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
     standin: StandIn
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, address: tuple[str, int], handler: type[Handler]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
-        super().__init__(*args, **kwargs)
+        super().__init__(address, handler)
 
     def track(self, conn: socket.socket, open_: bool) -> None:
         with self._conns_lock:
@@ -54,10 +53,6 @@ class Server(ThreadingHTTPServer):
         # Clients hanging up mid-response are part of the game here; real bugs still print.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
-
-
-class Server6(Server):
-    address_family = socket.AF_INET6
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -104,18 +99,19 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _handle
 
     def _write(self, reply: Reply, *, head_only: bool = False) -> None:
-        if reply.reset:
+        fault = reply.fault
+        if fault.reset:
             # Linger 0 makes close() send an RST instead of a FIN: a connection reset by peer.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
             self.close_connection = True
             return
-        if reply.hang:
+        if fault.hang:
             self._hang()
             return
         body = sent = reply.body
         declared = len(body)
-        if reply.truncate:
+        if fault.truncate:
             # Promise the whole body, send half of it: the client sees an incomplete read.
             sent = body[: len(body) // 2]
             declared = max(declared, len(sent) + 1)
@@ -126,22 +122,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if head_only:
             return
-        if reply.slow_body > 0 and sent:
+        if fault.slow_body > 0 and sent:
             chunk = max(1, math.ceil(len(sent) / 10))
             pieces = [sent[i : i + chunk] for i in range(0, len(sent), chunk)]
             for piece in pieces:
                 self.wfile.write(piece)
-                time.sleep(reply.slow_body / len(pieces))
+                time.sleep(fault.slow_body / len(pieces))
         else:
             self.wfile.write(sent)
-        if reply.truncate:
+        if fault.truncate:
             self.close_connection = True
 
     def _hang(self) -> None:
         """Answer nothing until the client hangs up (its read timeout, however long that
         takes), the stand-in stops, or the handler's own timeout passes; then close."""
         self.close_connection = True
-        self.connection.settimeout(self.timeout)
         with contextlib.suppress(OSError):
             while self.connection.recv(4096):
                 pass

@@ -24,17 +24,13 @@ class Meter:
     def headers(self, key: str, remaining: int | None = None) -> dict[str, str]:
         """The X-RateLimit-* headers for `key` as things stand."""
         if remaining is None:
-            window, used = self._windows.get(key, (-1, 0))
-            remaining = self.rate_limit - used if window == self._window() else self.rate_limit
+            remaining = self.rate_limit - self._used(key)[1]
         return {"X-RateLimit-Limit": str(self.rate_limit), "X-RateLimit-Remaining": str(remaining)}
 
     def take(self, key: str) -> tuple[int | None, dict[str, str]]:
         """Count one request: (seconds to wait, headers) when over the limit, else (None,
         headers with what is left)."""
-        window = self._window()
-        start, used = self._windows.get(key, (window, 0))
-        if start != window:
-            used = 0
+        window, used = self._used(key)
         if used >= self.rate_limit:
             wait = max(1, math.ceil((window + 1) * self.rate_window - self.clock()))
             return wait, self.headers(key, 0)
@@ -46,9 +42,11 @@ class Meter:
         return None if self.credits is None else self.credits.get(key)
 
     def spend(self, key: str) -> None:
-        balance = self.balance(key)
-        if balance is not None and self.credits is not None:
-            self.credits[key] = balance - CREDITS_PER_CALL
+        if self.credits is not None and key in self.credits:
+            self.credits[key] -= CREDITS_PER_CALL
 
-    def _window(self) -> int:
-        return int(self.clock() // self.rate_window)
+    def _used(self, key: str) -> tuple[int, int]:
+        """The current window, and the requests `key` made in it."""
+        window = int(self.clock() // self.rate_window)
+        start, used = self._windows.get(key, (window, 0))
+        return window, used if start == window else 0

@@ -3,8 +3,8 @@
 It serves the world (world.py) with the documented pagination, errors and rate-limit headers
 (limits.py), and misbehaves when told to (faults.py), so the connector's retry and paging
 guards can be tested without the network. This module is the StandIn itself: its lifecycle,
-its world's verbs, the requests it saw and the faults queued; what a request gets is in
-endpoint.py, the sockets in handler.py. Standard library and the connector's core only.
+the requests it saw and the faults queued (its world's verbs are World's); what a request
+gets is in endpoint.py, the sockets in handler.py. Standard library and the connector's core only.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any, TextIO
 
 from ..core.config import is_loopback
 from .endpoint import Reply, answer
-from .faults import ENDPOINT, Fault
-from .handler import Handler, Server, Server6
+from .faults import ENDPOINT, OK, Fault
+from .handler import Handler, Server
 from .limits import Meter
 from .world import DEMO_ACCOUNTS, World, server_handle
 
@@ -43,8 +43,10 @@ class RecordedRequest:
         return server_handle(handle) if isinstance(handle, str) else None
 
 
-class StandIn:
-    """The stand-in server plus its world. Use as a context manager, or start()/stop()."""
+class StandIn(World):
+    """The stand-in server: its world (world.py: add_account, follow, follow_many, unfollow,
+    following, set_total, make_user) served on loopback. Use as a context manager, or
+    start()/stop()."""
 
     def __init__(
         self,
@@ -72,9 +74,9 @@ class StandIn:
         self.api_keys = list(api_keys)
         if not self.api_keys:
             raise ValueError("at least one API key is needed")
-        self.world = World(depth_cap=depth_cap, default_count=default_count,
-                           max_count=max_count, boundary_repeats=boundary_repeats, demo=demo,
-                           demo_speed=demo_speed, demo_epoch=demo_epoch, clock=clock)
+        super().__init__(depth_cap=depth_cap, default_count=default_count, max_count=max_count,
+                         boundary_repeats=boundary_repeats, demo=demo, demo_speed=demo_speed,
+                         demo_epoch=demo_epoch, clock=clock)
         self.meter = Meter(rate_limit=rate_limit, rate_window=rate_window, credits=credits,
                            clock=clock)
         #: Seconds added to every endpoint request, like a distant upstream (benchmarks).
@@ -82,9 +84,7 @@ class StandIn:
         #: The most requests ever in flight at once: what a client's concurrency really was.
         self.peak_in_flight = 0
         self._in_flight = 0
-        self.clock = clock
         self.requests: list[RecordedRequest] = []
-        self._lock = self.world.lock
         self._faults: list[tuple[str | None, Fault]] = []
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -115,25 +115,23 @@ class StandIn:
         """Full URL of the endpoint."""
         return self.url + ENDPOINT
 
-    def _bind(self) -> None:
-        server_cls = Server6 if ":" in self.host else Server
-        self._server = server_cls((self.host, self.port), Handler)
-        self._server.standin = self
+    def _bound(self) -> Server:
+        """The listening server, bound on first use."""
+        if self._server is None:
+            self._server = Server((self.host, self.port), Handler)
+            self._server.standin = self
+        return self._server
 
     def start(self) -> StandIn:
         """Serve in a daemon thread; returns self."""
-        if self._thread is not None:
-            return self
-        if self._server is None:
-            self._bind()
-        assert self._server is not None
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.01},  # stop() waits up to one poll
-            name="dumpling-standin",
-            daemon=True,
-        )
-        self._thread.start()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._bound().serve_forever,
+                kwargs={"poll_interval": 0.01},  # stop() waits up to one poll
+                name="dumpling-standin",
+                daemon=True,
+            )
+            self._thread.start()
         return self
 
     def stop(self) -> None:
@@ -151,14 +149,12 @@ class StandIn:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until Ctrl-C (for the CLI)."""
-        if self._server is None:
-            self._bind()
-        assert self._server is not None
+        server = self._bound()
         try:
             if self._thread is None:
                 self._serving_here = True
                 try:
-                    self._server.serve_forever(poll_interval=0.2)
+                    server.serve_forever(poll_interval=0.2)
                 finally:
                     self._serving_here = False
             else:
@@ -175,51 +171,16 @@ class StandIn:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # ----------------------------------------------------------------- the world
-
-    def make_user(self, n: int) -> dict[str, Any]:
-        """A deterministic generated user; its "stats" key becomes the item's stats."""
-        return self.world.make_user(n)
-
-    def add_account(self, handle: str, follows: int | Iterable[dict[str, Any]] = 0, *,
-                    private: bool = False, boundary_repeats: bool | None = None) -> None:
-        """Create an account; `follows` is a count of generated users or dicts, oldest first."""
-        self.world.add_account(handle, follows, private=private,
-                               boundary_repeats=boundary_repeats)
-
-    def follow(self, handle: str, user: dict[str, Any] | None = None, *,
-               at: int | None = None) -> dict[str, Any]:
-        """`handle` follows `user` (generated when None) at time `at` (default: newest + 1);
-        a re-follow moves the user to the top. Returns a copy of the user dict."""
-        return self.world.follow(handle, user, at=at)
-
-    def follow_many(self, handle: str, n: int) -> list[dict[str, Any]]:
-        """`handle` follows `n` generated users, one time step apart."""
-        return self.world.follow_many(handle, n)
-
-    def unfollow(self, handle: str, user_id: str) -> None:
-        """Remove a followed user by id, secUid, handle or identity key."""
-        self.world.unfollow(handle, user_id)
-
-    def following(self, handle: str) -> list[dict[str, Any]]:
-        """The current list of followed users, newest first (copies)."""
-        return self.world.following(handle)
-
-    def set_total(self, handle: str, total: int | str | None) -> None:
-        """What `total` says from now on: None, the true count (the default); "missing", no
-        `total` at all; a number, that number whatever the list holds (a stale count)."""
-        self.world.set_total(handle, total)
-
     # ----------------------------------------------------------------- observing and faults
 
     def reset_log(self) -> None:
         """Forget recorded requests."""
-        with self._lock:
+        with self.lock:
             self.requests.clear()
 
     def count_requests(self, handle: str | None = None) -> int:
         """Requests that reached the handler (any status), optionally only for one handle."""
-        with self._lock:
+        with self.lock:
             if handle is None:
                 return len(self.requests)
             key = server_handle(handle)
@@ -228,25 +189,26 @@ class StandIn:
     def inject(self, *faults: Fault, handle: str | None = None) -> None:
         """Queue faults; each is used by one matching request (any handle when None), FIFO."""
         key = server_handle(handle) if handle is not None else None
-        with self._lock:
+        with self.lock:
             self._faults.extend((key, f) for f in faults)
 
     def clear_faults(self) -> None:
         """Drop queued faults."""
-        with self._lock:
+        with self.lock:
             self._faults.clear()
 
     def pending_faults(self) -> int:
         """Faults not used yet."""
-        with self._lock:
+        with self.lock:
             return len(self._faults)
 
-    def _take_fault(self, handle: str | None) -> Fault | None:
+    def _take_fault(self, handle: str | None) -> Fault:
+        """The first queued fault for `handle` (OK, which changes nothing, when none is)."""
         for i, (key, fault) in enumerate(self._faults):
             if key is None or key == handle:
                 del self._faults[i]
                 return fault
-        return None
+        return OK
 
     # ----------------------------------------------------------------- request handling
 
@@ -257,41 +219,34 @@ class StandIn:
         except ValueError:
             body = None
         record = RecordedRequest(path, headers, body, raw, method=method)
-        fault = None
-        with self._lock:
+        with self.lock:
             self.requests.append(record)
-            if path == ENDPOINT and method == "POST":
-                fault = self._take_fault(record.handle)
-        # Sleep outside the lock so other requests keep flowing, and before computing the page
-        # so a demo account is read as of when the answer leaves.
-        with self._lock:
+            fault = (self._take_fault(record.handle) if path == ENDPOINT and method == "POST"
+                     else OK)
             self._in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        # Sleep outside the lock so other requests keep flowing, and before computing the page
+        # so a demo account is read as of when the answer leaves.
         try:
-            delay = self.latency + (fault.delay if fault is not None else 0.0)
+            delay = self.latency + fault.delay
             if delay > 0:
                 time.sleep(delay)
         finally:
-            with self._lock:
+            with self.lock:
                 self._in_flight -= 1
-        with self._lock:
-            reply = answer(self.world, self.meter, self.api_keys, method, path, headers, body,
-                           record.handle, fault)
-            if fault is not None:
-                reply.apply(fault)
+        with self.lock:
+            reply = answer(self, record, fault)
+            reply.apply(fault)
             record.status = reply.status
         return reply
-
 
 
 def serve(
     port: int = 8787, host: str = "127.0.0.1", *, demo: bool = True, out: TextIO = sys.stderr
 ) -> None:
     """Run a demo stand-in in the foreground until Ctrl-C (for `tiktok-following sandbox`)."""
-    if not is_loopback(host):
-        raise ValueError(f"the stand-in only listens on loopback, not {host!r}")
     standin = StandIn(host=host, port=port, demo=demo)
-    standin._bind()
+    standin._bound()
     handles = ", ".join(DEMO_ACCOUNTS) if demo else "(none)"
     print(f"DumplingAI stand-in listening on {standin.url}", file=out)
     print(f"  endpoint: POST {standin.endpoint}", file=out)

@@ -42,10 +42,7 @@ _DEMO_PAST_STEP_MS = 60_000  # past demo follows are one a minute, ending at sta
 def server_handle(value: str) -> str:
     """The handle as the stand-in's server compares it: trimmed, one leading '@' dropped,
     lowercased. (Looser than the connector's check: a server takes what it is sent.)"""
-    value = value.strip()
-    if value.startswith("@"):
-        value = value[1:]
-    return value.strip().lower()
+    return value.strip().removeprefix("@").strip().lower()
 
 
 @dataclass
@@ -73,8 +70,9 @@ class _Account:
     feed_start: float = 0.0
     feed_done: int = 0
     feed_base: int = 0
-    # Demo accounts that unfollow: one account chosen by the clock, every unfollow_interval.
-    unfollow_interval: float | None = None
+    # Demo accounts that unfollow: one account chosen by the clock, every unfollow_interval
+    # seconds (the others never).
+    unfollow_interval: float = math.inf
     unfollow_done: int = 0
     cache: list[_Entry] | None = field(default=None, repr=False)  # ordered(), until a change
     # What `total` says: None = the true count, MISSING = no total at all, an int = that
@@ -90,16 +88,13 @@ class _Account:
 
 def number(value: Any) -> float | None:
     """A JSON number or numeric string, else None (bool is not a number here)."""
-    if isinstance(value, bool):
-        return None
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             return None
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return value
-    return None
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return value if numeric and math.isfinite(value) else None
 
 
 class World:
@@ -264,12 +259,10 @@ class World:
             return
         elapsed = self.clock() - account.feed_start
         due = int(elapsed / account.feed_interval)
-        unfollows = (int(elapsed / account.unfollow_interval)
-                     if account.unfollow_interval is not None else 0)
+        unfollows = int(elapsed / account.unfollow_interval)
         while account.feed_done < due or account.unfollow_done < unfollows:
             follow_at = (account.feed_done + 1) * account.feed_interval
-            unfollow_at = ((account.unfollow_done + 1) * account.unfollow_interval
-                           if account.unfollow_interval is not None else math.inf)
+            unfollow_at = (account.unfollow_done + 1) * account.unfollow_interval
             if account.feed_done < due and follow_at <= unfollow_at:
                 account.feed_done += 1
                 user = self.make_user(account.feed_base + account.feed_done)
@@ -282,19 +275,17 @@ class World:
                     del account.entries[random.Random(account.unfollow_done).choice(recent).key]
                     account.cache = None
 
-    def page(self, account: _Account, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+    def page(self, account: _Account, body: dict[str, Any], fault: Fault) -> dict[str, Any]:
         """One page of the account's list for this request's minTime and count."""
         count = number(body.get("count"))
         size = self.default_count if count is None or count < 1 else int(count)
         size = min(size, self.max_count)
         min_time = number(body.get("minTime"))
-        repeats = account.boundary_repeats
-        if repeats is None:
-            repeats = self.boundary_repeats
+        repeats = (self.boundary_repeats if account.boundary_repeats is None
+                   else account.boundary_repeats)
         reachable = account.ordered()[: self.depth_cap]
-        counted = {"total": len(account.entries) if account.total is None else account.total}
-        if account.total == MISSING:
-            counted = {}
+        counted = {} if account.total == MISSING else {
+            "total": len(account.entries) if account.total is None else account.total}
         # The list is newest first; on negated times it is ascending, so bisect finds the start.
         negated = [-e.time for e in reachable]
         if min_time is None:
@@ -305,7 +296,7 @@ class World:
             start = bisect_right(negated, -min_time)  # time < minTime
         end = min(start + size, len(reachable))
         page = reachable[start:end]
-        if fault is not None and fault.repeat_boundary > 0:
+        if fault.repeat_boundary > 0:
             page = reachable[max(0, start - fault.repeat_boundary) : start] + page
 
         # The position the client asked from, for faults whose cursor must not move.
@@ -315,30 +306,24 @@ class World:
             asked = reachable[0].time + (0 if repeats else 1)
         else:
             asked = 0
-        if fault is not None and fault.empty_page:
+        if fault.empty_page:
             # The page's accounts withheld; with advance_cursor the cursor still moves past them.
             moved = page[-1].time if fault.advance_cursor and page else asked
-            return {
-                "followingList": [],
-                "maxCursor": asked,
-                "minCursor": moved,
-                "hasMore": True,
-                **counted,
-            }
-        if not page:
-            empty = {"followingList": [], "maxCursor": 0, "minCursor": 0, "hasMore": False}
-            return {**empty, **counted}
-        min_cursor: float = page[-1].time
-        has_more = end < len(reachable)
-        if end >= self.depth_cap:
-            # The upstream stops here whatever lies beyond, and says so with -1.
-            min_cursor, has_more = -1, False
-        if fault is not None and fault.stall_cursor:
-            min_cursor, has_more = asked, True
-        max_cursor = page[0].time
-        if fault is not None and fault.far_cursor:
-            # A year ahead of the page's newest follow (in the list's unit).
-            max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
+            page, max_cursor, min_cursor, has_more = [], asked, moved, True
+        elif not page:
+            max_cursor, min_cursor, has_more = 0, 0, False
+        else:
+            min_cursor = page[-1].time
+            has_more = end < len(reachable)
+            if end >= self.depth_cap:
+                # The upstream stops here whatever lies beyond, and says so with -1.
+                min_cursor, has_more = -1, False
+            if fault.stall_cursor:
+                min_cursor, has_more = asked, True
+            max_cursor = page[0].time
+            if fault.far_cursor:
+                # A year ahead of the page's newest follow (in the list's unit).
+                max_cursor += YEAR_S * (1 if max_cursor < 10**11 else 1000)
         return {
             "followingList": [
                 {"user": copy.deepcopy(e.user), "stats": copy.deepcopy(e.stats)} for e in page

@@ -329,6 +329,40 @@ def test_listening_beyond_loopback_needs_a_long_token(monkeypatch) -> None:
     assert "16 characters" in caught.value.message
 
 
+@pytest.mark.parametrize(("soft", "hard", "raises", "fit", "asked"), [
+    (10_000, 10_000, False, 1000, None),  # room enough: the limit is left alone
+    (256, 4096, False, 1000, (1072, 4096)),  # raised as far as needed
+    (256, 600, False, 528, (600, 600)),  # raised to the hard limit, and still short
+    (256, 4096, True, 184, (1072, 4096)),  # the raise refused: as many as fit
+    (64, 64, True, 1, (64, 64)),  # not even the threads' sockets fit: one connection
+])
+def test_connections_fit_the_files_the_process_may_open(monkeypatch, caplog, soft, hard,
+                                                        raises, fit, asked) -> None:
+    """A connection limit past the open-files limit (ulimit -n), less the threads' upstream
+    sockets and 64 of the process's own, raises the soft limit as far as the hard one allows,
+    else serves fewer connections and says so."""
+    import resource
+
+    from connector.serve.server import _connections_that_fit
+
+    set_to = []
+
+    def setrlimit(which: int, limits: tuple[int, int]) -> None:
+        set_to.append(limits)
+        if raises:
+            raise ValueError("not permitted")
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, hard))
+    monkeypatch.setattr(resource, "setrlimit", setrlimit)
+    with caplog.at_level(logging.WARNING, logger="connector.serve"):
+        assert _connections_that_fit(1000, threads=4) == fit
+    assert set_to == ([asked] if asked else [])
+    warned = [r.getMessage() for r in caplog.records]
+    assert warned == ([] if fit == 1000 else [
+        f"serving at most {fit} connections, not 1000: the process may open "
+        f"{asked[0] if not raises else soft} files (ulimit -n)"])
+
+
 def test_no_more_runs_than_threads_reach_the_endpoint_at_once(monkeypatch) -> None:
     """Requests to the service's own upstream beyond the threads wait their turn."""
     with StandIn(api_keys=(API_KEY,), latency=0.15) as slow:
@@ -388,6 +422,28 @@ def test_a_slow_upstream_a_caller_names_cannot_starve_healthz_or_another_caller(
         assert slow.requests == 1
         assert health.status_code == 200
         assert other.status_code == 200 and len(other.json()["items"]) == 2
+
+
+def test_upstream_slots_named_hosts_get_half_and_never_wait_own_requests_wait_in_a_room(
+) -> None:
+    slots = UpstreamSlots(4, waiting=1, wait_s=60)
+    assert slots.acquire(own=False) and slots.acquire(own=False)
+    assert not slots.acquire(own=False)  # half of the slots, every named host together
+    assert slots.acquire(own=True) and slots.acquire(own=True)  # all four taken
+    slots.release(own=False)
+    assert slots.acquire(own=True)  # the slot a named host freed
+    assert not slots.acquire(own=False)  # every slot taken: refused at once, never waits
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(slots.acquire(own=True)))
+    waiter.start()
+    while slots._waiters == 0:  # the waiting room's one seat taken
+        time.sleep(0.001)
+    assert not slots.acquire(own=True)  # no seat left: refused at once
+    slots.release(own=True)
+    waiter.join(10)
+    assert got == [True]
+    impatient = UpstreamSlots(1, waiting=1, wait_s=0.01)
+    assert impatient.acquire(own=True) and not impatient.acquire(own=True)  # waited, in vain
 
 
 def test_a_request_refused_for_want_of_a_slot_says_so_in_json() -> None:

@@ -158,6 +158,24 @@ def test_count_defaults_and_clamps(clock: FakeClock) -> None:
     assert sizes == [7, 7, 7, 12, 20]
 
 
+def test_count_and_min_time_are_numbers_or_numeric_text_never_bools_or_infinities(
+    clock: FakeClock,
+) -> None:
+    with StandIn(clock=clock, default_count=7) as sb:
+        sb.add_account("alice", 50)
+        sizes = [
+            len(post(sb, {"handle": "alice", "count": count}).json()["followingList"])
+            for count in ("12", 12.0, "x", True, "inf", None)
+        ]
+        infinite = post(sb, raw=b'{"handle": "alice", "count": Infinity}').json()
+        newest = [
+            post(sb, {"handle": "alice", "minTime": min_time}).json()["maxCursor"]
+            for min_time in (str(T0 + 10), T0 + 10.0, True, "nan", "later")
+        ]
+    assert sizes == [12, 12, 7, 7, 7, 7] and len(infinite["followingList"]) == 7
+    assert newest == [T0 + 9, T0 + 9, T0 + 49, T0 + 49, T0 + 49]
+
+
 def test_handle_is_trimmed_unprefixed_and_case_insensitive(sb: StandIn) -> None:
     sb.add_account("Alice", 3)
     assert post(sb, {"handle": "  @ALICE "}).status_code == 200
@@ -289,6 +307,7 @@ def test_fault_status_uses_documented_body(sb: StandIn, status: int, message: st
     assert response.status_code == status and error_of(response) == message
     if status == 429:
         assert response.headers["Retry-After"] == "1"
+        assert response.headers["X-RateLimit-Remaining"] == "0"
     assert post(sb, {"handle": "alice"}).status_code == 200  # consumed
 
 
@@ -398,6 +417,21 @@ def test_fault_malformed_is_free(clock: FakeClock) -> None:
         response = post(sb, {"handle": "alice"})
         assert response.status_code == 200 and response.json() == {"data": None}
         assert sb.credits == {"sandbox-key": 100}
+
+
+@pytest.mark.parametrize(("fault", "cost"), [
+    ("malformed", 0), ("wrong_shape", 0), ("truncate", 0), ("502", 0), ("html", 0),
+    ("stall", 10), ("empty", 10), ("far_cursor", 10), ("repeat", 10), ("ok", 10),
+])
+def test_only_a_usable_page_costs_credits(clock: FakeClock, fault: str, cost: int) -> None:
+    with StandIn(clock=clock, credits={"sandbox-key": 100}) as sb:
+        sb.add_account("alice", 3)
+        sb.inject(*script(fault))
+        try:
+            post(sb, {"handle": "alice"})
+        except requests.RequestException:
+            assert fault == "truncate"  # the client sees an incomplete read
+        assert sb.credits == {"sandbox-key": 100 - cost}
 
 
 def test_faults_are_fifo_and_can_target_a_handle(sb: StandIn) -> None:
@@ -575,10 +609,21 @@ def test_concurrent_requests_are_all_recorded(sb: StandIn) -> None:
 
 
 def test_only_loopback_hosts() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"only listens on loopback, not '0\.0\.0\.0'"):
         StandIn(host="0.0.0.0")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"only listens on loopback, not '192\.0\.2\.1'"):
         serve(host="192.0.2.1")
+
+
+def test_it_listens_on_the_ipv6_loopback_too() -> None:
+    try:
+        standin = StandIn(host="::1").start()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with standin:
+        standin.add_account("alice", 3)
+        assert standin.url.startswith("http://[::1]:")
+        assert len(post(standin, {"handle": "alice"}).json()["followingList"]) == 3
 
 
 @pytest.mark.slow

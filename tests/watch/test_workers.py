@@ -42,7 +42,7 @@ class TimedStandIn(StandIn):
             handle = json.loads(raw).get("handle")
         except (ValueError, AttributeError):
             handle = None
-        with self._lock:
+        with self.lock:
             self.asked.append((time.monotonic(), handle))
         return super()._dispatch(method, path, headers, raw)
 
