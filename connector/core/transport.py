@@ -57,8 +57,21 @@ class PostFailed(Exception):
 
     @classmethod
     def of(cls, exc: BaseException) -> PostFailed:
-        why = describe_transport_error(exc)
-        return cls(why, timed_out=why == "timed out", no_connection=_no_connection(exc))
+        """The failure urllib3 raised, or once retried the last one (MaxRetryError.reason),
+        told in a few words."""
+        errors = urllib3.exceptions
+        cause = exc.reason if isinstance(exc, errors.MaxRetryError) else exc
+        # Not any urllib3 TimeoutError: a refused connection, NewConnectionError, is one too.
+        if (isinstance(cause, (errors.ReadTimeoutError, errors.ConnectTimeoutError))
+                and not isinstance(cause, errors.NewConnectionError)):
+            why = "timed out"
+        else:
+            text = str(exc).lower()
+            why = next((says for word, says in _CAUSES if word in text), type(exc).__name__)
+        # Refused, an unknown host (NewConnectionError is a ConnectTimeoutError), a connect
+        # timeout or a TLS handshake refused: no connection was ever made.
+        return cls(why, timed_out=why == "timed out",
+                   no_connection=isinstance(cause, (errors.ConnectTimeoutError, errors.SSLError)))
 
     @classmethod
     def past(cls, seconds: float) -> PostFailed:
@@ -101,9 +114,7 @@ class Reply:
             body = self.raw.read(limit, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.raw.close()
-            if self._ended():
-                raise PostFailed.past(self.seconds) from None
-            raise PostFailed.of(exc) from None
+            raise (PostFailed.past(self.seconds) if self._ended() else PostFailed.of(exc)) from None
         if self._ended():
             # A body read to a close the watchdog forced is cut short, whatever it parses as.
             self.raw.close()
@@ -173,11 +184,9 @@ class HTTPTransport:
             resp = route.send("POST", route.target, body=body, headers=headers,
                               redirect=False, assert_same_host=False, preload_content=False,
                               decode_content=False, retries=self.retry, timeout=limits)
-        except deadline.DeadlinePassed:
-            exchange.end()
-            raise PostFailed.past(timeouts.total) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if exchange.end():
+        except (deadline.DeadlinePassed, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Past the deadline, whatever the cut socket raised, the deadline is the cause.
+            if exchange.end() or isinstance(exc, deadline.DeadlinePassed):
                 raise PostFailed.past(timeouts.total) from None
             raise PostFailed.of(exc) from None
         finally:
@@ -280,42 +289,8 @@ def _credentials(userinfo: str) -> str:
     return f"{unquote(user)}:{unquote(password)}"
 
 
-def describe_transport_error(exc: BaseException) -> str:
-    """A short cause for a failed request, without the URL (which may hold secrets)."""
-    if _timed_out(exc):
-        return "timed out"
-    text = str(exc).lower()
-    for word, says in (("refused", "connection refused"), ("reset", "connection reset"),
-                       ("name or service not known", "unknown host"),
-                       ("nodename nor servname", "unknown host"),
-                       ("certificate", "TLS certificate rejected"),
-                       ("incompleteread", "incomplete response"),
-                       ("aborted", "connection aborted"),
-                       ("max retries exceeded", "retries exhausted")):
-        if word in text:
-            return says
-    return type(exc).__name__
-
-
-def _cause(exc: BaseException) -> BaseException | None:
-    """What went wrong: the error itself, or the last one retried (MaxRetryError.reason)."""
-    if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        return exc.reason
-    return exc
-
-
-def _no_connection(exc: BaseException) -> bool:
-    """Whether a failed request never had a connection: refused, an unknown host, a connect
-    timeout or a TLS handshake refused, as urllib3 raises it (retried or not)."""
-    errors = urllib3.exceptions
-    return isinstance(_cause(exc), (errors.ConnectTimeoutError, errors.SSLError))
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a failed request timed out, as urllib3 raises it (a timeout, or once retried, a
-    MaxRetryError whose reason is one). Not any urllib3 TimeoutError: a refused connection,
-    NewConnectionError, is one of those too."""
-    errors = urllib3.exceptions
-    cause = _cause(exc)
-    return (isinstance(cause, (errors.ReadTimeoutError, errors.ConnectTimeoutError))
-            and not isinstance(cause, errors.NewConnectionError))
+#: What a failure's text says, in words without the URL (which may hold secrets).
+_CAUSES = (("refused", "connection refused"), ("reset", "connection reset"),
+           ("name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+           ("certificate", "TLS certificate rejected"), ("incompleteread", "incomplete response"),
+           ("aborted", "connection aborted"), ("max retries exceeded", "retries exhausted"))
