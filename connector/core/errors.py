@@ -175,6 +175,11 @@ class ConnectorError(Exception):
         return error_body(self.code, self.message, **self.details)
 
 
+#: The tree's classes by type: those defined here, not a subclass kept beside what raises it
+#: (config.MissingApiKey, a ConfigurationError whose words each surface chooses).
+_CLASSES: dict[str, type[ConnectorError]] = {}
+
+
 def _take_row(cls: type[ConnectorError]) -> None:
     """A class's `transient` and `sent_nothing` are its row's; a class without one is a
     mistake caught at import."""
@@ -182,6 +187,8 @@ def _take_row(cls: type[ConnectorError]) -> None:
         raise TypeError(f"{cls.__name__}.code {cls.code!r} has no row in ERRORS")
     row = ERRORS[cls.code]
     cls.transient, cls.sent_nothing = row.transient, row.sent_nothing
+    if cls.__module__ == __name__:
+        _CLASSES[cls.code] = cls
 
 
 _take_row(ConnectorError)
@@ -320,8 +327,7 @@ class DatabaseUnavailable(ConnectorError):
 
 #: The error class of each status the endpoint documents (from the table's `upstream`).
 STATUS_ERRORS: dict[int, type[ApiError]] = {
-    status: cls for cls in (BadRequestError, AuthenticationError, InsufficientCreditsError,
-                            NotFoundError, RateLimitError, ServerError, UpstreamError)
+    status: cls for cls in _CLASSES.values() if issubclass(cls, ApiError)
     for status in ERRORS[cls.code].upstream
 }
 
@@ -341,12 +347,10 @@ def error_for_status(
 
 def errors_table() -> str:
     """The README's "Errors and what to do" table, in Markdown, made from ERRORS."""
-    classes = {cls.code: cls.__name__ for cls in (ConnectorError, *_subclasses(ConnectorError))
-               if cls.__module__ == __name__}  # not a subclass of a user's
     lines = ["| `type` | Python class | exit | HTTP | when | what to do |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in _ROWS:
-        cls = f"`{classes[row.type]}`" if row.type in classes else "-"
+        cls = f"`{_CLASSES[row.type].__name__}`" if row.type in _CLASSES else "-"
         exit_ = "-" if row.serve_only else str(row.exit_code)
         status = str(row.http_status) + "".join(
             f", {code} for `{field}`" for field, code in row.field_status.items())
@@ -354,10 +358,6 @@ def errors_table() -> str:
                 else "") + row.when
         lines.append(f"| `{row.type}` | {cls} | {exit_} | {status} | {when} | {row.advice} |")
     return "\n".join(lines) + "\n"
-
-
-def _subclasses(cls: type) -> list[type]:
-    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
 
 
 if __name__ == "__main__":  # python -m connector.core.errors: the README's table
