@@ -11,6 +11,7 @@ for. Only urllib3's public API is used.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -141,7 +142,7 @@ class _Route(NamedTuple):
     close: Callable[[], None]
 
 
-class HTTPTransport:
+class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
     """POSTs over urllib3 connection pools: one per URL, `pool_size` connections kept alive
     in it (more are opened when more POSTs are in flight, and closed after), `retry` on every
     POST. Thread-safe, as urllib3's pools are. A pool closed with `close` is opened again by
@@ -199,9 +200,6 @@ class HTTPTransport:
             routes, self._routes = self._routes, {}
         for route in routes.values():
             route.close()
-
-    def __enter__(self) -> HTTPTransport:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
