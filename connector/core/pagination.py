@@ -95,13 +95,9 @@ class Pager:
         self.stop_reason: str | None = None
         self.next_cursor: Any = start
         self.last_page: Page | None = None
+        #: Whether the list goes on past where the walk stopped (from `next_cursor`; None = top).
+        self.has_more = False
         self._sent: set[Any] = set()
-        self._more = False
-
-    @property
-    def has_more(self) -> bool:
-        """Whether the list goes on past where the walk stopped (from `next_cursor`; None = top)."""
-        return self._more
 
     def __iter__(self) -> Iterator[PageRead]:
         cursor = self.start
@@ -114,7 +110,16 @@ class Pager:
             self.attempts += page.attempts
             self.last_page = page
             keys = [identity(entry) for entry in page.entries]
-            fresh, fresh_keys = self._unseen(page.entries, keys)
+            # Those not delivered before in this walk, each once (a page may repeat an account).
+            fresh: list[dict[str, Any]] = []
+            fresh_keys: list[str] = []
+            on_page: set[str] = set()
+            seen = self.seen
+            for entry, key in zip(page.entries, keys, strict=False):
+                if key not in seen and key not in on_page:
+                    on_page.add(key)
+                    fresh.append(entry)
+                    fresh_keys.append(key)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
@@ -127,7 +132,7 @@ class Pager:
                 self.seen.update(fresh_keys)
                 self.items += len(fresh)
             self.stop_reason = reason
-            self._more = reason in (MAX_PAGES, MAX_ITEMS, None)
+            self.has_more = reason in (MAX_PAGES, MAX_ITEMS, None)
             # A page cut short by max_items is read again on resume: a repeat beats a miss.
             if reason is None or reason == MAX_PAGES or (reason == MAX_ITEMS and not truncated):
                 self.next_cursor = page.min_cursor
@@ -137,21 +142,6 @@ class Pager:
             if reason is not None:
                 return
             cursor = page.min_cursor
-
-    def _unseen(self, entries: list[dict[str, Any]],
-                keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-        """Entries not delivered before in this walk, each once (a page may repeat an account)."""
-        fresh: list[dict[str, Any]] = []
-        fresh_keys: list[str] = []
-        seen = self.seen
-        on_page: set[str] = set()
-        for entry, key in zip(entries, keys, strict=False):
-            if key in seen or key in on_page:
-                continue
-            on_page.add(key)
-            fresh.append(entry)
-            fresh_keys.append(key)
-        return fresh, fresh_keys
 
     def _stop_after(self, page: Page, cursor: Any, fresh: list, truncated: bool) -> str | None:
         """Why the walk must end after this page, or None to go on."""
