@@ -9,7 +9,7 @@ message from something that may hold one goes through here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +22,7 @@ MIN_SECRET = 4
 #: characters. Secrets shorter than this are masked whole.
 FRAGMENT = 8
 MASK = "***"
-#: What the text is cut into to find windows (as `_grams` cuts it): a window of FRAGMENT
+#: What the text is cut into to find windows (4 characters at a time): a window of FRAGMENT
 #: characters always holds a whole gram that starts at a multiple of _GRAM.
 _GRAM = 4
 assert FRAGMENT >= 2 * _GRAM - 1 and memoryview(b"1234").cast("I").itemsize == _GRAM
@@ -90,7 +90,10 @@ class Redactor:
         if self.windows and len(text) >= FRAGMENT:
             data = text.encode("utf-8", "surrogatepass")
             if not self.blocks.isdisjoint(memoryview(data)[: len(data) & ~3].cast("I")):
-                found = self.grams.intersection(_grams(text))
+                # The text's characters 4 at a time, from position 0 on (a last piece of
+                # fewer than 4, which no gram fits in, is left out).
+                chars = iter(text)
+                found = self.grams.intersection(zip(chars, chars, chars, chars, strict=False))
                 if found:
                     text = self._mask_windows(text, found)
         for secret in self.short:
@@ -123,16 +126,7 @@ class Redactor:
         return "".join(out)
 
 
-@lru_cache(maxsize=64)
-def _redactor(secrets: tuple[str | None, ...]) -> Redactor:
-    return Redactor(secrets)
-
-
-def _grams(text: str) -> Iterator[tuple[str, ...]]:
-    """The text's characters 4 at a time, from position 0 on (a last piece of fewer than 4,
-    which no gram fits in, is left out)."""
-    chars = iter(text)
-    return zip(chars, chars, chars, chars, strict=False)
+_redactor = lru_cache(maxsize=64)(Redactor)
 
 
 def one_line(text: str, limit: int = 1000) -> str:
