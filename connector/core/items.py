@@ -16,9 +16,7 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     """Turn a `{user, stats}` entry into the flat item of CONTRACT 2 (fields form builders map)."""
     user = entry.get("user") or {}
     stats = entry.get("stats") or {}
-    raw_id = user.get("id")
-    item: dict[str, Any] = {"id": raw_id if type(raw_id) is str and raw_id else
-                            _id_string(raw_id)}
+    item: dict[str, Any] = {"id": _id_string(user.get("id"))}
     get = user.get
     for name in USER_FIELDS:
         item[name] = get(name)
@@ -46,10 +44,7 @@ def identity(entry: dict[str, Any]) -> str:
     user = entry.get("user", entry)
     if not isinstance(user, dict):
         user = {}
-    raw_id = user.get("id")
-    if type(raw_id) is str and raw_id:  # the usual case, first
-        return raw_id
-    raw_id = _id_string(raw_id)
+    raw_id = _id_string(user.get("id"))
     if raw_id:
         return raw_id
     sec_uid = user.get("secUid")
@@ -83,6 +78,8 @@ def _digest(user: dict[str, Any]) -> str:
 
 def _id_string(value: Any) -> str | None:
     # Ids exceed 2**53: keep them as strings. Python ints are exact; a float would not be.
+    if type(value) is str:  # the usual case, first
+        return value or None
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, float):
