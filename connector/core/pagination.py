@@ -111,15 +111,12 @@ class Pager:
             self.last_page = page
             keys = [identity(entry) for entry in page.entries]
             # Those not delivered before in this walk, each once (a page may repeat an account).
-            fresh: list[dict[str, Any]] = []
-            fresh_keys: list[str] = []
-            on_page: set[str] = set()
+            unseen: dict[str, dict[str, Any]] = {}
             seen = self.seen
             for entry, key in zip(page.entries, keys, strict=False):
-                if key not in seen and key not in on_page:
-                    on_page.add(key)
-                    fresh.append(entry)
-                    fresh_keys.append(key)
+                if key not in seen and key not in unseen:
+                    unseen[key] = entry
+            fresh, fresh_keys = list(unseen.values()), list(unseen)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
