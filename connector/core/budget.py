@@ -199,11 +199,10 @@ class CreditBucket(Protocol):
 class MemoryBucket:
     """A budget's bucket in this process, shared by its threads; the clock is injectable."""
 
-    def __init__(self, budget: Budget, *, clock: Callable[[], float] = time.time,
-                 bucket: Bucket | None = None) -> None:
+    def __init__(self, budget: Budget, *, clock: Callable[[], float] = time.time) -> None:
         self.budget = budget
         self.clock = clock
-        self._bucket = bucket if bucket is not None else Bucket.full(budget, clock())
+        self._bucket = Bucket.full(budget, clock())
         self._lock = threading.Lock()
         #: Credits spent through this bucket, all told.
         self.spent = 0
