@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .config import API_KEY_ENV, BASE_URL_ENV, SERVE_TOKEN_ENV, STATE_DB_ENV
 from .redact import Whole, redact
@@ -48,14 +48,10 @@ class Secrets:
         """A webhook: its userinfo (`https://TOKEN@host/` is a credential whole), its path and
         query (masked only whole), and the values of the headers sent to it."""
         self.add(*_userinfo(url, user=True), *header_values)
-        try:
-            parts = urlsplit(url.strip()) if isinstance(url, str) else None
-        except ValueError:
-            parts = None
-        if parts is not None:
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-            if len(path) > 1:
-                self.values.append(Whole(path))
+        parts = _split(url)
+        path = (parts.path + (f"?{parts.query}" if parts.query else "")) if parts else ""
+        if len(path) > 1:
+            self.values.append(Whole(path))
         return self
 
     def database(self, target: Any) -> Secrets:
@@ -64,10 +60,8 @@ class Secrets:
         if not (isinstance(target, str) and "://" in target):
             return self
         self.url(target)
-        try:
-            query = parse_qs(urlsplit(target).query)
-        except ValueError:
-            return self
+        parts = _split(target)
+        query = parse_qs(parts.query) if parts else {}
         return self.add(*(v for k in ("password", "sslpassword") for v in query.get(k, [])))
 
     def credentials(self, credentials: Any) -> Secrets:
@@ -99,14 +93,17 @@ class Secrets:
         return f"Secrets({len(self.values)} values)"
 
 
+def _split(url: Any) -> SplitResult | None:
+    """`url`'s parts; None when it is no URL."""
+    try:
+        return urlsplit(url.strip()) if isinstance(url, str) else None
+    except ValueError:
+        return None
+
+
 def _userinfo(url: Any, *, user: bool) -> list[str]:
     """A URL's password (and its user, when `user`), as written (percent-encoded) and as a
     server would quote it back (decoded)."""
-    if not isinstance(url, str):
-        return []
-    try:
-        parts = urlsplit(url.strip())
-        found = [parts.password, parts.username if user else None]
-    except ValueError:
-        return []
+    parts = _split(url)
+    found = [parts.password, parts.username if user else None] if parts else []
     return [v for s in found if s for v in dict.fromkeys((s, unquote(s)))]
