@@ -194,9 +194,6 @@ def _take_row(cls: type[ConnectorError]) -> None:
 _take_row(ConnectorError)
 
 
-# Input and configuration errors: raised before anything is sent, so no credit is spent.
-
-
 class InputError(ConnectorError):
     """An input is missing or invalid. `field` names it; fix the value and run again."""
 
@@ -217,9 +214,6 @@ class StateError(ConnectorError):
     """Trigger state does not parse or comes from a newer version; it is never replaced silently."""
 
     code = "state_error"
-
-
-# Errors the endpoint answered with. `status` and the server's message are kept.
 
 
 class ApiError(ConnectorError):
@@ -291,9 +285,6 @@ class RateLimitError(ApiError):
             return None
 
 
-# The request went out but no usable answer came back.
-
-
 class ResponseFormatError(ConnectorError):
     """A 200 whose body is not JSON or lacks the documented shape. Retry; report it if it stays."""
 
@@ -304,9 +295,6 @@ class TransportError(ConnectorError):
     """Connection refused, reset or timed out, after retries. Check the network or base URL."""
 
     code = "transport_error"
-
-
-# The state database: the embedded store, `poll` and `watch`.
 
 
 class StateConflict(ConnectorError):
@@ -337,9 +325,7 @@ def error_for_status(
 ) -> ApiError:
     """Build the typed error for an error response, keeping the server's message and saying
     what to do after it."""
-    cls = STATUS_ERRORS.get(status)
-    if cls is None:
-        cls = ServerError if status >= 500 else ApiError
+    cls = STATUS_ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
     text = server_message or f"HTTP {status}"
     return cls(f"{text} ({status}: {ERRORS[cls.code].advice})", status=status,
                server_message=server_message, headers=headers)
