@@ -167,10 +167,8 @@ def watch_pool(pool: Any) -> None:
     base = type(pool).ConnectionCls
     if not base.__module__.startswith("urllib3."):
         return
-    cls = _REPORTING.get(base)
-    if cls is None:
-        cls = _REPORTING.setdefault(base, type(base.__name__, (_Reporting, base),
-                                               {"__module__": __name__}))
+    cls = _REPORTING.get(base) or _REPORTING.setdefault(
+        base, type(base.__name__, (_Reporting, base), {"__module__": __name__}))
     # `ConnectionCls`: the connection class urllib3 documents on its pools (the class a pool
     # opens its connections with), set on this pool alone.
     pool.ConnectionCls = cls

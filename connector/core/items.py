@@ -17,9 +17,7 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     user = entry.get("user") or {}
     stats = entry.get("stats") or {}
     item: dict[str, Any] = {"id": _id_string(user.get("id"))}
-    get = user.get
-    for name in USER_FIELDS:
-        item[name] = get(name)
+    item.update((name, user.get(name)) for name in USER_FIELDS)
     for name in STAT_FIELDS:
         value = stats.get(name)
         # type() rather than isinstance: a bool is an int, but not a count

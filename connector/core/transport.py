@@ -216,11 +216,10 @@ class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
 
     def _new_route(self, url: str) -> _Route:
         given = urllib3.util.parse_url(url)
-        auth = None
-        if given.auth:
-            # `user:password@` goes as Basic auth, as browsers and requests send it, never in
-            # the request line.
-            auth = urllib3.util.make_headers(basic_auth=_credentials(given.auth))
+        # `user:password@` goes as Basic auth, as browsers and requests send it, never in the
+        # request line.
+        auth = (urllib3.util.make_headers(basic_auth=_credentials(given.auth)) if given.auth
+                else None)
         # The URL without its user:password@ and #fragment: what the request line may carry.
         parts = urllib3.util.Url(scheme=given.scheme, host=given.host, port=given.port,
                                  path=given.path, query=given.query)
