@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from collections.abc import Mapping
 from functools import cache
@@ -91,11 +92,10 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
     for name, prop in props.items():
         if name not in values and "default" in prop:
             values[name] = prop["default"]
-    if conforms(values, schema):
-        return values
-    errors = sorted(validator(key).iter_errors(values), key=_first_to_tell)
-    if errors:
-        raise _input_error(errors[0], props)
+    if not conforms(values, schema):
+        errors = sorted(validator(key).iter_errors(values), key=_first_to_tell)
+        if errors:
+            raise _input_error(errors[0], props)
     return values
 
 
@@ -166,13 +166,11 @@ def _bound(compare: Any) -> Any:
     return check
 
 
-def _length(longest: bool) -> Any:
+def _length(compare: Any) -> Any:
     def check(instance: Any, rule: Any, schema: dict) -> bool:
         if type(instance) is not str:
-            return True
-        if type(rule) is not int:
-            return False
-        return len(instance) <= rule if longest else len(instance) >= rule
+            return True  # lengths apply to strings only
+        return type(rule) is int and compare(len(instance), rule)
     return check
 
 
@@ -208,12 +206,12 @@ _KEYWORDS = {
     "type": _type,
     "enum": lambda i, rule, s: isinstance(rule, list) and any(_same(i, v) for v in rule),
     "const": lambda i, rule, s: _same(i, rule),
-    "minimum": _bound(lambda i, r: i >= r),
-    "maximum": _bound(lambda i, r: i <= r),
-    "exclusiveMinimum": _bound(lambda i, r: i > r),
-    "exclusiveMaximum": _bound(lambda i, r: i < r),
-    "minLength": _length(False),
-    "maxLength": _length(True),
+    "minimum": _bound(operator.ge),
+    "maximum": _bound(operator.le),
+    "exclusiveMinimum": _bound(operator.gt),
+    "exclusiveMaximum": _bound(operator.lt),
+    "minLength": _length(operator.ge),
+    "maxLength": _length(operator.le),
     "pattern": _pattern,
     "properties": _properties,
     "additionalProperties": _additional,
