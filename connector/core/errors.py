@@ -1,13 +1,11 @@
 """The connector's errors: one small tree rooted in ConnectorError, and the one table that
 says, per error type, what every surface makes of it.
 
-`ERRORS` has a row per type (each class's `code`, and the `serve` refusals that have no class):
-the HTTP status `serve` answers with, the exit code of `invoke` and the CLI (derived), what to
-do, whether trying again may help, whether nothing was sent. The classes take `transient` and
-`sent_nothing` from it; `serve`, `invoke`, the CLI, the `advice` of every error body (which the
-n8n node shows) and the README's table (`errors_table()`) read it. Errors that come from the
-endpoint keep the server's own `error` text, because that is what support and the docs talk
-about.
+`ERRORS` has a row per type (each class's `code`, and the `serve` refusals that have no class).
+The classes take `transient` and `sent_nothing` from it; `serve`, `invoke`, the CLI, the
+`advice` of every error body (which the n8n node shows) and the README's table
+(`errors_table()`) read it. Errors that come from the endpoint keep the server's own `error`
+text, because that is what support and the docs talk about.
 """
 
 from __future__ import annotations

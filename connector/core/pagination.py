@@ -32,11 +32,9 @@ BAD_CURSOR = "bad_cursor"  # cursors that contradict the page or do not move dow
 CURSOR_REPEATED = "cursor_repeated"  # the server handed back a cursor already sent
 NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before in this walk
 
-#: The list's own ends: nothing below the page can be read (END: there is nothing more;
-#: DEPTH_CAP and NO_CURSOR: there may be).
+#: The list's own ends: nothing below the page can be read.
 ENDS = frozenset({END, DEPTH_CAP, NO_CURSOR})
-#: The upstream answered something a walk cannot go on from: it is to be tried again from the
-#: cursor that fetched the page.
+#: Guards: the walk is to be tried again from the cursor that fetched the page.
 GUARDS = frozenset({EMPTY_PAGE, BAD_CURSOR, CURSOR_REPEATED, NO_NEW_ITEMS})
 #: Guards that make the page itself worthless (its entries cannot be placed by its cursors, or
 #: it has none): a one-page read (a baseline, a check) is then unanswered.

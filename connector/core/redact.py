@@ -1,10 +1,7 @@
-"""Keeping secrets out of everything the connector prints, logs, raises or stores: masking.
-
-What counts as a secret is decided in one place, `core/secrets.py` (the collector every
-surface asks); here is how one is masked (a webhook's path only whole, see `Whole`), how a
-message is kept on one line, and how a URL may be shown (`display_url`: without its
-`user:password@`), and how a value the user gave is quoted (`shown`). Code that builds a
-message from something that may hold one goes through here.
+"""Keeping secrets out of everything the connector prints, logs, raises or stores: how one is
+masked (what counts as one is decided in `core/secrets.py`), and how a message, a URL or a
+value the user gave is shown. Code that builds a message from something that may hold one goes
+through here.
 """
 
 from __future__ import annotations

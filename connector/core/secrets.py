@@ -1,11 +1,6 @@
-"""What counts as a secret: the one collector every surface asks (`redact` then masks them).
-
-Secrets are the API key (however it was given), a URL's password (`user:password@`), a
-webhook URL's whole userinfo and its path and query (a hook URL is itself a credential; the
-path is masked only whole, see `Whole`), header values, a database URL's password (in its
-userinfo, `?password=` or `?sslpassword=`), `serve`'s shared token and the key in an
-`Authorization: Bearer` header. A user or database name is a name, not a secret: masking
-`tiktok` wherever it appears would mangle every message.
+"""What counts as a secret: the one collector every surface asks (`redact` then masks them),
+a method a kind of secret. A user or database name is a name, not a secret: masking `tiktok`
+wherever it appears would mangle every message.
 """
 
 from __future__ import annotations

@@ -168,10 +168,9 @@ class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str],
              timeouts: Timeouts) -> Reply:
-        """Send `body`; the answer's body is left to read from the Reply. Raises PostFailed
-        when no answer came. The exchange, retries and body included, ends `timeouts.total`
-        seconds from now however slowly the server answers; each read waits at most
-        `timeouts.read`, a connection `timeouts.connect`."""
+        """The exchange, retries and body included, ends `timeouts.total` seconds from now
+        however slowly the server answers; each read waits at most `timeouts.read`, a
+        connection `timeouts.connect`."""
         route = self._routes.get(url) or self._route(url)
         if route.auth is not None and not any(k.lower() == "authorization" for k in headers):
             headers = {**route.auth, **headers}
