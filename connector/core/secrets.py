@@ -19,8 +19,6 @@ class Secrets:
     Each method adds one kind of secret (nothing when given nothing) and returns the
     collector, so they chain: `Secrets().environment().credentials(creds)`."""
 
-    __slots__ = ("values",)
-
     def __init__(self, *values: str | None) -> None:
         self.values: list[str] = []
         self.add(*values)
