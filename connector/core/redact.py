@@ -42,9 +42,6 @@ class Whole(str):
     def __hash__(self) -> int:
         return hash((Whole, str(self)))
 
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return Whole, (str(self),)
-
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """`text` with every secret of MIN_SECRET or more characters replaced by ***, and every run
