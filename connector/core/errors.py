@@ -127,9 +127,8 @@ def error_type(code: Any) -> ErrorType:
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     """The `error` object of the invoke protocol (and of `serve`): type, message, what to do,
     and the details that are set (`status`, `field`, ...)."""
-    out: dict[str, Any] = {"type": code, "message": message, "advice": error_type(code).advice}
-    out.update({k: v for k, v in details.items() if v is not None})
-    return out
+    return {"type": code, "message": message, "advice": error_type(code).advice,
+            **{k: v for k, v in details.items() if v is not None}}
 
 
 def http_status(error: Mapping[str, Any]) -> int:

@@ -41,12 +41,8 @@ def manifest_dir() -> Path:
 @cache
 def load_all() -> dict[str, dict[str, Any]]:
     """Every manifest by key: `connector` plus one per operation."""
-    folder = manifest_dir()
-    out = {}
-    for path in sorted(folder.glob("*.json")):
-        with path.open(encoding="utf-8") as f:
-            out[path.stem] = json.load(f)
-    return out
+    return {path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(manifest_dir().glob("*.json"))}
 
 
 def load(key: str) -> dict[str, Any]:
