@@ -130,18 +130,15 @@ def _fire(exchange: Exchange) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+class _Current(threading.local):
+    #: The exchange this thread is making, if any: the transport sets it for its POST.
+    exchange: Exchange | None = None
+
+
 #: The process's watchdog, shared by every client and webhook.
 WATCHDOG = Watchdog()
-_local = threading.local()
-
-
-def current() -> Exchange | None:
-    """The exchange this thread is making, if any."""
-    return getattr(_local, "exchange", None)
-
-
-def set_current(exchange: Exchange | None) -> None:
-    _local.exchange = exchange
+#: This thread's exchange in progress, as `CURRENT.exchange`.
+CURRENT = _Current()
 
 
 class _Reporting:
@@ -149,7 +146,7 @@ class _Reporting:
     before the answer is read."""
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        exchange = getattr(_local, "exchange", None)
+        exchange = CURRENT.exchange
         if exchange is not None:
             # `sock`: the connection's socket, a public attribute of http.client's and
             # urllib3's HTTPConnection (a TLS socket is a socket.socket too).

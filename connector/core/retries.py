@@ -40,7 +40,7 @@ class _Retry(Retry):
                   _stacktrace: Any = None) -> _Retry:
         if not self.retry_timeouts and isinstance(error, urllib3.exceptions.ReadTimeoutError):
             raise error
-        exchange = deadline.current()
+        exchange = deadline.CURRENT.exchange
         if exchange is not None and exchange.remaining() <= 0:
             raise deadline.DeadlinePassed from error
         new = super().increment(method, url, response, error, _pool, _stacktrace)

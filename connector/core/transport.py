@@ -179,7 +179,7 @@ class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
             limits = self._limits[timeouts] = urllib3.Timeout(connect=timeouts.connect,
                                                               read=timeouts.read)
         exchange = deadline.WATCHDOG.arm(timeouts.total)
-        deadline.set_current(exchange)
+        deadline.CURRENT.exchange = exchange
         try:
             resp = route.send("POST", route.target, body=body, headers=headers,
                               redirect=False, assert_same_host=False, preload_content=False,
@@ -190,7 +190,7 @@ class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
                 raise PostFailed.past(timeouts.total) from None
             raise PostFailed.of(exc) from None
         finally:
-            deadline.set_current(None)
+            deadline.CURRENT.exchange = None
         return Reply(resp.status, resp.headers, resp, exchange, timeouts.total)
 
     def close(self) -> None:
