@@ -31,7 +31,7 @@ class Secrets:
 
     def api_key(self, key: Any) -> Secrets:
         """An API key, however it was given (it travels stripped)."""
-        return self.add(key if isinstance(key, str) else None)
+        return self.add(key)  # anything but a string is no key, and adds nothing
 
     def url(self, url: Any) -> Secrets:
         """A URL's password. Its user is a name (`postgres`), shown like a host."""
