@@ -42,7 +42,10 @@ def identity(entry: dict[str, Any]) -> str:
     user = entry.get("user", entry)
     if not isinstance(user, dict):
         user = {}
-    raw_id = _id_string(user.get("id"))
+    raw_id = user.get("id")
+    if type(raw_id) is str and raw_id:  # the usual case, first: this runs for every entry
+        return raw_id
+    raw_id = _id_string(raw_id)
     if raw_id:
         return raw_id
     sec_uid = user.get("secUid")
