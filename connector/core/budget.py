@@ -59,12 +59,11 @@ class Budget:
         if self.period not in PERIODS:
             raise InputError(f"budget period {self.period!r}: give hour, day or month",
                              field="budget")
-        if type(self.credits) is not int or not (
-            MIN_POLL_PAGES * CREDITS_PER_REQUEST * 10 <= self.credits <= MAX_CREDITS
-        ):
+        least = MIN_POLL_PAGES * CREDITS_PER_REQUEST * 10
+        if type(self.credits) is not int or not least <= self.credits <= MAX_CREDITS:
             raise InputError(
                 f"budget {self.credits!r}/{self.period}: give a whole number of credits from "
-                f"{MIN_POLL_PAGES * CREDITS_PER_REQUEST * 10} (a tenth of it, the most spent at "
+                f"{least} (a tenth of it, the most spent at "
                 f"once, must pay a poll's {MIN_POLL_PAGES} requests) to {MAX_CREDITS:,}",
                 field="budget")
 
@@ -199,11 +198,10 @@ class CreditBucket(Protocol):
 class MemoryBucket:
     """A budget's bucket in this process, shared by its threads; the clock is injectable."""
 
-    def __init__(self, budget: Budget, *, clock: Callable[[], float] = time.time,
-                 bucket: Bucket | None = None) -> None:
+    def __init__(self, budget: Budget, *, clock: Callable[[], float] = time.time) -> None:
         self.budget = budget
         self.clock = clock
-        self._bucket = bucket if bucket is not None else Bucket.full(budget, clock())
+        self._bucket = Bucket.full(budget, clock())
         self._lock = threading.Lock()
         #: Credits spent through this bucket, all told.
         self.spent = 0

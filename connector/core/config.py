@@ -64,7 +64,6 @@ class Timeouts(NamedTuple):
     connect: float = 5.0
     #: Seconds of silence while waiting for the answer, or between two reads of it.
     read: float = 60.0
-    #: Seconds one exchange may take in all, retries included.
     total: float = 120.0
 
 
@@ -151,10 +150,8 @@ class MissingApiKey(ConfigurationError):
 
 def check_api_key(key: Any, *, source: str = "apiKey") -> str:
     """The API key as it will travel in the Authorization header, or a ConfigurationError
-    that names where it came from (the key itself is never shown). A blank key is no key here:
-    `given_api_key` and `env_api_key` refuse one by name before it gets this far."""
-    if key is None or (isinstance(key, str) and not key.strip()):
-        raise MissingApiKey()
+    that names where it came from (the key itself is never shown). A blank key never gets this
+    far: `given_api_key` and `env_api_key` refuse one by name."""
     if not isinstance(key, str):
         raise ConfigurationError(f"{source} must be a string", field="apiKey")
     key = key.strip()

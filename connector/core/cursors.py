@@ -108,9 +108,7 @@ def before(cursor: Any) -> Any:
 
 def lowest(cursors: list[Any]) -> Any:
     """The oldest of some live cursors; None when any of them is None (no lower bound)."""
-    if not cursors or any(c is None for c in cursors):
-        return None
-    return min(cursors, key=_ms)
+    return None if not cursors or None in cursors else min(cursors, key=_ms)
 
 
 def consistent(entries: int, min_cursor: Any, max_cursor: Any, sent: Any) -> bool:

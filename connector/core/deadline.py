@@ -60,7 +60,10 @@ class Exchange:
     def end(self) -> bool:
         """The exchange is over (answered, failed or abandoned); its socket is no longer the
         watchdog's to shut. Returns whether the deadline passed while it was in flight."""
-        return self.watchdog.end(self)
+        with self.watchdog._lock:
+            self.watchdog._armed.pop(self, None)
+            self.sock = None
+        return self.expired
 
 
 class Watchdog:
@@ -68,15 +71,18 @@ class Watchdog:
     thread started on first use."""
 
     def __init__(self) -> None:
+        self._reset()
+        ref = weakref.ref(self)
+        # A forked child has the lock in whatever state the fork found it, and no thread.
+        os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._reset())
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # the thread's sleep, on the same lock
         self._armed: dict[Exchange, None] = {}
         #: When the thread wakes next: an exchange armed for earlier has to wake it.
         self._next = float("inf")
         self._thread: threading.Thread | None = None
-        ref = weakref.ref(self)
-        # A forked child has the lock in whatever state the fork found it, and no thread.
-        os.register_at_fork(after_in_child=lambda: (w := ref()) is not None and w._forked())
 
     def arm(self, seconds: float) -> Exchange:
         """A new exchange that may last `seconds`."""
@@ -91,12 +97,6 @@ class Watchdog:
                 self._next = exchange.deadline
                 self._cond.notify()
         return exchange
-
-    def end(self, exchange: Exchange) -> bool:
-        with self._lock:
-            self._armed.pop(exchange, None)
-            exchange.sock = None
-        return exchange.expired
 
     def in_flight(self) -> int:
         """Exchanges armed and not yet ended (for tests)."""
@@ -117,13 +117,6 @@ class Watchdog:
                 self._next = soonest
                 self._cond.wait(None if soonest == float("inf") else soonest - now)
 
-    def _forked(self) -> None:
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._armed = {}
-        self._next = float("inf")
-        self._thread = None
-
 
 def _fire(exchange: Exchange) -> None:
     exchange.expired = True
@@ -137,18 +130,15 @@ def _fire(exchange: Exchange) -> None:
             socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+class _Current(threading.local):
+    #: The exchange this thread is making, if any: the transport sets it for its POST.
+    exchange: Exchange | None = None
+
+
 #: The process's watchdog, shared by every client and webhook.
 WATCHDOG = Watchdog()
-_local = threading.local()
-
-
-def current() -> Exchange | None:
-    """The exchange this thread is making, if any."""
-    return getattr(_local, "exchange", None)
-
-
-def set_current(exchange: Exchange | None) -> None:
-    _local.exchange = exchange
+#: This thread's exchange in progress, as `CURRENT.exchange`.
+CURRENT = _Current()
 
 
 class _Reporting:
@@ -156,7 +146,7 @@ class _Reporting:
     before the answer is read."""
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        exchange = getattr(_local, "exchange", None)
+        exchange = CURRENT.exchange
         if exchange is not None:
             # `sock`: the connection's socket, a public attribute of http.client's and
             # urllib3's HTTPConnection (a TLS socket is a socket.socket too).
@@ -174,10 +164,8 @@ def watch_pool(pool: Any) -> None:
     base = type(pool).ConnectionCls
     if not base.__module__.startswith("urllib3."):
         return
-    cls = _REPORTING.get(base)
-    if cls is None:
-        cls = _REPORTING.setdefault(base, type(base.__name__, (_Reporting, base),
-                                               {"__module__": __name__}))
+    cls = _REPORTING.get(base) or _REPORTING.setdefault(
+        base, type(base.__name__, (_Reporting, base), {"__module__": __name__}))
     # `ConnectionCls`: the connection class urllib3 documents on its pools (the class a pool
     # opens its connections with), set on this pool alone.
     pool.ConnectionCls = cls

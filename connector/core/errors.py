@@ -1,13 +1,11 @@
 """The connector's errors: one small tree rooted in ConnectorError, and the one table that
 says, per error type, what every surface makes of it.
 
-`ERRORS` has a row per type (each class's `code`, and the `serve` refusals that have no class):
-the HTTP status `serve` answers with, the exit code of `invoke` and the CLI (derived), what to
-do, whether trying again may help, whether nothing was sent. The classes take `transient` and
-`sent_nothing` from it; `serve`, `invoke`, the CLI, the `advice` of every error body (which the
-n8n node shows) and the README's table (`errors_table()`) read it. Errors that come from the
-endpoint keep the server's own `error` text, because that is what support and the docs talk
-about.
+`ERRORS` has a row per type (each class's `code`, and the `serve` refusals that have no class).
+The classes take `transient` and `sent_nothing` from it; `serve`, `invoke`, the CLI, the
+`advice` of every error body (which the n8n node shows) and the README's table
+(`errors_table()`) read it. Errors that come from the endpoint keep the server's own `error`
+text, because that is what support and the docs talk about.
 """
 
 from __future__ import annotations
@@ -129,9 +127,8 @@ def error_type(code: Any) -> ErrorType:
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     """The `error` object of the invoke protocol (and of `serve`): type, message, what to do,
     and the details that are set (`status`, `field`, ...)."""
-    out: dict[str, Any] = {"type": code, "message": message, "advice": error_type(code).advice}
-    out.update({k: v for k, v in details.items() if v is not None})
-    return out
+    return {"type": code, "message": message, "advice": error_type(code).advice,
+            **{k: v for k, v in details.items() if v is not None}}
 
 
 def http_status(error: Mapping[str, Any]) -> int:
@@ -175,6 +172,11 @@ class ConnectorError(Exception):
         return error_body(self.code, self.message, **self.details)
 
 
+#: The tree's classes by type: those defined here, not a subclass kept beside what raises it
+#: (config.MissingApiKey, a ConfigurationError whose words each surface chooses).
+_CLASSES: dict[str, type[ConnectorError]] = {}
+
+
 def _take_row(cls: type[ConnectorError]) -> None:
     """A class's `transient` and `sent_nothing` are its row's; a class without one is a
     mistake caught at import."""
@@ -182,12 +184,11 @@ def _take_row(cls: type[ConnectorError]) -> None:
         raise TypeError(f"{cls.__name__}.code {cls.code!r} has no row in ERRORS")
     row = ERRORS[cls.code]
     cls.transient, cls.sent_nothing = row.transient, row.sent_nothing
+    if cls.__module__ == __name__:
+        _CLASSES[cls.code] = cls
 
 
 _take_row(ConnectorError)
-
-
-# Input and configuration errors: raised before anything is sent, so no credit is spent.
 
 
 class InputError(ConnectorError):
@@ -210,9 +211,6 @@ class StateError(ConnectorError):
     """Trigger state does not parse or comes from a newer version; it is never replaced silently."""
 
     code = "state_error"
-
-
-# Errors the endpoint answered with. `status` and the server's message are kept.
 
 
 class ApiError(ConnectorError):
@@ -284,9 +282,6 @@ class RateLimitError(ApiError):
             return None
 
 
-# The request went out but no usable answer came back.
-
-
 class ResponseFormatError(ConnectorError):
     """A 200 whose body is not JSON or lacks the documented shape. Retry; report it if it stays."""
 
@@ -297,9 +292,6 @@ class TransportError(ConnectorError):
     """Connection refused, reset or timed out, after retries. Check the network or base URL."""
 
     code = "transport_error"
-
-
-# The state database: the embedded store, `poll` and `watch`.
 
 
 class StateConflict(ConnectorError):
@@ -320,8 +312,7 @@ class DatabaseUnavailable(ConnectorError):
 
 #: The error class of each status the endpoint documents (from the table's `upstream`).
 STATUS_ERRORS: dict[int, type[ApiError]] = {
-    status: cls for cls in (BadRequestError, AuthenticationError, InsufficientCreditsError,
-                            NotFoundError, RateLimitError, ServerError, UpstreamError)
+    status: cls for cls in _CLASSES.values() if issubclass(cls, ApiError)
     for status in ERRORS[cls.code].upstream
 }
 
@@ -331,9 +322,7 @@ def error_for_status(
 ) -> ApiError:
     """Build the typed error for an error response, keeping the server's message and saying
     what to do after it."""
-    cls = STATUS_ERRORS.get(status)
-    if cls is None:
-        cls = ServerError if status >= 500 else ApiError
+    cls = STATUS_ERRORS.get(status) or (ServerError if status >= 500 else ApiError)
     text = server_message or f"HTTP {status}"
     return cls(f"{text} ({status}: {ERRORS[cls.code].advice})", status=status,
                server_message=server_message, headers=headers)
@@ -341,12 +330,10 @@ def error_for_status(
 
 def errors_table() -> str:
     """The README's "Errors and what to do" table, in Markdown, made from ERRORS."""
-    classes = {cls.code: cls.__name__ for cls in (ConnectorError, *_subclasses(ConnectorError))
-               if cls.__module__ == __name__}  # not a subclass of a user's
     lines = ["| `type` | Python class | exit | HTTP | when | what to do |",
              "| --- | --- | --- | --- | --- | --- |"]
     for row in _ROWS:
-        cls = f"`{classes[row.type]}`" if row.type in classes else "-"
+        cls = f"`{_CLASSES[row.type].__name__}`" if row.type in _CLASSES else "-"
         exit_ = "-" if row.serve_only else str(row.exit_code)
         status = str(row.http_status) + "".join(
             f", {code} for `{field}`" for field, code in row.field_status.items())
@@ -354,10 +341,6 @@ def errors_table() -> str:
                 else "") + row.when
         lines.append(f"| `{row.type}` | {cls} | {exit_} | {status} | {when} | {row.advice} |")
     return "\n".join(lines) + "\n"
-
-
-def _subclasses(cls: type) -> list[type]:
-    return [c for sub in cls.__subclasses__() for c in (sub, *_subclasses(sub))]
 
 
 if __name__ == "__main__":  # python -m connector.core.errors: the README's table

@@ -63,9 +63,8 @@ def _why(value: str) -> str:
                 "characters)")
     host = re.match(r"(?:[A-Za-z][A-Za-z0-9+.-]*://)?([^/?#@:]*)", text)
     name = host.group(1).lower() if host else ""
-    if not re.fullmatch(_HOST, name) or not re.match(r"(?:https?://)?[^/]*/", text, re.I):
-        return "is not a TikTok profile URL (https on a tiktok.com host)"
-    if not re.search(f"/@{NAME}(?:[/?#]|$)", text):
+    if (re.fullmatch(_HOST, name) and re.match(r"(?:https?://)?[^/]*/", text, re.I)
+            and not re.search(f"/@{NAME}(?:[/?#]|$)", text)):
         return "is a URL without an @handle in it"
     return "is not a TikTok profile URL (https on a tiktok.com host)"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple, Protocol
 
 from . import cursors
@@ -96,7 +96,7 @@ def list_reader(source: PageSource, handle: str, *, count: int | None = None,
                                             request_source=request_source)
 
 
-class Client:
+class Client(AbstractContextManager["Client"]):
     """Sends page requests to the API, each on its own, over one transport.
 
     `transport`: what carries the POSTs (default: an `HTTPTransport` with `retry` and
@@ -140,9 +140,6 @@ class Client:
     def close(self) -> None:
         if self._own is not None:
             self._own.close()
-
-    def __enter__(self) -> Client:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -271,7 +268,6 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-@contextmanager
 def client_for(
     client: PageSource | None = None,
     *,
@@ -279,12 +275,10 @@ def client_for(
     retry: RetryPolicy | None = None,
     timeouts: Timeouts | None = None,
     pool_size: int = 10,
-) -> Iterator[PageSource]:
+) -> AbstractContextManager[PageSource]:
     """The client to use: `client` if one is given (the caller owns it), else a new Client for
     `credentials` (default: the environment), closed when the block ends."""
     if client is not None:
-        yield client
-        return
-    with Client(resolve_credentials(credentials), retry=retry, timeouts=timeouts,
-                pool_size=pool_size) as own:
-        yield own
+        return nullcontext(client)
+    return Client(resolve_credentials(credentials), retry=retry, timeouts=timeouts,
+                  pool_size=pool_size)

@@ -16,12 +16,8 @@ def flatten(entry: dict[str, Any]) -> dict[str, Any]:
     """Turn a `{user, stats}` entry into the flat item of CONTRACT 2 (fields form builders map)."""
     user = entry.get("user") or {}
     stats = entry.get("stats") or {}
-    raw_id = user.get("id")
-    item: dict[str, Any] = {"id": raw_id if type(raw_id) is str and raw_id else
-                            _id_string(raw_id)}
-    get = user.get
-    for name in USER_FIELDS:
-        item[name] = get(name)
+    item: dict[str, Any] = {"id": _id_string(user.get("id"))}
+    item.update((name, user.get(name)) for name in USER_FIELDS)
     for name in STAT_FIELDS:
         value = stats.get(name)
         # type() rather than isinstance: a bool is an int, but not a count
@@ -47,7 +43,7 @@ def identity(entry: dict[str, Any]) -> str:
     if not isinstance(user, dict):
         user = {}
     raw_id = user.get("id")
-    if type(raw_id) is str and raw_id:  # the usual case, first
+    if type(raw_id) is str and raw_id:  # the usual case, first: this runs for every entry
         return raw_id
     raw_id = _id_string(raw_id)
     if raw_id:
@@ -83,6 +79,8 @@ def _digest(user: dict[str, Any]) -> str:
 
 def _id_string(value: Any) -> str | None:
     # Ids exceed 2**53: keep them as strings. Python ints are exact; a float would not be.
+    if type(value) is str:  # the usual case, first
+        return value or None
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, float):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -39,12 +41,8 @@ def manifest_dir() -> Path:
 @cache
 def load_all() -> dict[str, dict[str, Any]]:
     """Every manifest by key: `connector` plus one per operation."""
-    folder = manifest_dir()
-    out = {}
-    for path in sorted(folder.glob("*.json")):
-        with path.open(encoding="utf-8") as f:
-            out[path.stem] = json.load(f)
-    return out
+    return {path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(manifest_dir().glob("*.json"))}
 
 
 def load(key: str) -> dict[str, Any]:
@@ -90,11 +88,10 @@ def prepare_inputs(key: str, inputs: Any) -> dict[str, Any]:
     for name, prop in props.items():
         if name not in values and "default" in prop:
             values[name] = prop["default"]
-    if conforms(values, schema):
-        return values
-    errors = sorted(validator(key).iter_errors(values), key=_first_to_tell)
-    if errors:
-        raise _input_error(errors[0], props)
+    if not conforms(values, schema):
+        errors = sorted(validator(key).iter_errors(values), key=_first_to_tell)
+        if errors:
+            raise _input_error(errors[0], props)
     return values
 
 
@@ -131,23 +128,16 @@ def conforms(instance: Any, schema: Any) -> bool:
     return True
 
 
-def _is_type(instance: Any, name: str) -> bool:
-    kind = type(instance)
-    if name == "string":
-        return kind is str
-    if name == "integer":
-        return kind is int or (kind is float and instance.is_integer())
-    if name == "number":
-        return kind is int or kind is float
-    if name == "boolean":
-        return kind is bool
-    if name == "null":
-        return instance is None
-    if name == "object":
-        return kind is dict
-    if name == "array":
-        return kind is list
-    return False
+#: Each JSON Schema type, as Python sees a parsed instance (a bool is no number).
+_TYPES = {
+    "string": lambda i: type(i) is str,
+    "integer": lambda i: type(i) is int or (type(i) is float and i.is_integer()),
+    "number": lambda i: type(i) in _NUMBERS,
+    "boolean": lambda i: type(i) is bool,
+    "null": lambda i: i is None,
+    "object": lambda i: type(i) is dict,
+    "array": lambda i: type(i) is list,
+}
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -161,7 +151,7 @@ def _same(a: Any, b: Any) -> bool:
 
 def _type(instance: Any, rule: Any, schema: dict) -> bool:
     names = rule if isinstance(rule, list) else [rule]
-    return any(_is_type(instance, n) for n in names)
+    return any(type(n) is str and n in _TYPES and _TYPES[n](instance) for n in names)
 
 
 def _bound(compare: Any) -> Any:
@@ -172,13 +162,11 @@ def _bound(compare: Any) -> Any:
     return check
 
 
-def _length(longest: bool) -> Any:
+def _length(compare: Any) -> Any:
     def check(instance: Any, rule: Any, schema: dict) -> bool:
         if type(instance) is not str:
-            return True
-        if type(rule) is not int:
-            return False
-        return len(instance) <= rule if longest else len(instance) >= rule
+            return True  # lengths apply to strings only
+        return type(rule) is int and compare(len(instance), rule)
     return check
 
 
@@ -202,14 +190,7 @@ def _pattern(instance: Any, rule: Any, schema: dict) -> bool:
     """As jsonschema reads `pattern`: a Python regular expression, searched (not anchored)."""
     if type(instance) is not str:
         return True
-    return isinstance(rule, str) and _compiled(rule).search(instance) is not None
-
-
-@cache
-def _compiled(pattern: str) -> Any:
-    import re
-
-    return re.compile(pattern)
+    return isinstance(rule, str) and re.search(rule, instance) is not None
 
 
 def _required(instance: Any, rule: Any, schema: dict) -> bool:
@@ -221,12 +202,12 @@ _KEYWORDS = {
     "type": _type,
     "enum": lambda i, rule, s: isinstance(rule, list) and any(_same(i, v) for v in rule),
     "const": lambda i, rule, s: _same(i, rule),
-    "minimum": _bound(lambda i, r: i >= r),
-    "maximum": _bound(lambda i, r: i <= r),
-    "exclusiveMinimum": _bound(lambda i, r: i > r),
-    "exclusiveMaximum": _bound(lambda i, r: i < r),
-    "minLength": _length(False),
-    "maxLength": _length(True),
+    "minimum": _bound(operator.ge),
+    "maximum": _bound(operator.le),
+    "exclusiveMinimum": _bound(operator.gt),
+    "exclusiveMaximum": _bound(operator.lt),
+    "minLength": _length(operator.ge),
+    "maxLength": _length(operator.le),
     "pattern": _pattern,
     "properties": _properties,
     "additionalProperties": _additional,
@@ -279,6 +260,13 @@ def _coerce(value: Any, prop: dict[str, Any]) -> Any:
 _TOO_BIG = "(a number of more than 19 digits)"
 
 
+#: What a value that fails a keyword is told, with the keyword's value in the braces.
+_SAYS = {"enum": "must be one of {}", "minimum": "must be at least {}",
+         "maximum": "must be at most {}", "minLength": "must not be empty",
+         "maxLength": "is too long (at most {} characters)",
+         "pattern": "does not have the expected form"}
+
+
 def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     kind = error.validator
     if kind == "required":
@@ -294,31 +282,22 @@ def _input_error(error: Any, props: dict[str, Any]) -> InputError:
     field = str(error.path[0]) if error.path else None
     prop = props.get(field or "", {})
     title = f"{field} ({prop['title']})" if prop.get("title") else str(field)
-    value = _shown(error.instance)
+    value = error.instance if error.instance == _TOO_BIG else shown(error.instance, 80)
     if kind == "pattern" and field == "handle":
         try:
             normalize_handle(error.instance)
         except InputError as err:
             return err  # its message says what is wrong with the handle, in the user's terms
-    if kind == "enum":
-        text = f"must be one of {', '.join(map(str, error.validator_value))}"
-    elif kind == "oneOf" and all("const" in branch for branch in error.validator_value):
+    rule = error.validator_value
+    if kind == "oneOf" and all("const" in branch for branch in rule):
         # A choice with labels (oneOf of const + title): the values to send, as for an enum.
-        text = f"must be one of {', '.join(str(b['const']) for b in error.validator_value)}"
-    elif kind == "minimum":
-        text = f"must be at least {error.validator_value}"
-    elif kind == "maximum":
-        text = f"must be at most {error.validator_value}"
-    elif kind == "type":
-        text = f"must be {'an' if error.validator_value == 'integer' else 'a'} " \
-               f"{error.validator_value}"
-    elif kind in ("minLength", "maxLength"):
-        text = "must not be empty" if kind == "minLength" else (
-            f"is too long (at most {error.validator_value} characters)")
-    elif kind == "pattern":
-        text = "does not have the expected form"
+        kind, rule = "enum", [branch["const"] for branch in rule]
+    if kind == "enum":
+        rule = ", ".join(map(str, rule))
+    if kind == "type":
+        text = f"must be {'an' if rule == 'integer' else 'a'} {rule}"
     else:
-        text = error.message
+        text = _SAYS[kind].format(rule) if kind in _SAYS else error.message
     return InputError(f"{title} {text}; got {value}", field=field)
 
 
@@ -329,7 +308,3 @@ def _did_you_mean(name: str | None, props: dict[str, Any], given: dict[str, Any]
     unused = [p for p in props if p not in given]
     close = difflib.get_close_matches(str(name), unused, n=1, cutoff=0.6) if name else []
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def _shown(value: Any) -> str:
-    return value if value == _TOO_BIG else shown(value, 80)

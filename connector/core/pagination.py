@@ -32,11 +32,9 @@ BAD_CURSOR = "bad_cursor"  # cursors that contradict the page or do not move dow
 CURSOR_REPEATED = "cursor_repeated"  # the server handed back a cursor already sent
 NO_NEW_ITEMS = "no_new_items"  # every entry on the page was seen before in this walk
 
-#: The list's own ends: nothing below the page can be read (END: there is nothing more;
-#: DEPTH_CAP and NO_CURSOR: there may be).
+#: The list's own ends: nothing below the page can be read.
 ENDS = frozenset({END, DEPTH_CAP, NO_CURSOR})
-#: The upstream answered something a walk cannot go on from: it is to be tried again from the
-#: cursor that fetched the page.
+#: Guards: the walk is to be tried again from the cursor that fetched the page.
 GUARDS = frozenset({EMPTY_PAGE, BAD_CURSOR, CURSOR_REPEATED, NO_NEW_ITEMS})
 #: Guards that make the page itself worthless (its entries cannot be placed by its cursors, or
 #: it has none): a one-page read (a baseline, a check) is then unanswered.
@@ -95,13 +93,9 @@ class Pager:
         self.stop_reason: str | None = None
         self.next_cursor: Any = start
         self.last_page: Page | None = None
+        #: Whether the list goes on past where the walk stopped (from `next_cursor`; None = top).
+        self.has_more = False
         self._sent: set[Any] = set()
-        self._more = False
-
-    @property
-    def has_more(self) -> bool:
-        """Whether the list goes on past where the walk stopped (from `next_cursor`; None = top)."""
-        return self._more
 
     def __iter__(self) -> Iterator[PageRead]:
         cursor = self.start
@@ -114,7 +108,13 @@ class Pager:
             self.attempts += page.attempts
             self.last_page = page
             keys = [identity(entry) for entry in page.entries]
-            fresh, fresh_keys = self._unseen(page.entries, keys)
+            # Those not delivered before in this walk, each once (a page may repeat an account).
+            unseen: dict[str, dict[str, Any]] = {}
+            seen = self.seen
+            for entry, key in zip(page.entries, keys, strict=False):
+                if key not in seen and key not in unseen:
+                    unseen[key] = entry
+            fresh, fresh_keys = list(unseen.values()), list(unseen)
             truncated = False
             if self.max_items is not None and self.items + len(fresh) > self.max_items:
                 fresh = fresh[: self.max_items - self.items]
@@ -127,7 +127,7 @@ class Pager:
                 self.seen.update(fresh_keys)
                 self.items += len(fresh)
             self.stop_reason = reason
-            self._more = reason in (MAX_PAGES, MAX_ITEMS, None)
+            self.has_more = reason in (MAX_PAGES, MAX_ITEMS, None)
             # A page cut short by max_items is read again on resume: a repeat beats a miss.
             if reason is None or reason == MAX_PAGES or (reason == MAX_ITEMS and not truncated):
                 self.next_cursor = page.min_cursor
@@ -137,21 +137,6 @@ class Pager:
             if reason is not None:
                 return
             cursor = page.min_cursor
-
-    def _unseen(self, entries: list[dict[str, Any]],
-                keys: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-        """Entries not delivered before in this walk, each once (a page may repeat an account)."""
-        fresh: list[dict[str, Any]] = []
-        fresh_keys: list[str] = []
-        seen = self.seen
-        on_page: set[str] = set()
-        for entry, key in zip(entries, keys, strict=False):
-            if key in seen or key in on_page:
-                continue
-            on_page.add(key)
-            fresh.append(entry)
-            fresh_keys.append(key)
-        return fresh, fresh_keys
 
     def _stop_after(self, page: Page, cursor: Any, fresh: list, truncated: bool) -> str | None:
         """Why the walk must end after this page, or None to go on."""

@@ -1,15 +1,12 @@
-"""Keeping secrets out of everything the connector prints, logs, raises or stores: masking.
-
-What counts as a secret is decided in one place, `core/secrets.py` (the collector every
-surface asks); here is how one is masked (a webhook's path only whole, see `Whole`), how a
-message is kept on one line, and how a URL may be shown (`display_url`: without its
-`user:password@`), and how a value the user gave is quoted (`shown`). Code that builds a
-message from something that may hold one goes through here.
+"""Keeping secrets out of everything the connector prints, logs, raises or stores: how one is
+masked (what counts as one is decided in `core/secrets.py`), and how a message, a URL or a
+value the user gave is shown. Code that builds a message from something that may hold one goes
+through here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +19,7 @@ MIN_SECRET = 4
 #: characters. Secrets shorter than this are masked whole.
 FRAGMENT = 8
 MASK = "***"
-#: What the text is cut into to find windows (as `_grams` cuts it): a window of FRAGMENT
+#: What the text is cut into to find windows (4 characters at a time): a window of FRAGMENT
 #: characters always holds a whole gram that starts at a multiple of _GRAM.
 _GRAM = 4
 assert FRAGMENT >= 2 * _GRAM - 1 and memoryview(b"1234").cast("I").itemsize == _GRAM
@@ -44,9 +41,6 @@ class Whole(str):
 
     def __hash__(self) -> int:
         return hash((Whole, str(self)))
-
-    def __reduce__(self) -> tuple[type, tuple[str]]:
-        return Whole, (str(self),)
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
@@ -90,7 +84,10 @@ class Redactor:
         if self.windows and len(text) >= FRAGMENT:
             data = text.encode("utf-8", "surrogatepass")
             if not self.blocks.isdisjoint(memoryview(data)[: len(data) & ~3].cast("I")):
-                found = self.grams.intersection(_grams(text))
+                # The text's characters 4 at a time, from position 0 on (a last piece of
+                # fewer than 4, which no gram fits in, is left out).
+                chars = iter(text)
+                found = self.grams.intersection(zip(chars, chars, chars, chars, strict=False))
                 if found:
                     text = self._mask_windows(text, found)
         for secret in self.short:
@@ -123,16 +120,7 @@ class Redactor:
         return "".join(out)
 
 
-@lru_cache(maxsize=64)
-def _redactor(secrets: tuple[str | None, ...]) -> Redactor:
-    return Redactor(secrets)
-
-
-def _grams(text: str) -> Iterator[tuple[str, ...]]:
-    """The text's characters 4 at a time, from position 0 on (a last piece of fewer than 4,
-    which no gram fits in, is left out)."""
-    chars = iter(text)
-    return zip(chars, chars, chars, chars, strict=False)
+_redactor = lru_cache(maxsize=64)(Redactor)
 
 
 def one_line(text: str, limit: int = 1000) -> str:

@@ -40,7 +40,7 @@ class _Retry(Retry):
                   _stacktrace: Any = None) -> _Retry:
         if not self.retry_timeouts and isinstance(error, urllib3.exceptions.ReadTimeoutError):
             raise error
-        exchange = deadline.current()
+        exchange = deadline.CURRENT.exchange
         if exchange is not None and exchange.remaining() <= 0:
             raise deadline.DeadlinePassed from error
         new = super().increment(method, url, response, error, _pool, _stacktrace)
@@ -62,23 +62,22 @@ class _Retry(Retry):
             time.sleep(self.planned_wait)
 
 
+#: What every POST's Retry says: POST may be retried, an error that is neither a connection's
+#: nor a read's is not, a redirect is never followed (a 30x is the answer), and the last
+#: answer is handed back rather than raised.
+_POSTS = {"allowed_methods": frozenset({"POST"}), "other": 0, "redirect": 0,
+          "raise_on_status": False, "raise_on_redirect": False}
+
+
 def build_retry(policy: RetryPolicy) -> Retry:
     """The urllib3 Retry for our POSTs: the endpoint only reads, so retrying POST is safe."""
     retry = _Retry(
+        **_POSTS,
         total=policy.total,
-        connect=policy.total,
-        read=policy.total,
-        status=policy.total,
-        other=0,
-        redirect=0,
-        allowed_methods=frozenset({"POST"}),
         status_forcelist=policy.statuses,
         backoff_factor=policy.backoff_factor,
         backoff_max=policy.backoff_max,
         backoff_jitter=policy.backoff_jitter,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-        raise_on_redirect=False,
     )
     retry.retry_after_cap = policy.retry_after_max
     return retry
@@ -90,8 +89,6 @@ def fresh_connection_retry() -> Retry:
     the peer closing an idle kept-alive connection). The next connection is checked before use,
     so the retry goes out on a live one. Not for a connection that could not be made (the
     receiver is down), nor a read timeout (it is slow), nor any answer."""
-    retry = _Retry(total=1, connect=0, read=1, status=0, other=0, redirect=0,
-                   allowed_methods=frozenset({"POST"}), backoff_factor=0,
-                   raise_on_status=False, raise_on_redirect=False)
+    retry = _Retry(**_POSTS, total=1, connect=0, read=1, status=0, backoff_factor=0)
     retry.retry_timeouts = False
     return retry

@@ -1,11 +1,6 @@
-"""What counts as a secret: the one collector every surface asks (`redact` then masks them).
-
-Secrets are the API key (however it was given), a URL's password (`user:password@`), a
-webhook URL's whole userinfo and its path and query (a hook URL is itself a credential; the
-path is masked only whole, see `Whole`), header values, a database URL's password (in its
-userinfo, `?password=` or `?sslpassword=`), `serve`'s shared token and the key in an
-`Authorization: Bearer` header. A user or database name is a name, not a secret: masking
-`tiktok` wherever it appears would mangle every message.
+"""What counts as a secret: the one collector every surface asks (`redact` then masks them),
+a method a kind of secret. A user or database name is a name, not a secret: masking `tiktok`
+wherever it appears would mangle every message.
 """
 
 from __future__ import annotations
@@ -13,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from .config import API_KEY_ENV, BASE_URL_ENV, SERVE_TOKEN_ENV, STATE_DB_ENV
 from .redact import Whole, redact
@@ -23,8 +18,6 @@ class Secrets:
     """The secrets a run, a request or a connection knows of; `scrub` masks them in a text.
     Each method adds one kind of secret (nothing when given nothing) and returns the
     collector, so they chain: `Secrets().environment().credentials(creds)`."""
-
-    __slots__ = ("values",)
 
     def __init__(self, *values: str | None) -> None:
         self.values: list[str] = []
@@ -38,7 +31,7 @@ class Secrets:
 
     def api_key(self, key: Any) -> Secrets:
         """An API key, however it was given (it travels stripped)."""
-        return self.add(key if isinstance(key, str) else None)
+        return self.add(key)  # anything but a string is no key, and adds nothing
 
     def url(self, url: Any) -> Secrets:
         """A URL's password. Its user is a name (`postgres`), shown like a host."""
@@ -48,14 +41,10 @@ class Secrets:
         """A webhook: its userinfo (`https://TOKEN@host/` is a credential whole), its path and
         query (masked only whole), and the values of the headers sent to it."""
         self.add(*_userinfo(url, user=True), *header_values)
-        try:
-            parts = urlsplit(url.strip()) if isinstance(url, str) else None
-        except ValueError:
-            parts = None
-        if parts is not None:
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-            if len(path) > 1:
-                self.values.append(Whole(path))
+        parts = _split(url)
+        path = (parts.path + (f"?{parts.query}" if parts.query else "")) if parts else ""
+        if len(path) > 1:
+            self.values.append(Whole(path))
         return self
 
     def database(self, target: Any) -> Secrets:
@@ -64,10 +53,8 @@ class Secrets:
         if not (isinstance(target, str) and "://" in target):
             return self
         self.url(target)
-        try:
-            query = parse_qs(urlsplit(target).query)
-        except ValueError:
-            return self
+        parts = _split(target)
+        query = parse_qs(parts.query) if parts else {}
         return self.add(*(v for k in ("password", "sslpassword") for v in query.get(k, [])))
 
     def credentials(self, credentials: Any) -> Secrets:
@@ -99,14 +86,17 @@ class Secrets:
         return f"Secrets({len(self.values)} values)"
 
 
+def _split(url: Any) -> SplitResult | None:
+    """`url`'s parts; None when it is no URL."""
+    try:
+        return urlsplit(url.strip()) if isinstance(url, str) else None
+    except ValueError:
+        return None
+
+
 def _userinfo(url: Any, *, user: bool) -> list[str]:
     """A URL's password (and its user, when `user`), as written (percent-encoded) and as a
     server would quote it back (decoded)."""
-    if not isinstance(url, str):
-        return []
-    try:
-        parts = urlsplit(url.strip())
-        found = [parts.password, parts.username if user else None]
-    except ValueError:
-        return []
+    parts = _split(url)
+    found = [parts.password, parts.username if user else None] if parts else []
     return [v for s in found if s for v in dict.fromkeys((s, unquote(s)))]

@@ -11,6 +11,7 @@ for. Only urllib3's public API is used.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -57,8 +58,21 @@ class PostFailed(Exception):
 
     @classmethod
     def of(cls, exc: BaseException) -> PostFailed:
-        why = describe_transport_error(exc)
-        return cls(why, timed_out=why == "timed out", no_connection=_no_connection(exc))
+        """The failure urllib3 raised, or once retried the last one (MaxRetryError.reason),
+        told in a few words."""
+        errors = urllib3.exceptions
+        cause = exc.reason if isinstance(exc, errors.MaxRetryError) else exc
+        # Not any urllib3 TimeoutError: a refused connection, NewConnectionError, is one too.
+        if (isinstance(cause, (errors.ReadTimeoutError, errors.ConnectTimeoutError))
+                and not isinstance(cause, errors.NewConnectionError)):
+            why = "timed out"
+        else:
+            text = str(exc).lower()
+            why = next((says for word, says in _CAUSES if word in text), type(exc).__name__)
+        # Refused, an unknown host (NewConnectionError is a ConnectTimeoutError), a connect
+        # timeout or a TLS handshake refused: no connection was ever made.
+        return cls(why, timed_out=why == "timed out",
+                   no_connection=isinstance(cause, (errors.ConnectTimeoutError, errors.SSLError)))
 
     @classmethod
     def past(cls, seconds: float) -> PostFailed:
@@ -101,9 +115,7 @@ class Reply:
             body = self.raw.read(limit, decode_content=True)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self.raw.close()
-            if self._ended():
-                raise PostFailed.past(self.seconds) from None
-            raise PostFailed.of(exc) from None
+            raise (PostFailed.past(self.seconds) if self._ended() else PostFailed.of(exc)) from None
         if self._ended():
             # A body read to a close the watchdog forced is cut short, whatever it parses as.
             self.raw.close()
@@ -130,7 +142,7 @@ class _Route(NamedTuple):
     close: Callable[[], None]
 
 
-class HTTPTransport:
+class HTTPTransport(contextlib.AbstractContextManager["HTTPTransport"]):
     """POSTs over urllib3 connection pools: one per URL, `pool_size` connections kept alive
     in it (more are opened when more POSTs are in flight, and closed after), `retry` on every
     POST. Thread-safe, as urllib3's pools are. A pool closed with `close` is opened again by
@@ -156,10 +168,9 @@ class HTTPTransport:
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str],
              timeouts: Timeouts) -> Reply:
-        """Send `body`; the answer's body is left to read from the Reply. Raises PostFailed
-        when no answer came. The exchange, retries and body included, ends `timeouts.total`
-        seconds from now however slowly the server answers; each read waits at most
-        `timeouts.read`, a connection `timeouts.connect`."""
+        """The exchange, retries and body included, ends `timeouts.total` seconds from now
+        however slowly the server answers; each read waits at most `timeouts.read`, a
+        connection `timeouts.connect`."""
         route = self._routes.get(url) or self._route(url)
         if route.auth is not None and not any(k.lower() == "authorization" for k in headers):
             headers = {**route.auth, **headers}
@@ -168,20 +179,18 @@ class HTTPTransport:
             limits = self._limits[timeouts] = urllib3.Timeout(connect=timeouts.connect,
                                                               read=timeouts.read)
         exchange = deadline.WATCHDOG.arm(timeouts.total)
-        deadline.set_current(exchange)
+        deadline.CURRENT.exchange = exchange
         try:
             resp = route.send("POST", route.target, body=body, headers=headers,
                               redirect=False, assert_same_host=False, preload_content=False,
                               decode_content=False, retries=self.retry, timeout=limits)
-        except deadline.DeadlinePassed:
-            exchange.end()
-            raise PostFailed.past(timeouts.total) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            if exchange.end():
+        except (deadline.DeadlinePassed, urllib3.exceptions.HTTPError, OSError) as exc:
+            # Past the deadline, whatever the cut socket raised, the deadline is the cause.
+            if exchange.end() or isinstance(exc, deadline.DeadlinePassed):
                 raise PostFailed.past(timeouts.total) from None
             raise PostFailed.of(exc) from None
         finally:
-            deadline.set_current(None)
+            deadline.CURRENT.exchange = None
         return Reply(resp.status, resp.headers, resp, exchange, timeouts.total)
 
     def close(self) -> None:
@@ -190,9 +199,6 @@ class HTTPTransport:
             routes, self._routes = self._routes, {}
         for route in routes.values():
             route.close()
-
-    def __enter__(self) -> HTTPTransport:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -209,11 +215,10 @@ class HTTPTransport:
 
     def _new_route(self, url: str) -> _Route:
         given = urllib3.util.parse_url(url)
-        auth = None
-        if given.auth:
-            # `user:password@` goes as Basic auth, as browsers and requests send it, never in
-            # the request line.
-            auth = urllib3.util.make_headers(basic_auth=_credentials(given.auth))
+        # `user:password@` goes as Basic auth, as browsers and requests send it, never in the
+        # request line.
+        auth = (urllib3.util.make_headers(basic_auth=_credentials(given.auth)) if given.auth
+                else None)
         # The URL without its user:password@ and #fragment: what the request line may carry.
         parts = urllib3.util.Url(scheme=given.scheme, host=given.host, port=given.port,
                                  path=given.path, query=given.query)
@@ -280,42 +285,8 @@ def _credentials(userinfo: str) -> str:
     return f"{unquote(user)}:{unquote(password)}"
 
 
-def describe_transport_error(exc: BaseException) -> str:
-    """A short cause for a failed request, without the URL (which may hold secrets)."""
-    if _timed_out(exc):
-        return "timed out"
-    text = str(exc).lower()
-    for word, says in (("refused", "connection refused"), ("reset", "connection reset"),
-                       ("name or service not known", "unknown host"),
-                       ("nodename nor servname", "unknown host"),
-                       ("certificate", "TLS certificate rejected"),
-                       ("incompleteread", "incomplete response"),
-                       ("aborted", "connection aborted"),
-                       ("max retries exceeded", "retries exhausted")):
-        if word in text:
-            return says
-    return type(exc).__name__
-
-
-def _cause(exc: BaseException) -> BaseException | None:
-    """What went wrong: the error itself, or the last one retried (MaxRetryError.reason)."""
-    if isinstance(exc, urllib3.exceptions.MaxRetryError):
-        return exc.reason
-    return exc
-
-
-def _no_connection(exc: BaseException) -> bool:
-    """Whether a failed request never had a connection: refused, an unknown host, a connect
-    timeout or a TLS handshake refused, as urllib3 raises it (retried or not)."""
-    errors = urllib3.exceptions
-    return isinstance(_cause(exc), (errors.ConnectTimeoutError, errors.SSLError))
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether a failed request timed out, as urllib3 raises it (a timeout, or once retried, a
-    MaxRetryError whose reason is one). Not any urllib3 TimeoutError: a refused connection,
-    NewConnectionError, is one of those too."""
-    errors = urllib3.exceptions
-    cause = _cause(exc)
-    return (isinstance(cause, (errors.ReadTimeoutError, errors.ConnectTimeoutError))
-            and not isinstance(cause, errors.NewConnectionError))
+#: What a failure's text says, in words without the URL (which may hold secrets).
+_CAUSES = (("refused", "connection refused"), ("reset", "connection reset"),
+           ("name or service not known", "unknown host"), ("nodename nor servname", "unknown host"),
+           ("certificate", "TLS certificate rejected"), ("incompleteread", "incomplete response"),
+           ("aborted", "connection aborted"), ("max retries exceeded", "retries exhausted"))

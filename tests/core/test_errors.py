@@ -18,9 +18,14 @@ from connector.core.errors import ERRORS, ConnectorError, ErrorType, errors_tabl
 from connector.serve.app import make_app
 from tests.support import ROOT, TRIGGER, run_main
 
+
+def subclasses(cls: type) -> list[type]:
+    return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+
 #: Every class of the tree, by its type (not a subclass kept beside what raises it, such as
 #: config.MissingApiKey: a ConfigurationError whose words each surface chooses).
-CLASSES = {cls.code: cls for cls in errors._subclasses(ConnectorError)
+CLASSES = {cls.code: cls for cls in subclasses(ConnectorError)
            if cls.__module__ == errors.__name__} | {"connector_error": ConnectorError}
 
 

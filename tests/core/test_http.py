@@ -16,6 +16,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -421,6 +422,36 @@ def test_exchanges_that_end_leave_nothing_for_the_watchdog(standin, client) -> N
     with pytest.raises(NotFoundError):
         client.fetch_page("ghost")
     assert WATCHDOG.in_flight() == before
+
+
+FORKED_CHILD = """
+import os, socket, sys
+from connector.core.deadline import WATCHDOG
+held = WATCHDOG.arm(600)  # in flight in the parent when it forks: starts the thread
+pid = os.fork()
+if pid == 0:
+    mine = WATCHDOG.in_flight()
+    a, b = socket.socketpair()
+    a.settimeout(60)  # only if no watchdog thread shuts it down
+    exchange = WATCHDOG.arm(0.2)
+    exchange.attach(a)
+    try:
+        cut = a.recv(1) == b""
+    except OSError:
+        cut = False
+    os._exit(0 if (mine, cut, exchange.end()) == (0, True, True) else 1)
+_, status = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(status), WATCHDOG.in_flight())
+"""
+
+
+def test_a_forked_child_has_a_watchdog_of_its_own() -> None:
+    """A child forked while an exchange is in flight starts with none of the parent's (their
+    sockets are not its to shut) and a thread of its own, which cuts its exchanges at their
+    deadline (a lock or thread inherited from the parent would never do it)."""
+    done = subprocess.run([sys.executable, "-c", FORKED_CHILD], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.stdout.split() == ["0", "1"], done.stderr
 
 
 # --------------------------------------------------------------------------- the transport

@@ -258,6 +258,24 @@ def test_a_value_outside_a_labelled_choice_is_refused_naming_the_values() -> Non
                                     "emitRecent; got 'all'")
 
 
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("count", 101, "count (Page size) must be at most 100; got 101"),
+    ("count", 0, "count (Page size) must be at least 1; got 0"),
+    ("handle", "", "handle (TikTok handle) must not be empty; got ''"),
+    ("handle", "a" * 501, "handle (TikTok handle) is too long (at most 500 characters); got '"
+     + "a" * 76 + "..."),
+    ("maxPages", "x", "maxPages (Page budget per poll) must be an integer; got 'x'"),
+    ("requestSource", "FOO", "requestSource (Request source) must be one of API, N8N, ZAPIER, "
+     "MAKE_DOT_COM; got 'FOO'"),
+    ("requestSource", 5, "requestSource (Request source) must be a string; got 5"),
+])
+def test_each_refusal_of_the_schema_is_told_in_its_own_words(field: str, value: object,
+                                                             message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        manifests.prepare_inputs("new_account_followed", {"handle": "alice", field: value})
+    assert (caught.value.field, caught.value.message) == (field, message)
+
+
 def test_a_handle_refused_by_the_pattern_gets_the_connectors_own_message() -> None:
     with pytest.raises(InputError) as caught:
         manifests.prepare_inputs("get_tiktok_user_following", {"handle": "stool presidente"})
