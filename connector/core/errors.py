@@ -229,7 +229,11 @@ class ApiError(ConnectorError):
         super().__init__(message, status=status)
         self.status = status
         self.server_message = server_message
-        self.headers = dict(headers or {})
+        # Case-insensitive, as HTTP's header names are: a server (or a proxy) may send
+        # `retry-after`. urllib3 is loaded already wherever a response was read.
+        from urllib3 import HTTPHeaderDict
+
+        self.headers = HTTPHeaderDict(headers or {})
 
 
 class BadRequestError(ApiError):

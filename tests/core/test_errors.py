@@ -11,10 +11,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from urllib3 import HTTPHeaderDict
 
 from connector import invoke
 from connector.core import errors
-from connector.core.errors import ERRORS, ConnectorError, ErrorType, errors_table
+from connector.core.errors import (
+    ERRORS,
+    ConnectorError,
+    ErrorType,
+    RateLimitError,
+    error_for_status,
+    errors_table,
+)
+from connector.core.http import RateLimit
 from connector.serve.app import make_app
 from tests.support import ROOT, TRIGGER, run_main
 
@@ -239,3 +248,14 @@ def test_the_surfaces_write_no_status_or_exit_code_per_type() -> None:
         for code in ERRORS:
             assert not re.search(rf'"{code}":\s*\d', text), (path, code)
         assert "return 401" not in text and "return 404" not in text, path
+
+
+def test_an_api_errors_headers_are_read_whatever_the_case_the_server_sent() -> None:
+    # HTTP/2 servers and many proxies send header names in lower case.
+    sent = HTTPHeaderDict({"retry-after": "7", "x-ratelimit-limit": "60",
+                           "x-ratelimit-remaining": "0"})
+    err = error_for_status(429, "Too many requests", sent)
+    assert isinstance(err, RateLimitError)
+    assert err.retry_after == 7.0
+    assert RateLimit.from_headers(err.headers) == RateLimit(60, 0)
+    assert err.headers["Retry-After"] == "7"
