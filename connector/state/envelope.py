@@ -94,24 +94,26 @@ def parse_object(data: Any) -> dict[str, Any]:
 
 def check_envelope(data: dict[str, Any], newest: int, fields: dict[int, set[str]]
                    ) -> tuple[int, str, Any, Any]:
-    """(version, handle, watermark, base) of a state whose versions up to `newest` have these
-    `fields`, each checked."""
-    version = check_version(data.get("v"), newest)
-    check_fields(data, fields[version], "the state")
-    return (version, check_handle(data.get("handle")),
-            check_cursor(data.get("watermark"), "watermark"),
-            check_cursor(data.get("base"), "base"))
-
-
-def check_version(version: Any, newest: int) -> int:
-    """A state's version 'v', from 1 up to `newest` (what this connector writes)."""
+    """(version, handle, watermark, base) of a state whose versions up to `newest` (what this
+    connector writes) have these `fields`, each checked; the handle normalised, as the
+    connector writes it."""
+    version = data.get("v")
     if type(version) is not int or version < 1:
         raise StateError(f"state version {shown(version, 40)} is not valid (a whole number "
                          f"from 1); {RESTORE}")
     if version > newest:
         raise StateError(f"state is version {shown(version, 40)}, newer than this connector "
                          f"understands ({newest}); upgrade tiktok-following-connector")
-    return version
+    check_fields(data, fields[version], "the state")
+    handle = data.get("handle")
+    try:
+        valid = isinstance(handle, str) and normalize_handle(handle) == handle
+    except Exception:
+        valid = False
+    if not valid:
+        raise damaged(f"'handle' {shown(handle, 40)} is not a TikTok handle")
+    return (version, handle, check_cursor(data.get("watermark"), "watermark"),
+            check_cursor(data.get("base"), "base"))
 
 
 def check_fields(data: dict[str, Any], allowed: Iterable[str], where: str) -> None:
@@ -120,17 +122,6 @@ def check_fields(data: dict[str, Any], allowed: Iterable[str], where: str) -> No
     unknown = sorted(str(k) for k in set(data) - set(allowed))
     if unknown:
         raise damaged(f"{where} has a field {shown(unknown[0], 40)} this connector does not write")
-
-
-def check_handle(handle: Any) -> str:
-    """A state's handle: normalised, as the connector writes it."""
-    try:
-        valid = isinstance(handle, str) and normalize_handle(handle) == handle
-    except Exception:
-        valid = False
-    if not valid:
-        raise damaged(f"'handle' {shown(handle, 40)} is not a TikTok handle")
-    return handle
 
 
 def check_cursor(value: Any, name: str) -> Any:
