@@ -49,11 +49,8 @@ class Memory:
         self._held = held
         self._recent = recent or []
         self._legacy = legacy or []
-        if every is None:
-            every = set(held.prints) if held is not None else set()
-            for part in self._recent:
-                every.update(part.prints)
-        self._all: set[int] = every
+        self._all: set[int] = every if every is not None else set(
+            held.prints if held is not None else ()).union(*(p.prints for p in self._recent))
         self._old: set[int] = set().union(*(s.prints for s in self._legacy))
 
     def __contains__(self, key: str) -> bool:
