@@ -49,8 +49,8 @@ class RangeWalker:
         of the ranges still unread below it (see `_settle`); `account`: the fingerprint of
         the account `stop` came from, or None (see `_short`)."""
         walk = RangeRead(stop=gap.stop if gap is not None else stop,
-                         stop_account=gap.stop_account if gap is not None else account)
-        tries = gap.tries if gap is not None else 0
+                         stop_account=gap.stop_account if gap is not None else account,
+                         base=base, tries=gap.tries if gap is not None else 0)
         seen: set[str] = set()
         cursor = start
 
@@ -79,7 +79,7 @@ class RangeWalker:
                     reason = read.reason
                     self.run.touched.update(read.keys)
                     if reason in GUARDS:
-                        self._failed(walk, read.cursor, (stop, base), tries, ANSWERED[reason])
+                        self._failed(walk, read.cursor, ANSWERED[reason])
                         break
                     if walk.first_page is None:
                         walk.first_page = read.page
@@ -87,14 +87,14 @@ class RangeWalker:
                     # no cursor to date its oldest follow.
                     if reason == REACHED and self._short(read, stop, known,
                                                          self.run.pages_before(), account):
-                        read = self._read_on(walk, read, pager.seen, (stop, base), tries, known)
+                        read = self._read_on(walk, read, pager.seen, known)
                         if read is None:
                             break
                     if reason == REACHED or (
                         reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
-                        settled = self._settle(walk, read, pager.seen, (stop, base), known,
-                                               floor, tries, lower)
+                        settled = self._settle(walk, read, pager.seen, stop, known, floor,
+                                               lower)
                         if settled is _ABOVE:
                             walk.ahead = True
                             go_on = read.page.min_cursor
@@ -108,17 +108,17 @@ class RangeWalker:
                     walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
                                                          strict=False) if k not in known]
                     if reason == MAX_PAGES:
-                        walk.left = walk.rest(pager.next_cursor, base)
+                        walk.left = walk.rest(pager.next_cursor)
             except ConnectorError as err:
                 if not err.transient:
                     raise
                 walk.error = err
-                self._failed(walk, pager.next_cursor, (stop, base), tries, err.message)
+                self._failed(walk, pager.next_cursor, err.message)
             if go_on is None:
                 break
             pages = min(pages - pager.pages, self.run.remaining)
             if pages < 1:
-                walk.left = walk.rest(go_on, base)
+                walk.left = walk.rest(go_on)
                 break
             cursor = go_on
         walk.keys = seen
@@ -164,18 +164,18 @@ class RangeWalker:
             account is not None and all(fingerprint(k) != account for k in read.keys))
 
     def _read_on(self, walk: RangeRead, read: PageRead, seen: set[str],
-                 range_: tuple[Any, Any], tries: int, known: Known) -> PageRead | None:
+                 known: Known) -> PageRead | None:
         """Read past a page that ends short of its stop's second (`_short`): the page below,
         from the stop, lists that whole second. The accounts of the short page it does not
         list again lie above the stop's second, and are new unless known; those it lists
         again are sorted with it into new and old. Returns the page below, or None when it
         could not be read now: the range is kept from the short page, to be read again."""
         if self.run.remaining < 1:
-            walk.left = walk.rest(read.cursor, range_[1], tries, check=True)
+            walk.left = walk.rest(read.cursor, walk.tries, check=True)
             return None
         below = self._one_page(read.page.min_cursor)
         if isinstance(below, str):
-            self._failed(walk, read.cursor, range_, tries, below)
+            self._failed(walk, read.cursor, below)
             return None
         again = set(below.keys)
         walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
@@ -189,8 +189,8 @@ class RangeWalker:
                         [k for k, _ in fresh], REACHED)
 
     def _settle(self, walk: RangeRead, read: PageRead, seen: set[str],
-                range_: tuple[Any, Any], known: Known, floor: Any, tries: int,
-                lower: list[Any] | None = None) -> bool | object:
+                stop: Any, known: Known, floor: Any, lower: list[Any] | None = None
+                ) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see walk.py
         `advance`). Returns False when that could not be done now and the page is left for
         later, _ABOVE when it holds only new follows and no account the trigger knows: the
@@ -216,7 +216,7 @@ class RangeWalker:
                 continue
             (sure if i < last_anchor and is_stable(key) else unsure).add(key)
         old: set[str] = set()
-        stop, base = range_
+        base = walk.base
         if floor is not None:
             # Checked at the lowest of the stops and the base: a maxCursor ahead of the list
             # can lift the watermark and the stops taken from it, never the base; the accounts
@@ -237,13 +237,12 @@ class RangeWalker:
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
-                walk.left = walk.rest(read.cursor, base, tries, check=True)
+                walk.left = walk.rest(read.cursor, walk.tries, check=True)
                 return False
             listed = self._one_page(check)
             if isinstance(listed, str):
                 walk.new += pick(read, sure)
-                self._failed(walk, read.cursor, range_, tries,
-                             "a check of older follows it could not answer")
+                self._failed(walk, read.cursor, "a check of older follows it could not answer")
                 return False
             old = unsure & set(listed.keys)
         walk.new += pick(read, (sure | unsure) - old)
@@ -271,13 +270,11 @@ class RangeWalker:
         self.run.touched.update(read.keys)
         return read
 
-    def _failed(self, walk: RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
-                why: str) -> None:
+    def _failed(self, walk: RangeRead, cursor: Any, why: str) -> None:
         """The upstream broke the walk off at `cursor`: keep the rest of the range (its stop
         and base) for a later poll, sooner when this walk still made progress."""
-        base = range_[1]
         walk.failure = why
-        walk.left = walk.rest(cursor, base, 0 if walk.first_page is not None else tries).failed()
+        walk.left = walk.rest(cursor, 0 if walk.first_page is not None else walk.tries).failed()
         if cursor is None:
             if walk.first_page is not None:
                 self.run.warnings.append(

@@ -67,11 +67,15 @@ class RangeRead:
     stop: Any = None
     #: The fingerprint of the account `stop` came from, or None: what is left keeps it too.
     stop_account: int | None = None
+    #: A cursor at or below `stop` the upstream handed out, or None: what is left keeps it.
+    base: Any = None
+    #: The failed tries of the range, which what is left keeps while the walk made no progress.
+    tries: int = 0
 
-    def rest(self, start: Any, base: Any, tries: int = 0, check: bool = False) -> Gap:
+    def rest(self, start: Any, tries: int = 0, check: bool = False) -> Gap:
         """What is left of this range: from `start` down to its stop as given, with the
-        account that stop came from."""
-        return Gap(start, self.stop, tries, 0, check, base, self.stop_account)
+        account that stop came from and its base."""
+        return Gap(start, self.stop, tries, 0, check, self.base, self.stop_account)
 
 
 class Known:
