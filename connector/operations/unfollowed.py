@@ -58,7 +58,8 @@ def run(
     prior = UnfollowState.of(state)
     pages = Pages(list_reader(client, handle, count=inputs.get("count"), request_source=source))
     walk = PollRun(pages.fetch, budget=inputs["maxPages"])
-    now = _now_ms(prior.clock if prior is not None else 0)
+    # Always later than the previous poll's time, even if the clock steps back.
+    now = max(int(time.time() * 1000), (prior.clock if prior is not None else 0) + 1)
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
@@ -169,8 +170,3 @@ class _Poll(ListRead):
             "pendingGaps": len(gaps),
         })
 
-
-def _now_ms(after: int) -> int:
-    """Now in epoch milliseconds, and always later than `after` (the previous poll's time),
-    even if the clock steps back."""
-    return max(int(time.time() * 1000), after + 1)
