@@ -43,7 +43,7 @@ def run(
                    budget=inputs["maxPages"])
     if mode == "test":
         items = poll.sample()
-        meta = _meta(poll, handle, new_follows=0, gaps=None)
+        meta = _meta(poll, handle, new_follows=0, gaps=[])
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
     if poll.new_baseline(prior, handle):
@@ -65,9 +65,7 @@ def run(
                   meta=_meta(poll, handle, new_follows=len(items), gaps=new_state.gaps))
 
 
-def _meta(poll: PollRun, handle: str, *, new_follows: int, gaps: list | None
-          ) -> dict[str, Any]:
-    gaps = gaps or []
+def _meta(poll: PollRun, handle: str, *, new_follows: int, gaps: list) -> dict[str, Any]:
     return poll.meta(handle, {
         "newFollows": new_follows,
         "baseline": poll.baselined,

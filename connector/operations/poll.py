@@ -135,8 +135,7 @@ class PollRun:
         }
 
 
-def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None = None
-                  ) -> Any:
+def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int) -> Any:
     """The follow time of the newest account on a page, as a watermark: its maxCursor in the
     unit of its minCursor (the unit the upstream pages in, and so the unit minTime is sent
     in). Lower is always safe, higher is not: a maxCursor below its minCursor, or in the
@@ -144,9 +143,8 @@ def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None
     if page is None or not page.entries:
         return fallback
     hi, lo = page.max_cursor, page.min_cursor
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now)
-    if not cursors.is_dead(hi) and not cursors.future(hi, now) and (
+    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now_ms)
+    if not cursors.is_dead(hi) and not cursors.future(hi, now_ms) and (
         cursors.is_dead(lo) or cursors.at_or_below(lo, hi)
     ):
         return cursors.in_unit_of(hi, lo) if live_lo else hi
