@@ -31,22 +31,22 @@ _S = TypeVar("_S", bound="SplitState")
 class SplitState:
     """A trigger state in either form (see the module); the split between row and parts is
     decided here, once. A state writes `_fields(parts)` (its runner JSON with `parts` as its
-    PARTS field, in the order it always had), `_texts()` and `_parts()` (its parts as text
-    and as bytes), and `_load(data, parts)` (check and decode; `parts` None: they are
-    `data`'s PARTS field, as text)."""
+    PARTS field, in the order it always had), `_parts(text)` (its parts as text, or as
+    bytes), and `_load(data, parts)` (check and decode; `parts` None: they are `data`'s
+    PARTS field, as text)."""
 
     #: The field of the runner JSON that a database keeps as parts.
     PARTS: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:
         """The runner-owned JSON: what `invoke`, `serve` and `connector.run` hand back."""
-        return self._fields(self._texts())  # type: ignore[attr-defined,no-any-return]
+        return self._fields(self._parts(True))  # type: ignore[attr-defined,no-any-return]
 
     def to_stored(self) -> tuple[dict[str, Any], list[bytes]]:
         """(the small JSON row, the parts as bytes, newest first): what a database keeps."""
         row = self._fields(None)  # type: ignore[attr-defined]
         del row[self.PARTS]
-        return row, self._parts()  # type: ignore[attr-defined]
+        return row, self._parts(False)  # type: ignore[attr-defined]
 
     @classmethod
     def of(cls: type[_S], state: Any) -> _S | None:

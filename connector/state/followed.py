@@ -75,11 +75,8 @@ class FollowState(SplitState):
             "gaps": [g.to_json() for g in self.gaps],
         }
 
-    def _texts(self) -> list[str]:
-        return self.known.known_texts()
-
-    def _parts(self) -> list[bytes]:
-        return self.known.known_bytes()
+    def _parts(self, text: bool) -> list[Any]:
+        return self.known.known_texts() if text else self.known.known_bytes()
 
     @classmethod
     def _load(cls, data: dict[str, Any], parts: list[bytes | str] | None) -> FollowState:
