@@ -51,7 +51,6 @@ class RangeWalker:
         walk = RangeRead(stop=gap.stop if gap is not None else stop,
                          stop_account=gap.stop_account if gap is not None else account,
                          base=base, tries=gap.tries if gap is not None else 0)
-        seen: set[str] = set()
         cursor = start
 
         def fetch(at: Any) -> Page:
@@ -72,7 +71,7 @@ class RangeWalker:
 
         while True:
             pager = Pager(fetch, start=cursor, stop=stop, max_pages=pages)
-            pager.seen = seen  # one walk, even when it goes on past a page it took for the last
+            pager.seen = walk.keys  # one walk, even past a page it took for the last
             go_on = None
             try:
                 for read in pager:
@@ -87,14 +86,13 @@ class RangeWalker:
                     # no cursor to date its oldest follow.
                     if reason == REACHED and self._short(read, stop, known,
                                                          self.run.pages_before(), account):
-                        read = self._read_on(walk, read, pager.seen, known)
+                        read = self._read_on(walk, read, known)
                         if read is None:
                             break
                     if reason == REACHED or (
                         reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
-                        settled = self._settle(walk, read, pager.seen, stop, known, floor,
-                                               lower)
+                        settled = self._settle(walk, read, stop, known, floor, lower)
                         if settled is _ABOVE:
                             walk.ahead = True
                             go_on = read.page.min_cursor
@@ -121,7 +119,6 @@ class RangeWalker:
                 walk.left = walk.rest(go_on)
                 break
             cursor = go_on
-        walk.keys = seen
         # `fetch` and the pager refer to each other (a cycle): broken here, the poll's pages
         # are freed as it ends instead of waiting for the garbage collector, which otherwise
         # runs several times as often in a watch and costs CPU with each run.
@@ -163,8 +160,7 @@ class RangeWalker:
         return read.keys[-1] not in known or (
             account is not None and all(fingerprint(k) != account for k in read.keys))
 
-    def _read_on(self, walk: RangeRead, read: PageRead, seen: set[str],
-                 known: Known) -> PageRead | None:
+    def _read_on(self, walk: RangeRead, read: PageRead, known: Known) -> PageRead | None:
         """Read past a page that ends short of its stop's second (`_short`): the page below,
         from the stop, lists that whole second. The accounts of the short page it does not
         list again lie above the stop's second, and are new unless known; those it lists
@@ -177,7 +173,7 @@ class RangeWalker:
         if isinstance(below, str):
             self._failed(walk, read.cursor, below)
             return None
-        again = set(below.keys)
+        again, seen = set(below.keys), walk.keys
         walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
                      if k not in again and k not in known]
         # Fresh again: they are sorted with the page below, not taken for repeats there.
@@ -188,9 +184,8 @@ class RangeWalker:
         return PageRead(below.page, below.cursor, below.keys, [e for _, e in fresh],
                         [k for k, _ in fresh], REACHED)
 
-    def _settle(self, walk: RangeRead, read: PageRead, seen: set[str],
-                stop: Any, known: Known, floor: Any, lower: list[Any] | None = None
-                ) -> bool | object:
+    def _settle(self, walk: RangeRead, read: PageRead, stop: Any, known: Known, floor: Any,
+                lower: list[Any] | None = None) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see walk.py
         `advance`). Returns False when that could not be done now and the page is left for
         later, _ABOVE when it holds only new follows and no account the trigger knows: the
@@ -207,7 +202,7 @@ class RangeWalker:
         fresh = set(read.fresh_keys)
         keys = read.keys
         # An anchor: an account the trigger knows, or one this walk saw on an earlier page.
-        anchors = [k in known or (k in seen and k not in fresh) for k in keys]
+        anchors = [k in known or (k in walk.keys and k not in fresh) for k in keys]
         last_anchor = len(anchors) - 1 - anchors[::-1].index(True) if True in anchors else -1
         sure: set[str] = set()
         unsure: set[str] = set()
