@@ -22,8 +22,6 @@ from .walk import advance
 #: The trigger's state, for the embedded store (operations/registry.py).
 State = FollowState
 
-__all__ = ["State", "run"]
-
 
 def run(
     client: PageSource,

@@ -28,8 +28,6 @@ from ..state.prints import fingerprint
 from .poll import PollRun, newest_cursor
 from .reads import Known, RangeRead, pick
 
-__all__ = ["RangeWalker"]
-
 
 class RangeWalker:
     """The walks of one poll's ranges, over its PollRun's budget."""

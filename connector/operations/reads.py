@@ -12,8 +12,6 @@ from ..core.http import Page
 from ..core.pagination import PageRead
 from ..state.gaps import Gap
 
-__all__ = ["Advance", "Known", "RangeRead", "pick"]
-
 
 @dataclass
 class Advance:

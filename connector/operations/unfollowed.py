@@ -39,8 +39,6 @@ State = UnfollowState
 #: last full read: one is started, to drop them (TikTok itself allows 10,000 follows).
 TRACK_LIMIT = 10_000
 
-__all__ = ["State", "run"]
-
 
 def run(
     client: PageSource,
@@ -63,7 +61,7 @@ def run(
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
-        meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, None)
+        meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, UnfollowState(handle))
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
     poll = _Poll(walk, pages, reconcile=inputs["reconcileEvery"], now=now)
@@ -148,12 +146,10 @@ class _Poll(ListRead):
             self.read(state, target=shortfall)
         return state
 
-    def meta(self, handle: str, state: UnfollowState | None) -> dict[str, Any]:
-        walk = self.walk
-        gaps = state.gaps if state else []
-        reading = state is not None and state.scan is not None
-        return walk.meta(handle, {
-            "unfollows": len(self.items) if state is not None else 0,
+    def meta(self, handle: str, state: UnfollowState) -> dict[str, Any]:
+        reading = state.scan is not None
+        return self.walk.meta(handle, {
+            "unfollows": len(self.items),
             "followsSeen": self.added,
             "baseline": self.baselined,
             "check": self.check,
@@ -161,12 +157,12 @@ class _Poll(ListRead):
             "expectedTotal": self.expected,
             "fullRead": self.full_read,
             "readingList": reading,
-            "tracked": len(state.roster) if state else 0,
-            "unlisted": max(state.offset, 0) if state else 0,
-            "atDepthCap": state.capped if state else False,
+            "tracked": len(state.roster),
+            "unlisted": max(state.offset, 0),
+            "atDepthCap": state.capped,
             "unfoundUnfollows": self.unfound,
             "droppedAtCap": self.dropped,
-            "catchingUp": bool(gaps) or reading or (state is not None and not walk.top_done),
-            "pendingGaps": len(gaps),
+            "catchingUp": bool(state.gaps) or reading or not self.walk.top_done,
+            "pendingGaps": len(state.gaps),
         })
 
