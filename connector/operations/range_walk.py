@@ -202,12 +202,9 @@ class RangeWalker:
         # An anchor: an account the trigger knows, or one this walk saw on an earlier page.
         anchors = [k in known or (k in walk.keys and k not in fresh) for k in keys]
         last_anchor = len(anchors) - 1 - anchors[::-1].index(True) if True in anchors else -1
-        sure: set[str] = set()
-        unsure: set[str] = set()
-        for i, key in enumerate(keys):
-            if anchors[i]:
-                continue
-            (sure if i < last_anchor and is_stable(key) else unsure).add(key)
+        unknown = [(i, k) for i, k in enumerate(keys) if not anchors[i]]
+        sure = {k for i, k in unknown if i < last_anchor and is_stable(k)}
+        unsure = {k for i, k in unknown if not (i < last_anchor and is_stable(k))}
         old: set[str] = set()
         base = walk.base
         if floor is not None:
