@@ -1,10 +1,8 @@
 """The polling trigger "New Account Followed": each follow since the last poll, exactly once.
 
-A poll reads from the newest follow down only until a page reaches the newest follow it already
-knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
-the fewest that can show every new follow and one known one. The walk itself (pages, budget,
-gaps) lives in walk.py, one range's read (the check at `floor`) in range_walk.py, shared with
-the "Account Unfollowed" trigger; this module decides what the trigger remembers and emits.
+A poll is the walk down to the watermark (walk.py; one range's read, the check at `floor`, in
+range_walk.py), shared with the "Account Unfollowed" trigger; this module decides what the
+trigger remembers and emits.
 """
 
 from __future__ import annotations
