@@ -76,22 +76,20 @@ class ListRead:
     def read(self, state: UnfollowState, *, target: int | None) -> None:
         """Read on down the list from where the read stands; emit the accounts it shows are
         gone. `target`: stop once this many are found (the count's shortfall)."""
-        scan = state.scan
-        assert scan is not None
-        scan.polls += 1
         try:
-            while not self._read_on(state, scan, target):
+            while not self._read_on(state, target):
                 # It ended where it could not tell the list's end from where the upstream
                 # stops listing: read again from the top (pages this poll read are reused).
-                scan = state.scan
-                assert scan is not None
-                scan.polls += 1
                 target = None
         finally:
             self._emit()
 
-    def _read_on(self, state: UnfollowState, scan: Scan, target: int | None) -> bool:
-        """`read`'s pages; False when the read is to begin again from the top."""
+    def _read_on(self, state: UnfollowState, target: int | None) -> bool:
+        """`read`'s pages, for the read in `state.scan`; False when the read is to begin
+        again from the top."""
+        scan = state.scan
+        assert scan is not None
+        scan.polls += 1
         pager = Pager(self._fetch_for_read, start=scan.cursor)
         found = 0
         try:
@@ -105,7 +103,7 @@ class ListRead:
                     return True
                 scan.tries = 0  # the read moves on
                 if reason in ENDS:
-                    return self._finish(state, read, reason, target, found)
+                    return self._finish(state, scan, read, reason, target, found)
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
                     found += self._judge(state, scan, read.page.min_cursor)
@@ -137,15 +135,13 @@ class ListRead:
             self.gone.append(state.roster.remove(key))
         return len(gone)
 
-    def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
-                found: int) -> bool:
+    def _finish(self, state: UnfollowState, scan: Scan, read: PageRead, reason: str,
+                target: int | None, found: int) -> bool:
         """The read reached the end of the list, or where the upstream stops listing: whatever
         it did not list, and whose place it passed, is gone; an account whose place it may not
         have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
         The count's offset is synced again. Returns False, changing nothing but the read, when
         the read must begin again to tell the list's end from where the upstream stops."""
-        scan = state.scan
-        assert scan is not None
         roster, total = state.roster, self.total
         listed = sum(1 for _, a in roster if a.seen >= scan.began)
         reach, capped, unsure = self._reach(read, reason, listed)
