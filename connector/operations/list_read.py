@@ -249,9 +249,8 @@ class ListRead:
             len(page.entries), page.min_cursor, page.max_cursor, cursor
         ) or not (cursors.is_dead(cursor) or cursors.below(bound, cursor)):
             bound = None
-        for entry in page.entries:
-            if roster.see(identity(entry), flatten(entry), bound, self.now, older=older):
-                self.added += 1
+        self.added += sum(roster.see(identity(e), flatten(e), bound, self.now, older=older)
+                          for e in page.entries)
 
     def _emit(self) -> None:
         """The accounts found gone, oldest follow first, as items."""
