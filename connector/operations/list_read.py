@@ -159,11 +159,11 @@ class ListRead:
                 continue
             gone = reach is _WHOLE or (reach is not None and account.bound is not None
                                        and cursors.below(reach, account.bound))
+            account = roster.remove(key)
             if gone and scan.mode != BASELINE:
-                self.gone.append(roster.remove(key))
+                self.gone.append(account)
                 found += 1
             else:
-                roster.remove(key)
                 self.dropped += 1
         if total is None:
             state.offset += self.dropped
@@ -285,5 +285,4 @@ def _ended_on(reason: str) -> str:
 
 
 def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with milliseconds."""
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")
