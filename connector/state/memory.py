@@ -172,7 +172,6 @@ class Memory:
 
 
 def _bytes(item: Stored) -> bytes:
-    """A part's bytes, from them or from their base85 text."""
     return item if isinstance(item, bytes) else b85.decode(item)
 
 
