@@ -266,10 +266,8 @@ def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict
     """An emitted item: the follow trigger's flat item, then when the account was last seen
     listed and when its unfollow was detected (it happened in between)."""
     item = {name: fields.get(name) for name in FIELDS}
-    item["profileUrl"] = profile_url(item["uniqueId"])
-    item["lastSeenAt"] = last_seen
-    item["detectedAt"] = detected
-    return item
+    return {**item, "profileUrl": profile_url(item["uniqueId"]), "lastSeenAt": last_seen,
+            "detectedAt": detected}
 
 
 def _older_first(a: Account, b: Account) -> int:
