@@ -108,13 +108,12 @@ class Roster:
             self._sizes[block] = self._sizes.get(block, 0) + 1
             self._data[block] = None
             return True
-        changed = False
         if bound is not None and (account.bound is None
                                   or cursors.below(account.bound, bound)):
-            account.bound, changed = bound, True
+            account.bound = bound
+            self._data[account.block] = None  # to encode again
         if account.values != fields or account.seen != seen:
-            account.values, account.seen, changed = fields, seen, True
-        if changed:
+            account.values, account.seen = fields, seen
             self._data[account.block] = None
         return False
 
