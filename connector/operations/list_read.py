@@ -10,7 +10,6 @@ the list ends and where the upstream stops listing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cmp_to_key
 from typing import Any
@@ -31,28 +30,6 @@ DEPTH_NEAR = 4000
 _WHOLE = object()
 
 
-class Pages:
-    """Fetches pages and keeps those this poll got, by the cursor they were asked with: every
-    account they list is followed now, and the read of the list reuses them instead of asking
-    again."""
-
-    def __init__(self, fetch: Callable[[Any], Page]) -> None:
-        self._fetch = fetch
-        self.got: list[tuple[Any, Page]] = []
-        self.by_cursor: dict[Any, Page] = {}
-
-    def fetch(self, cursor: Any) -> Page:
-        page = self._fetch(cursor)
-        self.got.append((cursor, page))
-        self.by_cursor.setdefault(cursor, page)
-        return page
-
-    def total(self) -> int | None:
-        """The following count on this poll's first page of the list's top, if it said."""
-        page = self.by_cursor.get(None)
-        return page.total if page is not None else None
-
-
 class _Spent(Exception):
     """The page budget is spent: the read goes on from here next poll."""
 
@@ -60,9 +37,8 @@ class _Spent(Exception):
 class ListRead:
     """One poll's read of the list, and what it found (the trigger's poll builds on it)."""
 
-    def __init__(self, walk: PollRun, pages: Pages, *, now: int) -> None:
+    def __init__(self, walk: PollRun, *, now: int) -> None:
         self.walk = walk
-        self.pages = pages
         self.now = now
         self.items: list[dict[str, Any]] = []
         self.gone: list[Account] = []
@@ -119,7 +95,7 @@ class ListRead:
         return True
 
     def _fetch_for_read(self, cursor: Any) -> Page:
-        page = self.pages.by_cursor.get(cursor)
+        page = self.walk.by_cursor.get(cursor)
         if page is not None:
             return page  # this poll's walk already read it
         if self.walk.remaining < 1:
@@ -233,7 +209,9 @@ class ListRead:
     # Pages into the roster, accounts out as items
 
     def merge_all(self, roster: Roster, *, older: bool = False) -> None:
-        for cursor, page in self.pages.got:
+        """Every page this poll got (PollRun.got) into the roster: each account a page lists
+        is followed now."""
+        for cursor, page in self.walk.got:
             self.merge(roster, cursor, page, older=older)
 
     def merge(self, roster: Roster, cursor: Any, page: Page, *, older: bool = False) -> None:

@@ -33,6 +33,10 @@ class PollRun:
         self.pages = 0
         self.attempts = 0
         self.last_page: Page | None = None
+        #: The pages this poll got, by the cursor they were asked with: the unfollow
+        #: trigger's read of the list reuses them instead of asking again.
+        self.got: list[tuple[Any, Page]] = []
+        self.by_cursor: dict[Any, Page] = {}
         self.warnings: list[str] = []
         #: The identities on the pages this poll's walks read: the accounts it has just seen.
         self.touched: set[str] = set()
@@ -48,6 +52,8 @@ class PollRun:
         """One page, counted against the budget: what every pager of this poll fetches with."""
         self.remaining -= 1
         page = self._fetch_page(cursor)
+        self.got.append((cursor, page))
+        self.by_cursor.setdefault(cursor, page)
         self.pages += 1
         self.attempts += page.attempts
         self.last_page = page
@@ -68,6 +74,11 @@ class PollRun:
         """The cursor whose page lists only follows older than `cursor`'s own second (None:
         nothing is older): the one before it, or itself on an upstream that pages "before"."""
         return cursor if self.pages_before() else cursors.before(cursor)
+
+    def total(self) -> int | None:
+        """The following count on this poll's first page of the list's top, if it said."""
+        page = self.by_cursor.get(None)
+        return page.total if page is not None else None
 
     def new_baseline(self, prior: Any, handle: str) -> bool:
         """Whether this poll takes a baseline: no state yet, or one for another handle (then

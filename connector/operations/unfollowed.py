@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.http import PageSource, list_reader
 from ..state.unfollowed import BASELINE, FULL, SHORT, Scan, UnfollowState
-from .list_read import ListRead, Pages, iso, unfollow_item
+from .list_read import ListRead, iso, unfollow_item
 from .poll import PollRun
 from .results import Result
 from .walk import advance
@@ -54,17 +54,17 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.of(state)
-    pages = Pages(list_reader(client, handle, count=inputs.get("count"), request_source=source))
-    walk = PollRun(pages.fetch, budget=inputs["maxPages"])
+    walk = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
+                   budget=inputs["maxPages"])
     # Always later than the previous poll's time, even if the clock steps back.
     now = max(int(time.time() * 1000), (prior.clock if prior is not None else 0) + 1)
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
-        meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, UnfollowState(handle))
+        meta = _Poll(walk, reconcile=0, now=now).meta(handle, UnfollowState(handle))
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
-    poll = _Poll(walk, pages, reconcile=inputs["reconcileEvery"], now=now)
+    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
     fresh = walk.new_baseline(prior, handle)
     new_state = poll.baseline(handle) if fresh else poll.advance(prior)  # type: ignore[arg-type]
     return Result(items=poll.items, state=new_state, meta=poll.meta(handle, new_state))
@@ -73,8 +73,8 @@ def run(
 class _Poll(ListRead):
     """One poll of the trigger: the walk, the check, the read, and what they found."""
 
-    def __init__(self, walk: PollRun, pages: Pages, *, reconcile: int, now: int) -> None:
-        super().__init__(walk, pages, now=now)
+    def __init__(self, walk: PollRun, *, reconcile: int, now: int) -> None:
+        super().__init__(walk, now=now)
         self.reconcile = reconcile
         self.check: str | None = None
         self.expected: int | None = None
@@ -89,7 +89,7 @@ class _Poll(ListRead):
         watermark, base, _ = self.walk.baseline()
         state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
         self.merge_all(state.roster, older=True)
-        self.total = self.pages.total()
+        self.total = self.walk.total()
         self.check = BASELINE
         state.scan = Scan(None, BASELINE, began=self.now)
         self.read(state, target=None)
@@ -103,7 +103,7 @@ class _Poll(ListRead):
         state.watermark, state.gaps, state.base = step.watermark, step.gaps, step.base
         self.merge_all(state.roster)
         caught_up = self.walk.top_done and not state.gaps
-        total = self.total = self.pages.total()
+        total = self.total = self.walk.total()
         expected = self.expected = len(state.roster) + state.offset
         scan = state.scan
         waiting = scan is not None and scan.wait > 0
