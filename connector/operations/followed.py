@@ -53,7 +53,7 @@ def run(
         step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base,
                        forgets=prior.known.forgets, account=prior.watermark_account)
         new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
-                                known=prior.known.remember(step.remembered, step.touched,
+                                known=prior.known.remember(step.remembered, poll.touched,
                                                            step.closed),
                                 gaps=step.gaps, watermark_account=step.watermark_account)
         items = step.items

@@ -24,8 +24,6 @@ class Advance:
     remembered: list[str]
     #: A cursor at or below the watermark that the upstream handed out (see `advance`).
     base: Any = None
-    #: The identities on the pages read: to be kept in memory over older ones.
-    touched: set[str] = field(default_factory=set)
     #: New follows found in ranges this poll read to their end (below the newest page), not
     #: on a page the top walk read: no later read needs them to tell new from old (the top
     #: walk reads above them, and nothing is left of their range), so a memory at its bound

@@ -159,5 +159,4 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     new_keys = [k for i in reversed(order) for k, _ in found[i]]
     items = [flatten(e) for i in order for _, e in reversed(found[i])]
     return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                   run.touched, [k for i in closed for k, _ in found[i] if k not in top_keys],
-                   account)
+                   [k for i in closed for k, _ in found[i] if k not in top_keys], account)
