@@ -40,6 +40,7 @@ class PollRun:
         self.warnings: list[str] = []
         #: The identities on the pages this poll's walks read: the accounts it has just seen.
         self.touched: set[str] = set()
+        #: Whether this poll took a baseline (or, for the unfollow trigger, went on with one).
         self.baselined = False
         #: Whether this poll read every new follow down to the watermark.
         self.top_done = True

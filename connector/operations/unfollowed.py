@@ -78,14 +78,12 @@ class _Poll(ListRead):
         self.reconcile = reconcile
         self.check: str | None = None
         self.expected: int | None = None
-        self.baselined = False
 
     # The two kinds of poll
 
     def baseline(self, handle: str) -> UnfollowState:
         """First poll: learn the list (as much as the budget reads now, the rest next polls);
         nothing is emitted."""
-        self.baselined = True
         watermark, base, _ = self.walk.baseline()
         state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
         self.merge_all(state.roster, older=True)
@@ -115,7 +113,7 @@ class _Poll(ListRead):
             return state
         if scan is not None and scan.mode == BASELINE:
             self.check = BASELINE
-            self.baselined = True
+            self.walk.baselined = True  # the baseline goes on
             self.expected = None  # the roster is still being learnt
         elif total is None:
             self.check = "noTotal"
@@ -151,7 +149,7 @@ class _Poll(ListRead):
         return self.walk.meta(handle, {
             "unfollows": len(self.items),
             "followsSeen": self.added,
-            "baseline": self.baselined,
+            "baseline": self.walk.baselined,
             "check": self.check,
             "total": self.total,
             "expectedTotal": self.expected,
