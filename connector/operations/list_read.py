@@ -58,7 +58,11 @@ class ListRead:
                 # stops listing: read again from the top (pages this poll read are reused).
                 target = None
         finally:
-            self._emit()
+            # The accounts found gone, oldest follow first, as items.
+            detected = iso(self.now)
+            self.items += [unfollow_item(a.item, iso(a.seen), detected)
+                           for a in sorted(self.gone, key=cmp_to_key(_older_first))]
+            self.gone = []
 
     def _read_on(self, state: UnfollowState, target: int | None) -> bool:
         """`read`'s pages, for the read in `state.scan`; False when the read is to begin
@@ -229,15 +233,6 @@ class ListRead:
             bound = None
         self.added += sum(roster.see(identity(e), flatten(e), bound, self.now, older=older)
                           for e in page.entries)
-
-    def _emit(self) -> None:
-        """The accounts found gone, oldest follow first, as items."""
-        if not self.gone:
-            return
-        detected = iso(self.now)
-        ordered = sorted(self.gone, key=cmp_to_key(_older_first))
-        self.items += [unfollow_item(a.item, iso(a.seen), detected) for a in ordered]
-        self.gone = []
 
 
 def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict[str, Any]:
