@@ -71,7 +71,6 @@ class ListRead:
         assert scan is not None
         scan.polls += 1
         pager = Pager(self._fetch_for_read, start=scan.cursor)
-        found = 0
         try:
             for read in pager:
                 reason = read.reason
@@ -83,11 +82,11 @@ class ListRead:
                     return True
                 scan.tries = 0  # the read moves on
                 if reason in ENDS:
-                    return self._finish(state, scan, read, reason, target, found)
+                    return self._finish(state, scan, read, reason, target)
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
-                    found += self._judge(state, scan, read.page.min_cursor)
-                if target is not None and found >= target:
+                    self._judge(state, scan, read.page.min_cursor)
+                if target is not None and len(self.gone) >= target:
                     state.scan = None  # as many gone as the count said: the rest is as it was
                     return True
         except _Spent:
@@ -106,17 +105,15 @@ class ListRead:
             raise _Spent
         return self.walk.fetch(cursor)
 
-    def _judge(self, state: UnfollowState, scan: Scan, below: Any) -> int:
+    def _judge(self, state: UnfollowState, scan: Scan, below: Any) -> None:
         """Drop the accounts that should have been listed above the follow time `below` since
         the read began, and were not."""
-        gone = [key for key, a in state.roster
-                if a.seen < scan.began and a.bound is not None and cursors.below(below, a.bound)]
-        for key in gone:
-            self.gone.append(state.roster.remove(key))
-        return len(gone)
+        self.gone += [state.roster.remove(key) for key, a in state.roster
+                      if a.seen < scan.began and a.bound is not None
+                      and cursors.below(below, a.bound)]
 
     def _finish(self, state: UnfollowState, scan: Scan, read: PageRead, reason: str,
-                target: int | None, found: int) -> bool:
+                target: int | None) -> bool:
         """The read reached the end of the list, or where the upstream stops listing: whatever
         it did not list, and whose place it passed, is gone; an account whose place it may not
         have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
@@ -142,7 +139,6 @@ class ListRead:
             account = roster.remove(key)
             if gone and scan.mode != BASELINE:
                 self.gone.append(account)
-                found += 1
             else:
                 self.dropped += 1
         if total is None:
@@ -169,8 +165,8 @@ class ListRead:
                 f"(new follows may have pushed the rest below the depth cap): the "
                 f"{self.dropped} accounts it did not reach are out of sight, not taken for "
                 f"unfollows")
-        if reach is not _WHOLE and target is not None and found < target:
-            self.unfound = target - found
+        if reach is not _WHOLE and target is not None and len(self.gone) < target:
+            self.unfound = target - len(self.gone)
             self.walk.warnings.append(
                 f"the count shows {self.unfound} more unfollows than the list does: they "
                 f"are below {'the depth cap' if capped else 'where the read could list'}, "
