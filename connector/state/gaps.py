@@ -59,10 +59,12 @@ class Gap:
                 **{name: value for name, value in kept.items() if value is not None}}
 
     @classmethod
-    def from_json(cls, raw: Any, fields: frozenset[str] = FIELDS) -> Gap:
+    def from_json(cls, raw: Any, *, with_base: bool, with_account: bool) -> Gap:
         if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
             raise damaged("a gap must be an object with 'from' and 'to'")
-        check_fields(raw, fields, "a gap")
+        left_out = {name for name, kept in (("base", with_base), ("account", with_account))
+                    if not kept}
+        check_fields(raw, FIELDS - left_out, "a gap")
         start = check_cursor(raw["from"], "gap 'from'")
         stop = check_cursor(raw["to"], "gap 'to'")
         tries, wait = raw.get("tries", 0), raw.get("wait", 0)
@@ -82,9 +84,7 @@ def gaps_from_json(raw: Any, *, with_base: bool, with_account: bool = False) -> 
         raise damaged("'gaps' must be a list")
     if len(raw) > GAP_LIMIT:
         raise damaged(f"{len(raw)} gaps, more than the {GAP_LIMIT} this connector keeps")
-    fields = FIELDS - {name for name, kept in (("base", with_base), ("account", with_account))
-                       if not kept}
-    return [Gap.from_json(g, fields) for g in raw]
+    return [Gap.from_json(g, with_base=with_base, with_account=with_account) for g in raw]
 
 
 def backoff(tries: int) -> tuple[int, int]:
