@@ -28,20 +28,20 @@ class Memory:
     whole takes 2 bits an account less than four sets of 1,250, and that is what keeps
     fingerprints wide enough for 1 in 10**9 within 21 KB; but the set keeps no order.
 
-    Past KNOWN_LIMIT fingerprints go: first the oldest segments of a version-2 state (`legacy`:
-    its 32-bit fingerprints, read-only), then, when the recent part goes into the held set, a
-    run of held ones from a point that depends on what was just added, each as likely as any
-    other to go, except those just added and the accounts the poll has just seen (on the pages
-    it read, the newest page's among them), which stay. So the memory keeps what the next poll's
-    top walk needs (the newest page's accounts). A poll may also spend its whole budget on
-    pending gaps and read no newest page: what a poll found in gaps it read to their end is
-    therefore not taken in at the bound (`spare`; no later read needs it), so that such a poll
-    forgets nothing for them. Any other may go before its turn would have come in order, even
-    one a few hundred follows from the top that a pending gap's last page holds: at the bound
-    (`forgets`) the walk checks that page against the follows older than the gap's stop
-    (operations/range_walk.py), so this costs a check request there, or one re-follow of a
-    forgotten account emitted again, or an account followed in the very second where a pending
-    gap stops or resumes emitted again.
+    Past KNOWN_LIMIT fingerprints go: first the oldest segments of a version-2 state
+    (`legacy`: its 32-bit fingerprints, read-only), then, when the recent part goes into the
+    held set, a run of held ones from a point that depends on what was just added, each as
+    likely as any other to go, except those just added and the accounts the poll has just
+    seen (on the pages it read, the newest page's among them), which stay. So the memory
+    keeps what the next poll's top walk needs (the newest page's accounts). A poll may also
+    spend its whole budget on pending gaps and read no newest page: what a poll found in gaps
+    it read to their end is therefore not taken in at the bound (`spare`; no later read needs
+    it), so that such a poll forgets nothing for them. Any other may go
+    before its turn would have come in order, even one a few hundred follows from the top
+    that a pending gap's last page holds: at the bound (`forgets`) the walk checks that page
+    against the follows older than the gap's stop (operations/range_walk.py), so this costs a
+    check request there, or one re-follow of a forgotten account emitted again, or an
+    account followed in the very second where a pending gap stops or resumes emitted again.
     """
 
     def __init__(self, held: Part | None = None, recent: list[Part] | None = None,
@@ -49,8 +49,11 @@ class Memory:
         self._held = held
         self._recent = recent or []
         self._legacy = legacy or []
-        self._all: set[int] = every if every is not None else set(
-            held.prints if held is not None else ()).union(*(p.prints for p in self._recent))
+        if every is None:
+            every = set(held.prints) if held is not None else set()
+            for part in self._recent:
+                every.update(part.prints)
+        self._all: set[int] = every
         self._old: set[int] = set().union(*(s.prints for s in self._legacy))
 
     def __contains__(self, key: str) -> bool:
