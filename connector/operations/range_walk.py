@@ -61,8 +61,7 @@ class RangeWalker:
                 if newest is not None and cursors.below(newest, stop) \
                         and cursors.below(base, stop):
                     stop, account = base, None  # a base is no account's (see `_short`)
-                    if pager is not None:  # always: the pager is what calls fetch
-                        pager.stop = base
+                    pager.stop = base  # type: ignore[union-attr]  # the pager calls fetch
             return page
 
         pager: Pager | None = None
