@@ -28,11 +28,9 @@ def event_id(handle: str, key: str, kind: str = FOLLOWED, occurrence: str | None
 
 def new_event(handle: str, item: dict[str, Any], *, detected_at: str,
               kind: str = FOLLOWED) -> tuple[str, dict[str, Any]]:
-    """(event id, payload) for "`handle` <kind> `item`": the body every webhook receives.
-
-    An account can be unfollowed more than once (followed again in between): the time it was
-    last seen followed (`lastSeenAt`, an unfollow item's field) tells those events apart, and
-    is the same when a poll is repeated."""
+    """(event id, payload) for "`handle` <kind> `item`": the body every webhook receives. An
+    unfollow's occurrence (see event_id) is when the account was last seen followed, its
+    item's `lastSeenAt`."""
     occurrence = item.get("lastSeenAt") if kind != FOLLOWED else None
     eid = event_id(handle, identity(item), kind, occurrence)
     payload: dict[str, Any] = {"eventId": eid, "handle": handle, "detectedAt": detected_at,

@@ -1,10 +1,8 @@
 """The polling trigger "New Account Followed": each follow since the last poll, exactly once.
 
-A poll reads from the newest follow down only until a page reaches the newest follow it already
-knew (the watermark): with n new follows and page size p that is ceil((n + 1) / p) requests,
-the fewest that can show every new follow and one known one. The walk itself (pages, budget,
-gaps) lives in walk.py, one range's read (the check at `floor`) in range_walk.py, shared with
-the "Account Unfollowed" trigger; this module decides what the trigger remembers and emits.
+A poll is the walk down to the watermark (walk.py; one range's read, the check at `floor`, in
+range_walk.py), shared with the "Account Unfollowed" trigger; this module decides what the
+trigger remembers and emits.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from .walk import advance
 
 #: The trigger's state, for the embedded store (operations/registry.py).
 State = FollowState
-
-__all__ = ["State", "run"]
 
 
 def run(
@@ -43,7 +39,7 @@ def run(
                    budget=inputs["maxPages"])
     if mode == "test":
         items = poll.sample()
-        meta = _meta(poll, handle, new_follows=0, gaps=None)
+        meta = _meta(poll, handle, new_follows=0, gaps=[])
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
     if poll.new_baseline(prior, handle):
@@ -57,7 +53,7 @@ def run(
         step = advance(poll, prior.watermark, prior.gaps, prior.known, prior.base,
                        forgets=prior.known.forgets, account=prior.watermark_account)
         new_state = FollowState(handle=prior.handle, watermark=step.watermark, base=step.base,
-                                known=prior.known.remember(step.remembered, step.touched,
+                                known=prior.known.remember(step.remembered, poll.touched,
                                                            step.closed),
                                 gaps=step.gaps, watermark_account=step.watermark_account)
         items = step.items
@@ -65,9 +61,7 @@ def run(
                   meta=_meta(poll, handle, new_follows=len(items), gaps=new_state.gaps))
 
 
-def _meta(poll: PollRun, handle: str, *, new_follows: int, gaps: list | None
-          ) -> dict[str, Any]:
-    gaps = gaps or []
+def _meta(poll: PollRun, handle: str, *, new_follows: int, gaps: list) -> dict[str, Any]:
     return poll.meta(handle, {
         "newFollows": new_follows,
         "baseline": poll.baselined,

@@ -10,7 +10,6 @@ the list ends and where the upstream stops listing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cmp_to_key
 from typing import Any
@@ -31,28 +30,6 @@ DEPTH_NEAR = 4000
 _WHOLE = object()
 
 
-class Pages:
-    """Fetches pages and keeps those this poll got, by the cursor they were asked with: every
-    account they list is followed now, and the read of the list reuses them instead of asking
-    again."""
-
-    def __init__(self, fetch: Callable[[Any], Page]) -> None:
-        self._fetch = fetch
-        self.got: list[tuple[Any, Page]] = []
-        self.by_cursor: dict[Any, Page] = {}
-
-    def fetch(self, cursor: Any) -> Page:
-        page = self._fetch(cursor)
-        self.got.append((cursor, page))
-        self.by_cursor.setdefault(cursor, page)
-        return page
-
-    def total(self) -> int | None:
-        """The following count on this poll's first page of the list's top, if it said."""
-        page = self.by_cursor.get(None)
-        return page.total if page is not None else None
-
-
 class _Spent(Exception):
     """The page budget is spent: the read goes on from here next poll."""
 
@@ -60,9 +37,8 @@ class _Spent(Exception):
 class ListRead:
     """One poll's read of the list, and what it found (the trigger's poll builds on it)."""
 
-    def __init__(self, walk: PollRun, pages: Pages, *, now: int) -> None:
+    def __init__(self, walk: PollRun, *, now: int) -> None:
         self.walk = walk
-        self.pages = pages
         self.now = now
         self.items: list[dict[str, Any]] = []
         self.gone: list[Account] = []
@@ -76,24 +52,25 @@ class ListRead:
     def read(self, state: UnfollowState, *, target: int | None) -> None:
         """Read on down the list from where the read stands; emit the accounts it shows are
         gone. `target`: stop once this many are found (the count's shortfall)."""
+        try:
+            while not self._read_on(state, target):
+                # It ended where it could not tell the list's end from where the upstream
+                # stops listing: read again from the top (pages this poll read are reused).
+                target = None
+        finally:
+            # The accounts found gone, oldest follow first, as items.
+            detected = iso(self.now)
+            self.items += [unfollow_item(a.item, iso(a.seen), detected)
+                           for a in sorted(self.gone, key=cmp_to_key(_older_first))]
+            self.gone = []
+
+    def _read_on(self, state: UnfollowState, target: int | None) -> bool:
+        """`read`'s pages, for the read in `state.scan`; False when the read is to begin
+        again from the top."""
         scan = state.scan
         assert scan is not None
         scan.polls += 1
-        try:
-            while not self._read_on(state, scan, target):
-                # It ended where it could not tell the list's end from where the upstream
-                # stops listing: read again from the top (pages this poll read are reused).
-                scan = state.scan
-                assert scan is not None
-                scan.polls += 1
-                target = None
-        finally:
-            self._emit()
-
-    def _read_on(self, state: UnfollowState, scan: Scan, target: int | None) -> bool:
-        """`read`'s pages; False when the read is to begin again from the top."""
         pager = Pager(self._fetch_for_read, start=scan.cursor)
-        found = 0
         try:
             for read in pager:
                 reason = read.reason
@@ -105,11 +82,11 @@ class ListRead:
                     return True
                 scan.tries = 0  # the read moves on
                 if reason in ENDS:
-                    return self._finish(state, read, reason, target, found)
+                    return self._finish(state, scan, read, reason, target)
                 scan.cursor = read.page.min_cursor
                 if scan.mode != BASELINE:
-                    found += self._judge(state, scan, read.page.min_cursor)
-                if target is not None and found >= target:
+                    self._judge(state, scan, read.page.min_cursor)
+                if target is not None and len(self.gone) >= target:
                     state.scan = None  # as many gone as the count said: the rest is as it was
                     return True
         except _Spent:
@@ -121,31 +98,27 @@ class ListRead:
         return True
 
     def _fetch_for_read(self, cursor: Any) -> Page:
-        page = self.pages.by_cursor.get(cursor)
+        page = self.walk.by_cursor.get(cursor)
         if page is not None:
             return page  # this poll's walk already read it
         if self.walk.remaining < 1:
             raise _Spent
         return self.walk.fetch(cursor)
 
-    def _judge(self, state: UnfollowState, scan: Scan, below: Any) -> int:
+    def _judge(self, state: UnfollowState, scan: Scan, below: Any) -> None:
         """Drop the accounts that should have been listed above the follow time `below` since
         the read began, and were not."""
-        gone = [key for key, a in state.roster
-                if a.seen < scan.began and a.bound is not None and cursors.below(below, a.bound)]
-        for key in gone:
-            self.gone.append(state.roster.remove(key))
-        return len(gone)
+        self.gone += [state.roster.remove(key) for key, a in state.roster
+                      if a.seen < scan.began and a.bound is not None
+                      and cursors.below(below, a.bound)]
 
-    def _finish(self, state: UnfollowState, read: PageRead, reason: str, target: int | None,
-                found: int) -> bool:
+    def _finish(self, state: UnfollowState, scan: Scan, read: PageRead, reason: str,
+                target: int | None) -> bool:
         """The read reached the end of the list, or where the upstream stops listing: whatever
         it did not list, and whose place it passed, is gone; an account whose place it may not
         have reached is out of sight, never an unfollow (it is counted, and no longer tracked).
         The count's offset is synced again. Returns False, changing nothing but the read, when
         the read must begin again to tell the list's end from where the upstream stops."""
-        scan = state.scan
-        assert scan is not None
         roster, total = state.roster, self.total
         listed = sum(1 for _, a in roster if a.seen >= scan.began)
         reach, capped, unsure = self._reach(read, reason, listed)
@@ -163,11 +136,10 @@ class ListRead:
                 continue
             gone = reach is _WHOLE or (reach is not None and account.bound is not None
                                        and cursors.below(reach, account.bound))
+            account = roster.remove(key)
             if gone and scan.mode != BASELINE:
-                self.gone.append(roster.remove(key))
-                found += 1
+                self.gone.append(account)
             else:
-                roster.remove(key)
                 self.dropped += 1
         if total is None:
             state.offset += self.dropped
@@ -193,8 +165,8 @@ class ListRead:
                 f"(new follows may have pushed the rest below the depth cap): the "
                 f"{self.dropped} accounts it did not reach are out of sight, not taken for "
                 f"unfollows")
-        if reach is not _WHOLE and target is not None and found < target:
-            self.unfound = target - found
+        if reach is not _WHOLE and target is not None and len(self.gone) < target:
+            self.unfound = target - len(self.gone)
             self.walk.warnings.append(
                 f"the count shows {self.unfound} more unfollows than the list does: they "
                 f"are below {'the depth cap' if capped else 'where the read could list'}, "
@@ -237,7 +209,9 @@ class ListRead:
     # Pages into the roster, accounts out as items
 
     def merge_all(self, roster: Roster, *, older: bool = False) -> None:
-        for cursor, page in self.pages.got:
+        """Every page this poll got (PollRun.got) into the roster: each account a page lists
+        is followed now."""
+        for cursor, page in self.walk.got:
             self.merge(roster, cursor, page, older=older)
 
     def merge(self, roster: Roster, cursor: Any, page: Page, *, older: bool = False) -> None:
@@ -253,28 +227,16 @@ class ListRead:
             len(page.entries), page.min_cursor, page.max_cursor, cursor
         ) or not (cursors.is_dead(cursor) or cursors.below(bound, cursor)):
             bound = None
-        for entry in page.entries:
-            if roster.see(identity(entry), flatten(entry), bound, self.now, older=older):
-                self.added += 1
-
-    def _emit(self) -> None:
-        """The accounts found gone, oldest follow first, as items."""
-        if not self.gone:
-            return
-        detected = iso(self.now)
-        ordered = sorted(self.gone, key=cmp_to_key(_older_first))
-        self.items += [unfollow_item(a.item, iso(a.seen), detected) for a in ordered]
-        self.gone = []
+        self.added += sum(roster.see(identity(e), flatten(e), bound, self.now, older=older)
+                          for e in page.entries)
 
 
 def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict[str, Any]:
     """An emitted item: the follow trigger's flat item, then when the account was last seen
     listed and when its unfollow was detected (it happened in between)."""
     item = {name: fields.get(name) for name in FIELDS}
-    item["profileUrl"] = profile_url(item["uniqueId"])
-    item["lastSeenAt"] = last_seen
-    item["detectedAt"] = detected
-    return item
+    return {**item, "profileUrl": profile_url(item["uniqueId"]), "lastSeenAt": last_seen,
+            "detectedAt": detected}
 
 
 def _older_first(a: Account, b: Account) -> int:
@@ -290,5 +252,4 @@ def _ended_on(reason: str) -> str:
 
 
 def iso(ms: int) -> str:
-    """Epoch milliseconds as ISO 8601 UTC with milliseconds."""
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec="milliseconds")

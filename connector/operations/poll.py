@@ -33,9 +33,14 @@ class PollRun:
         self.pages = 0
         self.attempts = 0
         self.last_page: Page | None = None
+        #: The pages this poll got, by the cursor they were asked with: the unfollow
+        #: trigger's read of the list reuses them instead of asking again.
+        self.got: list[tuple[Any, Page]] = []
+        self.by_cursor: dict[Any, Page] = {}
         self.warnings: list[str] = []
         #: The identities on the pages this poll's walks read: the accounts it has just seen.
         self.touched: set[str] = set()
+        #: Whether this poll took a baseline (or, for the unfollow trigger, went on with one).
         self.baselined = False
         #: Whether this poll read every new follow down to the watermark.
         self.top_done = True
@@ -48,6 +53,8 @@ class PollRun:
         """One page, counted against the budget: what every pager of this poll fetches with."""
         self.remaining -= 1
         page = self._fetch_page(cursor)
+        self.got.append((cursor, page))
+        self.by_cursor.setdefault(cursor, page)
         self.pages += 1
         self.attempts += page.attempts
         self.last_page = page
@@ -68,6 +75,11 @@ class PollRun:
         """The cursor whose page lists only follows older than `cursor`'s own second (None:
         nothing is older): the one before it, or itself on an upstream that pages "before"."""
         return cursor if self.pages_before() else cursors.before(cursor)
+
+    def total(self) -> int | None:
+        """The following count on this poll's first page of the list's top, if it said."""
+        page = self.by_cursor.get(None)
+        return page.total if page is not None else None
 
     def new_baseline(self, prior: Any, handle: str) -> bool:
         """Whether this poll takes a baseline: no state yet, or one for another handle (then
@@ -135,8 +147,7 @@ class PollRun:
         }
 
 
-def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None = None
-                  ) -> Any:
+def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int) -> Any:
     """The follow time of the newest account on a page, as a watermark: its maxCursor in the
     unit of its minCursor (the unit the upstream pages in, and so the unit minTime is sent
     in). Lower is always safe, higher is not: a maxCursor below its minCursor, or in the
@@ -144,9 +155,8 @@ def newest_cursor(page: Page | None, fallback: Any = None, *, now_ms: int | None
     if page is None or not page.entries:
         return fallback
     hi, lo = page.max_cursor, page.min_cursor
-    now = int(time.time() * 1000) if now_ms is None else now_ms
-    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now)
-    if not cursors.is_dead(hi) and not cursors.future(hi, now) and (
+    live_lo = not cursors.is_dead(lo) and not cursors.future(lo, now_ms)
+    if not cursors.is_dead(hi) and not cursors.future(hi, now_ms) and (
         cursors.is_dead(lo) or cursors.at_or_below(lo, hi)
     ):
         return cursors.in_unit_of(hi, lo) if live_lo else hi

@@ -28,8 +28,6 @@ from ..state.prints import fingerprint
 from .poll import PollRun, newest_cursor
 from .reads import Known, RangeRead, pick
 
-__all__ = ["RangeWalker"]
-
 
 class RangeWalker:
     """The walks of one poll's ranges, over its PollRun's budget."""
@@ -49,9 +47,8 @@ class RangeWalker:
         of the ranges still unread below it (see `_settle`); `account`: the fingerprint of
         the account `stop` came from, or None (see `_short`)."""
         walk = RangeRead(stop=gap.stop if gap is not None else stop,
-                         stop_account=gap.stop_account if gap is not None else account)
-        tries = gap.tries if gap is not None else 0
-        seen: set[str] = set()
+                         stop_account=gap.stop_account if gap is not None else account,
+                         base=base, tries=gap.tries if gap is not None else 0)
         cursor = start
 
         def fetch(at: Any) -> Page:
@@ -64,22 +61,21 @@ class RangeWalker:
                 if newest is not None and cursors.below(newest, stop) \
                         and cursors.below(base, stop):
                     stop, account = base, None  # a base is no account's (see `_short`)
-                    if pager is not None:  # always: the pager is what calls fetch
-                        pager.stop = base
+                    pager.stop = base  # type: ignore[union-attr]  # the pager calls fetch
             return page
 
         pager: Pager | None = None
 
         while True:
             pager = Pager(fetch, start=cursor, stop=stop, max_pages=pages)
-            pager.seen = seen  # one walk, even when it goes on past a page it took for the last
+            pager.seen = walk.keys  # one walk, even past a page it took for the last
             go_on = None
             try:
                 for read in pager:
                     reason = read.reason
                     self.run.touched.update(read.keys)
                     if reason in GUARDS:
-                        self._failed(walk, read.cursor, (stop, base), tries, ANSWERED[reason])
+                        self._failed(walk, read.cursor, ANSWERED[reason])
                         break
                     if walk.first_page is None:
                         walk.first_page = read.page
@@ -87,14 +83,13 @@ class RangeWalker:
                     # no cursor to date its oldest follow.
                     if reason == REACHED and self._short(read, stop, known,
                                                          self.run.pages_before(), account):
-                        read = self._read_on(walk, read, pager.seen, (stop, base), tries, known)
+                        read = self._read_on(walk, read, known)
                         if read is None:
                             break
                     if reason == REACHED or (
                         reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
-                        settled = self._settle(walk, read, pager.seen, (stop, base), known,
-                                               floor, tries, lower)
+                        settled = self._settle(walk, read, stop, known, floor, lower)
                         if settled is _ABOVE:
                             walk.ahead = True
                             go_on = read.page.min_cursor
@@ -108,20 +103,19 @@ class RangeWalker:
                     walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh,
                                                          strict=False) if k not in known]
                     if reason == MAX_PAGES:
-                        walk.left = walk.rest(pager.next_cursor, base)
+                        walk.left = walk.rest(pager.next_cursor)
             except ConnectorError as err:
                 if not err.transient:
                     raise
                 walk.error = err
-                self._failed(walk, pager.next_cursor, (stop, base), tries, err.message)
+                self._failed(walk, pager.next_cursor, err.message)
             if go_on is None:
                 break
             pages = min(pages - pager.pages, self.run.remaining)
             if pages < 1:
-                walk.left = walk.rest(go_on, base)
+                walk.left = walk.rest(go_on)
                 break
             cursor = go_on
-        walk.keys = seen
         # `fetch` and the pager refer to each other (a cycle): broken here, the poll's pages
         # are freed as it ends instead of waiting for the garbage collector, which otherwise
         # runs several times as often in a watch and costs CPU with each run.
@@ -163,21 +157,20 @@ class RangeWalker:
         return read.keys[-1] not in known or (
             account is not None and all(fingerprint(k) != account for k in read.keys))
 
-    def _read_on(self, walk: RangeRead, read: PageRead, seen: set[str],
-                 range_: tuple[Any, Any], tries: int, known: Known) -> PageRead | None:
+    def _read_on(self, walk: RangeRead, read: PageRead, known: Known) -> PageRead | None:
         """Read past a page that ends short of its stop's second (`_short`): the page below,
         from the stop, lists that whole second. The accounts of the short page it does not
         list again lie above the stop's second, and are new unless known; those it lists
         again are sorted with it into new and old. Returns the page below, or None when it
         could not be read now: the range is kept from the short page, to be read again."""
         if self.run.remaining < 1:
-            walk.left = walk.rest(read.cursor, range_[1], tries, check=True)
+            walk.left = walk.rest(read.cursor, walk.tries, check=True)
             return None
         below = self._one_page(read.page.min_cursor)
         if isinstance(below, str):
-            self._failed(walk, read.cursor, range_, tries, below)
+            self._failed(walk, read.cursor, below)
             return None
-        again = set(below.keys)
+        again, seen = set(below.keys), walk.keys
         walk.new += [(k, e) for k, e in zip(read.fresh_keys, read.fresh, strict=False)
                      if k not in again and k not in known]
         # Fresh again: they are sorted with the page below, not taken for repeats there.
@@ -188,8 +181,7 @@ class RangeWalker:
         return PageRead(below.page, below.cursor, below.keys, [e for _, e in fresh],
                         [k for k, _ in fresh], REACHED)
 
-    def _settle(self, walk: RangeRead, read: PageRead, seen: set[str],
-                range_: tuple[Any, Any], known: Known, floor: Any, tries: int,
+    def _settle(self, walk: RangeRead, read: PageRead, stop: Any, known: Known, floor: Any,
                 lower: list[Any] | None = None) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see walk.py
         `advance`). Returns False when that could not be done now and the page is left for
@@ -207,16 +199,13 @@ class RangeWalker:
         fresh = set(read.fresh_keys)
         keys = read.keys
         # An anchor: an account the trigger knows, or one this walk saw on an earlier page.
-        anchors = [k in known or (k in seen and k not in fresh) for k in keys]
+        anchors = [k in known or (k in walk.keys and k not in fresh) for k in keys]
         last_anchor = len(anchors) - 1 - anchors[::-1].index(True) if True in anchors else -1
-        sure: set[str] = set()
-        unsure: set[str] = set()
-        for i, key in enumerate(keys):
-            if anchors[i]:
-                continue
-            (sure if i < last_anchor and is_stable(key) else unsure).add(key)
+        unknown = [(i, k) for i, k in enumerate(keys) if not anchors[i]]
+        sure = {k for i, k in unknown if i < last_anchor and is_stable(k)}
+        unsure = {k for i, k in unknown if not (i < last_anchor and is_stable(k))}
         old: set[str] = set()
-        stop, base = range_
+        base = walk.base
         if floor is not None:
             # Checked at the lowest of the stops and the base: a maxCursor ahead of the list
             # can lift the watermark and the stops taken from it, never the base; the accounts
@@ -237,13 +226,12 @@ class RangeWalker:
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
-                walk.left = walk.rest(read.cursor, base, tries, check=True)
+                walk.left = walk.rest(read.cursor, walk.tries, check=True)
                 return False
             listed = self._one_page(check)
             if isinstance(listed, str):
                 walk.new += pick(read, sure)
-                self._failed(walk, read.cursor, range_, tries,
-                             "a check of older follows it could not answer")
+                self._failed(walk, read.cursor, "a check of older follows it could not answer")
                 return False
             old = unsure & set(listed.keys)
         walk.new += pick(read, (sure | unsure) - old)
@@ -271,13 +259,11 @@ class RangeWalker:
         self.run.touched.update(read.keys)
         return read
 
-    def _failed(self, walk: RangeRead, cursor: Any, range_: tuple[Any, Any], tries: int,
-                why: str) -> None:
+    def _failed(self, walk: RangeRead, cursor: Any, why: str) -> None:
         """The upstream broke the walk off at `cursor`: keep the rest of the range (its stop
         and base) for a later poll, sooner when this walk still made progress."""
-        base = range_[1]
         walk.failure = why
-        walk.left = walk.rest(cursor, base, 0 if walk.first_page is not None else tries).failed()
+        walk.left = walk.rest(cursor, 0 if walk.first_page is not None else walk.tries).failed()
         if cursor is None:
             if walk.first_page is not None:
                 self.run.warnings.append(

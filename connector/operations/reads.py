@@ -12,8 +12,6 @@ from ..core.http import Page
 from ..core.pagination import PageRead
 from ..state.gaps import Gap
 
-__all__ = ["Advance", "Known", "RangeRead", "pick"]
-
 
 @dataclass
 class Advance:
@@ -26,8 +24,6 @@ class Advance:
     remembered: list[str]
     #: A cursor at or below the watermark that the upstream handed out (see `advance`).
     base: Any = None
-    #: The identities on the pages read: to be kept in memory over older ones.
-    touched: set[str] = field(default_factory=set)
     #: New follows found in ranges this poll read to their end (below the newest page), not
     #: on a page the top walk read: no later read needs them to tell new from old (the top
     #: walk reads above them, and nothing is left of their range), so a memory at its bound
@@ -67,11 +63,15 @@ class RangeRead:
     stop: Any = None
     #: The fingerprint of the account `stop` came from, or None: what is left keeps it too.
     stop_account: int | None = None
+    #: A cursor at or below `stop` the upstream handed out, or None: what is left keeps it.
+    base: Any = None
+    #: The failed tries of the range, which what is left keeps while the walk made no progress.
+    tries: int = 0
 
-    def rest(self, start: Any, base: Any, tries: int = 0, check: bool = False) -> Gap:
+    def rest(self, start: Any, tries: int = 0, check: bool = False) -> Gap:
         """What is left of this range: from `start` down to its stop as given, with the
-        account that stop came from."""
-        return Gap(start, self.stop, tries, 0, check, base, self.stop_account)
+        account that stop came from and its base."""
+        return Gap(start, self.stop, tries, 0, check, self.base, self.stop_account)
 
 
 class Known:

@@ -59,13 +59,13 @@ def runner(key: str) -> Callable[..., Result]:
     return module(key).run  # type: ignore[no-any-return]
 
 
-def check_trigger(key: Any, field: str = "operation") -> Operation:
-    """The trigger `key` names, or an InputError naming `field`."""
+def check_trigger(key: Any) -> Operation:
+    """The trigger `key` names, or an InputError naming the operation."""
     op = OPERATIONS.get(key) if isinstance(key, str) else None
     if op is None or op.event is None:
         keys = ", ".join(t.key for t in TRIGGERS.values())
         raise InputError(f"operation must be a trigger ({keys}); got {shown(key)}",
-                         field=field)
+                         field="operation")
     return op
 
 

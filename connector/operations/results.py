@@ -22,9 +22,10 @@ class Result:
 
     A trigger hands its new state over as an object (connector.state): `state` is its runner
     JSON, made on first use; the embedded store saves the object itself (`kept`), as a row and
-    parts, without making the JSON at all."""
+    parts, without making the JSON at all. `kept` is None when the operation keeps no state,
+    or handed back the state it was given, as test mode does."""
 
-    __slots__ = ("_json", "_kept", "items", "meta")
+    __slots__ = ("_json", "items", "kept", "meta")
 
     def __init__(self, items: list[dict[str, Any]], state: dict[str, Any] | SplitState | None,
                  meta: dict[str, Any] | None = None) -> None:
@@ -36,21 +37,15 @@ class Result:
     def state(self) -> dict[str, Any] | None:
         """The state to keep, as JSON: hand it back on the next call."""
         if self._json is _LATER:
-            self._json = self._kept.to_json()  # type: ignore[union-attr]
+            self._json = self.kept.to_json()  # type: ignore[union-attr]
         return self._json  # type: ignore[return-value]
 
     @state.setter
     def state(self, value: dict[str, Any] | SplitState | None) -> None:
         if isinstance(value, SplitState):
-            self._kept, self._json = value, _LATER
+            self.kept, self._json = value, _LATER
         else:
-            self._kept, self._json = None, value
-
-    @property
-    def kept(self) -> SplitState | None:
-        """The new state as a trigger made it (None: the operation keeps none, or handed back
-        the state it was given, as test mode does)."""
-        return self._kept
+            self.kept, self._json = None, value
 
     def __repr__(self) -> str:
         return f"Result({len(self.items)} items, meta={self.meta!r})"

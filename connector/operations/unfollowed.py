@@ -28,7 +28,7 @@ from typing import Any
 
 from ..core.http import PageSource, list_reader
 from ..state.unfollowed import BASELINE, FULL, SHORT, Scan, UnfollowState
-from .list_read import ListRead, Pages, iso, unfollow_item
+from .list_read import ListRead, iso, unfollow_item
 from .poll import PollRun
 from .results import Result
 from .walk import advance
@@ -38,8 +38,6 @@ State = UnfollowState
 #: More tracked accounts than this means many have been pushed below the depth cap since the
 #: last full read: one is started, to drop them (TikTok itself allows 10,000 follows).
 TRACK_LIMIT = 10_000
-
-__all__ = ["State", "run"]
 
 
 def run(
@@ -56,16 +54,17 @@ def run(
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.of(state)
-    pages = Pages(list_reader(client, handle, count=inputs.get("count"), request_source=source))
-    walk = PollRun(pages.fetch, budget=inputs["maxPages"])
-    now = _now_ms(prior.clock if prior is not None else 0)
+    walk = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
+                   budget=inputs["maxPages"])
+    # Always later than the previous poll's time, even if the clock steps back.
+    now = max(int(time.time() * 1000), (prior.clock if prior is not None else 0) + 1)
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
-        meta = _Poll(walk, pages, reconcile=0, now=now).meta(handle, None)
+        meta = _Poll(walk, reconcile=0, now=now).meta(handle, UnfollowState(handle))
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
-    poll = _Poll(walk, pages, reconcile=inputs["reconcileEvery"], now=now)
+    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
     fresh = walk.new_baseline(prior, handle)
     new_state = poll.baseline(handle) if fresh else poll.advance(prior)  # type: ignore[arg-type]
     return Result(items=poll.items, state=new_state, meta=poll.meta(handle, new_state))
@@ -74,23 +73,21 @@ def run(
 class _Poll(ListRead):
     """One poll of the trigger: the walk, the check, the read, and what they found."""
 
-    def __init__(self, walk: PollRun, pages: Pages, *, reconcile: int, now: int) -> None:
-        super().__init__(walk, pages, now=now)
+    def __init__(self, walk: PollRun, *, reconcile: int, now: int) -> None:
+        super().__init__(walk, now=now)
         self.reconcile = reconcile
         self.check: str | None = None
         self.expected: int | None = None
-        self.baselined = False
 
     # The two kinds of poll
 
     def baseline(self, handle: str) -> UnfollowState:
         """First poll: learn the list (as much as the budget reads now, the rest next polls);
         nothing is emitted."""
-        self.baselined = True
         watermark, base, _ = self.walk.baseline()
         state = UnfollowState(handle=handle, watermark=watermark, base=base, clock=self.now)
         self.merge_all(state.roster, older=True)
-        self.total = self.pages.total()
+        self.total = self.walk.total()
         self.check = BASELINE
         state.scan = Scan(None, BASELINE, began=self.now)
         self.read(state, target=None)
@@ -104,7 +101,7 @@ class _Poll(ListRead):
         state.watermark, state.gaps, state.base = step.watermark, step.gaps, step.base
         self.merge_all(state.roster)
         caught_up = self.walk.top_done and not state.gaps
-        total = self.total = self.pages.total()
+        total = self.total = self.walk.total()
         expected = self.expected = len(state.roster) + state.offset
         scan = state.scan
         waiting = scan is not None and scan.wait > 0
@@ -116,7 +113,7 @@ class _Poll(ListRead):
             return state
         if scan is not None and scan.mode == BASELINE:
             self.check = BASELINE
-            self.baselined = True
+            self.walk.baselined = True  # the baseline goes on
             self.expected = None  # the roster is still being learnt
         elif total is None:
             self.check = "noTotal"
@@ -147,30 +144,23 @@ class _Poll(ListRead):
             self.read(state, target=shortfall)
         return state
 
-    def meta(self, handle: str, state: UnfollowState | None) -> dict[str, Any]:
-        walk = self.walk
-        gaps = state.gaps if state else []
-        reading = state is not None and state.scan is not None
-        return walk.meta(handle, {
-            "unfollows": len(self.items) if state is not None else 0,
+    def meta(self, handle: str, state: UnfollowState) -> dict[str, Any]:
+        reading = state.scan is not None
+        return self.walk.meta(handle, {
+            "unfollows": len(self.items),
             "followsSeen": self.added,
-            "baseline": self.baselined,
+            "baseline": self.walk.baselined,
             "check": self.check,
             "total": self.total,
             "expectedTotal": self.expected,
             "fullRead": self.full_read,
             "readingList": reading,
-            "tracked": len(state.roster) if state else 0,
-            "unlisted": max(state.offset, 0) if state else 0,
-            "atDepthCap": state.capped if state else False,
+            "tracked": len(state.roster),
+            "unlisted": max(state.offset, 0),
+            "atDepthCap": state.capped,
             "unfoundUnfollows": self.unfound,
             "droppedAtCap": self.dropped,
-            "catchingUp": bool(gaps) or reading or (state is not None and not walk.top_done),
-            "pendingGaps": len(gaps),
+            "catchingUp": bool(state.gaps) or reading or not self.walk.top_done,
+            "pendingGaps": len(state.gaps),
         })
 
-
-def _now_ms(after: int) -> int:
-    """Now in epoch milliseconds, and always later than `after` (the previous poll's time),
-    even if the clock steps back."""
-    return max(int(time.time() * 1000), after + 1)

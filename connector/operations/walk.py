@@ -78,14 +78,9 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     ranges = RangeWalker(run, lowest_stop)
     # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
     # (waiting out a failure, or no budget left) keeps its place.
-    slots: list[Gap | None] = []
-    due: list[int] = []
-    for i, gap in enumerate(prior_gaps):
-        if gap.wait > 0:
-            slots.append(replace(gap, wait=gap.wait - 1))
-        else:
-            slots.append(gap)
-            due.append(i)
+    slots: list[Gap | None] = [replace(g, wait=g.wait - 1) if g.wait > 0 else g
+                               for g in prior_gaps]
+    oldest_first = [i for i in reversed(range(len(prior_gaps))) if prior_gaps[i].wait <= 0]
     found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
     closed: list[int] = []  # the gaps read to their end
     top_keys: set[str] = set()
@@ -111,7 +106,6 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
             closed.append(i)
         known.update([*(k for k, _ in walk.new), *walk.old])
 
-    oldest_first = list(reversed(due))
     # A range whose last walk stopped for want of the one request its last page needed
     # goes first: it needs two requests in a row, which a backlog slot may never have.
     for i in [i for i in oldest_first if prior_gaps[i].check]:
@@ -122,7 +116,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         run.warnings.append("catching up on a backlog before reading new follows")
     elif run.remaining >= 1:
         # With a backlog due, one page of the budget is kept for it, so it always advances.
-        reserve = 1 if any(i not in found for i in due) else 0
+        reserve = 1 if any(i not in found for i in oldest_first) else 0
         top = ranges.walk(None, watermark, max(1, run.remaining - reserve), known, floor, None,
                           base, account=account)
         found[-1] = top.new
@@ -132,11 +126,11 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         run.top_done = top.left is None
         if top.left is None or top.left.start is not None:
             top_gap = top.left
-            newest = run.newest(top.first_page, watermark)
+            first = top.first_page
+            newest = run.newest(first, watermark)
             # Never lower: when unfollows emptied the top, new follows still come above it.
             # Unless the walk showed the watermark to be ahead of the list: the list's
             # newest follow, older than the watermark, is new.
-            first = top.first_page
             newest_is_new = first is not None and first.entries and any(
                 k == identity(first.entries[0]) for k, _ in top.new)
             if watermark is None or (newest is not None
@@ -149,7 +143,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
                     f"far ahead of its follows): a page at or below it held only new "
                     f"follows; lowered to {newest}, the newest follow's time")
                 watermark = newest
-            base = run.base(top.first_page, base)
+            base = run.base(first, base)
             if first is not None and first.entries and newest is not None and not (
                     cursors.below(newest, watermark) or cursors.below(watermark, newest)):
                 # The watermark is this page's newest follow: pin the account it came from.
@@ -165,5 +159,4 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     new_keys = [k for i in reversed(order) for k, _ in found[i]]
     items = [flatten(e) for i in order for _, e in reversed(found[i])]
     return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                   run.touched, [k for i in closed for k, _ in found[i] if k not in top_keys],
-                   account)
+                   [k for i in closed for k, _ in found[i] if k not in top_keys], account)

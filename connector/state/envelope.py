@@ -31,22 +31,22 @@ _S = TypeVar("_S", bound="SplitState")
 class SplitState:
     """A trigger state in either form (see the module); the split between row and parts is
     decided here, once. A state writes `_fields(parts)` (its runner JSON with `parts` as its
-    PARTS field, in the order it always had), `_texts()` and `_parts()` (its parts as text
-    and as bytes), and `_load(data, parts)` (check and decode; `parts` None: they are
-    `data`'s PARTS field, as text)."""
+    PARTS field, in the order it always had), `_parts(text)` (its parts as text, or as
+    bytes), and `_load(data, parts)` (check and decode; `parts` None: they are `data`'s
+    PARTS field, as text)."""
 
     #: The field of the runner JSON that a database keeps as parts.
     PARTS: ClassVar[str]
 
     def to_json(self) -> dict[str, Any]:
         """The runner-owned JSON: what `invoke`, `serve` and `connector.run` hand back."""
-        return self._fields(self._texts())  # type: ignore[attr-defined,no-any-return]
+        return self._fields(self._parts(True))  # type: ignore[attr-defined,no-any-return]
 
     def to_stored(self) -> tuple[dict[str, Any], list[bytes]]:
         """(the small JSON row, the parts as bytes, newest first): what a database keeps."""
         row = self._fields(None)  # type: ignore[attr-defined]
         del row[self.PARTS]
-        return row, self._parts()  # type: ignore[attr-defined]
+        return row, self._parts(False)  # type: ignore[attr-defined]
 
     @classmethod
     def of(cls: type[_S], state: Any) -> _S | None:
@@ -94,24 +94,26 @@ def parse_object(data: Any) -> dict[str, Any]:
 
 def check_envelope(data: dict[str, Any], newest: int, fields: dict[int, set[str]]
                    ) -> tuple[int, str, Any, Any]:
-    """(version, handle, watermark, base) of a state whose versions up to `newest` have these
-    `fields`, each checked."""
-    version = check_version(data.get("v"), newest)
-    check_fields(data, fields[version], "the state")
-    return (version, check_handle(data.get("handle")),
-            check_cursor(data.get("watermark"), "watermark"),
-            check_cursor(data.get("base"), "base"))
-
-
-def check_version(version: Any, newest: int) -> int:
-    """A state's version 'v', from 1 up to `newest` (what this connector writes)."""
+    """(version, handle, watermark, base) of a state whose versions up to `newest` (what this
+    connector writes) have these `fields`, each checked; the handle normalised, as the
+    connector writes it."""
+    version = data.get("v")
     if type(version) is not int or version < 1:
         raise StateError(f"state version {shown(version, 40)} is not valid (a whole number "
                          f"from 1); {RESTORE}")
     if version > newest:
         raise StateError(f"state is version {shown(version, 40)}, newer than this connector "
                          f"understands ({newest}); upgrade tiktok-following-connector")
-    return version
+    check_fields(data, fields[version], "the state")
+    handle = data.get("handle")
+    try:
+        valid = isinstance(handle, str) and normalize_handle(handle) == handle
+    except Exception:
+        valid = False
+    if not valid:
+        raise damaged(f"'handle' {shown(handle, 40)} is not a TikTok handle")
+    return (version, handle, check_cursor(data.get("watermark"), "watermark"),
+            check_cursor(data.get("base"), "base"))
 
 
 def check_fields(data: dict[str, Any], allowed: Iterable[str], where: str) -> None:
@@ -120,17 +122,6 @@ def check_fields(data: dict[str, Any], allowed: Iterable[str], where: str) -> No
     unknown = sorted(str(k) for k in set(data) - set(allowed))
     if unknown:
         raise damaged(f"{where} has a field {shown(unknown[0], 40)} this connector does not write")
-
-
-def check_handle(handle: Any) -> str:
-    """A state's handle: normalised, as the connector writes it."""
-    try:
-        valid = isinstance(handle, str) and normalize_handle(handle) == handle
-    except Exception:
-        valid = False
-    if not valid:
-        raise damaged(f"'handle' {shown(handle, 40)} is not a TikTok handle")
-    return handle
 
 
 def check_cursor(value: Any, name: str) -> Any:

@@ -35,12 +35,10 @@ STATE_VERSION = 3
 _MAX_PART = 64 * 1024
 _MAX_KEY = 300
 #: The fields each version of this state has: any other is refused (check_fields).
-_FIELDS = {1: {"v", "handle", "watermark", "known", "gaps"},
-           2: {"v", "handle", "watermark", "known", "gaps"},
-           # `watermarkAccount` came later in version 3: optional, and absent, the poll is
-           # what it was before it came (see operations/range_walk.py `_short`).
-           3: {"v", "handle", "watermark", "base", "watermarkAccount", "recent", "known",
-               "gaps"}}
+_FIELDS = {v: {"v", "handle", "watermark", "known", "gaps"} for v in (1, 2)}
+# `watermarkAccount` came later in version 3: optional, and absent, the poll is what it was
+# before it came (see operations/range_walk.py `_short`).
+_FIELDS[3] = _FIELDS[1] | {"base", "watermarkAccount", "recent"}
 #: Per version: how many `known` entries at most, how long each, and what they are.
 _KNOWN = {1: (KNOWN_LIMIT, _MAX_KEY, "account ids"),
           2: (KNOWN_LIMIT // SEGMENT + 2, 8 * SEGMENT, "segments"),
@@ -75,11 +73,8 @@ class FollowState(SplitState):
             "gaps": [g.to_json() for g in self.gaps],
         }
 
-    def _texts(self) -> list[str]:
-        return self.known.known_texts()
-
-    def _parts(self) -> list[bytes]:
-        return self.known.known_bytes()
+    def _parts(self, text: bool) -> list[Any]:
+        return self.known.known_texts() if text else self.known.known_bytes()
 
     @classmethod
     def _load(cls, data: dict[str, Any], parts: list[bytes | str] | None) -> FollowState:

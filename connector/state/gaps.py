@@ -53,21 +53,13 @@ class Gap:
     def to_json(self) -> dict[str, Any]:
         # What is 0, false or none is left out (`tries` too: every release reads it so), which
         # keeps 20 ranges, each with the account of its stop, within the state's 26 KB.
-        out: dict[str, Any] = {"from": self.start, "to": self.stop}
-        if self.tries:
-            out["tries"] = self.tries
-        if self.wait:
-            out["wait"] = self.wait
-        if self.check:
-            out["check"] = True
-        if self.base is not None:
-            out["base"] = self.base
-        if self.stop_account is not None:
-            out["account"] = self.stop_account
-        return out
+        kept = {"tries": self.tries or None, "wait": self.wait or None,
+                "check": self.check or None, "base": self.base, "account": self.stop_account}
+        return {"from": self.start, "to": self.stop,
+                **{name: value for name, value in kept.items() if value is not None}}
 
     @classmethod
-    def from_json(cls, raw: Any, *, with_base: bool = True, with_account: bool = False) -> Gap:
+    def from_json(cls, raw: Any, *, with_base: bool, with_account: bool) -> Gap:
         if not isinstance(raw, dict) or "from" not in raw or "to" not in raw:
             raise damaged("a gap must be an object with 'from' and 'to'")
         left_out = {name for name, kept in (("base", with_base), ("account", with_account))
@@ -85,8 +77,7 @@ class Gap:
                    check_account(raw.get("account"), "a gap's 'account'"))
 
 
-def gaps_from_json(raw: Any, *, with_base: bool = True, with_account: bool = False
-                   ) -> list[Gap]:
+def gaps_from_json(raw: Any, *, with_base: bool, with_account: bool = False) -> list[Gap]:
     """A state's `gaps`, at most GAP_LIMIT; `with_account`: they may name their stop's
     account (the follow trigger's do)."""
     if not isinstance(raw, list):

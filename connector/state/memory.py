@@ -81,12 +81,10 @@ class Memory:
 
     def remember(self, keys: Iterable[str], keep: Iterable[str] = (),
                  spare: Iterable[str] = ()) -> Memory:
-        """A new Memory with `keys` added: into the recent part (at most RECENT), the rest
-        with a full recent part into the held set; past KNOWN_LIMIT the oldest legacy
-        segments go, then fingerprints of the held set (see the class), never those of `keep`
-        (the accounts the poll has just seen). At the bound (`forgets`), the keys of `spare`
-        are not added: accounts no later read needs (operations/reads.py `Advance.closed`),
-        which would otherwise take the place of some that a later read does need."""
+        """A new Memory with `keys` added (see the class for what goes past KNOWN_LIMIT):
+        `keep`, the accounts the poll has just seen, stay; at the bound (`forgets`) the keys
+        of `spare`, which no later read needs (operations/reads.py `Advance.closed`), are not
+        added."""
         wanted = {fingerprint(k) for k in keys}
         if self.forgets:
             wanted.difference_update(fingerprint(k) for k in spare)
@@ -175,7 +173,6 @@ class Memory:
 
 
 def _bytes(item: Stored) -> bytes:
-    """A part's bytes, from them or from their base85 text."""
     return item if isinstance(item, bytes) else b85.decode(item)
 
 

@@ -78,17 +78,16 @@ class Legacy(_Sealed):
     __slots__ = ("prints", "raw")
     kind = LEGACY
 
-    def __init__(self, prints: set[int], raw: bytes) -> None:
-        self.prints = prints
-        self.raw = raw  # the deflated planes, as version 2 wrote them
-        self.data: bytes | None = None
-        self.text: str | None = None
+    def __init__(self, prints: set[int], raw: bytes, data: bytes | None = None,
+                 text: str | None = None) -> None:
+        # `raw`: the deflated planes, as version 2 wrote them.
+        self.prints, self.raw, self.data, self.text = prints, raw, data, text
 
     def _body(self) -> bytes:
         return self.raw
 
     @classmethod
-    def decode(cls, raw: bytes) -> Legacy:
+    def decode(cls, raw: bytes, data: bytes | None = None, text: str | None = None) -> Legacy:
         # Bounded: a damaged (or hostile) state must not inflate into gigabytes.
         inflate = zlib.decompressobj()
         planes = inflate.decompress(raw, 4 * SEGMENT + 1)
@@ -102,7 +101,7 @@ class Legacy(_Sealed):
         deltas = array("I", bytes(words))
         if sys.byteorder == "little":
             deltas.byteswap()
-        return cls(set(accumulate(deltas)), raw)
+        return cls(set(accumulate(deltas)), raw, data, text)
 
 
 def unsealed(data: bytes, text: str | None = None) -> Part | Legacy:
@@ -111,9 +110,7 @@ def unsealed(data: bytes, text: str | None = None) -> Part | Legacy:
         raise ValueError("a part that does not check")
     kind, body = data[0], data[1:-4]
     if kind == LEGACY:
-        part = Legacy.decode(body)
-        part.data, part.text = data, text
-        return part
+        return Legacy.decode(body, data, text)
     if kind in (SET, RECENT):
         return Part.decode(kind, body, data, text)
     raise ValueError("a part of an unknown kind")

@@ -10,16 +10,13 @@ import hashlib
 
 #: The most accounts a trigger remembers: the upstream's own depth cap.
 KNOWN_LIMIT = 5000
-#: Fingerprints are whole numbers below this. With KNOWN_LIMIT remembered, a new account is
-#: taken for one of them with a chance of at most 5,000 / PRINTS = 1 in 1.02 billion per
-#: follow (false_positive_rate); 5.1e12 is about 2**42.2.
+#: Fingerprints are whole numbers below this (about 2**42.2): with KNOWN_LIMIT remembered, a
+#: new account is taken for one of them at most once in 1.02 billion (false_positive_rate).
 PRINTS = 5_100_000_000_000
 
 
 def fingerprint(key: str) -> int:
-    """The fingerprint an identity is remembered by: a whole number below PRINTS. A new
-    account is taken for a remembered one when their fingerprints are equal (see
-    `false_positive_rate`)."""
+    """The fingerprint an identity is remembered by: a whole number below PRINTS."""
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") % PRINTS
 
 

@@ -108,13 +108,12 @@ class Roster:
             self._sizes[block] = self._sizes.get(block, 0) + 1
             self._data[block] = None
             return True
-        changed = False
         if bound is not None and (account.bound is None
                                   or cursors.below(account.bound, bound)):
-            account.bound, changed = bound, True
+            account.bound = bound
+            self._data[account.block] = None  # to encode again
         if account.values != fields or account.seen != seen:
-            account.values, account.seen, changed = fields, seen, True
-        if changed:
+            account.values, account.seen = fields, seen
             self._data[account.block] = None
         return False
 
@@ -139,17 +138,16 @@ class Roster:
     # Stored forms: the blocks newest first, as bytes (a database) or base64 (runner JSON)
 
     def blocks(self) -> list[bytes]:
-        """The blocks, newest first, as bytes, the changed ones encoded again."""
         return [data for _, data in self._blocks()]
 
     def texts(self) -> list[str]:
-        """The blocks, newest first, as base64 text."""
         return [self._texts.get(b) or self._texts.setdefault(b, base64.b64encode(d).decode())
                 for b, d in self._blocks()]
 
     def _blocks(self) -> list[tuple[int, bytes]]:
-        """(number, bytes) of the blocks, newest first. Blocks emptied by removals are dropped;
-        when removals have left many half-empty blocks, everything is packed again."""
+        """(number, bytes) of the blocks, newest first, the changed ones encoded again. Blocks
+        emptied by removals are dropped; when removals have left many half-empty blocks,
+        everything is packed again."""
         live = sorted((b for b, n in self._sizes.items() if n), reverse=True)
         if len(live) > 2 * (len(self._accounts) // BLOCK + 1):
             self._repack()

@@ -120,11 +120,8 @@ class UnfollowState(SplitState):
             "accounts": parts,
         }
 
-    def _texts(self) -> list[str]:
-        return self.roster.texts()
-
-    def _parts(self) -> list[bytes]:
-        return self.roster.blocks()
+    def _parts(self, text: bool) -> list[Any]:
+        return self.roster.texts() if text else self.roster.blocks()
 
     @classmethod
     def _load(cls, data: dict[str, Any], parts: list[bytes | str] | None) -> UnfollowState:

@@ -43,6 +43,20 @@ def test_the_first_poll_reads_the_whole_list_once_and_emits_nothing(world):
     assert result.meta["unfollows"] == 0 and result.meta["readingList"] is False
 
 
+def test_test_mode_meta_reports_one_page_read_and_nothing_tracked(standin, creds):
+    standin.add_account(HANDLE, 57)
+    result = connector.run(OPERATION, {"handle": HANDLE}, mode="test", credentials=creds)
+    meta = {k: v for k, v in result.meta.items() if not k.startswith("rateLimit")}
+    assert meta == {
+        "handle": HANDLE, "requests": 1, "pages": 1, "creditsUsed": 10, "unfollows": 0,
+        "followsSeen": 0, "baseline": False, "check": None, "total": None,
+        "expectedTotal": None, "fullRead": False, "readingList": False, "tracked": 0,
+        "unlisted": 0, "atDepthCap": False, "unfoundUnfollows": 0, "droppedAtCap": 0,
+        "catchingUp": False, "pendingGaps": 0, "warnings": [], "mode": "test",
+        "sampleItems": 3}
+    assert list(result.meta)[-2:] == ["mode", "sampleItems"]
+
+
 # Unfollows
 
 
