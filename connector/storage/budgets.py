@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from ..core.budget import Bucket, Budget, Hold
 from ..core.config import CREDITS_PER_REQUEST
-from .sql import Dialect, Session
+from .sql import Session, Sessions
 
 
-class Budgets:
+class Budgets(Sessions):
     """The budget operations of a Database."""
-
-    dialect: Dialect
-
-    # Given by Database.
-    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
 
     def bucket(self, name: str, budget: Budget, owner: str) -> StoredBucket:
         """The bucket of budget `name` (made full the first time), spent by `owner`: a

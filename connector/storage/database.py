@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
@@ -50,15 +50,14 @@ from .records import (
     compact_json,
     event_from_row,
 )
-from .sql import Dialect, Session
+from .sql import Session
 
 
-class Database(Leases, Budgets, ABC):
+class Database(Leases, Budgets):
     """One state database. Safe to share between threads."""
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
     location: str
-    dialect: Dialect
 
     def close(self) -> None:
         """Release connections."""
@@ -70,15 +69,6 @@ class Database(Leases, Budgets, ABC):
         self.close()
 
     # What each backend gives
-
-    @abstractmethod
-    def _tx(self) -> AbstractContextManager[Session]:
-        """A transaction: what it writes is committed together when the block ends, or not
-        at all."""
-
-    @abstractmethod
-    def _session(self) -> AbstractContextManager[Session]:
-        """A connection for one statement, which is its own transaction."""
 
     @abstractmethod
     def lock(self, key: str, timeout: float) -> AbstractContextManager[None]:
@@ -219,26 +209,6 @@ class Database(Leases, Budgets, ABC):
                   holder=holder, handles=d.listed(handles))
             holder = None
         return added, holder
-
-    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               also: str = "", **args: object) -> dict[str, tuple]:
-        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys,
-        each with its columns `also` (", a, b": as they were). Workers claiming at once never
-        take the same row (SQLite: one writer at a time; PostgreSQL: each skips the rows the
-        other is taking, rather than wait for them)."""
-        d = self.dialect
-        rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
-        if d.returning:  # one statement takes them and says which
-            # (through a read that skips the rows others are taking, where a claim can)
-            which = f"{key} IN (SELECT {key} {rows})" if d.skip_locked else where
-            taken = s.all(f"UPDATE {table} SET {take} WHERE {which} RETURNING {key}{also}",
-                          **args)
-            return {r[0]: tuple(r[1:]) for r in taken}
-        got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
-        if got:
-            s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
-                  got=d.listed(got), **args)
-        return got
 
     # The outbox
 

@@ -5,23 +5,14 @@ credits this period). A mixin of `Database`, whose sessions and dialect it uses.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from .records import Claim, Lease, PollRow
-from .sql import Dialect, Session
+from .sql import Dialect, Session, Sessions
 
 
-class Leases:
+class Leases(Sessions):
     """The poll lease operations of a Database."""
-
-    dialect: Dialect
-
-    # Given by Database.
-    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               also: str = "", **args: object) -> dict[str, tuple]: ...  # pragma: no cover
 
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
                     polled_within: float | None = None) -> Claim:
