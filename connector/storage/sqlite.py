@@ -117,30 +117,23 @@ class SQLiteDatabase(Database):
         deadline = time.monotonic() + PREPARE_WAIT
         while True:
             try:
-                return self._prepare_once()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the
+                # second finds the schema made and changes nothing.
+                with self._tx() as s:
+                    version = self._version(s.conn)
+                    self._check_columns(s.conn, version)
+                    migrate(s, version,
+                            {n: [st for st in script.split(";") if st.strip()]
+                             for n, script in MIGRATIONS.items()})
+                return
+            except sqlite3.DatabaseError as exc:
+                if not (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                        and time.monotonic() <= deadline):
                     raise StateError(f"{self.path} is not a usable SQLite database ({exc}); "
                                      "pass another --state-db PATH") from None
                 time.sleep(0.02)
-
-    def _prepare_once(self) -> None:
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the second
-            # finds the schema made and changes nothing.
-            with self._tx() as s:
-                version = self._version(s.conn)
-                self._check_columns(s.conn, version)
-                migrate(s, version,
-                        {n: [st for st in script.split(";") if st.strip()]
-                         for n, script in MIGRATIONS.items()})
-        except sqlite3.OperationalError:
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{self.path} is not a usable SQLite database ({exc}); pass "
-                             "another --state-db PATH") from None
 
     def _version(self, db: sqlite3.Connection) -> int:
         """The file's schema version: 0 for an empty file."""

@@ -707,6 +707,17 @@ def test_a_file_that_is_not_ours_is_refused_untouched(tmp_path):
         ("outbox",)]
 
 
+
+def test_a_file_that_is_not_sqlite_is_refused_by_name_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is a text file, not a database\n" * 100)
+    with pytest.raises(StateError) as refused:
+        open_database(path)
+    assert str(refused.value) == (f"{path} is not a usable SQLite database (file is not a "
+                                  "database); pass another --state-db PATH")
+    assert path.read_bytes() == b"this is a text file, not a database\n" * 100
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
