@@ -23,9 +23,8 @@ class Leases(Sessions):
         claim carries what was kept next to each granted lease (Lease.activity, .health)."""
         d, t = self.dialect, self.dialect.prefix
         wanted = list(dict.fromkeys(keys))
-        claim = Claim()
         if not wanted:
-            return claim
+            return Claim()
         ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
         with self._tx() as s:
             now = d.now(s)
@@ -42,15 +41,18 @@ class Leases(Sessions):
             others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
                            f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
                            keys=d.listed(rest)) if rest else []
-        claim.granted = [k for k in wanted if k in got]
-        claim.stored = {k: kept for k, kept in got.items() if kept != (None, None)}
+        claim = Claim([k for k in wanted if k in got], stored={
+            k: kept for k, kept in got.items() if kept != (None, None)})
         for key, holder, until, polled_at, next_at, gone in others:
             polled = (polled_at >= now - polled_within if polled_within is not None
                       else next_at > now)
             held_for = until - now if holder != owner and not gone else 0.0
-            if held_for <= 0 and not polled:
-                held_for = 1.0  # being claimed by another worker this very moment
-            claim.file(key, held_for=held_for, due_in=next_at - now, polled=polled)
+            if held_for > 0:
+                claim.busy[key] = held_for
+            elif polled:
+                claim.later[key] = max(next_at - now, 0.0)
+            else:
+                claim.busy[key] = 1.0  # being claimed by another worker this very moment
         return claim
 
     def release_poll(self, key: str, owner: str, *, polled: bool = False,
