@@ -318,7 +318,6 @@ class Database(Leases, Budgets):
                 f"{d.prefix}outbox WHERE true{which}", handles=d.listed(sorted(handles or ())))
         return Backlog(int(pending), int(parked), next_due)
 
-
     def backlog_by_handle(self) -> dict[str, tuple[int, int]]:
         """Pending and parked counts of each handle with events in the outbox."""
         with self._session() as s:

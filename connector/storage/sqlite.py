@@ -30,7 +30,7 @@ from .database import Database
 from .records import compact_json
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
-from .sqlite_schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
+from .sqlite_schema import MIGRATIONS, SCHEMA_VERSION, columns
 
 #: How long opening a file waits for another process that is preparing it (as for any lock).
 PREPARE_WAIT = 30.0
@@ -143,9 +143,9 @@ class SQLiteDatabase(Database):
         return schema_version(None if row is None else row[0], self.location, SCHEMA_VERSION)
 
     def _check_columns(self, db: sqlite3.Connection, version: int) -> None:
-        for table, columns in COLUMNS[max(version, 1)].items():
+        for table, names in columns(max(version, 1)).items():
             found = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            if (found and found != columns) or (version and not found):
+            if (found and found != names) or (version and not found):
                 raise StateError(f"{self.path} is not a tiktok-following state database "
                                  f"(its table {table} has other columns); pass another "
                                  "--state-db PATH")
