@@ -162,9 +162,7 @@ class PostgresDatabase(Database):
                     {n: [script] for n, script in MIGRATIONS.items()})
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
