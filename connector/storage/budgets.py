@@ -74,9 +74,7 @@ class StoredBucket:
         self.spent += spent
 
     def ready_in(self, credits: int) -> float:
-        found = _view(self.database, self.name, self.budget)
-        assert found is not None
-        _, bucket = found
+        bucket = self.view()
         return bucket.ready_in(self.budget, bucket.at, credits)
 
     def view(self) -> Bucket:
