@@ -191,16 +191,13 @@ class SQLiteDatabase(Database):
         from filelock import FileLock, Timeout
 
         path = self._lock_path(key)
-        lock = FileLock(str(path), mode=self._mode)
         try:
-            lock.acquire(timeout=timeout)
+            held = FileLock(str(path), mode=self._mode).acquire(timeout=timeout)
         except Timeout:
             raise ConnectorError(f"another poll of {key} holds {path} for over {timeout:.0f}s; "
                                  "try again when it is done") from None
-        try:
+        with held:
             yield
-        finally:
-            lock.release()
 
     # Workers
 
