@@ -285,7 +285,7 @@ class Database(Leases, Budgets):
                   "claimed_by = NULL, claimed_until = 0 WHERE event_id = :id",
                   error=error[:500], retry=retry_at, park=park, id=event_id)
 
-    def requeue(self, event_ids: list[str] | None = None, *,
+    def requeue(self, event_ids: Iterable[str] | None = None, *,
                 include_pending: bool = False) -> int:
         """Parked events (all, or these) back in the queue and due now, attempts reset; with
         `include_pending`, pending events due now too. Returns how many changed."""
@@ -297,14 +297,14 @@ class Database(Leases, Budgets):
                          f"true{which}", now=time.time(),
                          ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    def discard(self, event_ids: list[str] | None = None) -> int:
+    def discard(self, event_ids: Iterable[str] | None = None) -> int:
         """Delete parked events (all, or these); pending ones are never discarded."""
         d = self.dialect
         with self._session() as s:
             return s.run(f"DELETE FROM {d.prefix}outbox WHERE parked{self._only(event_ids)}",
                          ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    def _only(self, event_ids: list[str] | None) -> str:
+    def _only(self, event_ids: Iterable[str] | None) -> str:
         return "" if event_ids is None else f" AND {self.dialect.among('event_id', 'ids')}"
 
     def backlog(self, handles: Iterable[str] | None = None) -> Backlog:

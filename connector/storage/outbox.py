@@ -75,13 +75,12 @@ class Outbox:
         """Put parked events (all when `event_ids` is None) back in the queue, due now, with
         their attempts reset; with `include_pending`, pending events are made due now too (for
         when the receiver is fixed). Returns how many events were changed."""
-        ids = None if event_ids is None else list(event_ids)
-        return self.database.requeue(ids, include_pending=include_pending)
+        return self.database.requeue(event_ids, include_pending=include_pending)
 
     def discard(self, event_ids: Iterable[str] | None = None) -> int:
         """Delete parked events (all when `event_ids` is None). Pending events cannot be
         discarded: they may be mid-delivery. Returns how many were deleted."""
-        return self.database.discard(None if event_ids is None else list(event_ids))
+        return self.database.discard(event_ids)
 
     def counts(self) -> dict[str, int]:
         backlog = self.database.backlog()
