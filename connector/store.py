@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,7 @@ def state_key(handle: str, operation: str = NEW_FOLLOWS.key) -> str:
 
 
 @dataclass
-class Batch:
+class Batch(AbstractContextManager["Batch"]):
     """One poll's result, holding the handle's lock until it is committed or closed."""
 
     handle: str
@@ -108,14 +108,11 @@ class Batch:
     def close(self) -> None:
         self._hold.close()
 
-    def __enter__(self) -> Batch:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class Store:
+class Store(AbstractContextManager["Store"]):
     """The embedded state database, with the trigger as a method."""
 
     def __init__(self, target: str | os.PathLike[str] | Database | None = None) -> None:
@@ -129,9 +126,6 @@ class Store:
     def close(self) -> None:
         if self._owns:
             self.database.close()
-
-    def __enter__(self) -> Store:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -53,7 +53,7 @@ from .records import (
 from .sql import Session
 
 
-class Database(Leases, Budgets):
+class Database(Leases, Budgets, AbstractContextManager["Database"]):
     """One state database. Safe to share between threads."""
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
@@ -61,9 +61,6 @@ class Database(Leases, Budgets):
 
     def close(self) -> None:
         """Release connections."""
-
-    def __enter__(self) -> Database:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,7 +47,7 @@ def event_row(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
-class Outbox:
+class Outbox(AbstractContextManager["Outbox"]):
     """Parked and pending webhook events of a database: the Python side of `outbox`."""
 
     def __init__(self, database: Database | str | os.PathLike[str] | None = None, *,
@@ -59,9 +60,6 @@ class Outbox:
     def close(self) -> None:
         if self._owns:
             self.database.close()
-
-    def __enter__(self) -> Outbox:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
