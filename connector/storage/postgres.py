@@ -102,7 +102,8 @@ class PostgresDatabase(Database):
         self._secrets = Secrets().database(url).values
         self._url = url
         self._pool_size = max(2, pool_size)
-        self._connect_timeout = max(1, int(connect_timeout))
+        #: How every session is opened: each statement its own transaction, unless in one.
+        self._options = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
         #: Set when a pooled session was found cut: statements then fail at once, rather than
         #: wait for a pool that cannot connect, until the server answers again (`_heal`).
         self._broken = False
@@ -111,8 +112,7 @@ class PostgresDatabase(Database):
         #: The liveness marks of this process's workers (`worker`), by owner.
         self._marks: dict[str, Mark] = {}
         try:
-            with psycopg.connect(url, autocommit=True,
-                                 connect_timeout=self._connect_timeout) as conn:
+            with psycopg.connect(url, **self._options) as conn:
                 self._prepare(conn)
         except psycopg.Error as exc:
             raise ConfigurationError(f"cannot use the state database {self.location}: "
@@ -126,15 +126,12 @@ class PostgresDatabase(Database):
 
     def _new_pool(self) -> Any:
         return ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
-                              timeout=POOL_WAIT, name="tiktok-following",
-                              kwargs={"autocommit": True,
-                                      "connect_timeout": self._connect_timeout})
+                              timeout=POOL_WAIT, name="tiktok-following", kwargs=self._options)
 
     def connect(self) -> Any:
         """A session of its own, outside the pool; DatabaseUnavailable if there is none."""
         try:
-            return psycopg.connect(self._url, autocommit=True,
-                                   connect_timeout=self._connect_timeout)
+            return psycopg.connect(self._url, **self._options)
         except psycopg.Error as exc:
             raise self.unavailable(exc) from None
 
@@ -256,14 +253,10 @@ class PostgresDatabase(Database):
         mark = Mark(owner, self.connect, self.unavailable, DIALECT)
         try:
             mark.take()
-        except BaseException:
-            mark.close()
-            raise
-        self._marks[owner] = mark
-        try:
+            self._marks[owner] = mark
             yield
         finally:
-            del self._marks[owner]
+            self._marks.pop(owner, None)
             mark.close()
 
     def holds_mark(self, owner: str) -> bool:
