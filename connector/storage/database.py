@@ -31,10 +31,7 @@ from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
-# The store's own errors live in the error tree; imported from here too.
-from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
-from ..core.errors import StateConflict as StateConflict
-from ..core.errors import StateError
+from ..core.errors import StateConflict, StateError
 from .budgets import Budgets
 from .leases import Leases
 from .parts import as_bytes, plan_parts
