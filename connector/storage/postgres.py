@@ -47,7 +47,6 @@ POOL_WAIT = 10.0
 MIGRATION_LOCK = 0x746B66_6D6967  # "tkf" "mig"
 #: The server's clock, in seconds since the epoch, like time.time().
 NOW = "extract(epoch from clock_timestamp())::float8"
-_T = SCHEMA  # short, for the queries
 
 
 class PostgresDialect(Dialect):
@@ -146,17 +145,15 @@ class PostgresDatabase(Database):
     # Schema
 
     def _prepare(self, conn: Any) -> None:
+        s = Session(conn, DIALECT)
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            if conn.execute("SELECT to_regnamespace(%s)", (SCHEMA,)).fetchone()[0] is None:
-                conn.execute(f"CREATE SCHEMA {SCHEMA}")
-            found = None
-            if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0]:
-                row = conn.execute(f"SELECT value FROM {_T}.meta WHERE name='schema'").fetchone()
-                found = row[0] if row else None
-            version = schema_version(found, self.location, SCHEMA_VERSION)
-            migrate(Session(conn, DIALECT), version,
-                    {n: [script] for n, script in MIGRATIONS.items()})
+            s.run("SELECT pg_advisory_xact_lock(:lock)", lock=MIGRATION_LOCK)
+            if s.one("SELECT to_regnamespace(:schema)", schema=SCHEMA)[0] is None:
+                s.run(f"CREATE SCHEMA {SCHEMA}")
+            row = s.one(f"SELECT value FROM {SCHEMA}.meta WHERE name = 'schema'") if s.one(
+                "SELECT to_regclass(:meta)", meta=f"{SCHEMA}.meta")[0] else None
+            version = schema_version(row and row[0], self.location, SCHEMA_VERSION)
+            migrate(s, version, {n: [script] for n, script in MIGRATIONS.items()})
 
     def close(self) -> None:
         self._pool.close()
@@ -276,7 +273,7 @@ class PostgresDatabase(Database):
             # Nothing they claimed is in flight any more: those claims end now, rather than
             # hold their handles' events back (from them too) until they run out.
             with self._conn() as conn:
-                conn.execute(f"UPDATE {_T}.outbox SET claimed_by = NULL, claimed_until = 0 "
+                conn.execute(f"UPDATE {SCHEMA}.outbox SET claimed_by = NULL, claimed_until = 0 "
                              "WHERE claimed_by = ANY(%s)", ([m.owner for m in marks],))
 
     def _heal(self, *, now: bool = False) -> None:
