@@ -62,14 +62,12 @@ class StoredBucket:
         """The poll that held `hold` is done and spent `spent`: the rest comes back, unless
         the hold was abandoned meanwhile (counted as spent in full: nothing changes)."""
         with self._step() as (s, now, bucket):
-            t = s.dialect.prefix
-            kept = s.one(f"SELECT credits FROM {t}budget_holds WHERE name = :name AND "
-                         "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
-                         hold=hold.ref) if hold.credits else None
-            if kept is not None:
-                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
-                      "AND hold = :hold", name=self.name, owner=self.owner, hold=hold.ref)
-                bucket = bucket.settle(self.budget, now, int(kept[0]), spent)
+            # Its row holds hold.credits (rows are never changed, only deleted).
+            if hold.credits and s.run(
+                    f"DELETE FROM {s.dialect.prefix}budget_holds WHERE name = :name AND "
+                    "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
+                    hold=hold.ref).rowcount:
+                bucket = bucket.settle(self.budget, now, hold.credits, spent)
             _write(s, self.name, self.budget, bucket)
         self.spent += spent
 
