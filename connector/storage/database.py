@@ -211,18 +211,17 @@ class Database(Leases, Budgets, AbstractContextManager["Database"]):
         Events of a handle with events claimed by a deliverer are left out: they are that
         deliverer's until it is done or its claim ends."""
         d, t = self.dialect, self.dialect.prefix
-        if handles is None:
-            which, args = "parked = false AND next_attempt_at <= :now", {}
-        else:  # for a few handles, their index (outbox_handle) finds their few events
-            x = d.no_index
-            which = (f"{x}parked = false AND {x}next_attempt_at <= :now AND "
-                     f"{d.among('handle', 'handles')}")
-            args = {"handles": d.listed(sorted(handles))}
+        # For a few handles, their index (outbox_handle) finds their few events.
+        x = "" if handles is None else d.no_index
+        which = f"{x}parked = false AND {x}next_attempt_at <= :now"
+        if handles is not None:
+            which += f" AND {d.among('handle', 'handles')}"
         with self._session() as s:
             rows = s.all(f"SELECT {OUTBOX_COLUMNS} FROM {t}outbox o WHERE {which} AND NOT "
                          f"EXISTS (SELECT 1 FROM {t}outbox c WHERE c.handle = o.handle AND "
                          f"c.claimed_until > {d.clock} AND NOT {t}gone(c.claimed_by)) "
-                         f"ORDER BY created_at, {d.order}", now=now, **args)
+                         f"ORDER BY created_at, {d.order}", now=now,
+                         handles=d.listed(sorted(handles or ())))
         return [event_from_row(r) for r in rows]
 
     def claim_events(self, event_ids: list[str], owner: str, *, claim_for: float) -> list[str]:
