@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,7 @@ class Batch(AbstractContextManager["Batch"]):
     meta: dict[str, Any]
     _result: Result = field(repr=False)
     _database: Database = field(repr=False)
-    _hold: ExitStack = field(repr=False, default_factory=ExitStack)
+    _hold: AbstractContextManager[None] | None = field(repr=False, default=None)
     committed: bool = False
     #: The trigger polled, and so the state key and the kind of its outbox events.
     operation: str = NEW_FOLLOWS.key
@@ -106,7 +106,9 @@ class Batch(AbstractContextManager["Batch"]):
         return added
 
     def close(self) -> None:
-        self._hold.close()
+        if self._hold is not None:
+            hold, self._hold = self._hold, None
+            hold.__exit__(None, None, None)
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -172,16 +174,21 @@ class Store(AbstractContextManager["Store"]):
         name = values["handle"]
         key = state_key(name, operation)
         with client_for(client, credentials=credentials, retry=retry,
-                        timeouts=timeouts) as own, ExitStack() as held:
-            if locked:
-                held.enter_context(self.database.lock(key, lock_timeout))
-            # Read state only once the lock is held: it may just have been advanced.
-            trigger = module(operation)
-            stored = self.database.read_state(key)
-            state = (None if stored.row is None
-                     else trigger.State.from_stored(stored.row, stored.parts))
-            result = trigger.run(own, values, source=source, state=state)
-            hold = held.pop_all()  # the batch holds the lock from here
+                        timeouts=timeouts) as own:
+            hold = self.database.lock(key, lock_timeout) if locked else None
+            if hold is not None:
+                hold.__enter__()
+            try:
+                # Read state only once the lock is held: it may just have been advanced.
+                trigger = module(operation)
+                stored = self.database.read_state(key)
+                state = (None if stored.row is None
+                         else trigger.State.from_stored(stored.row, stored.parts))
+                result = trigger.run(own, values, source=source, state=state)
+            except BaseException:
+                if hold is not None:
+                    hold.__exit__(None, None, None)
+                raise
         return Batch(name, result.items, result.meta, result, self.database, hold,
                      operation=operation, version=stored.version)
 
