@@ -100,9 +100,13 @@ class Leases(Sessions):
 
 def _kept(lease: Lease, d: Dialect) -> tuple[str, dict[str, Any]]:
     """The SET clauses (each after a comma) and parameters that store what `lease` keeps."""
-    args: dict[str, Any] = {k: v for k in ("activity", "health")
-                            if (v := getattr(lease, k)) is not None}
-    sets = [f"{k} = :{k}" for k in args]
+    sets, args = [], {}
+    if lease.activity is not None:
+        sets.append("activity = :activity")
+        args["activity"] = lease.activity
+    if lease.health is not None:
+        sets.append("health = :health")
+        args["health"] = lease.health
     if lease.period is not None:
         # The period of the database's clock, as the budget's bucket runs at, in this very
         # statement: workers whose clocks differ count in the same one (core.budget's
