@@ -160,15 +160,12 @@ class SQLiteDatabase(Database):
     def _session(self) -> _Use:
         return self._in_session
 
-    def _lock_file(self, name: str) -> Path:
+    def _lock_path(self, name: str, *, make: bool = True) -> Path:
+        """The lock file of `name`, its folder made if need be (`make`)."""
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
-        return self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
-
-    def _lock_path(self, name: str) -> Path:
-        """The lock file of `name`, its folder made if need be."""
-        path = self._lock_file(name)
+        path = self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
         folder = path.parent
-        if not self._lock_folder_made:  # once: this runs per handle, and per claimer
+        if make and not self._lock_folder_made:  # once: this runs per handle, and per claimer
             # Whoever may use the file may use its locks: the file's mode, its read bits made
             # search bits too (the umask had its say when the file was made).
             mode = self._mode | (self._mode & 0o444) >> 2
@@ -227,7 +224,7 @@ class SQLiteDatabase(Database):
             return True
         from filelock import FileLock, Timeout
 
-        path = self._lock_file(f"worker:{owner}")
+        path = self._lock_path(f"worker:{owner}", make=False)
         if not path.exists():
             return False
         lock = FileLock(str(path), mode=self._mode)
