@@ -123,7 +123,6 @@ class SQLiteDatabase(Database):
                 # second finds the schema made and changes nothing.
                 with self._tx() as s:
                     version = self._version(s.conn)
-                    self._check_columns(s.conn, version)
                     migrate(s, version,
                             {n: [st for st in script.split(";") if st.strip()]
                              for n, script in MIGRATIONS.items()})
@@ -136,19 +135,19 @@ class SQLiteDatabase(Database):
                 time.sleep(0.02)
 
     def _version(self, db: sqlite3.Connection) -> int:
-        """The file's schema version: 0 for an empty file."""
+        """The file's schema version (0 for an empty file), once its tables are found to be
+        ours."""
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         row = db.execute("SELECT value FROM meta WHERE name='schema'").fetchone() \
             if "meta" in tables else None
-        return schema_version(None if row is None else row[0], self.location, SCHEMA_VERSION)
-
-    def _check_columns(self, db: sqlite3.Connection, version: int) -> None:
+        version = schema_version(None if row is None else row[0], self.location, SCHEMA_VERSION)
         for table, names in columns(max(version, 1)).items():
             found = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
             if (found and found != names) or (version and not found):
                 raise StateError(f"{self.path} is not a tiktok-following state database "
                                  f"(its table {table} has other columns); pass another "
                                  "--state-db PATH")
+        return version
 
     def close(self) -> None:
         with self._lock:
