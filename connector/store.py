@@ -76,11 +76,10 @@ class Batch(AbstractContextManager["Batch"]):
     def commit(self, *, outbox: bool = False, lease: Lease | None = None,
                claim: EventClaim | None = None) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
-        transaction). Call it after the items were handled. Returns events queued. Raises
-        StateConflict, saving nothing, if another poll saved the state since this one read it;
-        with `lease`, that poll lease is released in the same transaction. With `claim`, the
-        events are claimed as they are queued when they are their handle's only ones in the
-        outbox (then in `claimed`), for a caller that POSTs them at once."""
+        transaction), as `Database.save` does with `lease` and `claim` (the events it claimed
+        are then in `claimed`). Call it after the items were handled. Returns events queued.
+        Raises StateConflict, saving nothing, if another poll saved the state since this one
+        read it."""
         if self.committed:
             return 0
         events = []

@@ -3,8 +3,8 @@ when) and the credits each worker holds for its polls in flight, so that every w
 the database spends from one bucket, and a restart does not find it full again.
 
 Each step (reserve, settle) is one transaction: the row is read and locked, the Bucket
-arithmetic (core/budget.py) runs at the database's own clock (PostgreSQL's
-`clock_timestamp()`, so that workers whose clocks differ agree), and the row is written back.
+arithmetic (core/budget.py) runs at the database's own clock (`Database.clock`), and the row
+is written back.
 Holds of a worker that died (its liveness mark, `Database.worker`) are abandoned there too:
 counted as spent, since its requests may have been made."""
 

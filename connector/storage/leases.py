@@ -1,6 +1,6 @@
 """Poll leases: which worker polls which handle now, when each handle is next due, and what
 the workers keep next to it (its activity estimate and health, opaque JSON here, and its
-credits this period). A mixin of `Database`, whose sessions and dialect it uses."""
+credits this period). A part of `Database`."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ class Leases(Sessions):
                     polled_within: float | None = None) -> Claim:
         """Lease those of `keys` that are due and that no other worker holds, for `lease_for`
         seconds. Due means: its next due time has come, or, with `polled_within` (the age of
-        a `--once` cycle), not polled in the last `polled_within` seconds. Times are relative
-        so that workers on machines whose clocks differ agree (PostgreSQL uses its own). The
-        claim carries what was kept next to each granted lease (Lease.activity, .health)."""
+        a `--once` cycle), not polled in the last `polled_within` seconds, on the database's
+        clock. The claim carries what was kept next to each granted lease (Lease.activity,
+        .health)."""
         d, t = self.dialect, self.dialect.prefix
         wanted = list(dict.fromkeys(keys))
         if not wanted:

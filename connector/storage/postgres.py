@@ -3,13 +3,9 @@ machine or many (`--state-db postgresql://user:password@host/db`).
 
 Needs the `postgres` extra (`pip install '.[postgres]'` in a clone: psycopg 3 and its pool);
 nothing here is imported unless a postgresql:// target is used. The tables live in their own
-schema, `tiktok_following`, created and migrated by the connector under an advisory
-lock, so workers starting together do it once. Lease and claim times are the server's clock,
-so workers whose clocks differ still agree on when a lease ends.
-
-Behaves as SQLiteDatabase does (the same tests run against both); where SQLite has one writer
-at a time, PostgreSQL has row locks: claims use `FOR UPDATE SKIP LOCKED`, so workers claiming
-at once never wait for each other and never claim the same row.
+schema, `tiktok_following`, created and migrated by the connector under an advisory lock, so
+workers starting together do it once. Where SQLite has one writer at a time, PostgreSQL has
+row locks: claims skip the rows others are taking (`FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations

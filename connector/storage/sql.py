@@ -1,8 +1,8 @@
 """The words in which each database says what both backends do.
 
-`database.Database` writes every statement once, with `:name` parameters and a few words
-that differ between SQLite and PostgreSQL; each backend gives its Dialect, and a Session runs
-statements on one of its connections in that dialect.
+`database.Database` writes every statement once, over `Sessions`, with `:name` parameters
+and a few words that differ between SQLite and PostgreSQL; each backend gives its Dialect,
+and a Session runs statements on one of its connections in that dialect.
 """
 
 from __future__ import annotations
