@@ -41,13 +41,11 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
 POOL_WAIT = 10.0
 #: The advisory lock key that serialises migrations (any fixed 64-bit number).
 MIGRATION_LOCK = 0x746B66_6D6967  # "tkf" "mig"
-#: The server's clock, in seconds since the epoch, like time.time().
-NOW = "extract(epoch from clock_timestamp())::float8"
 
 
 class PostgresDialect(Dialect):
     prefix = f"{SCHEMA}."
-    clock = NOW
+    clock = "extract(epoch from clock_timestamp())::float8"  # like time.time()
     order = "seq"
     lock_row = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
