@@ -42,8 +42,6 @@ class StoredBucket:
         self.name = name
         self.budget = budget
         self.owner = owner
-        #: Credits settled through this object, all told.
-        self.spent = 0
 
     def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold:
         hold = Hold(0)
@@ -69,7 +67,6 @@ class StoredBucket:
                     hold=hold.ref).rowcount:
                 bucket = bucket.settle(self.budget, now, hold.credits, spent)
             _write(s, self.name, self.budget, bucket)
-        self.spent += spent
 
     def ready_in(self, credits: int) -> float:
         bucket = self.view()
