@@ -13,9 +13,8 @@ follows come back on the next poll: at-least-once, never lost. Unfollows the sam
 the version of the state the poll read, or not at all (StateConflict): two polls of one handle
 can never both advance it.
 
-The database keeps a state as the state itself says (connector.state): a small JSON row, and its
-parts as bytes, one row each, so a commit writes only the parts that changed. They go from the
-state object to the database and back as they are, never through the runner JSON's text.
+The database keeps a state as the state object splits it (connector.state): a small JSON row
+and its parts as bytes, never through the runner JSON's text.
 """
 
 from __future__ import annotations

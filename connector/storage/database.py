@@ -6,9 +6,6 @@ Every operation's steps are written here, once; a backend (sqlite.py, postgres.p
 dialect (sql.py), its connections, and how it locks a key and tells which workers are alive.
 Both behave the same; the tests run against both.
 
-A state is a small JSON row plus parts, opaque bytes, newest first: storage knows nothing of
-what they hold, and a save writes only the parts that changed.
-
 How many workers share the work, whatever the backend:
 - A state is saved only over the version it was read at (`save(..., expect=version)`): of two
   polls that read the same state, one commits and the other gets StateConflict and is
