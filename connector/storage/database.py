@@ -47,7 +47,7 @@ from .records import (
 from .sql import Session
 
 
-class Database(Leases, Budgets, AbstractContextManager["Database"]):
+class Database(Leases, Budgets):
     """One state database. Safe to share between threads."""
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
@@ -55,6 +55,9 @@ class Database(Leases, Budgets, AbstractContextManager["Database"]):
 
     def close(self) -> None:
         """Release connections."""
+
+    def __enter__(self) -> Database:
+        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
