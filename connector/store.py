@@ -13,9 +13,8 @@ follows come back on the next poll: at-least-once, never lost. Unfollows the sam
 the version of the state the poll read, or not at all (StateConflict): two polls of one handle
 can never both advance it.
 
-The database keeps a state as the state itself says (connector.state): a small JSON row, and its
-parts as bytes, one row each, so a commit writes only the parts that changed. They go from the
-state object to the database and back as they are, never through the runner JSON's text.
+The database keeps a state as the state object splits it (connector.state): a small JSON row
+and its parts as bytes, never through the runner JSON's text.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ def state_key(handle: str, operation: str = NEW_FOLLOWS.key) -> str:
 
 
 @dataclass
-class Batch:
+class Batch(AbstractContextManager["Batch"]):
     """One poll's result, holding the handle's lock until it is committed or closed."""
 
     handle: str
@@ -76,11 +75,10 @@ class Batch:
     def commit(self, *, outbox: bool = False, lease: Lease | None = None,
                claim: EventClaim | None = None) -> int:
         """Save the new state (and, with outbox=True, the items as outbox events, in the same
-        transaction). Call it after the items were handled. Returns events queued. Raises
-        StateConflict, saving nothing, if another poll saved the state since this one read it;
-        with `lease`, that poll lease is released in the same transaction. With `claim`, the
-        events are claimed as they are queued when they are their handle's only ones in the
-        outbox (then in `claimed`), for a caller that POSTs them at once."""
+        transaction), as `Database.save` does with `lease` and `claim` (the events it claimed
+        are then in `claimed`). Call it after the items were handled. Returns events queued.
+        Raises StateConflict, saving nothing, if another poll saved the state since this one
+        read it."""
         if self.committed:
             return 0
         events = []
@@ -110,14 +108,11 @@ class Batch:
             hold, self._hold = self._hold, None
             hold.__exit__(None, None, None)
 
-    def __enter__(self) -> Batch:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-class Store:
+class Store(AbstractContextManager["Store"]):
     """The embedded state database, with the trigger as a method."""
 
     def __init__(self, target: str | os.PathLike[str] | Database | None = None) -> None:
@@ -131,9 +126,6 @@ class Store:
     def close(self) -> None:
         if self._owns:
             self.database.close()
-
-    def __enter__(self) -> Store:
-        return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -8,7 +8,8 @@ under a key, events are JSON payloads under an id, leases and claims are rows na
 from __future__ import annotations
 
 from ..core.config import STATE_DB_ENV
-from .database import Database, DatabaseUnavailable, StateConflict
+from ..core.errors import DatabaseUnavailable, StateConflict
+from .database import Database
 from .location import default_path, open_database, sandbox_path
 from .outbox import Outbox, event_row
 from .records import (

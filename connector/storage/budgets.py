@@ -3,8 +3,8 @@ when) and the credits each worker holds for its polls in flight, so that every w
 the database spends from one bucket, and a restart does not find it full again.
 
 Each step (reserve, settle) is one transaction: the row is read and locked, the Bucket
-arithmetic (core/budget.py) runs at the database's own clock (PostgreSQL's
-`clock_timestamp()`, so that workers whose clocks differ agree), and the row is written back.
+arithmetic (core/budget.py) runs at the database's own clock (`Database.clock`), and the row
+is written back.
 Holds of a worker that died (its liveness mark, `Database.worker`) are abandoned there too:
 counted as spent, since its requests may have been made."""
 
@@ -12,21 +12,15 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 
 from ..core.budget import Bucket, Budget, Hold
 from ..core.config import CREDITS_PER_REQUEST
-from .sql import Dialect, Session
+from .sql import Session, Sessions
 
 
-class Budgets:
+class Budgets(Sessions):
     """The budget operations of a Database."""
-
-    dialect: Dialect
-
-    # Given by Database.
-    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
 
     def bucket(self, name: str, budget: Budget, owner: str) -> StoredBucket:
         """The bucket of budget `name` (made full the first time), spent by `owner`: a
@@ -48,8 +42,6 @@ class StoredBucket:
         self.name = name
         self.budget = budget
         self.owner = owner
-        #: Credits settled through this object, all told.
-        self.spent = 0
 
     def reserve(self, want: int, least: int = CREDITS_PER_REQUEST) -> Hold:
         hold = Hold(0)
@@ -68,21 +60,16 @@ class StoredBucket:
         """The poll that held `hold` is done and spent `spent`: the rest comes back, unless
         the hold was abandoned meanwhile (counted as spent in full: nothing changes)."""
         with self._step() as (s, now, bucket):
-            t = s.dialect.prefix
-            kept = s.one(f"SELECT credits FROM {t}budget_holds WHERE name = :name AND "
-                         "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
-                         hold=hold.ref) if hold.credits else None
-            if kept is not None:
-                s.run(f"DELETE FROM {t}budget_holds WHERE name = :name AND owner = :owner "
-                      "AND hold = :hold", name=self.name, owner=self.owner, hold=hold.ref)
-                bucket = bucket.settle(self.budget, now, int(kept[0]), spent)
+            # Its row holds hold.credits (rows are never changed, only deleted).
+            if hold.credits and s.run(
+                    f"DELETE FROM {s.dialect.prefix}budget_holds WHERE name = :name AND "
+                    "owner = :owner AND hold = :hold", name=self.name, owner=self.owner,
+                    hold=hold.ref).rowcount:
+                bucket = bucket.settle(self.budget, now, hold.credits, spent)
             _write(s, self.name, self.budget, bucket)
-        self.spent += spent
 
     def ready_in(self, credits: int) -> float:
-        found = _view(self.database, self.name, self.budget)
-        assert found is not None
-        _, bucket = found
+        bucket = self.view()
         return bucket.ready_in(self.budget, bucket.at, credits)
 
     def view(self) -> Bucket:

@@ -6,9 +6,6 @@ Every operation's steps are written here, once; a backend (sqlite.py, postgres.p
 dialect (sql.py), its connections, and how it locks a key and tells which workers are alive.
 Both behave the same; the tests run against both.
 
-A state is a small JSON row plus parts, opaque bytes, newest first: storage knows nothing of
-what they hold, and a save writes only the parts that changed.
-
 How many workers share the work, whatever the backend:
 - A state is saved only over the version it was read at (`save(..., expect=version)`): of two
   polls that read the same state, one commits and the other gets StateConflict and is
@@ -27,14 +24,11 @@ from __future__ import annotations
 
 import json
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 
-# The store's own errors live in the error tree; imported from here too.
-from ..core.errors import DatabaseUnavailable as DatabaseUnavailable
-from ..core.errors import StateConflict as StateConflict
-from ..core.errors import StateError
+from ..core.errors import StateConflict, StateError
 from .budgets import Budgets
 from .leases import Leases
 from .parts import as_bytes, plan_parts
@@ -50,15 +44,14 @@ from .records import (
     compact_json,
     event_from_row,
 )
-from .sql import Dialect, Session
+from .sql import Session
 
 
-class Database(Leases, Budgets, ABC):
+class Database(Leases, Budgets):
     """One state database. Safe to share between threads."""
 
     #: Where it is, as it may be shown (a path, or a URL without its password).
     location: str
-    dialect: Dialect
 
     def close(self) -> None:
         """Release connections."""
@@ -70,15 +63,6 @@ class Database(Leases, Budgets, ABC):
         self.close()
 
     # What each backend gives
-
-    @abstractmethod
-    def _tx(self) -> AbstractContextManager[Session]:
-        """A transaction: what it writes is committed together when the block ends, or not
-        at all."""
-
-    @abstractmethod
-    def _session(self) -> AbstractContextManager[Session]:
-        """A connection for one statement, which is its own transaction."""
 
     @abstractmethod
     def lock(self, key: str, timeout: float) -> AbstractContextManager[None]:
@@ -220,26 +204,6 @@ class Database(Leases, Budgets, ABC):
             holder = None
         return added, holder
 
-    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               also: str = "", **args: object) -> dict[str, tuple]:
-        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys,
-        each with its columns `also` (", a, b": as they were). Workers claiming at once never
-        take the same row (SQLite: one writer at a time; PostgreSQL: each skips the rows the
-        other is taking, rather than wait for them)."""
-        d = self.dialect
-        rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
-        if d.returning:  # one statement takes them and says which
-            # (through a read that skips the rows others are taking, where a claim can)
-            which = f"{key} IN (SELECT {key} {rows})" if d.skip_locked else where
-            taken = s.all(f"UPDATE {table} SET {take} WHERE {which} RETURNING {key}{also}",
-                          **args)
-            return {r[0]: tuple(r[1:]) for r in taken}
-        got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
-        if got:
-            s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
-                  got=d.listed(got), **args)
-        return got
-
     # The outbox
 
     def due(self, now: float, *, handles: Iterable[str] | None = None) -> list[OutboxEvent]:
@@ -247,18 +211,17 @@ class Database(Leases, Budgets, ABC):
         Events of a handle with events claimed by a deliverer are left out: they are that
         deliverer's until it is done or its claim ends."""
         d, t = self.dialect, self.dialect.prefix
-        if handles is None:
-            which, args = "parked = false AND next_attempt_at <= :now", {}
-        else:  # for a few handles, their index (outbox_handle) finds their few events
-            x = d.no_index
-            which = (f"{x}parked = false AND {x}next_attempt_at <= :now AND "
-                     f"{d.among('handle', 'handles')}")
-            args = {"handles": d.listed(sorted(handles))}
+        # For a few handles, their index (outbox_handle) finds their few events.
+        x = "" if handles is None else d.no_index
+        which = f"{x}parked = false AND {x}next_attempt_at <= :now"
+        if handles is not None:
+            which += f" AND {d.among('handle', 'handles')}"
         with self._session() as s:
             rows = s.all(f"SELECT {OUTBOX_COLUMNS} FROM {t}outbox o WHERE {which} AND NOT "
                          f"EXISTS (SELECT 1 FROM {t}outbox c WHERE c.handle = o.handle AND "
                          f"c.claimed_until > {d.clock} AND NOT {t}gone(c.claimed_by)) "
-                         f"ORDER BY created_at, {d.order}", now=now, **args)
+                         f"ORDER BY created_at, {d.order}", now=now,
+                         handles=d.listed(sorted(handles or ())))
         return [event_from_row(r) for r in rows]
 
     def claim_events(self, event_ids: list[str], owner: str, *, claim_for: float) -> list[str]:
@@ -315,7 +278,7 @@ class Database(Leases, Budgets, ABC):
                   "claimed_by = NULL, claimed_until = 0 WHERE event_id = :id",
                   error=error[:500], retry=retry_at, park=park, id=event_id)
 
-    def requeue(self, event_ids: list[str] | None = None, *,
+    def requeue(self, event_ids: Iterable[str] | None = None, *,
                 include_pending: bool = False) -> int:
         """Parked events (all, or these) back in the queue and due now, attempts reset; with
         `include_pending`, pending events due now too. Returns how many changed."""
@@ -327,14 +290,14 @@ class Database(Leases, Budgets, ABC):
                          f"true{which}", now=time.time(),
                          ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    def discard(self, event_ids: list[str] | None = None) -> int:
+    def discard(self, event_ids: Iterable[str] | None = None) -> int:
         """Delete parked events (all, or these); pending ones are never discarded."""
         d = self.dialect
         with self._session() as s:
             return s.run(f"DELETE FROM {d.prefix}outbox WHERE parked{self._only(event_ids)}",
                          ids=d.listed(dict.fromkeys(event_ids or ()))).rowcount
 
-    def _only(self, event_ids: list[str] | None) -> str:
+    def _only(self, event_ids: Iterable[str] | None) -> str:
         return "" if event_ids is None else f" AND {self.dialect.among('event_id', 'ids')}"
 
     def backlog(self, handles: Iterable[str] | None = None) -> Backlog:
@@ -347,7 +310,6 @@ class Database(Leases, Budgets, ABC):
                 "END), min(CASE WHEN NOT parked THEN next_attempt_at END) FROM "
                 f"{d.prefix}outbox WHERE true{which}", handles=d.listed(sorted(handles or ())))
         return Backlog(int(pending), int(parked), next_due)
-
 
     def backlog_by_handle(self) -> dict[str, tuple[int, int]]:
         """Pending and parked counts of each handle with events in the outbox."""

@@ -1,40 +1,30 @@
 """Poll leases: which worker polls which handle now, when each handle is next due, and what
 the workers keep next to it (its activity estimate and health, opaque JSON here, and its
-credits this period). A mixin of `Database`, whose sessions and dialect it uses."""
+credits this period). A part of `Database`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from .records import Claim, Lease, PollRow
-from .sql import Dialect, Session
+from .sql import Dialect, Session, Sessions
 
 
-class Leases:
+class Leases(Sessions):
     """The poll lease operations of a Database."""
-
-    dialect: Dialect
-
-    # Given by Database.
-    def _tx(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _session(self) -> AbstractContextManager[Session]: ...  # pragma: no cover
-    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
-               also: str = "", **args: object) -> dict[str, tuple]: ...  # pragma: no cover
 
     def claim_polls(self, keys: Iterable[str], owner: str, *, lease_for: float,
                     polled_within: float | None = None) -> Claim:
         """Lease those of `keys` that are due and that no other worker holds, for `lease_for`
         seconds. Due means: its next due time has come, or, with `polled_within` (the age of
-        a `--once` cycle), not polled in the last `polled_within` seconds. Times are relative
-        so that workers on machines whose clocks differ agree (PostgreSQL uses its own). The
-        claim carries what was kept next to each granted lease (Lease.activity, .health)."""
+        a `--once` cycle), not polled in the last `polled_within` seconds, on the database's
+        clock. The claim carries what was kept next to each granted lease (Lease.activity,
+        .health)."""
         d, t = self.dialect, self.dialect.prefix
         wanted = list(dict.fromkeys(keys))
-        claim = Claim()
         if not wanted:
-            return claim
+            return Claim()
         ordered = d.listed(sorted(wanted))  # one order for everyone: inserts never deadlock
         with self._tx() as s:
             now = d.now(s)
@@ -51,15 +41,18 @@ class Leases:
             others = s.all(f"SELECT key, owner, lease_until, polled_at, next_at, "
                            f"{t}gone(owner) FROM {t}poll_lease WHERE {d.among('key', 'keys')}",
                            keys=d.listed(rest)) if rest else []
-        claim.granted = [k for k in wanted if k in got]
-        claim.stored = {k: kept for k, kept in got.items() if kept != (None, None)}
+        claim = Claim([k for k in wanted if k in got], stored={
+            k: kept for k, kept in got.items() if kept != (None, None)})
         for key, holder, until, polled_at, next_at, gone in others:
             polled = (polled_at >= now - polled_within if polled_within is not None
                       else next_at > now)
             held_for = until - now if holder != owner and not gone else 0.0
-            if held_for <= 0 and not polled:
-                held_for = 1.0  # being claimed by another worker this very moment
-            claim.file(key, held_for=held_for, due_in=next_at - now, polled=polled)
+            if held_for > 0:
+                claim.busy[key] = held_for
+            elif polled:
+                claim.later[key] = max(next_at - now, 0.0)
+            else:
+                claim.busy[key] = 1.0  # being claimed by another worker this very moment
         return claim
 
     def release_poll(self, key: str, owner: str, *, polled: bool = False,

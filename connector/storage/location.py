@@ -36,11 +36,6 @@ def sandbox_path() -> Path:
     return data_dir() / "sandbox.db"
 
 
-def is_postgres(target: object) -> bool:
-    """Whether `target` names a PostgreSQL database (a postgresql:// URL)."""
-    return isinstance(target, str) and target.strip().lower().startswith(POSTGRES_SCHEMES)
-
-
 def open_database(target: str | os.PathLike[str] | Database | None = None, *,
                   create: bool = True) -> Database:
     """The database at `target`: a path (SQLite), a postgresql:// URL, an open Database (kept
@@ -56,7 +51,7 @@ def open_database(target: str | os.PathLike[str] | Database | None = None, *,
     if target is None:
         option = STATE_DB_ENV if os.environ.get(STATE_DB_ENV) else option
         target = os.environ.get(STATE_DB_ENV) or default_path()
-    if is_postgres(target):
+    if isinstance(target, str) and target.strip().lower().startswith(POSTGRES_SCHEMES):
         # Imported only for a postgresql:// target: it needs the postgres extra (psycopg).
         from .postgres import PostgresDatabase
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -46,7 +47,7 @@ def event_row(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
-class Outbox:
+class Outbox(AbstractContextManager["Outbox"]):
     """Parked and pending webhook events of a database: the Python side of `outbox`."""
 
     def __init__(self, database: Database | str | os.PathLike[str] | None = None, *,
@@ -60,9 +61,6 @@ class Outbox:
         if self._owns:
             self.database.close()
 
-    def __enter__(self) -> Outbox:
-        return self
-
     def __exit__(self, *exc: object) -> None:
         self.close()
 
@@ -75,13 +73,12 @@ class Outbox:
         """Put parked events (all when `event_ids` is None) back in the queue, due now, with
         their attempts reset; with `include_pending`, pending events are made due now too (for
         when the receiver is fixed). Returns how many events were changed."""
-        ids = None if event_ids is None else list(event_ids)
-        return self.database.requeue(ids, include_pending=include_pending)
+        return self.database.requeue(event_ids, include_pending=include_pending)
 
     def discard(self, event_ids: Iterable[str] | None = None) -> int:
         """Delete parked events (all when `event_ids` is None). Pending events cannot be
         discarded: they may be mid-delivery. Returns how many were deleted."""
-        return self.database.discard(None if event_ids is None else list(event_ids))
+        return self.database.discard(event_ids)
 
     def counts(self) -> dict[str, int]:
         backlog = self.database.backlog()

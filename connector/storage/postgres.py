@@ -3,13 +3,9 @@ machine or many (`--state-db postgresql://user:password@host/db`).
 
 Needs the `postgres` extra (`pip install '.[postgres]'` in a clone: psycopg 3 and its pool);
 nothing here is imported unless a postgresql:// target is used. The tables live in their own
-schema, `tiktok_following`, created and migrated by the connector under an advisory
-lock, so workers starting together do it once. Lease and claim times are the server's clock,
-so workers whose clocks differ still agree on when a lease ends.
-
-Behaves as SQLiteDatabase does (the same tests run against both); where SQLite has one writer
-at a time, PostgreSQL has row locks: claims use `FOR UPDATE SKIP LOCKED`, so workers claiming
-at once never wait for each other and never claim the same row.
+schema, `tiktok_following`, created and migrated by the connector under an advisory lock, so
+workers starting together do it once. Where SQLite has one writer at a time, PostgreSQL has
+row locks: claims skip the rows others are taking (`FOR UPDATE SKIP LOCKED`).
 """
 
 from __future__ import annotations
@@ -45,14 +41,11 @@ except ImportError:  # pragma: no cover - exercised where the extra is not insta
 POOL_WAIT = 10.0
 #: The advisory lock key that serialises migrations (any fixed 64-bit number).
 MIGRATION_LOCK = 0x746B66_6D6967  # "tkf" "mig"
-#: The server's clock, in seconds since the epoch, like time.time().
-NOW = "extract(epoch from clock_timestamp())::float8"
-_T = SCHEMA  # short, for the queries
 
 
 class PostgresDialect(Dialect):
     prefix = f"{SCHEMA}."
-    clock = NOW
+    clock = "extract(epoch from clock_timestamp())::float8"  # like time.time()
     order = "seq"
     lock_row = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
@@ -102,7 +95,8 @@ class PostgresDatabase(Database):
         self._secrets = Secrets().database(url).values
         self._url = url
         self._pool_size = max(2, pool_size)
-        self._connect_timeout = max(1, int(connect_timeout))
+        #: How every session is opened: each statement its own transaction, unless in one.
+        self._options = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout))}
         #: Set when a pooled session was found cut: statements then fail at once, rather than
         #: wait for a pool that cannot connect, until the server answers again (`_heal`).
         self._broken = False
@@ -111,8 +105,7 @@ class PostgresDatabase(Database):
         #: The liveness marks of this process's workers (`worker`), by owner.
         self._marks: dict[str, Mark] = {}
         try:
-            with psycopg.connect(url, autocommit=True,
-                                 connect_timeout=self._connect_timeout) as conn:
+            with psycopg.connect(url, **self._options) as conn:
                 self._prepare(conn)
         except psycopg.Error as exc:
             raise ConfigurationError(f"cannot use the state database {self.location}: "
@@ -126,15 +119,12 @@ class PostgresDatabase(Database):
 
     def _new_pool(self) -> Any:
         return ConnectionPool(self._url, min_size=1, max_size=self._pool_size, open=True,
-                              timeout=POOL_WAIT, name="tiktok-following",
-                              kwargs={"autocommit": True,
-                                      "connect_timeout": self._connect_timeout})
+                              timeout=POOL_WAIT, name="tiktok-following", kwargs=self._options)
 
     def connect(self) -> Any:
         """A session of its own, outside the pool; DatabaseUnavailable if there is none."""
         try:
-            return psycopg.connect(self._url, autocommit=True,
-                                   connect_timeout=self._connect_timeout)
+            return psycopg.connect(self._url, **self._options)
         except psycopg.Error as exc:
             raise self.unavailable(exc) from None
 
@@ -149,22 +139,18 @@ class PostgresDatabase(Database):
     # Schema
 
     def _prepare(self, conn: Any) -> None:
+        s = Session(conn, DIALECT)
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            if conn.execute("SELECT to_regnamespace(%s)", (SCHEMA,)).fetchone()[0] is None:
-                conn.execute(f"CREATE SCHEMA {SCHEMA}")
-            found = None
-            if conn.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.meta",)).fetchone()[0]:
-                row = conn.execute(f"SELECT value FROM {_T}.meta WHERE name='schema'").fetchone()
-                found = row[0] if row else None
-            version = schema_version(found, self.location, SCHEMA_VERSION)
-            migrate(Session(conn, DIALECT), version,
-                    {n: [script] for n, script in MIGRATIONS.items()})
+            s.run("SELECT pg_advisory_xact_lock(:lock)", lock=MIGRATION_LOCK)
+            if s.one("SELECT to_regnamespace(:schema)", schema=SCHEMA)[0] is None:
+                s.run(f"CREATE SCHEMA {SCHEMA}")
+            row = s.one(f"SELECT value FROM {SCHEMA}.meta WHERE name = 'schema'") if s.one(
+                "SELECT to_regclass(:meta)", meta=f"{SCHEMA}.meta")[0] else None
+            version = schema_version(row and row[0], self.location, SCHEMA_VERSION)
+            migrate(s, version, {n: [script] for n, script in MIGRATIONS.items()})
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.close()
+        self._pool.close()
 
     @contextmanager
     def _conn(self) -> Iterator[Any]:
@@ -258,14 +244,10 @@ class PostgresDatabase(Database):
         mark = Mark(owner, self.connect, self.unavailable, DIALECT)
         try:
             mark.take()
-        except BaseException:
-            mark.close()
-            raise
-        self._marks[owner] = mark
-        try:
+            self._marks[owner] = mark
             yield
         finally:
-            del self._marks[owner]
+            self._marks.pop(owner, None)
             mark.close()
 
     def holds_mark(self, owner: str) -> bool:
@@ -285,7 +267,7 @@ class PostgresDatabase(Database):
             # Nothing they claimed is in flight any more: those claims end now, rather than
             # hold their handles' events back (from them too) until they run out.
             with self._conn() as conn:
-                conn.execute(f"UPDATE {_T}.outbox SET claimed_by = NULL, claimed_until = 0 "
+                conn.execute(f"UPDATE {SCHEMA}.outbox SET claimed_by = NULL, claimed_until = 0 "
                              "WHERE claimed_by = ANY(%s)", ([m.owner for m in marks],))
 
     def _heal(self, *, now: bool = False) -> None:

@@ -80,16 +80,6 @@ class Claim:
     #: or None (Lease).
     stored: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
-    def file(self, key: str, *, held_for: float, due_in: float, polled: bool) -> None:
-        """File one key: held by another worker for `held_for` more seconds (busy), else
-        `polled` already and due in `due_in` seconds (later), else granted."""
-        if held_for > 0:
-            self.busy[key] = held_for
-        elif polled:
-            self.later[key] = max(due_in, 0.0)
-        else:
-            self.granted.append(key)
-
 
 @dataclass(frozen=True)
 class PollRow:

@@ -1,13 +1,15 @@
 """The words in which each database says what both backends do.
 
-`database.Database` writes every statement once, with `:name` parameters and a few words
-that differ between SQLite and PostgreSQL; each backend gives its Dialect, and a Session runs
-statements on one of its connections in that dialect.
+`database.Database` writes every statement once, over `Sessions`, with `:name` parameters
+and a few words that differ between SQLite and PostgreSQL; each backend gives its Dialect,
+and a Session runs statements on one of its connections in that dialect.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 
@@ -99,3 +101,39 @@ class Session:
         if rows:
             self.conn.cursor().executemany(self._statement(sql),
                                            [self._bind(dict(r)) for r in rows])
+
+
+class Sessions(ABC):
+    """What the operations of a Database (database.py, and its parts leases.py and budgets.py)
+    are written over: each backend's sessions, in its dialect."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Session]:
+        """A transaction: what it writes is committed together when the block ends, or not
+        at all."""
+
+    @abstractmethod
+    def _session(self) -> AbstractContextManager[Session]:
+        """A connection for one statement, which is its own transaction."""
+
+    def _claim(self, s: Session, table: str, key: str, where: str, take: str,
+               also: str = "", **args: object) -> dict[str, tuple]:
+        """Take the rows of `table` that `where` picks (`take`: the SET clause); their keys,
+        each with its columns `also` (", a, b": as they were). Workers claiming at once never
+        take the same row (SQLite: one writer at a time; PostgreSQL: each skips the rows the
+        other is taking, rather than wait for them)."""
+        d = self.dialect
+        rows = f"FROM {table} WHERE {where} ORDER BY {key}{d.skip_locked}"
+        if d.returning:  # one statement takes them and says which
+            # (through a read that skips the rows others are taking, where a claim can)
+            which = f"{key} IN (SELECT {key} {rows})" if d.skip_locked else where
+            taken = s.all(f"UPDATE {table} SET {take} WHERE {which} RETURNING {key}{also}",
+                          **args)
+            return {r[0]: tuple(r[1:]) for r in taken}
+        got = {r[0]: tuple(r[1:]) for r in s.all(f"SELECT {key}{also} {rows}", **args)}
+        if got:
+            s.run(f"UPDATE {table} SET {take} WHERE {d.among(key, 'got')}",
+                  got=d.listed(got), **args)
+        return got

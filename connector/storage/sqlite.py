@@ -30,7 +30,7 @@ from .database import Database
 from .records import compact_json
 from .schema import migrate, schema_version
 from .sql import Dialect, Session
-from .sqlite_schema import COLUMNS, MIGRATIONS, SCHEMA_VERSION
+from .sqlite_schema import MIGRATIONS, SCHEMA_VERSION, columns
 
 #: How long opening a file waits for another process that is preparing it (as for any lock).
 PREPARE_WAIT = 30.0
@@ -117,45 +117,37 @@ class SQLiteDatabase(Database):
         deadline = time.monotonic() + PREPARE_WAIT
         while True:
             try:
-                return self._prepare_once()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the
+                # second finds the schema made and changes nothing.
+                with self._tx() as s:
+                    version = self._version(s.conn)
+                    migrate(s, version,
+                            {n: [st for st in script.split(";") if st.strip()]
+                             for n, script in MIGRATIONS.items()})
+                return
+            except sqlite3.DatabaseError as exc:
+                if not (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                        and time.monotonic() <= deadline):
                     raise StateError(f"{self.path} is not a usable SQLite database ({exc}); "
                                      "pass another --state-db PATH") from None
                 time.sleep(0.02)
 
-    def _prepare_once(self) -> None:
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            # BEGIN IMMEDIATE: two processes opening a new file at once take turns; the second
-            # finds the schema made and changes nothing.
-            with self._tx() as s:
-                version = self._version(s.conn)
-                self._check_columns(s.conn, version)
-                migrate(s, version,
-                        {n: [st for st in script.split(";") if st.strip()]
-                         for n, script in MIGRATIONS.items()})
-        except sqlite3.OperationalError:
-            raise
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"{self.path} is not a usable SQLite database ({exc}); pass "
-                             "another --state-db PATH") from None
-
     def _version(self, db: sqlite3.Connection) -> int:
-        """The file's schema version: 0 for an empty file."""
+        """The file's schema version (0 for an empty file), once its tables are found to be
+        ours."""
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         row = db.execute("SELECT value FROM meta WHERE name='schema'").fetchone() \
             if "meta" in tables else None
-        return schema_version(None if row is None else row[0], self.location, SCHEMA_VERSION)
-
-    def _check_columns(self, db: sqlite3.Connection, version: int) -> None:
-        for table, columns in COLUMNS[max(version, 1)].items():
+        version = schema_version(None if row is None else row[0], self.location, SCHEMA_VERSION)
+        for table, names in columns(max(version, 1)).items():
             found = [r[1] for r in db.execute(f"PRAGMA table_info({table})")]
-            if (found and found != columns) or (version and not found):
+            if (found and found != names) or (version and not found):
                 raise StateError(f"{self.path} is not a tiktok-following state database "
                                  f"(its table {table} has other columns); pass another "
                                  "--state-db PATH")
+        return version
 
     def close(self) -> None:
         with self._lock:
@@ -167,15 +159,12 @@ class SQLiteDatabase(Database):
     def _session(self) -> _Use:
         return self._in_session
 
-    def _lock_file(self, name: str) -> Path:
+    def _lock_path(self, name: str, *, make: bool = True) -> Path:
+        """The lock file of `name`, its folder made if need be (`make`)."""
         digest = hashlib.sha1(name.encode()).hexdigest()[:16]
-        return self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
-
-    def _lock_path(self, name: str) -> Path:
-        """The lock file of `name`, its folder made if need be."""
-        path = self._lock_file(name)
+        path = self.path.with_name(self.path.name + "-locks") / f"{digest}.lock"
         folder = path.parent
-        if not self._lock_folder_made:  # once: this runs per handle, and per claimer
+        if make and not self._lock_folder_made:  # once: this runs per handle, and per claimer
             # Whoever may use the file may use its locks: the file's mode, its read bits made
             # search bits too (the umask had its say when the file was made).
             mode = self._mode | (self._mode & 0o444) >> 2
@@ -198,16 +187,13 @@ class SQLiteDatabase(Database):
         from filelock import FileLock, Timeout
 
         path = self._lock_path(key)
-        lock = FileLock(str(path), mode=self._mode)
         try:
-            lock.acquire(timeout=timeout)
+            held = FileLock(str(path), mode=self._mode).acquire(timeout=timeout)
         except Timeout:
             raise ConnectorError(f"another poll of {key} holds {path} for over {timeout:.0f}s; "
                                  "try again when it is done") from None
-        try:
+        with held:
             yield
-        finally:
-            lock.release()
 
     # Workers
 
@@ -237,7 +223,7 @@ class SQLiteDatabase(Database):
             return True
         from filelock import FileLock, Timeout
 
-        path = self._lock_file(f"worker:{owner}")
+        path = self._lock_path(f"worker:{owner}", make=False)
         if not path.exists():
             return False
         lock = FileLock(str(path), mode=self._mode)

@@ -1,8 +1,12 @@
 """The tables of a SQLite state file, version by version: the script of each migration, and
-the columns each table has at each version (how `sqlite.SQLiteDatabase` tells a file of ours,
-of any release, from one that is not)."""
+so the columns each table has at each version (how `sqlite.SQLiteDatabase` tells a file of
+ours, of any release, from one that is not)."""
 
 from __future__ import annotations
+
+import functools
+import sqlite3
+from contextlib import closing
 
 #: Each migration takes the file from the version before it to its own number, in one
 #: transaction. 1 is the schema of the first release, as it made it (so an empty file and a
@@ -97,29 +101,12 @@ ALTER TABLE budget_holds_5 RENAME TO budget_holds;
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
-#: The columns of each table at each version: a file whose tables differ is not ours, and is
-#: refused before anything in it is changed.
-_V1 = {
-    "meta": ["name", "value"],
-    "trigger_state": ["key", "state", "updated_at"],
-    "outbox": ["event_id", "handle", "payload", "created_at", "attempts", "next_attempt_at",
-               "last_error", "parked"],
-}
-COLUMNS: dict[int, dict[str, list[str]]] = {
-    1: _V1,
-    2: {
-        "meta": _V1["meta"],
-        "trigger_state": [*_V1["trigger_state"], "version", "parts"],
-        "state_part": ["key", "n", "digest", "text"],
-        "poll_lease": ["key", "owner", "lease_until", "polled_at", "next_at"],
-        "outbox": [*_V1["outbox"], "claimed_by", "claimed_until"],
-    },
-}
-COLUMNS[3] = COLUMNS[2]
-COLUMNS[4] = {
-    **COLUMNS[3],
-    "poll_lease": [*COLUMNS[3]["poll_lease"], "activity", "health", "credits", "credits_since"],
-    "budgets": ["name", "credits", "period", "level", "held", "as_of"],
-    "budget_holds": ["name", "owner", "credits"],
-}
-COLUMNS[5] = {**COLUMNS[4], "budget_holds": [*COLUMNS[4]["budget_holds"], "hold"]}
+
+@functools.cache
+def columns(version: int) -> dict[str, list[str]]:
+    """The columns of each table at `version` (1 or later), as its migrations make them: a
+    file whose tables differ is not ours, and is refused before anything in it is changed."""
+    with closing(sqlite3.connect(":memory:")) as db:
+        db.executescript("".join(MIGRATIONS[n] for n in range(1, version + 1)))
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in db.execute(f"PRAGMA table_info({t})")] for t in tables}

@@ -707,6 +707,27 @@ def test_a_file_that_is_not_ours_is_refused_untouched(tmp_path):
         ("outbox",)]
 
 
+
+def test_a_file_of_our_schema_that_lost_a_table_is_refused_untouched(tmp_path):
+    path = tmp_path / "state.db"
+    open_database(path).close()
+    raw_sql(str(path), "DROP TABLE budgets")
+    with pytest.raises(StateError, match="its table budgets has other columns"):
+        open_database(path)
+    assert "budgets" not in {name for (name,) in raw_sql(
+        str(path), "SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_a_file_that_is_not_sqlite_is_refused_by_name_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is a text file, not a database\n" * 100)
+    with pytest.raises(StateError) as refused:
+        open_database(path)
+    assert str(refused.value) == (f"{path} is not a usable SQLite database (file is not a "
+                                  "database); pass another --state-db PATH")
+    assert path.read_bytes() == b"this is a text file, not a database\n" * 100
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
