@@ -211,9 +211,9 @@ class AdaptiveSchedule:
                                          else self.interval_of(handle, now))
         verdict = self._health[handle].failed(error, unit)
         self._health[handle] = verdict.health
-        if verdict.health.failures and verdict.delay is not None:
+        if verdict.health.failures:
             self._pin(handle, True)  # backing off: out of the plan until it answers
-        self.set(handle, now + (verdict.delay if verdict.delay is not None else unit))
+        self.set(handle, now + verdict.delay)
         return verdict
 
     def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
@@ -237,7 +237,7 @@ class AdaptiveSchedule:
             heapq.heappop(heap)
         return min([heap[0][0] if heap else math.inf, *(self._next[h] for h in self._due)])
 
-    # What a status view reads
+    # What Timing (and the tests) read of a handle
 
     def activity(self, handle: str) -> Activity:
         return self._activity[handle]
