@@ -42,7 +42,7 @@ from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import InputError
 from .activity import DAY, PAGE_SIZE, Activity, Observation, poisson_tail  # noqa: F401
 from .backoff import Health, Verdict
-from .schedule import FIRST_SPREAD, format_interval
+from .schedule import first_polls, format_interval
 
 DEFAULT_MIN_INTERVAL = 60.0
 DEFAULT_MAX_INTERVAL = DAY
@@ -151,8 +151,8 @@ class AdaptiveSchedule:
         self._catching_up: dict[str, bool] = {}
         #: The interval a failing handle backs off in multiples of.
         self._unit: dict[str, float] = {}
-        self._next: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
+        self._next = first_polls(handles, interval, now, draw)
+        self._heap = sorted((at, h) for h, at in self._next.items())  # sorted: a heap
         self._due: set[str] = set()
         self._scale = 0.0
         #: The interval at which the budget could poll every handle alike.
@@ -162,9 +162,6 @@ class AdaptiveSchedule:
         #: Why the budget cannot pay for what the bounds ask, once; None when it can.
         self.short: str | None = None
         self._said_short = False
-        spread = min(interval, FIRST_SPREAD, float(len(handles)))
-        for h in handles:
-            self.set(h, now + draw() * spread)
 
     # What a watch loop calls
 
@@ -211,9 +208,9 @@ class AdaptiveSchedule:
                                          else self.interval_of(handle, now))
         verdict = self._health[handle].failed(error, unit)
         self._health[handle] = verdict.health
-        if verdict.health.failures and verdict.delay is not None:
+        if verdict.health.failures:
             self._pin(handle, True)  # backing off: out of the plan until it answers
-        self.set(handle, now + (verdict.delay if verdict.delay is not None else unit))
+        self.set(handle, now + verdict.delay)
         return verdict
 
     def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
@@ -237,7 +234,7 @@ class AdaptiveSchedule:
             heapq.heappop(heap)
         return min([heap[0][0] if heap else math.inf, *(self._next[h] for h in self._due)])
 
-    # What a status view reads
+    # What Timing (and the tests) read of a handle
 
     def activity(self, handle: str) -> Activity:
         return self._activity[handle]

@@ -48,7 +48,8 @@ class Health:
 
     def failed(self, error: BaseException, interval: float) -> Verdict:
         """A poll of the handle failed with `error`; `interval` is its usual interval. The
-        verdict says when to ask again, and what to report (once, when the status changes)."""
+        verdict says when to ask again (never None), and what to report (once, when the
+        status changes)."""
         if isinstance(error, FLEET_ERRORS):
             return Verdict(self, interval, None)
         failures = self.failures + 1
@@ -89,7 +90,7 @@ HEALTHY = Health()
 @dataclass(frozen=True)
 class Verdict:
     """What a poll's outcome means for the handle: its health after, the seconds until it is
-    asked again (None: as its schedule has it), and a line to report, if any."""
+    asked again (None, from `succeeded`: as its schedule has it), a line to report, if any."""
 
     health: Health
     delay: float | None

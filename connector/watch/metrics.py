@@ -31,7 +31,7 @@ from ..core.config import install_extra, is_loopback
 from ..core.errors import ConfigurationError, InputError
 from ..operations import CREDITS_PER_REQUEST
 from ..storage import Backlog
-from .summary import CycleSummary, HandlePoll
+from .summary import BudgetLevel, CycleSummary, HandlePoll
 
 log = logging.getLogger("connector.watch")
 
@@ -183,8 +183,7 @@ class Metrics:
             self.delay.observe(delay)
         self.record_backlog(Backlog(summary.pending, summary.parked, None))
         if summary.bucket is not None:  # the bucket the processes share, as last read
-            b = summary.bucket
-            self.set_budget(b.level, b.held, b.capacity)
+            self.set_budget(summary.bucket)
         with self._lock:
             # The health a poll said (a 404 is `hidden`, as a single watch shows it).
             health = summary.health
@@ -198,7 +197,7 @@ class Metrics:
         for status in self._shown:
             self.handles.labels(status).set(counts.get(status, 0))
 
-    def set_budget(self, level: float, held: float, capacity: float) -> None:
+    def set_budget(self, bucket: BudgetLevel) -> None:
         """A budget's bucket: credits in hand, credits held by polls in flight, its capacity."""
         with self._lock:
             fresh = not self._budget
@@ -207,7 +206,8 @@ class Metrics:
 
                 self._budget = [Gauge(f"{PREFIX}_budget_{name}_credits", text, registry=None)
                                 for name, text in BUDGET_GAUGES]
-            for gauge, value in zip(self._budget, (level, held, capacity), strict=True):
+            values = bucket.level, bucket.held, bucket.capacity
+            for gauge, value in zip(self._budget, values, strict=True):
                 gauge.set(value)
                 if fresh:  # registered once it has its value: a scrape never reads a 0
                     self.registry.register(gauge)

@@ -48,6 +48,13 @@ def format_interval(seconds: float) -> str:
     return f"{whole}{unit}{f'{rest}{smaller}' if rest else ''}"
 
 
+def first_polls(handles: list[str], interval: float, now: float, draw: Callable[[], float]
+                ) -> dict[str, float]:
+    """Each handle's first poll time, spread as FIRST_SPREAD says (both schedules start so)."""
+    spread = min(interval, FIRST_SPREAD, float(len(handles)))
+    return {h: now + draw() * spread for h in handles}
+
+
 class Schedule:
     """The next poll time of each handle."""
 
@@ -58,15 +65,12 @@ class Schedule:
         *,
         now: float,
         jitter: float = 0.1,
-        first_spread: float = FIRST_SPREAD,
         draw: Callable[[], float] = random.random,
     ) -> None:
         self.interval = interval
         self.jitter = jitter
         self.draw = draw
-        handles = list(handles)
-        spread = min(interval, first_spread, float(len(handles)))
-        self._next = {h: now + draw() * spread for h in handles}
+        self._next = first_polls(list(handles), interval, now, draw)
 
     def due(self, now: float) -> list[str]:
         """Handles whose time has come, the longest-waiting first."""

@@ -148,7 +148,6 @@ class Timing:
             now = time.time()
             if self.adaptive is not None:
                 verdict = self.adaptive.polled(handle, now, seen)
-                assert verdict.delay is not None
                 return Next(verdict.delay, verdict.report, self.adaptive.activity(handle),
                             verdict.health)
             self._activity[handle] = self._activity[handle].observe(now, seen)
@@ -163,15 +162,14 @@ class Timing:
         with self._lock:
             if self.adaptive is not None:
                 verdict = self.adaptive.failed(handle, time.time(), error)
-                delay = verdict.delay if verdict.delay is not None else self.interval
-                return Next(delay, verdict.report, self.adaptive.activity(handle),
+                return Next(verdict.delay, verdict.report, self.adaptive.activity(handle),
                             verdict.health)
             verdict = self._health[handle].failed(error, self.interval)
             self._health[handle] = verdict.health
             # 1, 2, 4 ... intervals, each jittered as the interval is (the first, as today).
             jittered = self.fixed.next_in() / self.interval
-            delay = (verdict.delay if verdict.delay is not None else self.interval) * jittered
-            return Next(delay, verdict.report, self._activity[handle], verdict.health)
+            return Next(verdict.delay * jittered, verdict.report, self._activity[handle],
+                        verdict.health)
 
     def take_short(self) -> str | None:
         """That the budget cannot pay for what the bounds ask, once."""

@@ -327,7 +327,7 @@ class Watcher:
                 summary.bucket = BudgetLevel(view.level, view.held, bucket.budget.capacity,
                                              view.at)
                 if self.metrics is not None:
-                    self.metrics.set_budget(view.level, view.held, bucket.budget.capacity)
+                    self.metrics.set_budget(summary.bucket)
                 notes = [self.spender.take_short(), self.timing.take_short()]
             except DatabaseUnavailable as exc:
                 self._outage.report(exc)

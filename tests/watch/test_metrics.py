@@ -28,7 +28,7 @@ from connector.storage import Backlog
 from connector.storage.outbox import Outbox
 from connector.watch.delivery import detection_delay
 from connector.watch.metrics import parse_address
-from connector.watch.summary import CycleSummary, DeliveryPass, HandlePoll
+from connector.watch.summary import BudgetLevel, CycleSummary, DeliveryPass, HandlePoll
 from tests.receiver import Receiver
 from tests.support import API_KEY, run_main, run_python, start_cli
 
@@ -431,7 +431,7 @@ def test_handle_statuses_and_the_budget_are_set_as_given():
     metrics = Metrics()
     metrics.set_handle_statuses({"ok": 7, "hidden": 2})
     metrics.set_handle_statuses({"ok": 8, "failing": 1})
-    metrics.set_budget(120, 30, 1000)
+    metrics.set_budget(BudgetLevel(120, 30, 1000, at=0.0))
     figures = registry_values(metrics)
     # A status gone since the last count shows 0, not its old count.
     assert figures[P + "handles", (("status", "hidden"),)] == 0
