@@ -17,14 +17,13 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..core import manifests
-from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.config import API_KEY_ENV, BASE_URL_ENV, plural
 from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..operations.registry import ACTION, NEW_FOLLOWS, UNFOLLOWS
 from .common import (
     PROG,
     ItemWriter,
     credentials_for,
-    plural,
     poll_summary,
     rate,
     say,

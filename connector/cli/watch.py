@@ -17,12 +17,12 @@ import sys
 import threading
 from typing import Any
 
+from ..core.config import plural
 from ..core.errors import InputError
 from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, UNFOLLOWS
 from .common import (
     credentials_for,
     path_text,
-    plural,
     say,
     seconds,
     setup_logging,

@@ -38,6 +38,11 @@ def install_extra(extra: str, packages: str) -> str:
     return f"pip install '.[{extra}]' in the connector's clone, or pip install {packages}"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 request`, `2 requests` (`nouns`: an irregular plural), in every surface's lines."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 class RetryPolicy(NamedTuple):
     """How the HTTP core retries: urllib3 `Retry` settings, injectable so tests never sleep."""
 
