@@ -50,9 +50,9 @@ INVOKE = Wording(
     f"with the API key in the environment ({API_KEY_ENV}), not in the request")
 
 
-def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None = None,
-           **run_options: Any) -> tuple[int, dict[str, Any]]:
-    """Answer one raw request: (exit code, response object).
+def answer(raw: bytes | str | dict[str, Any], *, wording: Wording = INVOKE,
+           api_key: str | None = None, **run_options: Any) -> tuple[int, dict[str, Any]]:
+    """Answer one raw request, or one `parse_request` made already: (exit code, response).
 
     `wording` is the surface's, for what only it can say (where the request came from, where a
     key goes); `api_key`, when given, is the key the transport carried (a `serve` Bearer
@@ -60,7 +60,7 @@ def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None =
     """
     secrets = Secrets().environment().api_key(api_key)
     try:
-        request = parse_request(raw, wording=wording)
+        request = raw if isinstance(raw, dict) else parse_request(raw, wording=wording)
         secrets.credentials(request.get("credentials"))
         if api_key:
             request["credentials"] = {**(request.get("credentials") or {}), "apiKey": api_key}
