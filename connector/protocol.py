@@ -98,7 +98,7 @@ def failure(err: BaseException, secrets: Iterable[str], wording: Wording = INVOK
     """The error response for any exception: typed for ours, `internal_error` for a bug;
     one line, secrets removed, in the surface's words where it has its own."""
     if isinstance(err, MissingApiKey):
-        err = err.reworded(wording.give_key)
+        err = MissingApiKey(wording.give_key)
     if isinstance(err, ConnectorError):
         body = err.to_dict()
         if err.partial is not None:

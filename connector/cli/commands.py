@@ -270,7 +270,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..store import open_store
 
     with StandIn(demo=True) as standin, tempfile.TemporaryDirectory() as tmp:
-        creds = {"apiKey": standin.api_key, "baseUrl": standin.url}
         path = args.state_db or os.path.join(tmp, "demo.db")
         say(f"stand-in at {standin.url}; state in {path}")
         with open_store(path) as store:
@@ -279,7 +278,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     say(f"... waiting {args.interval:g}s for @{args.handle} to follow more "
                         "accounts")
                     time.sleep(args.interval)
-                _print_poll(store.poll(args.handle, inputs={"count": 30}, credentials=creds),
+                _print_poll(store.poll(args.handle, inputs={"count": 30},
+                                       credentials=standin.credentials),
                             args.secrets)
     return 0
 

@@ -96,7 +96,7 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
         # Anchored to the hour so separate commands see the same demo accounts.
         with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
-            yield {"apiKey": standin.api_key, "baseUrl": standin.url}
+            yield standin.credentials
         return
     # The key and the default URL are left to the environment (`resolve_credentials`), so an
     # error about the key names DUMPLINGAI_API_KEY, where the user set it; --base-url is
