@@ -139,10 +139,8 @@ def parse_request(raw: bytes | str, *, wording: Wording = INVOKE) -> dict[str, A
 
         raise InputError(f"operation is required (one of {', '.join(OPERATIONS)})",
                          field="operation")
-    for key in ("inputs", "credentials"):
+    for key, must in (("inputs", "an object"), ("credentials", "an object"),
+                      ("state", "an object (what the previous call returned) or null")):
         if request.get(key) is not None and not isinstance(request[key], dict):
-            raise InputError(f"{key} must be an object", field=key)
-    if request.get("state") is not None and not isinstance(request["state"], dict):
-        raise InputError("state must be an object (what the previous call returned) or null",
-                         field="state")
+            raise InputError(f"{key} must be {must}", field=key)
     return request

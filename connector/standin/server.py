@@ -152,18 +152,14 @@ class StandIn(World):
         server.server_close()
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until Ctrl-C (for the CLI)."""
+        """Serve in the calling thread, not started in its own, until Ctrl-C (for the CLI)."""
         server = self._bound()
         try:
-            if self._thread is None:
-                self._serving_here = True
-                try:
-                    server.serve_forever(poll_interval=0.2)
-                finally:
-                    self._serving_here = False
-            else:
-                while self._thread.is_alive():
-                    self._thread.join(0.2)
+            self._serving_here = True
+            try:
+                server.serve_forever(poll_interval=0.2)
+            finally:
+                self._serving_here = False
         except KeyboardInterrupt:
             pass
         finally:
