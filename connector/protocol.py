@@ -50,9 +50,9 @@ INVOKE = Wording(
     f"with the API key in the environment ({API_KEY_ENV}), not in the request")
 
 
-def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None = None,
-           **run_options: Any) -> tuple[int, dict[str, Any]]:
-    """Answer one raw request: (exit code, response object).
+def answer(raw: bytes | str | dict[str, Any], *, wording: Wording = INVOKE,
+           api_key: str | None = None, **run_options: Any) -> tuple[int, dict[str, Any]]:
+    """Answer one raw request, or one `parse_request` made already: (exit code, response).
 
     `wording` is the surface's, for what only it can say (where the request came from, where a
     key goes); `api_key`, when given, is the key the transport carried (a `serve` Bearer
@@ -60,7 +60,7 @@ def answer(raw: bytes | str, *, wording: Wording = INVOKE, api_key: str | None =
     """
     secrets = Secrets().environment().api_key(api_key)
     try:
-        request = parse_request(raw, wording=wording)
+        request = raw if isinstance(raw, dict) else parse_request(raw, wording=wording)
         secrets.credentials(request.get("credentials"))
         if api_key:
             request["credentials"] = {**(request.get("credentials") or {}), "apiKey": api_key}
@@ -98,7 +98,7 @@ def failure(err: BaseException, secrets: Iterable[str], wording: Wording = INVOK
     """The error response for any exception: typed for ours, `internal_error` for a bug;
     one line, secrets removed, in the surface's words where it has its own."""
     if isinstance(err, MissingApiKey):
-        err = err.reworded(wording.give_key)
+        err = MissingApiKey(wording.give_key)
     if isinstance(err, ConnectorError):
         body = err.to_dict()
         if err.partial is not None:
@@ -139,10 +139,8 @@ def parse_request(raw: bytes | str, *, wording: Wording = INVOKE) -> dict[str, A
 
         raise InputError(f"operation is required (one of {', '.join(OPERATIONS)})",
                          field="operation")
-    for key in ("inputs", "credentials"):
+    for key, must in (("inputs", "an object"), ("credentials", "an object"),
+                      ("state", "an object (what the previous call returned) or null")):
         if request.get(key) is not None and not isinstance(request[key], dict):
-            raise InputError(f"{key} must be an object", field=key)
-    if request.get("state") is not None and not isinstance(request["state"], dict):
-        raise InputError("state must be an object (what the previous call returned) or null",
-                         field="state")
+            raise InputError(f"{key} must be {must}", field=key)
     return request

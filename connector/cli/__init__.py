@@ -50,7 +50,7 @@ def _run(args: Any) -> int:
     except ConnectorError as err:
         if isinstance(err, MissingApiKey):
             # Python's wording names an argument no one on a command line can pass.
-            err = err.reworded(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
+            err = MissingApiKey(f"set {API_KEY_ENV}, or add --sandbox to try it against the "
                                "built-in stand-in (demo accounts, no key needed)")
         say(f"{PROG}: {err.message}", secrets)
         return exit_code(err)

@@ -17,14 +17,13 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from ..core import manifests
-from ..core.config import API_KEY_ENV, BASE_URL_ENV
+from ..core.config import API_KEY_ENV, BASE_URL_ENV, plural
 from ..core.errors import ConfigurationError, ConnectorError, InputError
 from ..operations.registry import ACTION, NEW_FOLLOWS, UNFOLLOWS
 from .common import (
     PROG,
     ItemWriter,
     credentials_for,
-    plural,
     poll_summary,
     rate,
     say,
@@ -271,7 +270,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..store import open_store
 
     with StandIn(demo=True) as standin, tempfile.TemporaryDirectory() as tmp:
-        creds = {"apiKey": standin.api_key, "baseUrl": standin.url}
         path = args.state_db or os.path.join(tmp, "demo.db")
         say(f"stand-in at {standin.url}; state in {path}")
         with open_store(path) as store:
@@ -280,7 +278,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     say(f"... waiting {args.interval:g}s for @{args.handle} to follow more "
                         "accounts")
                     time.sleep(args.interval)
-                _print_poll(store.poll(args.handle, inputs={"count": 30}, credentials=creds),
+                _print_poll(store.poll(args.handle, inputs={"count": 30},
+                                       credentials=standin.credentials),
                             args.secrets)
     return 0
 

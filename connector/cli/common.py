@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from ..core.config import check_base_url
+from ..core.config import check_base_url, plural
 from ..core.cursors import MAX_DIGITS, is_cursor
 from ..core.redact import one_line
 from ..core.secrets import Secrets
@@ -96,7 +96,7 @@ def credentials_for(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
         # Anchored to the hour so separate commands see the same demo accounts.
         with StandIn(demo=True, demo_epoch=time.time() // 3600 * 3600) as standin:
-            yield {"apiKey": standin.api_key, "baseUrl": standin.url}
+            yield standin.credentials
         return
     # The key and the default URL are left to the environment (`resolve_credentials`), so an
     # error about the key names DUMPLINGAI_API_KEY, where the user set it; --base-url is
@@ -270,11 +270,6 @@ def poll_summary(meta: dict[str, Any]) -> str:
             f"{plural(meta['pages'], 'request')}, {meta['creditsUsed']} credits{rate(meta)}"
             f"{extra}")
     return "\n".join([line, *(f"  warning: {one_line(w)}" for w in meta["warnings"])])
-
-
-def plural(count: int, noun: str) -> str:
-    """`1 account`, `2 accounts`."""
-    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def rate(meta: dict[str, Any]) -> str:

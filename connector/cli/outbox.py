@@ -9,9 +9,10 @@ import json
 import sys
 from typing import Any
 
+from ..core.config import plural
 from ..core.errors import InputError
 from ..core.redact import one_line
-from .common import plural, say, state_db_arg, state_target
+from .common import say, state_db_arg, state_target
 from .options import examples
 from .watch import webhook_args, webhook_for
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from ..core.config import plural
 from ..core.errors import InputError
 from ..operations.registry import FOLLOWED, NEW_FOLLOWS, TRIGGERS, UNFOLLOWED, UNFOLLOWS
 from .common import (
     credentials_for,
     path_text,
-    plural,
     say,
     seconds,
     setup_logging,
@@ -138,22 +140,19 @@ def _processes(text: str) -> int | str:
     return whole_number(1, 64)(text)
 
 
-def _budget(text: str) -> Any:
-    from ..core.budget import parse_budget
+def _parsed_by(module: str, name: str) -> Callable[[str], Any]:
+    """An argparse type: `module`'s parser `name`, imported when a value is given (not for
+    --help), its InputError's words refused as argparse refuses a value."""
+    def parse(text: str) -> Any:
+        try:
+            return getattr(importlib.import_module(module, __package__), name)(text)
+        except InputError as err:
+            raise argparse.ArgumentTypeError(err.message) from None
+    return parse
 
-    try:
-        return parse_budget(text)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(err.message) from None
 
-
-def _interval(text: str) -> float:
-    from ..watch.schedule import parse_interval
-
-    try:
-        return parse_interval(text)
-    except InputError as err:
-        raise argparse.ArgumentTypeError(err.message) from None
+_budget = _parsed_by("..core.budget", "parse_budget")
+_interval = _parsed_by("..watch.schedule", "parse_interval")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

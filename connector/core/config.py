@@ -38,6 +38,11 @@ def install_extra(extra: str, packages: str) -> str:
     return f"pip install '.[{extra}]' in the connector's clone, or pip install {packages}"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """`1 request`, `2 requests` (`nouns`: an irregular plural), in every surface's lines."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 class RetryPolicy(NamedTuple):
     """How the HTTP core retries: urllib3 `Retry` settings, injectable so tests never sleep."""
 
@@ -85,6 +90,11 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port` as a URL writes it: an IPv6 address in brackets (`[::1]:8790`)."""
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
 
 
 def check_url(url: Any, *, field: str, example: str, allow_http: bool = False,
@@ -136,16 +146,12 @@ def check_base_url(url: Any, *, field_name: str = "baseUrl") -> str:
 
 class MissingApiKey(ConfigurationError):
     """No API key anywhere: none given, and none in DUMPLINGAI_API_KEY. `how` says how to give
-    one; each surface that reports it says that in its own words (`reworded`): an option and a
-    variable on the command line, a header for `serve`, an argument in Python."""
+    one; each surface that reports it makes it anew in its own words (`MissingApiKey(how)`): an
+    option and a variable on the command line, a header for `serve`, an argument in Python."""
 
     def __init__(self, how: str = f'pass credentials={{"apiKey": ...}} or set {API_KEY_ENV}'
                  ) -> None:
         super().__init__(f"no API key: {how}", field="apiKey")
-
-    def reworded(self, how: str) -> MissingApiKey:
-        """The same error, saying how to give a key in another surface's words."""
-        return MissingApiKey(how)
 
 
 def check_api_key(key: Any, *, source: str = "apiKey") -> str:

@@ -27,7 +27,7 @@ from ..core.config import (
 )
 from ..core.errors import ConfigurationError, InputError, error_body, http_status
 from ..core.secrets import Secrets
-from ..protocol import MAX_REQUEST_BYTES, Wording, answer, answer_auth_test, failure
+from ..protocol import MAX_REQUEST_BYTES, Wording, answer, answer_auth_test, failure, parse_request
 from .limits import UpstreamSlots, same_origin
 
 log = logging.getLogger("connector.serve")
@@ -128,10 +128,11 @@ def _run(environ: dict[str, Any], max_body: int, options: dict[str, Any],
          slots: UpstreamSlots | None) -> tuple[int, dict[str, Any]]:
     raw = _body(environ, max_body)
     key = _bearer(environ)
-    creds = _credentials_of(raw)
+    request = parse_request(raw, wording=SERVE)
+    creds = request.get("credentials") or {}
     _refuse_own_key_elsewhere(creds, key)
     return _bounded(slots, creds.get("baseUrl"),
-                    lambda: answer(raw, wording=SERVE, api_key=key, **options)[1])
+                    lambda: answer(request, wording=SERVE, api_key=key, **options)[1])
 
 
 def _auth_test(environ: dict[str, Any], max_body: int, options: dict[str, Any],
@@ -176,17 +177,6 @@ def _bounded(slots: UpstreamSlots | None, base_url: Any,
         if slots is not None:
             slots.release(own)
     return status_for(response), response
-
-
-def _credentials_of(raw: bytes) -> dict[str, Any]:
-    """The `credentials` object a run request carries ({}: none; a body that is not JSON, or
-    credentials that are not an object, carry none here: answer() reports them)."""
-    try:
-        request = json.loads(raw)
-    except (ValueError, RecursionError):
-        return {}
-    creds = request.get("credentials") if isinstance(request, dict) else None
-    return creds if isinstance(creds, dict) else {}
 
 
 def _body(environ: dict[str, Any], max_body: int) -> bytes:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..core.config import SERVE_TOKEN_ENV, install_extra, is_loopback
+from ..core.config import SERVE_TOKEN_ENV, host_port, install_extra, is_loopback
 from ..core.errors import ConfigurationError
 from ..protocol import MAX_REQUEST_BYTES
 from .app import TOKEN_HEADER, make_app
@@ -83,7 +83,7 @@ class Server:
         else:  # a name that resolved to several addresses: the first one
             host, port = waitress_server.effective_listen[0][:2]
         #: Where it listens, e.g. http://127.0.0.1:8790.
-        self.url = f"http://[{host}]:{port}" if ":" in str(host) else f"http://{host}:{port}"
+        self.url = f"http://{host_port(host, port)}"
 
     def run(self) -> None:
         from waitress import wasyncore

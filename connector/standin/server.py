@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ..core.config import is_loopback
+from ..core.config import host_port, is_loopback
 from .endpoint import Reply, answer
 from .faults import ENDPOINT, OK, Fault
 from .handler import Handler, Server
@@ -107,8 +107,12 @@ class StandIn(World):
         """Base URL, e.g. http://127.0.0.1:PORT (valid after start)."""
         if self._server is None:
             raise RuntimeError("the stand-in is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return f"http://{host_port(*self._server.server_address[:2])}"
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The `credentials` that reach it (valid after start): its first key, its URL."""
+        return {"apiKey": self.api_key, "baseUrl": self.url}
 
     @property
     def endpoint(self) -> str:
@@ -148,18 +152,14 @@ class StandIn(World):
         server.server_close()
 
     def serve_forever(self) -> None:
-        """Serve in the calling thread until Ctrl-C (for the CLI)."""
+        """Serve in the calling thread, not started in its own, until Ctrl-C (for the CLI)."""
         server = self._bound()
         try:
-            if self._thread is None:
-                self._serving_here = True
-                try:
-                    server.serve_forever(poll_interval=0.2)
-                finally:
-                    self._serving_here = False
-            else:
-                while self._thread.is_alive():
-                    self._thread.join(0.2)
+            self._serving_here = True
+            try:
+                server.serve_forever(poll_interval=0.2)
+            finally:
+                self._serving_here = False
         except KeyboardInterrupt:
             pass
         finally:

@@ -176,7 +176,9 @@ def test_busy_is_503_with_the_tables_advice() -> None:
 
     slots = UpstreamSlots(1, waiting=0, wait_s=0)
     assert slots.acquire(True)
-    status, body = call_app(make_app(slots=slots), "POST", "/v1/run", b"{}",
+    # A well-formed request: one refused for its shape is 400 before it asks for a slot.
+    request = b'{"operation": "get_tiktok_user_following", "inputs": {"handle": "alice"}}'
+    status, body = call_app(make_app(slots=slots), "POST", "/v1/run", request,
                             {"HTTP_AUTHORIZATION": "Bearer some-key-0123"})
     assert (status, body["error"]["type"]) == (503, "busy")
     assert body["error"]["advice"] == ERRORS["busy"].advice

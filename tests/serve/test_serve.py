@@ -461,6 +461,22 @@ def test_a_request_refused_for_want_of_a_slot_says_so_in_json() -> None:
     assert answer["error"]["type"] == "busy" and "try again" in answer["error"]["message"]
 
 
+def test_a_request_refused_for_its_shape_is_400_even_when_every_slot_is_taken() -> None:
+    # The body is parsed once, before a slot is taken: bad input is bad input, busy or not.
+    slots = UpstreamSlots(1, waiting=0, wait_s=0)
+    app = make_app(slots=slots)
+    assert slots.acquire(own=True)  # the only slot, taken
+    seen: list[str] = []
+    body = b'{"operation": "get_tiktok_user_following", "input": {}}'
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/v1/run",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+               "HTTP_AUTHORIZATION": f"Bearer {API_KEY}"}
+    answer = json.loads(b"".join(app(environ, lambda status, headers: seen.append(status))))
+    assert seen == ["400 Bad Request"]
+    assert answer["error"]["type"] == "input_error" and answer["error"]["field"] == "input"
+    assert answer["error"]["message"].startswith("unknown request field 'input'")
+
+
 def test_the_key_appears_in_no_answer_and_no_log_line(
     service: Service, standin: StandIn, caplog
 ) -> None:
