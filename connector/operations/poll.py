@@ -30,11 +30,8 @@ class PollRun:
         self.remaining = budget
         #: Now (epoch ms): no follow time lies in the future.
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.pages = 0
-        self.attempts = 0
-        self.last_page: Page | None = None
-        #: The pages this poll got, by the cursor they were asked with: the unfollow
-        #: trigger's read of the list reuses them instead of asking again.
+        #: The pages this poll got, by the cursor they were asked with: what it cost, and the
+        #: unfollow trigger's read of the list reuses them instead of asking again.
         self.got: list[tuple[Any, Page]] = []
         self.by_cursor: dict[Any, Page] = {}
         self.warnings: list[str] = []
@@ -55,9 +52,6 @@ class PollRun:
         page = self._fetch_page(cursor)
         self.got.append((cursor, page))
         self.by_cursor.setdefault(cursor, page)
-        self.pages += 1
-        self.attempts += page.attempts
-        self.last_page = page
         # Only a cursor this poll was handed tells how pages are cut: the account it dates is
         # still listed (a kept range's start may be one unfollowed since).
         if cursor in self._handed and page.entries and not cursors.is_dead(page.max_cursor):
@@ -134,12 +128,13 @@ class PollRun:
     def meta(self, handle: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A trigger's meta: what the poll's reads cost, the trigger's own `fields`, then the
         warnings and the rate limit the last page reported."""
-        rate = self.last_page.rate_limit if self.last_page else None
+        pages = [page for _, page in self.got]
+        rate = pages[-1].rate_limit if pages else None
         return {
             "handle": handle,
-            "requests": self.attempts,
-            "pages": self.pages,
-            "creditsUsed": self.pages * CREDITS_PER_REQUEST,
+            "requests": sum(page.attempts for page in pages),
+            "pages": len(pages),
+            "creditsUsed": len(pages) * CREDITS_PER_REQUEST,
             **fields,
             "warnings": self.warnings,
             "rateLimitLimit": rate.limit if rate else None,

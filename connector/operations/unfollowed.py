@@ -23,7 +23,6 @@ passes its old place: an unfollow undone before the next poll is not an event.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..core.http import PageSource, list_reader
@@ -57,16 +56,16 @@ def run(
     walk = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
                    budget=inputs["maxPages"])
     # Always later than the previous poll's time, even if the clock steps back.
-    now = max(int(time.time() * 1000), (prior.clock if prior is not None else 0) + 1)
+    now = max(walk.now_ms, (prior.clock if prior is not None else 0) + 1)
+    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
-        meta = _Poll(walk, reconcile=0, now=now).meta(handle, UnfollowState(handle))
+        meta = poll.meta(handle, UnfollowState(handle))
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
-    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
-    fresh = walk.new_baseline(prior, handle)
-    new_state = poll.baseline(handle) if fresh else poll.advance(prior)  # type: ignore[arg-type]
+    new_state = (poll.baseline(handle) if walk.new_baseline(prior, handle)
+                 else poll.advance(prior))  # type: ignore[arg-type]
     return Result(items=poll.items, state=new_state, meta=poll.meta(handle, new_state))
 
 
