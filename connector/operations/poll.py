@@ -3,7 +3,7 @@ poll's baseline and the test mode's sample. Both triggers poll through it; the w
 the watermark is walk.py.
 
 Every read goes through the pager (core/pagination.py), which says why a read ended; the
-watermark a page offers is decided here, once (`newest_cursor`, `base_cursor`).
+watermark a page offers is decided here, once (`newest_cursor`, `PollRun.base`).
 """
 
 from __future__ import annotations
@@ -105,15 +105,20 @@ class PollRun:
         return watermark, self.base(page), read.fresh
 
     def base(self, page: Page | None, fallback: Any = None) -> Any:
-        """The base that goes with a watermark taken from the newest page (base_cursor). A
+        """The base that goes with a watermark taken from the newest page: its minCursor, a
+        follow time the upstream handed out, at or below the page's newest (see walk.py). A
         page that is the whole list holds every follow of its oldest second, and that second
         may be the newest one, where follows made after this poll come: the base is then the
         second before it, so that a check at the base lists none of them (each follow of
         that second is remembered, and an unknown one is new)."""
-        base = base_cursor(page, self.now_ms, fallback)
-        if page is None or base is fallback or page.has_more is not False:
-            return base
-        earlier = self.earlier(base)
+        if page is None or not page.entries:
+            return fallback
+        base = page.min_cursor
+        if cursors.is_dead(base) or cursors.future(base, self.now_ms) or not cursors.consistent(
+            len(page.entries), base, page.max_cursor, None
+        ):
+            return fallback
+        earlier = self.earlier(base) if page.has_more is False else None
         return base if earlier is None else earlier
 
     def newest(self, page: Page | None, fallback: Any) -> Any:
@@ -162,16 +167,3 @@ def newest_account(entries: list[dict[str, Any]]) -> int | None:
     """The account a watermark taken from a page of these entries came from, as its
     fingerprint: the first, the newest follow (None for no entries)."""
     return fingerprint(identity(entries[0])) if entries else None
-
-
-def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:
-    """A page's minCursor as the base that goes with a watermark taken from it: a follow time
-    the upstream handed out, at or below the page's newest (see walk.py)."""
-    if page is None or not page.entries:
-        return fallback
-    lo = page.min_cursor
-    if cursors.is_dead(lo) or cursors.future(lo, now_ms) or not cursors.consistent(
-        len(page.entries), lo, page.max_cursor, None
-    ):
-        return fallback
-    return lo
