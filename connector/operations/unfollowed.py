@@ -47,9 +47,7 @@ def run(
     state: Any = None,
     mode: str = "live",
 ) -> Result:
-    """Poll once. `state` is what the previous poll returned (None on the first run): its
-    runner JSON, or the state object the embedded store loaded; `inputs` are prepared
-    (defaults applied, handle normalised)."""
+    """Poll once, as the follow trigger's `run` does (followed.py)."""
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.of(state)
@@ -105,8 +103,7 @@ class _Poll(ListRead):
         scan = state.scan
         waiting = scan is not None and scan.wait > 0
         if waiting:
-            assert scan is not None
-            scan.wait -= 1
+            scan.wait -= 1  # type: ignore[union-attr]
         if not caught_up:
             self.check = "catchingUp"
             return state
@@ -135,8 +132,7 @@ class _Poll(ListRead):
         elif scan.mode == SHORT and self.check in ("agreed", "higher"):
             scan = None  # the count agrees again: nothing is missing any more
         if scan is None and self.check == "higher":
-            assert total is not None
-            state.offset += total - expected  # a higher count is not an unfollow
+            state.offset += total - expected  # type: ignore[operator]  # not an unfollow
         state.scan = scan
         if scan is not None and not waiting:
             shortfall = expected - total if (scan.mode == SHORT and total is not None) else None
