@@ -67,11 +67,11 @@ class SplitState:
         or text as earlier releases kept some (a part's runner-JSON text). A row that holds its
         parts field itself is a state kept whole (earlier releases, or any unsplit state)."""
         data = parse_object(row)
-        whole = cls.PARTS in data
-        if whole and parts:
-            raise damaged(f"a stored row holds '{cls.PARTS}' and has parts besides")
-        return cls._load(  # type: ignore[attr-defined,no-any-return]
-            data, None if whole else list(parts))
+        if cls.PARTS in data:
+            if parts:
+                raise damaged(f"a stored row holds '{cls.PARTS}' and has parts besides")
+            return cls._load(data, None)  # type: ignore[attr-defined,no-any-return]
+        return cls._load(data, list(parts))  # type: ignore[attr-defined,no-any-return]
 
 
 def damaged(what: str) -> StateError:
