@@ -53,7 +53,8 @@ def is_cursor(value: Any) -> bool:
     return False
 
 
-def _ms(cursor: Any) -> int | float:
+def in_ms(cursor: Any) -> int | float:
+    """The live cursor `cursor` in milliseconds: what follow times of either unit compare by."""
     value = _number(cursor)
     return value * 1000 if -_SECONDS_BELOW < value < _SECONDS_BELOW else value
 
@@ -67,7 +68,7 @@ def in_seconds(cursor: Any) -> bool:
 def future(cursor: Any, now_ms: int) -> bool:
     """Whether the live cursor `cursor` lies more than a day past `now_ms` (epoch ms): no
     follow happened then, so it is damage (a unit mixed up, say)."""
-    return _ms(cursor) > now_ms + CLOCK_SLACK_MS
+    return in_ms(cursor) > now_ms + CLOCK_SLACK_MS
 
 
 def in_unit_of(cursor: Any, ref: Any) -> Any:
@@ -88,12 +89,12 @@ def _number(cursor: Any) -> int | float:
 
 def at_or_below(cursor: Any, bound: Any) -> bool:
     """Whether the follow time `cursor` is at or older than `bound` (both live cursors)."""
-    return _ms(cursor) <= _ms(bound)
+    return in_ms(cursor) <= in_ms(bound)
 
 
 def below(cursor: Any, bound: Any) -> bool:
     """Whether the follow time `cursor` is strictly older than `bound` (both live cursors)."""
-    return _ms(cursor) < _ms(bound)
+    return in_ms(cursor) < in_ms(bound)
 
 
 def before(cursor: Any) -> Any:
@@ -108,7 +109,7 @@ def before(cursor: Any) -> Any:
 
 def lowest(cursors: list[Any]) -> Any:
     """The oldest of some live cursors; None when any of them is None (no lower bound)."""
-    return None if not cursors or None in cursors else min(cursors, key=_ms)
+    return None if not cursors or None in cursors else min(cursors, key=in_ms)
 
 
 def consistent(entries: int, min_cursor: Any, max_cursor: Any, sent: Any) -> bool:

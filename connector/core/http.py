@@ -180,7 +180,10 @@ class Client(AbstractContextManager["Client"]):
             raise TransportError(f"could not reach {base} ({failed.why}); check the network "
                                  "and baseUrl") from None
         attempts = resp.attempts
-        payload = _json_or_none(content)
+        try:
+            payload = json.loads(content)
+        except (ValueError, RecursionError):
+            payload = None  # told by its status, or refused by parse_page on a 200
         if resp.status != 200:
             text = payload.get("error") if isinstance(payload, dict) else None
             # The server's text is kept, but on one line and without any secret it echoed.
@@ -252,13 +255,6 @@ def _quoted(text: str, secrets: Iterable[str], limit: int) -> str:
     """Server text for a message: secrets out first (so no part of one survives the cut),
     then on one line and cut short."""
     return one_line(redact(text, secrets), limit)
-
-
-def _json_or_none(content: bytes) -> Any:
-    try:
-        return json.loads(content)
-    except (ValueError, RecursionError):
-        return None
 
 
 def _int_or_none(value: str | None) -> int | None:

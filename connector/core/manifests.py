@@ -154,19 +154,13 @@ def _type(instance: Any, rule: Any, schema: dict) -> bool:
     return any(type(n) is str and n in _TYPES and _TYPES[n](instance) for n in names)
 
 
-def _bound(compare: Any) -> Any:
-    def check(instance: Any, rule: Any, schema: dict) -> bool:
-        if type(instance) not in _NUMBERS:
-            return True  # bounds apply to numbers only
-        return type(rule) in _NUMBERS and compare(instance, rule)
-    return check
+def _bound(compare: Any, length: bool = False) -> Any:
+    """A number's bound, or a string's `length` bound: other instances pass."""
+    kinds, rules = ((str,), (int,)) if length else (_NUMBERS, _NUMBERS)
 
-
-def _length(compare: Any) -> Any:
     def check(instance: Any, rule: Any, schema: dict) -> bool:
-        if type(instance) is not str:
-            return True  # lengths apply to strings only
-        return type(rule) is int and compare(len(instance), rule)
+        return type(instance) not in kinds or (
+            type(rule) in rules and compare(len(instance) if length else instance, rule))
     return check
 
 
@@ -206,8 +200,8 @@ _KEYWORDS = {
     "maximum": _bound(operator.le),
     "exclusiveMinimum": _bound(operator.gt),
     "exclusiveMaximum": _bound(operator.lt),
-    "minLength": _length(operator.ge),
-    "maxLength": _length(operator.le),
+    "minLength": _bound(operator.ge, length=True),
+    "maxLength": _bound(operator.le, length=True),
     "pattern": _pattern,
     "properties": _properties,
     "additionalProperties": _additional,

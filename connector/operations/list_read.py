@@ -11,7 +11,6 @@ the list ends and where the upstream stops listing.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from functools import cmp_to_key
 from typing import Any
 
 from ..core import cursors
@@ -58,10 +57,11 @@ class ListRead:
                 # stops listing: read again from the top (pages this poll read are reused).
                 target = None
         finally:
-            # The accounts found gone, oldest follow first, as items.
+            # The accounts found gone, oldest follow first (those without a bound, listed
+            # last, first of all), as items.
             detected = iso(self.now)
-            self.items += [unfollow_item(a.item, iso(a.seen), detected)
-                           for a in sorted(self.gone, key=cmp_to_key(_older_first))]
+            self.items += [unfollow_item(a.item, iso(a.seen), detected) for a in sorted(
+                self.gone, key=lambda a: (0,) if a.bound is None else (1, cursors.in_ms(a.bound)))]
             self.gone = []
 
     def _read_on(self, state: UnfollowState, target: int | None) -> bool:
@@ -237,13 +237,6 @@ def unfollow_item(fields: dict[str, Any], last_seen: str, detected: str) -> dict
     item = {name: fields.get(name) for name in FIELDS}
     return {**item, "profileUrl": profile_url(item["uniqueId"]), "lastSeenAt": last_seen,
             "detectedAt": detected}
-
-
-def _older_first(a: Account, b: Account) -> int:
-    """Accounts by bound, oldest first; those without one (listed last) first of all."""
-    if a.bound is None or b.bound is None:
-        return (b.bound is None) - (a.bound is None)
-    return -1 if cursors.below(a.bound, b.bound) else 1 if cursors.below(b.bound, a.bound) else 0
 
 
 def _ended_on(reason: str) -> str:

@@ -3,7 +3,7 @@ poll's baseline and the test mode's sample. Both triggers poll through it; the w
 the watermark is walk.py.
 
 Every read goes through the pager (core/pagination.py), which says why a read ended; the
-watermark a page offers is decided here, once (`newest_cursor`, `base_cursor`).
+watermark a page offers is decided here, once (`newest_cursor`, `PollRun.base`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ class PollRun:
         self.remaining = budget
         #: Now (epoch ms): no follow time lies in the future.
         self.now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        self.pages = 0
-        self.attempts = 0
-        self.last_page: Page | None = None
-        #: The pages this poll got, by the cursor they were asked with: the unfollow
-        #: trigger's read of the list reuses them instead of asking again.
+        #: The pages this poll got, by the cursor they were asked with: what it cost, and the
+        #: unfollow trigger's read of the list reuses them instead of asking again.
         self.got: list[tuple[Any, Page]] = []
         self.by_cursor: dict[Any, Page] = {}
         self.warnings: list[str] = []
@@ -55,9 +52,6 @@ class PollRun:
         page = self._fetch_page(cursor)
         self.got.append((cursor, page))
         self.by_cursor.setdefault(cursor, page)
-        self.pages += 1
-        self.attempts += page.attempts
-        self.last_page = page
         # Only a cursor this poll was handed tells how pages are cut: the account it dates is
         # still listed (a kept range's start may be one unfollowed since).
         if cursor in self._handed and page.entries and not cursors.is_dead(page.max_cursor):
@@ -111,15 +105,20 @@ class PollRun:
         return watermark, self.base(page), read.fresh
 
     def base(self, page: Page | None, fallback: Any = None) -> Any:
-        """The base that goes with a watermark taken from the newest page (base_cursor). A
+        """The base that goes with a watermark taken from the newest page: its minCursor, a
+        follow time the upstream handed out, at or below the page's newest (see walk.py). A
         page that is the whole list holds every follow of its oldest second, and that second
         may be the newest one, where follows made after this poll come: the base is then the
         second before it, so that a check at the base lists none of them (each follow of
         that second is remembered, and an unknown one is new)."""
-        base = base_cursor(page, self.now_ms, fallback)
-        if page is None or base is fallback or page.has_more is not False:
-            return base
-        earlier = self.earlier(base)
+        if page is None or not page.entries:
+            return fallback
+        base = page.min_cursor
+        if cursors.is_dead(base) or cursors.future(base, self.now_ms) or not cursors.consistent(
+            len(page.entries), base, page.max_cursor, None
+        ):
+            return fallback
+        earlier = self.earlier(base) if page.has_more is False else None
         return base if earlier is None else earlier
 
     def newest(self, page: Page | None, fallback: Any) -> Any:
@@ -134,12 +133,13 @@ class PollRun:
     def meta(self, handle: str, fields: dict[str, Any]) -> dict[str, Any]:
         """A trigger's meta: what the poll's reads cost, the trigger's own `fields`, then the
         warnings and the rate limit the last page reported."""
-        rate = self.last_page.rate_limit if self.last_page else None
+        pages = [page for _, page in self.got]
+        rate = pages[-1].rate_limit if pages else None
         return {
             "handle": handle,
-            "requests": self.attempts,
-            "pages": self.pages,
-            "creditsUsed": self.pages * CREDITS_PER_REQUEST,
+            "requests": sum(page.attempts for page in pages),
+            "pages": len(pages),
+            "creditsUsed": len(pages) * CREDITS_PER_REQUEST,
             **fields,
             "warnings": self.warnings,
             "rateLimitLimit": rate.limit if rate else None,
@@ -167,16 +167,3 @@ def newest_account(entries: list[dict[str, Any]]) -> int | None:
     """The account a watermark taken from a page of these entries came from, as its
     fingerprint: the first, the newest follow (None for no entries)."""
     return fingerprint(identity(entries[0])) if entries else None
-
-
-def base_cursor(page: Page | None, now_ms: int, fallback: Any = None) -> Any:
-    """A page's minCursor as the base that goes with a watermark taken from it: a follow time
-    the upstream handed out, at or below the page's newest (see walk.py)."""
-    if page is None or not page.entries:
-        return fallback
-    lo = page.min_cursor
-    if cursors.is_dead(lo) or cursors.future(lo, now_ms) or not cursors.consistent(
-        len(page.entries), lo, page.max_cursor, None
-    ):
-        return fallback
-    return lo

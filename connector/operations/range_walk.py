@@ -129,6 +129,7 @@ class RangeWalker:
         if walk.at_cap and stop is not None:
             self.run.warnings.append("the upstream stopped listing at its depth cap before "
                                      "the known follows: older new follows cannot be read")
+        known.update([*(k for k, _ in walk.new), *walk.old])  # what later walks know
         return walk
 
     @staticmethod

@@ -30,22 +30,16 @@ class Result:
     def __init__(self, items: list[dict[str, Any]], state: dict[str, Any] | SplitState | None,
                  meta: dict[str, Any] | None = None) -> None:
         self.items = items
-        self.state = state  # type: ignore[assignment]
+        self.kept, self._json = ((state, None) if isinstance(state, SplitState)
+                                 else (None, state))
         self.meta = meta if meta is not None else {}
 
     @property
     def state(self) -> dict[str, Any] | None:
         """The state to keep, as JSON: hand it back on the next call."""
-        if self._json is _LATER:
-            self._json = self.kept.to_json()  # type: ignore[union-attr]
-        return self._json  # type: ignore[return-value]
-
-    @state.setter
-    def state(self, value: dict[str, Any] | SplitState | None) -> None:
-        if isinstance(value, SplitState):
-            self.kept, self._json = value, _LATER
-        else:
-            self.kept, self._json = None, value
+        if self._json is None and self.kept is not None:
+            self._json = self.kept.to_json()
+        return self._json
 
     def __repr__(self) -> str:
         return f"Result({len(self.items)} items, meta={self.meta!r})"
@@ -54,10 +48,6 @@ class Result:
         if not isinstance(other, Result):
             return NotImplemented
         return (self.items, self.state, self.meta) == (other.items, other.state, other.meta)
-
-
-#: `Result._json` before the kept state's JSON is made.
-_LATER: Any = object()
 
 
 class Partial:

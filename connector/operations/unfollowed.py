@@ -23,7 +23,6 @@ passes its old place: an unfollow undone before the next poll is not an event.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from ..core.http import PageSource, list_reader
@@ -48,25 +47,23 @@ def run(
     state: Any = None,
     mode: str = "live",
 ) -> Result:
-    """Poll once. `state` is what the previous poll returned (None on the first run): its
-    runner JSON, or the state object the embedded store loaded; `inputs` are prepared
-    (defaults applied, handle normalised)."""
+    """Poll once, as the follow trigger's `run` does (followed.py)."""
     handle = inputs["handle"]
     # Parse state before any request: damaged state must cost nothing and change nothing.
     prior = UnfollowState.of(state)
     walk = PollRun(list_reader(client, handle, count=inputs.get("count"), request_source=source),
                    budget=inputs["maxPages"])
     # Always later than the previous poll's time, even if the clock steps back.
-    now = max(int(time.time() * 1000), (prior.clock if prior is not None else 0) + 1)
+    now = max(walk.now_ms, (prior.clock if prior is not None else 0) + 1)
+    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
     if mode == "test":
         stamp = iso(now)
         items = [unfollow_item(item, stamp, stamp) for item in walk.sample()]
-        meta = _Poll(walk, reconcile=0, now=now).meta(handle, UnfollowState(handle))
+        meta = poll.meta(handle, UnfollowState(handle))
         meta.update(mode="test", sampleItems=len(items))
         return Result(items=items, state=state, meta=meta)
-    poll = _Poll(walk, reconcile=inputs["reconcileEvery"], now=now)
-    fresh = walk.new_baseline(prior, handle)
-    new_state = poll.baseline(handle) if fresh else poll.advance(prior)  # type: ignore[arg-type]
+    new_state = (poll.baseline(handle) if walk.new_baseline(prior, handle)
+                 else poll.advance(prior))  # type: ignore[arg-type]
     return Result(items=poll.items, state=new_state, meta=poll.meta(handle, new_state))
 
 
@@ -106,8 +103,7 @@ class _Poll(ListRead):
         scan = state.scan
         waiting = scan is not None and scan.wait > 0
         if waiting:
-            assert scan is not None
-            scan.wait -= 1
+            scan.wait -= 1  # type: ignore[union-attr]
         if not caught_up:
             self.check = "catchingUp"
             return state
@@ -136,8 +132,7 @@ class _Poll(ListRead):
         elif scan.mode == SHORT and self.check in ("agreed", "higher"):
             scan = None  # the count agrees again: nothing is missing any more
         if scan is None and self.check == "higher":
-            assert total is not None
-            state.offset += total - expected  # a higher count is not an unfollow
+            state.offset += total - expected  # type: ignore[operator]  # not an unfollow
         state.scan = scan
         if scan is not None and not waiting:
             shortfall = expected - total if (scan.mode == SHORT and total is not None) else None

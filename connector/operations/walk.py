@@ -23,7 +23,7 @@ from ..core.items import flatten, identity
 from ..state.gaps import GAP_LIMIT, Gap
 from .poll import PollRun, newest_account
 from .range_walk import RangeWalker
-from .reads import Advance, Known
+from .reads import Advance, Known, RangeRead
 
 
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
@@ -81,10 +81,8 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     slots: list[Gap | None] = [replace(g, wait=g.wait - 1) if g.wait > 0 else g
                                for g in prior_gaps]
     oldest_first = [i for i in reversed(range(len(prior_gaps))) if prior_gaps[i].wait <= 0]
-    found: dict[int, list[tuple[str, dict]]] = {}  # gap index (or -1, the top) -> new
-    closed: list[int] = []  # the gaps read to their end
-    top_keys: set[str] = set()
-    proven_old: list[str] = []
+    # Gap index (or -1, the top) -> its walk, in the order they were read.
+    found: dict[int, RangeRead] = {}
 
     def read_gap(i: int) -> None:
         gap = prior_gaps[i]
@@ -99,12 +97,8 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
             and (cursors.is_dead(g.start) or cursors.below(g.start, stop))]
         walk = ranges.walk(gap.start, stop, run.remaining, known, floor, gap, gap.base, lower,
                            gap.stop_account if stop is gap.stop else None)
-        found[i] = walk.new
-        proven_old.extend(walk.old)
+        found[i] = walk
         slots[i] = walk.left
-        if walk.left is None:
-            closed.append(i)
-        known.update([*(k for k, _ in walk.new), *walk.old])
 
     # A range whose last walk stopped for want of the one request its last page needed
     # goes first: it needs two requests in a row, which a backlog slot may never have.
@@ -119,10 +113,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         reserve = 1 if any(i not in found for i in oldest_first) else 0
         top = ranges.walk(None, watermark, max(1, run.remaining - reserve), known, floor, None,
                           base, account=account)
-        found[-1] = top.new
-        top_keys = top.keys
-        proven_old.extend(top.old)
-        known.update([*(k for k, _ in top.new), *top.old])
+        found[-1] = top
         run.top_done = top.left is None
         if top.left is None or top.left.start is not None:
             top_gap = top.left
@@ -156,7 +147,10 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
 
     gaps = ([top_gap] if top_gap is not None else []) + [g for g in slots if g is not None]
     order = sorted(found, key=lambda i: -i if i >= 0 else float("inf"))  # oldest first
-    new_keys = [k for i in reversed(order) for k, _ in found[i]]
-    items = [flatten(e) for i in order for _, e in reversed(found[i])]
-    return Advance(watermark, gaps, items, [*proven_old, *reversed(new_keys)], base,
-                   [k for i in closed for k, _ in found[i] if k not in top_keys], account)
+    new = [(k, e) for i in order for k, e in reversed(found[i].new)]  # oldest first
+    top_keys = found[-1].keys if -1 in found else set()
+    closed = [k for i, r in found.items() if i >= 0 and r.left is None  # read to their end
+              for k, _ in r.new if k not in top_keys]
+    return Advance(watermark, gaps, [flatten(e) for _, e in new],
+                   [*(k for r in found.values() for k in r.old), *(k for k, _ in new)], base,
+                   closed, account)
