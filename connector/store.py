@@ -32,7 +32,7 @@ from .operations import OPERATIONS, Result, prepare
 from .operations.events import new_event
 from .operations.registry import NEW_FOLLOWS, check_trigger, module
 from .storage import Database, EventClaim, Lease, OutboxEvent, open_database
-from .storage.outbox import now_iso
+from .storage.outbox import iso
 
 __all__ = ["Batch", "Store", "open_store", "state_key"]
 
@@ -83,7 +83,7 @@ class Batch(AbstractContextManager["Batch"]):
             return 0
         events = []
         if outbox:
-            detected = now_iso()
+            detected = iso(time.time())
             kind = OPERATIONS[self.operation].event
             events = [(eid, self.handle, payload) for eid, payload in
                       (new_event(self.handle, item, detected_at=detected, kind=kind)

@@ -55,17 +55,12 @@ class Leases(Sessions):
                 claim.busy[key] = 1.0  # being claimed by another worker this very moment
         return claim
 
-    def release_poll(self, key: str, owner: str, *, polled: bool = False,
-                     next_in: float | None = None, activity: str | None = None,
-                     health: str | None = None, credits: int = 0,
-                     period: float | None = None) -> None:
-        """Give a lease back without saving a state: the poll failed (`polled`: it counts as
-        polled now, next due in `next_in` seconds, as with Lease) or was abandoned (or put
-        off: with `next_in`, due again then). The rest is kept as with Lease (`period`: the
-        length of the periods `credits` are counted in)."""
+    def release_poll(self, key: str, lease: Lease) -> None:
+        """Give a lease back without saving a state: the poll failed (`lease.polled`: it
+        counts as polled now, as with save) or was abandoned (or put off: with `next_in`, due
+        again then). What the lease keeps is kept as with save."""
         with self._tx() as s:
-            self._release(s, key, Lease(owner, next_in, polled, activity, health, credits,
-                                        period))
+            self._release(s, key, lease)
 
     def _release(self, s: Session, key: str, lease: Lease) -> None:
         t, clock = self.dialect.prefix, self.dialect.clock

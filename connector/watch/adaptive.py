@@ -114,7 +114,41 @@ def interval_for(rate: float, cost: float, c: float, lo: float, hi: float) -> fl
     return min(hi, max(lo, math.sqrt(c * cost / rate)))
 
 
-class AdaptiveSchedule:
+class Known:
+    """What a schedule knows of each handle: its `Activity` and `Health`, each poll's outcome
+    taken in, and what the database keeps put back (`restore`)."""
+
+    def __init__(self, handles: Iterable[str]) -> None:
+        self._activity = {h: Activity() for h in handles}
+        self._health = {h: Health() for h in handles}
+
+    def activity(self, handle: str) -> Activity:
+        return self._activity[handle]
+
+    def health(self, handle: str) -> Health:
+        return self._health[handle]
+
+    def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
+        """Take a handle's activity (and health) as stored, say by the database another
+        watcher shares."""
+        self._activity[handle] = activity
+        self._health[handle] = health if health is not None else Health()
+
+    def _succeeded(self, handle: str, now: float, seen: Observation) -> Verdict:
+        """A good poll at `now` (the wall clock's) saw `seen`: its health recovered."""
+        self._activity[handle] = self._activity[handle].observe(now, seen)
+        verdict = self._health[handle].succeeded()
+        self._health[handle] = verdict.health
+        return verdict
+
+    def _failed(self, handle: str, error: BaseException, unit: float) -> Verdict:
+        """A poll failed: backed off in multiples of `unit` (backoff.py)."""
+        verdict = self._health[handle].failed(error, unit)
+        self._health[handle] = verdict.health
+        return verdict
+
+
+class AdaptiveSchedule(Known):
     """The next poll time of each handle, from its activity, within a shared budget; a watch
     loop drives it as it does `Schedule`. Without a `bucket`, it spends what the fixed schedule
     would at `interval`; with one, what the budget refills (its `portion` of it, when other
@@ -144,8 +178,7 @@ class AdaptiveSchedule:
         self.replan = replan
         self.draw = draw
         handles = list(dict.fromkeys(handles))
-        self._activity = {h: Activity() for h in handles}
-        self._health = {h: Health() for h in handles}
+        super().__init__(handles)
         #: Handles whose next poll is pinned (baseline, backing off): not planned by rate.
         self._pinned: set[str] = set(handles)
         self._catching_up: dict[str, bool] = {}
@@ -180,9 +213,8 @@ class AdaptiveSchedule:
     def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
         """Take a successful poll's outcome: the verdict's `delay` (already scheduled) is the
         seconds to the handle's next poll, its `report` (answering again) a line for the log."""
-        self._activity[handle] = activity = self._activity[handle].observe(now, seen)
-        recovered = self._health[handle].succeeded()
-        self._health[handle] = recovered.health
+        recovered = self._succeeded(handle, now, seen)
+        activity = self._activity[handle]
         self._catching_up[handle] = seen.catching_up
         self._pin(handle, activity.polls == 0)
         if activity.polls == 0:
@@ -206,18 +238,15 @@ class AdaptiveSchedule:
         if unit is None:
             unit = self._unit[handle] = (self.interval if self._activity[handle].polls == 0
                                          else self.interval_of(handle, now))
-        verdict = self._health[handle].failed(error, unit)
-        self._health[handle] = verdict.health
+        verdict = self._failed(handle, error, unit)
         if verdict.health.failures:
             self._pin(handle, True)  # backing off: out of the plan until it answers
         self.set(handle, now + verdict.delay)
         return verdict
 
     def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
-        """Take a handle's activity (and health) as stored, say by the database another
-        watcher shares: its next interval is planned from it."""
-        self._activity[handle] = activity
-        self._health[handle] = health if health is not None else Health()
+        """As Known.restore: its next interval is planned from it."""
+        super().restore(handle, activity, health)
         self._pin(handle, activity.polls == 0 or bool(self._health[handle].failures))
         self._stale = True
 
@@ -233,14 +262,6 @@ class AdaptiveSchedule:
         while heap and self._next.get(heap[0][1]) != heap[0][0]:
             heapq.heappop(heap)
         return min([heap[0][0] if heap else math.inf, *(self._next[h] for h in self._due)])
-
-    # What Timing (and the tests) read of a handle
-
-    def activity(self, handle: str) -> Activity:
-        return self._activity[handle]
-
-    def health(self, handle: str) -> Health:
-        return self._health[handle]
 
     def interval_of(self, handle: str, now: float) -> float:
         """The handle's planned interval (before jitter) at `now`."""
@@ -301,16 +322,20 @@ class AdaptiveSchedule:
         return (0, activity.rate() * (now - activity.last) / activity.cost)
 
 
-def check_bounds(interval: float, min_interval: float, max_interval: float) -> None:
-    """The default interval within positive bounds, or an InputError naming the option."""
-    if not min_interval > 0:
+def check_bounds(interval: float, min_interval: float | None = None,
+                 max_interval: float | None = None) -> tuple[float, float]:
+    """The adaptive schedule's bounds: those given, else the defaults, which give way to an
+    interval outside them (bounds given do not); the default interval within them, and they
+    positive, or an InputError naming the option."""
+    lo = min(DEFAULT_MIN_INTERVAL, interval) if min_interval is None else min_interval
+    hi = max(DEFAULT_MAX_INTERVAL, interval) if max_interval is None else max_interval
+    if not lo > 0:
         raise InputError("min interval must be longer than zero", field="minInterval")
-    if not max_interval >= min_interval:
-        raise InputError(f"max interval ({format_interval(max_interval)}) must be at least "
-                         f"the min interval ({format_interval(min_interval)})",
-                         field="maxInterval")
-    if not min_interval <= interval <= max_interval:
+    if not hi >= lo:
+        raise InputError(f"max interval ({format_interval(hi)}) must be at least the min "
+                         f"interval ({format_interval(lo)})", field="maxInterval")
+    if not lo <= interval <= hi:
         raise InputError(f"interval ({format_interval(interval)}) must lie between the min "
-                         f"interval ({format_interval(min_interval)}) and the max interval "
-                         f"({format_interval(max_interval)})", field="interval")
-
+                         f"interval ({format_interval(lo)}) and the max interval "
+                         f"({format_interval(hi)})", field="interval")
+    return lo, hi

@@ -11,7 +11,8 @@ from ..core.config import CREDITS_PER_REQUEST
 from ..core.errors import InputError
 from ..core.handles import normalize_handle
 from ..operations import TRIGGERS
-from .timing import ADAPTIVE, FIXED, bounds, schedule_kind
+from .adaptive import check_bounds
+from .timing import ADAPTIVE, FIXED, schedule_kind
 
 
 def check_spending(budget: Budget | str | None, schedule: str | None, interval: float,
@@ -28,7 +29,7 @@ def check_spending(budget: Budget | str | None, schedule: str | None, interval: 
                          "them, or leave them out",
                          field="minInterval" if min_interval is not None else "maxInterval")
     if kind == ADAPTIVE:
-        bounds(interval, min_interval, max_interval)
+        check_bounds(interval, min_interval, max_interval)
     least = MIN_POLL_PAGES * triggers * CREDITS_PER_REQUEST
     if budget is not None and budget.capacity < least:
         raise InputError(f"budget {budget}: a tenth of it, the most spent at once, must pay a "

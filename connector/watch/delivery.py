@@ -134,7 +134,7 @@ class Deliverer:
         if not due:
             return result
         if now < self.hold_until or self.stop.is_set() or result.down.is_set():
-            with result._lock:
+            with result.lock:
                 result.held += len(due)
             return result
         by_handle: dict[str, list[OutboxEvent]] = {}
@@ -208,7 +208,7 @@ class Deliverer:
             if held or run < len(chunk):
                 break
         if held and count_held:
-            with result._lock:
+            with result.lock:
                 result.held += held
 
     def _send(self, mine: list[OutboxEvent], rest: list[str], result: DeliveryPass) -> int:
@@ -220,7 +220,7 @@ class Deliverer:
                     self.store, self.owner, self.on_database_error):
                 self._unclaim([*rest, *(e.event_id for e in mine[i:])])
                 return len(mine) - i
-            with result._lock:
+            with result.lock:
                 result.tried.add(event.event_id)
             try:
                 self._deliver(event, result)
@@ -229,7 +229,7 @@ class Deliverer:
                 # event stays in the outbox and is tried again.
                 log.exception("delivering %s failed unexpectedly", event.event_id)
                 rest = [*rest, event.event_id]
-                with result._lock:
+                with result.lock:
                     result.failed += 1
                     result.last_error = "internal error (see the log)"
         self._unclaim(rest)
@@ -258,7 +258,7 @@ class Deliverer:
             error = "its stored payload is damaged; `outbox discard` removes it"
             self._record(event, error, retry_at=time.time(), park=True)
             log.warning("outbox event %s parked: %s", event.event_id, error)
-            with result._lock:
+            with result.lock:
                 result.failed += 1
                 result.parked += 1
                 result.last_error = error
@@ -274,7 +274,7 @@ class Deliverer:
             log.info("delivered %s (@%s followed @%s): HTTP %s in %.0f ms", event.event_id,
                      event.handle, _followed(event), outcome.status, outcome.elapsed * 1000)
             delay = detection_delay(event.payload, time.time())
-            with result._lock:
+            with result.lock:
                 result.delivered += 1
                 result.silent = 0
                 if delay is not None:
@@ -294,7 +294,7 @@ class Deliverer:
         log.info("delivery of %s (@%s followed @%s) failed: %s (attempt %d of %d); %s",
                  event.event_id, event.handle, _followed(event), outcome.error, failures,
                  self.max_attempts, then)
-        with result._lock:
+        with result.lock:
             result.failed += 1
             result.parked += int(park)
             result.last_error = error

@@ -246,10 +246,9 @@ class Poller:
                  lease: Lease | None = None) -> None:
         """Give a poll lease back: not polled (due again in `next_in`, if given), or polled,
         with what `lease` keeps. If that fails, it simply runs out."""
-        kept = {"next_in": next_in} if lease is None else {
-            name: value for name, value in vars(lease).items() if name != "owner"}
         try:
-            self.store.database.release_poll(key, self.owner, **kept)
+            self.store.database.release_poll(key, lease or Lease(self.owner, next_in,
+                                                                 polled=False))
         except DatabaseUnavailable as exc:
             self.outage.report(exc)
         except Exception as exc:

@@ -76,14 +76,9 @@ class Schedule:
         """Handles whose time has come, the longest-waiting first."""
         return sorted((h for h, t in self._next.items() if t <= now), key=self._next.__getitem__)
 
-    def polled(self, handles: Iterable[str], now: float) -> None:
-        """Schedule the next poll one interval from now, ± `jitter` of it: the random walk keeps
-        handles that started together from staying together."""
-        for h in handles:
-            self._next[h] = now + self.next_in()
-
     def next_in(self) -> float:
-        """Seconds to a handle's next poll: one interval, ± `jitter` of it."""
+        """Seconds to a handle's next poll: one interval, ± `jitter` of it (the random walk
+        keeps handles that started together from staying together)."""
         return self.interval * (1 + self.jitter * (2 * self.draw() - 1))
 
     def set(self, handle: str, at: float) -> None:

@@ -31,7 +31,7 @@ class DeliveryPass:
     delays: list[float] = field(default_factory=list, repr=False, compare=False)
     #: POSTs in a row, as they ended, that got no answer at all.
     silent: int = field(default=0, repr=False, compare=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     #: Events this pass POSTed (delivered or not): a pass tries each event once.
     tried: set[str] = field(default_factory=set, repr=False, compare=False)
     #: Set once the receiver looks down: the rest of the pass is held back.

@@ -22,8 +22,8 @@ from ..core.budget import CreditBucket
 from ..core.errors import InputError
 from ..storage import compact_json
 from .activity import Activity, Observation
-from .adaptive import DEFAULT_MAX_INTERVAL, DEFAULT_MIN_INTERVAL, AdaptiveSchedule, check_bounds
-from .backoff import Health
+from .adaptive import AdaptiveSchedule, Known, check_bounds
+from .backoff import Health, Verdict
 from .schedule import Schedule
 
 FIXED = "fixed"
@@ -57,14 +57,24 @@ def schedule_kind(schedule: str | None, budget: object) -> str:
     return schedule
 
 
-def bounds(interval: float, min_interval: float | None, max_interval: float | None
-           ) -> tuple[float, float]:
-    """The adaptive schedule's bounds, checked (InputError names the option): those given,
-    else the defaults, which give way to an interval outside them (bounds given do not)."""
-    lo = min(DEFAULT_MIN_INTERVAL, interval) if min_interval is None else min_interval
-    hi = max(DEFAULT_MAX_INTERVAL, interval) if max_interval is None else max_interval
-    check_bounds(interval, lo, hi)
-    return lo, hi
+class Fixed(Known, Schedule):
+    """The fixed schedule, knowing each handle as the adaptive one does. Its times are the
+    monotonic clock's, so a verdict leaves the next poll to the watch loop (`Timing.set`)."""
+
+    def __init__(self, handles: Sequence[str], interval: float, *, now: float,
+                 jitter: float) -> None:
+        Schedule.__init__(self, handles, interval, now=now, jitter=jitter)
+        Known.__init__(self, handles)
+
+    def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
+        verdict = self._succeeded(handle, now, seen)
+        return Verdict(verdict.health, self.next_in(), verdict.report)
+
+    def failed(self, handle: str, now: float, error: BaseException) -> Verdict:
+        verdict = self._failed(handle, error, self.interval)
+        # 1, 2, 4 ... intervals, each jittered as the interval is (the first, as today).
+        return Verdict(verdict.health, verdict.delay * (self.next_in() / self.interval),
+                       verdict.report)
 
 
 class Timing:
@@ -75,11 +85,9 @@ class Timing:
                  min_interval: float | None = None, max_interval: float | None = None,
                  jitter: float = 0.1) -> None:
         self.interval = interval
-        lo, hi = bounds(interval, min_interval, max_interval)
+        lo, hi = check_bounds(interval, min_interval, max_interval)
         self._lock = threading.Lock()
         self._written: dict[str, tuple[str, str]] = {}
-        self._activity = {h: Activity() for h in handles}
-        self._health = {h: Health() for h in handles}
         self.adaptive: AdaptiveSchedule | None = None
         if schedule == ADAPTIVE:
             # Its times are stored (activity), so they are the wall clock's.
@@ -87,11 +95,10 @@ class Timing:
             self.adaptive = AdaptiveSchedule(handles, interval, now=self.clock(), bucket=bucket,
                                              min_interval=lo, max_interval=hi, jitter=jitter,
                                              portion=share)
-            self.schedule: Schedule | AdaptiveSchedule = self.adaptive
+            self.schedule: Fixed | AdaptiveSchedule = self.adaptive
         else:
             self.clock = time.monotonic
-            self.fixed = Schedule(handles, interval, now=self.clock(), jitter=jitter)
-            self.schedule = self.fixed
+            self.schedule = Fixed(handles, interval, now=self.clock(), jitter=jitter)
 
     # What the watch loop asks
 
@@ -113,7 +120,7 @@ class Timing:
         """The seconds until the next poll of a handle whose poll did not say (stopped, or
         dropped for another watcher's)."""
         if self.adaptive is None:
-            return self.fixed.next_in()
+            return self.schedule.next_in()
         return self.interval
 
     # What each poll tells
@@ -129,47 +136,26 @@ class Timing:
                                                                                   health):
             return
         with self._lock:
-            if self.adaptive is not None:
-                old = self.adaptive.activity(handle), self.adaptive.health(handle)
-            else:
-                old = self._activity[handle], self._health[handle]
+            old = self.schedule.activity(handle), self.schedule.health(handle)
             new = parse_kept(Activity, activity, old[0]), parse_kept(Health, health, old[1])
-            if new == old:
-                return
-            if self.adaptive is not None:
-                self.adaptive.restore(handle, *new)
-            else:
-                self._activity[handle], self._health[handle] = new
+            if new != old:
+                self.schedule.restore(handle, *new)
 
     def polled(self, handle: str, metas: Iterable[dict[str, Any]]) -> Next:
         """A poll of `handle` succeeded with these trigger metas: when it is polled next."""
         seen = Observation.from_meta(metas)
         with self._lock:
-            now = time.time()
-            if self.adaptive is not None:
-                verdict = self.adaptive.polled(handle, now, seen)
-                return Next(verdict.delay, verdict.report, self.adaptive.activity(handle),
-                            verdict.health)
-            self._activity[handle] = self._activity[handle].observe(now, seen)
-            verdict = self._health[handle].succeeded()
-            self._health[handle] = verdict.health
-            return Next(self.fixed.next_in(), verdict.report, self._activity[handle],
-                        verdict.health)
+            return self._next(handle, self.schedule.polled(handle, time.time(), seen))
 
     def failed(self, handle: str, error: BaseException) -> Next:
         """A poll of `handle` failed: when it is asked again (backed off, if its list is
         hidden or it keeps failing)."""
         with self._lock:
-            if self.adaptive is not None:
-                verdict = self.adaptive.failed(handle, time.time(), error)
-                return Next(verdict.delay, verdict.report, self.adaptive.activity(handle),
-                            verdict.health)
-            verdict = self._health[handle].failed(error, self.interval)
-            self._health[handle] = verdict.health
-            # 1, 2, 4 ... intervals, each jittered as the interval is (the first, as today).
-            jittered = self.fixed.next_in() / self.interval
-            return Next(verdict.delay * jittered, verdict.report, self._activity[handle],
-                        verdict.health)
+            return self._next(handle, self.schedule.failed(handle, time.time(), error))
+
+    def _next(self, handle: str, verdict: Verdict) -> Next:
+        return Next(verdict.delay, verdict.report, self.schedule.activity(handle),
+                    verdict.health)
 
     def take_short(self) -> str | None:
         """That the budget cannot pay for what the bounds ask, once."""

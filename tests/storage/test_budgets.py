@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 from connector.core.budget import Budget, Hold, period_start
-from connector.storage import open_database
+from connector.storage import Lease, open_database
 from connector.watch.spend import Spender
 from tests.support import ROOT, raw_sql
 
@@ -150,15 +150,16 @@ def test_what_a_poll_keeps_comes_back_with_its_next_claim_and_its_credits_add_up
                                                                                 any_db):
     long = 1e9  # periods of 31 years
     store.claim_polls(["k1", "k2"], "w1", lease_for=60)
-    store.release_poll("k1", "w1", polled=True, next_in=0, activity='{"a":1}',
-                       health='{"status":"hidden","failures":1}', credits=20, period=long)
-    store.release_poll("k2", "w1")
+    store.release_poll("k1", Lease("w1", next_in=0, activity='{"a":1}',
+                                    health='{"status":"hidden","failures":1}', credits=20,
+                                    period=long))
+    store.release_poll("k2", Lease("w1", polled=False))
 
     claim = store.claim_polls(["k1", "k2"], "w2", lease_for=60)
     assert claim.granted == ["k1", "k2"]
     assert claim.stored == {"k1": ('{"a":1}', '{"status":"hidden","failures":1}')}
-    store.release_poll("k1", "w2", polled=True, credits=30, period=long)
-    store.release_poll("k2", "w2", next_in=50)  # put off (the budget), not polled
+    store.release_poll("k1", Lease("w2", credits=30, period=long))
+    store.release_poll("k2", Lease("w2", next_in=50, polled=False))  # put off (the budget)
     rows = {r.key: r for r in store.poll_rows()}
     # Counted in the period of the database's clock, as status reads it.
     assert (rows["k1"].credits, rows["k1"].period) == (50, period_start(store.clock(), long))
@@ -167,7 +168,7 @@ def test_what_a_poll_keeps_comes_back_with_its_next_claim_and_its_credits_add_up
     # A new period starts its counter again.
     raw_sql(any_db, "UPDATE poll_lease SET credits_since = 0 WHERE key = 'k1'")
     store.claim_polls(["k1"], "w3", lease_for=60)
-    store.release_poll("k1", "w3", polled=True, credits=10, period=long)
+    store.release_poll("k1", Lease("w3", credits=10, period=long))
     assert store.poll_rows(["k1"])[0].credits == 10
 
 

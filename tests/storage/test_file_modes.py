@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 
 from connector.operations.events import new_event
 from connector.storage import open_database
-from connector.storage.outbox import now_iso
+from connector.storage.outbox import iso
 
 KEY = "new_account_followed:alice"
 
@@ -44,7 +45,7 @@ def mode(path: Path) -> int:
 def use(path: Path) -> dict[str, int]:
     """Open the state file at `path` and do what `poll` and `watch` do to it (a save with an
     outbox event, a poll lock, a worker mark); the modes of everything there meanwhile."""
-    eid, payload = new_event("alice", {"id": "1", "uniqueId": "bob"}, detected_at=now_iso())
+    eid, payload = new_event("alice", {"id": "1", "uniqueId": "bob"}, detected_at=iso(time.time()))
     with open_database(path) as db, db.worker("me"), db.lock(KEY, 5):
         db.save(KEY, {"watermark": 1}, events=[(eid, "alice", payload)])
         locks = path.with_name(path.name + "-locks")

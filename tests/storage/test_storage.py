@@ -262,7 +262,7 @@ def test_a_handle_is_leased_to_one_worker_until_it_is_polled_and_then_not_due(st
     second = store.claim_polls([KEY, "k2"], "w2", lease_for=60)
     assert second.granted == [] and 55 < second.busy[KEY] <= 60
     save_state(store, state_with(range(3)), lease=Lease("w1", next_in=100))
-    store.release_poll("k2", "w1")  # abandoned: due again at once
+    store.release_poll("k2", Lease("w1", polled=False))  # abandoned: due again at once
     third = store.claim_polls([KEY, "k2"], "w2", lease_for=60)
     assert third.granted == ["k2"] and 95 < third.later[KEY] <= 100
 
@@ -285,7 +285,7 @@ def test_a_once_cycle_that_began_just_after_a_poll_polls_it_again(store):
         began = time.time()
         claim = store.claim_polls([KEY], "w2", lease_for=60, polled_within=time.time() - began)
         assert claim.granted == [KEY], claim
-        store.release_poll(KEY, "w2")
+        store.release_poll(KEY, Lease("w2", polled=False))
 
 
 def test_a_lease_that_runs_out_is_taken_over(store):
@@ -484,8 +484,8 @@ def test_workers_claiming_at_once_never_get_the_same_handle_or_event(db):
 def test_claimed_polls_are_granted_in_the_order_asked(store):
     keys = ["k3", "k1", "k2", "k1"]
     assert store.claim_polls(keys, "w1", lease_for=60).granted == ["k3", "k1", "k2"]
-    store.release_poll("k1", "w1", polled=True, next_in=100)
-    store.release_poll("k2", "w1")
+    store.release_poll("k1", Lease("w1", next_in=100))
+    store.release_poll("k2", Lease("w1", polled=False))
     claim = store.claim_polls(keys, "w2", lease_for=60)
     assert claim.granted == ["k2"] and list(claim.busy) == ["k3"]
     assert 95 < claim.later["k1"] <= 100

@@ -22,7 +22,7 @@ from connector.core.items import identity
 from connector.operations.events import event_id, new_event
 from connector.standin import StandIn
 from connector.storage import DatabaseUnavailable, EventClaim, open_database
-from connector.storage.outbox import now_iso
+from connector.storage.outbox import iso
 from connector.storage.postgres_mark import WORKER_LOCK
 from connector.watch import DeliveryPass, Reconnect, Watcher
 from connector.watch.delivery import Backoff, Deliverer
@@ -183,7 +183,7 @@ def test_a_poll_that_outlived_its_cut_mark_settles_without_undoing_what_was_coun
 
 
 def test_recover_ends_the_event_claims_a_failed_call_left_behind(url):
-    eid, payload = new_event("alice", {"id": "1", "uniqueId": "x"}, detected_at=now_iso())
+    eid, payload = new_event("alice", {"id": "1", "uniqueId": "x"}, detected_at=iso(time.time()))
     with open_database(url) as db, db.worker("a"):
         assert db.save(KEY, {}, events=[(eid, "alice", payload)],
                        claim=EventClaim("a", 600)).claimed
@@ -193,7 +193,7 @@ def test_recover_ends_the_event_claims_a_failed_call_left_behind(url):
 
 
 def test_a_deliverer_whose_mark_was_cut_posts_none_of_the_events_it_claimed(url, receiver):
-    events = [new_event("alice", {"id": str(i), "uniqueId": f"u{i}"}, detected_at=now_iso())
+    events = [new_event("alice", {"id": str(i), "uniqueId": f"u{i}"}, detected_at=iso(time.time()))
               for i in range(3)]
     reported: list[DatabaseUnavailable] = []
     with open_database(url) as db, db.worker("a"), Webhook(receiver.url) as hook:

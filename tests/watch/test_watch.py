@@ -23,7 +23,7 @@ from connector.core.http import RateLimit
 from connector.core.items import identity
 from connector.operations.events import event_id
 from connector.standin import Fault
-from connector.storage import open_database
+from connector.storage import Lease, open_database
 from connector.store import state_key
 from connector.watch import Backoff, Deliverer, Outbox, Pacer, Webhook
 from connector.watch.pacing import Stopped
@@ -247,7 +247,7 @@ def test_a_once_cycle_looks_again_soon_for_a_handle_another_watcher_is_polling(
             def wait(self, timeout: float | None = None) -> bool:
                 waits.append(round(timeout or 0, 3))
                 if len(waits) == 6:  # the other watcher is done with it
-                    other.release_poll(key, "other-worker", polled=True)
+                    other.release_poll(key, Lease("other-worker"))
                 return False
 
         watcher._stop = Recording()
@@ -568,7 +568,8 @@ def test_schedule_spreads_first_polls_and_jitters_the_next_ones():
     schedule = Schedule(["a", "b", "c"], 900, now=0, draw=lambda: next(draws))
     assert schedule.due(0) == ["a"]
     assert schedule.due(3) == ["a", "b", "c"]  # spread over a second per handle
-    schedule.polled(["a", "b"], now=10)
+    for h in ("a", "b"):  # as the watch loop sets a polled handle's next poll
+        schedule.set(h, 10 + schedule.next_in())
     assert schedule.due(10 + 809) == ["c"]
     assert schedule.due(10 + 991) == ["c", "a", "b"]
 
