@@ -114,8 +114,8 @@ def interval_for(rate: float, cost: float, c: float, lo: float, hi: float) -> fl
     return min(hi, max(lo, math.sqrt(c * cost / rate)))
 
 
-class Known:
-    """What a schedule knows of each handle: its `Activity` and `Health`, each poll's outcome
+class Tracked:
+    """What a schedule tracks of each handle: its `Activity` and `Health`, each poll's outcome
     taken in, and what the database keeps put back (`restore`)."""
 
     def __init__(self, handles: Iterable[str]) -> None:
@@ -148,7 +148,7 @@ class Known:
         return verdict
 
 
-class AdaptiveSchedule(Known):
+class AdaptiveSchedule(Tracked):
     """The next poll time of each handle, from its activity, within a shared budget; a watch
     loop drives it as it does `Schedule`. Without a `bucket`, it spends what the fixed schedule
     would at `interval`; with one, what the budget refills (its `portion` of it, when other
@@ -245,7 +245,7 @@ class AdaptiveSchedule(Known):
         return verdict
 
     def restore(self, handle: str, activity: Activity, health: Health | None = None) -> None:
-        """As Known.restore: its next interval is planned from it."""
+        """As Tracked.restore: its next interval is planned from it."""
         super().restore(handle, activity, health)
         self._pin(handle, activity.polls == 0 or bool(self._health[handle].failures))
         self._stale = True

@@ -22,7 +22,7 @@ from ..core.budget import CreditBucket
 from ..core.errors import InputError
 from ..storage import compact_json
 from .activity import Activity, Observation
-from .adaptive import AdaptiveSchedule, Known, check_bounds
+from .adaptive import AdaptiveSchedule, Tracked, check_bounds
 from .backoff import Health, Verdict
 from .schedule import Schedule
 
@@ -57,14 +57,14 @@ def schedule_kind(schedule: str | None, budget: object) -> str:
     return schedule
 
 
-class Fixed(Known, Schedule):
+class Fixed(Tracked, Schedule):
     """The fixed schedule, knowing each handle as the adaptive one does. Its times are the
     monotonic clock's, so a verdict leaves the next poll to the watch loop (`Timing.set`)."""
 
     def __init__(self, handles: Sequence[str], interval: float, *, now: float,
                  jitter: float) -> None:
         Schedule.__init__(self, handles, interval, now=now, jitter=jitter)
-        Known.__init__(self, handles)
+        Tracked.__init__(self, handles)
 
     def polled(self, handle: str, now: float, seen: Observation) -> Verdict:
         verdict = self._succeeded(handle, now, seen)
