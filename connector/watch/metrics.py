@@ -27,7 +27,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from ..core.config import install_extra, is_loopback
+from ..core.config import host_port, install_extra, is_loopback
 from ..core.errors import ConfigurationError, InputError
 from ..operations import CREDITS_PER_REQUEST
 from ..storage import Backlog
@@ -260,7 +260,7 @@ class Metrics:
         if self.address is None:
             return None
         host, port = self.address
-        return f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+        return f"http://{host_port(host, port)}/metrics"
 
     def close(self) -> None:
         """Stop serving, and wait for the server's threads (a scrape under way ends first)."""
@@ -293,7 +293,7 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> str:
-    where = f"{f'[{host}]' if ':' in host else host}:{port}"
+    where = host_port(host, port)
     if exc.errno == errno.EADDRINUSE:
         return (f"--metrics {where}: the port is in use (another watch, or another exporter); "
                 f"give another port, e.g. --metrics {host if ':' not in host else f'[{host}]'}:"

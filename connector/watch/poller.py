@@ -16,7 +16,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ..core.config import CREDITS_PER_REQUEST
+from ..core.config import CREDITS_PER_REQUEST, plural
 from ..core.errors import ConnectorError
 from ..core.http import PageSource
 from ..storage import DatabaseUnavailable, EventClaim, Lease, OutboxEvent, StateConflict
@@ -25,7 +25,7 @@ from .delivery import CLAIM_CHUNK, Deliverer
 from .outage import Outage
 from .pacing import PacedClient, Pacer, Stopped
 from .spend import Grant, Spender
-from .summary import DeliveryPass, HandlePoll, plural
+from .summary import DeliveryPass, HandlePoll
 from .timing import Next, Timing
 
 log = logging.getLogger("connector.watch")

@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.config import plural
 from ..core.errors import ApiError, ConnectorError
 from ..core.http import RateLimit
 from ..operations import CREDITS_PER_REQUEST
@@ -260,8 +261,3 @@ class CycleSummary:
         if self.stopped:
             text += " [stopped]"
         return text
-
-
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """`1 request`, `2 requests`."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
