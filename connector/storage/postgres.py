@@ -45,7 +45,9 @@ MIGRATION_LOCK = 0x746B66_6D6967  # "tkf" "mig"
 
 class PostgresDialect(Dialect):
     prefix = f"{SCHEMA}."
-    clock = "extract(epoch from clock_timestamp())::float8"  # like time.time()
+    # Like time.time(), read once per statement: a statement that names it twice (a lease's
+    # period, checked and then set) must not straddle a turn of the period between the two.
+    clock = "extract(epoch from statement_timestamp())::float8"
     order = "seq"
     lock_row = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -204,6 +204,16 @@ def test_a_postgres_database_of_schema_2_migrates_keeping_its_leases(postgres_ur
     assert raw_sql(postgres_url, "SELECT value FROM meta") == [(str(SCHEMA_VERSION),)]
 
 
+def test_a_postgres_statement_reads_one_clock_however_often_it_names_it(postgres_url):
+    """A lease's release checks the budget period and sets it in one statement: with a clock
+    read at each use, a poll's credits could be counted in a period that had just ended."""
+    from connector.storage.postgres import PostgresDialect
+
+    clock = PostgresDialect.clock
+    [(first, _, last)] = raw_sql(postgres_url, f"SELECT {clock}, pg_sleep(0.05), {clock}")
+    assert first == last
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_database_with_holds_summed_per_worker_migrates_keeping_its_budget(backend, tmp_path,
                                                                               request):
