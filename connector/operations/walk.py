@@ -26,6 +26,17 @@ from .range_walk import RangeWalker
 from .reads import Advance, Known, RangeRead
 
 
+def _reads_to(gap: Gap) -> Any:
+    """Where the walk of a kept range reads down to: its stop, or its base when the range
+    starts at or below its stop (a stop ahead of the list: range_walk.py read on below it,
+    and what is left, new follows among them, lies between the range's start and its base).
+    """
+    if gap.base is not None and gap.start is not None and not cursors.below(gap.stop,
+                                                                               gap.start):
+        return gap.base
+    return gap.stop
+
+
 def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Container[str],
             base: Any = None, *, forgets: bool = False, account: int | None = None) -> Advance:
     """Every poll after the first: read new follows, then the backlog, within the budget.
@@ -67,14 +78,14 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     """
     known = Known(remembered)
     run.touched.clear()
-    # A range kept with its stop ahead of its start is read down to its base (read_gap).
-    ahead = [g.base is not None and g.start is not None and cursors.below(g.start, g.stop)
-             for g in prior_gaps]
-    floor = cursors.lowest([watermark, *(g.base if up else g.stop
-                                         for g, up in zip(prior_gaps, ahead, strict=True))])
-    # The lowest stop whose second may hold follows made after the poll that took it.
+    # Old follows are checked for below every range still to read, down to where it reads.
+    floor = cursors.lowest([watermark, *(_reads_to(g) for g in prior_gaps)])
+    # The lowest stop whose second may hold follows made after the poll that took it: not
+    # that of a range kept below its stop (the walk that kept it read that second), but that
+    # of one that starts at its stop (its read lists that second again).
     lowest_stop = cursors.lowest([c for c in (watermark, *(
-        g.stop for g, up in zip(prior_gaps, ahead, strict=True) if not up)) if c is not None])
+        g.stop for g in prior_gaps if g.base is None or g.start is None
+        or not cursors.below(g.start, g.stop))) if c is not None])
     ranges = RangeWalker(run, lowest_stop)
     # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
     # (waiting out a failure, or no budget left) keeps its place.
@@ -88,9 +99,7 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
         gap = prior_gaps[i]
         if run.remaining < 1:
             return
-        stop = gap.stop
-        if gap.base is not None and gap.start is not None and not cursors.below(stop, gap.start):
-            stop = gap.base  # a range that ends above where it begins: a stop ahead
+        stop = _reads_to(gap)
         # Where the other ranges below this one start (see range_walk.py `_settle`).
         lower = None if not forgets or cursors.is_dead(stop) else [
             g.start for g in prior_gaps if g is not gap and g.start is not None

@@ -467,26 +467,36 @@ def test_a_poll_leaves_no_reference_cycle_behind():
 
 class _Seconds:
     """A following list with follows that share a second (newest first within it too), read
-    by the trigger directly: `size` a page, minTime inclusive."""
+    by the trigger directly: `size` a page, minTime inclusive (or, `before`, exclusive).
+    `lift` seconds are added to the maxCursor of the next page of the list's top."""
 
-    def __init__(self, size: int = 30) -> None:
+    def __init__(self, size: int = 30, *, before: bool = False) -> None:
         self.rows: list[tuple[int, str]] = []  # (time, id), oldest first
         self.size = size
+        self.before = before
+        self.lift = 0
         self.asked: list[object] = []
 
     def follow(self, name: str, at: int) -> None:
         self.rows.append((at, name))
 
+    def unfollow(self, name: str) -> None:
+        self.rows = [r for r in self.rows if r[1] != name]
+
     def fetch_page(self, handle, *, min_time=None, count=None, request_source="API"):
         from connector.core.http import Page
 
         self.asked.append(min_time)
-        rows = [r for r in reversed(self.rows) if min_time is None or r[0] <= int(min_time)]
+        rows = [r for r in reversed(self.rows) if min_time is None or (
+            r[0] < int(min_time) if self.before else r[0] <= int(min_time))]
         page, rest = rows[:self.size], rows[self.size:]
         if not page:
             return Page([], 0, 0, False, len(self.rows))
         users = [{"user": {"id": name}, "stats": {}} for _, name in page]
-        return Page(users, page[-1][0], page[0][0], bool(rest), len(self.rows))
+        newest = page[0][0]
+        if min_time is None:
+            newest, self.lift = newest + self.lift, 0
+        return Page(users, page[-1][0], newest, bool(rest), len(self.rows))
 
 
 def test_follows_in_the_watermark_second_below_a_page_boundary_are_not_lost():
@@ -535,6 +545,44 @@ def test_a_check_of_older_follows_never_lists_the_stop_second():
     found = advance(run, t + 10, [Gap(t, t, base=t)], {"c"}, t + 10)
     assert [i["id"] for i in found.items] == ["a", "b"]
     assert t - 1 in listing.asked and found.gaps == []
+
+
+def test_a_follow_below_a_range_kept_from_its_own_stop_is_not_taken_for_old():
+    # A maxCursor 15 s ahead of the list becomes the watermark; a follow is made below it
+    # (n1), others at and above it. On a list paged "before" a cursor, the next poll's walk
+    # reaches the watermark on a page that ends in its very second and holds nothing known:
+    # the stop was ahead of the list, and out of budget the walk keeps the range below it,
+    # from the stop itself down to its base. Such a range is read down to its base, but its
+    # stop (not its base) was taken for the floor of the checks of older follows: the next
+    # poll checked n1, found on the top page below the accounts it knows, against the page
+    # before the stop's second, which lists it, and remembered it as old. It was never
+    # emitted. The floor is now where each range reads down to.
+    from connector.operations import followed
+
+    t = 1_700_000_000
+    listing = _Seconds(size=3, before=True)
+    listing.follow("o1", t - 20)
+    listing.follow("o2", t - 10)
+    listing.lift = 15
+    inputs = {"handle": HANDLE, "maxPages": 3}
+    state = followed.run(listing, inputs, state=None).state
+    assert state["watermark"] == t + 5
+    listing.follow("n1", t + 2)
+    listing.follow("s", t + 5)
+    for n in range(1, 6):
+        listing.follow(f"a{n}", t + 5 + n)
+    result = followed.run(listing, inputs, state=state)
+    assert [i["id"] for i in result.items] == ["s", "a1", "a2", "a3", "a4", "a5"]
+    [gap] = result.state["gaps"]
+    assert gap["from"] == gap["to"] == t + 5 and gap["base"] < t + 2
+    for name in ("a1", "a2", "a3", "s"):
+        listing.unfollow(name)  # the top page now reaches down to n1
+    emitted, state = [], result.state
+    for _ in range(2):
+        result = followed.run(listing, inputs, state=state)
+        emitted += [i["id"] for i in result.items]
+        state = result.state
+    assert emitted == ["n1"] and state["gaps"] == []
 
 
 @pytest.mark.parametrize("budget, closed", [(5, ["g2", "g1", "g0"]), (3, [])])
