@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,6 +155,8 @@ class Upstream:
         newest = page[0].time
         if fault == "far_cursor":  # a year ahead of the page's newest follow
             newest += YEAR_S * (1 if newest < 10**11 else 1000)
+        if fault == "near_cursor":  # seconds ahead: a second that later follows reach
+            newest += self.rng.randint(1, 20) * (1 if newest < 10**11 else 1000)
         payload = {"followingList": entries, "hasMore": bool(rest), "maxCursor": newest,
                    "minCursor": page[-1].time, "total": len(self.listed)}
         return 200, Truncated(payload) if fault == "truncate" else payload
@@ -289,6 +292,22 @@ def test_crashes_before_the_state_is_saved_repeat_follows_but_lose_none(seed: in
 def test_histories_that_once_lost_follows_lose_none(seed: int) -> None:
     """Found by runs of 24,000 and 60,000 histories, kept so that CI replays them."""
     check_nothing_lost_nothing_old(play(random.Random(seed), faults=True, crashes=True))
+
+
+#: A maxCursor a few seconds ahead of its page, where later follows land: not yet among the
+#: faults every history draws from, because the trigger loses follows to it (below).
+NEAR_FAULT_KINDS = (*FAULT_KINDS[:10], "near_cursor", *FAULT_KINDS[10:])
+
+
+@pytest.mark.xfail(strict=True, reason="known loss: a watermark a few seconds ahead of the "
+                   "list, reached by later follows, hides some of them (found 2026-12-06)")
+@pytest.mark.parametrize(("seed", "crashes"), [(497, False), (146944, True)])
+def test_a_max_cursor_a_few_seconds_ahead_loses_no_follow(seed: int, crashes: bool,
+                                                           monkeypatch) -> None:
+    """Found by 3,000 histories with the near_cursor fault among the others. Strict: once the
+    trigger is fixed this passes, fails as XPASS, and near_cursor joins FAULT_KINDS."""
+    monkeypatch.setattr(sys.modules[__name__], "FAULT_KINDS", NEAR_FAULT_KINDS)
+    check_nothing_lost_nothing_old(play(random.Random(seed), faults=True, crashes=crashes))
 
 
 @pytest.mark.parametrize("kind", FAULT_KINDS)
