@@ -32,13 +32,10 @@ from .reads import Known, RangeRead, pick
 class RangeWalker:
     """The walks of one poll's ranges, over its PollRun's budget."""
 
-    def __init__(self, run: PollRun, lowest_stop: Any = None, kept: list[Gap] | None = None
-                 ) -> None:
+    def __init__(self, run: PollRun, lowest_stop: Any = None) -> None:
         self.run = run
         #: The lowest stop of the ranges this poll reads, as taken (see walk.py `advance`).
         self.lowest_stop = lowest_stop
-        #: The ranges kept by earlier polls (see `_settle`: new follows lie below their starts).
-        self.kept = kept or []
 
     def walk(self, start: Any, stop: Any, pages: int, known: Known, floor: Any,
              gap: Gap | None, base: Any, lower: list[Any] | None = None,
@@ -92,8 +89,7 @@ class RangeWalker:
                     if reason == REACHED or (
                         reason in ENDS and cursors.is_dead(read.page.min_cursor)
                     ):
-                        settled = self._settle(walk, read, stop, known, floor, lower,
-                                               [g.start for g in self.kept if g is not gap])
+                        settled = self._settle(walk, read, stop, known, floor, lower)
                         if settled is _ABOVE:
                             walk.ahead = True
                             go_on = read.page.min_cursor
@@ -187,13 +183,11 @@ class RangeWalker:
                         [k for k, _ in fresh], REACHED)
 
     def _settle(self, walk: RangeRead, read: PageRead, stop: Any, known: Known, floor: Any,
-                lower: list[Any] | None = None, starts: list[Any] | None = None
-                ) -> bool | object:
+                lower: list[Any] | None = None) -> bool | object:
         """Sort the page that reaches the walk's stop into new and old follows (see walk.py
         `advance`). Returns False when that could not be done now and the page is left for
-        later, _ABOVE when it holds only new follows and no account the trigger knows, or
-        ends on a new follow below no start of another range (`starts`): the stop was ahead
-        of the list, and the walk goes on below it.
+        later, _ABOVE when it holds only new follows and no account the trigger knows: the
+        stop was ahead of the list, and the walk goes on below it.
 
         A memory at its bound forgets accounts a poll did not see (state/memory.py), and a
         gap's last page holds old follows an earlier poll saw: one forgotten between two
@@ -230,7 +224,6 @@ class RangeWalker:
         if earlier is not None and (sure or unsure) and not cursors.is_dead(bottom) \
                 and all(not cursors.is_dead(s) and cursors.below(s, bottom) for s in lower):
             check, sure, unsure = earlier, set(), sure | unsure
-        checked = False
         if unsure and stop is not None and check is not None:
             if self.run.remaining < 1:
                 walk.new += pick(read, sure)
@@ -242,21 +235,13 @@ class RangeWalker:
                 self._failed(walk, read.cursor, "a check of older follows it could not answer")
                 return False
             old = unsure & set(listed.keys)
-            checked = True
         walk.new += pick(read, (sure | unsure) - old)
         walk.old += [k for k in dict.fromkeys(keys) if k in old]
         # Without a floor (a range pending down to the end of the list) nothing was checked,
         # but a page without an anchor is still above what the trigger knows: reading on
         # costs requests, stopping here would lose what lies between it and the base.
-        # Nor does an anchor prove it when the page ends on a follow the check showed new and
-        # no other range (`starts`) starts between the stop and the page's bottom (whose new
-        # follows it would be): the anchor was learnt above the stop (a page-boundary repeat
-        # of this walk's page above, or of a kept range's start, emitted by the walk that
-        # kept it), or re-followed; below an old follow lie only old ones.
-        above = last_anchor < 0 or (checked and not anchors[-1] and not any(
-            s is not None and not cursors.is_dead(s) and not cursors.below(s, bottom)
-            and not cursors.below(stop, s) for s in starts or ()))
-        if above and not old and stop is not None and not cursors.is_dead(bottom):
+        if last_anchor < 0 and not old and stop is not None \
+                and not cursors.is_dead(read.page.min_cursor):
             return _ABOVE
         return True
 

@@ -61,19 +61,15 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     watermark is ahead of the list, or the follows just below it were unfollowed; the
     accounts between `base` and the watermark are remembered), and when it finds that
     newest follow new, the watermark was ahead and is lowered to it. Old follows are
-    checked for at the lowest base of all ranges when it is lower than the stops (which a
-    maxCursor ahead of the list can lift, if only by seconds into where later follows land,
-    and a base not). A page that reaches a stop without an account the trigger knows and
-    holds no old follow lies above the known follows: the walk goes on down (to `base`). So
-    does one that ends on a follow the check showed new, unless another range starts between
-    its stop and its bottom: its anchors were seen above the stop (a page-boundary repeat)
-    or re-followed, as below an old follow lie only old ones. So no later follow is lost to
-    a maxCursor ahead of the list, however far or near, and a warning says when the top
-    walk saw the watermark ahead. This relies on the accounts of the newest page being
-    remembered: the memory keeps the accounts a poll has just seen (see state/memory.py).
-    (An upstream that pages "before" minTime, not "at or before" it, and cuts a page between
-    follows of the very same second could make one of those look new at such a check: an
-    old follow emitted, never a new one lost.)
+    checked for at `base` when it is lower than the stops (which a maxCursor ahead of the
+    list can lift, and `base` not), and a page that reaches a stop without an account the
+    trigger knows and holds no old follow lies above the known follows: the walk goes on
+    down (to `base`). So no later follow is lost to a maxCursor ahead of the list, however
+    far, and a warning says when it was seen. This relies on the accounts of the newest
+    page being remembered: the memory keeps the accounts a poll has just seen (see
+    state/memory.py). (An upstream that pages "before" minTime, not "at or before" it, and
+    cuts a page between follows of the very same second could make one of those look new
+    at such a check: an old follow emitted, never a new one lost.)
 
     `forgets`: `remembered` may lack accounts it once held (a memory at its bound,
     state/memory.py), so a gap's last page is checked (see range_walk.py `_settle`).
@@ -82,19 +78,15 @@ def advance(run: PollRun, watermark: Any, prior_gaps: list[Gap], remembered: Con
     """
     known = Known(remembered)
     run.touched.clear()
-    # Old follows are checked for below every range still to read, down to where it reads,
-    # and below every base: a stop a maxCursor lifted ahead of the list, if only seconds, has
-    # later follows below it, which a check there would list, and the range reaching them
-    # first take for old (the accounts between a base and its stop are remembered).
-    floor = cursors.lowest([watermark, *(_reads_to(g) for g in prior_gaps),
-                            *(b for b in (base, *(g.base for g in prior_gaps)) if b is not None)])
+    # Old follows are checked for below every range still to read, down to where it reads.
+    floor = cursors.lowest([watermark, *(_reads_to(g) for g in prior_gaps)])
     # The lowest stop whose second may hold follows made after the poll that took it: not
     # that of a range kept below its stop (the walk that kept it read that second), but that
     # of one that starts at its stop (its read lists that second again).
     lowest_stop = cursors.lowest([c for c in (watermark, *(
         g.stop for g in prior_gaps if g.base is None or g.start is None
         or not cursors.below(g.start, g.stop))) if c is not None])
-    ranges = RangeWalker(run, lowest_stop, prior_gaps)
+    ranges = RangeWalker(run, lowest_stop)
     # Gaps are kept newest first. Each gets a slot for its outcome: a gap left as it is
     # (waiting out a failure, or no budget left) keeps its place.
     slots: list[Gap | None] = [replace(g, wait=g.wait - 1) if g.wait > 0 else g
